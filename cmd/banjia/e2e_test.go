@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/internal/dovecot"
+	"github.com/banjia-mail/banjia/internal/migratetest"
+)
+
+// The CLI tests run the real binary, as an admin would, against Dovecot.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "banjia-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "banjia")
+	// Built without -race: these tests time and measure the real thing.
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build banjia: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type cliWorld struct {
+	*migratetest.World
+	csv string
+}
+
+func newCLIWorld(t *testing.T, o migratetest.Options) *cliWorld {
+	o.NoStore = true
+	w := &cliWorld{World: migratetest.New(t, o)}
+	w.csv = filepath.Join(t.TempDir(), "accounts.csv")
+	if err := os.WriteFile(w.csv, []byte(w.CSV()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *cliWorld) args(a ...string) []string {
+	return append([]string{"--state", w.Path, "--lang", "en"}, a...)
+}
+
+// banjia runs the binary to completion.
+func (w *cliWorld) banjia(t *testing.T, a ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, w.args(a...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func (w *cliWorld) mustBanjia(t *testing.T, a ...string) string {
+	t.Helper()
+	out, err := w.banjia(t, a...)
+	if err != nil {
+		t.Fatalf("banjia %s: %v\n%s", strings.Join(a, " "), err, out)
+	}
+	return out
+}
+
+// start runs `job start` in the background.
+func (w *cliWorld) start(t *testing.T, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary, w.args(append([]string{"job", "start", w.Job}, extra...)...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &out
+}
+
+func (w *cliWorld) create(t *testing.T) {
+	t.Helper()
+	w.mustBanjia(t, "job", "create", w.Job, "--from", "imap+plain://"+w.Src.IMAPAddr, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv)
+}
+
+func (w *cliWorld) checkAll(t *testing.T, before map[string]migratetest.Mailbox) int {
+	t.Helper()
+	total := 0
+	for _, u := range w.Users {
+		if u.OldPW == migratetest.WrongPassword {
+			continue
+		}
+		total += migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	}
+	return total
+}
+
+// TestEndToEnd20x500 is the core's acceptance run: 20 accounts of 500
+// messages (Chinese and nested folders, flags, dates over years, attachments
+// up to 5 MB, missing and duplicate Message-IDs) plus one account with a
+// wrong password; then a re-run that must append nothing.
+func TestEndToEnd20x500(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long end-to-end run")
+	}
+	w := newCLIWorld(t, migratetest.Options{Accounts: 21, Messages: 500, MaxAttachment: 5 << 20, BadPassword: 20})
+	before := w.Sources()
+	w.create(t)
+	start := time.Now()
+	cmd, out := w.start(t, "--parallel", "8", "--conns", "2")
+	err := cmd.Wait()
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("job start: %v\n%s", err, out)
+	}
+	n := w.checkAll(t, before)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	t.Logf("20x500: %d messages in %v = %.0f msg/s; peak RSS %d MB", n, elapsed.Round(time.Millisecond),
+		float64(n)/elapsed.Seconds(), ru.Maxrss/1024)
+	migratetest.Unchanged(t, before, w.Sources())
+
+	status := w.mustBanjia(t, "job", "status", w.Job)
+	if !strings.Contains(status, "completed") || !regexpLine(status, w.Job, "21", "0", "0", "20", "1", "0") {
+		t.Fatalf("job table:\n%s", status)
+	}
+	accts := w.mustBanjia(t, "job", "accounts", w.Job)
+	if strings.Count(accts, "500 to import, 500 imported, 0 failed") != 20 {
+		t.Fatalf("account lines:\n%s", accts)
+	}
+	if !strings.Contains(accts, "wrong user name, password or authorization code") {
+		t.Fatalf("no clear reason for the wrong password:\n%s", accts)
+	}
+	for _, u := range w.Users {
+		if strings.Contains(accts+status+out.String(), u.OldPW) {
+			t.Fatal("a password was printed")
+		}
+	}
+
+	// Re-run with the passwords supplied again: nothing is appended.
+	count := w.TotalTarget()
+	w.mustBanjia(t, "job", "add", w.Job, "--accounts", w.csv)
+	rerun := time.Now()
+	cmd, out = w.start(t, "--rerun", "--parallel", "8")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("re-run: %v\n%s", err, out)
+	}
+	if after := w.TotalTarget(); after != count {
+		t.Fatalf("re-run changed the target from %d to %d messages", count, after)
+	}
+	t.Logf("no-op re-run of %d messages: %v", n, time.Since(rerun).Round(time.Millisecond))
+}
+
+// regexpLine reports whether some line starts with first and then has the
+// given fields in order.
+func regexpLine(text, first string, fields ...string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < len(fields)+1 || f[0] != first {
+			continue
+		}
+		// Skip the state words (one or more) between the name and the numbers.
+		nums := f[len(f)-len(fields):]
+		if strings.Join(nums, " ") == strings.Join(fields, " ") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestKillAndResume kills `job start` with SIGKILL at five random moments and
+// resumes it each time: the target ends up equal to the source.
+func TestKillAndResume(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 4, Messages: 300, MaxAttachment: 600 << 10, BadPassword: -1})
+	before := w.Sources()
+	w.create(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	kills := 0
+	for kills < 5 {
+		cmd, _ := w.start(t, "--parallel", "2", "--conns", "2")
+		delay := time.Duration(200+rng.IntN(1200)) * time.Millisecond
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("job start failed: %v", err)
+			}
+			t.Logf("job finished before kill %d", kills+1)
+			kills = 5
+			continue
+		case <-time.After(delay):
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		kills++
+		t.Logf("kill %d after %v: %d messages on the target", kills, delay, w.TotalTarget())
+	}
+	cmd, out := w.start(t)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	n := w.checkAll(t, before)
+	if total := w.TotalTarget(); total != n {
+		t.Fatalf("target holds %d messages, source %d", total, n)
+	}
+	migratetest.Unchanged(t, before, w.Sources())
+	accts := w.mustBanjia(t, "job", "accounts", w.Job)
+	if strings.Count(accts, "300 to import, 300 imported, 0 failed") != 4 {
+		t.Fatalf("accounts:\n%s", accts)
+	}
+}
+
+// TestPauseResumeEndFromAnotherShell drives a running job from other processes.
+func TestPauseResumeEndFromAnotherShell(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 6, Messages: 300, BadPassword: -1})
+	before := w.Sources()
+	w.create(t)
+	cmd, out := w.start(t, "--parallel", "2", "--conns", "1")
+	waitUntil(t, func() bool { return w.TotalTarget() > 50 })
+	t0 := time.Now()
+	w.mustBanjia(t, "job", "pause", w.Job)
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("pause took %v", d)
+	}
+	time.Sleep(300 * time.Millisecond)
+	at := w.TotalTarget()
+	time.Sleep(2 * time.Second)
+	if n := w.TotalTarget(); n != at {
+		t.Fatalf("%d messages appended after pause", n-at)
+	}
+	status := w.mustBanjia(t, "job", "status", w.Job)
+	if !strings.Contains(status, "paused") {
+		t.Fatalf("status while paused:\n%s", status)
+	}
+	logs := w.mustBanjia(t, "logs", "--job", w.Job)
+	if !strings.Contains(logs, "job.paused") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+	w.mustBanjia(t, "job", "resume", w.Job)
+	waitUntil(t, func() bool { return w.TotalTarget() > at+30 })
+	w.mustBanjia(t, "job", "end", w.Job)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("job start after end: %v\n%s", err, out)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("end did not reach the running job")
+	}
+	accts := w.mustBanjia(t, "job", "accounts", w.Job)
+	if !strings.Contains(accts, "abandoned") {
+		t.Fatalf("no abandoned account after end:\n%s", accts)
+	}
+	status = w.mustBanjia(t, "job", "status", w.Job)
+	if !strings.Contains(status, "ended") {
+		t.Fatalf("status after end:\n%s", status)
+	}
+	// What was copied is exact, even for accounts cut short: no duplicates.
+	for _, u := range w.Users {
+		got := w.Target(u)
+		for name, msgs := range got {
+			if len(msgs) > len(before[u.Old][name]) {
+				t.Fatalf("%s %q: %d on target, %d on source", u.Old, name, len(msgs), len(before[u.Old][name]))
+			}
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDemo runs `banjia demo` as the README says, with no mail server involved.
+func TestDemo(t *testing.T) {
+	cmd := exec.Command(binary, "demo", "--accounts", "2", "--messages", "60")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"verified:", "60 to import, 60 imported, 0 failed", "banjia migrate --from imaps://"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+var _ = dovecot.Available

@@ -1,0 +1,678 @@
+// Command banjia moves whole mailboxes from an old mail system into a new
+// IMAP server: one account with `banjia migrate`, a whole domain with
+// `banjia job`, or a self-contained demonstration with `banjia demo`.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sinks"
+	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
+	"github.com/banjia-mail/banjia/sources"
+	_ "github.com/banjia-mail/banjia/sources/imap" // registers imap, imaps, imap+plain
+	"github.com/banjia-mail/banjia/state"
+)
+
+var version = "dev"
+
+var errShown = errors.New("shown")
+
+func main() {
+	app := &cli.App{
+		Name:    "banjia",
+		Usage:   "move mailboxes from an old mail system into a new IMAP server (搬家)",
+		Version: version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state", Value: "banjia.db", EnvVars: []string{"BANJIA_STATE"}, Usage: "state file (jobs, checkpoints, events)"},
+			&cli.StringFlag{Name: "lang", EnvVars: []string{"BANJIA_LANG"}, Usage: "en or zh (default from LANG)"},
+			&cli.BoolFlag{Name: "verbose", Usage: "log engine details to stderr"},
+		},
+		Commands: []*cli.Command{migrateCommand(), jobCommand(), logsCommand(), demoCommand()},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "banjia:", err)
+		os.Exit(1)
+	}
+}
+
+func logger(c *cli.Context) *slog.Logger {
+	if c.Bool("verbose") {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+func openSink(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+	return sinkimap.Open(ctx, e)
+}
+
+func runnerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "parallel", Value: 4, Usage: "accounts copied at once"},
+		&cli.IntFlag{Name: "conns", Value: 2, Usage: "connections per account"},
+		&cli.IntFlag{Name: "per-host", Value: 10, Usage: "most connections to one source host"},
+	}
+}
+
+func runnerConfig(c *cli.Context) migrate.Config {
+	return migrate.Config{
+		Accounts: c.Int("parallel"), Lanes: c.Int("conns"), PerHost: c.Int("per-host"),
+		OpenSink: openSink, Log: logger(c),
+	}
+}
+
+// password reads a secret from a file, an environment variable or the
+// terminal, never from the command line.
+func password(c *cli.Context, prefix, what string) (string, error) {
+	if f := c.String(prefix + "-pass-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("%s password file: %w", what, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if v := c.String(prefix + "-pass-env"); v != "" {
+		if p, ok := os.LookupEnv(v); ok {
+			return p, nil
+		}
+		if c.IsSet(prefix + "-pass-env") {
+			return "", fmt.Errorf("%s password: environment variable %s is not set", what, v)
+		}
+	}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		fmt.Fprintf(os.Stderr, "%s password (or authorization code 授权码): ", what)
+		b, err := term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Fprintln(os.Stderr)
+		return string(b), err
+	}
+	return "", fmt.Errorf("no %s password: give --%s-pass-file, --%s-pass-env, or run on a terminal to be asked", what, prefix, prefix)
+}
+
+func passFlags(prefix, what, env string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: prefix + "-pass-file", Usage: "file holding the " + what + " password"},
+		&cli.StringFlag{Name: prefix + "-pass-env", Value: env, Usage: "environment variable holding the " + what + " password"},
+	}
+}
+
+func endpointFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (only on a network you trust)"},
+		&cli.StringFlag{Name: "ca-file", Usage: "PEM file of CA certificates to trust for both servers"},
+	}
+}
+
+func parseEndpoint(c *cli.Context, raw string) (sources.Endpoint, error) {
+	e, err := sources.ParseEndpoint(raw)
+	if err != nil {
+		return e, err
+	}
+	if c.Bool("insecure") {
+		e.Insecure = true
+	}
+	if e.Insecure {
+		fmt.Fprintf(os.Stderr, "warning: TLS certificates of %s are not verified\n", e.Addr())
+	}
+	if f := c.String("ca-file"); f != "" {
+		if e.RootCAs, err = os.ReadFile(f); err != nil {
+			return e, fmt.Errorf("CA file: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// run executes a job in the foreground: control socket for other shells,
+// signals for a clean stop, live progress on stderr, the table at the end.
+func run(c *cli.Context, store *state.Store, jobID string, cfg migrate.Config) error {
+	r := migrate.New(store, cfg)
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	if err := r.ServeControl(ctx, store.Path); err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		select {
+		case s := <-sig:
+			fmt.Fprintf(os.Stderr, "\n%s: stopping at the next message boundary and saving progress...\n", s)
+			r.Stop()
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sig:
+			// A second signal: stop waiting for message boundaries.
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	lang := langOf(c.String("lang"))
+	done := make(chan struct{})
+	go showProgress(ctx, r, lang, done)
+	err := r.Run(ctx, jobID)
+	close(done)
+	time.Sleep(50 * time.Millisecond)
+	if st, serr := r.StatusOf(jobID); serr == nil {
+		fmt.Println()
+		jobTable(os.Stdout, lang, []*migrate.Status{st})
+		fmt.Println()
+		accountTable(os.Stdout, lang, st)
+	}
+	return err
+}
+
+func showProgress(ctx context.Context, r *migrate.Runner, lang string, done <-chan struct{}) {
+	start := time.Now()
+	tty := term.IsTerminal(int(os.Stderr.Fd()))
+	var bar *progressbar.ProgressBar
+	every := 5 * time.Second
+	if tty {
+		every = 500 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var prev int64
+	prevT := start
+	for {
+		select {
+		case <-done:
+			if bar != nil {
+				bar.Finish()
+				fmt.Fprintln(os.Stderr)
+			}
+			return
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			st, err := r.Status()
+			if err != nil {
+				continue
+			}
+			var total state.Counts
+			for _, a := range st.Accounts {
+				total.Add(a.Counts)
+			}
+			if tty {
+				if bar == nil {
+					bar = progressbar.NewOptions64(max(total.ToImport, 1), progressbar.OptionSetWriter(os.Stderr),
+						progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("msg"),
+						progressbar.OptionSetWidth(30), progressbar.OptionThrottle(200*time.Millisecond))
+				}
+				bar.ChangeMax64(max(total.ToImport, 1))
+				n := tally(st.Accounts)
+				bar.Describe(fmt.Sprintf("%s %d/%d", word(lang, string(st.Job.State)),
+					n[state.AccountSucceeded]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts)))
+				bar.Set64(total.Imported + total.Failed)
+			} else {
+				fmt.Fprintln(os.Stderr, progressLine(lang, st, now.Sub(start), prev, now.Sub(prevT)))
+			}
+			prev, prevT = total.Imported, now
+		}
+	}
+}
+
+func migrateCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "from", Required: true, Usage: "source, e.g. imaps://alice@imap.old.example:993"},
+		&cli.StringFlag{Name: "to", Required: true, Usage: "target, e.g. imaps://alice@imap.new.example:993"},
+		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
+		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
+	}
+	flags = append(flags, passFlags("from", "old mailbox's", "BANJIA_FROM_PASSWORD")...)
+	flags = append(flags, passFlags("to", "new mailbox's", "BANJIA_TO_PASSWORD")...)
+	flags = append(flags, endpointFlags()...)
+	flags = append(flags, runnerFlags()...)
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "copy one mailbox (re-runs copy only what is new)",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			src, err := parseEndpoint(c, c.String("from"))
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			dst, err := parseEndpoint(c, c.String("to"))
+			if err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+			if src.User == "" || dst.User == "" {
+				return errors.New("--from and --to need a user, e.g. imaps://alice@host:993")
+			}
+			opts, err := options(c)
+			if err != nil {
+				return err
+			}
+			sp, err := password(c, "from", "old mailbox's")
+			if err != nil {
+				return err
+			}
+			dp, err := password(c, "to", "new mailbox's")
+			if err != nil {
+				return err
+			}
+			store, err := state.Open(c.String("state"))
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			id := "migrate:" + src.User + "@" + src.Host + "->" + dst.User + "@" + dst.Host
+			job, err := store.Job(id)
+			if errors.Is(err, state.ErrNotFound) {
+				job = &state.Job{ID: id, Name: id, Created: time.Now().UTC(), State: state.JobCreated}
+			} else if err != nil {
+				return err
+			}
+			user, tuser := src.User, dst.User
+			src.User, dst.User = "", ""
+			job.Source, job.Target, job.Options = src, dst, opts
+			if job.State == state.JobEnded || job.State == state.JobPaused {
+				job.State = state.JobCreated
+			}
+			if err := store.PutJob(job); err != nil {
+				return err
+			}
+			acct, err := store.Account(id, user)
+			if errors.Is(err, state.ErrNotFound) {
+				acct = &state.Account{ID: user, Source: user, Target: tuser, State: state.AccountNotStarted}
+			} else if err != nil {
+				return err
+			}
+			if acct.SourceSecret, err = store.Seal(sp); err != nil {
+				return err
+			}
+			if acct.TargetSecret, err = store.Seal(dp); err != nil {
+				return err
+			}
+			if acct.State == state.AccountAbandoned {
+				acct.State = state.AccountNotStarted
+			}
+			if err := store.PutAccounts(id, acct); err != nil {
+				return err
+			}
+			cfg := runnerConfig(c)
+			cfg.Rerun = true
+			if err := run(c, store, id, cfg); err != nil {
+				return err
+			}
+			a, err := store.Account(id, user)
+			if err != nil {
+				return err
+			}
+			if a.State == state.AccountFailed {
+				return cli.Exit("", 2)
+			}
+			return nil
+		},
+	}
+}
+
+func options(c *cli.Context) (state.Options, error) {
+	var o state.Options
+	if s := c.String("since"); s != "" {
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			return o, fmt.Errorf("--since %q: want YYYY-MM-DD", s)
+		}
+		o.Since = t
+	}
+	o.SkipJunkTrash = c.Bool("skip-junk-trash")
+	return o, nil
+}
+
+func jobCommand() *cli.Command {
+	createFlags := []cli.Flag{
+		&cli.StringFlag{Name: "from", Required: true, Usage: "source server, e.g. imaps://imap.old.example:993 (users come from the CSV)"},
+		&cli.StringFlag{Name: "to", Required: true, Usage: "target server, e.g. imaps://imap.new.example:993"},
+		&cli.StringFlag{Name: "accounts", Required: true, Usage: "CSV: old address, new address, old password[, new password]"},
+		&cli.StringFlag{Name: "to-admin", Usage: "log in to the target as this admin (master user) for accounts without a new password"},
+		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
+		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
+	}
+	createFlags = append(createFlags, passFlags("to-admin", "target admin's", "BANJIA_TO_ADMIN_PASSWORD")...)
+	createFlags = append(createFlags, endpointFlags()...)
+	return &cli.Command{
+		Name:  "job",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add",
+		Subcommands: []*cli.Command{
+			{
+				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
+				Flags: createFlags,
+				Action: func(c *cli.Context) error {
+					id := c.Args().First()
+					if id == "" {
+						return errors.New("give the job a name: banjia job create JOB --from ... --to ... --accounts FILE")
+					}
+					src, err := parseEndpoint(c, c.String("from"))
+					if err != nil {
+						return fmt.Errorf("--from: %w", err)
+					}
+					dst, err := parseEndpoint(c, c.String("to"))
+					if err != nil {
+						return fmt.Errorf("--to: %w", err)
+					}
+					opts, err := options(c)
+					if err != nil {
+						return err
+					}
+					if a := c.String("to-admin"); a != "" {
+						dst.User = a
+						if dst.Password, err = password(c, "to-admin", "target admin's"); err != nil {
+							return err
+						}
+					}
+					rows, err := readCSV(c.String("accounts"))
+					if err != nil {
+						return err
+					}
+					store, err := state.Open(c.String("state"))
+					if err != nil {
+						return err
+					}
+					defer store.Close()
+					if _, err := store.Job(id); err == nil {
+						return fmt.Errorf("job %q already exists (banjia job add %s --accounts FILE adds accounts)", id, id)
+					}
+					job := &state.Job{ID: id, Name: id, Source: src, Target: dst, Options: opts, State: state.JobCreated, Created: time.Now().UTC()}
+					if dst.Password != "" {
+						// Sealed in the account records' way: the job record holds no plain secret.
+						sealed, err := store.Seal(dst.Password)
+						if err != nil {
+							return err
+						}
+						job.Target.Password = ""
+						job.TargetAdminSecret = sealed
+					}
+					if err := store.PutJob(job); err != nil {
+						return err
+					}
+					n, err := addAccounts(store, job, rows)
+					if err != nil {
+						return err
+					}
+					store.AddEvent(&state.Event{Job: id, Kind: "job.created", Message: fmt.Sprintf("job %s created: %d accounts, %s -> %s", id, n, src, dst)})
+					fmt.Printf("job %s created with %d accounts; start it with: banjia job start %s\n", id, n, id)
+					return nil
+				},
+			},
+			{
+				Name: "add", Usage: "add accounts to a job, or give existing ones new passwords", ArgsUsage: "JOB",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "accounts", Required: true, Usage: "CSV as for create"}},
+				Action: func(c *cli.Context) error {
+					id := c.Args().First()
+					rows, err := readCSV(c.String("accounts"))
+					if err != nil {
+						return err
+					}
+					store, err := state.Open(c.String("state"))
+					if err != nil {
+						return err
+					}
+					defer store.Close()
+					job, err := store.Job(id)
+					if err != nil {
+						return err
+					}
+					if job.State == state.JobEnded {
+						return fmt.Errorf("job %s was ended", id)
+					}
+					n, err := addAccounts(store, job, rows)
+					if err != nil {
+						return err
+					}
+					store.AddEvent(&state.Event{Job: id, Kind: "job.accounts", Message: fmt.Sprintf("%d accounts added or updated", n)})
+					fmt.Printf("%d accounts added or updated in job %s\n", n, id)
+					return nil
+				},
+			},
+			{
+				Name: "start", Usage: "run a job in the foreground until it finishes (Ctrl-C saves and stops)", ArgsUsage: "JOB",
+				Flags: append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded (needs their passwords again: job add)"}),
+				Action: func(c *cli.Context) error {
+					id := c.Args().First()
+					store, err := state.Open(c.String("state"))
+					if err != nil {
+						return err
+					}
+					defer store.Close()
+					cfg := runnerConfig(c)
+					cfg.Rerun = c.Bool("rerun")
+					return run(c, store, id, cfg)
+				},
+			},
+			controlCommand("pause", "pause a job at the next message boundary"),
+			controlCommand("resume", "resume a paused job"),
+			controlCommand("end", "end a job: running accounts stop, the rest are abandoned"),
+			{
+				Name: "status", Usage: "the job table (all jobs, or one)", ArgsUsage: "[JOB]",
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
+				Action: func(c *cli.Context) error { return status(c, false) },
+			},
+			{
+				Name: "accounts", Usage: "per-account progress of a job", ArgsUsage: "JOB",
+				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
+				Action: func(c *cli.Context) error { return status(c, true) },
+			},
+		},
+	}
+}
+
+func readCSV(path string) ([]migrate.AccountRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("accounts CSV: %w", err)
+	}
+	defer f.Close()
+	return migrate.ReadAccounts(bufio.NewReader(f))
+}
+
+func addAccounts(store *state.Store, job *state.Job, rows []migrate.AccountRow) (int, error) {
+	var accts []*state.Account
+	for _, row := range rows {
+		a, err := store.Account(job.ID, row.Old)
+		if errors.Is(err, state.ErrNotFound) {
+			a = &state.Account{ID: row.Old, Source: row.Old, Target: row.New, State: state.AccountNotStarted}
+		} else if err != nil {
+			return 0, err
+		}
+		a.Target = row.New
+		if row.OldPassword == "" && job.Source.Password == "" {
+			return 0, fmt.Errorf("accounts CSV line %d: no old password for %s", row.Line, row.Old)
+		}
+		if row.NewPassword == "" && len(job.TargetAdminSecret) == 0 {
+			return 0, fmt.Errorf("accounts CSV line %d: no new password for %s (or create the job with --to-admin)", row.Line, row.New)
+		}
+		if a.SourceSecret, err = store.Seal(row.OldPassword); err != nil {
+			return 0, err
+		}
+		if a.TargetSecret, err = store.Seal(row.NewPassword); err != nil {
+			return 0, err
+		}
+		if a.State == state.AccountFailed {
+			a.State, a.Reason = state.AccountNotStarted, ""
+		}
+		accts = append(accts, a)
+	}
+	return len(accts), store.PutAccounts(job.ID, accts...)
+}
+
+func controlCommand(op, usage string) *cli.Command {
+	return &cli.Command{
+		Name: op, Usage: usage, ArgsUsage: "JOB",
+		Action: func(c *cli.Context) error {
+			id := c.Args().First()
+			if id == "" {
+				return fmt.Errorf("which job? banjia job %s JOB", op)
+			}
+			_, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: op, Job: id})
+			if errors.Is(err, migrate.ErrNoRunner) {
+				store, err := state.Open(c.String("state"))
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				if err := migrate.Offline(store, id, op); err != nil {
+					return err
+				}
+				if op == "resume" {
+					fmt.Printf("job %s resumed; no banjia process is running it: banjia job start %s\n", id, id)
+					return nil
+				}
+			} else if err != nil {
+				return err
+			}
+			fmt.Printf("job %s: %s done\n", id, op)
+			return nil
+		},
+	}
+}
+
+// statuses reads job statuses from the running job, or from the state file
+// when nothing runs.
+func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
+	rep, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "status"})
+	if err == nil && rep.Status != nil && (id == "" || rep.Status.Job.ID == id) {
+		if id != "" {
+			return []*migrate.Status{rep.Status}, nil
+		}
+	} else if err != nil && !errors.Is(err, migrate.ErrNoRunner) {
+		return nil, err
+	}
+	store, err := state.Open(c.String("state"))
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	r := migrate.New(store, migrate.Config{})
+	var ids []string
+	if id != "" {
+		ids = []string{id}
+	} else {
+		jobs, err := store.Jobs()
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			ids = append(ids, j.ID)
+		}
+	}
+	var out []*migrate.Status
+	for _, j := range ids {
+		st, err := r.StatusOf(j)
+		if err != nil {
+			return nil, err
+		}
+		st.Attached = false
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func status(c *cli.Context, perAccount bool) error {
+	id := c.Args().First()
+	if perAccount && id == "" {
+		return errors.New("which job? banjia job accounts JOB")
+	}
+	sts, err := statuses(c, id)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sts)
+	}
+	lang := langOf(c.String("lang"))
+	if perAccount {
+		accountTable(os.Stdout, lang, sts[0])
+		return nil
+	}
+	jobTable(os.Stdout, lang, sts)
+	return nil
+}
+
+func logsCommand() *cli.Command {
+	return &cli.Command{
+		Name: "logs", Usage: "the event log (搬家查询); -f follows a running job",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "job", Usage: "only this job"},
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}},
+			&cli.BoolFlag{Name: "json"},
+		},
+		Action: func(c *cli.Context) error {
+			var last uint64
+			lang := langOf(c.String("lang"))
+			print := func(evs []*state.Event, st *migrate.Status) {
+				for _, e := range evs {
+					if c.Bool("json") {
+						json.NewEncoder(os.Stdout).Encode(e)
+					} else {
+						fmt.Println(eventLine(e))
+					}
+					last = e.Seq
+				}
+				if st != nil && c.Bool("follow") {
+					if c.Bool("json") {
+						json.NewEncoder(os.Stdout).Encode(map[string]any{"progress": st})
+					} else {
+						fmt.Println(progressLine(lang, st, 0, 0, 0))
+					}
+				}
+			}
+			for {
+				err := migrate.Follow(c.Context, c.String("state"), c.String("job"), last, func(rep *migrate.ControlReply) error {
+					print(rep.Events, rep.Status)
+					if !c.Bool("follow") {
+						return errShown
+					}
+					return nil
+				})
+				if errors.Is(err, errShown) || (err == nil && !c.Bool("follow")) {
+					return nil
+				}
+				if err != nil && !errors.Is(err, migrate.ErrNoRunner) {
+					return err
+				}
+				if errors.Is(err, migrate.ErrNoRunner) {
+					// Nothing running: read the file, briefly, so a job can still start.
+					store, err := state.Open(c.String("state"))
+					if err != nil && !errors.Is(err, state.ErrLocked) {
+						return err
+					}
+					if err == nil {
+						evs, err := store.Events(c.String("job"), last, 0)
+						store.Close()
+						if err != nil {
+							return err
+						}
+						print(evs, nil)
+					}
+				}
+				if !c.Bool("follow") {
+					return nil
+				}
+				select {
+				case <-c.Context.Done():
+					return nil
+				case <-time.After(time.Second):
+				}
+			}
+		},
+	}
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// words holds the CLI's wording in English and Simplified Chinese; the
+// Chinese state names are the seed's (搬家中, 搬家已暂停, ...).
+var words = map[string]map[string]string{
+	"en": {
+		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
+		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress", "succeeded": "succeeded",
+		"failed": "failed", "abandoned": "abandoned",
+		"h.job": "JOB", "h.state": "STATE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
+		"counts": "%d to import, %d imported, %d failed",
+	},
+	"zh": {
+		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
+		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
+		"failed": "搬家失败", "abandoned": "放弃",
+		"h.job": "搬家任务", "h.state": "任务状态", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
+		"counts": "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
+	},
+}
+
+func langOf(flag string) string {
+	l := strings.ToLower(flag)
+	if l == "" {
+		for _, v := range []string{"LC_ALL", "LC_MESSAGES", "LANG"} {
+			if l = strings.ToLower(os.Getenv(v)); l != "" {
+				break
+			}
+		}
+	}
+	if strings.HasPrefix(l, "zh") {
+		return "zh"
+	}
+	return "en"
+}
+
+func word(lang, key string) string {
+	if w, ok := words[lang][key]; ok {
+		return w
+	}
+	return key
+}
+
+// countsLine is the seed's "384 to import, 384 imported, 0 failed".
+func countsLine(lang string, c state.Counts) string {
+	return fmt.Sprintf(word(lang, "counts"), c.ToImport, c.Imported, c.Failed)
+}
+
+// jobTable prints the seed's job table: all / not started / in progress /
+// succeeded / failed / abandoned.
+func jobTable(w io.Writer, lang string, rows []*migrate.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", word(lang, "h.job"), word(lang, "h.state"), word(lang, "h.all"),
+		word(lang, "not_started"), word(lang, "in_progress"), word(lang, "succeeded"), word(lang, "failed"), word(lang, "abandoned"))
+	for _, st := range rows {
+		n := tally(st.Accounts)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Job.ID, word(lang, string(st.Job.State)), len(st.Accounts),
+			n[state.AccountNotStarted], n[state.AccountPreparing]+n[state.AccountRunning], n[state.AccountSucceeded],
+			n[state.AccountFailed], n[state.AccountAbandoned])
+	}
+	tw.Flush()
+}
+
+func tally(accts []state.Account) map[state.AccountState]int {
+	n := map[state.AccountState]int{}
+	for _, a := range accts {
+		n[a.State]++
+	}
+	return n
+}
+
+// accountTable prints one line per account with the seed's counts wording.
+func accountTable(w io.Writer, lang string, st *migrate.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\t%s\t%s\n", word(lang, "h.account"), word(lang, "h.progress"), word(lang, "h.note"))
+	for _, a := range st.Accounts {
+		note := countsLine(lang, a.Counts)
+		if a.State == state.AccountFailed || a.State == state.AccountAbandoned {
+			note = a.Reason + " (" + note + ")"
+		} else if a.State == state.AccountNotStarted {
+			note = "-"
+		}
+		name := a.ID
+		if a.Target != "" && a.Target != a.ID {
+			name = a.ID + " -> " + a.Target
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, word(lang, string(a.State)), note)
+	}
+	tw.Flush()
+}
+
+// progressLine is one plain line of progress for logs and non-terminals.
+func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevImported int64, dt time.Duration) string {
+	n := tally(st.Accounts)
+	var c state.Counts
+	for _, a := range st.Accounts {
+		c.Add(a.Counts)
+	}
+	rate := 0.0
+	if dt > 0 {
+		rate = float64(c.Imported-prevImported) / dt.Seconds()
+	}
+	return fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
+		elapsed.Truncate(time.Second), word(lang, string(st.Job.State)),
+		n[state.AccountSucceeded]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
+		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed], word(lang, "failed"),
+		countsLine(lang, c), float64(c.Bytes)/1e6, rate)
+}
+
+func eventLine(e *state.Event) string {
+	return fmt.Sprintf("%s  %-18s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Message)
+}

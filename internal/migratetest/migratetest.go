@@ -1,0 +1,297 @@
+// Package migratetest builds a source and a target Dovecot filled with sample
+// mail and a job over them, and compares mailboxes exactly. The engine's and
+// the CLI's tests share it.
+package migratetest
+
+import (
+	"bytes"
+
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/banjia-mail/banjia/internal/dovecot"
+	"github.com/banjia-mail/banjia/internal/mailgen"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// World is a source and a target Dovecot with users and mail, and a state
+// file holding a job over them.
+type World struct {
+	T        testing.TB
+	Src, Dst *dovecot.Server
+	Store    *state.Store
+	Path     string
+	Job      string
+	Users    []User
+}
+
+// User is one account on both sides.
+type User struct{ Old, New, OldPW, NewPW string }
+
+// WrongPassword is the old password given to Options.BadPassword's account.
+const WrongPassword = "wrong-password"
+
+// Options shape a World.
+type Options struct {
+	Accounts, Messages int
+	MaxAttachment      int
+	BadPassword        int  // index of an account given a wrong old password, or -1
+	NoStore            bool // leave the state file to the caller (the CLI tests)
+}
+
+// New starts both servers, fills the source and creates the job.
+func New(t testing.TB, o Options) *World {
+	t.Helper()
+	src := dovecot.StartT(t, dovecot.Options{})
+	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox"})
+	w := &World{T: t, Src: src, Dst: dst, Job: "acme"}
+	for i := 0; i < o.Accounts; i++ {
+		u := User{Old: fmt.Sprintf("u%02d@old.test", i), New: fmt.Sprintf("u%02d@new.test", i),
+			OldPW: fmt.Sprintf("old-pw-%d", i), NewPW: fmt.Sprintf("new-pw-%d", i)}
+		if err := src.AddUser(u.Old, u.OldPW); err != nil {
+			t.Fatal(err)
+		}
+		if err := dst.AddUser(u.New, u.NewPW); err != nil {
+			t.Fatal(err)
+		}
+		msgs := mailgen.Mailbox(u.Old, mailgen.Options{Seed: int64(i + 1), Messages: o.Messages,
+			MaxAttachment: o.MaxAttachment, NoMessageIDEvery: 17, DuplicateIDEvery: 23})
+		byFolder := map[string][]dovecot.Message{}
+		var order []string
+		for _, m := range msgs {
+			if _, ok := byFolder[m.Folder]; !ok {
+				order = append(order, m.Folder)
+			}
+			byFolder[m.Folder] = append(byFolder[m.Folder], dovecot.Message{Body: m.Body, Flags: m.Flags, Date: m.Date})
+		}
+		for _, f := range order {
+			if err := src.Deliver(u.Old, f, byFolder[f]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == o.BadPassword {
+			u.OldPW = WrongPassword
+		}
+		w.Users = append(w.Users, u)
+	}
+	w.Path = filepath.Join(t.TempDir(), "banjia.db")
+	if o.NoStore {
+		return w
+	}
+	w.Open()
+	t.Cleanup(func() { w.Store.Close() })
+	job := &state.Job{ID: w.Job, State: state.JobCreated, Created: time.Now(),
+		Source: Endpoint(src.IMAPAddr), Target: Endpoint(dst.IMAPAddr)}
+	if err := w.Store.PutJob(job); err != nil {
+		t.Fatal(err)
+	}
+	var accts []*state.Account
+	for _, u := range w.Users {
+		a := &state.Account{ID: u.Old, Source: u.Old, Target: u.New, State: state.AccountNotStarted}
+		a.SourceSecret, _ = w.Store.Seal(u.OldPW)
+		a.TargetSecret, _ = w.Store.Seal(u.NewPW)
+		accts = append(accts, a)
+	}
+	if err := w.Store.PutAccounts(w.Job, accts...); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// Open opens the state file.
+func (w *World) Open() {
+	s, err := state.Open(w.Path)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	w.Store = s
+}
+
+// Endpoint is a plain-IMAP endpoint for a loopback address.
+func Endpoint(addr string) sources.Endpoint {
+	host, port, _ := strings.Cut(addr, ":")
+	var p int
+	fmt.Sscanf(port, "%d", &p)
+	return sources.Endpoint{Scheme: "imap+plain", Host: host, Port: p}
+}
+
+// CSV is the accounts file for the World's users.
+func (w *World) CSV() string {
+	var b strings.Builder
+	b.WriteString("old address,new address,old password,new password\n")
+	for _, u := range w.Users {
+		fmt.Fprintf(&b, "%s,%s,%s,%s\n", u.Old, u.New, u.OldPW, u.NewPW)
+	}
+	return b.String()
+}
+
+// Resupply stores the passwords again (they are wiped when an account succeeds).
+func (w *World) Resupply() {
+	for _, u := range w.Users {
+		a, err := w.Store.Account(w.Job, u.Old)
+		if err != nil {
+			w.T.Fatal(err)
+		}
+		a.SourceSecret, _ = w.Store.Seal(u.OldPW)
+		a.TargetSecret, _ = w.Store.Seal(u.NewPW)
+		if err := w.Store.PutAccounts(w.Job, a); err != nil {
+			w.T.Fatal(err)
+		}
+	}
+}
+
+// Mailbox is folder -> messages with "/" as the delimiter, for comparing.
+type Mailbox map[string][]dovecot.SnapMessage
+
+// Snapshot reads a whole mailbox.
+func Snapshot(t testing.TB, s *dovecot.Server, user, pw string) Mailbox {
+	t.Helper()
+	m, delim, err := dovecot.Snapshot(s.IMAPAddr, user, pw)
+	if err != nil {
+		t.Fatalf("snapshot %s: %v", user, err)
+	}
+	out := Mailbox{}
+	for name, msgs := range m {
+		if delim != "/" && delim != "" {
+			name = strings.ReplaceAll(name, delim, "/")
+		}
+		out[name] = msgs
+	}
+	return out
+}
+
+// Sources reads every source mailbox that can be logged in to.
+func (w *World) Sources() map[string]Mailbox {
+	out := map[string]Mailbox{}
+	for _, u := range w.Users {
+		if u.OldPW == WrongPassword {
+			continue
+		}
+		out[u.Old] = Snapshot(w.T, w.Src, u.Old, u.OldPW)
+	}
+	return out
+}
+
+// Target reads one user's target mailbox.
+func (w *World) Target(u User) Mailbox { return Snapshot(w.T, w.Dst, u.New, u.NewPW) }
+
+type msgKey struct {
+	digest [32]byte
+	flags  string
+	date   int64
+}
+
+func keys(msgs []dovecot.SnapMessage) []msgKey {
+	out := make([]msgKey, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, msgKey{digest: sha256.Sum256(m.Body), flags: strings.Join(m.Flags, " "), date: m.Date.Unix()})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if c := bytes.Compare(out[i].digest[:], out[j].digest[:]); c != 0 {
+			return c < 0
+		}
+		if out[i].flags != out[j].flags {
+			return out[i].flags < out[j].flags
+		}
+		return out[i].date < out[j].date
+	})
+	return out
+}
+
+// SameMail fails unless every folder of want holds exactly the same messages
+// (bytes, flags, INTERNALDATE; lanes append in any order) in got and got has
+// no other non-empty folder. It returns the number of messages compared.
+func SameMail(t testing.TB, who string, want, got Mailbox) (messages int) {
+	t.Helper()
+	for name, wm := range want {
+		gm := got[name]
+		wk, gk := keys(wm), keys(gm)
+		if len(wk) != len(gk) {
+			t.Errorf("%s folder %q: source has %d messages, target %d", who, name, len(wk), len(gk))
+			continue
+		}
+		for i := range wk {
+			if wk[i] != gk[i] {
+				t.Errorf("%s folder %q: message %d differs (flags %q vs %q, date %d vs %d, same bytes %v)", who, name, i,
+					wk[i].flags, gk[i].flags, wk[i].date, gk[i].date, wk[i].digest == gk[i].digest)
+				break
+			}
+		}
+		messages += len(wm)
+	}
+	for name, gm := range got {
+		if _, ok := want[name]; !ok && len(gm) > 0 {
+			t.Errorf("%s: target folder %q (%d messages) has no source folder", who, name, len(gm))
+		}
+	}
+	return messages
+}
+
+// Unchanged fails unless the source mailboxes are exactly as before: same
+// UIDs, bytes and flags (nothing read, flagged, moved or deleted).
+func Unchanged(t testing.TB, before, after map[string]Mailbox) {
+	t.Helper()
+	for who, b := range before {
+		a := after[who]
+		if len(b) != len(a) {
+			t.Errorf("%s: source folders changed: %d -> %d", who, len(b), len(a))
+		}
+		for name, bm := range b {
+			am := a[name]
+			if len(am) != len(bm) {
+				t.Errorf("%s: source folder %q changed from %d to %d messages", who, name, len(bm), len(am))
+				continue
+			}
+			for i := range bm {
+				if bm[i].UID != am[i].UID || !bytes.Equal(bm[i].Body, am[i].Body) || strings.Join(bm[i].Flags, " ") != strings.Join(am[i].Flags, " ") {
+					t.Errorf("%s: source message %q UID %d changed (flags %v -> %v)", who, name, bm[i].UID, bm[i].Flags, am[i].Flags)
+					break
+				}
+			}
+		}
+	}
+}
+
+// Count is the number of messages in all of a user's target folders, by
+// LIST-STATUS: cheap enough to poll while a job runs.
+func Count(t testing.TB, s *dovecot.Server, user, pw string) int {
+	t.Helper()
+	c, err := imapclient.DialInsecure(s.IMAPAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pw).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List("", "*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{NumMessages: true}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range list {
+		if l.Status != nil && l.Status.NumMessages != nil {
+			n += int(*l.Status.NumMessages)
+		}
+	}
+	c.Logout().Wait()
+	return n
+}
+
+// TotalTarget is Count over every user.
+func (w *World) TotalTarget() int {
+	n := 0
+	for _, u := range w.Users {
+		n += Count(w.T, w.Dst, u.New, u.NewPW)
+	}
+	return n
+}

@@ -1,0 +1,691 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/banjia-mail/banjia/migrate/fault"
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// maxReasons bounds the failure reasons kept per folder.
+const maxReasons = 50
+
+// accountRun is one account being copied in one round.
+type accountRun struct {
+	r   *Runner
+	job *state.Job
+
+	mu           sync.Mutex
+	acct         *state.Account
+	cps          map[string]*state.Checkpoint
+	dirty        map[string]bool
+	acctDirty    bool
+	firstFailure string
+}
+
+// batch is one FETCH worth of messages of one folder.
+type batch struct {
+	folder sources.Folder
+	target sinks.Folder
+	cp     *state.Checkpoint
+	msgs   []sources.Message
+}
+
+func (r *Runner) newAccountRun(job *state.Job, a *state.Account) *accountRun {
+	ar := &accountRun{r: r, job: job, acct: a, dirty: map[string]bool{}}
+	r.mu.Lock()
+	r.live[a.ID] = ar
+	r.mu.Unlock()
+	return ar
+}
+
+func (a *accountRun) snapshot() *state.Account {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := *a.acct
+	return &c
+}
+
+func (a *accountRun) takeProgress() (state.Progress, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.acctDirty && len(a.dirty) == 0 {
+		return state.Progress{}, false
+	}
+	p := state.Progress{Job: a.job.ID}
+	acct := *a.acct
+	p.Account = &acct
+	for name := range a.dirty {
+		c := *a.cps[name]
+		c.Done = append(state.Ranges(nil), c.Done...)
+		c.Confirmed = append(state.Ranges(nil), c.Confirmed...)
+		c.Failed = append(state.Ranges(nil), c.Failed...)
+		c.Skipped = append(state.Ranges(nil), c.Skipped...)
+		reasons := make(map[uint32]string, len(c.Reasons))
+		for k, v := range c.Reasons {
+			reasons[k] = v
+		}
+		c.Reasons = reasons
+		p.Checkpoints = append(p.Checkpoints, &c)
+	}
+	a.dirty = map[string]bool{}
+	a.acctDirty = false
+	return p, true
+}
+
+func (a *accountRun) markDirty(cps []*state.Checkpoint) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.acctDirty = true
+	for _, c := range cps {
+		a.dirty[c.Folder] = true
+	}
+}
+
+// recount derives the account's counts from its checkpoints. Caller holds mu.
+func (a *accountRun) recount() {
+	var c state.Counts
+	for _, cp := range a.cps {
+		c.ToImport += cp.Total - cp.Skipped.Count()
+		c.Imported += cp.Done.Count()
+		c.Failed += cp.Failed.Count()
+		c.Skipped += cp.Skipped.Count()
+		c.Bytes += cp.Bytes
+	}
+	a.acct.Counts = c
+	a.acctDirty = true
+}
+
+func (a *accountRun) setState(st state.AccountState, reason string) {
+	a.mu.Lock()
+	a.acct.State, a.acct.Reason = st, reason
+	now := time.Now().UTC()
+	if st == state.AccountPreparing && a.acct.Started.IsZero() {
+		a.acct.Started = now
+	}
+	if st.Finished() {
+		a.acct.Finished = now
+	}
+	a.acctDirty = true
+	a.mu.Unlock()
+}
+
+func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cp := b.cp
+	cp.Done.Add(m.UID)
+	cp.Failed.Remove(m.UID)
+	delete(cp.Reasons, m.UID)
+	cp.Bytes += m.Size
+	if res.UID != 0 && (res.Validity == 0 || res.Validity == b.target.Validity) {
+		cp.Confirmed.Add(res.UID)
+	}
+	a.acct.Counts.Imported++
+	a.acct.Counts.Failed = a.failedCount()
+	a.acct.Counts.Bytes += m.Size
+	a.dirty[cp.Folder] = true
+	a.acctDirty = true
+}
+
+func (a *accountRun) failedCount() int64 {
+	var n int64
+	for _, cp := range a.cps {
+		n += cp.Failed.Count()
+	}
+	return n
+}
+
+func (a *accountRun) failed(b *batch, m sources.Message, reason string) {
+	a.mu.Lock()
+	cp := b.cp
+	cp.Failed.Add(m.UID)
+	if cp.Reasons == nil {
+		cp.Reasons = map[uint32]string{}
+	}
+	if len(cp.Reasons) < maxReasons {
+		cp.Reasons[m.UID] = reason
+	}
+	if a.firstFailure == "" {
+		a.firstFailure = fmt.Sprintf("%s UID %d: %s", cp.Folder, m.UID, reason)
+	}
+	a.acct.Counts.Failed = a.failedCount()
+	a.dirty[cp.Folder] = true
+	a.acctDirty = true
+	a.mu.Unlock()
+	a.r.event(a.job.ID, a.acct.ID, "message.failed", fmt.Sprintf("%s: message UID %d in %q (%d bytes) not copied: %s", a.acct.ID, m.UID, cp.Folder, m.Size, reason))
+}
+
+func (a *accountRun) vanished(b *batch, m sources.Message) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b.cp.Skipped.Add(m.UID)
+	a.acct.Counts.Skipped++
+	a.acct.Counts.ToImport--
+	a.dirty[b.cp.Folder] = true
+	a.acctDirty = true
+}
+
+// saveNow writes this account's progress at once, durably: used before the
+// first APPEND into a folder so its in-doubt floor is on disk.
+func (a *accountRun) saveNow() error {
+	p, ok := a.takeProgress()
+	if !ok {
+		return nil
+	}
+	if err := a.r.store.Save([]state.Progress{p}); err != nil {
+		a.markDirty(p.Checkpoints)
+		return fault.New(fault.Account, "cannot write the state file; the account stops so nothing is copied without a record", err)
+	}
+	return nil
+}
+
+// run copies the account; it reports whether the account reached a final state.
+func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
+	defer func() {
+		a.r.flush()
+		a.r.mu.Lock()
+		delete(a.r.live, a.acct.ID)
+		a.r.mu.Unlock()
+	}()
+	id, job := a.acct.ID, a.job.ID
+	prev := a.acct.State
+	a.setState(state.AccountPreparing, "")
+	if prev == state.AccountNotStarted {
+		a.r.event(job, id, "account.started", fmt.Sprintf("%s started (%s -> %s)", id, a.acct.Source, a.acct.Target))
+	} else {
+		a.r.event(job, id, "account.resumed", fmt.Sprintf("%s continues (was %s)", id, prev))
+	}
+
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = a.pass(ctx, stop)
+		if err == nil || errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil {
+			break
+		}
+		if fault.Classify(err) != fault.Retry || attempt+1 >= a.r.cfg.Retries+2 {
+			break
+		}
+		a.r.cfg.Log.Warn("account pass failed; retrying", "account", id, "err", err)
+		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, fault.Wait(err))) {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		a.mu.Lock()
+		a.recount()
+		c := a.acct.Counts
+		reason := fmt.Sprintf("%d to import, %d imported, %d failed", c.ToImport, c.Imported, c.Failed)
+		if c.Failed > 0 && a.firstFailure != "" {
+			reason += "; first failure: " + a.firstFailure
+		}
+		// A finished member's passwords are not kept (SPEC: secrets wiped on
+		// completion); an incremental re-run asks for them again.
+		a.acct.SourceSecret, a.acct.TargetSecret = nil, nil
+		a.mu.Unlock()
+		a.setState(state.AccountSucceeded, reason)
+		a.r.event(job, id, "account.succeeded", fmt.Sprintf("%s succeeded: %s", id, reason))
+		return true
+	case errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil:
+		a.setState(state.AccountRunning, "")
+		return false
+	default:
+		reason := fault.Reason(err)
+		a.mu.Lock()
+		if a.cps != nil {
+			a.recount()
+		}
+		a.mu.Unlock()
+		a.setState(state.AccountFailed, reason)
+		a.r.event(job, id, "account.failed", fmt.Sprintf("%s failed: %s", id, reason))
+		return true
+	}
+}
+
+func (a *accountRun) endpoints() (src, dst sources.Endpoint, err error) {
+	src, dst = a.job.Source, a.job.Target
+	src.User, dst.User = a.acct.Source, a.acct.Target
+	if src.Password, err = a.r.store.Unseal(a.acct.SourceSecret); err != nil {
+		return src, dst, fault.New(fault.Account, "cannot read the stored old password", err)
+	}
+	if dst.Password, err = a.r.store.Unseal(a.acct.TargetSecret); err != nil {
+		return src, dst, fault.New(fault.Account, "cannot read the stored new password", err)
+	}
+	if dst.Password == "" && len(a.job.TargetAdminSecret) > 0 {
+		// Target reached through an admin (e.g. a Dovecot master user): act as the member.
+		dst.User, dst.AuthzID = a.job.Target.User, a.acct.Target
+		if dst.Password, err = a.r.store.Unseal(a.job.TargetAdminSecret); err != nil {
+			return src, dst, fault.New(fault.Account, "cannot read the stored target admin password", err)
+		}
+	}
+	if src.Password == "" && len(a.job.SourceAdminSecret) > 0 {
+		src.User, src.AuthzID = a.job.Source.User, a.acct.Source
+		if src.Password, err = a.r.store.Unseal(a.job.SourceAdminSecret); err != nil {
+			return src, dst, fault.New(fault.Account, "cannot read the stored source admin password", err)
+		}
+	}
+	if src.Password == "" {
+		return src, dst, fault.New(fault.Account, "no old password is stored for this account (it is wiped after success): supply it again with banjia job add", nil)
+	}
+	return src, dst, nil
+}
+
+// pass is one attempt at the whole account: list folders, then copy every
+// folder through the lanes.
+func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
+	srcEP, dstEP, err := a.endpoints()
+	if err != nil {
+		return err
+	}
+	cps, err := a.r.store.Checkpoints(a.job.ID, a.acct.ID)
+	if err != nil {
+		return fault.New(fault.Account, "cannot read checkpoints", err)
+	}
+	a.mu.Lock()
+	a.cps = cps
+	a.mu.Unlock()
+
+	src, err := a.r.cfg.OpenSource(ctx, srcEP)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := a.r.cfg.OpenSink(ctx, dstEP)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	folders, err := src.Folders(ctx)
+	if err != nil {
+		return err
+	}
+	specials, err := dst.Specials(ctx)
+	if err != nil {
+		return err
+	}
+	names := sinks.MapFolders(folders, dst.Delimiter(), specials, a.job.Options.Renames)
+	a.setState(state.AccountRunning, "")
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	batches := make(chan *batch)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := 0; i < a.r.cfg.Lanes; i++ {
+		g.Go(func() error { return a.lane(gctx, stop, srcEP, dstEP, batches) })
+	}
+	g.Go(func() error {
+		defer close(batches)
+		for _, f := range folders {
+			if a.skipFolder(f) {
+				continue
+			}
+			if err := a.folder(gctx, stop, src, dst, f, names[f.Name], batches); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	err = g.Wait()
+	if err == nil && isClosed(stop) {
+		return errStopped
+	}
+	return err
+}
+
+func (a *accountRun) skipFolder(f sources.Folder) bool {
+	if !a.job.Options.SkipJunkTrash {
+		return false
+	}
+	role := sinks.Role(f)
+	return role == sources.SpecialJunk || role == sources.SpecialTrash
+}
+
+// folder lists one source folder, settles anything in doubt from an earlier
+// crash, records the target's floor, and queues the rest for the lanes.
+func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sources.Source, dst sinks.Sink,
+	f sources.Folder, target string, batches chan<- *batch) error {
+	a.mu.Lock()
+	cp := a.cps[f.Name]
+	if cp == nil {
+		cp = &state.Checkpoint{Folder: f.Name}
+		a.cps[f.Name] = cp
+	}
+	revalidated := cp.Validity != 0 && cp.Validity != f.Validity
+	if revalidated {
+		// Every recorded UID is void; the in-doubt check below (from the
+		// target folder's first message) finds what is already there.
+		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, TargetValidity: cp.TargetValidity, Floor: 1}
+	}
+	cp.Validity = f.Validity
+	// Nothing new since the last full listing: skip without listing.
+	unchanged := !revalidated && f.UIDNext != 0 && cp.UIDNext == f.UIDNext && int64(f.Messages) == cp.Total && !cp.Pending() && cp.Failed.Count() == 0
+	a.mu.Unlock()
+	if unchanged {
+		return nil
+	}
+	if revalidated {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: folder %q was renumbered on the source (UIDVALIDITY changed); checking the target before copying", a.acct.ID, f.Name))
+	}
+
+	msgs, err := src.Messages(ctx, f)
+	if err != nil {
+		return err
+	}
+	opts := a.job.Options
+	var pending []sources.Message
+	a.mu.Lock()
+	listed := make(map[uint32]bool, len(msgs))
+	for _, m := range msgs {
+		listed[m.UID] = true
+	}
+	cp.Done = keepListed(cp.Done, listed)
+	cp.Failed = keepListed(cp.Failed, listed)
+	cp.Skipped = nil
+	for _, m := range msgs {
+		switch {
+		case cp.Done.Contains(m.UID):
+		case !opts.Since.IsZero() && m.Date.Before(opts.Since),
+			opts.MaxMessageSize > 0 && m.Size > opts.MaxMessageSize:
+			cp.Skipped.Add(m.UID)
+		default:
+			pending = append(pending, m)
+		}
+	}
+	cp.Total = int64(len(msgs))
+	cp.UIDNext = f.UIDNext
+	cp.Target = target
+	a.dirty[f.Name] = true
+	a.recount()
+	a.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+
+	tf, err := dst.Prepare(ctx, target)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	if cp.TargetValidity != 0 && cp.TargetValidity != tf.Validity {
+		// The target folder was recreated: nothing we confirmed is there.
+		cp.Floor, cp.Confirmed = 1, nil
+	}
+	floor, confirmed := cp.Floor, append(state.Ranges(nil), cp.Confirmed...)
+	a.mu.Unlock()
+	if floor != 0 {
+		found, err := a.settle(ctx, src, dst, f, tf, floor, confirmed, pending)
+		if err != nil {
+			return err
+		}
+		if len(found) > 0 {
+			a.mu.Lock()
+			var rest []sources.Message
+			for _, m := range pending {
+				if found[m.UID] {
+					cp.Done.Add(m.UID)
+					cp.Bytes += m.Size
+				} else {
+					rest = append(rest, m)
+				}
+			}
+			pending = rest
+			a.recount()
+			a.mu.Unlock()
+			a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were already on the target from an interrupted run; not copied again", a.acct.ID, len(found), f.Name))
+		}
+	}
+	a.mu.Lock()
+	cp.TargetValidity, cp.Floor, cp.Confirmed = tf.Validity, tf.UIDNext, nil
+	if cp.Floor == 0 {
+		cp.Floor = 1
+	}
+	a.dirty[f.Name] = true
+	a.mu.Unlock()
+	if err := a.saveNow(); err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		if dropped := droppedFlags(tf, pending); len(dropped) > 0 {
+			a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q does not keep the flags %s; messages are copied without them", a.acct.ID, target, strings.Join(dropped, " ")))
+		}
+	}
+
+	var cur *batch
+	var curBytes int64
+	send := func() error {
+		if cur == nil {
+			return nil
+		}
+		select {
+		case batches <- cur:
+		case <-stop:
+			return errStopped
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		cur, curBytes = nil, 0
+		return nil
+	}
+	for _, m := range pending {
+		if cur == nil {
+			cur = &batch{folder: f, target: tf, cp: cp}
+		}
+		cur.msgs = append(cur.msgs, m)
+		curBytes += m.Size
+		if len(cur.msgs) >= a.r.cfg.BatchMessages || curBytes >= a.r.cfg.BatchBytes {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	return send()
+}
+
+func keepListed(rs state.Ranges, listed map[uint32]bool) state.Ranges {
+	var out state.Ranges
+	for _, r := range rs {
+		for u := r.Lo; ; u++ {
+			if listed[u] {
+				out.Add(u)
+			}
+			if u == r.Hi {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// droppedFlags lists the flags of msgs that the target folder will not keep.
+func droppedFlags(tf sinks.Folder, msgs []sources.Message) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range msgs {
+		_, dropped := sinks.KeepFlags(tf, m.Flags)
+		for _, d := range dropped {
+			if !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// lane copies batches over its own source and sink sessions.
+func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstEP sources.Endpoint, batches <-chan *batch) error {
+	var src sources.Source
+	var dst sinks.Sink
+	slot := a.r.hostSlot(srcEP.Host)
+	held := false
+	closeAll := func() {
+		if src != nil {
+			src.Close()
+			src = nil
+		}
+		if dst != nil {
+			dst.Close()
+			dst = nil
+		}
+		if held {
+			<-slot
+			held = false
+		}
+	}
+	defer closeAll()
+	poison := 0
+	for {
+		var b *batch
+		var ok bool
+		select {
+		case b, ok = <-batches:
+		case <-stop:
+			return errStopped
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if !ok {
+			return nil
+		}
+		remaining := b.msgs
+		noProgress := 0
+		for len(remaining) > 0 {
+			if isClosed(stop) {
+				return errStopped
+			}
+			err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP)
+			processed := map[uint32]bool{}
+			if err == nil {
+				err = src.Fetch(ctx, b.folder, remaining, func(body *sources.Body) error {
+					if isClosed(stop) {
+						return errStopped
+					}
+					res, err := dst.Append(ctx, b.target, body.Reader, body.Size, body.Flags, body.Date)
+					if err != nil {
+						if fault.Classify(err) == fault.Message {
+							processed[body.UID] = true
+							a.failed(b, body.Message, fault.Reason(err))
+							return nil
+						}
+						return err
+					}
+					processed[body.UID] = true
+					a.done(b, body.Message, res)
+					return nil
+				})
+			}
+			if len(processed) > 0 {
+				noProgress, poison = 0, 0
+				rest := remaining[:0:0]
+				for _, m := range remaining {
+					if !processed[m.UID] {
+						rest = append(rest, m)
+					}
+				}
+				remaining = rest
+			}
+			if err == nil {
+				// The source did not return these: they were expunged meanwhile.
+				for _, m := range remaining {
+					a.vanished(b, m)
+				}
+				break
+			}
+			if errors.Is(err, errStopped) || isClosed(stop) {
+				return errStopped
+			}
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			if fault.Classify(err) == fault.Account || errors.Is(err, sources.ErrValidityChanged) {
+				return err
+			}
+			closeAll()
+			if len(processed) == 0 {
+				noProgress++
+			}
+			if noProgress >= a.r.cfg.Retries {
+				// The same message keeps breaking the session: give it up.
+				a.failed(b, remaining[0], fmt.Sprintf("failed %d times: %s", noProgress, fault.Reason(err)))
+				remaining = remaining[1:]
+				noProgress = 0
+				poison++
+				if poison >= 3 {
+					return fault.New(fault.Account, "the connection keeps failing: "+fault.Reason(err), err)
+				}
+			}
+			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "err", err)
+			if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, noProgress, fault.Wait(err))) {
+				if isClosed(stop) {
+					return errStopped
+				}
+				return context.Cause(ctx)
+			}
+		}
+	}
+}
+
+func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,
+	src *sources.Source, dst *sinks.Sink, srcEP, dstEP sources.Endpoint) error {
+	if !*held {
+		select {
+		case slot <- struct{}{}:
+			*held = true
+		case <-stop:
+			return errStopped
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	var err error
+	if *src == nil {
+		if *src, err = a.r.cfg.OpenSource(ctx, srcEP); err != nil {
+			*src = nil
+			return err
+		}
+	}
+	if *dst == nil {
+		if *dst, err = a.r.cfg.OpenSink(ctx, dstEP); err != nil {
+			*dst = nil
+			return err
+		}
+	}
+	return nil
+}
+
+// backoff doubles from base up to 30s, with jitter, or follows the server's hint.
+func backoff(base time.Duration, attempt int, hint time.Duration) time.Duration {
+	if hint > 0 {
+		return hint
+	}
+	d := base << min(attempt, 5)
+	if d > 30*time.Second {
+		d = 30 * time.Second
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// sleep waits d unless stopped; it reports whether the full wait happened.
+func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}

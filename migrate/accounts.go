@@ -1,0 +1,105 @@
+package migrate
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+)
+
+// AccountRow is one line of an accounts CSV.
+type AccountRow struct {
+	Line        int
+	Old, New    string
+	OldPassword string
+	NewPassword string
+}
+
+// ReadAccounts reads an accounts CSV: old address, new address, old password,
+// optional new password. A header line, blank lines and lines starting with
+// '#' are skipped. Errors name the line and never echo a password.
+func ReadAccounts(r io.Reader) ([]AccountRow, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.Comment = '#'
+	cr.TrimLeadingSpace = true
+	var out []AccountRow
+	seen := map[string]int{}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("accounts CSV line %d: %v", pe.Line, pe.Err)
+			}
+			return nil, fmt.Errorf("accounts CSV: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		for i := range rec {
+			rec[i] = strings.TrimSpace(rec[i])
+		}
+		if len(out) == 0 && len(seen) == 0 && isHeader(rec) {
+			continue
+		}
+		if len(rec) < 2 || len(rec) > 4 {
+			return nil, fmt.Errorf("accounts CSV line %d: want old address, new address, old password[, new password]; got %d columns", line, len(rec))
+		}
+		row := AccountRow{Line: line, Old: rec[0], New: rec[1]}
+		if len(rec) > 2 {
+			row.OldPassword = rec[2]
+		}
+		if len(rec) > 3 {
+			row.NewPassword = rec[3]
+		}
+		for _, a := range []struct{ name, v string }{{"old address", row.Old}, {"new address", row.New}} {
+			if err := checkAddress(a.v); err != nil {
+				return nil, fmt.Errorf("accounts CSV line %d: %s %v", line, a.name, err)
+			}
+		}
+		key := strings.ToLower(row.Old)
+		if prev, ok := seen[key]; ok {
+			return nil, fmt.Errorf("accounts CSV line %d: %s is already listed on line %d", line, row.Old, prev)
+		}
+		seen[key] = line
+		out = append(out, row)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("accounts CSV has no accounts")
+	}
+	return out, nil
+}
+
+func isHeader(rec []string) bool {
+	if len(rec) < 2 {
+		return false
+	}
+	h := strings.ToLower(rec[0] + " " + rec[1])
+	return !strings.Contains(rec[0], "@") && (strings.Contains(h, "old") || strings.Contains(h, "address") ||
+		strings.Contains(h, "旧") || strings.Contains(h, "source") || strings.Contains(h, "email"))
+}
+
+func checkAddress(s string) error {
+	if s == "" {
+		return errors.New("is empty")
+	}
+	if len(s) > 320 {
+		return errors.New("is too long")
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("%q contains a space or control character", s)
+		}
+	}
+	if strings.Count(s, "@") > 1 {
+		return fmt.Errorf("%q has more than one @", s)
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+// Package fault classifies migration errors by what the engine should do about
+// them: try again, give up on this one message, or give up on the account.
+// Sources and sinks wrap their errors with a class and a reason a person can
+// act on; the runner reads the class, people read the reason.
+package fault
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Class is what to do about an error.
+type Class int
+
+const (
+	// Retry: transient (connection lost, server busy); try again after a pause.
+	Retry Class = iota
+	// Message: this message cannot be copied (too big, malformed for the target);
+	// record it as failed and go on.
+	Message
+	// Account: nothing more can be done for this account (wrong password, no
+	// permission, target full); fail it with the reason.
+	Account
+)
+
+func (c Class) String() string {
+	switch c {
+	case Retry:
+		return "retry"
+	case Message:
+		return "message"
+	case Account:
+		return "account"
+	}
+	return "unknown"
+}
+
+// Error is a classified error.
+type Error struct {
+	Class Class
+	// Reason is what a person reads, e.g. "wrong password or authorization code".
+	Reason string
+	// After, when set on a Retry, is how long the server asked us to wait.
+	After time.Duration
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	if e.Reason == "" {
+		return e.Err.Error()
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New wraps err with a class and a reason.
+func New(c Class, reason string, err error) error {
+	return &Error{Class: c, Reason: reason, Err: err}
+}
+
+// RetryAfter wraps err as transient with a server-requested pause.
+func RetryAfter(d time.Duration, reason string, err error) error {
+	return &Error{Class: Retry, Reason: reason, After: d, Err: err}
+}
+
+// Classify says what to do about err. Unclassified network and timeout errors
+// are transient; anything else unclassified fails the message, since the
+// engine cannot know it would help to try again and must not stop the job.
+func Classify(err error) Class {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe.Class
+	}
+	if IsTransient(err) {
+		return Retry
+	}
+	return Message
+}
+
+// Reason is the person-readable reason of err, or its text.
+func Reason(err error) string {
+	var fe *Error
+	if errors.As(err, &fe) && fe.Reason != "" {
+		return fe.Reason
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Wait is how long the server asked to wait before retrying, if it did.
+func Wait(err error) time.Duration {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe.After
+	}
+	return 0
+}
+
+// IsTransient reports whether err looks like a lost or stalled connection.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "use of closed network connection") || strings.Contains(s, "connection reset") ||
+		strings.Contains(s, "broken pipe")
+}

@@ -1,0 +1,113 @@
+package migrate
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// settle decides which pending source messages are already on the target.
+//
+// A crash between the target's OK to an APPEND and the next checkpoint write
+// leaves messages on the target that the state does not list as done. They
+// can only be target messages at or above the floor recorded before that
+// session appended anything, and not among the UIDs it confirmed. Each such
+// candidate whose INTERNALDATE or size matches a pending message is compared
+// by a digest of its content, and pairs are matched one to one, so duplicate
+// Message-IDs or messages without one are told apart correctly.
+func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.Sink, f sources.Folder,
+	tf sinks.Folder, floor uint32, confirmed state.Ranges, pending []sources.Message) (map[uint32]bool, error) {
+	cands, err := dst.Messages(ctx, tf.Name, floor)
+	if err != nil {
+		return nil, err
+	}
+	dates := map[int64]bool{}
+	sizes := map[int64]bool{}
+	for _, m := range pending {
+		dates[m.Date.Unix()] = true
+		sizes[m.Size] = true
+	}
+	var tUIDs []uint32
+	tDates := map[int64]bool{}
+	tSizes := map[int64]bool{}
+	for _, c := range cands {
+		if confirmed.Contains(c.UID) {
+			continue
+		}
+		if dates[c.Date.Unix()] || sizes[c.Size] {
+			tUIDs = append(tUIDs, c.UID)
+			tDates[c.Date.Unix()] = true
+			tSizes[c.Size] = true
+		}
+	}
+	if len(tUIDs) == 0 {
+		return nil, nil
+	}
+	// Digest of target candidates: how many copies of each content are there.
+	have := map[string]int{}
+	err = dst.Fetch(ctx, tf.Name, tUIDs, func(uid uint32, r io.Reader) error {
+		d, err := digest(r)
+		if err != nil {
+			return err
+		}
+		have[d]++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var check []sources.Message
+	for _, m := range pending {
+		if tDates[m.Date.Unix()] || tSizes[m.Size] {
+			check = append(check, m)
+		}
+	}
+	found := map[uint32]bool{}
+	err = src.Fetch(ctx, f, check, func(b *sources.Body) error {
+		d, err := digest(b.Reader)
+		if err != nil {
+			return err
+		}
+		if have[d] > 0 {
+			have[d]--
+			found[b.UID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// digest hashes a message ignoring CR, since some servers store bare-LF
+// messages with CRLF line ends (or the other way round).
+func digest(r io.Reader) (string, error) {
+	h := sha256.New()
+	br := bufio.NewReaderSize(r, 64<<10)
+	buf := make([]byte, 0, 64<<10)
+	chunk := make([]byte, 64<<10)
+	for {
+		n, err := br.Read(chunk)
+		buf = buf[:0]
+		for _, c := range chunk[:n] {
+			if c != '\r' {
+				buf = append(buf, c)
+			}
+		}
+		h.Write(buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

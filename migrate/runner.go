@@ -1,0 +1,497 @@
+// Package migrate is the engine: it runs a job's accounts through a worker
+// pool (a global limit on accounts, a per-source-host limit on connections,
+// several lanes per account), copies mail from sources to sinks, records a
+// message as done only after the target accepted it, and obeys pause,
+// resume, end and interrupts at message boundaries.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// Config tunes a Runner; zero values mean the defaults.
+type Config struct {
+	Accounts      int           // accounts copied at once (global limit); default 4
+	Lanes         int           // connections per account; default 2
+	PerHost       int           // source connections per source host; default 10
+	BatchMessages int           // messages per FETCH; default 64
+	BatchBytes    int64         // bytes per FETCH; default 32 MiB
+	Retries       int           // attempts without progress before a message is given up; default 3
+	RetryBase     time.Duration // first backoff; default 1s, doubling to 30s
+	FlushEvery    time.Duration // how often progress is written; default 250ms
+	Grace         time.Duration // how long a stop waits for message boundaries before cutting connections; default 30s
+	// Rerun copies again (incrementally) accounts that already succeeded;
+	// their passwords must have been supplied again since.
+	Rerun      bool
+	OpenSource func(ctx context.Context, e sources.Endpoint) (sources.Source, error)
+	OpenSink   func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error)
+	Log        *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Accounts <= 0 {
+		c.Accounts = 4
+	}
+	if c.Lanes <= 0 {
+		c.Lanes = 2
+	}
+	if c.PerHost <= 0 {
+		c.PerHost = 10
+	}
+	if c.BatchMessages <= 0 {
+		c.BatchMessages = 64
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = 32 << 20
+	}
+	if c.Retries <= 0 {
+		c.Retries = 3
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.FlushEvery <= 0 {
+		c.FlushEvery = 250 * time.Millisecond
+	}
+	if c.Grace <= 0 {
+		c.Grace = 30 * time.Second
+	}
+	if c.OpenSource == nil {
+		c.OpenSource = sources.Open
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// ErrInterrupted is returned by Run when Stop (or the context) ended the run
+// before the job finished; checkpoints are saved and a later Run continues.
+var ErrInterrupted = errors.New("interrupted: progress is saved; run the job again to continue")
+
+// errStopped is how lanes unwind at a message boundary.
+var errStopped = errors.New("stopped")
+
+// Runner runs one job at a time.
+type Runner struct {
+	cfg   Config
+	store *state.Store
+
+	mu       sync.Mutex
+	job      *state.Job
+	live     map[string]*accountRun
+	stopCh   chan struct{} // closed to stop the current round at message boundaries
+	wake     chan struct{} // resume/end/stop while paused
+	paused   bool
+	ended    bool
+	stopped  bool
+	hostSems map[string]chan struct{}
+	notify   []chan struct{}
+}
+
+// New makes a runner over a store.
+func New(store *state.Store, cfg Config) *Runner {
+	cfg.defaults()
+	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{},
+		wake: make(chan struct{}, 1)}
+}
+
+// Store is the runner's state file.
+func (r *Runner) Store() *state.Store { return r.store }
+
+func (r *Runner) event(job, account, kind, msg string) {
+	e := &state.Event{Job: job, Account: account, Kind: kind, Message: msg}
+	if err := r.store.AddEvent(e); err != nil {
+		r.cfg.Log.Error("event not saved", "err", err)
+	}
+	r.cfg.Log.Info(msg, "job", job, "account", account, "event", kind)
+	r.changed()
+}
+
+// Changes returns a channel that receives a value whenever state changes
+// (events, progress flushes): the control server uses it to push updates.
+func (r *Runner) Changes() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	r.notify = append(r.notify, ch)
+	r.mu.Unlock()
+	return ch
+}
+
+func (r *Runner) changed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ch := range r.notify {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run runs a job until every account is finished, the job is ended, or it is
+// interrupted (Stop or ctx). A paused job waits inside Run for Resume or End.
+func (r *Runner) Run(ctx context.Context, jobID string) error {
+	job, err := r.store.Job(jobID)
+	if err != nil {
+		return err
+	}
+	switch job.State {
+	case state.JobEnded:
+		return fmt.Errorf("job %s was ended; its remaining accounts are abandoned (create a new job to move them)", jobID)
+	case state.JobPaused:
+		return fmt.Errorf("job %s is paused: run `banjia job resume %s` first", jobID, jobID)
+	}
+	r.mu.Lock()
+	r.job = job
+	r.paused, r.ended, r.stopped = false, false, false
+	r.mu.Unlock()
+
+	if err := r.store.SetJobState(jobID, state.JobRunning); err != nil {
+		return err
+	}
+	r.event(jobID, "", "job.started", fmt.Sprintf("job %s started", jobID))
+
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	flushDone := make(chan struct{})
+	go func() { defer close(flushDone); r.flushLoop(flushCtx) }()
+	defer func() {
+		stopFlush()
+		<-flushDone
+		r.flush()
+	}()
+
+	finished := map[string]bool{}
+	for {
+		r.mu.Lock()
+		paused, ended, stopped := r.paused, r.ended, r.stopped
+		r.mu.Unlock()
+		if stopped || ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		if ended {
+			return r.finishEnded(jobID)
+		}
+		if paused {
+			select {
+			case <-r.wake:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		accts, err := r.store.Accounts(jobID)
+		if err != nil {
+			return err
+		}
+		var todo []*state.Account
+		for _, a := range accts {
+			if finished[a.ID] || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) {
+				continue
+			}
+			{
+				todo = append(todo, a)
+			}
+		}
+		if len(todo) == 0 {
+			if err := r.store.SetJobState(jobID, state.JobCompleted); err != nil {
+				return err
+			}
+			r.event(jobID, "", "job.completed", r.summary(jobID))
+			return nil
+		}
+		r.round(ctx, job, todo, finished)
+	}
+}
+
+func (r *Runner) summary(jobID string) string {
+	accts, _ := r.store.Accounts(jobID)
+	n := map[state.AccountState]int{}
+	var c state.Counts
+	for _, a := range accts {
+		n[a.State]++
+		c.Add(a.Counts)
+	}
+	return fmt.Sprintf("job %s completed: %d accounts, %d succeeded, %d failed; %d to import, %d imported, %d failed",
+		jobID, len(accts), n[state.AccountSucceeded], n[state.AccountFailed], c.ToImport, c.Imported, c.Failed)
+}
+
+// round runs accounts until they finish or the round is stopped.
+func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Account, finished map[string]bool) {
+	stop := make(chan struct{})
+	roundCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.mu.Lock()
+	r.stopCh = stop
+	if r.paused || r.ended || r.stopped {
+		// Asked to stop between the loop's check and here.
+		close(stop)
+	}
+	r.mu.Unlock()
+	// A stop waits for message boundaries, but not for ever.
+	go func() {
+		select {
+		case <-stop:
+			t := time.NewTimer(r.cfg.Grace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-roundCtx.Done():
+			}
+		case <-roundCtx.Done():
+		}
+	}()
+
+	sem := make(chan struct{}, r.cfg.Accounts)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, a := range todo {
+		select {
+		case sem <- struct{}{}:
+		case <-stop:
+		case <-roundCtx.Done():
+		}
+		if isClosed(stop) || roundCtx.Err() != nil {
+			break
+		}
+		ar := r.newAccountRun(job, a)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			done := ar.run(roundCtx, stop)
+			if done {
+				mu.Lock()
+				finished[a.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	r.mu.Lock()
+	r.stopCh = nil
+	r.mu.Unlock()
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Runner) stopRound() {
+	if r.stopCh != nil && !isClosed(r.stopCh) {
+		close(r.stopCh)
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Runner) finishEnded(jobID string) error {
+	accts, err := r.store.Accounts(jobID)
+	if err != nil {
+		return err
+	}
+	var changed []*state.Account
+	for _, a := range accts {
+		if !a.State.Finished() {
+			a.State = state.AccountAbandoned
+			a.Reason = "the job was ended before this account finished"
+			a.Finished = time.Now().UTC()
+			a.SourceSecret, a.TargetSecret = nil, nil
+			changed = append(changed, a)
+		}
+	}
+	if err := r.store.PutAccounts(jobID, changed...); err != nil {
+		return err
+	}
+	for _, a := range changed {
+		r.event(jobID, a.ID, "account.abandoned", fmt.Sprintf("%s abandoned: the job was ended", a.ID))
+	}
+	if err := r.store.SetJobState(jobID, state.JobEnded); err != nil {
+		return err
+	}
+	r.event(jobID, "", "job.ended", fmt.Sprintf("job %s ended; %d accounts abandoned", jobID, len(changed)))
+	return nil
+}
+
+// Pause stops every account at its next message boundary and keeps the job
+// waiting for Resume or End.
+func (r *Runner) Pause() error {
+	r.mu.Lock()
+	if r.job == nil || r.ended {
+		r.mu.Unlock()
+		return errors.New("no running job to pause")
+	}
+	if r.paused {
+		r.mu.Unlock()
+		return nil
+	}
+	r.paused = true
+	id := r.job.ID
+	r.stopRound()
+	r.mu.Unlock()
+	if err := r.store.SetJobState(id, state.JobPaused); err != nil {
+		return err
+	}
+	r.event(id, "", "job.paused", fmt.Sprintf("job %s paused", id))
+	return nil
+}
+
+// Resume continues a paused job.
+func (r *Runner) Resume() error {
+	r.mu.Lock()
+	if r.job == nil || r.ended {
+		r.mu.Unlock()
+		return errors.New("no paused job to resume")
+	}
+	if !r.paused {
+		r.mu.Unlock()
+		return nil
+	}
+	r.paused = false
+	id := r.job.ID
+	r.mu.Unlock()
+	if err := r.store.SetJobState(id, state.JobRunning); err != nil {
+		return err
+	}
+	r.event(id, "", "job.resumed", fmt.Sprintf("job %s resumed", id))
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// End stops the job: running accounts stop at a message boundary and every
+// account not finished is marked abandoned.
+func (r *Runner) End() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.job == nil {
+		return errors.New("no job to end")
+	}
+	r.ended = true
+	r.stopRound()
+	return nil
+}
+
+// Stop interrupts the run (SIGINT/SIGTERM): accounts stop at a message
+// boundary, checkpoints are flushed, Run returns ErrInterrupted.
+func (r *Runner) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	r.stopRound()
+}
+
+// Status is a live view of the job.
+type Status struct {
+	Job      state.Job
+	Accounts []state.Account
+	Attached bool // a runner is working on the job right now
+}
+
+// Status returns the job with live account counts.
+func (r *Runner) Status() (*Status, error) {
+	r.mu.Lock()
+	job := r.job
+	r.mu.Unlock()
+	if job == nil {
+		return nil, errors.New("no job")
+	}
+	return r.StatusOf(job.ID)
+}
+
+// StatusOf returns a job's status, with live counts for accounts in flight.
+func (r *Runner) StatusOf(jobID string) (*Status, error) {
+	j, err := r.store.Job(jobID)
+	if err != nil {
+		return nil, err
+	}
+	accts, err := r.store.Accounts(jobID)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Job: *j, Attached: true}
+	r.mu.Lock()
+	for _, a := range accts {
+		if ar, ok := r.live[a.ID]; ok && r.job != nil && r.job.ID == jobID {
+			a = ar.snapshot()
+		}
+		c := *a
+		c.SourceSecret, c.TargetSecret = nil, nil
+		st.Accounts = append(st.Accounts, c)
+	}
+	r.mu.Unlock()
+	sort.Slice(st.Accounts, func(i, k int) bool { return st.Accounts[i].ID < st.Accounts[k].ID })
+	return st, nil
+}
+
+func (r *Runner) flushLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.FlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.flush()
+		}
+	}
+}
+
+// flush writes every account's changed progress in one transaction.
+func (r *Runner) flush() {
+	r.mu.Lock()
+	var batch []state.Progress
+	for _, ar := range r.live {
+		if p, ok := ar.takeProgress(); ok {
+			batch = append(batch, p)
+		}
+	}
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := r.store.Save(batch); err != nil {
+		// Keep running: the in-doubt check on the next start finds what was
+		// appended but not recorded, so nothing is copied twice.
+		r.cfg.Log.Error("progress not saved", "err", err)
+		r.mu.Lock()
+		for _, p := range batch {
+			if ar, ok := r.live[p.Account.ID]; ok {
+				ar.markDirty(p.Checkpoints)
+			}
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.changed()
+}
+
+// hostSlot limits connections per source host.
+func (r *Runner) hostSlot(host string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.hostSems[host]
+	if !ok {
+		s = make(chan struct{}, r.cfg.PerHost)
+		r.hostSems[host] = s
+	}
+	return s
+}

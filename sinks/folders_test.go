@@ -1,0 +1,114 @@
+package sinks
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/banjia-mail/banjia/sources"
+)
+
+func TestMapFolders(t *testing.T) {
+	cases := []struct {
+		name     string
+		src      []sources.Folder
+		delim    rune
+		specials map[string]string
+		renames  map[string]string
+		want     map[string]string
+	}{
+		{
+			name:  "inbox and ordinary folders, delimiter translated",
+			src:   []sources.Folder{{Name: "INBOX", Delim: '.'}, {Name: "Projects.2019", Delim: '.'}, {Name: "客户.北京", Delim: '.'}},
+			delim: '/',
+			want:  map[string]string{"INBOX": "INBOX", "Projects.2019": "Projects/2019", "客户.北京": "客户/北京"},
+		},
+		{
+			name: "special folders by attribute and by English and Chinese names",
+			src: []sources.Folder{
+				{Name: "Sent Items", Delim: '/'}, {Name: "已删除", Delim: '/'}, {Name: "草稿箱", Delim: '/'},
+				{Name: "Spam", Delim: '/'}, {Name: "[Gmail]/Sent Mail", Delim: '/', SpecialUse: sources.SpecialSent},
+				{Name: "Sent Items/2019", Delim: '/'},
+			},
+			delim:    '.',
+			specials: map[string]string{sources.SpecialSent: "Sent Messages", sources.SpecialTrash: "Deleted Messages"},
+			want: map[string]string{
+				"Sent Items": "Sent Messages", "已删除": "Deleted Messages", "草稿箱": "Drafts", "Spam": "Junk",
+				"[Gmail]/Sent Mail": "Sent Messages", "Sent Items/2019": "Sent Messages.2019",
+			},
+		},
+		{
+			name:  "delimiter inside a name",
+			src:   []sources.Folder{{Name: "a/b.c", Delim: '/'}, {Name: "x.y", Delim: '/'}},
+			delim: '.',
+			want:  map[string]string{"a/b.c": "a.b_c", "x.y": "x_y"},
+		},
+		{
+			name:  "clash after translation keeps folders apart",
+			src:   []sources.Folder{{Name: "a_b", Delim: '/'}, {Name: "a.b", Delim: '/'}},
+			delim: '.',
+			want:  map[string]string{"a.b": "a_b (2)", "a_b": "a_b"},
+		},
+		{
+			name:    "admin renames win",
+			src:     []sources.Folder{{Name: "Old Stuff", Delim: '/'}, {Name: "Sent", Delim: '/'}},
+			delim:   '/',
+			renames: map[string]string{"Old Stuff": "Archive/Old"},
+			want:    map[string]string{"Old Stuff": "Archive/Old", "Sent": "Sent"},
+		},
+		{
+			name:  "no hierarchy on the source",
+			src:   []sources.Folder{{Name: "a/b"}},
+			delim: '/',
+			want:  map[string]string{"a/b": "a_b"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := MapFolders(c.src, c.delim, c.specials, c.renames)
+			for k, v := range c.want {
+				if got[k] != v {
+					t.Errorf("%q -> %q, want %q", k, got[k], v)
+				}
+			}
+			if len(got) != len(c.src) {
+				t.Errorf("mapped %d folders, want %d", len(got), len(c.src))
+			}
+		})
+	}
+}
+
+func FuzzMapFolders(f *testing.F) {
+	f.Add("INBOX\x00Sent Items\x00a.b", uint8('.'), uint8('/'))
+	f.Add("客户/北京\x00x", uint8('/'), uint8('.'))
+	f.Fuzz(func(t *testing.T, names string, sd, td uint8) {
+		// Targets use punctuation as delimiters; sources may send anything.
+		sdelim, tdelim := rune(sd%128), rune("/.\\:|^"[td%6])
+		var src []sources.Folder
+		seen := map[string]bool{}
+		for _, n := range strings.Split(names, "\x00") {
+			if n == "" || seen[n] {
+				continue
+			}
+			seen[n] = true
+			src = append(src, sources.Folder{Name: n, Delim: sdelim})
+		}
+		got := MapFolders(src, tdelim, nil, nil)
+		// Two ordinary folders never land on the same target folder.
+		back := map[string]string{}
+		for _, f := range src {
+			name := got[f.Name]
+			if name == "" {
+				t.Fatalf("%q has no target name", f.Name)
+			}
+			for _, seg := range strings.Split(name, string(tdelim)) {
+				if seg == "" {
+					t.Fatalf("%q -> %q has an empty level", f.Name, name)
+				}
+			}
+			if prev, ok := back[name]; ok && rank(f) == 3 && rank(sources.Folder{Name: prev, Delim: sdelim}) == 3 {
+				t.Fatalf("%q and %q both map to %q", prev, f.Name, name)
+			}
+			back[name] = f.Name
+		}
+	})
+}

@@ -1,0 +1,273 @@
+// Package imap is the IMAP sink: it creates folders on the new server and
+// APPENDs messages with their flags and INTERNALDATE.
+package imap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/banjia-mail/banjia/migrate/fault"
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sources"
+	imapsrc "github.com/banjia-mail/banjia/sources/imap"
+)
+
+// Sink is one session on the target mailbox.
+type Sink struct {
+	conn     *imapsrc.Conn
+	delim    rune
+	selected string
+	// noKeywords remembers folders that refused keywords on APPEND even
+	// though PERMANENTFLAGS did not say so.
+	noKeywords map[string]bool
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// Open logs in to the target.
+func Open(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+	c, err := imapsrc.Dial(ctx, e, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{conn: c, delim: '/', noKeywords: map[string]bool{}}
+	var list []*imap.ListData
+	err = c.Do(ctx, func() (err error) {
+		list, err = c.List("", "", nil).Collect()
+		return err
+	})
+	if err != nil {
+		c.Close()
+		return nil, imapsrc.CommandError("list the target's hierarchy delimiter", err)
+	}
+	if len(list) > 0 && list[0].Delim != 0 {
+		s.delim = list[0].Delim
+	}
+	return s, nil
+}
+
+// Delimiter is the target's hierarchy delimiter.
+func (s *Sink) Delimiter() rune { return s.delim }
+
+// Specials lists the target's special-use folders.
+func (s *Sink) Specials(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	if !s.conn.Caps.Has(imap.CapSpecialUse) {
+		return out, nil
+	}
+	folders, err := imapsrc.ListFolders(ctx, s.conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range folders {
+		if f.SpecialUse != "" {
+			if _, ok := out[f.SpecialUse]; !ok {
+				out[f.SpecialUse] = f.Name
+			}
+		}
+	}
+	return out, nil
+}
+
+// Prepare creates name and its parents if missing, then selects it to learn
+// UIDVALIDITY, UIDNEXT and which flags it keeps.
+func (s *Sink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
+	if !strings.EqualFold(name, "INBOX") {
+		parts := strings.Split(name, string(s.delim))
+		for i := 1; i <= len(parts); i++ {
+			if err := s.create(ctx, strings.Join(parts[:i], string(s.delim))); err != nil {
+				return sinks.Folder{}, err
+			}
+		}
+	}
+	var data *imap.SelectData
+	err := s.conn.Do(ctx, func() (err error) {
+		data, err = s.conn.Select(name, nil).Wait()
+		return err
+	})
+	if err != nil {
+		s.selected = ""
+		return sinks.Folder{}, imapsrc.CommandError(fmt.Sprintf("select target folder %q", name), err)
+	}
+	s.selected = name
+	f := sinks.Folder{Name: name, Validity: data.UIDValidity, UIDNext: uint32(data.UIDNext)}
+	for _, fl := range data.PermanentFlags {
+		if fl == imap.FlagWildcard {
+			f.Keywords = true
+			continue
+		}
+		f.Flags = append(f.Flags, string(fl))
+	}
+	if s.noKeywords[name] {
+		f.Keywords = false
+	}
+	return f, nil
+}
+
+func (s *Sink) create(ctx context.Context, name string) error {
+	err := s.conn.Do(ctx, func() error { return s.conn.Create(name, nil).Wait() })
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exist")) {
+		return nil
+	}
+	return imapsrc.CommandError(fmt.Sprintf("create target folder %q", name), err)
+}
+
+// Append stores one message. The body is streamed straight from r as the
+// APPEND literal, so it is never held in memory here.
+func (s *Sink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	if s.noKeywords[f.Name] {
+		f.Keywords = false
+	}
+	keep, dropped := sinks.KeepFlags(f, flags)
+	opts := &imap.AppendOptions{Time: date}
+	for _, fl := range keep {
+		opts.Flags = append(opts.Flags, imap.Flag(fl))
+	}
+	var data *imap.AppendData
+	var copyErr error
+	err := s.conn.Do(ctx, func() error {
+		cmd := s.conn.Append(f.Name, size, opts)
+		n, err := io.CopyN(cmd, r, size)
+		if err != nil {
+			cmd.Close() // releases go-imap's encoder whatever happened
+			var ie *imap.Error
+			if n == 0 && errors.As(err, &ie) {
+				// Refused before the literal (NO instead of "+"): the
+				// session is fine and the reply says why.
+				return err
+			}
+			// The literal is incomplete: the session cannot be used any more.
+			copyErr = fmt.Errorf("after %d of %d bytes: %w", n, size, err)
+			s.conn.Abort()
+			return copyErr
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		data, err = cmd.Wait()
+		return err
+	})
+	if copyErr != nil {
+		return sinks.Appended{}, fault.New(fault.Retry, "message transfer interrupted", copyErr)
+	}
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			text := strings.ToLower(ie.Text)
+			if ie.Code == imap.ResponseCodeTryCreate {
+				return sinks.Appended{}, fault.New(fault.Retry, fmt.Sprintf("target folder %q disappeared", f.Name), err)
+			}
+			if hasKeywords(keep) && (strings.Contains(text, "keyword") || strings.Contains(text, "flag")) {
+				s.noKeywords[f.Name] = true
+				return sinks.Appended{}, fault.New(fault.Retry, "target refused keywords; retrying without them", err)
+			}
+		}
+		return sinks.Appended{}, imapsrc.CommandError(fmt.Sprintf("append to %q", f.Name), err)
+	}
+	sort.Strings(dropped)
+	return sinks.Appended{UID: uint32(data.UID), Validity: data.UIDValidity, Dropped: dropped}, nil
+}
+
+func hasKeywords(flags []string) bool {
+	for _, f := range flags {
+		if !strings.HasPrefix(f, `\`) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sink) examine(ctx context.Context, name string) error {
+	err := s.conn.Do(ctx, func() error {
+		_, err := s.conn.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+		return err
+	})
+	if err != nil {
+		s.selected = ""
+		return imapsrc.CommandError(fmt.Sprintf("examine target folder %q", name), err)
+	}
+	s.selected = name
+	return nil
+}
+
+// Messages lists the target folder's messages with UID >= from.
+func (s *Sink) Messages(ctx context.Context, name string, from uint32) ([]sinks.Message, error) {
+	if from == 0 {
+		from = 1
+	}
+	if err := s.examine(ctx, name); err != nil {
+		return nil, err
+	}
+	var out []sinks.Message
+	err := s.conn.Do(ctx, func() error {
+		bufs, err := s.conn.Fetch(imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}},
+			&imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
+		for _, b := range bufs {
+			// "n:*" also returns the last message when n is past it.
+			if uint32(b.UID) >= from {
+				out = append(out, sinks.Message{UID: uint32(b.UID), Size: b.RFC822Size, Date: b.InternalDate})
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, imapsrc.CommandError(fmt.Sprintf("list target folder %q", name), err)
+	}
+	return out, nil
+}
+
+// Fetch streams the bodies of target messages (for the in-doubt check).
+func (s *Sink) Fetch(ctx context.Context, name string, uids []uint32, fn func(uid uint32, r io.Reader) error) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	if err := s.examine(ctx, name); err != nil {
+		return err
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	var fnErr error
+	err := s.conn.Do(ctx, func() error {
+		cmd := s.conn.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			buf, err := msg.Collect()
+			if err != nil {
+				cmd.Close()
+				return err
+			}
+			for _, b := range buf.BodySection {
+				if fnErr == nil {
+					fnErr = fn(uint32(buf.UID), strings.NewReader(string(b.Bytes)))
+				}
+			}
+		}
+		return cmd.Close()
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return imapsrc.CommandError(fmt.Sprintf("fetch from target folder %q", name), err)
+	}
+	return nil
+}
+
+// Close logs out. The sink never uses CLOSE, which would expunge.
+func (s *Sink) Close() error { return s.conn.Logout() }

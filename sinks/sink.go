@@ -1,0 +1,87 @@
+// Package sinks defines where migrated mail goes (the new mailbox) and how
+// source folder names become target folder names.
+package sinks
+
+import (
+	"context"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/banjia-mail/banjia/sources"
+)
+
+// Folder is a target folder ready to receive mail.
+type Folder struct {
+	Name     string
+	Validity uint32
+	// UIDNext is the UID the next appended message will get, as of Prepare.
+	UIDNext uint32
+	// Keywords says whether the folder keeps keywords (PERMANENTFLAGS has \*).
+	Keywords bool
+	// Flags are the flags the folder keeps permanently.
+	Flags []string
+}
+
+// Appended is the target's answer to one APPEND.
+type Appended struct {
+	// UID and Validity are set when the server reports them (UIDPLUS).
+	UID      uint32
+	Validity uint32
+	// Dropped lists the flags that were not kept because the folder refuses them.
+	Dropped []string
+}
+
+// Message is a target message as the in-doubt check sees it.
+type Message struct {
+	UID  uint32
+	Size int64
+	Date time.Time
+}
+
+// Sink is one logged-in session on the target mailbox, used by one goroutine.
+type Sink interface {
+	// Delimiter is the target's hierarchy delimiter.
+	Delimiter() rune
+	// Specials maps special-use attributes to the target's existing folders.
+	Specials(ctx context.Context) (map[string]string, error)
+	// Prepare creates the folder (and its parents) if needed and reports its state.
+	Prepare(ctx context.Context, name string) (Folder, error)
+	// Append stores one message with its flags and INTERNALDATE, reading
+	// exactly size bytes from r.
+	Append(ctx context.Context, f Folder, r io.Reader, size int64, flags []string, date time.Time) (Appended, error)
+	// Messages lists the folder's messages with UID >= from.
+	Messages(ctx context.Context, name string, from uint32) ([]Message, error)
+	// Fetch streams the bodies of the given UIDs of a folder.
+	Fetch(ctx context.Context, name string, uids []uint32, fn func(uid uint32, r io.Reader) error) error
+	Close() error
+}
+
+// Opener opens a sink session.
+type Opener func(ctx context.Context, e sources.Endpoint) (Sink, error)
+
+// KeepFlags splits flags into those the folder keeps and those it refuses.
+func KeepFlags(f Folder, flags []string) (keep, dropped []string) {
+	allowed := map[string]bool{}
+	for _, fl := range f.Flags {
+		allowed[strings.ToLower(fl)] = true
+	}
+	for _, fl := range flags {
+		lower := strings.ToLower(fl)
+		switch {
+		case lower == `\recent` || lower == `\*`:
+			continue
+		case allowed[lower]:
+			keep = append(keep, fl)
+		case !strings.HasPrefix(fl, `\`) && f.Keywords:
+			keep = append(keep, fl)
+		case len(f.Flags) == 0 && strings.HasPrefix(fl, `\`) && lower != `\deleted`:
+			// PERMANENTFLAGS lists no system flag at all (some servers send
+			// only \* or nothing): trust the system flags rather than drop \Seen.
+			keep = append(keep, fl)
+		default:
+			dropped = append(dropped, fl)
+		}
+	}
+	return keep, dropped
+}

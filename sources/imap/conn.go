@@ -1,0 +1,303 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/banjia-mail/banjia/migrate/fault"
+	"github.com/banjia-mail/banjia/sources"
+)
+
+// IdleTimeout bounds how long a connection may stay silent while we wait for
+// a reply. go-imap waits for replies without any deadline, so a server that
+// stalls would otherwise hang a lane for ever.
+var IdleTimeout = 2 * time.Minute
+
+// DialTimeout bounds connecting, TLS and the greeting.
+var DialTimeout = 20 * time.Second
+
+// Conn is one logged-in IMAP session, shared by the IMAP source and the IMAP
+// sink. Every blocking call takes a context; cancelling it closes the
+// connection, since go-imap itself has no notion of contexts.
+type Conn struct {
+	*imapclient.Client
+	Endpoint sources.Endpoint
+	Caps     imap.CapSet
+	raw      net.Conn
+}
+
+// Abort drops the connection at once. go-imap's Close waits for its reader,
+// which may itself wait for us to finish reading a literal: closing the
+// socket first makes every pending read and write fail instead.
+func (c *Conn) Abort() {
+	c.raw.Close()
+	go c.Client.Close()
+}
+
+// deadlineConn turns go-imap's "no deadline" into an idle timeout.
+type deadlineConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() && c.idle > 0 {
+		t = time.Now().Add(c.idle)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	if t.IsZero() && c.idle > 0 {
+		t = time.Now().Add(c.idle)
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+// TLSConfig builds the TLS configuration for an endpoint: verification on
+// unless the admin said otherwise.
+func TLSConfig(e sources.Endpoint) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: e.Host, MinVersion: tls.VersionTLS12}
+	if e.Insecure {
+		cfg.InsecureSkipVerify = true
+	}
+	if len(e.RootCAs) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(e.RootCAs) {
+			return nil, fmt.Errorf("no certificate found in the given CA PEM")
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// Dial connects to e, secures the connection as its scheme says, and logs in.
+func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*Conn, error) {
+	if opts == nil {
+		opts = &imapclient.Options{}
+	}
+	tlsCfg, err := TLSConfig(e)
+	if err != nil {
+		return nil, fault.New(fault.Account, "bad CA certificate", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	raw, err := d.DialContext(dctx, "tcp", e.Addr())
+	if err != nil {
+		return nil, dialError(e, err)
+	}
+	// The greeting and STARTTLS have no context in go-imap: close on timeout.
+	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	defer stop()
+	var nc net.Conn = &deadlineConn{Conn: raw, idle: IdleTimeout}
+	var c *imapclient.Client
+	switch e.Scheme {
+	case "imaps":
+		tc := tls.Client(nc, tlsCfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, tlsError(e, err)
+		}
+		c = imapclient.New(tc, opts)
+	case "imap":
+		o := *opts
+		o.TLSConfig = tlsCfg
+		c, err = imapclient.NewStartTLS(nc, &o)
+		if err != nil {
+			raw.Close()
+			if strings.Contains(err.Error(), "STARTTLS") || isIMAPError(err) {
+				return nil, fault.New(fault.Account, fmt.Sprintf("%s does not offer STARTTLS; use imaps:// (port 993) or, only on a trusted network, imap+plain://", e.Addr()), err)
+			}
+			return nil, tlsError(e, err)
+		}
+	case "imap+plain":
+		c = imapclient.New(nc, opts)
+	default:
+		raw.Close()
+		return nil, fault.New(fault.Account, fmt.Sprintf("scheme %q is not IMAP", e.Scheme), nil)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		if dctx.Err() != nil {
+			return nil, fault.New(fault.Retry, fmt.Sprintf("%s accepted the connection but sent no IMAP greeting within %s (wrong port, or a TLS port spoken to without TLS?)", e.Addr(), DialTimeout), err)
+		}
+		return nil, fault.New(fault.Retry, fmt.Sprintf("no IMAP greeting from %s", e.Addr()), err)
+	}
+	conn := &Conn{Client: c, Endpoint: e, raw: raw}
+	if err := conn.login(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	stop()
+	conn.Caps = c.Caps()
+	return conn, nil
+}
+
+func (c *Conn) login() error {
+	e := c.Endpoint
+	caps := c.Client.Caps()
+	mech := e.Auth
+	if mech == "" {
+		mech = "login"
+		if caps.Has(imap.AuthCap(sasl.Plain)) || e.AuthzID != "" {
+			mech = "plain"
+		}
+	}
+	var err error
+	switch mech {
+	case "plain":
+		err = c.Client.Authenticate(sasl.NewPlainClient(e.AuthzID, e.User, e.Password))
+	case "login":
+		if caps.Has(imap.CapLoginDisabled) {
+			return fault.New(fault.Account, fmt.Sprintf("%s refuses LOGIN on this connection; use TLS (imaps:// or imap://)", e.Addr()), nil)
+		}
+		err = c.Client.Login(e.User, e.Password).Wait()
+	}
+	if err != nil {
+		return LoginError(e, err)
+	}
+	return nil
+}
+
+// LoginError classifies a failed login and says what to do about it.
+func LoginError(e sources.Endpoint, err error) error {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		switch ie.Code {
+		case imap.ResponseCodeUnavailable:
+			return fault.New(fault.Retry, fmt.Sprintf("%s is temporarily unavailable", e.Addr()), err)
+		case imap.ResponseCodeAuthorizationFailed:
+			return fault.New(fault.Account, fmt.Sprintf("%s may not act as %s: no permission for this mailbox", e.User, e.AuthzID), err)
+		case imap.ResponseCodeExpired:
+			return fault.New(fault.Account, fmt.Sprintf("the password of %s has expired", e.User), err)
+		case imap.ResponseCodePrivacyRequired:
+			return fault.New(fault.Account, fmt.Sprintf("%s requires TLS before login; use imaps:// or imap://", e.Addr()), err)
+		}
+		return fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account", e.User, e.Addr()), err)
+	}
+	if fault.IsTransient(err) {
+		return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
+	}
+	return fault.New(fault.Account, fmt.Sprintf("login as %s at %s failed", e.User, e.Addr()), err)
+}
+
+func isIMAPError(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie)
+}
+
+func dialError(e sources.Endpoint, err error) error {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fault.New(fault.Account, fmt.Sprintf("cannot resolve host %q: check the server name", e.Host), err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fault.New(fault.Retry, fmt.Sprintf("no answer from %s within %s (firewall, or wrong host?)", e.Addr(), DialTimeout), err)
+	}
+	return fault.New(fault.Retry, fmt.Sprintf("cannot connect to %s (is the port right and the service up?)", e.Addr()), err)
+}
+
+func tlsError(e sources.Endpoint, err error) error {
+	var certErr *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var authErr x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &hostErr):
+		return fault.New(fault.Account, fmt.Sprintf("the TLS certificate of %s is not valid for %q", e.Addr(), e.Host), err)
+	case errors.As(err, &authErr), errors.As(err, &certErr):
+		return fault.New(fault.Account, fmt.Sprintf("the TLS certificate of %s is not trusted (self-signed or unknown CA; --insecure skips the check)", e.Addr()), err)
+	case errors.As(err, new(tls.RecordHeaderError)) || strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
+		return fault.New(fault.Account, fmt.Sprintf("%s does not speak TLS on this port; use imap:// (STARTTLS) or the TLS port 993", e.Addr()), err)
+	}
+	if fault.IsTransient(err) {
+		return fault.New(fault.Retry, fmt.Sprintf("TLS with %s failed", e.Addr()), err)
+	}
+	return fault.New(fault.Account, fmt.Sprintf("TLS with %s failed", e.Addr()), err)
+}
+
+// Do runs one blocking step of the session; if ctx ends first the connection
+// is closed so the step returns.
+func (c *Conn) Do(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, c.Abort)
+	err := fn()
+	stop()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Logout ends the session politely, bounded in time.
+func (c *Conn) Logout() error {
+	done := make(chan struct{})
+	go func() {
+		c.Client.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return c.Client.Close()
+}
+
+// CommandError classifies a failed IMAP command on an open session.
+func CommandError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		text := strings.ToLower(ie.Text)
+		switch {
+		case ie.Code == imap.ResponseCodeUnavailable || ie.Code == imap.ResponseCodeServerBug || ie.Code == imap.ResponseCodeInUse:
+			return fault.New(fault.Retry, op+": server busy or unavailable", err)
+		case strings.Contains(text, "throttl"):
+			return fault.RetryAfter(backoffHint(ie.Text), op+": server is throttling", err)
+		case ie.Code == imap.ResponseCodeOverQuota || strings.Contains(text, "quota"):
+			return fault.New(fault.Account, "the target mailbox is full (over quota): raise its quota and resume", err)
+		case ie.Code == imap.ResponseCodeTooBig || ie.Code == imap.ResponseCodeLimit || strings.Contains(text, "too big") || strings.Contains(text, "too large") || strings.Contains(text, "maximum size"):
+			return fault.New(fault.Message, "message too large for the target server", err)
+		case ie.Code == imap.ResponseCodeNoPerm:
+			return fault.New(fault.Account, op+": no permission", err)
+		case strings.Contains(text, "not connected"):
+			return fault.New(fault.Account, "the migration admin has no permission for this mailbox; grant FullAccess or check the admin account", err)
+		}
+		return fault.New(fault.Message, op+" refused by the server", err)
+	}
+	if fault.IsTransient(err) || strings.Contains(err.Error(), "connection closed") {
+		return fault.New(fault.Retry, op+": connection lost", err)
+	}
+	return fault.New(fault.Retry, op, err)
+}
+
+// backoffHint reads "Suggested Backoff Time: N milliseconds" (Exchange).
+func backoffHint(text string) time.Duration {
+	i := strings.Index(strings.ToLower(text), "backoff time:")
+	if i < 0 {
+		return 5 * time.Second
+	}
+	var ms int
+	if _, err := fmt.Sscanf(strings.TrimSpace(text[i+len("backoff time:"):]), "%d", &ms); err != nil || ms <= 0 {
+		return 5 * time.Second
+	}
+	return time.Duration(ms) * time.Millisecond
+}

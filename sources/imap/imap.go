@@ -1,0 +1,311 @@
+// Package imap is the IMAP source: it reads a mailbox over IMAP without ever
+// changing it (EXAMINE, BODY.PEEK). Its connection code (Dial, Conn) is also
+// what the IMAP sink and the Exchange source log in with.
+package imap
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/banjia-mail/banjia/migrate/fault"
+	"github.com/banjia-mail/banjia/sources"
+)
+
+func init() {
+	sources.Register(func(ctx context.Context, e sources.Endpoint) (sources.Source, error) {
+		return Open(ctx, e)
+	}, "imap", "imaps", "imap+plain")
+}
+
+// Source is a read-only IMAP session.
+type Source struct {
+	conn     *Conn
+	selected string
+	validity uint32
+}
+
+var _ sources.Source = (*Source)(nil)
+
+// Open logs in to e.
+func Open(ctx context.Context, e sources.Endpoint) (*Source, error) {
+	c, err := Dial(ctx, e, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{conn: c}, nil
+}
+
+// Conn is the underlying session.
+func (s *Source) Conn() *Conn { return s.conn }
+
+// Folders lists every selectable folder with its UIDVALIDITY.
+func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
+	return ListFolders(ctx, s.conn)
+}
+
+// ListFolders lists the selectable folders of a session, with special-use
+// attributes and status, in as few round trips as the server allows.
+func ListFolders(ctx context.Context, c *Conn) ([]sources.Folder, error) {
+	opts := &imap.ListOptions{}
+	if c.Caps.Has(imap.CapSpecialUse) {
+		opts.ReturnSpecialUse = true
+	}
+	statusOpts := &imap.StatusOptions{UIDValidity: true, NumMessages: true, UIDNext: true}
+	listStatus := c.Caps.Has(imap.CapListStatus) || c.Caps.Has(imap.CapIMAP4rev2)
+	if listStatus {
+		opts.ReturnStatus = statusOpts
+	}
+	var list []*imap.ListData
+	err := c.Do(ctx, func() (err error) {
+		list, err = c.List("", "*", opts).Collect()
+		return err
+	})
+	if err != nil {
+		return nil, CommandError("list folders", err)
+	}
+	var out []sources.Folder
+	var pending []*imapclient.StatusCommand
+	for _, l := range list {
+		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		f := sources.Folder{Name: l.Mailbox, Delim: l.Delim, SpecialUse: specialUse(l.Attrs)}
+		if strings.EqualFold(f.Name, "INBOX") {
+			f.Name = "INBOX"
+		}
+		if l.Status != nil {
+			f.Validity = uint64(l.Status.UIDValidity)
+			if l.Status.NumMessages != nil {
+				f.Messages = *l.Status.NumMessages
+			}
+			f.UIDNext = uint32(l.Status.UIDNext)
+		}
+		out = append(out, f)
+	}
+	if !listStatus {
+		// Pipeline one STATUS per folder rather than a round trip each.
+		for _, f := range out {
+			pending = append(pending, c.Status(f.Name, statusOpts))
+		}
+		for i, cmd := range pending {
+			var st *imap.StatusData
+			err := c.Do(ctx, func() (err error) { st, err = cmd.Wait(); return err })
+			if err != nil {
+				return nil, CommandError(fmt.Sprintf("status of %q", out[i].Name), err)
+			}
+			out[i].Validity = uint64(st.UIDValidity)
+			if st.NumMessages != nil {
+				out[i].Messages = *st.NumMessages
+			}
+			out[i].UIDNext = uint32(st.UIDNext)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
+	for _, x := range attrs {
+		if strings.EqualFold(string(x), string(a)) {
+			return true
+		}
+	}
+	return false
+}
+
+func specialUse(attrs []imap.MailboxAttr) string {
+	for _, a := range attrs {
+		switch strings.ToLower(string(a)) {
+		case `\sent`:
+			return sources.SpecialSent
+		case `\drafts`:
+			return sources.SpecialDrafts
+		case `\trash`:
+			return sources.SpecialTrash
+		case `\junk`:
+			return sources.SpecialJunk
+		case `\archive`:
+			return sources.SpecialArchive
+		case `\all`:
+			return sources.SpecialAll
+		case `\flagged`:
+			return sources.SpecialFlagged
+		}
+	}
+	return sources.SpecialNone
+}
+
+// examine selects a folder read-only, so nothing we do can change it.
+func (s *Source) examine(ctx context.Context, f sources.Folder) error {
+	if s.selected == f.Name {
+		return nil
+	}
+	var data *imap.SelectData
+	err := s.conn.Do(ctx, func() (err error) {
+		data, err = s.conn.Select(f.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
+		return err
+	})
+	if err != nil {
+		s.selected = ""
+		return CommandError(fmt.Sprintf("examine %q", f.Name), err)
+	}
+	s.selected, s.validity = f.Name, data.UIDValidity
+	if f.Validity != 0 && uint64(data.UIDValidity) != f.Validity {
+		return fault.New(fault.Retry, fmt.Sprintf("folder %q", f.Name), sources.ErrValidityChanged)
+	}
+	return nil
+}
+
+// Messages lists UID, flags, INTERNALDATE and size of every message.
+func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Message, error) {
+	if err := s.examine(ctx, f); err != nil {
+		return nil, err
+	}
+	var out []sources.Message
+	err := s.conn.Do(ctx, func() error {
+		cmd := s.conn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{
+			UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		})
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			buf, err := msg.Collect()
+			if err != nil {
+				cmd.Close()
+				return err
+			}
+			if buf.UID == 0 {
+				continue
+			}
+			out = append(out, sources.Message{
+				UID: uint32(buf.UID), Size: buf.RFC822Size, Flags: flagStrings(buf.Flags), Date: buf.InternalDate,
+			})
+		}
+		return cmd.Close()
+	})
+	if err != nil {
+		return nil, CommandError(fmt.Sprintf("list messages of %q", f.Name), err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out, nil
+}
+
+func flagStrings(flags []imap.Flag) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if strings.EqualFold(string(f), `\Recent`) {
+			continue
+		}
+		out = append(out, string(f))
+	}
+	return out
+}
+
+// Fetch streams bodies with BODY.PEEK[] so the source's \Seen flags stay as they are.
+func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := s.examine(ctx, f); err != nil {
+		return err
+	}
+	byUID := make(map[uint32]sources.Message, len(msgs))
+	var set imap.UIDSet
+	for _, m := range msgs {
+		byUID[m.UID] = m
+		set.AddNum(imap.UID(m.UID))
+	}
+	order := make([]uint32, 0, len(msgs))
+	for _, m := range msgs {
+		order = append(order, m.UID)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	seen := make(map[uint32]bool, len(msgs))
+	var fnErr error
+	err := s.conn.Do(ctx, func() error {
+		cmd := s.conn.Fetch(set, &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		for fnErr == nil {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			var uid uint32
+			for {
+				item := msg.Next()
+				if item == nil {
+					break
+				}
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = uint32(it.UID)
+				case imapclient.FetchItemDataBodySection:
+					if it.Literal == nil {
+						continue
+					}
+					if uid == 0 {
+						// The UID came after the body: servers answer in UID order,
+						// so take the next unseen message of that exact size.
+						uid = guessUID(order, seen, byUID, it.Literal.Size())
+					}
+					meta, ok := byUID[uid]
+					if !ok || seen[uid] {
+						continue
+					}
+					if meta.Size != it.Literal.Size() {
+						// The listed size was approximate (some servers); the
+						// literal is the truth and is what the sink must be told.
+						meta.Size = it.Literal.Size()
+					}
+					seen[uid] = true
+					if err := fn(&sources.Body{Message: meta, Reader: it.Literal}); err != nil {
+						fnErr = err
+					}
+				}
+				if fnErr != nil {
+					break
+				}
+			}
+		}
+		if fnErr != nil {
+			// Draining the rest of a large FETCH would waste the transfer;
+			// drop the connection instead and let the caller reconnect.
+			s.conn.Abort()
+			cmd.Close()
+			s.selected = ""
+			return nil
+		}
+		return cmd.Close()
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return CommandError(fmt.Sprintf("fetch from %q", f.Name), err)
+	}
+	return nil
+}
+
+func guessUID(order []uint32, seen map[uint32]bool, byUID map[uint32]sources.Message, size int64) uint32 {
+	for _, u := range order {
+		if !seen[u] {
+			if byUID[u].Size == size {
+				return u
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+// Close logs out; nothing was selected read-write, so nothing is expunged.
+func (s *Source) Close() error { return s.conn.Logout() }

@@ -1,0 +1,479 @@
+// Package state keeps jobs, accounts, per-folder checkpoints, counts and the
+// event log in one bbolt file, so a migration survives crashes and restarts.
+// Checkpoints are UID ranges, not one key per message, and progress is
+// written in batches rather than one fsync per message.
+package state
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/banjia-mail/banjia/sources"
+)
+
+// JobState is a job's state, worded as the seed's job table.
+type JobState string
+
+const (
+	JobCreated   JobState = "created"   // 未启动
+	JobRunning   JobState = "running"   // 搬家中
+	JobPaused    JobState = "paused"    // 搬家已暂停
+	JobCompleted JobState = "completed" // 搬家完成: every account finished; a re-run copies only new mail
+	JobEnded     JobState = "ended"     // 搬家已结束: ended by the admin, the rest abandoned
+)
+
+// AccountState is an account's state, worded as the seed's account table.
+type AccountState string
+
+const (
+	AccountNotStarted AccountState = "not_started" // 未启动
+	AccountPreparing  AccountState = "preparing"   // 准备中
+	AccountRunning    AccountState = "in_progress" // 进行中
+	AccountSucceeded  AccountState = "succeeded"   // 搬家成功
+	AccountFailed     AccountState = "failed"      // 搬家失败
+	AccountAbandoned  AccountState = "abandoned"   // 放弃
+)
+
+// Finished reports whether the state is final for this run.
+func (s AccountState) Finished() bool {
+	return s == AccountSucceeded || s == AccountFailed || s == AccountAbandoned
+}
+
+// Options are a job's choices about what to copy.
+type Options struct {
+	// Since, when set, copies only messages that arrived at or after it.
+	Since time.Time `json:",omitempty"`
+	// SkipJunkTrash leaves Junk and Trash folders behind.
+	SkipJunkTrash bool `json:",omitempty"`
+	// MaxMessageSize, when > 0, skips larger messages (counted as skipped).
+	MaxMessageSize int64 `json:",omitempty"`
+	// Renames maps source folder names to target names.
+	Renames map[string]string `json:",omitempty"`
+}
+
+// Job moves one source domain into one target domain.
+type Job struct {
+	ID      string
+	Name    string
+	Source  sources.Endpoint // template: User comes from each account
+	Target  sources.Endpoint
+	Options Options
+	// Admin logins (a target master user, a delegated source admin) whose
+	// passwords are sealed here instead of in the endpoints.
+	SourceAdminSecret []byte `json:",omitempty"`
+	TargetAdminSecret []byte `json:",omitempty"`
+	State             JobState
+	Created           time.Time
+	Updated           time.Time
+}
+
+// Counts are an account's or a job's message counts.
+type Counts struct {
+	ToImport int64 // messages in scope on the source
+	Imported int64 // copied (or found already on the target)
+	Failed   int64
+	Skipped  int64 // out of scope: filtered by options, or gone from the source
+	Bytes    int64 // bytes copied
+}
+
+// Add sums counts.
+func (c *Counts) Add(o Counts) {
+	c.ToImport += o.ToImport
+	c.Imported += o.Imported
+	c.Failed += o.Failed
+	c.Skipped += o.Skipped
+	c.Bytes += o.Bytes
+}
+
+// Account is one mailbox moving from the old system to the new one.
+type Account struct {
+	ID     string // the old address; unique within the job
+	Source string // login on the old system
+	Target string // login on the new system
+	State  AccountState
+	Reason string `json:",omitempty"`
+	Counts Counts
+	// Sealed secrets: never printed, wiped when the account finishes.
+	SourceSecret []byte `json:",omitempty"`
+	TargetSecret []byte `json:",omitempty"`
+	Started      time.Time
+	Finished     time.Time
+	Updated      time.Time
+}
+
+// Checkpoint is how far one source folder has been copied.
+type Checkpoint struct {
+	Folder   string
+	Validity uint64
+	// UIDNext and Total are the folder's UIDNEXT and message count when it was
+	// last listed in full; if both are unchanged and nothing is pending, a
+	// re-run does not list the folder again.
+	UIDNext uint32
+	Total   int64
+	Target  string
+	// TargetValidity and Floor: the target folder's UIDVALIDITY and its
+	// UIDNEXT when the latest session began appending. Any target message at
+	// or above Floor that is not in Confirmed may be an APPEND whose OK was
+	// lost in a crash, and is checked before anything is copied again.
+	TargetValidity uint32
+	Floor          uint32
+	Done           Ranges            // source UIDs copied or found on the target
+	Confirmed      Ranges            // target UIDs we appended since Floor (APPENDUID)
+	Failed         Ranges            // source UIDs that failed in the latest run
+	Skipped        Ranges            // source UIDs out of scope
+	Reasons        map[uint32]string `json:",omitempty"` // why, for failed UIDs (bounded)
+	Bytes          int64
+}
+
+// Pending reports whether anything is left to copy in this folder as last listed.
+func (c *Checkpoint) Pending() bool {
+	return c.Done.Count()+c.Failed.Count()+c.Skipped.Count() < c.Total
+}
+
+// Event is one line of the audit log (搬家查询).
+type Event struct {
+	Seq     uint64
+	Time    time.Time
+	Job     string
+	Account string `json:",omitempty"`
+	Kind    string // job.created, job.started, job.paused, job.resumed, job.ended, job.completed, account.started, account.succeeded, account.failed, account.abandoned, warning
+	Message string
+}
+
+// ErrLocked says another process holds the state file.
+var ErrLocked = errors.New("the state file is in use by another banjia process")
+
+// ErrNotFound is returned for unknown jobs and accounts.
+var ErrNotFound = errors.New("not found")
+
+var (
+	bJobs     = []byte("jobs")
+	bAccounts = []byte("accounts")
+	bFolders  = []byte("folders")
+	bEvents   = []byte("events")
+)
+
+// Store is an open state file.
+type Store struct {
+	db   *bolt.DB
+	key  []byte
+	Path string
+}
+
+// Open opens (or creates) the state file; its key file is path + ".key".
+// A second process gets ErrLocked within a second instead of hanging.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("%s: %w (a job is running: use banjia job pause/resume/end/status, which talk to it)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	// bbolt keeps the mode of an existing file; secrets inside must stay private.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	key, err := loadKey(path + ".key")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bJobs, bAccounts, bFolders, bEvents} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, writeError(path, err)
+	}
+	return &Store{db: db, key: key, Path: path}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func writeError(path string, err error) error {
+	return fmt.Errorf("cannot write the state file %s (disk full or read-only?): %w", path, err)
+}
+
+func put(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
+}
+
+// PutJob creates or replaces a job.
+func (s *Store) PutJob(j *Job) error {
+	j.Updated = time.Now().UTC()
+	err := s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bJobs), j.ID, j) })
+	if err != nil {
+		return writeError(s.Path, err)
+	}
+	return nil
+}
+
+// Job loads a job.
+func (s *Store) Job(id string) (*Job, error) {
+	var j Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bJobs).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+		}
+		return json.Unmarshal(v, &j)
+	})
+	return &j, err
+}
+
+// Jobs lists every job, oldest first.
+func (s *Store) Jobs() ([]*Job, error) {
+	var out []*Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bJobs).ForEach(func(k, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			out = append(out, &j)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, k int) bool { return out[i].Created.Before(out[k].Created) })
+	return out, err
+}
+
+// SetJobState changes a job's state.
+func (s *Store) SetJobState(id string, st JobState) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bJobs)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("job %q: %w", id, ErrNotFound)
+		}
+		var j Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return err
+		}
+		j.State, j.Updated = st, time.Now().UTC()
+		return put(b, id, &j)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return writeError(s.Path, err)
+	}
+	return err
+}
+
+func accountBucket(tx *bolt.Tx, job string, create bool) (*bolt.Bucket, error) {
+	if create {
+		return tx.Bucket(bAccounts).CreateBucketIfNotExists([]byte(job))
+	}
+	return tx.Bucket(bAccounts).Bucket([]byte(job)), nil
+}
+
+// PutAccounts stores accounts of a job in one transaction.
+func (s *Store) PutAccounts(job string, accts ...*Account) error {
+	now := time.Now().UTC()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := accountBucket(tx, job, true)
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			a.Updated = now
+			if err := put(b, a.ID, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return writeError(s.Path, err)
+	}
+	return nil
+}
+
+// Accounts lists a job's accounts in ID order.
+func (s *Store) Accounts(job string) ([]*Account, error) {
+	var out []*Account
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, _ := accountBucket(tx, job, false)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var a Account
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			out = append(out, &a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Account loads one account.
+func (s *Store) Account(job, id string) (*Account, error) {
+	var a Account
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, _ := accountBucket(tx, job, false)
+		var v []byte
+		if b != nil {
+			v = b.Get([]byte(id))
+		}
+		if v == nil {
+			return fmt.Errorf("account %q of job %q: %w", id, job, ErrNotFound)
+		}
+		return json.Unmarshal(v, &a)
+	})
+	return &a, err
+}
+
+func folderBucket(tx *bolt.Tx, job, account string, create bool) (*bolt.Bucket, error) {
+	root := tx.Bucket(bFolders)
+	if !create {
+		jb := root.Bucket([]byte(job))
+		if jb == nil {
+			return nil, nil
+		}
+		return jb.Bucket([]byte(account)), nil
+	}
+	jb, err := root.CreateBucketIfNotExists([]byte(job))
+	if err != nil {
+		return nil, err
+	}
+	return jb.CreateBucketIfNotExists([]byte(account))
+}
+
+// Checkpoints loads every folder checkpoint of an account, by source folder name.
+func (s *Store) Checkpoints(job, account string) (map[string]*Checkpoint, error) {
+	out := map[string]*Checkpoint{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, _ := folderBucket(tx, job, account, false)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var c Checkpoint
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("checkpoint %q: %w", k, err)
+			}
+			out[string(k)] = &c
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Progress is one batch of writes for one account: its record and the
+// checkpoints that changed. The runner collects them and saves many at once.
+type Progress struct {
+	Job         string
+	Account     *Account
+	Checkpoints []*Checkpoint
+}
+
+// Save writes many accounts' progress in one transaction (one fsync).
+func (s *Store) Save(batch []Progress) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, p := range batch {
+			if p.Account != nil {
+				b, err := accountBucket(tx, p.Job, true)
+				if err != nil {
+					return err
+				}
+				p.Account.Updated = now
+				if err := put(b, p.Account.ID, p.Account); err != nil {
+					return err
+				}
+			}
+			if len(p.Checkpoints) > 0 {
+				b, err := folderBucket(tx, p.Job, p.Account.ID, true)
+				if err != nil {
+					return err
+				}
+				for _, c := range p.Checkpoints {
+					if err := put(b, c.Folder, c); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return writeError(s.Path, err)
+	}
+	return nil
+}
+
+// AddEvent appends to the audit log.
+func (s *Store) AddEvent(e *Event) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEvents)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		e.Seq = seq
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], seq)
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return b.Put(k[:], data)
+	})
+	if err != nil {
+		return writeError(s.Path, err)
+	}
+	return nil
+}
+
+// Events lists events after seq (0: from the start), of one job or all ("").
+func (s *Store) Events(job string, after uint64, limit int) ([]*Event, error) {
+	var out []*Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bEvents).Cursor()
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], after+1)
+		for key, v := c.Seek(k[:]); key != nil; key, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if job != "" && e.Job != job {
+				continue
+			}
+			out = append(out, &e)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
+}
