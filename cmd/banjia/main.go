@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -44,10 +45,51 @@ func main() {
 		},
 		Commands: []*cli.Command{migrateCommand(), jobCommand(), logsCommand(), demoCommand()},
 	}
-	if err := app.Run(os.Args); err != nil {
+	if p := os.Getenv("BANJIA_PEAKRSS_FILE"); p != "" {
+		// For benchmarks and tests: the process's own peak RSS (VmHWM), which
+		// a parent cannot read reliably after exit.
+		defer func() {
+			if b, err := os.ReadFile("/proc/self/status"); err == nil {
+				for _, line := range strings.Split(string(b), "\n") {
+					if strings.HasPrefix(line, "VmHWM:") {
+						os.WriteFile(p, []byte(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))+"\n"), 0o644)
+					}
+				}
+			}
+		}()
+	}
+	if p := os.Getenv("BANJIA_HEAPPROFILE"); p != "" {
+		// For benchmarks: where the memory goes.
+		defer func() {
+			if f, err := os.Create(p); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
+	}
+	if err := app.Run(jobNameLast(os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "banjia:", err)
 		os.Exit(1)
 	}
+}
+
+// jobNameLast lets admins write `banjia job create acme --from ...`: the
+// CLI library stops reading flags at the first argument, so the job name is
+// moved behind the flags.
+func jobNameLast(args []string) []string {
+	for i := 1; i+2 < len(args); i++ {
+		if args[i] != "job" {
+			continue
+		}
+		name := args[i+2]
+		if strings.HasPrefix(name, "-") || i+3 >= len(args) {
+			return args
+		}
+		out := append([]string{}, args[:i+2]...)
+		out = append(out, args[i+3:]...)
+		return append(out, name)
+	}
+	return args
 }
 
 func logger(c *cli.Context) *slog.Logger {
