@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
@@ -283,5 +285,51 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUIDValidityChangeRescansWithoutDuplicates: when the source renumbers a
+// folder, every checkpoint of it is void; the folder is matched against the
+// target again and only what is really new is copied.
+func TestUIDValidityChangeRescansWithoutDuplicates(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 150, BadPassword: -1})
+	if err := runner(w, migrate.Config{}).Run(context.Background(), w.Job); err != nil {
+		t.Fatal(err)
+	}
+	u := w.Users[0]
+	cps, err := w.Store.Checkpoints(w.Job, u.Old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := cps["INBOX"]
+	if inbox == nil || inbox.Done.Count() == 0 {
+		t.Fatalf("no INBOX checkpoint: %+v", cps)
+	}
+	// What the engine sees when the server renumbers: a different UIDVALIDITY.
+	inbox.Validity++
+	a := accounts(t, w)[u.Old]
+	if err := w.Store.Save([]state.Progress{{Job: w.Job, Account: a, Checkpoints: []*state.Checkpoint{inbox}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var fresh []dovecot.Message
+	for i := 0; i < 3; i++ {
+		fresh = append(fresh, dovecot.Message{Body: []byte(fmt.Sprintf("Subject: new %d\r\nMessage-ID: <new%d@x>\r\n\r\nnew mail %d\r\n", i, i, i)), Date: d})
+	}
+	if err := w.Src.Deliver(u.Old, "INBOX", fresh); err != nil {
+		t.Fatal(err)
+	}
+	w.Resupply()
+	var appended atomic.Int64
+	cfg := migrate.Config{Rerun: true}
+	if err := countingRunner(w, cfg, &appended).Run(context.Background(), w.Job); err != nil {
+		t.Fatal(err)
+	}
+	if n := appended.Load(); n != 3 {
+		t.Fatalf("appended %d, want the 3 new messages only", n)
+	}
+	migratetest.SameMail(t, u.Old, w.Sources()[u.Old], w.Target(u))
+	if a := accounts(t, w)[u.Old]; a.Counts.Imported != a.Counts.ToImport || a.Counts.ToImport != 153 {
+		t.Fatalf("counts %+v", a.Counts)
 	}
 }

@@ -135,6 +135,9 @@ func ParseEndpoint(raw string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("endpoint %q: want a URL like imaps://user@mail.example.com:993", redactURL(raw))
 	}
 	e := Endpoint{Scheme: strings.ToLower(u.Scheme), Host: u.Hostname()}
+	if e.Host == "" {
+		return Endpoint{}, fmt.Errorf("endpoint %q: no host name", redactURL(raw))
+	}
 	def, ok := DefaultPorts[e.Scheme]
 	if !ok {
 		return Endpoint{}, fmt.Errorf("endpoint %q: unknown scheme %q (known: %s)", redactURL(raw), u.Scheme, strings.Join(knownSchemes(), ", "))

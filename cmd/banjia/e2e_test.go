@@ -326,3 +326,95 @@ func TestDemo(t *testing.T) {
 }
 
 var _ = dovecot.Available
+
+// TestMigrateOneMailbox is the imapsync-style single-account path: passwords
+// from the environment and a file, never argv; a re-run copies nothing.
+func TestMigrateOneMailbox(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 1, Messages: 150, BadPassword: -1})
+	u := w.Users[0]
+	before := w.Sources()
+	pwFile := filepath.Join(t.TempDir(), "to-pw")
+	os.WriteFile(pwFile, []byte(u.NewPW+"\n"), 0o600)
+	from := "imap+plain://" + u.Old + "@" + w.Src.IMAPAddr
+	to := "imap+plain://" + u.New + "@" + w.Dst.IMAPAddr
+	w.env = []string{"BANJIA_FROM_PASSWORD=" + u.OldPW}
+	run := func() string {
+		cmd, out := w.start0(t, "migrate", "--from", from, "--to", to, "--to-pass-file", pwFile)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("migrate: %v\n%s", err, out)
+		}
+		return out.String()
+	}
+	out := run()
+	if !strings.Contains(out, "150 to import, 150 imported, 0 failed") {
+		t.Fatalf("output:\n%s", out)
+	}
+	migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	n := w.TotalTarget()
+	out = run()
+	if after := w.TotalTarget(); after != n {
+		t.Fatalf("re-run added %d messages", after-n)
+	}
+	if strings.Contains(out, u.OldPW) || strings.Contains(out, u.NewPW) {
+		t.Fatal("a password was printed")
+	}
+	w.env = nil
+
+	// A password in the URL is refused; no password source is a clear error.
+	out, err := w.banjia(t, "migrate", "--from", "imap+plain://"+u.Old+":"+u.OldPW+"@"+w.Src.IMAPAddr, "--to", to)
+	if err == nil || !strings.Contains(out, "do not put the password in the URL") || strings.Contains(out, u.OldPW) {
+		t.Fatalf("password in URL: %v\n%s", err, out)
+	}
+	out, err = w.banjia(t, "migrate", "--from", from, "--to", to, "--to-pass-file", pwFile)
+	if err == nil || !strings.Contains(out, "no old mailbox's password") {
+		t.Fatalf("no password: %v\n%s", err, out)
+	}
+}
+
+// start0 runs any banjia command in the background.
+func (w *cliWorld) start0(t *testing.T, a ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary, w.args(a...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), w.env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &out
+}
+
+// TestSIGTERMStopsCleanly: a signal stops at a message boundary, saves the
+// checkpoints and exits; the next start finishes with nothing lost or doubled.
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 3, Messages: 300, BadPassword: -1})
+	before := w.Sources()
+	w.create(t)
+	cmd, out := w.start(t, "--parallel", "3", "--conns", "1")
+	waitUntil(t, func() bool { return w.TotalTarget() > 60 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGTERM did not stop the job")
+	}
+	if !strings.Contains(out.String(), "stopping at the next message boundary") || !strings.Contains(out.String(), "progress is saved") {
+		t.Fatalf("output:\n%s", out)
+	}
+	cmd, out = w.start(t)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("second start: %v\n%s", err, out)
+	}
+	n := w.checkAll(t, before)
+	if total := w.TotalTarget(); total != n {
+		t.Fatalf("target %d messages, source %d", total, n)
+	}
+}
