@@ -105,8 +105,8 @@ type Endpoint struct {
 	// Insecure skips TLS certificate verification.
 	Insecure bool
 	// RootCAs, if set, replaces the system roots (PEM); used by tests and
-	// private CAs.
-	RootCAs []byte `json:"-"`
+	// private CAs. Kept with the job, since it is public.
+	RootCAs []byte `json:",omitempty"`
 }
 
 // Addr is host:port.

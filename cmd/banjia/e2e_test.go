@@ -79,20 +79,7 @@ func (w *cliWorld) mustBanjia(t *testing.T, a ...string) string {
 // start runs `job start` in the background.
 func (w *cliWorld) start(t *testing.T, extra ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(binary, w.args(append([]string{"job", "start", w.Job}, extra...)...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), w.env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return cmd, &out
+	return w.start0(t, append([]string{"job", "start", w.Job}, extra...)...)
 }
 
 func (w *cliWorld) create(t *testing.T) {
@@ -248,6 +235,7 @@ func TestPauseResumeEndFromAnotherShell(t *testing.T) {
 	w.create(t)
 	cmd, out := w.start(t, "--parallel", "2", "--conns", "1")
 	waitUntil(t, func() bool { return w.TotalTarget() > 50 })
+	follow, followOut := w.start0(t, "logs", "-f", "--job", w.Job)
 	t0 := time.Now()
 	w.mustBanjia(t, "job", "pause", w.Job)
 	if d := time.Since(t0); d > time.Second {
@@ -279,6 +267,14 @@ func TestPauseResumeEndFromAnotherShell(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("end did not reach the running job")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	follow.Process.Signal(syscall.SIGTERM)
+	follow.Wait()
+	for _, want := range []string{"job.started", "job.paused", "job.resumed", "job.ended", "account.abandoned", "imported"} {
+		if !strings.Contains(followOut.String(), want) {
+			t.Fatalf("logs -f lacks %q:\n%s", want, followOut)
+		}
 	}
 	accts := w.mustBanjia(t, "job", "accounts", w.Job)
 	if !strings.Contains(accts, "abandoned") {
