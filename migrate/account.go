@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -382,6 +383,9 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	if err != nil {
 		return err
 	}
+	if err := a.assignUIDs(f, msgs); err != nil {
+		return err
+	}
 	opts := a.job.Options
 	var pending []sources.Message
 	a.mu.Lock()
@@ -490,6 +494,33 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		}
 	}
 	return send()
+}
+
+// assignUIDs numbers messages of sources that key them by strings (POP3
+// UIDL, Graph ids), through a mapping kept in the state, and sorts them by
+// that number so they are copied in the source's order.
+func (a *accountRun) assignUIDs(f sources.Folder, msgs []sources.Message) error {
+	var keys []string
+	for _, m := range msgs {
+		if m.UID == 0 {
+			keys = append(keys, m.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if len(keys) != len(msgs) {
+		return fault.New(fault.Account, fmt.Sprintf("folder %q mixes numeric and string message keys", f.Name), nil)
+	}
+	uids, err := a.r.store.AssignUIDs(a.job.ID, a.acct.ID, f.Name, keys)
+	if err != nil {
+		return fault.New(fault.Account, "cannot write the state file", err)
+	}
+	for i := range msgs {
+		msgs[i].UID = uids[i]
+	}
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].UID < msgs[j].UID })
+	return nil
 }
 
 func keepListed(rs state.Ranges, listed map[uint32]bool) state.Ranges {

@@ -159,6 +159,7 @@ var (
 	bAccounts = []byte("accounts")
 	bFolders  = []byte("folders")
 	bEvents   = []byte("events")
+	bKeys     = []byte("keys")
 )
 
 // Store is an open state file.
@@ -189,7 +190,7 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bJobs, bAccounts, bFolders, bEvents} {
+		for _, b := range [][]byte{bJobs, bAccounts, bFolders, bEvents, bKeys} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -476,4 +477,75 @@ func (s *Store) Events(job string, after uint64, limit int) ([]*Event, error) {
 		return nil
 	})
 	return out, err
+}
+
+// AssignUIDs gives sources whose messages have string keys (POP3 UIDL, Graph
+// ids) stable numeric UIDs, in the order given, so checkpoints stay UID
+// ranges whatever the source. Known keys keep their UID; new keys get the
+// next numbers, in one transaction.
+func (s *Store) AssignUIDs(job, account, folder string, keys []string) ([]uint32, error) {
+	out := make([]uint32, len(keys))
+	missing := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := keyBucket(tx, job, account, folder)
+		for i, k := range keys {
+			if b != nil {
+				if v := b.Get([]byte(k)); len(v) == 4 {
+					out[i] = binary.BigEndian.Uint32(v)
+					continue
+				}
+			}
+			missing++
+		}
+		return nil
+	})
+	if err != nil || missing == 0 {
+		return out, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bKeys)
+		for _, name := range []string{job, account, folder} {
+			var err error
+			if b, err = b.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		for i, k := range keys {
+			if out[i] != 0 {
+				continue
+			}
+			if v := b.Get([]byte(k)); len(v) == 4 {
+				out[i] = binary.BigEndian.Uint32(v)
+				continue
+			}
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			if seq > 1<<32-1 {
+				return fmt.Errorf("folder %q has more than 2^32 keys", folder)
+			}
+			var v [4]byte
+			binary.BigEndian.PutUint32(v[:], uint32(seq))
+			if err := b.Put([]byte(k), v[:]); err != nil {
+				return err
+			}
+			out[i] = uint32(seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, writeError(s.Path, err)
+	}
+	return out, nil
+}
+
+func keyBucket(tx *bolt.Tx, job, account, folder string) *bolt.Bucket {
+	b := tx.Bucket(bKeys)
+	for _, name := range []string{job, account, folder} {
+		if b = b.Bucket([]byte(name)); b == nil {
+			return nil
+		}
+	}
+	return b
 }

@@ -26,6 +26,7 @@ import (
 	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
 	"github.com/banjia-mail/banjia/sources"
 	_ "github.com/banjia-mail/banjia/sources/imap" // registers imap, imaps, imap+plain
+	_ "github.com/banjia-mail/banjia/sources/pop3" // registers pop3, pop3s, pop3+plain
 	"github.com/banjia-mail/banjia/state"
 )
 

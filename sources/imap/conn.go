@@ -95,7 +95,7 @@ func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*C
 	d := net.Dialer{}
 	raw, err := d.DialContext(dctx, "tcp", e.Addr())
 	if err != nil {
-		return nil, dialError(e, err)
+		return nil, DialError(e, err)
 	}
 	// The greeting and STARTTLS have no context in go-imap: close on timeout.
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
@@ -197,7 +197,8 @@ func isIMAPError(err error) bool {
 	return errors.As(err, &ie)
 }
 
-func dialError(e sources.Endpoint, err error) error {
+// DialError explains a failed TCP connection.
+func DialError(e sources.Endpoint, err error) error {
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		return fault.New(fault.Account, fmt.Sprintf("cannot resolve host %q: check the server name", e.Host), err)
@@ -209,6 +210,12 @@ func dialError(e sources.Endpoint, err error) error {
 }
 
 func tlsError(e sources.Endpoint, err error) error {
+	return TLSError(e, err, "use imap:// (STARTTLS) or the TLS port 993")
+}
+
+// TLSError explains a failed TLS handshake; hint says what to use instead
+// when the port does not speak TLS.
+func TLSError(e sources.Endpoint, err error, hint string) error {
 	var certErr *tls.CertificateVerificationError
 	var hostErr x509.HostnameError
 	var authErr x509.UnknownAuthorityError
@@ -218,7 +225,7 @@ func tlsError(e sources.Endpoint, err error) error {
 	case errors.As(err, &authErr), errors.As(err, &certErr):
 		return fault.New(fault.Account, fmt.Sprintf("the TLS certificate of %s is not trusted (self-signed or unknown CA; --insecure skips the check)", e.Addr()), err)
 	case errors.As(err, new(tls.RecordHeaderError)) || strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
-		return fault.New(fault.Account, fmt.Sprintf("%s does not speak TLS on this port; use imap:// (STARTTLS) or the TLS port 993", e.Addr()), err)
+		return fault.New(fault.Account, fmt.Sprintf("%s does not speak TLS on this port; %s", e.Addr(), hint), err)
 	}
 	if fault.IsTransient(err) {
 		return fault.New(fault.Retry, fmt.Sprintf("TLS with %s failed", e.Addr()), err)

@@ -25,7 +25,7 @@ func endpoint(scheme, addr, user, pw string, ca []byte) sources.Endpoint {
 func TestConformance(t *testing.T) {
 	s := dovecot.StartT(t, dovecot.Options{TLS: true})
 	s.AddUser("u@x.test", "pw")
-	fx := sourcetest.Fixture{Folders: map[string][]sourcetest.Message{}, FlagsKept: true,
+	fx := sourcetest.Fixture{Folders: map[string][]sourcetest.Message{}, FlagsKept: true, DatesListed: true,
 		Special: map[string]string{"Sent": sources.SpecialSent, "INBOX": "", "客户/北京": ""}}
 	byFolder := map[string][]dovecot.Message{}
 	for _, m := range mailgen.Mailbox("u@x.test", mailgen.Options{Seed: 9, Messages: 80, MaxAttachment: 300 << 10,
