@@ -104,6 +104,8 @@ type Endpoint struct {
 	Auth string
 	// Insecure skips TLS certificate verification.
 	Insecure bool
+	// Hint is what to tell a person when login fails (from a provider preset).
+	Hint string `json:",omitempty"`
 	// RootCAs, if set, replaces the system roots (PEM); used by tests and
 	// private CAs. Kept with the job, since it is public.
 	RootCAs []byte `json:",omitempty"`

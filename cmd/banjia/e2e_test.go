@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -359,7 +360,6 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-var _ = dovecot.Available
 
 // TestMigrateOneMailbox is the imapsync-style single-account path: passwords
 // from the environment and a file, never argv; a re-run copies nothing.
@@ -450,5 +450,75 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	n := w.checkAll(t, before)
 	if total := w.TotalTarget(); total != n {
 		t.Fatalf("target %d messages, source %d", total, n)
+	}
+}
+
+// TestCheckFailureClasses runs `banjia check` against real local listeners,
+// one per failure class, and reads the step that failed and its reason.
+func TestCheckFailureClasses(t *testing.T) {
+	dovecot.Require(t)
+	s := dovecot.StartT(t, dovecot.Options{TLS: true})
+	s.AddUser("u@x.test", "pw")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, s.CertPEM, 0o644)
+	w := &cliWorld{World: &migratetest.World{Path: filepath.Join(t.TempDir(), "s.db")}}
+	type report struct {
+		Role, Account string
+		OK            bool
+		Steps         []struct {
+			Name, Detail, Hint string
+			OK                 bool
+		}
+	}
+	cases := []struct {
+		name, from, pw string
+		extra          []string
+		step, want     string
+	}{
+		{"passes with the CA", "imaps://u@x.test@" + s.IMAPSAddr, "pw", []string{"--ca-file", ca}, "", ""},
+		{"passes over STARTTLS", "imap://u@x.test@" + s.IMAPAddr, "pw", []string{"--ca-file", ca}, "", ""},
+		{"closed port", "imap+plain://u@x.test@127.0.0.1:1", "pw", nil, "tcp", "connection refused"},
+		{"self-signed certificate", "imaps://u@x.test@" + s.IMAPSAddr, "pw", nil, "tls", "is not trusted"},
+		{"TLS spoken to a plain port", "imaps://u@x.test@" + s.IMAPAddr, "pw", nil, "tls", "does not speak TLS"},
+		{"wrong password", "imap+plain://u@x.test@" + s.IMAPAddr, "nope", nil, "login", "wrong user name, password or authorization code"},
+		{"unknown host", "imaps://u@x.test@no-such-host.invalid", "pw", nil, "dns", "cannot resolve host"},
+		{"POP3 wrong password", "pop3+plain://u@x.test@" + s.POP3Addr, "nope", nil, "login", "wrong user name, password or authorization code"},
+		{"POP3 with the CA", "pop3s://u@x.test@" + s.POP3SAddr, "pw", []string{"--ca-file", ca}, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w.env = []string{"BANJIA_FROM_PASSWORD=" + c.pw}
+			cmd, out := w.start0(t, append([]string{"check", "--from", c.from, "--json"}, c.extra...)...)
+			err := cmd.Wait()
+			var reps []report
+			if jerr := json.Unmarshal(out.Bytes(), &reps); jerr != nil || len(reps) != 1 {
+				t.Fatalf("output: %v\n%s", jerr, out)
+			}
+			r := reps[0]
+			if c.step == "" {
+				if err != nil || !r.OK {
+					t.Fatalf("check failed: %v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil || r.OK {
+				t.Fatalf("check passed, want a failure at %s:\n%s", c.step, out)
+			}
+			last := r.Steps[len(r.Steps)-1]
+			if last.Name != c.step || !strings.Contains(last.Detail, c.want) || last.Hint == "" {
+				t.Fatalf("failed at %s: %q (hint %q), want %s: %q", last.Name, last.Detail, last.Hint, c.step, c.want)
+			}
+			if strings.Contains(out.String(), `"`+c.pw+`"`) {
+				t.Fatal("the password is in the report")
+			}
+		})
+	}
+	// A whole accounts CSV, concurrently, with a summary line.
+	csv := filepath.Join(t.TempDir(), "a.csv")
+	os.WriteFile(csv, []byte("u@x.test,u@x.test,pw,pw\nu@x.test2,u@x.test,bad,pw\n"), 0o600)
+	w.env = nil
+	out, err := w.banjia(t, "check", "--from", "imap+plain://"+s.IMAPAddr, "--to", "imap+plain://"+s.IMAPAddr, "--accounts", csv)
+	if err == nil || !strings.Contains(out, "4 checks: 3 passed, 1 failed") {
+		t.Fatalf("CSV check: %v\n%s", err, out)
 	}
 }

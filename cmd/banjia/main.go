@@ -44,7 +44,7 @@ func main() {
 			&cli.StringFlag{Name: "lang", EnvVars: []string{"BANJIA_LANG"}, Usage: "en or zh (default from LANG)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log engine details to stderr"},
 		},
-		Commands: []*cli.Command{migrateCommand(), jobCommand(), logsCommand(), demoCommand()},
+		Commands: []*cli.Command{migrateCommand(), jobCommand(), checkCommand(), providersCommand(), logsCommand(), demoCommand()},
 	}
 	if p := os.Getenv("BANJIA_PEAKRSS_FILE"); p != "" {
 		// For benchmarks and tests: the process's own peak RSS (VmHWM), which
@@ -155,13 +155,24 @@ func passFlags(prefix, what, env string) []cli.Flag {
 
 func endpointFlags() []cli.Flag {
 	return []cli.Flag{
+		&cli.StringFlag{Name: "provider", Usage: "the old provider's preset (banjia providers): --from may then be just the user"},
+		&cli.StringFlag{Name: "protocol", Value: "imap", Usage: "with --provider: imap or pop3"},
 		&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (only on a network you trust)"},
 		&cli.StringFlag{Name: "ca-file", Usage: "PEM file of CA certificates to trust for both servers"},
 	}
 }
 
 func parseEndpoint(c *cli.Context, raw string) (sources.Endpoint, error) {
-	e, err := sources.ParseEndpoint(raw)
+	return resolveEndpoint(c, raw, "", "")
+}
+
+// parseSource reads --from, with --provider/--protocol when given.
+func parseSource(c *cli.Context) (sources.Endpoint, error) {
+	return resolveEndpoint(c, c.String("from"), c.String("provider"), c.String("protocol"))
+}
+
+func resolveEndpoint(c *cli.Context, raw, provider, protocol string) (sources.Endpoint, error) {
+	e, err := sources.ResolveEndpoint(raw, provider, protocol)
 	if err != nil {
 		return e, err
 	}
@@ -287,7 +298,7 @@ func migrateCommand() *cli.Command {
 		Usage: "copy one mailbox (re-runs copy only what is new)",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			src, err := parseEndpoint(c, c.String("from"))
+			src, err := parseSource(c)
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}
@@ -381,7 +392,7 @@ func options(c *cli.Context) (state.Options, error) {
 
 func jobCommand() *cli.Command {
 	createFlags := []cli.Flag{
-		&cli.StringFlag{Name: "from", Required: true, Usage: "source server, e.g. imaps://imap.old.example:993 (users come from the CSV)"},
+		&cli.StringFlag{Name: "from", Usage: "source server, e.g. imaps://imap.old.example:993 (users come from the CSV); may be left out with --provider"},
 		&cli.StringFlag{Name: "to", Required: true, Usage: "target server, e.g. imaps://imap.new.example:993"},
 		&cli.StringFlag{Name: "accounts", Required: true, Usage: "CSV: old address, new address, old password[, new password]"},
 		&cli.StringFlag{Name: "to-admin", Usage: "log in to the target as this admin (master user) for accounts without a new password"},
@@ -402,7 +413,7 @@ func jobCommand() *cli.Command {
 					if id == "" {
 						return errors.New("give the job a name: banjia job create JOB --from ... --to ... --accounts FILE")
 					}
-					src, err := parseEndpoint(c, c.String("from"))
+					src, err := parseSource(c)
 					if err != nil {
 						return fmt.Errorf("--from: %w", err)
 					}

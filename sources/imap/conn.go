@@ -184,7 +184,7 @@ func LoginError(e sources.Endpoint, err error) error {
 		case imap.ResponseCodePrivacyRequired:
 			return fault.New(fault.Account, fmt.Sprintf("%s requires TLS before login; use imaps:// or imap://", e.Addr()), err)
 		}
-		return fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account", e.User, e.Addr()), err)
+		return fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account%s", e.User, e.Addr(), HintSuffix(e)), err)
 	}
 	if fault.IsTransient(err) {
 		return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
@@ -307,4 +307,12 @@ func backoffHint(text string) time.Duration {
 		return 5 * time.Second
 	}
 	return time.Duration(ms) * time.Millisecond
+}
+
+// HintSuffix is the provider's advice, for the end of a login failure.
+func HintSuffix(e sources.Endpoint) string {
+	if e.Hint == "" {
+		return ""
+	}
+	return "; " + e.Hint
 }

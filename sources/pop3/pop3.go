@@ -165,7 +165,7 @@ func Open(ctx context.Context, e sources.Endpoint) (*Source, error) {
 		if strings.Contains(text, "[in-use]") || strings.Contains(text, "locked") || strings.Contains(text, "in use") {
 			return nil, fault.New(fault.Retry, "the maildrop is in use by another POP3 session; trying again later", err)
 		}
-		return nil, fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or POP3 is disabled for this account", e.User, e.Addr()), err)
+		return nil, fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or POP3 is disabled for this account%s", e.User, e.Addr(), imapsrc.HintSuffix(e)), err)
 	}
 	return s, nil
 }

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/banjia-mail/banjia/sources"
+)
+
+func providersCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "providers",
+		Usage: "the provider presets for --provider (servers, ports, authorization codes)",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json"}},
+		Action: func(c *cli.Context) error {
+			if c.Bool("json") {
+				var ps []sources.Provider
+				for _, n := range sources.ProviderNames() {
+					ps = append(ps, sources.Providers[n])
+				}
+				return json.NewEncoder(os.Stdout).Encode(ps)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPROVIDER\tIMAP\tPOP3\tSMTP\tAUTH CODE")
+			addr := func(s sources.Server) string {
+				if s.Host == "" {
+					return fmt.Sprintf("(your host):%d %s", s.Port, s.TLS)
+				}
+				return fmt.Sprintf("%s:%d %s", s.Host, s.Port, s.TLS)
+			}
+			for _, n := range sources.ProviderNames() {
+				p := sources.Providers[n]
+				code := "-"
+				if p.AuthCode {
+					code = "yes (授权码)"
+				}
+				smtp := addr(p.SMTP)
+				if p.SMTPOrg.Host != "" {
+					smtp += ", organisations " + addr(p.SMTPOrg)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, p.Title, addr(p.IMAP), addr(p.POP3), smtp, code)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func checkCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "from", Usage: "source: a URL with the user, or with --provider just the user; with --accounts the server only"},
+		&cli.StringFlag{Name: "to", Usage: "target: a URL (with the user unless --accounts is given)"},
+		&cli.StringFlag{Name: "accounts", Usage: "check every row of this accounts CSV, concurrently"},
+		&cli.BoolFlag{Name: "json", Usage: "machine-readable reports"},
+	}
+	flags = append(flags, passFlags("from", "old mailbox's", "BANJIA_FROM_PASSWORD")...)
+	flags = append(flags, passFlags("to", "new mailbox's", "BANJIA_TO_PASSWORD")...)
+	flags = append(flags, endpointFlags()...)
+	return &cli.Command{
+		Name:  "check",
+		Usage: "check that the old and new servers can be reached and logged in to, step by step",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.String("from") == "" && c.String("provider") == "" && c.String("to") == "" {
+				return fmt.Errorf("give --from (and/or --to) to check")
+			}
+			type job struct {
+				role, account string
+				e             sources.Endpoint
+			}
+			var jobs []job
+			var src, dst sources.Endpoint
+			var err error
+			if c.String("from") != "" || c.String("provider") != "" {
+				if src, err = parseSource(c); err != nil {
+					return fmt.Errorf("--from: %w", err)
+				}
+			}
+			if c.String("to") != "" {
+				if dst, err = parseEndpoint(c, c.String("to")); err != nil {
+					return fmt.Errorf("--to: %w", err)
+				}
+			}
+			if f := c.String("accounts"); f != "" {
+				rows, err := readCSV(f)
+				if err != nil {
+					return err
+				}
+				for _, row := range rows {
+					if src.Host != "" {
+						e := src
+						e.User, e.Password = row.Old, row.OldPassword
+						jobs = append(jobs, job{"source", row.Old, e})
+					}
+					if dst.Host != "" && row.NewPassword != "" {
+						e := dst
+						e.User, e.Password = row.New, row.NewPassword
+						jobs = append(jobs, job{"target", row.Old, e})
+					}
+				}
+			} else {
+				if src.Host != "" {
+					if src.Password, err = password(c, "from", "old mailbox's"); err != nil {
+						return err
+					}
+					jobs = append(jobs, job{"source", src.User, src})
+				}
+				if dst.Host != "" {
+					if dst.Password, err = password(c, "to", "new mailbox's"); err != nil {
+						return err
+					}
+					jobs = append(jobs, job{"target", dst.User, dst})
+				}
+			}
+			type result struct {
+				Role, Account string
+				*sources.Report
+			}
+			results := make([]result, len(jobs))
+			sem := make(chan struct{}, 8)
+			var wg sync.WaitGroup
+			for i, j := range jobs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					defer func() { <-sem }()
+					results[i] = result{Role: j.role, Account: j.account, Report: sources.Check(c.Context, j.e)}
+				}()
+			}
+			wg.Wait()
+			failed := 0
+			for _, r := range results {
+				if !r.OK {
+					failed++
+				}
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(results); err != nil {
+					return err
+				}
+			} else {
+				sort.SliceStable(results, func(i, k int) bool { return results[i].Account < results[k].Account })
+				for _, r := range results {
+					printReport(os.Stdout, r.Role, r.Account, r.Report)
+				}
+				fmt.Printf("%d checks: %d passed, %d failed\n", len(results), len(results)-failed, failed)
+			}
+			if failed > 0 {
+				return cli.Exit("", 1)
+			}
+			return nil
+		},
+	}
+}
+
+func printReport(w io.Writer, role, account string, r *sources.Report) {
+	mark := "passed"
+	if !r.OK {
+		mark = "FAILED"
+	}
+	fmt.Fprintf(w, "%s %s (%s): %s\n", role, account, r.Endpoint, mark)
+	for _, s := range r.Steps {
+		sign := "ok  "
+		if !s.OK {
+			sign = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %-9s %s\n", sign, s.Name, s.Detail)
+		if !s.OK && s.Hint != "" {
+			fmt.Fprintf(w, "       %-9s hint: %s\n", "", s.Hint)
+		}
+	}
+}
