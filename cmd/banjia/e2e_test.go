@@ -360,7 +360,6 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-
 // TestMigrateOneMailbox is the imapsync-style single-account path: passwords
 // from the environment and a file, never argv; a re-run copies nothing.
 func TestMigrateOneMailbox(t *testing.T) {
