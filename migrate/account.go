@@ -345,11 +345,15 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 }
 
 func (a *accountRun) skipFolder(f sources.Folder) bool {
-	if !a.job.Options.SkipJunkTrash {
-		return false
-	}
 	role := sinks.Role(f)
-	return role == sources.SpecialJunk || role == sources.SpecialTrash
+	o := a.job.Options
+	switch {
+	case o.SkipJunkTrash && (role == sources.SpecialJunk || role == sources.SpecialTrash):
+		return true
+	case o.SkipCustomFolders && role == "" && !strings.EqualFold(f.Name, "INBOX"):
+		return true
+	}
+	return false
 }
 
 // folder lists one source folder, settles anything in doubt from an earlier
@@ -387,6 +391,11 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		return err
 	}
 	opts := a.job.Options
+	if d, ok := src.(sources.Dater); ok && !opts.Since.IsZero() {
+		if err := d.Dates(ctx, f, msgs); err != nil {
+			return err
+		}
+	}
 	var pending []sources.Message
 	a.mu.Lock()
 	listed := make(map[uint32]bool, len(msgs))

@@ -240,3 +240,10 @@ func Open(ctx context.Context, e Endpoint) (Source, error) {
 // ErrValidityChanged says a folder's keys were renumbered since it was listed
 // (IMAP UIDVALIDITY changed): the folder must be listed again.
 var ErrValidityChanged = errors.New("the folder was renumbered (UIDVALIDITY changed) since it was listed")
+
+// Dater is implemented by sources whose listing has no dates (POP3): it
+// fills in the dates of msgs when the caller needs them before fetching,
+// e.g. to apply a date range.
+type Dater interface {
+	Dates(ctx context.Context, folder Folder, msgs []Message) error
+}

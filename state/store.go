@@ -53,6 +53,8 @@ type Options struct {
 	Since time.Time `json:",omitempty"`
 	// SkipJunkTrash leaves Junk and Trash folders behind.
 	SkipJunkTrash bool `json:",omitempty"`
+	// SkipCustomFolders copies only INBOX and the special folders.
+	SkipCustomFolders bool `json:",omitempty"`
 	// MaxMessageSize, when > 0, skips larger messages (counted as skipped).
 	MaxMessageSize int64 `json:",omitempty"`
 	// Renames maps source folder names to target names.

@@ -521,3 +521,40 @@ func TestCheckFailureClasses(t *testing.T) {
 		t.Fatalf("CSV check: %v\n%s", err, out)
 	}
 }
+
+// TestDateRange: --since copies only mail that arrived since then, from IMAP
+// (INTERNALDATE) and from POP3 (the headers' date), and counts the rest as skipped.
+func TestDateRange(t *testing.T) {
+	since := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, proto := range []string{"imap", "pop3"} {
+		t.Run(proto, func(t *testing.T) {
+			w := newCLIWorld(t, migratetest.Options{Accounts: 1, Messages: 200, BadPassword: -1, Folders: []string{"INBOX"}})
+			u := w.Users[0]
+			before := w.Sources()[u.Old]
+			from := "imap+plain://" + w.Src.IMAPAddr
+			if proto == "pop3" {
+				from = "pop3+plain://" + w.Src.POP3Addr
+			}
+			w.mustBanjia(t, "job", "create", w.Job, "--from", from, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv, "--since", since.Format("2006-01-02"))
+			cmd, out := w.start(t)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			want := migratetest.Mailbox{}
+			for _, m := range before["INBOX"] {
+				if !m.Date.Before(since) {
+					want["INBOX"] = append(want["INBOX"], m)
+				}
+			}
+			n := len(want["INBOX"])
+			if n == 0 || n == len(before["INBOX"]) {
+				t.Fatalf("%d of %d messages in range: the corpus does not straddle the date", n, len(before["INBOX"]))
+			}
+			migratetest.SameBodies(t, u.Old, want, w.Target(u))
+			accts := w.mustBanjia(t, "job", "accounts", w.Job, "--json")
+			if !strings.Contains(accts, fmt.Sprintf(`"ToImport": %d`, n)) || !strings.Contains(accts, fmt.Sprintf(`"Skipped": %d`, len(before["INBOX"])-n)) {
+				t.Fatalf("counts for %d in range:\n%s", n, accts)
+			}
+		})
+	}
+}

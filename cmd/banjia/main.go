@@ -286,9 +286,8 @@ func migrateCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "from", Required: true, Usage: "source, e.g. imaps://alice@imap.old.example:993"},
 		&cli.StringFlag{Name: "to", Required: true, Usage: "target, e.g. imaps://alice@imap.new.example:993"},
-		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
-		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
 	}
+	flags = append(flags, optionFlags()...)
 	flags = append(flags, passFlags("from", "old mailbox's", "BANJIA_FROM_PASSWORD")...)
 	flags = append(flags, passFlags("to", "new mailbox's", "BANJIA_TO_PASSWORD")...)
 	flags = append(flags, endpointFlags()...)
@@ -386,8 +385,53 @@ func options(c *cli.Context) (state.Options, error) {
 		}
 		o.Since = t
 	}
+	if p := c.String("period"); p != "" {
+		if o.Since.IsZero() {
+			since, err := periodStart(p, time.Now())
+			if err != nil {
+				return o, err
+			}
+			o.Since = since
+		} else {
+			return o, errors.New("give --period or --since, not both")
+		}
+	}
 	o.SkipJunkTrash = c.Bool("skip-junk-trash")
+	o.SkipCustomFolders = c.Bool("skip-custom-folders")
+	if mb := c.Int("max-size"); mb > 0 {
+		o.MaxMessageSize = int64(mb) << 20
+	} else if mb < 0 {
+		return o, fmt.Errorf("--max-size %d: want megabytes, 0 for no limit", mb)
+	}
 	return o, nil
+}
+
+// periodStart turns the seed's date ranges (全部/2年/1年/3个月/30天) into a
+// start date, fixed when the job is created.
+func periodStart(p string, now time.Time) (time.Time, error) {
+	switch strings.ToLower(p) {
+	case "all":
+		return time.Time{}, nil
+	case "2y":
+		return now.AddDate(-2, 0, 0), nil
+	case "1y":
+		return now.AddDate(-1, 0, 0), nil
+	case "3m":
+		return now.AddDate(0, -3, 0), nil
+	case "30d":
+		return now.AddDate(0, 0, -30), nil
+	}
+	return time.Time{}, fmt.Errorf("--period %q: want all, 2y, 1y, 3m or 30d", p)
+}
+
+func optionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "period", Usage: "copy only recent mail: all, 2y, 1y, 3m or 30d"},
+		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
+		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
+		&cli.BoolFlag{Name: "skip-custom-folders", Usage: "copy only INBOX and the special folders (Sent, Drafts, ...)"},
+		&cli.IntFlag{Name: "max-size", Usage: "skip messages larger than this many MB (0: no limit)"},
+	}
 }
 
 func jobCommand() *cli.Command {
@@ -396,9 +440,8 @@ func jobCommand() *cli.Command {
 		&cli.StringFlag{Name: "to", Required: true, Usage: "target server, e.g. imaps://imap.new.example:993"},
 		&cli.StringFlag{Name: "accounts", Required: true, Usage: "CSV: old address, new address, old password[, new password]"},
 		&cli.StringFlag{Name: "to-admin", Usage: "log in to the target as this admin (master user) for accounts without a new password"},
-		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
-		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
 	}
+	createFlags = append(createFlags, optionFlags()...)
 	createFlags = append(createFlags, passFlags("to-admin", "target admin's", "BANJIA_TO_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, endpointFlags()...)
 	return &cli.Command{

@@ -246,6 +246,35 @@ func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Mess
 	return out, nil
 }
 
+// Dates reads each message's headers (TOP n 0) for its date.
+func (s *Source) Dates(ctx context.Context, f sources.Folder, msgs []sources.Message) error {
+	es, err := s.list(ctx)
+	if err != nil {
+		return err
+	}
+	byKey := make(map[string]int, len(es))
+	for _, e := range es {
+		byKey[e.key] = e.num
+	}
+	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
+	defer stop()
+	now := time.Now()
+	for i := range msgs {
+		num, ok := byKey[msgs[i].Key]
+		if !ok {
+			continue
+		}
+		b, err := s.conn.Cmd("TOP", true, num, 0)
+		if err != nil {
+			return s.cmdError("TOP", err)
+		}
+		msgs[i].Date = DateOf(b.Bytes(), now)
+	}
+	return nil
+}
+
+var _ sources.Dater = (*Source)(nil)
+
 // Fetch retrieves each message with RETR, one in memory at a time.
 func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
 	if len(msgs) == 0 {
