@@ -32,6 +32,9 @@ type accountRun struct {
 	dirty        map[string]bool
 	acctDirty    bool
 	firstFailure string
+	// seen holds the cross-folder identities of messages in folders already
+	// listed in this pass (DedupeAcrossFolders).
+	seen map[string]bool
 }
 
 // batch is one FETCH worth of messages of one folder.
@@ -325,6 +328,11 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 	for i := 0; i < a.r.cfg.Lanes; i++ {
 		g.Go(func() error { return a.lane(gctx, stop, srcEP, dstEP, batches) })
 	}
+	if a.job.Options.DedupeAcrossFolders {
+		// Labels first, All Mail last: it keeps only what no label had.
+		sort.SliceStable(folders, func(i, j int) bool { return !isAllMail(folders[i]) && isAllMail(folders[j]) })
+		a.seen = map[string]bool{}
+	}
 	g.Go(func() error {
 		defer close(batches)
 		for _, f := range folders {
@@ -342,6 +350,19 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 		return errStopped
 	}
 	return err
+}
+
+func isAllMail(f sources.Folder) bool {
+	if f.SpecialUse == sources.SpecialAll {
+		return true
+	}
+	name := f.Name
+	if f.Delim != 0 {
+		if i := strings.LastIndex(name, string(f.Delim)); i >= 0 {
+			name = name[i+1:]
+		}
+	}
+	return strings.EqualFold(name, "All Mail") || name == "所有邮件"
 }
 
 func (a *accountRun) skipFolder(f sources.Folder) bool {
@@ -373,8 +394,9 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, TargetValidity: cp.TargetValidity, Floor: 1}
 	}
 	cp.Validity = f.Validity
-	// Nothing new since the last full listing: skip without listing.
-	unchanged := !revalidated && f.UIDNext != 0 && cp.UIDNext == f.UIDNext && int64(f.Messages) == cp.Total && !cp.Pending() && cp.Failed.Count() == 0
+	// Nothing new since the last full listing: skip without listing (unless
+	// the folder's identities are needed to deduplicate later folders).
+	unchanged := a.seen == nil && !revalidated && f.UIDNext != 0 && cp.UIDNext == f.UIDNext && int64(f.Messages) == cp.Total && !cp.Pending() && cp.Failed.Count() == 0
 	a.mu.Unlock()
 	if unchanged {
 		return nil
@@ -396,6 +418,25 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 			return err
 		}
 	}
+	var dup map[uint32]bool
+	if a.seen != nil {
+		if id, ok := src.(sources.Identifier); ok {
+			if err := id.Identities(ctx, f, msgs); err != nil {
+				return err
+			}
+		}
+		dup = map[uint32]bool{}
+		for _, m := range msgs {
+			if m.ID != "" && a.seen[m.ID] {
+				dup[m.UID] = true
+			}
+		}
+		for _, m := range msgs {
+			if m.ID != "" {
+				a.seen[m.ID] = true
+			}
+		}
+	}
 	var pending []sources.Message
 	a.mu.Lock()
 	listed := make(map[uint32]bool, len(msgs))
@@ -409,7 +450,8 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		switch {
 		case cp.Done.Contains(m.UID):
 		case !opts.Since.IsZero() && m.Date.Before(opts.Since),
-			opts.MaxMessageSize > 0 && m.Size > opts.MaxMessageSize:
+			opts.MaxMessageSize > 0 && m.Size > opts.MaxMessageSize,
+			dup[m.UID]:
 			cp.Skipped.Add(m.UID)
 		default:
 			pending = append(pending, m)

@@ -60,6 +60,9 @@ type Message struct {
 	Flags []string
 	// Date is the INTERNALDATE (arrival time).
 	Date time.Time
+	// ID identifies the same message across folders (Gmail labels): the
+	// Message-ID and size; empty when unknown. Filled by Identifier.
+	ID string `json:",omitempty"`
 }
 
 // Body is one message body being streamed. Read it to the end (or not at all);
@@ -246,4 +249,11 @@ var ErrValidityChanged = errors.New("the folder was renumbered (UIDVALIDITY chan
 // e.g. to apply a date range.
 type Dater interface {
 	Dates(ctx context.Context, folder Folder, msgs []Message) error
+}
+
+// Identifier is implemented by sources that can tell the same message in
+// several folders apart from a mere look-alike (Gmail shows one message
+// under every label): it fills Message.ID.
+type Identifier interface {
+	Identities(ctx context.Context, folder Folder, msgs []Message) error
 }

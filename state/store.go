@@ -55,6 +55,10 @@ type Options struct {
 	SkipJunkTrash bool `json:",omitempty"`
 	// SkipCustomFolders copies only INBOX and the special folders.
 	SkipCustomFolders bool `json:",omitempty"`
+	// DedupeAcrossFolders copies a message found in several folders once
+	// (Gmail labels): the All Mail folder goes last and keeps only what no
+	// other folder had.
+	DedupeAcrossFolders bool `json:",omitempty"`
 	// MaxMessageSize, when > 0, skips larger messages (counted as skipped).
 	MaxMessageSize int64 `json:",omitempty"`
 	// Renames maps source folder names to target names.

@@ -558,3 +558,46 @@ func TestDateRange(t *testing.T) {
 		})
 	}
 }
+
+// TestGmailLabelsCopiedOnce: with the Gmail preset a message filed under
+// several labels (and again in [Gmail]/All Mail) is copied once, from the
+// first label folder; All Mail keeps only what no label had.
+func TestGmailLabelsCopiedOnce(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 1, Messages: 0, BadPassword: -1})
+	u := w.Users[0]
+	d := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	msg := func(id, text string) dovecot.Message {
+		h := ""
+		if id != "" {
+			h = "Message-ID: <" + id + "@mail.gmail.com>\r\n"
+		}
+		return dovecot.Message{Body: []byte(h + "Subject: " + text + "\r\n\r\n" + text + "\r\n"), Date: d, Flags: []string{`\Seen`}}
+	}
+	a, b, c, only := msg("a", "in the inbox"), msg("b", "also in the inbox"), msg("c", "labelled Work"), msg("d", "archived, no label")
+	for folder, msgs := range map[string][]dovecot.Message{
+		"INBOX": {a, b}, "Work": {c}, "[Gmail]/All Mail": {a, b, c, only},
+	} {
+		if err := w.Src.Deliver(u.Old, folder, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mustBanjia(t, "job", "create", w.Job, "--provider", "gmail", "--from", "imap+plain://"+w.Src.IMAPAddr, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv)
+	for run := 0; run < 2; run++ {
+		cmd, out := w.start(t, "--rerun")
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		got := w.Target(u)
+		if len(got["INBOX"]) != 2 || len(got["Work"]) != 1 || len(got["[Gmail]/All Mail"]) != 1 || w.TotalTarget() != 4 {
+			t.Fatalf("run %d: INBOX %d, Work %d, All Mail %d, total %d", run, len(got["INBOX"]), len(got["Work"]), len(got["[Gmail]/All Mail"]), w.TotalTarget())
+		}
+		if !bytes.Equal(got["[Gmail]/All Mail"][0].Body, only.Body) {
+			t.Fatalf("All Mail kept %q", got["[Gmail]/All Mail"][0].Body)
+		}
+		w.mustBanjia(t, "job", "add", w.Job, "--accounts", w.csv)
+	}
+	accts := w.mustBanjia(t, "job", "accounts", w.Job)
+	if !strings.Contains(accts, "4 to import, 4 imported, 0 failed") {
+		t.Fatalf("accounts:\n%s", accts)
+	}
+}

@@ -398,6 +398,7 @@ func options(c *cli.Context) (state.Options, error) {
 	}
 	o.SkipJunkTrash = c.Bool("skip-junk-trash")
 	o.SkipCustomFolders = c.Bool("skip-custom-folders")
+	o.DedupeAcrossFolders = c.Bool("dedupe-across-folders") || strings.EqualFold(c.String("provider"), "gmail")
 	if mb := c.Int("max-size"); mb > 0 {
 		o.MaxMessageSize = int64(mb) << 20
 	} else if mb < 0 {
@@ -431,6 +432,7 @@ func optionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
 		&cli.BoolFlag{Name: "skip-custom-folders", Usage: "copy only INBOX and the special folders (Sent, Drafts, ...)"},
 		&cli.IntFlag{Name: "max-size", Usage: "skip messages larger than this many MB (0: no limit)"},
+		&cli.BoolFlag{Name: "dedupe-across-folders", Usage: "copy a message filed in several folders once, All Mail last (on with --provider gmail)"},
 	}
 }
 

@@ -208,6 +208,57 @@ func flagStrings(flags []imap.Flag) []string {
 	return out
 }
 
+// Identities reads every message's Message-ID (BODY.PEEK of that one
+// header) so a message filed under several Gmail labels is copied once.
+func (s *Source) Identities(ctx context.Context, f sources.Folder, msgs []sources.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := s.examine(ctx, f); err != nil {
+		return err
+	}
+	ids := map[uint32]string{}
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	err := s.conn.Do(ctx, func() error {
+		bufs, err := s.conn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		for _, b := range bufs {
+			for _, sec := range b.BodySection {
+				if id := headerValue(sec.Bytes, "message-id"); id != "" {
+					ids[uint32(b.UID)] = id
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return CommandError(fmt.Sprintf("read Message-IDs of %q", f.Name), err)
+	}
+	for i := range msgs {
+		if id := ids[msgs[i].UID]; id != "" {
+			msgs[i].ID = fmt.Sprintf("%s/%d", id, msgs[i].Size)
+		}
+	}
+	return nil
+}
+
+var _ sources.Identifier = (*Source)(nil)
+
+// headerValue finds one header in a header block, unfolded.
+func headerValue(block []byte, name string) string {
+	lines := strings.Split(strings.ReplaceAll(string(block), "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) {
+			continue
+		}
+		for j := i + 1; j < len(lines) && (strings.HasPrefix(lines[j], " ") || strings.HasPrefix(lines[j], "\t")); j++ {
+			v += lines[j]
+		}
+		return strings.TrimSpace(v)
+	}
+	return ""
+}
+
 // Fetch streams bodies with BODY.PEEK[] so the source's \Seen flags stay as they are.
 func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
 	if len(msgs) == 0 {
