@@ -677,6 +677,19 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				}
 				remaining = rest
 			}
+			var me *sources.MessageError
+			if errors.As(err, &me) {
+				// One unreadable message: fail it alone, go on with the rest.
+				a.failed(b, me.Message, fault.Reason(me.Err))
+				rest := remaining[:0:0]
+				for _, m := range remaining {
+					if m.UID != me.Message.UID {
+						rest = append(rest, m)
+					}
+				}
+				remaining = rest
+				continue
+			}
 			if err == nil {
 				// The source did not return these: they were expunged meanwhile.
 				for _, m := range remaining {

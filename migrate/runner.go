@@ -428,6 +428,8 @@ func (r *Runner) StatusOf(jobID string) (*Status, error) {
 		return nil, err
 	}
 	st := &Status{Job: *j, Attached: true}
+	// Sealed secrets are no one's business outside the state file.
+	st.Job.SourceAdminSecret, st.Job.TargetAdminSecret = nil, nil
 	r.mu.Lock()
 	for _, a := range accts {
 		if ar, ok := r.live[a.ID]; ok && r.job != nil && r.job.ID == jobID {

@@ -102,7 +102,7 @@ func Check(ctx context.Context, e Endpoint) *Report {
 			add(Step{Name: "greeting", Detail: reason, Hint: portHint})
 		default:
 			add(Step{Name: "greeting", OK: true})
-			add(Step{Name: "login", Detail: reason, Hint: loginHint(e, lower)})
+			add(Step{Name: "login", Detail: reason, Hint: loginHint(e, strings.ToLower(innermost(err).Error()))})
 		}
 		return r
 	}
@@ -171,6 +171,18 @@ func checkTLS(ctx context.Context, conn net.Conn, e Endpoint) Step {
 	return Step{Name: "tls", Detail: fmt.Sprintf("TLS with %s failed: %v", e.Addr(), err)}
 }
 
+// innermost is the error at the bottom of a chain: the server's own words.
+func innermost(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+// loginHint reads the server's reply for what a person should do.
 func loginHint(e Endpoint, reason string) string {
 	switch {
 	case strings.Contains(reason, "disabled") || strings.Contains(reason, "not enabled") || strings.Contains(reason, "未开启") || strings.Contains(reason, "not open"):

@@ -257,3 +257,14 @@ type Dater interface {
 type Identifier interface {
 	Identities(ctx context.Context, folder Folder, msgs []Message) error
 }
+
+// MessageError is returned by Fetch when one message cannot be read at all
+// (too large for the source to hand over, say): the session is still fine
+// and the engine fails that message alone and fetches the rest.
+type MessageError struct {
+	Message Message
+	Err     error
+}
+
+func (e *MessageError) Error() string { return e.Err.Error() }
+func (e *MessageError) Unwrap() error { return e.Err }

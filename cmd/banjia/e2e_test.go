@@ -151,10 +151,25 @@ func TestEndToEnd20x500(t *testing.T) {
 	if !strings.Contains(accts, "wrong user name, password or authorization code") {
 		t.Fatalf("no clear reason for the wrong password:\n%s", accts)
 	}
+	// No password anywhere: outputs, JSON status, the event log, the raw state file.
+	statusJSON := w.mustBanjia(t, "job", "status", w.Job, "--json")
+	logsJSON := w.mustBanjia(t, "logs", "--json")
+	raw, err := os.ReadFile(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := 0
 	for _, u := range w.Users {
-		if strings.Contains(accts+status+out.String(), u.OldPW) {
-			t.Fatal("a password was printed")
+		for _, pw := range []string{u.OldPW, u.NewPW} {
+			for _, text := range []string{accts, status, out.String(), statusJSON, logsJSON, string(raw)} {
+				if strings.Contains(text, pw) {
+					hits++
+				}
+			}
 		}
+	}
+	if hits != 0 {
+		t.Fatalf("passwords found %d times in outputs or the state file", hits)
 	}
 
 	// Re-run with the passwords supplied again: nothing is appended.
@@ -458,6 +473,8 @@ func TestCheckFailureClasses(t *testing.T) {
 	dovecot.Require(t)
 	s := dovecot.StartT(t, dovecot.Options{TLS: true})
 	s.AddUser("u@x.test", "pw")
+	s.AddRefusedUser("locked@x.test", "pw", "Account_locked_by_the_administrator")
+	s.AddRefusedUser("noimap@x.test", "pw", "IMAP_access_is_disabled_for_this_account")
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, s.CertPEM, 0o644)
 	w := &cliWorld{World: &migratetest.World{Path: filepath.Join(t.TempDir(), "s.db")}}
@@ -481,6 +498,8 @@ func TestCheckFailureClasses(t *testing.T) {
 		{"TLS spoken to a plain port", "imaps://u@x.test@" + s.IMAPAddr, "pw", nil, "tls", "does not speak TLS"},
 		{"wrong password", "imap+plain://u@x.test@" + s.IMAPAddr, "nope", nil, "login", "wrong user name, password or authorization code"},
 		{"unknown host", "imaps://u@x.test@no-such-host.invalid", "pw", nil, "dns", "cannot resolve host"},
+		{"account locked", "imap+plain://locked@x.test@" + s.IMAPAddr, "pw", nil, "login", "refused"},
+		{"protocol disabled", "imap+plain://noimap@x.test@" + s.IMAPAddr, "pw", nil, "login", "refused"},
 		{"POP3 wrong password", "pop3+plain://u@x.test@" + s.POP3Addr, "nope", nil, "login", "wrong user name, password or authorization code"},
 		{"POP3 with the CA", "pop3s://u@x.test@" + s.POP3SAddr, "pw", []string{"--ca-file", ca}, "", ""},
 	}
@@ -506,6 +525,16 @@ func TestCheckFailureClasses(t *testing.T) {
 			last := r.Steps[len(r.Steps)-1]
 			if last.Name != c.step || !strings.Contains(last.Detail, c.want) || last.Hint == "" {
 				t.Fatalf("failed at %s: %q (hint %q), want %s: %q", last.Name, last.Detail, last.Hint, c.step, c.want)
+			}
+			switch c.name {
+			case "account locked":
+				if !strings.Contains(last.Hint, "locked") {
+					t.Fatalf("hint %q", last.Hint)
+				}
+			case "protocol disabled":
+				if !strings.Contains(last.Hint, "protocol is disabled") {
+					t.Fatalf("hint %q", last.Hint)
+				}
 			}
 			if strings.Contains(out.String(), `"`+c.pw+`"`) {
 				t.Fatal("the password is in the report")

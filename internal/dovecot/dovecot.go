@@ -408,10 +408,12 @@ func (s *Server) Stop() error {
 }
 
 // AddUser adds a login; passwd-file is re-read on change, so this works while running.
-func (s *Server) AddUser(addr, password string) error {
+func (s *Server) AddUser(addr, password string) error { return s.addUser(addr, password, "") }
+
+func (s *Server) addUser(addr, password, extra string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if strings.ContainsAny(addr+password, ":\n") {
+	if strings.ContainsAny(addr+password+extra, ":\n") {
 		return fmt.Errorf("user and password may not contain ':' or newlines")
 	}
 	f, err := os.OpenFile(filepath.Join(s.Dir, "users"), os.O_APPEND|os.O_WRONLY, 0o640)
@@ -419,8 +421,16 @@ func (s *Server) AddUser(addr, password string) error {
 		return err
 	}
 	defer f.Close()
-	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s::::::\n", addr, password)
+	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s::::::%s\n", addr, password, extra)
 	return err
+}
+
+// AddRefusedUser adds a login that Dovecot refuses, with the password right,
+// giving reason (one word: passwd-file splits extra fields at spaces) as its
+// answer: how tests get "account locked" or "IMAP disabled" replies from a
+// real server.
+func (s *Server) AddRefusedUser(addr, password, reason string) error {
+	return s.addUser(addr, password, "nologin reason="+reason)
 }
 
 func (s *Server) makeCert() error {

@@ -296,7 +296,7 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 			continue
 		}
 		if e.size > MaxMessageSize {
-			return fault.New(fault.Message, fmt.Sprintf("message of %d bytes is larger than the %d bytes one POP3 fetch may hold", e.size, MaxMessageSize), nil)
+			return &sources.MessageError{Message: m, Err: fault.New(fault.Message, fmt.Sprintf("message of %d bytes is larger than the %d bytes one POP3 fetch may hold", e.size, MaxMessageSize), nil)}
 		}
 		// TOP with every line is RETR without the side effect: servers such
 		// as Dovecot mark a RETR'd message \Seen in their IMAP view.
