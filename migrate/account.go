@@ -213,9 +213,14 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 
 	var err error
 	for attempt := 0; ; attempt++ {
+		before := a.snapshot().Counts.Imported
 		err = a.pass(ctx, stop)
 		if err == nil || errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil {
 			break
+		}
+		if a.snapshot().Counts.Imported > before {
+			// A flaky link that still moves mail is not a reason to give up.
+			attempt = 0
 		}
 		if fault.Classify(err) != fault.Retry || attempt+1 >= a.r.cfg.Retries+2 {
 			break

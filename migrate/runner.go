@@ -96,6 +96,7 @@ type Runner struct {
 	stopped  bool
 	hostSems map[string]chan struct{}
 	notify   []chan struct{}
+	saveErr  error // the state file could not be written
 }
 
 // New makes a runner over a store.
@@ -153,7 +154,7 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 	}
 	r.mu.Lock()
 	r.job = job
-	r.paused, r.ended, r.stopped = false, false, false
+	r.paused, r.ended, r.stopped, r.saveErr = false, false, false, nil
 	r.mu.Unlock()
 
 	if err := r.store.SetJobState(jobID, state.JobRunning); err != nil {
@@ -173,8 +174,11 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 	finished := map[string]bool{}
 	for {
 		r.mu.Lock()
-		paused, ended, stopped := r.paused, r.ended, r.stopped
+		paused, ended, stopped, saveErr := r.paused, r.ended, r.stopped, r.saveErr
 		r.mu.Unlock()
+		if saveErr != nil {
+			return fmt.Errorf("stopped: %w (nothing is lost: what was copied since the last save is found on the target at the next start)", saveErr)
+		}
 		if stopped || ctx.Err() != nil {
 			return ErrInterrupted
 		}
@@ -471,14 +475,19 @@ func (r *Runner) flush() {
 		return
 	}
 	if err := r.store.Save(batch); err != nil {
-		// Keep running: the in-doubt check on the next start finds what was
-		// appended but not recorded, so nothing is copied twice.
-		r.cfg.Log.Error("progress not saved", "err", err)
+		// Copying on without a record would only grow what the next start
+		// must look up on the target: stop at the next message boundary.
+		r.cfg.Log.Error("progress not saved; stopping", "err", err)
 		r.mu.Lock()
 		for _, p := range batch {
 			if ar, ok := r.live[p.Account.ID]; ok {
 				ar.markDirty(p.Checkpoints)
 			}
+		}
+		if r.saveErr == nil {
+			r.saveErr = err
+			r.stopped = true
+			r.stopRound()
 		}
 		r.mu.Unlock()
 		return

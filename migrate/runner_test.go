@@ -333,3 +333,37 @@ func TestUIDValidityChangeRescansWithoutDuplicates(t *testing.T) {
 		t.Fatalf("counts %+v", a.Counts)
 	}
 }
+
+// TestStateFileFailureStopsCleanly: when progress cannot be written the run
+// stops with a clear error; the next run loses and duplicates nothing.
+func TestStateFileFailureStopsCleanly(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 2, Messages: 200, BadPassword: -1})
+	before := w.Sources()
+	var appended atomic.Int64
+	r := countingRunner(w, migrate.Config{Lanes: 2}, &appended)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background(), w.Job) }()
+	waitFor(t, "some appends", func() bool { return appended.Load() > 40 })
+	// What a vanished disk looks like to the runner: every write fails.
+	w.Store.Close()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not stop when the state file failed")
+	}
+	if err == nil || !strings.Contains(err.Error(), "cannot write the state file") || !strings.Contains(err.Error(), "nothing is lost") {
+		t.Fatalf("error %v", err)
+	}
+	w.Open()
+	w.Resupply()
+	if err := runner(w, migrate.Config{}).Run(context.Background(), w.Job); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range w.Users {
+		n := migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+		if c := migratetest.Count(t, w.Dst, u.New, u.NewPW); c != n {
+			t.Fatalf("%s: target has %d messages, source %d", u.Old, c, n)
+		}
+	}
+}
