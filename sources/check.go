@@ -126,16 +126,14 @@ func Check(ctx context.Context, e Endpoint) *Report {
 
 func checkTLS(ctx context.Context, conn net.Conn, e Endpoint) Step {
 	defer conn.Close()
-	cfg := &tls.Config{ServerName: e.Host, InsecureSkipVerify: e.Insecure, MinVersion: tls.VersionTLS12}
-	if len(e.RootCAs) > 0 {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(e.RootCAs)
-		cfg.RootCAs = pool
+	cfg, err := e.TLSConfig()
+	if err != nil {
+		return Step{Name: "tls", Detail: err.Error(), Hint: "the --ca-file must hold PEM certificates"}
 	}
 	hctx, cancel := context.WithTimeout(ctx, StepTimeout)
 	defer cancel()
 	tc := tls.Client(conn, cfg)
-	err := tc.HandshakeContext(hctx)
+	err = tc.HandshakeContext(hctx)
 	if err == nil {
 		st := tc.ConnectionState()
 		detail := tls.VersionName(st.Version)

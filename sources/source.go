@@ -6,6 +6,8 @@ package sources
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +114,20 @@ type Endpoint struct {
 	// RootCAs, if set, replaces the system roots (PEM); used by tests and
 	// private CAs. Kept with the job, since it is public.
 	RootCAs []byte `json:",omitempty"`
+}
+
+// TLSConfig is the TLS configuration for the endpoint: verification on
+// unless the admin said otherwise, RootCAs replacing the system roots.
+func (e Endpoint) TLSConfig() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: e.Host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.Insecure}
+	if len(e.RootCAs) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(e.RootCAs) {
+			return nil, fmt.Errorf("no certificate found in the given CA PEM")
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // Addr is host:port.

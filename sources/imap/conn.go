@@ -64,29 +64,12 @@ func (c *deadlineConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// TLSConfig builds the TLS configuration for an endpoint: verification on
-// unless the admin said otherwise.
-func TLSConfig(e sources.Endpoint) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: e.Host, MinVersion: tls.VersionTLS12}
-	if e.Insecure {
-		cfg.InsecureSkipVerify = true
-	}
-	if len(e.RootCAs) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(e.RootCAs) {
-			return nil, fmt.Errorf("no certificate found in the given CA PEM")
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
-}
-
 // Dial connects to e, secures the connection as its scheme says, and logs in.
 func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*Conn, error) {
 	if opts == nil {
 		opts = &imapclient.Options{}
 	}
-	tlsCfg, err := TLSConfig(e)
+	tlsCfg, err := e.TLSConfig()
 	if err != nil {
 		return nil, fault.New(fault.Account, "bad CA certificate", err)
 	}

@@ -88,7 +88,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 	d.raw = raw
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	defer stop()
-	cfg, err := imapsrc.TLSConfig(d.e)
+	cfg, err := d.e.TLSConfig()
 	if err != nil {
 		raw.Close()
 		return nil, fault.New(fault.Account, "bad CA certificate", err)

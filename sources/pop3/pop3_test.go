@@ -2,13 +2,13 @@ package pop3_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
+	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/sources/pop3"
@@ -16,10 +16,9 @@ import (
 )
 
 func endpoint(scheme, addr, user, pw string, ca []byte) sources.Endpoint {
-	host, port, _ := strings.Cut(addr, ":")
-	var p int
-	fmt.Sscanf(port, "%d", &p)
-	return sources.Endpoint{Scheme: scheme, Host: host, Port: p, User: user, Password: pw, RootCAs: ca}
+	e := migratetest.Endpoint(addr)
+	e.Scheme, e.User, e.Password, e.RootCAs = scheme, user, pw, ca
+	return e
 }
 
 func TestConformance(t *testing.T) {
