@@ -27,62 +27,103 @@ import (
 	"time"
 )
 
-// MailUser is the system user that owns the instances' mail.
+// MailUser is the system user that owns the instances' mail; Start creates
+// it when missing.
 const MailUser = "banjiamail"
 
-// Options shape an instance.
+const (
+	dovecotBin = "/usr/sbin/dovecot"
+	doveadmBin = "/usr/bin/doveadm"
+)
+
+// Options shape an instance. The zero value is a maildir instance without
+// TLS or master users.
 type Options struct {
-	// TLS adds IMAPS and POP3S listeners (and STARTTLS/STLS) with a
-	// self-signed certificate for 127.0.0.1 and localhost.
+	// TLS adds IMAPS and POP3S listeners (and STARTTLS/STLS on the plain
+	// ports) with a self-signed certificate for 127.0.0.1 and localhost.
 	TLS bool
-	// MasterUser, MasterPassword add a Dovecot master user, so that
-	// "member*admin" LOGIN and SASL PLAIN with authzid=member work.
+	// MasterUser, MasterPassword add a Dovecot master user, so that LOGIN
+	// "member*admin" and SASL PLAIN with authzid=member, authcid=admin work.
 	MasterUser, MasterPassword string
-	// Format is "maildir" (default; separator ".") or "sdbox" (separator "/").
+	// Format is "maildir" (default; maildir++, separator ".") or "sdbox"
+	// (separator "/").
 	Format string
-	// Fsync keeps Dovecot's default fsyncs; tests run with mail_fsync = never.
+	// Fsync keeps Dovecot's default fsyncs; otherwise mail_fsync = never.
 	Fsync bool
-	// MaxUserIPConnections (default 100).
+	// MaxUserIPConnections is mail_max_userip_connections (default 100;
+	// Dovecot's own 10 is too few for parallel tests).
 	MaxUserIPConnections int
-	// ExtraConfig is appended to dovecot.conf.
+	// ExtraConfig is appended to dovecot.conf (for example an APPENDLIMIT a
+	// benchmark needs); later settings override earlier ones.
 	ExtraConfig string
 }
 
 // Server is a running instance.
 type Server struct {
 	Dir                  string
-	IMAPAddr, POP3Addr   string
-	IMAPSAddr, POP3SAddr string
-	CertPEM              []byte
-	opts                 Options
-	conf                 string
-	mu                   sync.Mutex
-	uid, gid             int
+	IMAPAddr, POP3Addr   string // plain; STARTTLS/STLS offered when TLS is on
+	IMAPSAddr, POP3SAddr string // set when TLS is on
+	CertPEM              []byte // the self-signed certificate, for RootCAs
+
+	opts     Options
+	conf     string
+	uid, gid int
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the master process has exited
+
+	usersMu sync.Mutex // the passwd-file
+
+	deliverMu  sync.Mutex
+	userLocks  map[string]*sync.Mutex // Deliver writes one user's folders at a time
+	deliverSeq uint64                 // orders maildir file names across Deliver calls
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
-// Available says whether Dovecot can run here.
+var (
+	availableOnce sync.Once
+	availableErr  error
+)
+
+// Available says whether private Dovecot instances can run here; the error
+// is a reason a person can act on.
 func Available() error {
-	for _, p := range []string{"/usr/sbin/dovecot", "/usr/bin/doveadm"} {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("%s not found: run scripts/install-deps.sh (apt-get install dovecot-imapd dovecot-pop3d)", p)
+	availableOnce.Do(func() {
+		for _, p := range []string{dovecotBin, doveadmBin} {
+			if _, err := os.Stat(p); err != nil {
+				availableErr = fmt.Errorf("Dovecot not installed (%s missing): run scripts/install-deps.sh", p)
+				return
+			}
 		}
-	}
-	if os.Geteuid() != 0 {
-		return errors.New("private Dovecot instances need root (mail is written as a dedicated user)")
-	}
-	return nil
+		// Mail is written as a dedicated system user, which only root can arrange.
+		if os.Geteuid() != 0 {
+			availableErr = errors.New("Dovecot is installed but private instances need root (mail is owned by a dedicated user): run the tests as root")
+			return
+		}
+		if out, err := exec.Command(dovecotBin, "--version").CombinedOutput(); err != nil {
+			availableErr = fmt.Errorf("%s --version: %v: %s", dovecotBin, err, strings.TrimSpace(string(out)))
+		}
+	})
+	return availableErr
 }
 
-// Require skips the test, loudly, when Dovecot cannot run, or fails it when
-// BANJIA_REQUIRE_SERVERS=1 (CI), so a missing server never passes silently.
+// Require skips the test, loudly, when Dovecot cannot run here, or fails it
+// when BANJIA_REQUIRE_SERVERS=1 (CI), so a missing server never passes silently.
 func Require(t testing.TB) {
 	t.Helper()
-	if err := Available(); err != nil {
-		if os.Getenv("BANJIA_REQUIRE_SERVERS") == "1" {
-			t.Fatalf("Dovecot is required (BANJIA_REQUIRE_SERVERS=1) but unavailable: %v", err)
-		}
-		t.Skipf("SKIPPED: Dovecot-backed test: %v", err)
+	err := Available()
+	if err == nil {
+		return
 	}
+	if os.Getenv("BANJIA_REQUIRE_SERVERS") == "1" {
+		t.Fatalf("FAILED: BANJIA_REQUIRE_SERVERS=1 but Dovecot cannot run: %v", err)
+	}
+	if strings.Contains(err.Error(), "not installed") {
+		t.Skipf("SKIPPED: Dovecot not installed: run scripts/install-deps.sh (%v)", err)
+	}
+	t.Skipf("SKIPPED: Dovecot cannot run here: %v", err)
 }
 
 // StartT starts an instance for a test and stops it when the test ends.
@@ -109,328 +150,535 @@ func (s *Server) Delimiter() string {
 	return "."
 }
 
-func mailIDs() (int, int, error) {
-	u, err := user.Lookup(MailUser)
+// Log returns the end of the instance's logs, for test failure messages.
+func (s *Server) Log() string { return s.logTail() }
+
+// errPortInUse marks a start that lost the race for its ports.
+var errPortInUse = errors.New("port in use")
+
+// Start starts an instance on free loopback ports. Ports are picked by
+// binding :0 and closing, so another process can take one before Dovecot
+// binds it; such a start is retried on fresh ports.
+func Start(opts Options) (*Server, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	switch opts.Format {
+	case "":
+		opts.Format = "maildir"
+	case "maildir", "sdbox":
+	default:
+		return nil, fmt.Errorf("dovecot: unknown mail format %q (want maildir or sdbox)", opts.Format)
+	}
+	if opts.MaxUserIPConnections <= 0 {
+		opts.MaxUserIPConnections = 100
+	}
+	if strings.ContainsAny(opts.MasterUser+opts.MasterPassword, ":\n") {
+		return nil, errors.New("dovecot: master user and password may not contain ':' or newlines")
+	}
+	uid, gid, err := mailIDs()
 	if err != nil {
-		out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", MailUser).CombinedOutput()
-		if err != nil && !strings.Contains(string(out), "already exists") {
-			return 0, 0, fmt.Errorf("useradd %s: %v: %s", MailUser, err, out)
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		s, err := start(opts, uid, gid)
+		if err == nil {
+			return s, nil
 		}
-		if u, err = user.Lookup(MailUser); err != nil {
-			return 0, 0, err
+		if !errors.Is(err, errPortInUse) || attempt == 8 {
+			return nil, err
 		}
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return uid, gid, nil
 }
 
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
+var mailIDsMu sync.Mutex
+
+// mailIDs returns the uid and gid of MailUser, creating the user when
+// missing. Several test processes may race to create it: useradd's lock
+// errors are retried and "already exists" counts as success.
+func mailIDs() (int, int, error) {
+	mailIDsMu.Lock()
+	defer mailIDsMu.Unlock()
+	var lastErr error
+	for attempt := 0; attempt < 20; attempt++ {
+		if u, err := user.Lookup(MailUser); err == nil {
+			uid, err1 := strconv.Atoi(u.Uid)
+			gid, err2 := strconv.Atoi(u.Gid)
+			if err := errors.Join(err1, err2); err != nil {
+				return 0, 0, fmt.Errorf("system user %s: %w", MailUser, err)
+			}
+			return uid, gid, nil
 		}
-	}()
+		out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home",
+			"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", MailUser).CombinedOutput()
+		if err == nil || strings.Contains(string(out), "already exists") {
+			continue
+		}
+		lastErr = fmt.Errorf("create system user %s: useradd: %v: %s", MailUser, err, strings.TrimSpace(string(out)))
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0, 0, lastErr
+}
+
+// pickPorts is freePorts; a test swaps it to lose the port race on purpose.
+var pickPorts = freePorts
+
+func freePorts(n int) ([]int, error) {
 	var out []int
 	for i := 0; i < n; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("find a free port: %w", err)
 		}
-		ls = append(ls, l)
+		// Held until all are picked, so the n ports differ.
+		defer l.Close()
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out, nil
 }
 
-// Start starts an instance; the port race with other processes is retried.
-func Start(opts Options) (*Server, error) {
-	if err := Available(); err != nil {
-		return nil, err
+// instanceDir makes the instance's folder. Dovecot's unix sockets live
+// under it and a socket path may not exceed 107 bytes, so a long TMPDIR
+// (t.TempDir style) is passed over for /tmp. Every parent must be
+// traversable by the mail user and the login processes.
+func instanceDir() (string, error) {
+	base := os.TempDir()
+	if len(base) > 40 {
+		base = "/tmp"
 	}
-	if opts.Format == "" {
-		opts.Format = "maildir"
+	dir, err := os.MkdirTemp(base, "dc")
+	if err != nil {
+		return "", fmt.Errorf("dovecot instance folder: %w", err)
 	}
-	if opts.MaxUserIPConnections == 0 {
-		opts.MaxUserIPConnections = 100
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
 	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		s, err := start(opts)
-		if err == nil {
-			return s, nil
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", err
 		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "in use") {
-			break
+		if st.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, st.Mode().Perm()|0o001); err != nil {
+				return "", fmt.Errorf("make %s traversable for the mail user: %w", p, err)
+			}
+		}
+		if p == filepath.Dir(p) {
+			return dir, nil
 		}
 	}
-	return nil, lastErr
 }
 
-func start(opts Options) (*Server, error) {
-	uid, gid, err := mailIDs()
+func start(opts Options, uid, gid int) (*Server, error) {
+	dir, err := instanceDir()
 	if err != nil {
 		return nil, err
 	}
-	// A short path: Dovecot's unix sockets live under it.
-	dir, err := os.MkdirTemp("", "dc")
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Dir: dir, opts: opts, uid: uid, gid: gid}
+	s := &Server{Dir: dir, opts: opts, uid: uid, gid: gid, userLocks: map[string]*sync.Mutex{}}
 	fail := func(err error) (*Server, error) {
 		s.Stop()
 		return nil, err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fail(err)
-	}
 	for _, d := range []string{"run", "state", "log", "mail"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return fail(err)
 		}
 	}
 	if err := os.Chown(filepath.Join(dir, "mail"), uid, gid); err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("chown mail folder to %s: %w", MailUser, err))
 	}
-	for _, f := range []string{"users", "masters"} {
-		p := filepath.Join(dir, f)
-		if err := os.WriteFile(p, nil, 0o640); err != nil {
-			return fail(err)
-		}
-		chgrpDovecot(p)
-	}
+	masters := ""
 	if opts.MasterUser != "" {
-		if err := os.WriteFile(filepath.Join(dir, "masters"), []byte(fmt.Sprintf("%s:{PLAIN}%s\n", opts.MasterUser, opts.MasterPassword)), 0o640); err != nil {
+		masters = fmt.Sprintf("%s:{PLAIN}%s\n", opts.MasterUser, opts.MasterPassword)
+	}
+	for f, content := range map[string]string{"users": "", "masters": masters} {
+		if err := writeAuthFile(filepath.Join(dir, f), content); err != nil {
 			return fail(err)
 		}
 	}
-	ports, err := freePorts(4)
+	ports, err := pickPorts(4)
 	if err != nil {
 		return fail(err)
 	}
 	s.IMAPAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
 	s.POP3Addr = fmt.Sprintf("127.0.0.1:%d", ports[1])
-	sslConf := "ssl = no\n"
-	imapsListener, pop3sListener := "", ""
 	if opts.TLS {
 		if err := s.makeCert(); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("self-signed certificate: %w", err))
 		}
 		s.IMAPSAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
 		s.POP3SAddr = fmt.Sprintf("127.0.0.1:%d", ports[3])
-		sslConf = fmt.Sprintf("ssl = yes\nssl_cert = <%s\nssl_key = <%s\n", filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
-		imapsListener = fmt.Sprintf("  inet_listener imaps {\n    address = 127.0.0.1\n    port = %d\n    ssl = yes\n  }\n", ports[2])
-		pop3sListener = fmt.Sprintf("  inet_listener pop3s {\n    address = 127.0.0.1\n    port = %d\n    ssl = yes\n  }\n", ports[3])
-	} else {
-		imapsListener = "  inet_listener imaps {\n    port = 0\n  }\n"
-		pop3sListener = "  inet_listener pop3s {\n    port = 0\n  }\n"
 	}
-	sep, location := ".", "maildir:~/Maildir"
-	if opts.Format == "sdbox" {
-		sep, location = "/", "sdbox:~/sdbox"
-	}
-	fsync := "never"
-	if opts.Fsync {
-		fsync = "optimized"
-	}
-	conf := fmt.Sprintf(`# private instance for banjia's tests
-base_dir = %[1]s/run
-state_dir = %[1]s/state
-log_path = %[1]s/log/dovecot.log
-info_log_path = %[1]s/log/dovecot.log
-protocols = imap pop3
-listen = 127.0.0.1
-%[2]s
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_master_user_separator = *
-mail_location = %[3]s
-mail_uid = %[4]d
-mail_gid = %[5]d
-first_valid_uid = 1
-first_valid_gid = 1
-mail_fsync = %[6]s
-mail_max_userip_connections = %[7]d
-pop3_uidl_format = %%08Xu%%08Xv
-imap_client_workarounds =
-passdb {
-  driver = passwd-file
-  master = yes
-  args = %[1]s/masters
-  pass = yes
-}
-passdb {
-  driver = passwd-file
-  args = %[1]s/users
-}
-userdb {
-  driver = static
-  args = uid=%[4]d gid=%[5]d home=%[1]s/mail/%%u allow_all_users=yes
-}
-namespace inbox {
-  inbox = yes
-  separator = %[8]s
-  mailbox Sent {
-    special_use = \Sent
-  }
-  mailbox Drafts {
-    special_use = \Drafts
-  }
-  mailbox Trash {
-    special_use = \Trash
-  }
-  mailbox Junk {
-    special_use = \Junk
-  }
-  mailbox Archive {
-    special_use = \Archive
-  }
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = %[9]d
-  }
-%[10]s  service_count = 0
-  process_min_avail = 1
-}
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = %[11]d
-  }
-%[12]s}
-service anvil {
-  chroot =
-}
-%[13]s
-`, dir, sslConf, location, uid, gid, fsync, opts.MaxUserIPConnections, sep, ports[0], imapsListener, ports[1], pop3sListener, opts.ExtraConfig)
 	s.conf = filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(s.conf, []byte(s.config(ports)), 0o644); err != nil {
 		return fail(err)
 	}
-	stdin, _ := os.Open(os.DevNull)
-	logf, err := os.Create(filepath.Join(dir, "log", "start.log"))
-	if err != nil {
+	if err := s.run(); err != nil {
 		return fail(err)
-	}
-	cmd := exec.Command("/usr/sbin/dovecot", "-c", s.conf)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, logf, logf
-	err = cmd.Run()
-	stdin.Close()
-	logf.Close()
-	if err != nil {
-		return fail(fmt.Errorf("start dovecot: %v\n%s", err, s.logTail()))
-	}
-	if err := waitGreeting(s.IMAPAddr, 10*time.Second); err != nil {
-		return fail(fmt.Errorf("dovecot did not answer on %s: %v\n%s", s.IMAPAddr, err, s.logTail()))
 	}
 	return s, nil
 }
 
-func chgrpDovecot(path string) {
-	if g, err := user.LookupGroup("dovecot"); err == nil {
-		gid, _ := strconv.Atoi(g.Gid)
-		os.Chown(path, 0, gid)
+// writeAuthFile writes a passwd-file the auth process (group dovecot) can
+// read and nobody else can.
+func writeAuthFile(path, content string) error {
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		return err
 	}
+	g, err := user.LookupGroup("dovecot")
+	if err != nil {
+		return fmt.Errorf("group dovecot (made by the Dovecot package): %w", err)
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	return os.Chown(path, 0, gid)
 }
 
-func waitGreeting(addr string, within time.Duration) error {
-	deadline := time.Now().Add(within)
+func (s *Server) config(ports []int) string {
+	dir, o := s.Dir, s.opts
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("# A private instance for banjia's tests: everything under %s.", dir)
+	p("base_dir = %s/run", dir)
+	p("state_dir = %s/state", dir)
+	p("log_path = %s/log/dovecot.log", dir)
+	p("info_log_path = %s/log/dovecot.log", dir)
+	p("protocols = imap pop3")
+	p("listen = 127.0.0.1")
+	if o.TLS {
+		p("ssl = yes")
+		p("ssl_cert = <%s/cert.pem", dir)
+		p("ssl_key = <%s/key.pem", dir)
+	} else {
+		p("ssl = no")
+	}
+	p("disable_plaintext_auth = no")
+	p("auth_mechanisms = plain login")
+	p("auth_master_user_separator = *")
+	if o.Format == "sdbox" {
+		p("mail_location = sdbox:~/sdbox")
+	} else {
+		p("mail_location = maildir:~/Maildir")
+	}
+	p("mail_uid = %d", s.uid)
+	p("mail_gid = %d", s.gid)
+	// The mail user is a system user, below Dovecot's default of 500.
+	p("first_valid_uid = 1")
+	p("first_valid_gid = 1")
+	if o.Fsync {
+		p("mail_fsync = optimized")
+	} else {
+		p("mail_fsync = never")
+	}
+	p("mail_max_userip_connections = %d", o.MaxUserIPConnections)
+	p("pop3_uidl_format = %%08Xu%%08Xv")
+	// pass = yes: a master login still needs the member to exist below.
+	p("passdb {\n  driver = passwd-file\n  master = yes\n  args = %s/masters\n  pass = yes\n}", dir)
+	p("passdb {\n  driver = passwd-file\n  args = %s/users\n}", dir)
+	// Every user's home is under the instance; no per-user uid or home lines.
+	p("userdb {\n  driver = static\n  args = uid=%d gid=%d home=%s/mail/%%u allow_all_users=yes\n}", s.uid, s.gid, dir)
+	p("namespace inbox {\n  inbox = yes\n  separator = %s", s.Delimiter())
+	for _, m := range [][2]string{{"Sent", `\Sent`}, {"Drafts", `\Drafts`}, {"Trash", `\Trash`}, {"Junk", `\Junk`}, {"Archive", `\Archive`}} {
+		p("  mailbox %s {\n    special_use = %s\n    auto = no\n  }", m[0], m[1])
+	}
+	p("}")
+	listener := func(name string, port int, ssl bool) string {
+		if port == 0 {
+			return fmt.Sprintf("  inet_listener %s {\n    port = 0\n  }\n", name)
+		}
+		return fmt.Sprintf("  inet_listener %s {\n    address = 127.0.0.1\n    port = %d\n    ssl = %s\n  }\n", name, port, map[bool]string{true: "yes", false: "no"}[ssl])
+	}
+	imaps, pop3s := 0, 0
+	if o.TLS {
+		imaps, pop3s = ports[2], ports[3]
+	}
+	// service_count = 0 keeps login processes alive across logins, and one
+	// waiting process saves a fork on the first: tests log in a lot.
+	p("service imap-login {\n%s%s  service_count = 0\n  process_min_avail = 1\n}",
+		listener("imap", ports[0], false), listener("imaps", imaps, true))
+	p("service pop3-login {\n%s%s  service_count = 0\n}",
+		listener("pop3", ports[1], false), listener("pop3s", pop3s, true))
+	if o.ExtraConfig != "" {
+		p("%s", o.ExtraConfig)
+	}
+	return b.String()
+}
+
+// run starts the master in the foreground (-F) as our child rather than
+// letting it daemonize: Pdeathsig then stops it when the test binary dies
+// (a panic or a -timeout kill skips t.Cleanup) instead of leaving it
+// running, as daemonized instances of killed test runs were found to be.
+// (Pdeathsig follows the forking OS thread; Go keeps threads alive unless a
+// goroutine locked to one exits, so do not Start from such a goroutine.)
+func (s *Server) run() error {
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer stdin.Close()
+	// Output goes to a file, never a pipe: Dovecot's processes keep the
+	// descriptors, and a reader of a pipe would wait on them.
+	out, err := os.Create(filepath.Join(s.Dir, "log", "start.log"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd := exec.Command(dovecotBin, "-F", "-c", s.conf)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", dovecotBin, err)
+	}
+	s.cmd, s.exited = cmd, make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(s.exited)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err == nil && strings.HasPrefix(line, "* OK") {
-				return nil
+		select {
+		case <-s.exited:
+			tail := s.logTail()
+			if strings.Contains(tail, "Address already in use") {
+				return fmt.Errorf("start dovecot: %w:\n%s", errPortInUse, tail)
 			}
-			last = fmt.Errorf("greeting %q: %v", line, err)
-		} else {
-			last = err
+			return fmt.Errorf("dovecot exited at start (%v); its log ends:\n%s", cmd.ProcessState, tail)
+		default:
 		}
-		time.Sleep(50 * time.Millisecond)
+		if last = greeting(s.IMAPAddr); last == nil {
+			if _, err := os.Stat(s.pidFile()); err != nil {
+				return fmt.Errorf("dovecot answers but wrote no %s: %w", s.pidFile(), err)
+			}
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return last
+	return fmt.Errorf("dovecot did not greet on %s within 20s (%v); its log ends:\n%s", s.IMAPAddr, last, s.logTail())
 }
+
+func greeting(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "* OK") {
+		return fmt.Errorf("unexpected greeting %q", line)
+	}
+	return nil
+}
+
+func (s *Server) pidFile() string { return filepath.Join(s.Dir, "run", "master.pid") }
 
 func (s *Server) logTail() string {
 	var out []string
 	for _, f := range []string{"start.log", "dovecot.log"} {
 		b, _ := os.ReadFile(filepath.Join(s.Dir, "log", f))
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(lines) > 20 {
-			lines = lines[len(lines)-20:]
+		if len(b) == 0 {
+			continue
 		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > 30 {
+			lines = lines[len(lines)-30:]
+		}
+		out = append(out, fmt.Sprintf("--- %s:", f))
 		out = append(out, lines...)
 	}
-	joined := strings.Join(out, "\n")
-	if strings.Contains(joined, "Address already in use") {
-		joined += "\n(port in use)"
+	if len(out) == 0 {
+		return "(no log)"
 	}
-	return joined
+	return strings.Join(out, "\n")
 }
 
-// Log is the instance's log, for test failure messages.
-func (s *Server) Log() string { return s.logTail() }
-
-// Stop stops the instance through its master pid and removes its folder.
+// Stop sends SIGTERM to the master (the pid in its pid file, which is the
+// child Start ran) and to the processes it started, waits until all are
+// gone, and removes the instance's folder (kept when BANJIA_KEEP_DOVECOT=1,
+// for reading logs). Nothing is ever found or signalled by name. Safe to
+// call more than once.
 func (s *Server) Stop() error {
-	if s == nil || s.Dir == "" {
+	if s == nil {
 		return nil
 	}
-	var err error
-	pidFile := filepath.Join(s.Dir, "run", "master.pid")
-	if b, rerr := os.ReadFile(pidFile); rerr == nil {
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if pid > 1 {
+	s.stopOnce.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+func (s *Server) stop() error {
+	var errs []error
+	if s.cmd != nil {
+		pid := s.cmd.Process.Pid
+		if b, err := os.ReadFile(s.pidFile()); err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p != pid {
+				errs = append(errs, fmt.Errorf("%s names %d, but the master we started is %d; stopping ours", s.pidFile(), p, pid))
+			}
+		}
+		children := childrenOf(pid)
+		select {
+		case <-s.exited:
+			// Already reaped: its pid may belong to another process by now.
+		default:
 			syscall.Kill(pid, syscall.SIGTERM)
-			deadline := time.Now().Add(10 * time.Second)
-			for syscall.Kill(pid, 0) == nil {
-				if time.Now().After(deadline) {
-					syscall.Kill(pid, syscall.SIGKILL)
-					err = fmt.Errorf("dovecot %d did not stop on SIGTERM", pid)
-					time.Sleep(100 * time.Millisecond)
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
+		}
+		// The master alone takes a second to exit, and a login process
+		// holding a client connection outlives it (keeping log, auth and
+		// the rest alive) until that client hangs up. Tests stop servers
+		// under live clients on purpose, so every process the master had
+		// started gets SIGTERM too, by pid: then all are gone in a blink.
+		signal(waitGone(children, 0), syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(15 * time.Second):
+			// Our own child, by pid: the only way left to end it.
+			syscall.Kill(pid, syscall.SIGKILL)
+			<-s.exited
+			errs = append(errs, fmt.Errorf("dovecot master %d ignored SIGTERM for 15s and was killed", pid))
+		}
+		if left := waitGone(children, 5*time.Second); len(left) > 0 {
+			signal(left, syscall.SIGKILL)
+			if left = waitGone(left, 2*time.Second); len(left) > 0 {
+				errs = append(errs, fmt.Errorf("dovecot processes %v survive SIGKILL", left))
 			}
 		}
 	}
-	os.RemoveAll(s.Dir)
-	s.Dir = ""
-	return err
+	if s.Dir != "" && os.Getenv("BANJIA_KEEP_DOVECOT") != "1" {
+		if err := os.RemoveAll(s.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// AddUser adds a login; passwd-file is re-read on change, so this works while running.
+// proc names one process by pid and start time, so a pid the kernel has
+// since reused for something else is never mistaken for ours.
+type proc struct {
+	pid   int
+	start string
+}
+
+func (p proc) String() string { return strconv.Itoa(p.pid) }
+
+// procStat returns the parent pid and start time from /proc/PID/stat.
+func procStat(pid int) (ppid int, start string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", false
+	}
+	// The command name may hold spaces and parentheses; fields resume after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, "", false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, "", false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return ppid, f[19], true
+}
+
+func childrenOf(pid int) []proc {
+	entries, _ := os.ReadDir("/proc")
+	var out []proc
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, start, ok := procStat(p); ok && ppid == pid {
+			out = append(out, proc{p, start})
+		}
+	}
+	return out
+}
+
+func signal(ps []proc, sig syscall.Signal) {
+	for _, p := range ps {
+		syscall.Kill(p.pid, sig)
+	}
+}
+
+// waitGone waits until none of ps is alive (a zombie counts as gone: it
+// holds no ports or files) and returns those still alive at the deadline.
+func waitGone(ps []proc, within time.Duration) []proc {
+	deadline := time.Now().Add(within)
+	for {
+		var left []proc
+		for _, p := range ps {
+			if _, start, ok := procStat(p.pid); ok && start == p.start && !zombie(p.pid) {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		ps = left
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+// AddUser adds a login. Dovecot re-reads a passwd-file when it changes, so
+// this works while the instance runs.
 func (s *Server) AddUser(addr, password string) error { return s.addUser(addr, password, "") }
 
-func (s *Server) addUser(addr, password, extra string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if strings.ContainsAny(addr+password+extra, ":\n") {
-		return fmt.Errorf("user and password may not contain ':' or newlines")
-	}
-	f, err := os.OpenFile(filepath.Join(s.Dir, "users"), os.O_APPEND|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s::::::%s\n", addr, password, extra)
-	return err
-}
-
-// AddRefusedUser adds a login that Dovecot refuses, with the password right,
-// giving reason (one word: passwd-file splits extra fields at spaces) as its
-// answer: how tests get "account locked" or "IMAP disabled" replies from a
+// AddRefusedUser adds a login that Dovecot refuses though the password is
+// right, answering with reason (one word: passwd-file splits extra fields at
+// spaces): how tests get "account locked" or "IMAP disabled" replies from a
 // real server.
 func (s *Server) AddRefusedUser(addr, password, reason string) error {
 	return s.addUser(addr, password, "nologin reason="+reason)
+}
+
+func (s *Server) addUser(addr, password, extra string) error {
+	if addr == "" || strings.ContainsAny(addr+password+extra, ":\n") || strings.ContainsAny(addr, " \t*") {
+		return fmt.Errorf("add user %q: user and password may not be empty or contain ':' or newlines (user: no spaces or '*')", addr)
+	}
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	f, err := os.OpenFile(filepath.Join(s.Dir, "users"), os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", addr, err)
+	}
+	// passwd-file: user:password:uid:gid:gecos:home:shell:extra_fields.
+	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s::::::%s\n", addr, password, extra)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", addr, err)
+	}
+	return nil
+}
+
+// password returns a user's password from the passwd-file, for Deliver's
+// IMAP fallback.
+func (s *Server) password(addr string) (string, error) {
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	b, err := os.ReadFile(filepath.Join(s.Dir, "users"))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if u, rest, ok := strings.Cut(line, ":"); ok && u == addr {
+			pw, _, _ := strings.Cut(strings.TrimPrefix(rest, "{PLAIN}"), ":")
+			return pw, nil
+		}
+	}
+	return "", fmt.Errorf("user %s was never added (AddUser)", addr)
 }
 
 func (s *Server) makeCert() error {
@@ -438,26 +686,28 @@ func (s *Server) makeCert() error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		IsCA:         true, BasicConstraintsValid: true,
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"banjia test"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		IsCA:                  true, // its own root, so a test can put it in RootCAs
+		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return err
 	}
-	s.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return err
 	}
+	s.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	if err := os.WriteFile(filepath.Join(s.Dir, "cert.pem"), s.CertPEM, 0o644); err != nil {
 		return err
 	}
