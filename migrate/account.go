@@ -297,20 +297,35 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
-	cps, err := a.r.store.Checkpoints(a.job.ID, a.acct.ID)
-	if err != nil {
-		return fault.New(fault.Account, "cannot read checkpoints", err)
-	}
+	// A retried pass keeps what the last one did in memory: reloading would
+	// drop progress not yet flushed.
 	a.mu.Lock()
-	a.cps = cps
+	loaded := a.cps != nil
 	a.mu.Unlock()
+	if !loaded {
+		cps, err := a.r.store.Checkpoints(a.job.ID, a.acct.ID)
+		if err != nil {
+			return fault.New(fault.Account, "cannot read checkpoints", err)
+		}
+		a.mu.Lock()
+		a.cps = cps
+		a.mu.Unlock()
+	}
 
-	src, err := a.r.cfg.OpenSource(ctx, srcEP)
+	var src sources.Source
+	var dst sinks.Sink
+	err = a.retryConnect(ctx, stop, func() (err error) {
+		src, err = a.r.cfg.OpenSource(ctx, srcEP)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := a.r.cfg.OpenSink(ctx, dstEP)
+	err = a.retryConnect(ctx, stop, func() (err error) {
+		dst, err = a.r.cfg.OpenSink(ctx, dstEP)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -368,6 +383,22 @@ func isAllMail(f sources.Folder) bool {
 		}
 	}
 	return strings.EqualFold(name, "All Mail") || name == "所有邮件"
+}
+
+// retryConnect tries to connect with backoff while the failures are transient.
+func (a *accountRun) retryConnect(ctx context.Context, stop <-chan struct{}, open func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := open()
+		if err == nil || fault.Classify(err) != fault.Retry || attempt >= 3*a.r.cfg.Retries {
+			return err
+		}
+		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, fault.Wait(err))) {
+			if isClosed(stop) {
+				return errStopped
+			}
+			return context.Cause(ctx)
+		}
+	}
 }
 
 func (a *accountRun) skipFolder(f sources.Folder) bool {
@@ -646,15 +677,61 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			return nil
 		}
 		remaining := b.msgs
-		noProgress := 0
+		noProgress, connectFails := 0, 0
+		var doubt *sources.Message
 		for len(remaining) > 0 {
 			if isClosed(stop) {
 				return errStopped
 			}
 			err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP)
 			processed := map[uint32]bool{}
+			var asked []sources.Message
+			if err == nil && doubt != nil {
+				// The last APPEND's answer was lost: look on the target
+				// before sending that message again.
+				m := *doubt
+				a.mu.Lock()
+				floor, confirmed := b.cp.Floor, append(state.Ranges(nil), b.cp.Confirmed...)
+				a.mu.Unlock()
+				var found map[uint32]bool
+				if found, err = a.settle(ctx, src, dst, b.folder, b.target, floor, confirmed, []sources.Message{m}); err == nil {
+					doubt = nil
+					if found[m.UID] {
+						a.done(b, m, sinks.Appended{})
+						processed[m.UID] = true
+						a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
+					}
+				}
+			}
+			if err != nil && fault.Classify(err) == fault.Retry {
+				// Not the message's fault: wait and connect again, for a while.
+				closeAll()
+				connectFails++
+				if connectFails > 3*a.r.cfg.Retries {
+					return fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)
+				}
+				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, connectFails, fault.Wait(err))) {
+					if isClosed(stop) {
+						return errStopped
+					}
+					return context.Cause(ctx)
+				}
+				continue
+			}
+			connectFails = 0
 			if err == nil {
-				err = src.Fetch(ctx, b.folder, remaining, func(body *sources.Body) error {
+				asked = without(remaining, processed)
+				if noProgress > 0 && len(asked) > 1 {
+					// After a failure, ask for the failing message alone: a
+					// whole batch streamed ahead would ride on the same
+					// connection, and a reset discards what was buffered.
+					asked = asked[:1]
+				}
+				if len(asked) == 0 {
+					remaining = nil
+					continue
+				}
+				err = src.Fetch(ctx, b.folder, asked, func(body *sources.Body) error {
 					if isClosed(stop) {
 						return errStopped
 					}
@@ -664,6 +741,10 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 							processed[body.UID] = true
 							a.failed(b, body.Message, fault.Reason(err))
 							return nil
+						}
+						if errors.Is(err, sinks.ErrInDoubt) {
+							m := body.Message
+							doubt = &m
 						}
 						return err
 					}
@@ -697,10 +778,15 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			}
 			if err == nil {
 				// The source did not return these: they were expunged meanwhile.
-				for _, m := range remaining {
-					a.vanished(b, m)
+				gone := map[uint32]bool{}
+				for _, m := range asked {
+					if !processed[m.UID] {
+						a.vanished(b, m)
+						gone[m.UID] = true
+					}
 				}
-				break
+				remaining = without(remaining, gone)
+				continue
 			}
 			if errors.Is(err, errStopped) || isClosed(stop) {
 				return errStopped
@@ -725,7 +811,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					return fault.New(fault.Account, "the connection keeps failing: "+fault.Reason(err), err)
 				}
 			}
-			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "err", err)
+			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "first", remaining[0].UID, "n", noProgress, "err", err)
 			if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, noProgress, fault.Wait(err))) {
 				if isClosed(stop) {
 					return errStopped
@@ -762,6 +848,19 @@ func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot cha
 		}
 	}
 	return nil
+}
+
+func without(msgs []sources.Message, drop map[uint32]bool) []sources.Message {
+	if len(drop) == 0 {
+		return msgs
+	}
+	out := make([]sources.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if !drop[m.UID] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // backoff doubles from base up to 30s, with jitter, or follows the server's hint.

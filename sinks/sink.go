@@ -4,6 +4,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -56,6 +57,11 @@ type Sink interface {
 	Fetch(ctx context.Context, name string, uids []uint32, fn func(uid uint32, r io.Reader) error) error
 	Close() error
 }
+
+// ErrInDoubt marks an APPEND whose message was sent in full but whose answer
+// was lost with the connection: the target may or may not have stored it,
+// so it must be looked up there before it is sent again.
+var ErrInDoubt = errors.New("the connection was lost after the whole message was sent; the target may have stored it")
 
 // Opener opens a sink session.
 type Opener func(ctx context.Context, e sources.Endpoint) (Sink, error)

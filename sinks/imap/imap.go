@@ -153,10 +153,10 @@ func (s *Sink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int
 			return copyErr
 		}
 		if err := cmd.Close(); err != nil {
-			return err
+			return inDoubt(err)
 		}
 		data, err = cmd.Wait()
-		return err
+		return inDoubt(err)
 	})
 	if copyErr != nil {
 		return sinks.Appended{}, fault.New(fault.Retry, "message transfer interrupted", copyErr)
@@ -177,6 +177,19 @@ func (s *Sink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int
 	}
 	sort.Strings(dropped)
 	return sinks.Appended{UID: uint32(data.UID), Validity: data.UIDValidity, Dropped: dropped}, nil
+}
+
+// inDoubt marks a lost connection after the literal went out: unlike a
+// refusal, it leaves the message's fate on the target unknown.
+func inDoubt(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return err
+	}
+	return fault.New(fault.Retry, "connection lost while the target was storing a message", fmt.Errorf("%w: %v", sinks.ErrInDoubt, err))
 }
 
 func hasKeywords(flags []string) bool {

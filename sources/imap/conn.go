@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -34,12 +35,14 @@ type Conn struct {
 	Endpoint sources.Endpoint
 	Caps     imap.CapSet
 	raw      net.Conn
+	aborted  atomic.Bool
 }
 
 // Abort drops the connection at once. go-imap's Close waits for its reader,
 // which may itself wait for us to finish reading a literal: closing the
 // socket first makes every pending read and write fail instead.
 func (c *Conn) Abort() {
+	c.aborted.Store(true)
 	c.raw.Close()
 	go c.Client.Close()
 }
@@ -169,10 +172,9 @@ func LoginError(e sources.Endpoint, err error) error {
 		}
 		return fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account%s", e.User, e.Addr(), HintSuffix(e)), err)
 	}
-	if fault.IsTransient(err) {
-		return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
-	}
-	return fault.New(fault.Account, fmt.Sprintf("login as %s at %s failed", e.User, e.Addr()), err)
+	// Servers refuse logins with a tagged NO (handled above); anything else
+	// is the connection failing under us.
+	return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
 }
 
 func isIMAPError(err error) bool {
@@ -233,6 +235,16 @@ func (c *Conn) Do(ctx context.Context, fn func() error) error {
 
 // Logout ends the session politely, bounded in time.
 func (c *Conn) Logout() error {
+	if c.aborted.Load() {
+		// Writing LOGOUT now would make go-imap fail the aborted command
+		// from this goroutine while its reader may still be handing it
+		// data; Abort already closes the client.
+		select {
+		case <-c.Client.Closed():
+		case <-time.After(2 * time.Second):
+		}
+		return nil
+	}
 	done := make(chan struct{})
 	go func() {
 		c.Client.Logout().Wait()

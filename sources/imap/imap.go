@@ -6,6 +6,7 @@ package imap
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -280,6 +281,7 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	seen := make(map[uint32]bool, len(msgs))
 	var fnErr error
+	var lit *trackedLiteral
 	err := s.conn.Do(ctx, func() error {
 		cmd := s.conn.Fetch(set, &imap.FetchOptions{
 			UID:         true,
@@ -318,7 +320,8 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 						meta.Size = it.Literal.Size()
 					}
 					seen[uid] = true
-					if err := fn(&sources.Body{Message: meta, Reader: it.Literal}); err != nil {
+					lit = &trackedLiteral{r: it.Literal, size: it.Literal.Size()}
+					if err := fn(&sources.Body{Message: meta, Reader: lit}); err != nil {
 						fnErr = err
 					}
 				}
@@ -328,10 +331,22 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 			}
 		}
 		if fnErr != nil {
-			// Draining the rest of a large FETCH would waste the transfer;
-			// drop the connection instead and let the caller reconnect.
+			// Draining the rest of a large FETCH would waste the transfer:
+			// drop the connection and let the caller reconnect. go-imap's
+			// reader waits for the current literal to end, so read it to its
+			// (now immediate) end. If that read failed, go-imap's reader is
+			// already past the buffered data and ends by itself; reading that
+			// literal again (as cmd.Close does) would race with it. If it
+			// ended cleanly, later responses may sit in the buffer and block
+			// the reader until someone consumes them: cmd.Close does, and is
+			// bounded now that the connection is closed.
 			s.conn.Abort()
-			cmd.Close()
+			if lit != nil && !lit.ended {
+				io.Copy(io.Discard, lit)
+			}
+			if lit == nil || lit.complete() {
+				go cmd.Close()
+			}
 			s.selected = ""
 			return nil
 		}
@@ -345,6 +360,31 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 	}
 	return nil
 }
+
+// trackedLiteral remembers how a body's literal ended: go-imap's literal
+// must not be read again after it failed. A connection closed by the peer
+// ends a literal with io.EOF too, so only the byte count tells a whole one.
+type trackedLiteral struct {
+	r     io.Reader
+	size  int64
+	read  int64
+	ended bool
+	err   error
+}
+
+func (t *trackedLiteral) Read(b []byte) (int, error) {
+	if t.ended {
+		return 0, t.err
+	}
+	n, err := t.r.Read(b)
+	t.read += int64(n)
+	if err != nil {
+		t.ended, t.err = true, err
+	}
+	return n, err
+}
+
+func (t *trackedLiteral) complete() bool { return t.ended && t.err == io.EOF && t.read == t.size }
 
 func guessUID(order []uint32, seen map[uint32]bool, byUID map[uint32]sources.Message, size int64) uint32 {
 	for _, u := range order {

@@ -1,0 +1,111 @@
+package migrate_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/internal/faultproxy"
+	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/migrate"
+	imapsrc "github.com/banjia-mail/banjia/sources/imap"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// TestConnectionFaults runs a job through proxies that break connections the
+// way networks do: resets before the greeting and in the middle of FETCH and
+// APPEND literals (including after a whole APPEND went out but before its
+// answer came back), half-closed connections and stalls longer than the idle
+// timeout. The job must complete with every message on the target exactly
+// once and the source untouched.
+func TestConnectionFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	defer func(d time.Duration) { imapsrc.IdleTimeout = d }(imapsrc.IdleTimeout)
+	imapsrc.IdleTimeout = 1 * time.Second
+
+	w := newWorld(t, migratetest.Options{Accounts: 6, Messages: 800, BadPassword: -1})
+	before := w.Sources()
+
+	plan := faultproxy.Plan{Early: 0.15, MeanBytes: 192 << 10, Healthy: 0.05, HalfClose: 0.1, Stall: 0.03, StallFor: 1500 * time.Millisecond}
+	plan.Seed = 1
+	sp, err := faultproxy.Start(w.Src.IMAPAddr, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	plan.Seed = 2
+	dp, err := faultproxy.Start(w.Dst.IMAPAddr, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	j, err := w.Store.Job(w.Job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Source, j.Target = migratetest.Endpoint(sp.Addr()), migratetest.Endpoint(dp.Addr())
+	if err := w.Store.PutJob(j); err != nil {
+		t.Fatal(err)
+	}
+
+	counts := map[string]*atomic.Int64{"in-doubt message was stored": {}, "lane retry": {}}
+	start := time.Now()
+	r := runner(w, migrate.Config{Accounts: 4, Lanes: 2, Retries: 20, RetryBase: 10 * time.Millisecond, Log: slog.New(&logCount{counts: counts})})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	if err := r.Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	sp.SetFaults(false)
+	dp.SetFaults(false)
+
+	total := 0
+	for _, u := range w.Users {
+		a := accounts(t, w)[u.Old]
+		if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+			t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+		}
+		total += migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	}
+	migratetest.Unchanged(t, before, w.Sources())
+	sc, dc := sp.Counts(), dp.Counts()
+	faults := sc.Total() + dc.Total()
+	if t.Failed() {
+		return
+	}
+	stored := counts["in-doubt message was stored"].Load()
+	t.Logf("faults: %d (source %+v, target %+v); %d messages, 0 lost, 0 duplicated, %d retries, %d APPENDs whose answer was lost found stored, %s",
+		faults, sc, dc, total, counts["lane retry"].Load(), stored, elapsed.Round(time.Millisecond))
+	if faults < 1000 {
+		t.Errorf("only %d faults injected; the suite promises at least 1,000", faults)
+	}
+	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" {
+		line := fmt.Sprintf("| connection faults | %d injected (source: %d resets mid-transfer, %d before the greeting, %d half-closes, %d stalls; target: %d, %d, %d, %d) | %d messages, %d accounts | 0 lost, 0 duplicated; %d APPENDs whose answer was lost were found stored and not sent again; job completed in %s |\n",
+			faults, sc.Resets, sc.EarlyResets, sc.HalfCloses, sc.Stalls, dc.Resets, dc.EarlyResets, dc.HalfCloses, dc.Stalls, total, len(w.Users), stored, elapsed.Round(time.Second))
+		os.WriteFile(filepath.Join(out, "faults.md"), []byte(line), 0o644)
+	}
+}
+
+// logCount counts log records by message prefix.
+type logCount struct{ counts map[string]*atomic.Int64 }
+
+func (l *logCount) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCount) Handle(_ context.Context, r slog.Record) error {
+	for k, n := range l.counts {
+		if strings.HasPrefix(r.Message, k) {
+			n.Add(1)
+		}
+	}
+	return nil
+}
+func (l *logCount) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logCount) WithGroup(string) slog.Handler      { return l }
