@@ -3,7 +3,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test deps lint vet fmt-check demo bench fuzz e2e clean
+.PHONY: all build test deps lint vet fmt-check demo bench fuzz e2e reliability clean
 
 all: build
 
@@ -45,6 +45,11 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/banjia demo
+
+# The reliability suite (faults, crash loop, bad inputs, secrets); writes
+# docs/reliability.md. `make test` runs the same tests without the report.
+reliability: deps
+	bash scripts/reliability.sh
 
 # Interim: the 20 x 500 end-to-end run against Dovecot, reporting messages/s
 # and peak RSS. The full benchmark (raw ingest limit, 20 ms RTT, 100k no-op
