@@ -279,10 +279,16 @@ func (a *accountRun) endpoints() (src, dst sources.Endpoint, err error) {
 		}
 	}
 	if src.Password == "" && len(a.job.SourceAdminSecret) > 0 {
-		src.User, src.AuthzID = a.job.Source.User, a.acct.Source
-		if src.Password, err = a.r.store.Unseal(a.job.SourceAdminSecret); err != nil {
+		// Delegated (无感搬家): the migration admin opens the member's mailbox.
+		secret, err := a.r.store.Unseal(a.job.SourceAdminSecret)
+		if err != nil {
 			return src, dst, fault.New(fault.Account, "cannot read the stored source admin password", err)
 		}
+		d := a.job.Delegation
+		if d == nil {
+			d = &sources.Delegation{Method: sources.DelegateAuthzID}
+		}
+		src = d.For(a.job.Source, a.acct.Source, secret)
 	}
 	if src.Password == "" {
 		return src, dst, fault.New(fault.Account, "no old password is stored for this account (it is wiped after success): supply it again with banjia job add", nil)
@@ -677,11 +683,17 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			return nil
 		}
 		remaining := b.msgs
-		noProgress, connectFails := 0, 0
+		noProgress, connectFails, throttled := 0, 0, 0
 		var doubt *sources.Message
 		for len(remaining) > 0 {
 			if isClosed(stop) {
 				return errStopped
+			}
+			if d := a.r.hostDelay(srcEP.Host, dstEP.Host); d > 0 && !sleep(ctx, stop, d) {
+				if isClosed(stop) {
+					return errStopped
+				}
+				return context.Cause(ctx)
 			}
 			err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP)
 			processed := map[uint32]bool{}
@@ -702,6 +714,15 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 						a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
 					}
 				}
+			}
+			if err != nil && fault.Classify(err) == fault.Retry && fault.Wait(err) > 0 {
+				// The server is throttling: slow every lane on it down for as
+				// long as it asks; not the message's fault.
+				closeAll()
+				if err := a.throttledBy(err, srcEP.Host, &throttled); err != nil {
+					return err
+				}
+				continue
 			}
 			if err != nil && fault.Classify(err) == fault.Retry {
 				// Not the message's fault: wait and connect again, for a while.
@@ -754,7 +775,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				})
 			}
 			if len(processed) > 0 {
-				noProgress, poison = 0, 0
+				noProgress, poison, throttled = 0, 0, 0
 				rest := remaining[:0:0]
 				for _, m := range remaining {
 					if !processed[m.UID] {
@@ -796,6 +817,13 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			}
 			if fault.Classify(err) == fault.Account || errors.Is(err, sources.ErrValidityChanged) {
 				return err
+			}
+			if fault.Wait(err) > 0 && len(processed) == 0 {
+				closeAll()
+				if err := a.throttledBy(err, srcEP.Host, &throttled); err != nil {
+					return err
+				}
+				continue
 			}
 			closeAll()
 			if len(processed) == 0 {
@@ -847,6 +875,19 @@ func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot cha
 			return err
 		}
 	}
+	return nil
+}
+
+// maxThrottled bounds how many throttling replies in a row a lane accepts
+// before it gives the account up.
+const maxThrottled = 200
+
+func (a *accountRun) throttledBy(err error, host string, n *int) error {
+	a.r.slowHost(host, fault.Wait(err))
+	if *n++; *n > maxThrottled {
+		return fault.New(fault.Account, "the server kept throttling requests: "+fault.Reason(err), err)
+	}
+	a.r.cfg.Log.Info("throttled", "account", a.acct.ID, "host", host, "wait", fault.Wait(err))
 	return nil
 }
 

@@ -95,14 +95,16 @@ type Runner struct {
 	ended    bool
 	stopped  bool
 	hostSems map[string]chan struct{}
-	notify   []chan struct{}
-	saveErr  error // the state file could not be written
+	// hostPause holds hosts that asked us to back off (throttling), until when.
+	hostPause map[string]time.Time
+	notify    []chan struct{}
+	saveErr   error // the state file could not be written
 }
 
 // New makes a runner over a store.
 func New(store *state.Store, cfg Config) *Runner {
 	cfg.defaults()
-	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{},
+	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{},
 		wake: make(chan struct{}, 1)}
 }
 
@@ -505,4 +507,25 @@ func (r *Runner) hostSlot(host string) chan struct{} {
 		r.hostSems[host] = s
 	}
 	return s
+}
+
+// slowHost makes every lane on host wait d before its next request: a
+// server that says it is throttling is throttling all of us, not one lane.
+func (r *Runner) slowHost(host string, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if until := time.Now().Add(d); until.After(r.hostPause[host]) {
+		r.hostPause[host] = until
+	}
+}
+
+// hostDelay is how long host still wants us to wait.
+func (r *Runner) hostDelay(hosts ...string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var d time.Duration
+	for _, h := range hosts {
+		d = max(d, time.Until(r.hostPause[h]))
+	}
+	return d
 }

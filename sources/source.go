@@ -109,6 +109,11 @@ type Endpoint struct {
 	Auth string
 	// Insecure skips TLS certificate verification.
 	Insecure bool
+	// Delegated says User is a migration admin acting for the member (see
+	// Delegation), so a refused login is the admin's permission problem.
+	Delegated bool `json:",omitempty"`
+	// App, for Auth "xoauth2", is the application whose token logs in.
+	App *App `json:",omitempty"`
 	// Hint is what to tell a person when login fails (from a provider preset).
 	Hint string `json:",omitempty"`
 	// RootCAs, if set, replaces the system roots (PEM); used by tests and

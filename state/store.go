@@ -75,7 +75,10 @@ type Job struct {
 	// Admin logins (a target master user, a delegated source admin) whose
 	// passwords are sealed here instead of in the endpoints.
 	SourceAdminSecret []byte `json:",omitempty"`
-	TargetAdminSecret []byte `json:",omitempty"`
+	// Delegation, for a delegated job, says how Source.User (the migration
+	// admin) opens each member's mailbox.
+	Delegation        *sources.Delegation `json:",omitempty"`
+	TargetAdminSecret []byte              `json:",omitempty"`
 	State             JobState
 	Created           time.Time
 	Updated           time.Time

@@ -64,6 +64,7 @@ func (w *cliWorld) banjia(t *testing.T, a ...string) (string, error) {
 	cmd := exec.Command(binary, w.args(a...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), w.env...)
 	err := cmd.Run()
 	return out.String(), err
 }
@@ -662,4 +663,58 @@ func TestGmailLabelsCopiedOnce(t *testing.T) {
 	if !strings.Contains(accts, "4 to import, 4 imported, 0 failed") {
 		t.Fatalf("accounts:\n%s", accts)
 	}
+}
+
+// TestDelegatedCLI: `job create --mode delegated` with an accounts file of
+// addresses only and the migration admin's password from the environment;
+// the whole domain moves and the admin password appears nowhere.
+func TestDelegatedCLI(t *testing.T) {
+	const admin, adminPW = "migration-admin", "Adm1n-pa55-do-not-leak"
+	w := newCLIWorld(t, migratetest.Options{Accounts: 3, Messages: 60, BadPassword: -1, SourceAdmin: admin, SourceAdminPW: adminPW})
+	before := w.Sources()
+	var b strings.Builder
+	b.WriteString("old address,new address,,new password\n")
+	for _, u := range w.Users {
+		fmt.Fprintf(&b, "%s,%s,,%s\n", u.Old, u.New, u.NewPW)
+	}
+	if err := os.WriteFile(w.csv, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.env = []string{"BANJIA_FROM_ADMIN_PASSWORD=" + adminPW}
+
+	// Without delegation the file is refused: it holds no old passwords.
+	out, err := w.banjia(t, "job", "create", "nodeleg", "--from", "imap+plain://"+w.Src.IMAPAddr, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv)
+	if err == nil || !strings.Contains(out, "no old password for u00@old.test (or create the job with --mode delegated)") {
+		t.Fatalf("create without old passwords: %v\n%s", err, out)
+	}
+	out, err = w.banjia(t, "job", "create", "badtpl", "--mode", "delegated", "--from-admin", admin, "--admin-login", "template",
+		"--login-template", "DOMAIN\\admin", "--from", "imap+plain://"+w.Src.IMAPAddr, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv)
+	if err == nil || !strings.Contains(out, "names no member: use {user} or {alias}") {
+		t.Fatalf("template without the member: %v\n%s", err, out)
+	}
+
+	created := w.mustBanjia(t, "job", "create", w.Job, "--mode", "delegated", "--from-admin", admin, "--admin-login", "template",
+		"--login-template", "{user}*{admin}", "--from", "imap+plain://"+w.Src.IMAPAddr, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv)
+	cmd, run := w.start(t)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("job start: %v\n%s", err, run)
+	}
+	n := w.checkAll(t, before)
+	migratetest.Unchanged(t, before, w.Sources())
+	accts := w.mustBanjia(t, "job", "accounts", w.Job)
+	if strings.Count(accts, "60 to import, 60 imported, 0 failed") != 3 {
+		t.Fatalf("accounts:\n%s", accts)
+	}
+	raw, err := os.ReadFile(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := w.mustBanjia(t, "logs", "--json")
+	status := w.mustBanjia(t, "job", "status", w.Job, "--json")
+	for _, text := range []string{created, run.String(), accts, logs, status, string(raw)} {
+		if strings.Contains(text, adminPW) {
+			t.Fatal("the admin password leaked into an output or the state file")
+		}
+	}
+	t.Logf("%d messages moved with the admin's login only", n)
 }

@@ -25,8 +25,9 @@ import (
 	"github.com/banjia-mail/banjia/sinks"
 	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
 	"github.com/banjia-mail/banjia/sources"
-	_ "github.com/banjia-mail/banjia/sources/imap" // registers imap, imaps, imap+plain
-	_ "github.com/banjia-mail/banjia/sources/pop3" // registers pop3, pop3s, pop3+plain
+	_ "github.com/banjia-mail/banjia/sources/exchange" // app-only tokens for delegated XOAUTH2 logins
+	_ "github.com/banjia-mail/banjia/sources/imap"     // registers imap, imaps, imap+plain
+	_ "github.com/banjia-mail/banjia/sources/pop3"     // registers pop3, pop3s, pop3+plain
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -442,9 +443,17 @@ func jobCommand() *cli.Command {
 		&cli.StringFlag{Name: "to", Required: true, Usage: "target server, e.g. imaps://imap.new.example:993"},
 		&cli.StringFlag{Name: "accounts", Required: true, Usage: "CSV: old address, new address, old password[, new password]"},
 		&cli.StringFlag{Name: "to-admin", Usage: "log in to the target as this admin (master user) for accounts without a new password"},
+		&cli.StringFlag{Name: "mode", Value: "passwords", Usage: "passwords (the CSV gives old passwords) or delegated (a migration admin opens every mailbox: 无感搬家)"},
+		&cli.StringFlag{Name: "from-admin", Usage: "delegated: the migration admin's login on the old server (for xoauth2: not needed)"},
+		&cli.StringFlag{Name: "admin-login", Value: sources.DelegateAuthzID, Usage: "delegated: authzid (SASL PLAIN as the member: Exchange 2010-2019, Dovecot), template (LOGIN with --login-template) or xoauth2 (Exchange Online app-only token)"},
+		&cli.StringFlag{Name: "login-template", Usage: "delegated, template: the login name, e.g. 'DOMAIN\\admin\\{alias}' or '{user}*{admin}' ({user}, {alias}, {domain}, {admin})"},
+		&cli.StringFlag{Name: "tenant", Usage: "delegated, xoauth2: the Entra ID tenant id"},
+		&cli.StringFlag{Name: "client-id", Usage: "delegated, xoauth2: the application (client) id; its secret is the admin password"},
+		&cli.StringFlag{Name: "authority", Usage: "delegated, xoauth2: authority host other than https://login.microsoftonline.com/ (national clouds)"},
 	}
 	createFlags = append(createFlags, optionFlags()...)
 	createFlags = append(createFlags, passFlags("to-admin", "target admin's", "BANJIA_TO_ADMIN_PASSWORD")...)
+	createFlags = append(createFlags, passFlags("from-admin", "migration admin's (or client secret)", "BANJIA_FROM_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, endpointFlags()...)
 	return &cli.Command{
 		Name:  "job",
@@ -476,6 +485,10 @@ func jobCommand() *cli.Command {
 							return err
 						}
 					}
+					delegation, adminSecret, err := delegated(c, &src)
+					if err != nil {
+						return err
+					}
 					rows, err := readCSV(c.String("accounts"))
 					if err != nil {
 						return err
@@ -497,6 +510,12 @@ func jobCommand() *cli.Command {
 						}
 						job.Target.Password = ""
 						job.TargetAdminSecret = sealed
+					}
+					if delegation != nil {
+						job.Delegation = delegation
+						if job.SourceAdminSecret, err = store.Seal(adminSecret); err != nil {
+							return err
+						}
 					}
 					if err := store.PutJob(job); err != nil {
 						return err
@@ -591,8 +610,8 @@ func addAccounts(store *state.Store, job *state.Job, rows []migrate.AccountRow) 
 			return 0, err
 		}
 		a.Target = row.New
-		if row.OldPassword == "" && job.Source.Password == "" {
-			return 0, fmt.Errorf("accounts CSV line %d: no old password for %s", row.Line, row.Old)
+		if row.OldPassword == "" && len(job.SourceAdminSecret) == 0 {
+			return 0, fmt.Errorf("accounts CSV line %d: no old password for %s (or create the job with --mode delegated)", row.Line, row.Old)
 		}
 		if row.NewPassword == "" && len(job.TargetAdminSecret) == 0 {
 			return 0, fmt.Errorf("accounts CSV line %d: no new password for %s (or create the job with --to-admin)", row.Line, row.New)
@@ -774,4 +793,45 @@ func logsCommand() *cli.Command {
 			}
 		},
 	}
+}
+
+// delegated reads the delegated-mode flags: how the migration admin logs in
+// as each member, and the admin's password (or the app's client secret).
+func delegated(c *cli.Context, src *sources.Endpoint) (*sources.Delegation, string, error) {
+	switch c.String("mode") {
+	case "passwords", "":
+		for _, f := range []string{"from-admin", "login-template", "tenant", "client-id"} {
+			if c.IsSet(f) {
+				return nil, "", fmt.Errorf("--%s is for --mode delegated", f)
+			}
+		}
+		return nil, "", nil
+	case "delegated":
+	default:
+		return nil, "", fmt.Errorf("--mode %q: want passwords or delegated", c.String("mode"))
+	}
+	d := &sources.Delegation{Method: c.String("admin-login"), Template: c.String("login-template")}
+	if d.Method == sources.DelegateXOAUTH2 {
+		d.App = &sources.App{Tenant: c.String("tenant"), ClientID: c.String("client-id"), Authority: c.String("authority")}
+		if src.Scheme != "imaps" && src.Scheme != "imap" {
+			return nil, "", errors.New("--admin-login xoauth2 sends a bearer token: use imaps:// (outlook.office365.com:993)")
+		}
+	} else {
+		if c.String("from-admin") == "" {
+			return nil, "", errors.New("--mode delegated needs --from-admin (the migration admin's login)")
+		}
+		src.User = c.String("from-admin")
+	}
+	if err := d.Check(); err != nil {
+		return nil, "", err
+	}
+	what := "migration admin's"
+	if d.Method == sources.DelegateXOAUTH2 {
+		what = "application's (client secret)"
+	}
+	secret, err := password(c, "from-admin", what)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, secret, nil
 }

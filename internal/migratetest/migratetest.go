@@ -47,12 +47,15 @@ type Options struct {
 	BadPassword        int      // index of an account given a wrong old password, or -1
 	NoStore            bool     // leave the state file to the caller (the CLI tests)
 	Folders            []string // mailgen folders (nil: its defaults)
+	// SourceAdmin, SourceAdminPW make the source Dovecot accept this
+	// master user (delegated logins: "member*admin", PLAIN authzid).
+	SourceAdmin, SourceAdminPW string
 }
 
 // New starts both servers, fills the source and creates the job.
 func New(t testing.TB, o Options) *World {
 	t.Helper()
-	src := dovecot.StartT(t, dovecot.Options{})
+	src := dovecot.StartT(t, dovecot.Options{MasterUser: o.SourceAdmin, MasterPassword: o.SourceAdminPW})
 	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox"})
 	w := &World{T: t, Src: src, Dst: dst, Job: "acme"}
 	for i := 0; i < o.Accounts; i++ {

@@ -121,7 +121,7 @@ func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*C
 		return nil, fault.New(fault.Retry, fmt.Sprintf("no IMAP greeting from %s", e.Addr()), err)
 	}
 	conn := &Conn{Client: c, Endpoint: e, raw: raw}
-	if err := conn.login(); err != nil {
+	if err := conn.login(dctx); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*C
 	return conn, nil
 }
 
-func (c *Conn) login() error {
+func (c *Conn) login(ctx context.Context) error {
 	e := c.Endpoint
 	caps := c.Client.Caps()
 	mech := e.Auth
@@ -144,6 +144,12 @@ func (c *Conn) login() error {
 	switch mech {
 	case "plain":
 		err = c.Client.Authenticate(sasl.NewPlainClient(e.AuthzID, e.User, e.Password))
+	case "xoauth2":
+		token, terr := sources.Token(ctx, e)
+		if terr != nil {
+			return fault.New(fault.Account, fmt.Sprintf("cannot get an access token for application %s: %s", e.App.ClientID, redactSecret(terr.Error(), e.Password)), nil)
+		}
+		err = c.Client.Authenticate(&xoauth2Client{user: e.User, token: token})
 	case "login":
 		if caps.Has(imap.CapLoginDisabled) {
 			return fault.New(fault.Account, fmt.Sprintf("%s refuses LOGIN on this connection; use TLS (imaps:// or imap://)", e.Addr()), nil)
@@ -169,6 +175,12 @@ func LoginError(e sources.Endpoint, err error) error {
 			return fault.New(fault.Account, fmt.Sprintf("the password of %s has expired", e.User), err)
 		case imap.ResponseCodePrivacyRequired:
 			return fault.New(fault.Account, fmt.Sprintf("%s requires TLS before login; use imaps:// or imap://", e.Addr()), err)
+		}
+		if strings.Contains(strings.ToLower(ie.Text), "throttl") {
+			return fault.RetryAfter(backoffHint(ie.Text), fmt.Sprintf("%s is throttling logins", e.Addr()), err)
+		}
+		if e.Delegated {
+			return fault.New(fault.Account, delegatedRefusal(e, ie), err)
 		}
 		return fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account%s", e.User, e.Addr(), HintSuffix(e)), err)
 	}
@@ -311,3 +323,41 @@ func HintSuffix(e sources.Endpoint) string {
 	}
 	return "; " + e.Hint
 }
+
+// delegatedRefusal words a refused delegated login for the admin who can
+// fix it: the admin's own credentials, or the admin's rights on this one
+// mailbox (the server's own words tell which, when it gives them).
+func delegatedRefusal(e sources.Endpoint, ie *imap.Error) string {
+	member := e.AuthzID
+	if member == "" {
+		member = e.User
+	}
+	said := ""
+	if t := strings.TrimSpace(ie.Text); t != "" {
+		said = fmt.Sprintf(" (the server said: %q)", t)
+	}
+	if e.Auth == "xoauth2" {
+		return fmt.Sprintf("the application could not open %s%s: give it the IMAP.AccessAsApp permission with admin consent, register its service principal in Exchange and grant it FullAccess on this mailbox", member, said)
+	}
+	return fmt.Sprintf("the migration admin could not open %s%s: check the admin's user name and password, grant the admin FullAccess on this mailbox, and make sure IMAP and basic authentication are allowed for it", member, said)
+}
+
+func redactSecret(text, secret string) string {
+	if secret == "" {
+		return text
+	}
+	return strings.ReplaceAll(text, secret, "[secret]")
+}
+
+// xoauth2Client is SASL XOAUTH2 (Google's and Microsoft's bearer-token
+// login). go-sasl has OAUTHBEARER but no XOAUTH2 client, and the mechanism is
+// one message: "user=" user ^A "auth=Bearer " token ^A ^A.
+type xoauth2Client struct{ user, token string }
+
+func (x *xoauth2Client) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+
+// Next answers the server's error challenge (a JSON status) with an empty
+// response, after which the server sends the tagged NO that carries the reason.
+func (x *xoauth2Client) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }

@@ -1,0 +1,111 @@
+// Package exchange opens Exchange mailboxes through a migration admin over
+// IMAP (无感搬家: members give no password). The logins themselves are
+// sources.Delegation's forms, spoken by the IMAP source; this package adds
+// what only Exchange Online needs: app-only OAuth tokens from Entra ID
+// (client credentials) for XOAUTH2, through azidentity, so that the IMAP
+// source itself depends on no OAuth library.
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/banjia-mail/banjia/sources"
+)
+
+// Scope is Exchange Online's resource for IMAP.AccessAsApp tokens.
+const Scope = "https://outlook.office365.com/.default"
+
+// HTTPClient, when set, carries the token requests (a private CA, a proxy;
+// tests point it at an emulator's certificate).
+var HTTPClient *http.Client
+
+func init() { sources.RegisterTokenSource(Token) }
+
+var (
+	mu    sync.Mutex
+	creds = map[[32]byte]*azidentity.ClientSecretCredential{}
+)
+
+// Token gets an app-only token for e.App, with e.Password as the client
+// secret. Credentials are kept per application so azidentity's cache spares
+// a token request per connection.
+func Token(ctx context.Context, e sources.Endpoint) (string, error) {
+	app := e.App
+	if app == nil {
+		return "", errors.New("no application given")
+	}
+	cred, err := credential(app, e.Password)
+	if err != nil {
+		return "", err
+	}
+	scope := app.Scope
+	if scope == "" {
+		scope = Scope
+	}
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+	if err != nil {
+		return "", tokenError(app, err)
+	}
+	return tok.Token, nil
+}
+
+func credential(app *sources.App, secret string) (*azidentity.ClientSecretCredential, error) {
+	key := sha256.Sum256([]byte(app.Authority + "\x00" + app.Tenant + "\x00" + app.ClientID + "\x00" + secret))
+	mu.Lock()
+	defer mu.Unlock()
+	if c, ok := creds[key]; ok {
+		return c, nil
+	}
+	opts := &azidentity.ClientSecretCredentialOptions{}
+	if app.Authority != "" {
+		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: app.Authority}
+		// A private authority cannot answer Microsoft's instance discovery.
+		opts.DisableInstanceDiscovery = true
+	}
+	if HTTPClient != nil {
+		opts.Transport = HTTPClient
+	}
+	c, err := azidentity.NewClientSecretCredential(app.Tenant, app.ClientID, secret, opts)
+	if err != nil {
+		return nil, fmt.Errorf("application %s in tenant %s: %v", app.ClientID, app.Tenant, err)
+	}
+	creds[key] = c
+	return c, nil
+}
+
+// tokenError turns Entra ID's answers into what the admin must fix. The
+// AADSTS codes are Microsoft's documented ones; azidentity's own message is a
+// multi-line dump, so only the AADSTS sentence of it is kept.
+func tokenError(app *sources.App, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "AADSTS7000215"), strings.Contains(msg, "AADSTS7000222"):
+		return fmt.Errorf("the client secret of application %s is wrong or has expired: create a new one", app.ClientID)
+	case strings.Contains(msg, "AADSTS700016"):
+		return fmt.Errorf("application %s is not registered in tenant %s", app.ClientID, app.Tenant)
+	case strings.Contains(msg, "AADSTS90002"):
+		return fmt.Errorf("tenant %s does not exist", app.Tenant)
+	}
+	if m := aadsts.FindString(msg); m != "" {
+		return fmt.Errorf("token request for application %s refused: %s", app.ClientID, m)
+	}
+	return fmt.Errorf("token request for application %s failed: %s", app.ClientID, lastLine(msg))
+}
+
+var aadsts = regexp.MustCompile(`AADSTS\d+:[^"\r\n]*`)
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
