@@ -510,6 +510,17 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	}
 
 	tf, err := dst.Prepare(ctx, target)
+	if err != nil && fault.Classify(err) == fault.Message {
+		// The target refuses this folder (its name, most often): its mail
+		// fails with the server's reason; the other folders go on.
+		reason := fault.Reason(err)
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q cannot be created (%s); its %d message(s) are not copied", a.acct.ID, target, reason, len(pending)))
+		b := &batch{folder: f, cp: cp}
+		for _, m := range pending {
+			a.failed(b, m, reason)
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -289,13 +290,13 @@ func CommandError(op string, err error) error {
 		case ie.Code == imap.ResponseCodeOverQuota || strings.Contains(text, "quota"):
 			return fault.New(fault.Account, "the target mailbox is full (over quota): raise its quota and resume", err)
 		case ie.Code == imap.ResponseCodeTooBig || ie.Code == imap.ResponseCodeLimit || strings.Contains(text, "too big") || strings.Contains(text, "too large") || strings.Contains(text, "maximum size"):
-			return fault.New(fault.Message, "message too large for the target server", err)
+			return fault.New(fault.Message, "message too large for the target server"+said(ie), err)
 		case ie.Code == imap.ResponseCodeNoPerm:
 			return fault.New(fault.Account, op+": no permission", err)
 		case strings.Contains(text, "not connected"):
 			return fault.New(fault.Account, "the migration admin has no permission for this mailbox; grant FullAccess or check the admin account", err)
 		}
-		return fault.New(fault.Message, op+" refused by the server", err)
+		return fault.New(fault.Message, op+" refused by the server"+said(ie), err)
 	}
 	if fault.IsTransient(err) || strings.Contains(err.Error(), "connection closed") {
 		return fault.New(fault.Retry, op+": connection lost", err)
@@ -332,10 +333,7 @@ func delegatedRefusal(e sources.Endpoint, ie *imap.Error) string {
 	if member == "" {
 		member = e.User
 	}
-	said := ""
-	if t := strings.TrimSpace(ie.Text); t != "" {
-		said = fmt.Sprintf(" (the server said: %q)", t)
-	}
+	said := said(ie)
 	if e.Auth == "xoauth2" {
 		return fmt.Sprintf("the application could not open %s%s: give it the IMAP.AccessAsApp permission with admin consent, register its service principal in Exchange and grant it FullAccess on this mailbox", member, said)
 	}
@@ -361,3 +359,19 @@ func (x *xoauth2Client) Start() (string, []byte, error) {
 // Next answers the server's error challenge (a JSON status) with an empty
 // response, after which the server sends the tagged NO that carries the reason.
 func (x *xoauth2Client) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }
+
+// dovecotTiming is the "(0.001 + 0.000 secs)." Dovecot appends to replies.
+var dovecotTiming = regexp.MustCompile(`\s*\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\.?$`)
+
+// said quotes the server's own words for a reason, so the person reading it
+// sees what the server objected to.
+func said(ie *imap.Error) string {
+	t := strings.TrimSpace(dovecotTiming.ReplaceAllString(ie.Text, ""))
+	if t == "" {
+		return ""
+	}
+	if len(t) > 200 {
+		t = t[:200] + "..."
+	}
+	return fmt.Sprintf(" (the server said: %q)", t)
+}
