@@ -35,6 +35,13 @@ type accountRun struct {
 	// seen holds the cross-folder identities of messages in folders already
 	// listed in this pass (DedupeAcrossFolders).
 	seen map[string]bool
+	// listed holds the folders listed at least once in this run: a pass that
+	// lists one more than before made progress, even if no mail moved yet.
+	listed map[string]bool
+	// unsure holds, per folder, messages whose APPEND was in doubt and that
+	// must be sent again: after that, the target is checked for a recovered
+	// first copy (dropRecovered). Kept across passes of this run.
+	unsure map[string]map[uint32]bool
 }
 
 // batch is one FETCH worth of messages of one folder.
@@ -43,6 +50,34 @@ type batch struct {
 	target sinks.Folder
 	cp     *state.Checkpoint
 	msgs   []sources.Message
+}
+
+// markUnsure records (on) or clears a message whose APPEND was in doubt,
+// and says whether it was recorded.
+func (a *accountRun) markUnsure(folder string, uid uint32, on bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	was := a.unsure[folder][uid]
+	if on {
+		if a.unsure == nil {
+			a.unsure = map[string]map[uint32]bool{}
+		}
+		if a.unsure[folder] == nil {
+			a.unsure[folder] = map[uint32]bool{}
+		}
+		a.unsure[folder][uid] = true
+	} else if was {
+		delete(a.unsure[folder], uid)
+	}
+	return was
+}
+
+// progress grows with every message settled and every folder listed for
+// the first time in this run.
+func (a *accountRun) progress() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.acct.Counts.Imported + a.acct.Counts.Failed + int64(len(a.listed))
 }
 
 func (r *Runner) newAccountRun(job *state.Job, a *state.Account) *accountRun {
@@ -213,12 +248,12 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 
 	var err error
 	for attempt := 0; ; attempt++ {
-		before := a.snapshot().Counts.Imported
+		before := a.progress()
 		err = a.pass(ctx, stop)
 		if err == nil || errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil {
 			break
 		}
-		if a.snapshot().Counts.Imported > before {
+		if a.progress() > before {
 			// A flaky link that still moves mail is not a reason to give up.
 			attempt = 0
 		}
@@ -451,6 +486,12 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	if err != nil {
 		return err
 	}
+	a.mu.Lock()
+	if a.listed == nil {
+		a.listed = map[string]bool{}
+	}
+	a.listed[f.Name] = true
+	a.mu.Unlock()
 	if err := a.assignUIDs(f, msgs); err != nil {
 		return err
 	}
@@ -543,6 +584,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 				if found[m.UID] {
 					cp.Done.Add(m.UID)
 					cp.Bytes += m.Size
+					delete(a.unsure[f.Name], m.UID)
 				} else {
 					rest = append(rest, m)
 				}
@@ -720,6 +762,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				if found, err = a.settle(ctx, src, dst, b.folder, b.target, floor, confirmed, []sources.Message{m}); err == nil {
 					doubt = nil
 					if found[m.UID] {
+						a.markUnsure(b.folder.Name, m.UID, false)
 						a.done(b, m, sinks.Appended{})
 						processed[m.UID] = true
 						a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
@@ -777,11 +820,15 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 						if errors.Is(err, sinks.ErrInDoubt) {
 							m := body.Message
 							doubt = &m
+							a.markUnsure(b.folder.Name, m.UID, true)
 						}
 						return err
 					}
 					processed[body.UID] = true
 					a.done(b, body.Message, res)
+					if a.markUnsure(b.folder.Name, body.UID, false) {
+						a.dropRecovered(ctx, dst, b, body.Message, res.UID)
+					}
 					return nil
 				})
 			}

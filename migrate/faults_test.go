@@ -95,13 +95,13 @@ func TestConnectionFaults(t *testing.T) {
 	}
 }
 
-// logCount counts log records by message prefix.
+// logCount counts log records whose message contains a key.
 type logCount struct{ counts map[string]*atomic.Int64 }
 
 func (l *logCount) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logCount) Handle(_ context.Context, r slog.Record) error {
 	for k, n := range l.counts {
-		if strings.HasPrefix(r.Message, k) {
+		if strings.Contains(r.Message, k) {
 			n.Add(1)
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 
+	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
@@ -110,4 +112,68 @@ func digest(r io.Reader) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// dropRecovered runs after a message whose earlier APPEND was in doubt (and
+// not found on the target) has been sent again and stored as newUID. A
+// server that crashed while storing the first copy may recover it only now
+// (Dovecot's sdbox rebuilds its index when the next save meets the orphaned
+// file), so the folder is looked at once more: a message above the floor,
+// not confirmed as ours, byte for byte equal to the new copy, is that first
+// copy. It is removed, so the message is on the target once.
+func (a *accountRun) dropRecovered(ctx context.Context, dst sinks.Sink, b *batch, m sources.Message, newUID uint32) {
+	ex, ok := dst.(sinks.Expunger)
+	if !ok || newUID == 0 {
+		return
+	}
+	a.mu.Lock()
+	floor, confirmed := b.cp.Floor, append(state.Ranges(nil), b.cp.Confirmed...)
+	a.mu.Unlock()
+	cands, err := dst.Messages(ctx, b.target.Name, floor)
+	if err != nil {
+		a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
+		return
+	}
+	var mine *sinks.Message
+	for i := range cands {
+		if cands[i].UID == newUID {
+			mine = &cands[i]
+		}
+	}
+	if mine == nil {
+		return
+	}
+	uids := []uint32{newUID}
+	for _, c := range cands {
+		if c.UID != newUID && !confirmed.Contains(c.UID) && c.Size == mine.Size && c.Date.Equal(mine.Date) {
+			uids = append(uids, c.UID)
+		}
+	}
+	if len(uids) == 1 {
+		return
+	}
+	digests := map[uint32]string{}
+	err = dst.Fetch(ctx, b.target.Name, uids, func(uid uint32, r io.Reader) error {
+		d, err := digest(r)
+		digests[uid] = d
+		return err
+	})
+	if err != nil {
+		a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
+		return
+	}
+	var extra []uint32
+	for _, u := range uids[1:] {
+		if d, ok := digests[u]; ok && d == digests[newUID] {
+			extra = append(extra, u)
+		}
+	}
+	if len(extra) == 0 {
+		return
+	}
+	if err := ex.Expunge(ctx, b.target.Name, extra); err != nil {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target recovered an interrupted copy of message UID %d in %q after it was sent again, and it could not be removed: %s", a.acct.ID, m.UID, b.folder.Name, fault.Reason(err)))
+		return
+	}
+	a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target recovered an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, m.UID, b.folder.Name))
 }

@@ -58,6 +58,13 @@ type Sink interface {
 	Close() error
 }
 
+// Expunger removes messages from a target folder. The engine uses it for one
+// thing only: a copy it made whose APPEND was in doubt, that the server
+// recovered after the same message had been sent again.
+type Expunger interface {
+	Expunge(ctx context.Context, name string, uids []uint32) error
+}
+
 // ErrInDoubt marks an APPEND whose message was sent in full but whose answer
 // was lost with the connection: the target may or may not have stored it,
 // so it must be looked up there before it is sent again.

@@ -50,13 +50,20 @@ type Options struct {
 	// SourceAdmin, SourceAdminPW make the source Dovecot accept this
 	// master user (delegated logins: "member*admin", PLAIN authzid).
 	SourceAdmin, SourceAdminPW string
+	// TargetConfig is appended to the target Dovecot's configuration.
+	TargetConfig string
+	// TargetFormat is the target's mailbox format (default sdbox).
+	TargetFormat string
 }
 
 // New starts both servers, fills the source and creates the job.
 func New(t testing.TB, o Options) *World {
 	t.Helper()
 	src := dovecot.StartT(t, dovecot.Options{MasterUser: o.SourceAdmin, MasterPassword: o.SourceAdminPW})
-	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox"})
+	if o.TargetFormat == "" {
+		o.TargetFormat = "sdbox"
+	}
+	dst := dovecot.StartT(t, dovecot.Options{Format: o.TargetFormat, ExtraConfig: o.TargetConfig})
 	w := &World{T: t, Src: src, Dst: dst, Job: "acme"}
 	for i := 0; i < o.Accounts; i++ {
 		u := User{Old: fmt.Sprintf("u%02d@old.test", i), New: fmt.Sprintf("u%02d@new.test", i),

@@ -284,3 +284,30 @@ func (s *Sink) Fetch(ctx context.Context, name string, uids []uint32, fn func(ui
 
 // Close logs out. The sink never uses CLOSE, which would expunge.
 func (s *Sink) Close() error { return s.conn.Logout() }
+
+// Expunge removes exactly the given UIDs (UID EXPUNGE, RFC 4315); without
+// UIDPLUS a plain EXPUNGE could remove other messages marked deleted, so it
+// is refused.
+func (s *Sink) Expunge(ctx context.Context, name string, uids []uint32) error {
+	if !s.conn.Caps.Has(imap.CapUIDPlus) {
+		return fmt.Errorf("the target does not offer UIDPLUS, so %d message(s) cannot be removed alone", len(uids))
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	err := s.conn.Do(ctx, func() error {
+		if _, err := s.conn.Select(name, nil).Wait(); err != nil {
+			return err
+		}
+		if err := s.conn.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			return err
+		}
+		return s.conn.UIDExpunge(set).Close()
+	})
+	s.selected = ""
+	if err != nil {
+		return imapsrc.CommandError(fmt.Sprintf("remove duplicates from %q", name), err)
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package dovecot
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+)
+
+// Server-side faults for reliability tests: what a real server does to a
+// client when an admin or the OS intervenes.
+
+// Kick disconnects user's sessions the way an admin does (`doveadm kick`):
+// Dovecot sends each an untagged BYE and closes it.
+func (s *Server) Kick(user string) error {
+	out, err := exec.Command(doveadmBin, "-c", s.conf, "kick", user).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "no users") && !strings.Contains(string(out), "No users") {
+		return fmt.Errorf("doveadm kick %s: %v: %s", user, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// KillSessions SIGKILLs this instance's mail processes of service (its
+// "imap" or "pop3" processes, as the OOM killer or a crash would end them),
+// found among the children of our own master by pid, and says how many.
+func (s *Server) KillSessions(service string) int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	n := 0
+	for _, p := range childrenOf(s.cmd.Process.Pid) {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.pid))
+		if err != nil || strings.TrimSpace(string(comm)) != service {
+			continue
+		}
+		if syscall.Kill(p.pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Reconfigure appends settings to the running instance's configuration
+// (later settings override earlier ones) and reloads it, as an admin who
+// raises a quota would.
+func (s *Server) Reconfigure(extra string) error {
+	f, err := os.OpenFile(s.conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("\n" + extra + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command(doveadmBin, "-c", s.conf, "reload").CombinedOutput(); err != nil {
+		return fmt.Errorf("doveadm reload: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
