@@ -124,6 +124,9 @@ func transportFor(e sources.Endpoint) (*http.Transport, error) {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   30 * time.Second,
 		ResponseHeaderTimeout: IOTimeout,
+		// A connection silent for 30 s is pinged and dropped if the ping
+		// goes unanswered: a dead peer fails requests instead of hanging them.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second},
 	}
 	shared.transports[key] = t
 	return t, nil

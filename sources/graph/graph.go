@@ -4,11 +4,15 @@
 // from /messages/{id}/$value through its own HTTP client.
 //
 // An endpoint is graph://<client id>@graph.microsoft.com?tenant=<tenant>&authzid=<mailbox>
-// with the client secret as the password. The app needs the Mail.Read
-// application permission (and User.Read.All to list a domain's users) with
-// admin consent. Graph hosts of Microsoft's national clouds get their own
-// login host; any other host is taken to serve its own token endpoint (the
-// tests' emulator in graphtest).
+// with the client secret as the password (in a delegated job: the job's
+// source admin secret, the member's address as AuthzID). What the tenant's
+// admin does once: register an app in Entra ID, add the application
+// permissions Mail.Read (and User.Read.All, to list a domain's users), grant
+// admin consent, create a client secret; an application access policy
+// (New-ApplicationAccessPolicy) may restrict the app to the mailboxes being
+// moved. Graph hosts of Microsoft's national clouds (US government, 21Vianet)
+// get their own login host; any other host is taken to serve its own token
+// endpoint (the tests' emulator in graphtest).
 //
 // Keys are Graph's immutable message ids. Graph's own size property is not
 // the MIME length, so Messages learns each message's exact size from the
@@ -27,6 +31,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -284,24 +289,45 @@ func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Mess
 		return nil, err
 	}
 	var snap *snapshot
-	if s.deltas != nil {
+	deltas := s.deltas != nil
+	if deltas {
 		snap, err = s.listDelta(ctx, id)
-	} else {
+		if ae := asAPIError(err); ae != nil && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotImplemented) {
+			// A folder that does not support delta is listed in full.
+			deltas = false
+		}
+	}
+	if !deltas {
 		snap, err = s.listOrdered(ctx, id)
 	}
 	if err != nil {
 		return nil, s.fail(fmt.Sprintf("listing folder %q", f.Name), err)
 	}
-	if err := s.probeSizes(ctx, snap); err != nil {
-		return nil, s.fail(fmt.Sprintf("reading message sizes of folder %q", f.Name), err)
-	}
-	if s.deltas != nil {
+	save := func() {
+		if !deltas {
+			return
+		}
+		// Only a cache: not keeping it costs a full listing next time.
 		if err := s.saveSnapshot(id, snap); err != nil {
-			return nil, fault.New(fault.Account, "cannot keep the Graph delta state", err)
+			slog.Warn("graph: delta state not kept", "mailbox", s.mailbox, "folder", f.Name, "err", err)
 		}
 	}
+	// Saved before and while sizes are measured: an interrupted listing
+	// resumes from the delta link and measures only what is left.
+	save()
+	unmeasured, err := s.probeSizes(ctx, snap, save)
+	if err != nil {
+		return nil, s.fail(fmt.Sprintf("reading message sizes of folder %q", f.Name), err)
+	}
+	save()
 	out := make([]sources.Message, 0, len(snap.Messages))
 	for key, e := range snap.Messages {
+		if unmeasured[key] {
+			// Graph would not give this one's MIME: listed without a size,
+			// so that its fetch fails it alone (the engine gives a message
+			// up after a few tries) rather than the whole folder here.
+			e.Size = 0
+		}
 		out = append(out, sources.Message{Key: key, Size: e.Size, Flags: e.Flags, Date: e.Date})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -402,50 +428,84 @@ func syncStateLost(ae *apiError) bool {
 	return ae.Status == http.StatusGone || strings.Contains(ae.Code, "SyncState") || strings.Contains(ae.Code, "Resync")
 }
 
-// probeSizes learns the exact MIME size of every message not yet measured;
-// messages gone meanwhile leave the listing.
-func (s *Source) probeSizes(ctx context.Context, snap *snapshot) error {
+// probeSizes learns the exact MIME size of every message not yet measured,
+// MaxConcurrent at a time, calling save now and then; messages gone
+// meanwhile leave the listing. Messages whose MIME Graph refuses alone are
+// returned as unmeasured (and stay unmeasured in the snapshot).
+func (s *Source) probeSizes(ctx context.Context, snap *snapshot, save func()) (map[string]bool, error) {
 	var keys []string
 	for k, e := range snap.Messages {
 		if e.Size < 0 {
 			keys = append(keys, k)
 		}
 	}
-	sizes := make([]int64, len(keys))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(MaxConcurrent)
-	for i, k := range keys {
-		g.Go(func() error {
-			resp, err := s.value(gctx, k)
-			if err != nil {
+	sort.Strings(keys)
+	unmeasured := map[string]bool{}
+	const chunk = 500
+	for len(keys) > 0 {
+		batch := keys[:min(chunk, len(keys))]
+		keys = keys[len(batch):]
+		sizes := make([]int64, len(batch))
+		failed := make([]bool, len(batch))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(MaxConcurrent)
+		for i, k := range batch {
+			g.Go(func() error {
+				n, err := s.mimeSize(gctx, k)
+				if ae := asAPIError(err); ae != nil && messageLevel(ae) {
+					failed[i] = true
+					return nil
+				}
+				sizes[i] = n
 				return err
-			}
-			if resp == nil {
-				sizes[i] = -1
-				return nil
-			}
-			defer resp.Body.Close()
-			if resp.ContentLength >= 0 {
-				sizes[i] = resp.ContentLength
-				return nil
-			}
-			sizes[i], err = io.Copy(io.Discard, resp.Body)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	for i, k := range keys {
-		if sizes[i] < 0 {
-			delete(snap.Messages, k)
-			continue
+			})
 		}
-		e := snap.Messages[k]
-		e.Size = sizes[i]
-		snap.Messages[k] = e
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		for i, k := range batch {
+			switch {
+			case failed[i]:
+				unmeasured[k] = true
+			case sizes[i] < 0:
+				delete(snap.Messages, k)
+			default:
+				e := snap.Messages[k]
+				e.Size = sizes[i]
+				snap.Messages[k] = e
+			}
+		}
+		if len(keys) > 0 {
+			save()
+		}
 	}
-	return nil
+	return unmeasured, nil
+}
+
+// messageLevel says an error concerns one message, not the mailbox or the
+// service (which fail or pause the whole listing).
+func messageLevel(ae *apiError) bool {
+	switch ae.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests,
+		http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return false
+	}
+	return ae.Status >= 400
+}
+
+// mimeSize is the length of a message's MIME, -1 when it is gone: the
+// Content-Length when Graph sends one (the body is then not read), else
+// what the body counts to.
+func (s *Source) mimeSize(ctx context.Context, key string) (int64, error) {
+	resp, err := s.value(ctx, key)
+	if err != nil || resp == nil {
+		return -1, err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength >= 0 {
+		return resp.ContentLength, nil
+	}
+	return io.Copy(io.Discard, resp.Body)
 }
 
 // value starts the GET of one message's MIME; nil when the message is gone.
@@ -459,14 +519,14 @@ func (s *Source) value(ctx context.Context, key string) (*http.Response, error) 
 		cancel()
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusNotFound {
-		resp.Body.Close()
-		cancel()
-		return nil, nil
-	}
 	if resp.StatusCode/100 != 2 {
+		ae := responseError(resp) // read before the cancel cuts the body
 		cancel()
-		return nil, responseError(resp)
+		// Gone, or an id that never was Graph's (a damaged checkpoint).
+		if ae.Status == http.StatusNotFound || ae.Code == "ErrorInvalidIdMalformed" {
+			return nil, nil
+		}
+		return nil, ae
 	}
 	resp.Body = newIdleBody(resp.Body, cancel)
 	return resp, nil
@@ -507,6 +567,9 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 			return err
 		}
 		resp, err := s.value(ctx, m.Key)
+		if ae := asAPIError(err); ae != nil && messageLevel(ae) && ae.Status < 500 {
+			return &sources.MessageError{Message: m, Err: fault.New(fault.Message, fmt.Sprintf("Graph refuses this message's MIME (%d %s)", ae.Status, ae.Code), ae)}
+		}
 		if err != nil {
 			return s.fail(fmt.Sprintf("fetching a message of folder %q", f.Name), err)
 		}

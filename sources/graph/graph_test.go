@@ -287,7 +287,7 @@ func TestFiveMailboxes(t *testing.T) {
 	srv := graphtest.New(t)
 	var boxes []*mailbox
 	for i := 0; i < 5; i++ {
-		boxes = append(boxes, seed(srv, fmt.Sprintf("user%d@contoso.com", i), 200, int64(10+i), 300<<10))
+		boxes = append(boxes, seed(srv, fmt.Sprintf("user%d@contoso.com", i), 200, int64(10+i), 100<<10))
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -316,6 +316,9 @@ func TestFiveMailboxes(t *testing.T) {
 	// sessions asking at the very same moment may fetch one each).
 	if st.Tokens < 1 || st.Tokens > len(boxes) {
 		t.Errorf("%d tokens issued for 20 sessions", st.Tokens)
+	}
+	if st.MutableIDs != 0 {
+		t.Errorf("%d requests without immutable ids", st.MutableIDs)
 	}
 }
 
@@ -556,5 +559,37 @@ func TestEndpointURL(t *testing.T) {
 	var fe *fault.Error
 	if !errors.As(err, &fe) {
 		t.Fatal("unclassified error")
+	}
+}
+
+// TestUnreadableMessage: a message Graph cannot turn into MIME does not
+// stop its folder's listing; its fetch fails it alone (a refusal) or as a
+// retry the engine gives up after a few (a server error).
+func TestUnreadableMessage(t *testing.T) {
+	srv := graphtest.New(t)
+	ok1 := &graphtest.Message{MIME: []byte("Subject: one\r\n\r\n1\r\n"), Received: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+	bad := &graphtest.Message{MIME: []byte("Subject: two\r\n\r\n2\r\n"), Received: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC), Status: 400}
+	ok2 := &graphtest.Message{MIME: []byte("Subject: three\r\n\r\n3\r\n"), Received: time.Date(2024, 1, 3, 0, 0, 0, 0, time.UTC)}
+	srv.AddMailbox(&graphtest.Mailbox{Mail: "odd@contoso.com", Folders: []*graphtest.Folder{{Name: "Inbox", WellKnown: "inbox", Messages: []*graphtest.Message{ok1, bad, ok2}}}})
+	ctx := context.Background()
+	s := open(t, srv.Endpoint("odd@contoso.com"))
+	fs, err := s.Folders(ctx)
+	if err != nil || len(fs) != 1 {
+		t.Fatal(fs, err)
+	}
+	msgs, err := s.Messages(ctx, fs[0])
+	if err != nil || len(msgs) != 3 || msgs[1].Size != 0 || msgs[2].Size != int64(len(ok2.MIME)) {
+		t.Fatalf("listing: %v %+v", err, msgs)
+	}
+	var got []string
+	err = s.Fetch(ctx, fs[0], msgs, func(b *sources.Body) error { got = append(got, b.Key); return nil })
+	var me *sources.MessageError
+	if !errors.As(err, &me) || me.Message.Key != bad.ID || fault.Classify(err) != fault.Message || len(got) != 1 {
+		t.Fatalf("fetch: %v (%s), %d bodies before", err, classOf(err), len(got))
+	}
+	srv.Update("odd@contoso.com", bad.ID, func(m *graphtest.Message) { m.Status = 500 })
+	err = s.Fetch(ctx, fs[0], msgs[1:2], func(b *sources.Body) error { return nil })
+	if fault.Classify(err) != fault.Retry {
+		t.Fatalf("server error: %v (%s)", err, classOf(err))
 	}
 }

@@ -43,6 +43,9 @@ type Message struct {
 	Draft      bool
 	Flagged    bool
 	Categories []string
+	// Status, when set, answers the message's $value with this error (an
+	// item Exchange cannot turn into MIME).
+	Status int
 
 	seq int64 // last change, for delta
 }
@@ -99,6 +102,9 @@ type Stats struct {
 	// Early counts requests that arrived while their mailbox had been told
 	// to wait (later than a grace period after the first 429 of a pause).
 	Early int
+	// MutableIDs counts Graph requests without Prefer: IdType="ImmutableId"
+	// (their ids would change when a message moves).
+	MutableIDs int
 }
 
 // Server is a running emulator.
@@ -462,6 +468,11 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string) {
 	if !valid {
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
 		return
+	}
+	if !strings.Contains(r.Header.Get("Prefer"), `IdType="ImmutableId"`) {
+		s.mu.Lock()
+		s.stats.MutableIDs++
+		s.mu.Unlock()
 	}
 	if r.Method != http.MethodGet {
 		writeError(w, http.StatusMethodNotAllowed, "ErrorInvalidRequest", "The emulator is read-only.")
@@ -861,8 +872,15 @@ func (s *Server) decodeToken(t string) string {
 func (s *Server) value(w http.ResponseWriter, box *Mailbox, id string) {
 	s.count("value")
 	_, m := s.message(box, id)
-	if m == nil {
+	switch {
+	case m == nil && !strings.HasPrefix(id, "AAMk"):
+		writeError(w, http.StatusBadRequest, "ErrorInvalidIdMalformed", "Id is malformed.")
+		return
+	case m == nil:
 		writeError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+		return
+	case m.Status != 0:
+		writeError(w, m.Status, "ErrorMimeContentConversionFailed", "The MIME content of the item could not be produced.")
 		return
 	}
 	body, noLength := m.MIME, s.NoContentLength
