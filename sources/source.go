@@ -116,6 +116,10 @@ type Endpoint struct {
 	App *App `json:",omitempty"`
 	// Hint is what to tell a person when login fails (from a provider preset).
 	Hint string `json:",omitempty"`
+	// Tenant is the Entra ID tenant (id or primary domain) of app-only
+	// sources (Microsoft Graph): User is then the app's client id, Password
+	// its client secret and AuthzID the mailbox read.
+	Tenant string `json:",omitempty"`
 	// RootCAs, if set, replaces the system roots (PEM); used by tests and
 	// private CAs. Kept with the job, since it is public.
 	RootCAs []byte `json:",omitempty"`
@@ -148,7 +152,7 @@ func (e Endpoint) String() string {
 }
 
 // DefaultPorts by scheme.
-var DefaultPorts = map[string]int{"imaps": 993, "imap": 143, "imap+plain": 143, "pop3s": 995, "pop3": 110, "pop3+plain": 110}
+var DefaultPorts = map[string]int{"imaps": 993, "imap": 143, "imap+plain": 143, "pop3s": 995, "pop3": 110, "pop3+plain": 110, "graph": 443}
 
 // ParseEndpoint reads a URL such as imaps://user@host:993. A password in the
 // URL is refused so that it cannot end up in shell history or process lists.
@@ -190,6 +194,7 @@ func ParseEndpoint(raw string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("endpoint %q: auth=%q: want plain or login", redactURL(raw), e.Auth)
 	}
 	e.AuthzID = q.Get("authzid")
+	e.Tenant = q.Get("tenant")
 	if v := q.Get("insecure"); v == "1" || v == "true" {
 		e.Insecure = true
 	}

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/dovecot"
+	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/sources/graph/graphtest"
 )
 
 // The CLI tests run the real binary, as an admin would, against Dovecot.
@@ -717,4 +719,57 @@ func TestDelegatedCLI(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages moved with the admin's login only", n)
+}
+
+// TestGraphDomainCLI: a delegated job over Microsoft Graph (the emulator,
+// reached by the real SDK inside the binary) whose accounts come from the
+// directory: every user of the domain, none of another, moves with the app's
+// secret only; the target is reached through a master user.
+func TestGraphDomainCLI(t *testing.T) {
+	srv := graphtest.New(t)
+	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox", MasterUser: "master", MasterPassword: "master-pw"})
+	names := []string{"alice", "bob", "carol"}
+	for i, n := range names {
+		var msgs []*graphtest.Message
+		for _, m := range mailgen.Mailbox(n+"@contoso.test", mailgen.Options{Seed: int64(i + 1), Messages: 20, Folders: []string{"INBOX"}}) {
+			msgs = append(msgs, &graphtest.Message{MIME: m.Body, Received: m.Date, Read: len(m.Flags) > 0})
+		}
+		srv.AddMailbox(&graphtest.Mailbox{Mail: n + "@contoso.test", Folders: []*graphtest.Folder{{Name: "Inbox", WellKnown: "inbox", Messages: msgs}}})
+		if err := dst.AddUser(n+"@new.test", "unused-"+n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.AddMailbox(&graphtest.Mailbox{Mail: "dave@elsewhere.test", Folders: []*graphtest.Folder{{Name: "Inbox", WellKnown: "inbox"}}})
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, srv.CA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &cliWorld{World: &migratetest.World{T: t, Path: filepath.Join(dir, "banjia.db"), Job: "graph"}}
+	w.env = []string{"BANJIA_FROM_ADMIN_PASSWORD=" + srv.Secret, "BANJIA_TO_ADMIN_PASSWORD=master-pw"}
+	from := fmt.Sprintf("graph://%s@%s:%d?tenant=%s", srv.ClientID, srv.Host, srv.Port, srv.Tenant)
+	created := w.mustBanjia(t, "job", "create", "graph", "--mode", "delegated", "--from", from, "--ca-file", ca,
+		"--domain", "contoso.test", "--new-domain", "new.test", "--to", "imap+plain://"+dst.IMAPAddr, "--to-admin", "master")
+	if !strings.Contains(created, "created with 3 accounts") {
+		t.Fatalf("create:\n%s", created)
+	}
+	cmd, run := w.start0(t, "job", "start", "graph")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("job start: %v\n%s", err, run)
+	}
+	accts := w.mustBanjia(t, "job", "accounts", "graph")
+	if strings.Count(accts, "20 to import, 20 imported, 0 failed") != 3 || strings.Contains(accts, "dave") {
+		t.Fatalf("accounts:\n%s", accts)
+	}
+	for _, n := range names {
+		if got := migratetest.Count(t, dst, n+"@new.test*master", "master-pw"); got != 20 {
+			t.Fatalf("%s: %d messages on the target", n, got)
+		}
+	}
+	raw, _ := os.ReadFile(w.Path)
+	for _, text := range []string{created, run.String(), accts, string(raw)} {
+		if strings.Contains(text, srv.Secret) || strings.Contains(text, "master-pw") {
+			t.Fatal("a secret leaked into an output or the state file")
+		}
+	}
 }

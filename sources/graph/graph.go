@@ -1,0 +1,663 @@
+// Package graph is the Microsoft Graph source: it reads a member's mailbox
+// with the migration app's own credentials (Entra ID client credentials, no
+// member password) through msgraph-sdk-go, and streams each message's MIME
+// from /messages/{id}/$value through its own HTTP client.
+//
+// An endpoint is graph://<client id>@graph.microsoft.com?tenant=<tenant>&authzid=<mailbox>
+// with the client secret as the password (in a delegated job: the job's
+// source admin secret, the member's address as AuthzID). What the tenant's
+// admin does once: register an app in Entra ID, add the application
+// permissions Mail.Read (and User.Read.All, to list a domain's users), grant
+// admin consent, create a client secret; an application access policy
+// (New-ApplicationAccessPolicy) may restrict the app to the mailboxes being
+// moved. Graph hosts of Microsoft's national clouds (US government, 21Vianet)
+// get their own login host; any other host is taken to serve its own token
+// endpoint (the tests' emulator in graphtest).
+//
+// Keys are Graph's immutable message ids. Graph's own size property is not
+// the MIME length, so Messages learns each message's exact size from the
+// Content-Length of its $value (reading the body only when the server sends
+// none) and remembers it with the folder's delta link (see DeltaStore): a
+// re-listing asks Graph only for what changed and probes only new messages.
+//
+// msgraph-sdk-go is very large: only this package may import it (its users
+// and models packages, not the root one, which would compile all of Graph).
+package graph
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/banjia-mail/banjia/migrate/fault"
+	"github.com/banjia-mail/banjia/sources"
+)
+
+func init() {
+	sources.Register(func(ctx context.Context, e sources.Endpoint) (sources.Source, error) {
+		return Open(ctx, e)
+	}, "graph")
+}
+
+// PageSize is how many items one listing page asks for.
+var PageSize int32 = 250
+
+// SpoolMemory is how much of a body without Content-Length is held in
+// memory to learn its size; the rest goes to an unlinked temporary file.
+var SpoolMemory int64 = 1 << 20
+
+// Source is one member mailbox read through Graph. Like every source it is
+// used by one goroutine at a time; requests to the same mailbox from all its
+// sessions share one limit of MaxConcurrent.
+type Source struct {
+	c       *client
+	mailbox string
+	deltas  DeltaStore
+	folders map[string]string // Name -> Graph folder id
+}
+
+var _ sources.Source = (*Source)(nil)
+
+// Open prepares the app's credential and checks, with one request, that the
+// token is granted, the app may read the mailbox and the mailbox exists.
+func Open(ctx context.Context, e sources.Endpoint) (*Source, error) {
+	if e.AuthzID == "" {
+		return nil, fault.New(fault.Account, "no mailbox to read: give the member's address as the authorization identity (authzid=...)", nil)
+	}
+	c, err := newClient(e, e.AuthzID)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{c: c, mailbox: e.AuthzID, deltas: Deltas}
+	if _, err := s.user().MailFolders().ByMailFolderId("inbox").Get(ctx, folderGet()); err != nil {
+		return nil, s.fail("opening the mailbox", err)
+	}
+	return s, nil
+}
+
+func (s *Source) user() *users.UserItemRequestBuilder { return s.c.users().ByUserId(s.mailbox) }
+
+func (s *Source) fail(op string, err error) error { return s.c.classify(op, s.mailbox, err) }
+
+// Close has nothing to end: connections and tokens are shared by the process.
+func (s *Source) Close() error { return nil }
+
+var folderFields = []string{"id", "displayName", "parentFolderId", "childFolderCount", "totalItemCount", "isHidden"}
+
+func folderGet() *users.ItemMailFoldersMailFolderItemRequestBuilderGetRequestConfiguration {
+	return &users.ItemMailFoldersMailFolderItemRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemMailFoldersMailFolderItemRequestBuilderGetQueryParameters{Select: []string{"id"}},
+	}
+}
+
+// wellKnown are Graph's well-known folder names and the special use each
+// maps to (inbox only to recognise it: it becomes INBOX).
+var wellKnown = []struct{ name, special string }{
+	{"inbox", ""},
+	{"sentitems", sources.SpecialSent},
+	{"drafts", sources.SpecialDrafts},
+	{"deleteditems", sources.SpecialTrash},
+	{"junkemail", sources.SpecialJunk},
+	{"archive", sources.SpecialArchive},
+}
+
+// Folders lists every mail folder, hidden ones too, one level at a time
+// (Graph has no recursive listing), as "/"-joined paths. Search folders are
+// left out: their messages live in other folders.
+func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
+	role := map[string]int{} // folder id -> index in wellKnown
+	for i, wk := range wellKnown {
+		f, err := s.user().MailFolders().ByMailFolderId(wk.name).Get(ctx, folderGet())
+		if err != nil {
+			if ae := asAPIError(err); ae != nil && ae.Status == http.StatusNotFound && wk.name != "inbox" {
+				continue // no archive folder, say
+			}
+			return nil, s.fail("looking up the "+wk.name+" folder", err)
+		}
+		role[deref(f.GetId())] = i + 1
+	}
+	type node struct{ path, id string }
+	var out []sources.Folder
+	folders := map[string]string{}
+	queue := []node{{}}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		children, err := s.childFolders(ctx, n.id)
+		if err != nil {
+			return nil, s.fail("listing folders", err)
+		}
+		for _, f := range children {
+			if strings.EqualFold(deref(f.GetOdataType()), "#microsoft.graph.mailSearchFolder") {
+				continue
+			}
+			id := deref(f.GetId())
+			name := folderName(deref(f.GetDisplayName()))
+			r := role[id]
+			if n.path == "" && r == 1 {
+				name = "INBOX"
+			}
+			if n.path != "" {
+				name = n.path + "/" + name
+			}
+			if _, dup := folders[name]; dup {
+				name += " (" + id[max(0, len(id)-6):] + ")"
+			}
+			sf := sources.Folder{Name: name, Delim: '/', Validity: validity(id)}
+			if r > 0 {
+				sf.SpecialUse = wellKnown[r-1].special
+			}
+			if t := f.GetTotalItemCount(); t != nil && *t > 0 {
+				sf.Messages = uint32(*t)
+			}
+			out = append(out, sf)
+			folders[name] = id
+			if c := f.GetChildFolderCount(); c != nil && *c > 0 {
+				queue = append(queue, node{name, id})
+			}
+		}
+	}
+	s.folders = folders
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// childFolders lists one level: the top when parent is "", else parent's children.
+func (s *Source) childFolders(ctx context.Context, parent string) ([]models.MailFolderable, error) {
+	hidden, top := "true", PageSize
+	var page models.MailFolderCollectionResponseable
+	var err error
+	if parent == "" {
+		page, err = s.user().MailFolders().Get(ctx, &users.ItemMailFoldersRequestBuilderGetRequestConfiguration{
+			QueryParameters: &users.ItemMailFoldersRequestBuilderGetQueryParameters{IncludeHiddenFolders: &hidden, Top: &top, Select: folderFields},
+		})
+	} else {
+		page, err = s.user().MailFolders().ByMailFolderId(parent).ChildFolders().Get(ctx, &users.ItemMailFoldersItemChildFoldersRequestBuilderGetRequestConfiguration{
+			QueryParameters: &users.ItemMailFoldersItemChildFoldersRequestBuilderGetQueryParameters{IncludeHiddenFolders: &hidden, Top: &top, Select: folderFields},
+		})
+	}
+	var out []models.MailFolderable
+	for {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.GetValue()...)
+		next := deref(page.GetOdataNextLink())
+		if next == "" {
+			return out, nil
+		}
+		page, err = s.user().MailFolders().WithUrl(next).Get(ctx, nil)
+	}
+}
+
+// folderName keeps a display name from adding a level: "/" is the delimiter.
+func folderName(display string) string {
+	if display == "" {
+		return "_"
+	}
+	return strings.ReplaceAll(display, "/", "_")
+}
+
+// validity is stable for a folder and changes only if it is deleted and a
+// new one takes its name (ids are never reused).
+func validity(id string) uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	if v := h.Sum32(); v != 0 {
+		return uint64(v)
+	}
+	return 1
+}
+
+func (s *Source) folderID(ctx context.Context, f sources.Folder) (string, error) {
+	if s.folders == nil {
+		if _, err := s.Folders(ctx); err != nil {
+			return "", err
+		}
+	}
+	id, ok := s.folders[f.Name]
+	if !ok {
+		return "", fault.New(fault.Retry, fmt.Sprintf("folder %q is gone from mailbox %s", f.Name, s.mailbox), nil)
+	}
+	return id, nil
+}
+
+var messageFields = []string{"id", "receivedDateTime", "createdDateTime", "isRead", "isDraft", "flag", "categories"}
+
+// entry is one listed message; Size is -1 until probed.
+type entry struct {
+	Date  time.Time `json:"d"`
+	Flags []string  `json:"f,omitempty"`
+	Size  int64     `json:"s"`
+}
+
+func entryOf(m models.Messageable) entry {
+	e := entry{Size: -1}
+	if t := m.GetReceivedDateTime(); t != nil {
+		e.Date = *t
+	} else if t := m.GetCreatedDateTime(); t != nil {
+		e.Date = *t
+	}
+	e.Flags = flagsOf(m)
+	return e
+}
+
+func flagsOf(m models.Messageable) []string {
+	var flags []string
+	if b := m.GetIsRead(); b != nil && *b {
+		flags = append(flags, `\Seen`)
+	}
+	if f := m.GetFlag(); f != nil {
+		if st := f.GetFlagStatus(); st != nil && *st == models.FLAGGED_FOLLOWUPFLAGSTATUS {
+			flags = append(flags, `\Flagged`)
+		}
+	}
+	if b := m.GetIsDraft(); b != nil && *b {
+		flags = append(flags, `\Draft`)
+	}
+	seen := map[string]bool{}
+	for _, c := range m.GetCategories() {
+		if k := keyword(c); k != "" && !seen[k] {
+			seen[k] = true
+			flags = append(flags, k)
+		}
+	}
+	return flags
+}
+
+// Messages lists a folder in ascending received time, with exact MIME sizes.
+// With a DeltaStore (the default) the listing is a delta query: the first
+// time it reads the folder whole, later only what changed since.
+func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Message, error) {
+	id, err := s.folderID(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	var snap *snapshot
+	deltas := s.deltas != nil
+	if deltas {
+		snap, err = s.listDelta(ctx, id)
+		if ae := asAPIError(err); ae != nil && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotImplemented) {
+			// A folder that does not support delta is listed in full.
+			deltas = false
+		}
+	}
+	if !deltas {
+		snap, err = s.listOrdered(ctx, id)
+	}
+	if err != nil {
+		return nil, s.fail(fmt.Sprintf("listing folder %q", f.Name), err)
+	}
+	save := func() {
+		if !deltas {
+			return
+		}
+		// Only a cache: not keeping it costs a full listing next time.
+		if err := s.saveSnapshot(id, snap); err != nil {
+			slog.Warn("graph: delta state not kept", "mailbox", s.mailbox, "folder", f.Name, "err", err)
+		}
+	}
+	// Saved before and while sizes are measured: an interrupted listing
+	// resumes from the delta link and measures only what is left.
+	save()
+	unmeasured, err := s.probeSizes(ctx, snap, save)
+	if err != nil {
+		return nil, s.fail(fmt.Sprintf("reading message sizes of folder %q", f.Name), err)
+	}
+	save()
+	out := make([]sources.Message, 0, len(snap.Messages))
+	for key, e := range snap.Messages {
+		if unmeasured[key] {
+			// Graph would not give this one's MIME: listed without a size,
+			// so that its fetch fails it alone (the engine gives a message
+			// up after a few tries) rather than the whole folder here.
+			e.Size = 0
+		}
+		out = append(out, sources.Message{Key: key, Size: e.Size, Flags: e.Flags, Date: e.Date})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Date.Equal(out[j].Date) {
+			return out[i].Date.Before(out[j].Date)
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out, nil
+}
+
+// listOrdered pages through the folder in ascending received time.
+func (s *Source) listOrdered(ctx context.Context, folderID string) (*snapshot, error) {
+	top := PageSize
+	msgs := s.user().MailFolders().ByMailFolderId(folderID).Messages()
+	page, err := msgs.Get(ctx, &users.ItemMailFoldersItemMessagesRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemMailFoldersItemMessagesRequestBuilderGetQueryParameters{
+			Orderby: []string{"receivedDateTime asc"}, Select: messageFields, Top: &top,
+		},
+	})
+	snap := &snapshot{Messages: map[string]entry{}}
+	for {
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page.GetValue() {
+			snap.Messages[deref(m.GetId())] = entryOf(m)
+		}
+		next := deref(page.GetOdataNextLink())
+		if next == "" {
+			return snap, nil
+		}
+		page, err = msgs.WithUrl(next).Get(ctx, nil)
+	}
+}
+
+// listDelta brings the folder's snapshot up to date with a delta query:
+// from the stored delta link if there is one, else from the start.
+func (s *Source) listDelta(ctx context.Context, folderID string) (*snapshot, error) {
+	snap, err := s.loadSnapshot(folderID)
+	if err != nil {
+		snap = nil // a damaged snapshot only costs a full listing
+	}
+	delta := s.user().MailFolders().ByMailFolderId(folderID).Messages().Delta()
+	hdr := abstractions.NewRequestHeaders()
+	hdr.Add("Prefer", fmt.Sprintf("odata.maxpagesize=%d", PageSize))
+	var page users.ItemMailFoldersItemMessagesDeltaGetResponseable
+	var known map[string]entry // sizes measured before a lost sync state
+	if snap != nil && snap.Link != "" {
+		page, err = delta.WithUrl(snap.Link).GetAsDeltaGetResponse(ctx, &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetRequestConfiguration{Headers: hdr})
+		if ae := asAPIError(err); ae != nil && syncStateLost(ae) {
+			known, snap, err = snap.Messages, nil, nil
+		}
+	}
+	if snap == nil || snap.Link == "" {
+		if snap != nil {
+			known = snap.Messages
+		}
+		snap = &snapshot{Messages: map[string]entry{}}
+		page, err = delta.GetAsDeltaGetResponse(ctx, &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetRequestConfiguration{
+			Headers:         hdr,
+			QueryParameters: &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetQueryParameters{Select: messageFields},
+		})
+	}
+	for {
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page.GetValue() {
+			key := deref(m.GetId())
+			if _, removed := m.GetAdditionalData()["@removed"]; removed {
+				delete(snap.Messages, key)
+				continue
+			}
+			e := entryOf(m)
+			if old, ok := snap.Messages[key]; ok {
+				// A change of flags or categories leaves the MIME as it was.
+				e.Size = old.Size
+			} else if old, ok := known[key]; ok {
+				e.Size = old.Size
+			}
+			snap.Messages[key] = e
+		}
+		if link := deref(page.GetOdataDeltaLink()); link != "" {
+			snap.Link = link
+			return snap, nil
+		}
+		next := deref(page.GetOdataNextLink())
+		if next == "" {
+			return nil, errors.New("delta page with neither a next nor a delta link")
+		}
+		page, err = delta.WithUrl(next).GetAsDeltaGetResponse(ctx, &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetRequestConfiguration{Headers: hdr})
+	}
+}
+
+// syncStateLost says a delta link is no longer valid and a full listing is needed.
+func syncStateLost(ae *apiError) bool {
+	return ae.Status == http.StatusGone || strings.Contains(ae.Code, "SyncState") || strings.Contains(ae.Code, "Resync")
+}
+
+// probeSizes learns the exact MIME size of every message not yet measured,
+// MaxConcurrent at a time, calling save now and then; messages gone
+// meanwhile leave the listing. Messages whose MIME Graph refuses alone are
+// returned as unmeasured (and stay unmeasured in the snapshot).
+func (s *Source) probeSizes(ctx context.Context, snap *snapshot, save func()) (map[string]bool, error) {
+	var keys []string
+	for k, e := range snap.Messages {
+		if e.Size < 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	unmeasured := map[string]bool{}
+	const chunk = 500
+	for len(keys) > 0 {
+		batch := keys[:min(chunk, len(keys))]
+		keys = keys[len(batch):]
+		sizes := make([]int64, len(batch))
+		failed := make([]bool, len(batch))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(MaxConcurrent)
+		for i, k := range batch {
+			g.Go(func() error {
+				n, err := s.mimeSize(gctx, k)
+				if ae := asAPIError(err); ae != nil && messageLevel(ae) {
+					failed[i] = true
+					return nil
+				}
+				sizes[i] = n
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		for i, k := range batch {
+			switch {
+			case failed[i]:
+				unmeasured[k] = true
+			case sizes[i] < 0:
+				delete(snap.Messages, k)
+			default:
+				e := snap.Messages[k]
+				e.Size = sizes[i]
+				snap.Messages[k] = e
+			}
+		}
+		if len(keys) > 0 {
+			save()
+		}
+	}
+	return unmeasured, nil
+}
+
+// messageLevel says an error concerns one message, not the mailbox or the
+// service (which fail or pause the whole listing).
+func messageLevel(ae *apiError) bool {
+	switch ae.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests,
+		http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return false
+	}
+	return ae.Status >= 400
+}
+
+// mimeSize is the length of a message's MIME, -1 when it is gone: the
+// Content-Length when Graph sends one (the body is then not read), else
+// what the body counts to.
+func (s *Source) mimeSize(ctx context.Context, key string) (int64, error) {
+	resp, err := s.value(ctx, key)
+	if err != nil || resp == nil {
+		return -1, err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength >= 0 {
+		return resp.ContentLength, nil
+	}
+	return io.Copy(io.Discard, resp.Body)
+}
+
+// value starts the GET of one message's MIME; nil when the message is gone.
+// The body must be closed. A read that stalls for IOTimeout fails.
+func (s *Source) value(ctx context.Context, key string) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	u := fmt.Sprintf("%s/users/%s/messages/%s/$value", s.c.cloud.baseURL(), url.PathEscape(s.mailbox), url.PathEscape(key))
+	// identity: a compressed answer would hide the length we must announce.
+	resp, err := s.c.get(ctx, u, http.Header{"Accept-Encoding": {"identity"}})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		ae := responseError(resp) // read before the cancel cuts the body
+		cancel()
+		// Gone, or an id that never was Graph's (a damaged checkpoint).
+		if ae.Status == http.StatusNotFound || ae.Code == "ErrorInvalidIdMalformed" {
+			return nil, nil
+		}
+		return nil, ae
+	}
+	resp.Body = newIdleBody(resp.Body, cancel)
+	return resp, nil
+}
+
+// idleBody cancels its request when no read completes for IOTimeout.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	cancel context.CancelFunc
+}
+
+func newIdleBody(rc io.ReadCloser, cancel context.CancelFunc) *idleBody {
+	return &idleBody{ReadCloser: rc, timer: time.AfterFunc(IOTimeout, cancel), cancel: cancel}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(IOTimeout)
+	n, err := b.ReadCloser.Read(p)
+	b.timer.Reset(IOTimeout)
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// Fetch streams each message's MIME from $value in the order given. With a
+// Content-Length the body goes straight through; without one it is first
+// spooled (SpoolMemory in memory, the rest in an unlinked temporary file)
+// so that its size is exact before the sink sees it.
+func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
+	for _, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		resp, err := s.value(ctx, m.Key)
+		if ae := asAPIError(err); ae != nil && messageLevel(ae) && ae.Status < 500 {
+			return &sources.MessageError{Message: m, Err: fault.New(fault.Message, fmt.Sprintf("Graph refuses this message's MIME (%d %s)", ae.Status, ae.Code), ae)}
+		}
+		if err != nil {
+			return s.fail(fmt.Sprintf("fetching a message of folder %q", f.Name), err)
+		}
+		if resp == nil {
+			continue // deleted since it was listed
+		}
+		err = s.deliver(ctx, resp, m, fn)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type fetchError struct{ err error }
+
+func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Unwrap() error { return e.err }
+
+func (s *Source) deliver(ctx context.Context, resp *http.Response, m sources.Message, fn func(*sources.Body) error) error {
+	meta := m
+	var r io.Reader
+	if resp.ContentLength >= 0 {
+		// net/http fails a body shorter than its Content-Length with
+		// io.ErrUnexpectedEOF and never reads past it.
+		meta.Size = resp.ContentLength
+		r = &markedReader{r: resp.Body}
+	} else {
+		sp, size, cleanup, err := spool(resp.Body)
+		if err != nil {
+			return s.fail("reading a message", err)
+		}
+		defer cleanup()
+		meta.Size, r = size, sp
+	}
+	err := fn(&sources.Body{Message: meta, Reader: r})
+	var fe *fetchError
+	if errors.As(err, &fe) {
+		// The stream from Graph broke under the sink: a source error.
+		return s.fail("reading a message", fe.err)
+	}
+	return err
+}
+
+// markedReader marks read errors as the source's, so Fetch can tell them
+// from the callback's own errors, which it must return as they are.
+type markedReader struct{ r io.Reader }
+
+func (m *markedReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF {
+		return n, &fetchError{err}
+	}
+	return n, err
+}
+
+// spool reads r to its end to learn its size.
+func spool(r io.Reader) (io.Reader, int64, func(), error) {
+	var buf bytes.Buffer
+	n, err := io.CopyN(&buf, r, SpoolMemory+1)
+	if err == io.EOF {
+		return bytes.NewReader(buf.Bytes()), n, func() {}, nil
+	}
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	tmp, err := os.CreateTemp("", "banjia-graph-*")
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	os.Remove(tmp.Name()) // gone from the directory even after a crash; readable until closed
+	cleanup := func() { tmp.Close() }
+	rest, err := io.Copy(tmp, io.MultiReader(&buf, r))
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		cleanup()
+		return nil, 0, nil, err
+	}
+	return tmp, rest, cleanup, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,49 @@
+package graph
+
+import (
+	"encoding/base64"
+	"strings"
+	"unicode/utf16"
+)
+
+// keyword turns an Outlook category into an IMAP keyword, which must be an
+// atom: ASCII letters, digits and atom punctuation stay, spaces and the
+// atom-specials become "_", and runs of other characters (a Chinese
+// category name, say) are written in modified UTF-7 as IMAP writes folder
+// names, so that no category is lost or merged with another.
+func keyword(category string) string {
+	category = strings.TrimSpace(category)
+	var b strings.Builder
+	var run []rune
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		u := utf16.Encode(run)
+		raw := make([]byte, 0, 2*len(u))
+		for _, c := range u {
+			raw = append(raw, byte(c>>8), byte(c))
+		}
+		b.WriteByte('&')
+		b.WriteString(strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(raw), "/", ","))
+		b.WriteByte('-')
+		run = run[:0]
+	}
+	for _, r := range category {
+		if r >= 0x80 {
+			run = append(run, r)
+			continue
+		}
+		flush()
+		switch {
+		case r == '&':
+			b.WriteString("&-")
+		case r <= ' ' || r == 0x7f || strings.ContainsRune(`(){%*"\]`, r):
+			b.WriteByte('_')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	flush()
+	return b.String()
+}
