@@ -585,6 +585,12 @@ func TestCheckFailureClasses(t *testing.T) {
 	if err == nil || !strings.Contains(out, "4 checks: 3 passed, 1 failed") {
 		t.Fatalf("CSV check: %v\n%s", err, out)
 	}
+	// Verification is on unless asked off, and asking says so.
+	w.env = []string{"BANJIA_FROM_PASSWORD=pw"}
+	out, err = w.banjia(t, "check", "--from", "imaps://u@x.test@"+s.IMAPSAddr, "--insecure")
+	if err != nil || !strings.Contains(out, "warning: TLS certificates of "+s.IMAPSAddr+" are not verified") {
+		t.Fatalf("--insecure: %v\n%s", err, out)
+	}
 }
 
 // TestDateRange: --since copies only mail that arrived since then, from IMAP
