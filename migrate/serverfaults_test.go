@@ -23,7 +23,7 @@ import (
 // TestServerFaults: while a job runs, the servers themselves break its
 // sessions: an admin kicks users (Dovecot sends BYE) on the source and the
 // target, and imap processes on both are killed outright, as a crash or the
-// OOM killer would. Every fault is retried; the job completes with every
+// OOM killer would, for 8 seconds. Every fault is retried; the job completes with every
 // message on the target exactly once and the source untouched.
 //
 // With an sdbox target a killed imap process can leave a saved file the
@@ -54,7 +54,12 @@ func serverFaults(t *testing.T, format string) {
 	go func() {
 		defer wg.Done()
 		rng := rand.New(rand.NewPCG(7, 11))
-		for {
+		// Faults come for a while, as in an incident, then stop: a server
+		// that crashes forever is down, and Dovecot itself throttles a
+		// service whose processes keep dying, so the tail of the job must
+		// be able to finish once the incident is over.
+		until := time.Now().Add(8 * time.Second)
+		for time.Now().Before(until) {
 			select {
 			case <-stop:
 				return
