@@ -72,7 +72,7 @@ func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.S
 	}
 	found := map[uint32]bool{}
 	err = src.Fetch(ctx, f, check, func(b *sources.Body) error {
-		d, err := digest(b.Reader)
+		d, err := digestN(b.Reader, b.Size)
 		if err != nil {
 			return err
 		}
@@ -86,6 +86,30 @@ func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.S
 		return nil, err
 	}
 	return found, nil
+}
+
+// digestN is digest of a source body that must be exactly size bytes long
+// (sources report exact sizes): a connection closed by the peer can end a
+// literal early with io.EOF, and the digest of a part would make a stored
+// message look missing, so it would be sent twice.
+func digestN(r io.Reader, size int64) (string, error) {
+	cr := &countReader{r: r}
+	d, err := digest(cr)
+	if err == nil && size > 0 && cr.n != size {
+		err = fmt.Errorf("message body ended after %d of %d bytes: %w", cr.n, size, io.ErrUnexpectedEOF)
+	}
+	return d, err
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // digest hashes a message ignoring CR, since some servers store bare-LF
