@@ -3,6 +3,7 @@
 package imap
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sinks"
@@ -260,15 +262,37 @@ func (s *Sink) Fetch(ctx context.Context, name string, uids []uint32, fn func(ui
 			if msg == nil {
 				break
 			}
-			buf, err := msg.Collect()
-			if err != nil {
-				cmd.Close()
-				return err
-			}
-			for _, b := range buf.BodySection {
-				if fnErr == nil {
-					fnErr = fn(uint32(buf.UID), strings.NewReader(string(b.Bytes)))
+			var uid uint32
+			var body []byte
+			for {
+				item := msg.Next()
+				if item == nil {
+					break
 				}
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = uint32(it.UID)
+				case imapclient.FetchItemDataBodySection:
+					if it.Literal == nil {
+						continue
+					}
+					b, rerr := io.ReadAll(it.Literal)
+					if rerr == nil && int64(len(b)) != it.Literal.Size() {
+						rerr = fmt.Errorf("message body ended after %d of %d bytes: %w", len(b), it.Literal.Size(), io.ErrUnexpectedEOF)
+					}
+					if rerr != nil {
+						// Drop the connection and never touch this literal
+						// again (go-imap's Collect and Close would read it a
+						// second time, racing go-imap's own reader).
+						s.conn.Abort()
+						s.selected = ""
+						return rerr
+					}
+					body = b
+				}
+			}
+			if body != nil && fnErr == nil {
+				fnErr = fn(uid, bytes.NewReader(body))
 			}
 		}
 		return cmd.Close()
