@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -29,17 +30,26 @@ type Sink struct {
 	// noKeywords remembers folders that refused keywords on APPEND even
 	// though PERMANENTFLAGS did not say so.
 	noKeywords map[string]bool
+	// pipe is the pipelined APPEND path (pipeline.go); nil without LITERAL+.
+	pipe *pipeline
 }
 
 var _ sinks.Sink = (*Sink)(nil)
 
 // Open logs in to the target.
 func Open(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-	c, err := imapsrc.Dial(ctx, e, nil)
+	var w *wire
+	c, err := imapsrc.DialWrapped(ctx, e, nil, func(nc net.Conn) net.Conn {
+		w = newWire(nc, imapsrc.IdleTimeout, maxInFlight)
+		return w
+	})
 	if err != nil {
 		return nil, err
 	}
 	s := &Sink{conn: c, delim: '/', noKeywords: map[string]bool{}}
+	if w != nil && c.Caps.Has(imap.CapLiteralPlus) {
+		s.pipe = newPipeline(c, w)
+	}
 	var list []*imap.ListData
 	err = c.Do(ctx, func() (err error) {
 		list, err = c.List("", "", nil).Collect()
@@ -60,6 +70,9 @@ func (s *Sink) Delimiter() rune { return s.delim }
 
 // Specials lists the target's special-use folders.
 func (s *Sink) Specials(ctx context.Context) (map[string]string, error) {
+	if err := s.settlePipe(ctx); err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
 	if !s.conn.Caps.Has(imap.CapSpecialUse) {
 		return out, nil
@@ -81,21 +94,39 @@ func (s *Sink) Specials(ctx context.Context) (map[string]string, error) {
 // Prepare creates name and its parents if missing, then selects it to learn
 // UIDVALIDITY, UIDNEXT and which flags it keeps.
 func (s *Sink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
+	if err := s.settlePipe(ctx); err != nil {
+		return sinks.Folder{}, err
+	}
+	// CREATE for the folder and each parent, then SELECT, all sent at once:
+	// one round trip.
+	var paths []string
 	if !strings.EqualFold(name, "INBOX") {
 		parts := strings.Split(name, string(s.delim))
 		for i := 1; i <= len(parts); i++ {
-			if err := s.create(ctx, strings.Join(parts[:i], string(s.delim))); err != nil {
-				return sinks.Folder{}, err
-			}
+			paths = append(paths, strings.Join(parts[:i], string(s.delim)))
 		}
 	}
 	var data *imap.SelectData
+	var createErr error
 	err := s.conn.Do(ctx, func() (err error) {
-		data, err = s.conn.Select(name, nil).Wait()
+		var creates []*imapclient.Command
+		for _, p := range paths {
+			creates = append(creates, s.conn.Create(p, nil))
+		}
+		sel := s.conn.Select(name, nil)
+		for i, c := range creates {
+			if err := createError(paths[i], c.Wait()); err != nil && createErr == nil {
+				createErr = err
+			}
+		}
+		data, err = sel.Wait()
 		return err
 	})
 	if err != nil {
 		s.selected = ""
+		if createErr != nil {
+			return sinks.Folder{}, createErr
+		}
 		return sinks.Folder{}, imapsrc.CommandError(fmt.Sprintf("select target folder %q", name), err)
 	}
 	s.selected = name
@@ -113,8 +144,8 @@ func (s *Sink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
 	return f, nil
 }
 
-func (s *Sink) create(ctx context.Context, name string) error {
-	err := s.conn.Do(ctx, func() error { return s.conn.Create(name, nil).Wait() })
+// createError keeps a failed CREATE's error unless the folder exists.
+func createError(name string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -128,6 +159,21 @@ func (s *Sink) create(ctx context.Context, name string) error {
 // Append stores one message. The body is streamed straight from r as the
 // APPEND literal, so it is never held in memory here.
 func (s *Sink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	if s.pipe != nil {
+		var res sinks.Appended
+		var resErr error
+		err := s.Send(ctx, f, r, size, flags, date, func(a sinks.Appended, err error) error {
+			res, resErr = a, err
+			return nil
+		})
+		if err == nil {
+			err = s.Flush(ctx)
+		}
+		if err == nil {
+			err = resErr
+		}
+		return res, err
+	}
 	if s.noKeywords[f.Name] {
 		f.Keywords = false
 	}
@@ -164,18 +210,7 @@ func (s *Sink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int
 		return sinks.Appended{}, fault.New(fault.Retry, "message transfer interrupted", copyErr)
 	}
 	if err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			text := strings.ToLower(ie.Text)
-			if ie.Code == imap.ResponseCodeTryCreate {
-				return sinks.Appended{}, fault.New(fault.Retry, fmt.Sprintf("target folder %q disappeared", f.Name), err)
-			}
-			if hasKeywords(keep) && (strings.Contains(text, "keyword") || strings.Contains(text, "flag")) {
-				s.noKeywords[f.Name] = true
-				return sinks.Appended{}, fault.New(fault.Retry, "target refused keywords; retrying without them", err)
-			}
-		}
-		return sinks.Appended{}, imapsrc.CommandError(fmt.Sprintf("append to %q", f.Name), err)
+		return sinks.Appended{}, s.refused(f.Name, keep, err)
 	}
 	sort.Strings(dropped)
 	return sinks.Appended{UID: uint32(data.UID), Validity: data.UIDValidity, Dropped: dropped}, nil
@@ -204,6 +239,9 @@ func hasKeywords(flags []string) bool {
 }
 
 func (s *Sink) examine(ctx context.Context, name string) error {
+	if err := s.settlePipe(ctx); err != nil {
+		return err
+	}
 	err := s.conn.Do(ctx, func() error {
 		_, err := s.conn.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
 		return err
@@ -306,8 +344,12 @@ func (s *Sink) Fetch(ctx context.Context, name string, uids []uint32, fn func(ui
 	return nil
 }
 
-// Close logs out. The sink never uses CLOSE, which would expunge.
-func (s *Sink) Close() error { return s.conn.Logout() }
+// Close logs out, after the answers still owed (their done runs). The sink
+// never uses CLOSE, which would expunge.
+func (s *Sink) Close() error {
+	s.settlePipe(context.Background())
+	return s.conn.Logout()
+}
 
 // Expunge removes exactly the given UIDs (UID EXPUNGE, RFC 4315); without
 // UIDPLUS a plain EXPUNGE could remove other messages marked deleted, so it
@@ -315,6 +357,9 @@ func (s *Sink) Close() error { return s.conn.Logout() }
 func (s *Sink) Expunge(ctx context.Context, name string, uids []uint32) error {
 	if !s.conn.Caps.Has(imap.CapUIDPlus) {
 		return fmt.Errorf("the target does not offer UIDPLUS, so %d message(s) cannot be removed alone", len(uids))
+	}
+	if err := s.settlePipe(ctx); err != nil {
+		return err
 	}
 	var set imap.UIDSet
 	for _, u := range uids {

@@ -70,6 +70,14 @@ func (c *deadlineConn) SetDeadline(t time.Time) error {
 
 // Dial connects to e, secures the connection as its scheme says, and logs in.
 func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*Conn, error) {
+	return DialWrapped(ctx, e, opts, nil)
+}
+
+// DialWrapped is Dial with wrap placed between the (TLS) connection and
+// go-imap, over the plain IMAP stream: the IMAP sink writes its pipelined
+// APPENDs there itself. With wrap, STARTTLS is done here rather than by
+// go-imap, which would otherwise put TLS above the wrapper.
+func DialWrapped(ctx context.Context, e sources.Endpoint, opts *imapclient.Options, wrap func(net.Conn) net.Conn) (*Conn, error) {
 	if opts == nil {
 		opts = &imapclient.Options{}
 	}
@@ -96,8 +104,21 @@ func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*C
 			raw.Close()
 			return nil, tlsError(e, err)
 		}
-		c = imapclient.New(tc, opts)
+		c = imapclient.New(wrapped(tc, wrap), opts)
 	case "imap":
+		if wrap != nil {
+			tc, err := startTLS(dctx, nc, tlsCfg)
+			if err != nil {
+				raw.Close()
+				if strings.Contains(err.Error(), "STARTTLS") {
+					return nil, fault.New(fault.Account, fmt.Sprintf("%s does not offer STARTTLS; use imaps:// (port 993) or, only on a trusted network, imap+plain://", e.Addr()), err)
+				}
+				return nil, tlsError(e, err)
+			}
+			// go-imap reads a greeting first; the real one came before TLS.
+			c = imapclient.New(wrap(&greetedConn{Conn: tc, greeting: []byte("* OK TLS established\r\n")}), opts)
+			break
+		}
 		o := *opts
 		o.TLSConfig = tlsCfg
 		c, err = imapclient.NewStartTLS(nc, &o)
@@ -109,7 +130,7 @@ func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*C
 			return nil, tlsError(e, err)
 		}
 	case "imap+plain":
-		c = imapclient.New(nc, opts)
+		c = imapclient.New(wrapped(nc, wrap), opts)
 	default:
 		raw.Close()
 		return nil, fault.New(fault.Account, fmt.Sprintf("scheme %q is not IMAP", e.Scheme), nil)
@@ -129,6 +150,75 @@ func Dial(ctx context.Context, e sources.Endpoint, opts *imapclient.Options) (*C
 	stop()
 	conn.Caps = c.Caps()
 	return conn, nil
+}
+
+func wrapped(c net.Conn, wrap func(net.Conn) net.Conn) net.Conn {
+	if wrap == nil {
+		return c
+	}
+	return wrap(c)
+}
+
+// startTLS reads the greeting and upgrades the connection with STARTTLS.
+// It reads byte by byte so nothing after the tagged reply is consumed.
+func startTLS(ctx context.Context, nc net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	line := func() (string, error) {
+		var b []byte
+		one := make([]byte, 1)
+		for len(b) < 64<<10 {
+			if _, err := nc.Read(one); err != nil {
+				return string(b), err
+			}
+			b = append(b, one[0])
+			if one[0] == '\n' {
+				return string(b), nil
+			}
+		}
+		return string(b), errors.New("line too long")
+	}
+	greeting, err := line()
+	if err != nil {
+		return nil, fmt.Errorf("reading the greeting: %w", err)
+	}
+	if !strings.HasPrefix(strings.ToUpper(greeting), "* OK") {
+		// PREAUTH before TLS is refused, as go-imap does (RFC 3501 7.1.4).
+		return nil, fmt.Errorf("greeting before STARTTLS: %q", strings.TrimSpace(greeting))
+	}
+	if _, err := nc.Write([]byte("S STARTTLS\r\n")); err != nil {
+		return nil, err
+	}
+	for {
+		reply, err := line()
+		if err != nil {
+			return nil, fmt.Errorf("STARTTLS: %w", err)
+		}
+		if strings.HasPrefix(reply, "S ") {
+			if !strings.HasPrefix(strings.ToUpper(reply), "S OK") {
+				return nil, fmt.Errorf("STARTTLS refused: %s", strings.TrimSpace(reply))
+			}
+			break
+		}
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// greetedConn hands go-imap a greeting before the connection's own bytes.
+type greetedConn struct {
+	net.Conn
+	greeting []byte
+}
+
+func (g *greetedConn) Read(b []byte) (int, error) {
+	if len(g.greeting) > 0 {
+		n := copy(b, g.greeting)
+		g.greeting = g.greeting[n:]
+		return n, nil
+	}
+	return g.Conn.Read(b)
 }
 
 func (c *Conn) login(ctx context.Context) error {
