@@ -28,6 +28,55 @@ type Source struct {
 	conn     *Conn
 	selected string
 	validity uint32
+	// ahead is a body FETCH already sent by Prefetch.
+	ahead *prefetched
+}
+
+// prefetched is an EXAMINE (if needed) and a UID FETCH sent ahead of Fetch.
+type prefetched struct {
+	folder string
+	uids   string
+	sel    *imapclient.SelectCommand
+	cmd    *imapclient.FetchCommand
+}
+
+var _ sources.Prefetcher = (*Source)(nil)
+
+func bodyFetch(msgs []sources.Message) (imap.UIDSet, *imap.FetchOptions) {
+	var set imap.UIDSet
+	for _, m := range msgs {
+		set.AddNum(imap.UID(m.UID))
+	}
+	return set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+}
+
+// Prefetch sends EXAMINE (if needed) and the UID FETCH for msgs now; the
+// Fetch that follows for the same messages reads the answer.
+func (s *Source) Prefetch(ctx context.Context, f sources.Folder, msgs []sources.Message) {
+	s.dropAhead()
+	if len(msgs) == 0 || ctx.Err() != nil {
+		return
+	}
+	set, opts := bodyFetch(msgs)
+	sel := s.startExamine(f)
+	s.ahead = &prefetched{folder: f.Name, uids: set.String(), sel: sel, cmd: s.conn.Fetch(set, opts)}
+}
+
+// dropAhead discards a prefetched FETCH that will not be read: its
+// answer is read to the end (it is a batch the lane no longer wants, which
+// only happens on retries), so the session stays usable.
+func (s *Source) dropAhead() {
+	if s.ahead == nil {
+		return
+	}
+	a := s.ahead
+	s.ahead = nil
+	if a.sel != nil {
+		a.sel.Wait()
+	}
+	a.cmd.Close()
+	// Whether the EXAMINE worked is not known any more: select again.
+	s.selected = ""
 }
 
 var _ sources.Source = (*Source)(nil)
@@ -46,6 +95,7 @@ func (s *Source) Conn() *Conn { return s.conn }
 
 // Folders lists every selectable folder with its UIDVALIDITY.
 func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
+	s.dropAhead()
 	return ListFolders(ctx, s.conn)
 }
 
@@ -143,16 +193,36 @@ func specialUse(attrs []imap.MailboxAttr) string {
 
 // examine selects a folder read-only, so nothing we do can change it.
 func (s *Source) examine(ctx context.Context, f sources.Folder) error {
+	s.dropAhead()
+	var err error
+	doErr := s.conn.Do(ctx, func() error {
+		err = s.endExamine(f, s.startExamine(f))
+		return nil
+	})
+	if doErr != nil {
+		s.selected = ""
+		return CommandError(fmt.Sprintf("examine %q", f.Name), doErr)
+	}
+	return err
+}
+
+// startExamine sends EXAMINE unless f is selected already. A command sent
+// before endExamine travels behind it: one round trip for both.
+func (s *Source) startExamine(f sources.Folder) *imapclient.SelectCommand {
 	if s.selected == f.Name {
 		return nil
 	}
-	var data *imap.SelectData
-	err := s.conn.Do(ctx, func() (err error) {
-		data, err = s.conn.Select(f.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
-		return err
-	})
+	s.selected = ""
+	return s.conn.Select(f.Name, &imap.SelectOptions{ReadOnly: true})
+}
+
+// endExamine waits for startExamine's EXAMINE and checks UIDVALIDITY.
+func (s *Source) endExamine(f sources.Folder, cmd *imapclient.SelectCommand) error {
+	if cmd == nil {
+		return nil
+	}
+	data, err := cmd.Wait()
 	if err != nil {
-		s.selected = ""
 		return CommandError(fmt.Sprintf("examine %q", f.Name), err)
 	}
 	s.selected, s.validity = f.Name, data.UIDValidity
@@ -164,14 +234,18 @@ func (s *Source) examine(ctx context.Context, f sources.Folder) error {
 
 // Messages lists UID, flags, INTERNALDATE and size of every message.
 func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Message, error) {
-	if err := s.examine(ctx, f); err != nil {
-		return nil, err
-	}
 	var out []sources.Message
+	var examErr error
 	err := s.conn.Do(ctx, func() error {
+		s.dropAhead()
+		sel := s.startExamine(f)
 		cmd := s.conn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{
 			UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		})
+		if examErr = s.endExamine(f, sel); examErr != nil {
+			cmd.Close()
+			return nil
+		}
 		for {
 			msg := cmd.Next()
 			if msg == nil {
@@ -191,6 +265,9 @@ func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Mess
 		}
 		return cmd.Close()
 	})
+	if examErr != nil {
+		return nil, examErr
+	}
 	if err != nil {
 		return nil, CommandError(fmt.Sprintf("list messages of %q", f.Name), err)
 	}
@@ -265,28 +342,40 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := s.examine(ctx, f); err != nil {
-		return err
-	}
 	byUID := make(map[uint32]sources.Message, len(msgs))
-	var set imap.UIDSet
 	for _, m := range msgs {
 		byUID[m.UID] = m
-		set.AddNum(imap.UID(m.UID))
 	}
+	set, opts := bodyFetch(msgs)
 	order := make([]uint32, 0, len(msgs))
 	for _, m := range msgs {
 		order = append(order, m.UID)
 	}
 	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
 	seen := make(map[uint32]bool, len(msgs))
-	var fnErr error
+	var fnErr, examErr error
 	var lit *trackedLiteral
 	err := s.conn.Do(ctx, func() error {
-		cmd := s.conn.Fetch(set, &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-		})
+		// EXAMINE and FETCH in one round trip, or none if Prefetch sent them.
+		var sel *imapclient.SelectCommand
+		var cmd *imapclient.FetchCommand
+		if a := s.ahead; a != nil && a.folder == f.Name && a.uids == set.String() {
+			sel, cmd, s.ahead = a.sel, a.cmd, nil
+		} else {
+			s.dropAhead()
+			sel = s.startExamine(f)
+			cmd = s.conn.Fetch(set, opts)
+		}
+		if examErr = s.endExamine(f, sel); examErr != nil {
+			// The FETCH may be streaming another numbering's messages:
+			// drop the connection rather than read them. Nothing of it was
+			// read yet, so draining what is buffered cannot race with
+			// go-imap's reader, and it unblocks that reader.
+			s.conn.Abort()
+			go cmd.Close()
+			s.selected = ""
+			return nil
+		}
 		for fnErr == nil {
 			msg := cmd.Next()
 			if msg == nil {
@@ -352,6 +441,9 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 		}
 		return cmd.Close()
 	})
+	if examErr != nil {
+		return examErr
+	}
 	if fnErr != nil {
 		return fnErr
 	}
@@ -399,4 +491,13 @@ func guessUID(order []uint32, seen map[uint32]bool, byUID map[uint32]sources.Mes
 }
 
 // Close logs out; nothing was selected read-write, so nothing is expunged.
-func (s *Source) Close() error { return s.conn.Logout() }
+// A prefetched FETCH is not read: the connection is dropped instead.
+func (s *Source) Close() error {
+	if a := s.ahead; a != nil {
+		s.ahead = nil
+		s.conn.Abort()
+		// Unread, so draining it races with nothing; it frees go-imap's reader.
+		go a.cmd.Close()
+	}
+	return s.conn.Logout()
+}
