@@ -42,6 +42,10 @@ type accountRun struct {
 	// must be sent again: after that, the target is checked for a recovered
 	// first copy (dropRecovered). Kept across passes of this run.
 	unsure map[string]map[uint32]bool
+	// work is closed when the pass finds the first message to copy: the
+	// lanes log in then, while the first folder is still being prepared.
+	work     chan struct{}
+	workOnce *sync.Once
 }
 
 // batch is one FETCH worth of messages of one folder.
@@ -384,6 +388,7 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	a.work, a.workOnce = make(chan struct{}), &sync.Once{}
 	batches := make(chan *batch)
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < a.r.cfg.Lanes; i++ {
@@ -549,6 +554,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	if len(pending) == 0 {
 		return nil
 	}
+	a.workOnce.Do(func() { close(a.work) })
 
 	tf, err := dst.Prepare(ctx, target)
 	if err != nil && fault.Classify(err) == fault.Message {
@@ -721,23 +727,50 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 		}
 	}
 	defer closeAll()
+	// next is a batch taken early: the first one, or one prefetched;
+	// noMore says the channel was found closed meanwhile.
+	var next *batch
+	noMore := false
+	// Log in as soon as there is work, not when the first batch is cut;
+	// with nothing to copy the lanes never log in.
+	select {
+	case <-a.work:
+		if err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP); err != nil {
+			// The batch loop connects again and handles the error.
+			closeAll()
+		}
+	case b, ok := <-batches:
+		if !ok {
+			return nil
+		}
+		next = b
+	case <-ctx.Done():
+	case <-stop:
+	}
 	poison := 0
 	for {
 		var b *batch
 		var ok bool
-		select {
-		case b, ok = <-batches:
-		case <-stop:
-			return errStopped
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		if next != nil {
+			b, ok, next = next, true, nil
+		} else if noMore {
+			return nil
+		} else {
+			select {
+			case b, ok = <-batches:
+			case <-stop:
+				return errStopped
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		}
 		if !ok {
 			return nil
 		}
 		remaining := b.msgs
 		noProgress, connectFails, throttled := 0, 0, 0
-		var doubt *sources.Message
+		// doubt holds messages sent in full whose answers were lost.
+		var doubt []sources.Message
 		for len(remaining) > 0 {
 			if isClosed(stop) {
 				return errStopped
@@ -751,22 +784,23 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP)
 			processed := map[uint32]bool{}
 			var asked []sources.Message
-			if err == nil && doubt != nil {
-				// The last APPEND's answer was lost: look on the target
-				// before sending that message again.
-				m := *doubt
+			if err == nil && len(doubt) > 0 {
+				// Answers were lost with the connection: look on the target
+				// before sending those messages again.
 				a.mu.Lock()
 				floor, confirmed := b.cp.Floor, append(state.Ranges(nil), b.cp.Confirmed...)
 				a.mu.Unlock()
 				var found map[uint32]bool
-				if found, err = a.settle(ctx, src, dst, b.folder, b.target, floor, confirmed, []sources.Message{m}); err == nil {
-					doubt = nil
-					if found[m.UID] {
-						a.markUnsure(b.folder.Name, m.UID, false)
-						a.done(b, m, sinks.Appended{})
-						processed[m.UID] = true
-						a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
+				if found, err = a.settle(ctx, src, dst, b.folder, b.target, floor, confirmed, doubt); err == nil {
+					for _, m := range doubt {
+						if found[m.UID] {
+							a.markUnsure(b.folder.Name, m.UID, false)
+							a.done(b, m, sinks.Appended{})
+							processed[m.UID] = true
+							a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
+						}
 					}
+					doubt = nil
 				}
 			}
 			if err != nil && fault.Classify(err) == fault.Retry && fault.Wait(err) > 0 {
@@ -794,6 +828,28 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				continue
 			}
 			connectFails = 0
+			// stored lists what this round stored, for the recovered-copy
+			// check below (not from inside record: the sink is answering).
+			var stored []storedAs
+			// record takes the target's answer for one message.
+			record := func(m sources.Message, res sinks.Appended, err error) error {
+				if err != nil {
+					if fault.Classify(err) == fault.Message {
+						processed[m.UID] = true
+						a.failed(b, m, fault.Reason(err))
+						return nil
+					}
+					if errors.Is(err, sinks.ErrInDoubt) {
+						doubt = append(doubt, m)
+						a.markUnsure(b.folder.Name, m.UID, true)
+					}
+					return err
+				}
+				processed[m.UID] = true
+				a.done(b, m, res)
+				stored = append(stored, storedAs{m, res.UID})
+				return nil
+			}
 			if err == nil {
 				asked = without(remaining, processed)
 				if noProgress > 0 && len(asked) > 1 {
@@ -806,31 +862,49 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					remaining = nil
 					continue
 				}
+				pipe, _ := dst.(sinks.Pipeliner)
 				err = src.Fetch(ctx, b.folder, asked, func(body *sources.Body) error {
 					if isClosed(stop) {
 						return errStopped
 					}
+					m := body.Message
+					if pipe != nil {
+						// No round trip per message: the answer is recorded
+						// when it comes, at the latest by Flush below.
+						return pipe.Send(ctx, b.target, body.Reader, body.Size, body.Flags, body.Date,
+							func(res sinks.Appended, err error) error { return record(m, res, err) })
+					}
 					res, err := dst.Append(ctx, b.target, body.Reader, body.Size, body.Flags, body.Date)
-					if err != nil {
-						if fault.Classify(err) == fault.Message {
-							processed[body.UID] = true
-							a.failed(b, body.Message, fault.Reason(err))
-							return nil
-						}
-						if errors.Is(err, sinks.ErrInDoubt) {
-							m := body.Message
-							doubt = &m
-							a.markUnsure(b.folder.Name, m.UID, true)
-						}
-						return err
-					}
-					processed[body.UID] = true
-					a.done(b, body.Message, res)
-					if a.markUnsure(b.folder.Name, body.UID, false) {
-						a.dropRecovered(ctx, dst, b, body.Message, res.UID)
-					}
-					return nil
+					return record(m, res, err)
 				})
+				if pf, ok := src.(sources.Prefetcher); ok && err == nil && pipe != nil && next == nil && !noMore && len(asked) == len(remaining) {
+					// While the target answers for this batch, ask the source
+					// for the next one.
+					select {
+					case nb, ok := <-batches:
+						if ok {
+							next = nb
+							pf.Prefetch(ctx, nb.folder, nb.msgs)
+						} else {
+							noMore = true
+						}
+					default:
+					}
+				}
+				if pipe != nil {
+					// Whatever ended the fetch, the answers owed are recorded
+					// before the batch is looked at again.
+					if ferr := pipe.Flush(ctx); err == nil {
+						err = ferr
+					}
+				}
+				for _, s := range stored {
+					// Sent again after an APPEND in doubt: the target may
+					// have recovered the first copy meanwhile.
+					if a.markUnsure(b.folder.Name, s.m.UID, false) {
+						a.dropRecovered(ctx, dst, b, s.m, s.uid)
+					}
+				}
 			}
 			if len(processed) > 0 {
 				noProgress, poison, throttled = 0, 0, 0
@@ -908,6 +982,12 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 	}
 }
 
+// storedAs is a message the target stored, and its target UID.
+type storedAs struct {
+	m   sources.Message
+	uid uint32
+}
+
 func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,
 	src *sources.Source, dst *sinks.Sink, srcEP, dstEP sources.Endpoint) error {
 	if !*held {
@@ -920,20 +1000,36 @@ func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot cha
 			return context.Cause(ctx)
 		}
 	}
-	var err error
+	// Both logins at once: each is a few round trips.
+	var srcErr, dstErr error
+	var wg sync.WaitGroup
 	if *src == nil {
-		if *src, err = a.r.cfg.OpenSource(ctx, srcEP); err != nil {
-			*src = nil
-			return err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := a.r.cfg.OpenSource(ctx, srcEP)
+			if err == nil {
+				*src = s
+			}
+			srcErr = err
+		}()
 	}
 	if *dst == nil {
-		if *dst, err = a.r.cfg.OpenSink(ctx, dstEP); err != nil {
-			*dst = nil
-			return err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := a.r.cfg.OpenSink(ctx, dstEP)
+			if err == nil {
+				*dst = d
+			}
+			dstErr = err
+		}()
 	}
-	return nil
+	wg.Wait()
+	if srcErr != nil {
+		return srcErr
+	}
+	return dstErr
 }
 
 // maxThrottled bounds how many throttling replies in a row a lane accepts
