@@ -68,6 +68,15 @@ func main() {
 			}
 		}()
 	}
+	if p := os.Getenv("BANJIA_CPUPROFILE"); p != "" {
+		// For benchmarks: where the CPU goes.
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			}()
+		}
+	}
 	if p := os.Getenv("BANJIA_HEAPPROFILE"); p != "" {
 		// For benchmarks: where the memory goes.
 		defer func() {
