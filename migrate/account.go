@@ -587,7 +587,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 			a.mu.Lock()
 			var rest []sources.Message
 			for _, m := range pending {
-				if found[m.UID] {
+				if found[m.UID] != 0 {
 					cp.Done.Add(m.UID)
 					cp.Bytes += m.Size
 					delete(a.unsure[f.Name], m.UID)
@@ -786,21 +786,13 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			var asked []sources.Message
 			if err == nil && len(doubt) > 0 {
 				// Answers were lost with the connection: look on the target
-				// before sending those messages again.
-				a.mu.Lock()
-				floor, confirmed := b.cp.Floor, append(state.Ranges(nil), b.cp.Confirmed...)
-				a.mu.Unlock()
+				// before sending those messages again. Those found are
+				// recorded as copied at once, even if a later lookup fails.
 				var found map[uint32]bool
-				if found, err = a.settle(ctx, src, dst, b.folder, b.target, floor, confirmed, doubt); err == nil {
-					for _, m := range doubt {
-						if found[m.UID] {
-							a.markUnsure(b.folder.Name, m.UID, false)
-							a.done(b, m, sinks.Appended{})
-							processed[m.UID] = true
-							a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
-						}
-					}
-					doubt = nil
+				doubt, found, err = a.settleDoubts(ctx, src, dst, b, doubt)
+				if len(found) > 0 {
+					remaining = without(remaining, found)
+					connectFails = 0
 				}
 			}
 			if err != nil && fault.Classify(err) == fault.Retry && fault.Wait(err) > 0 {
@@ -972,7 +964,11 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				}
 			}
 			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "first", remaining[0].UID, "n", noProgress, "err", err)
-			if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, noProgress, fault.Wait(err))) {
+			wait := backoff(a.r.cfg.RetryBase, noProgress, fault.Wait(err))
+			if len(doubt) > 0 {
+				wait = max(wait, doubtGrace(doubt))
+			}
+			if !sleep(ctx, stop, wait) {
 				if isClosed(stop) {
 					return errStopped
 				}
@@ -986,6 +982,52 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 type storedAs struct {
 	m   sources.Message
 	uid uint32
+}
+
+// settleChunk is how many messages in doubt are looked up at once: a few,
+// so that a link that keeps failing still makes progress.
+const settleChunk = 4
+
+// settleDoubts looks up on the target the messages whose APPEND answers
+// were lost, a few at a time, and records those found as copied (with the
+// target UID they matched, so later lookups do not match it again). It
+// returns the ones not looked up yet and the ones found; those looked up
+// and not found are for the caller to send again.
+func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst sinks.Sink, b *batch,
+	doubt []sources.Message) ([]sources.Message, map[uint32]bool, error) {
+	stored := map[uint32]bool{}
+	for len(doubt) > 0 {
+		chunk := doubt[:min(len(doubt), settleChunk)]
+		a.mu.Lock()
+		floor, confirmed := b.cp.Floor, append(state.Ranges(nil), b.cp.Confirmed...)
+		a.mu.Unlock()
+		found, err := a.settle(ctx, src, dst, b.folder, b.target, floor, confirmed, chunk)
+		if err != nil {
+			return doubt, stored, err
+		}
+		for _, m := range chunk {
+			if t := found[m.UID]; t != 0 {
+				a.markUnsure(b.folder.Name, m.UID, false)
+				a.done(b, m, sinks.Appended{UID: t, Validity: b.target.Validity})
+				stored[m.UID] = true
+				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
+			}
+		}
+		doubt = doubt[len(chunk):]
+	}
+	return nil, stored, nil
+}
+
+// doubtGrace is how long to wait before looking up messages whose answers
+// were lost: the server may still be storing what it had received when the
+// connection went, and a message looked for too early would be sent twice.
+// A base, plus the time to store what was in flight at a modest 32 MB/s.
+func doubtGrace(doubt []sources.Message) time.Duration {
+	var bytes int64
+	for _, m := range doubt {
+		bytes += m.Size
+	}
+	return 100*time.Millisecond + time.Duration(bytes)*time.Second/(32<<20)
 }
 
 func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,

@@ -22,9 +22,10 @@ import (
 // session appended anything, and not among the UIDs it confirmed. Each such
 // candidate whose INTERNALDATE or size matches a pending message is compared
 // by a digest of its content, and pairs are matched one to one, so duplicate
-// Message-IDs or messages without one are told apart correctly.
+// Message-IDs or messages without one are told apart correctly. The result
+// maps each source UID found to the target UID it matched.
 func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.Sink, f sources.Folder,
-	tf sinks.Folder, floor uint32, confirmed state.Ranges, pending []sources.Message) (map[uint32]bool, error) {
+	tf sinks.Folder, floor uint32, confirmed state.Ranges, pending []sources.Message) (map[uint32]uint32, error) {
 	cands, err := dst.Messages(ctx, tf.Name, floor)
 	if err != nil {
 		return nil, err
@@ -51,14 +52,14 @@ func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.S
 	if len(tUIDs) == 0 {
 		return nil, nil
 	}
-	// Digest of target candidates: how many copies of each content are there.
-	have := map[string]int{}
+	// Digest of target candidates: which copies of each content are there.
+	have := map[string][]uint32{}
 	err = dst.Fetch(ctx, tf.Name, tUIDs, func(uid uint32, r io.Reader) error {
 		d, err := digest(r)
 		if err != nil {
 			return err
 		}
-		have[d]++
+		have[d] = append(have[d], uid)
 		return nil
 	})
 	if err != nil {
@@ -70,15 +71,14 @@ func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.S
 			check = append(check, m)
 		}
 	}
-	found := map[uint32]bool{}
+	found := map[uint32]uint32{}
 	err = src.Fetch(ctx, f, check, func(b *sources.Body) error {
 		d, err := digestN(b.Reader, b.Size)
 		if err != nil {
 			return err
 		}
-		if have[d] > 0 {
-			have[d]--
-			found[b.UID] = true
+		if t := have[d]; len(t) > 0 {
+			found[b.UID], have[d] = t[0], t[1:]
 		}
 		return nil
 	})

@@ -32,7 +32,7 @@ import (
 // that a lost connection leaves few messages in doubt.
 const (
 	maxInFlight      = 64
-	maxInFlightBytes = 16 << 20
+	maxInFlightBytes = 4 << 20
 )
 
 // dateTimeLayout is IMAP's date-time, as go-imap writes it.

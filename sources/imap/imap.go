@@ -470,6 +470,11 @@ func (t *trackedLiteral) Read(b []byte) (int, error) {
 	}
 	n, err := t.r.Read(b)
 	t.read += int64(n)
+	if err == io.EOF && t.read < t.size {
+		// A connection closed mid-literal: a reader that stops at EOF (a
+		// digest, say) must not take the part for the whole.
+		err = io.ErrUnexpectedEOF
+	}
 	if err != nil {
 		t.ended, t.err = true, err
 	}
