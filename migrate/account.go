@@ -222,6 +222,8 @@ func (a *accountRun) vanished(b *batch, m sources.Message) {
 // saveNow writes this account's progress at once, durably: used before the
 // first APPEND into a folder so its in-doubt floor is on disk.
 func (a *accountRun) saveNow() error {
+	a.r.saveMu.Lock()
+	defer a.r.saveMu.Unlock()
 	p, ok := a.takeProgress()
 	if !ok {
 		return nil

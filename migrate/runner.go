@@ -99,6 +99,10 @@ type Runner struct {
 	hostPause map[string]time.Time
 	notify    []chan struct{}
 	saveErr   error // the state file could not be written
+	// saveMu orders progress writes: a snapshot taken later must never be
+	// overwritten by one taken earlier but saved after it (an account's
+	// final state by a periodic flush's older copy, say).
+	saveMu sync.Mutex
 }
 
 // New makes a runner over a store.
@@ -465,6 +469,8 @@ func (r *Runner) flushLoop(ctx context.Context) {
 
 // flush writes every account's changed progress in one transaction.
 func (r *Runner) flush() {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
 	r.mu.Lock()
 	var batch []state.Progress
 	for _, ar := range r.live {
