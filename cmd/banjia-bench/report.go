@@ -65,7 +65,7 @@ func (b *bench) report(rows []*row, took time.Duration) string {
 	s.WriteString("- **Pipelined APPEND** (`sinks/imap/pipeline.go`, `wire.go`): go-imap sends every literal over 4 KiB as a\n")
 	s.WriteString("  synchronising literal, waiting for the server's `+` even when it offers LITERAL+, and the sink used to wait\n")
 	s.WriteString("  for each tagged answer too: two round trips per message. With LITERAL+ the sink writes APPEND itself with\n")
-	s.WriteString("  `{n+}` literals and keeps up to 64 commands / 16 MiB in flight per connection; a thin layer under go-imap\n")
+	s.WriteString("  `{n+}` literals and keeps up to 64 commands / 4 MiB in flight per connection; a thin layer under go-imap\n")
 	s.WriteString("  takes the tagged answers to those commands out of the stream (APPENDUID is recorded from them) and passes\n")
 	s.WriteString("  everything else on, so go-imap keeps doing LIST, CREATE, SELECT and FETCH on the same session. A refusal\n")
 	s.WriteString("  fails only its message; a connection lost before the answers came reports the messages sent as in doubt.\n")
