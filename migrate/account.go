@@ -46,6 +46,8 @@ type accountRun struct {
 	// lanes log in then, while the first folder is still being prepared.
 	work     chan struct{}
 	workOnce *sync.Once
+	// release gives up the account's place among those copied at once.
+	release func()
 }
 
 // batch is one FETCH worth of messages of one folder.
@@ -85,7 +87,7 @@ func (a *accountRun) progress() int64 {
 }
 
 func (r *Runner) newAccountRun(job *state.Job, a *state.Account) *accountRun {
-	ar := &accountRun{r: r, job: job, acct: a, dirty: map[string]bool{}}
+	ar := &accountRun{r: r, job: job, acct: a, dirty: map[string]bool{}, release: func() {}}
 	r.mu.Lock()
 	r.live[a.ID] = ar
 	r.mu.Unlock()
@@ -411,6 +413,8 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 				return err
 			}
 		}
+		// Every batch is with a lane: the next account may start.
+		a.release()
 		return nil
 	})
 	err = g.Wait()
@@ -724,6 +728,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			dst = nil
 		}
 		if held {
+			<-a.r.lanes
 			<-slot
 			held = false
 		}
@@ -1035,12 +1040,22 @@ func doubtGrace(doubt []sources.Message) time.Duration {
 func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,
 	src *sources.Source, dst *sinks.Sink, srcEP, dstEP sources.Endpoint) error {
 	if !*held {
+		// The source host's limit, then the lanes' (see Runner.lanes).
 		select {
 		case slot <- struct{}{}:
-			*held = true
 		case <-stop:
 			return errStopped
 		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		select {
+		case a.r.lanes <- struct{}{}:
+			*held = true
+		case <-stop:
+			<-slot
+			return errStopped
+		case <-ctx.Done():
+			<-slot
 			return context.Cause(ctx)
 		}
 	}

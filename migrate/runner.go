@@ -21,7 +21,7 @@ import (
 
 // Config tunes a Runner; zero values mean the defaults.
 type Config struct {
-	Accounts      int           // accounts copied at once (global limit); default 4
+	Accounts      int           // accounts copied at once (global limit; one whose batches are all with its lanes makes room for the next); default 4
 	Lanes         int           // connections per account; default 2
 	PerHost       int           // source connections per source host; default 10
 	BatchMessages int           // messages per FETCH; default 64
@@ -103,13 +103,17 @@ type Runner struct {
 	// overwritten by one taken earlier but saved after it (an account's
 	// final state by a periodic flush's older copy, say).
 	saveMu sync.Mutex
+	// lanes bounds the lanes holding connections, all accounts together
+	// (Accounts x Lanes): an account that has queued all its batches lets
+	// the next one start while its lanes finish, without more connections.
+	lanes chan struct{}
 }
 
 // New makes a runner over a store.
 func New(store *state.Store, cfg Config) *Runner {
 	cfg.defaults()
 	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
 }
 
 // Store is the runner's state file.
@@ -274,10 +278,14 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 			break
 		}
 		ar := r.newAccountRun(job, a)
+		// The account's place is given up when it has queued all its
+		// batches (or ends): the next account logs in and lists while the
+		// lanes finish, which keeps the target busy between accounts.
+		ar.release = sync.OnceFunc(func() { <-sem })
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer ar.release()
 			done := ar.run(roundCtx, stop)
 			if done {
 				mu.Lock()
