@@ -65,7 +65,7 @@ func main() {
 	flag.BoolVar(&c.fsyncToo, "fsync", true, "also measure loopback with Dovecot's default mail_fsync")
 	flag.BoolVar(&c.pin, "pin", true, "give the target Dovecot half the CPUs to itself (see docs/performance.md)")
 	flag.StringVar(&c.commandRun, "reproduce", "", "the command to print as the way to reproduce the report (make bench sets it)")
-	flag.IntVar(&c.repeat, "repeat", 2, "runs of each raw/banjia pair, alternating; the best of each is reported")
+	flag.IntVar(&c.repeat, "repeat", 3, "runs of each raw/banjia pair, alternating; the best of each is reported")
 	flag.Parse()
 	if c.quick {
 		setIfDefault("accounts", &c.accounts, 8)
