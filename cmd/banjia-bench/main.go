@@ -354,7 +354,7 @@ func median(xs []int) int {
 // on the machine only ever slows a run down.
 func (b *bench) compare(where string, srv *dovecot.Server, srcAddr, dstAddr string, C int) ([]*row, error) {
 	var best, bestE2E *row
-	var raws, e2es []string
+	var raws, e2es, pairs []string
 	// Every target user of every run up front: Dovecot re-reads its
 	// passwd-file when the file's mtime changes, so two changes within one
 	// second could leave the second unseen.
@@ -387,6 +387,7 @@ func (b *bench) compare(where string, srv *dovecot.Server, srcAddr, dstAddr stri
 			return nil, err
 		}
 		e2es = append(e2es, fmt.Sprintf("%.0f", e2e.rate()))
+		pairs = append(pairs, fmt.Sprintf("%.2f", e2e.rate()/raw.rate()))
 		if bestE2E == nil || e2e.rate() > bestE2E.rate() {
 			bestE2E = e2e
 		}
@@ -394,7 +395,7 @@ func (b *bench) compare(where string, srv *dovecot.Server, srcAddr, dstAddr stri
 	bestE2E.limit = best
 	if b.c.repeat > 1 {
 		best.note = "best of " + strings.Join(raws, ", ") + " msg/s"
-		bestE2E.note = "best of " + strings.Join(e2es, ", ") + " msg/s"
+		bestE2E.note = "best of " + strings.Join(e2es, ", ") + " msg/s; each run against the raw run just before it: " + strings.Join(pairs, ", ")
 	}
 	if strings.Contains(where, "RTT") {
 		bestE2E.note = strings.TrimPrefix(bestE2E.note+"; source and target both behind the delay", "; ")

@@ -59,8 +59,9 @@ func (b *bench) report(rows []*row, took time.Duration) string {
 		s.WriteString("  machines, which is what the ratio is about (`-pin=false` turns it off).\n")
 	}
 	fmt.Fprintf(&s, "- **Noise**: each raw/banjia pair runs %d time(s), alternating, into fresh target users, after `sync`; the\n", c.repeat)
-	s.WriteString("  best of each is kept (other work on the machine only ever slows a run down) and every sample is in the\n")
-	s.WriteString("  notes. On a shared 2-CPU machine runs still vary by tens of percent: read ratios near a target as such.\n")
+	s.WriteString("  best of each is kept (other work on the machine only ever slows a run down); the ratio is best banjia\n")
+	s.WriteString("  over best raw, and the notes give every sample and each banjia run against the raw run just before it.\n")
+	s.WriteString("  On a shared 2-CPU machine runs of the very same thing vary by up to 2x: read ratios near a target as such.\n")
 	s.WriteString("\n## Why it is fast\n\n")
 	s.WriteString("- **Pipelined APPEND** (`sinks/imap/pipeline.go`, `wire.go`): go-imap sends every literal over 4 KiB as a\n")
 	s.WriteString("  synchronising literal, waiting for the server's `+` even when it offers LITERAL+, and the sink used to wait\n")
