@@ -49,6 +49,9 @@ func Open(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
 	s := &Sink{conn: c, delim: '/', noKeywords: map[string]bool{}}
 	if w != nil && c.Caps.Has(imap.CapLiteralPlus) {
 		s.pipe = newPipeline(c, w)
+		// Pipelined APPENDs the server has not read yet must die with us,
+		// not be stored after a restart has looked for them.
+		c.ResetOnClose()
 	}
 	var list []*imap.ListData
 	err = c.Do(ctx, func() (err error) {

@@ -39,6 +39,17 @@ type Conn struct {
 	aborted  atomic.Bool
 }
 
+// ResetOnClose makes closing the connection (or the process dying) reset
+// it rather than close it in order: the server then drops what it has
+// received and not yet read, instead of carrying out those commands after
+// the client is gone. The IMAP sink wants that: a restart that looks for the
+// APPENDs a killed run had in flight must not have them land after it looked.
+func (c *Conn) ResetOnClose() {
+	if tc, ok := c.raw.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+}
+
 // Abort drops the connection at once. go-imap's Close waits for its reader,
 // which may itself wait for us to finish reading a literal: closing the
 // socket first makes every pending read and write fail instead.
