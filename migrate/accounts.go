@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode"
+
+	"github.com/banjia-mail/banjia/state"
 )
 
 // AccountRow is one line of an accounts CSV.
@@ -102,4 +105,53 @@ func checkAddress(s string) error {
 		return fmt.Errorf("%q has more than one @", s)
 	}
 	return nil
+}
+
+// AddAccounts adds accounts to a job, or gives existing ones new passwords.
+// New accounts are taken only within the job's enrollment window; an
+// account that failed is given another try. Errors name the CSV line and
+// never echo a password.
+func AddAccounts(store *state.Store, job *state.Job, rows []AccountRow, now time.Time) (int, error) {
+	if job.State == state.JobEnded {
+		return 0, fmt.Errorf("job %s was ended: create a new job for these accounts", job.ID)
+	}
+	mode := job.ModeOf()
+	var accts []*state.Account
+	for _, row := range rows {
+		a, err := store.Account(job.ID, row.Old)
+		if errors.Is(err, state.ErrNotFound) {
+			if !job.EnrollUntil.IsZero() && !now.Before(job.EnrollUntil) {
+				return 0, fmt.Errorf("line %d: job %s took new accounts until %s; create a new job for %s",
+					row.Line, job.ID, job.EnrollUntil.Format("2006-01-02 15:04 MST"), row.Old)
+			}
+			a = &state.Account{ID: row.Old, Source: row.Old, Target: row.New, State: state.AccountNotStarted}
+		} else if err != nil {
+			return 0, err
+		}
+		a.Target = row.New
+		if row.OldPassword == "" && len(job.SourceAdminSecret) == 0 && mode != state.ModeMember {
+			return 0, fmt.Errorf("line %d: no old password for %s (or create the job with --mode delegated or --mode member)", row.Line, row.Old)
+		}
+		if row.NewPassword == "" && len(job.TargetAdminSecret) == 0 && mode != state.ModeMember {
+			return 0, fmt.Errorf("line %d: no new password for %s (or create the job with --to-admin)", row.Line, row.New)
+		}
+		if row.OldPassword != "" || mode != state.ModeMember {
+			if a.SourceSecret, err = store.Seal(row.OldPassword); err != nil {
+				return 0, err
+			}
+		}
+		if row.NewPassword != "" || mode != state.ModeMember {
+			if a.TargetSecret, err = store.Seal(row.NewPassword); err != nil {
+				return 0, err
+			}
+		}
+		if a.State == state.AccountFailed {
+			a.State, a.Reason = state.AccountNotStarted, ""
+		}
+		if job.AwaitingMember(a) {
+			a.Reason = ""
+		}
+		accts = append(accts, a)
+	}
+	return len(accts), store.PutAccounts(job.ID, accts...)
 }

@@ -23,17 +23,22 @@ import (
 
 // ControlRequest is one line a client sends.
 type ControlRequest struct {
-	Op    string // pause, resume, end, status, follow
+	Op    string // pause, resume, end, start, status, follow, add
 	Job   string
 	After uint64 `json:",omitempty"` // follow: events after this sequence
+	// Accounts, for add: rows as in an accounts CSV (the socket is the
+	// state file owner's alone, like the state file).
+	Accounts []AccountRow `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
 type ControlReply struct {
-	OK     bool
-	Error  string         `json:",omitempty"`
-	Status *Status        `json:",omitempty"`
-	Events []*state.Event `json:",omitempty"`
+	OK       bool
+	Error    string         `json:",omitempty"`
+	Status   *Status        `json:",omitempty"`
+	Statuses []*Status      `json:",omitempty"` // status of every job (banjia serve)
+	Events   []*state.Event `json:",omitempty"`
+	Added    int            `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -51,8 +56,28 @@ func SocketPath(statePath string) string {
 	return filepath.Join(os.TempDir(), "banjia-"+hex.EncodeToString(h[:8])+".sock")
 }
 
+// controlled is what the control socket drives: one Runner (banjia job
+// start) or a Manager of many jobs (banjia serve).
+type controlled interface {
+	handle(req ControlRequest) ControlReply
+	// followed is the job a follow request without a job name watches.
+	followed(job string) string
+	statusOf(job string) (*Status, error)
+	changes() <-chan struct{}
+	events(job string, after uint64) ([]*state.Event, error)
+}
+
 // ServeControl listens on the state file's socket until ctx ends.
 func (r *Runner) ServeControl(ctx context.Context, statePath string) error {
+	return serveControl(ctx, statePath, r)
+}
+
+// ServeControl listens on the state file's socket until ctx ends.
+func (m *Manager) ServeControl(ctx context.Context, statePath string) error {
+	return serveControl(ctx, statePath, m)
+}
+
+func serveControl(ctx context.Context, statePath string, t controlled) error {
 	path := SocketPath(statePath)
 	// We hold the state file's lock, so a socket file left here is stale.
 	os.Remove(path)
@@ -72,13 +97,13 @@ func (r *Runner) ServeControl(ctx context.Context, statePath string) error {
 			if err != nil {
 				return
 			}
-			go r.serveConn(ctx, c)
+			go serveConn(ctx, t, c)
 		}
 	}()
 	return nil
 }
 
-func (r *Runner) serveConn(ctx context.Context, c net.Conn) {
+func serveConn(ctx context.Context, t controlled, c net.Conn) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var req ControlRequest
@@ -87,14 +112,23 @@ func (r *Runner) serveConn(ctx context.Context, c net.Conn) {
 	}
 	c.SetReadDeadline(time.Time{})
 	enc := json.NewEncoder(c)
-	reply := func(err error, st *Status) error {
-		rep := ControlReply{OK: err == nil, Status: st}
-		if err != nil {
-			rep.Error = err.Error()
-		}
-		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		return enc.Encode(&rep)
+	if req.Op == "follow" {
+		follow(ctx, t, c, enc, req.Job, req.After)
+		return
 	}
+	rep := t.handle(req)
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	enc.Encode(&rep)
+}
+
+func replyOf(err error) ControlReply {
+	if err != nil {
+		return ControlReply{Error: err.Error()}
+	}
+	return ControlReply{OK: true}
+}
+
+func (r *Runner) handle(req ControlRequest) ControlReply {
 	r.mu.Lock()
 	current := ""
 	if r.job != nil {
@@ -102,28 +136,94 @@ func (r *Runner) serveConn(ctx context.Context, c net.Conn) {
 	}
 	r.mu.Unlock()
 	if req.Job != "" && req.Job != current {
-		reply(fmt.Errorf("this runner works on job %q, not %q", current, req.Job), nil)
-		return
+		return replyOf(fmt.Errorf("this runner works on job %q, not %q", current, req.Job))
 	}
 	switch req.Op {
 	case "pause":
-		reply(r.Pause(), nil)
+		return replyOf(r.Pause())
 	case "resume":
-		reply(r.Resume(), nil)
+		return replyOf(r.Resume())
 	case "end":
-		reply(r.End(), nil)
+		return replyOf(r.End())
 	case "status":
 		st, err := r.Status()
-		reply(err, st)
-	case "follow":
-		r.follow(ctx, c, enc, req.After)
-	default:
-		reply(fmt.Errorf("unknown operation %q", req.Op), nil)
+		rep := replyOf(err)
+		rep.Status = st
+		return rep
+	case "add":
+		job, err := r.store.Job(current)
+		if err != nil {
+			return replyOf(err)
+		}
+		n, err := AddAccounts(r.store, job, req.Accounts, time.Now())
+		if err == nil {
+			r.event(job.ID, "", "job.accounts", fmt.Sprintf("%d accounts added or updated", n))
+			r.Wake()
+		}
+		rep := replyOf(err)
+		rep.Added = n
+		return rep
 	}
+	return replyOf(fmt.Errorf("unknown operation %q", req.Op))
 }
 
-func (r *Runner) follow(ctx context.Context, c net.Conn, enc *json.Encoder, after uint64) {
-	changes := r.Changes()
+func (r *Runner) followed(string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.job != nil {
+		return r.job.ID
+	}
+	return ""
+}
+
+func (r *Runner) statusOf(string) (*Status, error) { return r.Status() }
+func (r *Runner) changes() <-chan struct{}         { return r.Changes() }
+func (r *Runner) events(job string, after uint64) ([]*state.Event, error) {
+	return r.store.Events(job, after, 0)
+}
+
+func (m *Manager) handle(req ControlRequest) ControlReply {
+	switch req.Op {
+	case "status":
+		if req.Job == "" {
+			sts, err := m.Statuses()
+			rep := replyOf(err)
+			rep.Statuses = sts
+			return rep
+		}
+		st, err := m.Status(req.Job)
+		rep := replyOf(err)
+		rep.Status = st
+		return rep
+	case "add":
+		job, err := m.store.Job(req.Job)
+		if err != nil {
+			return replyOf(fmt.Errorf("job %q: %w", req.Job, err))
+		}
+		n, err := AddAccounts(m.store, job, req.Accounts, time.Now())
+		if err == nil {
+			m.Event(job.ID, "", "job.accounts", fmt.Sprintf("%d accounts added or updated", n))
+			err = m.Wake(job.ID)
+		}
+		rep := replyOf(err)
+		rep.Added = n
+		return rep
+	}
+	if req.Job == "" {
+		return replyOf(fmt.Errorf("which job? (%s needs a job name)", req.Op))
+	}
+	return replyOf(m.Control(req.Job, req.Op))
+}
+
+func (m *Manager) followed(job string) string           { return job }
+func (m *Manager) statusOf(job string) (*Status, error) { return m.Status(job) }
+func (m *Manager) changes() <-chan struct{}             { return m.Changes() }
+func (m *Manager) events(job string, after uint64) ([]*state.Event, error) {
+	return m.store.Events(job, after, 0)
+}
+
+func follow(ctx context.Context, t controlled, c net.Conn, enc *json.Encoder, job string, after uint64) {
+	changes := t.changes()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	// A closed client shows up as a read error.
@@ -134,18 +234,20 @@ func (r *Runner) follow(ctx context.Context, c net.Conn, enc *json.Encoder, afte
 		close(gone)
 	}()
 	for {
-		r.mu.Lock()
-		id := ""
-		if r.job != nil {
-			id = r.job.ID
-		}
-		r.mu.Unlock()
-		evs, _ := r.store.Events(id, after, 0)
+		id := t.followed(job)
+		evs, _ := t.events(id, after)
 		if len(evs) > 0 {
 			after = evs[len(evs)-1].Seq
 		}
-		st, err := r.Status()
-		rep := ControlReply{OK: err == nil, Status: st, Events: evs}
+		var rep ControlReply
+		if id != "" {
+			st, err := t.statusOf(id)
+			rep = replyOf(err)
+			rep.Status = st
+		} else {
+			rep = ControlReply{OK: true}
+		}
+		rep.Events = evs
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if enc.Encode(&rep) != nil {
 			return

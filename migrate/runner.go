@@ -36,6 +36,9 @@ type Config struct {
 	OpenSource func(ctx context.Context, e sources.Endpoint) (sources.Source, error)
 	OpenSink   func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error)
 	Log        *slog.Logger
+	// OnEvent, when set, sees every event after it is saved (notifications,
+	// metrics); it must not block.
+	OnEvent func(*state.Event)
 }
 
 func (c *Config) defaults() {
@@ -91,10 +94,14 @@ type Runner struct {
 	live     map[string]*accountRun
 	stopCh   chan struct{} // closed to stop the current round at message boundaries
 	wake     chan struct{} // resume/end/stop while paused
-	paused   bool
-	ended    bool
-	stopped  bool
-	hostSems map[string]chan struct{}
+	enrolled chan struct{} // accounts added or enrolled (Wake)
+	// startPaused lets Run take a paused job and wait for Resume (a
+	// server restarted while its job was paused).
+	startPaused bool
+	paused      bool
+	ended       bool
+	stopped     bool
+	hostSems    map[string]chan struct{}
 	// hostPause holds hosts that asked us to back off (throttling), until when.
 	hostPause map[string]time.Time
 	notify    []chan struct{}
@@ -113,7 +120,7 @@ type Runner struct {
 func New(store *state.Store, cfg Config) *Runner {
 	cfg.defaults()
 	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{},
-		wake: make(chan struct{}, 1), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
+		wake: make(chan struct{}, 1), enrolled: make(chan struct{}, 1), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
 }
 
 // Store is the runner's state file.
@@ -126,6 +133,9 @@ func (r *Runner) event(job, account, kind, msg string) {
 	}
 	r.cfg.Log.Info(msg, "job", job, "account", account, "event", kind)
 	r.changed()
+	if r.cfg.OnEvent != nil {
+		r.cfg.OnEvent(e)
+	}
 }
 
 // Changes returns a channel that receives a value whenever state changes
@@ -160,17 +170,21 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 	case state.JobEnded:
 		return fmt.Errorf("job %s was ended; its remaining accounts are abandoned (create a new job to move them)", jobID)
 	case state.JobPaused:
-		return fmt.Errorf("job %s is paused: run `banjia job resume %s` first", jobID, jobID)
+		if !r.startPaused {
+			return fmt.Errorf("job %s is paused: run `banjia job resume %s` first", jobID, jobID)
+		}
 	}
 	r.mu.Lock()
 	r.job = job
-	r.paused, r.ended, r.stopped, r.saveErr = false, false, false, nil
+	r.paused, r.ended, r.stopped, r.saveErr = job.State == state.JobPaused, false, false, nil
 	r.mu.Unlock()
 
-	if err := r.store.SetJobState(jobID, state.JobRunning); err != nil {
-		return err
+	if job.State != state.JobPaused {
+		if err := r.store.SetJobState(jobID, state.JobRunning); err != nil {
+			return err
+		}
+		r.event(jobID, "", "job.started", fmt.Sprintf("job %s started", jobID))
 	}
-	r.event(jobID, "", "job.started", fmt.Sprintf("job %s started", jobID))
 
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	flushDone := make(chan struct{})
@@ -206,13 +220,36 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		if err != nil {
 			return err
 		}
+		if j, err := r.store.Job(jobID); err == nil {
+			// Enrollment and the admin's changes reach a running job.
+			job = j
+			r.mu.Lock()
+			r.job = j
+			r.mu.Unlock()
+		}
 		var todo []*state.Account
+		awaiting := 0
 		for _, a := range accts {
 			if finished[a.ID] || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) {
 				continue
 			}
-			{
-				todo = append(todo, a)
+			if job.AwaitingMember(a) {
+				awaiting++
+				continue
+			}
+			todo = append(todo, a)
+		}
+		if len(todo) == 0 && job.ModeOf() == state.ModeMember {
+			if job.Enrolling(time.Now()) {
+				// Members sign in over days (the seed: accounts added in
+				// the next 30 days): the job waits for them.
+				r.waitEnroll(ctx, job.EnrollUntil)
+				continue
+			}
+			if awaiting > 0 {
+				if err := r.abandonAwaiting(job); err != nil {
+					return err
+				}
 			}
 		}
 		if len(todo) == 0 {
@@ -224,6 +261,75 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		}
 		r.round(ctx, job, todo, finished)
 	}
+}
+
+// waitEnroll waits for an enrollment (Wake), a control request, or the
+// end of the enrollment window.
+func (r *Runner) waitEnroll(ctx context.Context, until time.Time) {
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-r.wake:
+	case <-r.enrolled:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Wake tells a running job that accounts were added or enrolled.
+func (r *Runner) Wake() {
+	select {
+	case r.enrolled <- struct{}{}:
+	default:
+	}
+}
+
+// enrolledAccounts lists accounts that became ready to copy during a round.
+func (r *Runner) enrolledAccounts(jobID string, started, finished map[string]bool, mu *sync.Mutex) []*state.Account {
+	job, err := r.store.Job(jobID)
+	if err != nil {
+		return nil
+	}
+	accts, err := r.store.Accounts(jobID)
+	if err != nil {
+		return nil
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var out []*state.Account
+	for _, a := range accts {
+		if started[a.ID] || finished[a.ID] || a.State.Finished() || job.AwaitingMember(a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// abandonAwaiting gives up the accounts whose members never came, once the
+// enrollment window has closed.
+func (r *Runner) abandonAwaiting(job *state.Job) error {
+	accts, err := r.store.Accounts(job.ID)
+	if err != nil {
+		return err
+	}
+	var changed []*state.Account
+	for _, a := range accts {
+		if job.AwaitingMember(a) {
+			a.State = state.AccountAbandoned
+			a.Reason = fmt.Sprintf("the member did not sign in to start the move before %s", job.EnrollUntil.Format("2006-01-02 15:04 MST"))
+			a.Finished = time.Now().UTC()
+			a.TargetSecret = nil
+			changed = append(changed, a)
+		}
+	}
+	if err := r.store.PutAccounts(job.ID, changed...); err != nil {
+		return err
+	}
+	for _, a := range changed {
+		r.event(job.ID, a.ID, "account.abandoned", fmt.Sprintf("%s abandoned: %s", a.ID, a.Reason))
+	}
+	return nil
 }
 
 func (r *Runner) summary(jobID string) string {
@@ -268,31 +374,65 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 	sem := make(chan struct{}, r.cfg.Accounts)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, a := range todo {
-		select {
-		case sem <- struct{}{}:
-		case <-stop:
-		case <-roundCtx.Done():
+	started := map[string]bool{}
+	allDone := make(chan struct{}, 1)
+	running := 0
+	queue := todo
+	for {
+		for len(queue) > 0 && !isClosed(stop) && roundCtx.Err() == nil {
+			a := queue[0]
+			queue = queue[1:]
+			select {
+			case sem <- struct{}{}:
+			case <-stop:
+			case <-roundCtx.Done():
+			}
+			if isClosed(stop) || roundCtx.Err() != nil {
+				break
+			}
+			started[a.ID] = true
+			ar := r.newAccountRun(job, a)
+			// The account's place is given up when it has queued all its
+			// batches (or ends): the next account logs in and lists while the
+			// lanes finish, which keeps the target busy between accounts.
+			ar.release = sync.OnceFunc(func() { <-sem })
+			wg.Add(1)
+			mu.Lock()
+			running++
+			mu.Unlock()
+			go func() {
+				defer wg.Done()
+				defer ar.release()
+				done := ar.run(roundCtx, stop)
+				mu.Lock()
+				if done {
+					finished[a.ID] = true
+				}
+				running--
+				if running == 0 {
+					select {
+					case allDone <- struct{}{}:
+					default:
+					}
+				}
+				mu.Unlock()
+			}()
 		}
-		if isClosed(stop) || roundCtx.Err() != nil {
+		mu.Lock()
+		idle := running == 0
+		mu.Unlock()
+		if idle || isClosed(stop) || roundCtx.Err() != nil {
 			break
 		}
-		ar := r.newAccountRun(job, a)
-		// The account's place is given up when it has queued all its
-		// batches (or ends): the next account logs in and lists while the
-		// lanes finish, which keeps the target busy between accounts.
-		ar.release = sync.OnceFunc(func() { <-sem })
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer ar.release()
-			done := ar.run(roundCtx, stop)
-			if done {
-				mu.Lock()
-				finished[a.ID] = true
-				mu.Unlock()
-			}
-		}()
+		// A member who enrolls while others copy starts now, not when
+		// this round is over.
+		select {
+		case <-allDone:
+		case <-stop:
+		case <-roundCtx.Done():
+		case <-r.enrolled:
+			queue = r.enrolledAccounts(job.ID, started, finished, &mu)
+		}
 	}
 	wg.Wait()
 	r.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -65,13 +66,52 @@ type Options struct {
 	Renames map[string]string `json:",omitempty"`
 }
 
+// PeriodStart turns the seed's date ranges (全部/2年/1年/3个月/30天) into a
+// start date, fixed when the job is created.
+func PeriodStart(p string, now time.Time) (time.Time, error) {
+	switch strings.ToLower(p) {
+	case "all", "":
+		return time.Time{}, nil
+	case "2y":
+		return now.AddDate(-2, 0, 0), nil
+	case "1y":
+		return now.AddDate(-1, 0, 0), nil
+	case "3m":
+		return now.AddDate(0, -3, 0), nil
+	case "30d":
+		return now.AddDate(0, 0, -30), nil
+	}
+	return time.Time{}, fmt.Errorf("period %q: want all, 2y, 1y, 3m or 30d", p)
+}
+
+// Job modes: who supplies the old mailbox's password.
+const (
+	ModePasswords = "passwords" // the admin, in a CSV or one by one
+	ModeDelegated = "delegated" // nobody: a migration admin opens every mailbox (无感搬家)
+	ModeMember    = "member"    // each member, in the portal (成员登录后输入旧密码)
+)
+
+// EnrollWindow is how long after its creation a job takes new accounts
+// (the seed: accounts added in the next 30 days).
+const EnrollWindow = 30 * 24 * time.Hour
+
 // Job moves one source domain into one target domain.
 type Job struct {
-	ID      string
-	Name    string
-	Source  sources.Endpoint // template: User comes from each account
-	Target  sources.Endpoint
-	Options Options
+	ID   string
+	Name string
+	// Mode is ModePasswords, ModeDelegated or ModeMember ("" reads as
+	// passwords, or delegated when Delegation is set).
+	Mode string `json:",omitempty"`
+	// Domain and NewDomain are the old and new mail domains; a member of
+	// NewDomain may enroll in a member-triggered job.
+	Domain    string `json:",omitempty"`
+	NewDomain string `json:",omitempty"`
+	// EnrollUntil is when the job stops taking new accounts; zero means
+	// no window (only the accounts given).
+	EnrollUntil time.Time        `json:",omitempty"`
+	Source      sources.Endpoint // template: User comes from each account
+	Target      sources.Endpoint
+	Options     Options
 	// Admin logins (a target master user, a delegated source admin) whose
 	// passwords are sealed here instead of in the endpoints.
 	SourceAdminSecret []byte `json:",omitempty"`
@@ -82,6 +122,28 @@ type Job struct {
 	State             JobState
 	Created           time.Time
 	Updated           time.Time
+}
+
+// ModeOf is the job's mode, with older records read by what they hold.
+func (j *Job) ModeOf() string {
+	switch {
+	case j.Mode != "":
+		return j.Mode
+	case j.Delegation != nil:
+		return ModeDelegated
+	}
+	return ModePasswords
+}
+
+// Enrolling reports whether the job takes new accounts at t.
+func (j *Job) Enrolling(t time.Time) bool {
+	return j.State != JobEnded && !j.EnrollUntil.IsZero() && t.Before(j.EnrollUntil)
+}
+
+// AwaitingMember reports whether an account waits for its member to type
+// the old password in the portal before anything can start.
+func (j *Job) AwaitingMember(a *Account) bool {
+	return j.ModeOf() == ModeMember && a.State == AccountNotStarted && len(a.SourceSecret) == 0
 }
 
 // Counts are an account's or a job's message counts.
@@ -116,6 +178,8 @@ type Account struct {
 	Started      time.Time
 	Finished     time.Time
 	Updated      time.Time
+	// Lang is the language the member chose in the portal, for their mail.
+	Lang string `json:",omitempty"`
 }
 
 // Checkpoint is how far one source folder has been copied.
@@ -287,6 +351,24 @@ func (s *Store) SetJobState(id string, st JobState) error {
 		return writeError(s.Path, err)
 	}
 	return err
+}
+
+// DeleteJob removes a job that never ran (one whose creation failed half
+// way): its record and its accounts. Checkpoints are never deleted.
+func (s *Store) DeleteJob(id string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bJobs).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if tx.Bucket(bAccounts).Bucket([]byte(id)) != nil {
+			return tx.Bucket(bAccounts).DeleteBucket([]byte(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return writeError(s.Path, err)
+	}
+	return nil
 }
 
 func accountBucket(tx *bolt.Tx, job string, create bool) (*bolt.Bucket, error) {

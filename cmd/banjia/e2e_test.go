@@ -695,7 +695,7 @@ func TestDelegatedCLI(t *testing.T) {
 
 	// Without delegation the file is refused: it holds no old passwords.
 	out, err := w.banjia(t, "job", "create", "nodeleg", "--from", "imap+plain://"+w.Src.IMAPAddr, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv)
-	if err == nil || !strings.Contains(out, "no old password for u00@old.test (or create the job with --mode delegated)") {
+	if err == nil || !strings.Contains(out, "no old password for u00@old.test (or create the job with --mode delegated or --mode member)") {
 		t.Fatalf("create without old passwords: %v\n%s", err, out)
 	}
 	out, err = w.banjia(t, "job", "create", "badtpl", "--mode", "delegated", "--from-admin", admin, "--admin-login", "template",

@@ -47,7 +47,7 @@ func main() {
 			&cli.StringFlag{Name: "lang", EnvVars: []string{"BANJIA_LANG"}, Usage: "en or zh (default from LANG)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log engine details to stderr"},
 		},
-		Commands: []*cli.Command{migrateCommand(), jobCommand(), checkCommand(), providersCommand(), logsCommand(), demoCommand()},
+		Commands: []*cli.Command{migrateCommand(), jobCommand(), checkCommand(), providersCommand(), logsCommand(), serveCommand(), demoCommand()},
 		Before: func(c *cli.Context) error {
 			// Graph delta links live beside the state file, so a re-run of
 			// a Graph job asks only for what changed.
@@ -405,7 +405,7 @@ func options(c *cli.Context) (state.Options, error) {
 	}
 	if p := c.String("period"); p != "" {
 		if o.Since.IsZero() {
-			since, err := periodStart(p, time.Now())
+			since, err := state.PeriodStart(p, time.Now())
 			if err != nil {
 				return o, err
 			}
@@ -423,24 +423,6 @@ func options(c *cli.Context) (state.Options, error) {
 		return o, fmt.Errorf("--max-size %d: want megabytes, 0 for no limit", mb)
 	}
 	return o, nil
-}
-
-// periodStart turns the seed's date ranges (全部/2年/1年/3个月/30天) into a
-// start date, fixed when the job is created.
-func periodStart(p string, now time.Time) (time.Time, error) {
-	switch strings.ToLower(p) {
-	case "all":
-		return time.Time{}, nil
-	case "2y":
-		return now.AddDate(-2, 0, 0), nil
-	case "1y":
-		return now.AddDate(-1, 0, 0), nil
-	case "3m":
-		return now.AddDate(0, -3, 0), nil
-	case "30d":
-		return now.AddDate(0, 0, -30), nil
-	}
-	return time.Time{}, fmt.Errorf("--period %q: want all, 2y, 1y, 3m or 30d", p)
 }
 
 func optionFlags() []cli.Flag {
@@ -462,7 +444,8 @@ func jobCommand() *cli.Command {
 		&cli.StringFlag{Name: "domain", Usage: "delegated Microsoft Graph source: take the accounts from the directory's users of this domain"},
 		&cli.StringFlag{Name: "new-domain", Usage: "with --domain: the new address is the same name at this domain"},
 		&cli.StringFlag{Name: "to-admin", Usage: "log in to the target as this admin (master user) for accounts without a new password"},
-		&cli.StringFlag{Name: "mode", Value: "passwords", Usage: "passwords (the CSV gives old passwords) or delegated (a migration admin opens every mailbox: 无感搬家)"},
+		&cli.StringFlag{Name: "mode", Value: "passwords", Usage: "passwords (the CSV gives old passwords), delegated (a migration admin opens every mailbox: 无感搬家) or member (each member types the old password in banjia serve's portal)"},
+		&cli.IntFlag{Name: "enroll-days", Value: 30, Usage: "accounts can be added (or, in member mode, members can enroll) for this many days after the job is created; 0: only the accounts given"},
 		&cli.StringFlag{Name: "from-admin", Usage: "delegated: the migration admin's login on the old server (for xoauth2: not needed)"},
 		&cli.StringFlag{Name: "admin-login", Value: sources.DelegateAuthzID, Usage: "delegated: authzid (SASL PLAIN as the member: Exchange 2010-2019, Dovecot), template (LOGIN with --login-template) or xoauth2 (Exchange Online app-only token)"},
 		&cli.StringFlag{Name: "login-template", Usage: "delegated, template: the login name, e.g. 'DOMAIN\\admin\\{alias}' or '{user}*{admin}' ({user}, {alias}, {domain}, {admin})"},
@@ -509,7 +492,17 @@ func jobCommand() *cli.Command {
 						return err
 					}
 					var rows []migrate.AccountRow
+					mode := c.String("mode")
 					switch {
+					case mode == "member":
+						if c.String("domain") == "" || c.String("new-domain") == "" {
+							return errors.New("--mode member needs --domain OLD-DOMAIN and --new-domain NEW-DOMAIN: members of the new domain enroll in banjia serve's portal")
+						}
+						if c.String("accounts") != "" {
+							if rows, err = readCSV(c.String("accounts")); err != nil {
+								return err
+							}
+						}
 					case c.String("domain") != "":
 						if delegation == nil || src.Scheme != "graph" {
 							return errors.New("--domain takes the accounts from a Microsoft Graph directory: use it with --mode delegated --from graph://CLIENT-ID@graph.microsoft.com?tenant=TENANT")
@@ -532,7 +525,15 @@ func jobCommand() *cli.Command {
 					if _, err := store.Job(id); err == nil {
 						return fmt.Errorf("job %q already exists (banjia job add %s --accounts FILE adds accounts)", id, id)
 					}
-					job := &state.Job{ID: id, Name: id, Source: src, Target: dst, Options: opts, State: state.JobCreated, Created: time.Now().UTC()}
+					now := time.Now().UTC()
+					job := &state.Job{ID: id, Name: id, Mode: mode, Source: src, Target: dst, Options: opts, State: state.JobCreated, Created: now,
+						Domain: strings.ToLower(c.String("domain")), NewDomain: strings.ToLower(c.String("new-domain"))}
+					if job.Mode == "" {
+						job.Mode = state.ModePasswords
+					}
+					if d := c.Int("enroll-days"); d > 0 {
+						job.EnrollUntil = now.Add(time.Duration(d) * 24 * time.Hour)
+					}
 					if dst.Password != "" {
 						// Sealed in the account records' way: the job record holds no plain secret.
 						sealed, err := store.Seal(dst.Password)
@@ -551,9 +552,9 @@ func jobCommand() *cli.Command {
 					if err := store.PutJob(job); err != nil {
 						return err
 					}
-					n, err := addAccounts(store, job, rows)
+					n, err := migrate.AddAccounts(store, job, rows, now)
 					if err != nil {
-						return err
+						return fmt.Errorf("accounts CSV %w", err)
 					}
 					store.AddEvent(&state.Event{Job: id, Kind: "job.created", Message: fmt.Sprintf("job %s created: %d accounts, %s -> %s", id, n, src, dst)})
 					fmt.Printf("job %s created with %d accounts; start it with: banjia job start %s\n", id, n, id)
@@ -569,6 +570,15 @@ func jobCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					// A running job (or banjia serve) holds the state file: it adds them.
+					rep, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "add", Job: id, Accounts: rows})
+					if err == nil {
+						fmt.Printf("%d accounts added or updated in job %s\n", rep.Added, id)
+						return nil
+					}
+					if !errors.Is(err, migrate.ErrNoRunner) {
+						return err
+					}
 					store, err := state.Open(c.String("state"))
 					if err != nil {
 						return err
@@ -578,12 +588,9 @@ func jobCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					if job.State == state.JobEnded {
-						return fmt.Errorf("job %s was ended", id)
-					}
-					n, err := addAccounts(store, job, rows)
+					n, err := migrate.AddAccounts(store, job, rows, time.Now())
 					if err != nil {
-						return err
+						return fmt.Errorf("accounts CSV %w", err)
 					}
 					store.AddEvent(&state.Event{Job: id, Kind: "job.accounts", Message: fmt.Sprintf("%d accounts added or updated", n)})
 					fmt.Printf("%d accounts added or updated in job %s\n", n, id)
@@ -631,36 +638,6 @@ func readCSV(path string) ([]migrate.AccountRow, error) {
 	return migrate.ReadAccounts(bufio.NewReader(f))
 }
 
-func addAccounts(store *state.Store, job *state.Job, rows []migrate.AccountRow) (int, error) {
-	var accts []*state.Account
-	for _, row := range rows {
-		a, err := store.Account(job.ID, row.Old)
-		if errors.Is(err, state.ErrNotFound) {
-			a = &state.Account{ID: row.Old, Source: row.Old, Target: row.New, State: state.AccountNotStarted}
-		} else if err != nil {
-			return 0, err
-		}
-		a.Target = row.New
-		if row.OldPassword == "" && len(job.SourceAdminSecret) == 0 {
-			return 0, fmt.Errorf("accounts CSV line %d: no old password for %s (or create the job with --mode delegated)", row.Line, row.Old)
-		}
-		if row.NewPassword == "" && len(job.TargetAdminSecret) == 0 {
-			return 0, fmt.Errorf("accounts CSV line %d: no new password for %s (or create the job with --to-admin)", row.Line, row.New)
-		}
-		if a.SourceSecret, err = store.Seal(row.OldPassword); err != nil {
-			return 0, err
-		}
-		if a.TargetSecret, err = store.Seal(row.NewPassword); err != nil {
-			return 0, err
-		}
-		if a.State == state.AccountFailed {
-			a.State, a.Reason = state.AccountNotStarted, ""
-		}
-		accts = append(accts, a)
-	}
-	return len(accts), store.PutAccounts(job.ID, accts...)
-}
-
 func controlCommand(op, usage string) *cli.Command {
 	return &cli.Command{
 		Name: op, Usage: usage, ArgsUsage: "JOB",
@@ -696,6 +673,19 @@ func controlCommand(op, usage string) *cli.Command {
 // when nothing runs.
 func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
 	rep, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "status"})
+	if err == nil && rep.Statuses != nil {
+		// banjia serve runs every job of the file.
+		var out []*migrate.Status
+		for _, st := range rep.Statuses {
+			if id == "" || st.Job.ID == id {
+				out = append(out, st)
+			}
+		}
+		if id != "" && len(out) == 0 {
+			return nil, fmt.Errorf("job %q: %w", id, state.ErrNotFound)
+		}
+		return out, nil
+	}
 	if err == nil && rep.Status != nil && (id == "" || rep.Status.Job.ID == id) {
 		if id != "" {
 			return []*migrate.Status{rep.Status}, nil
@@ -830,7 +820,7 @@ func logsCommand() *cli.Command {
 // as each member, and the admin's password (or the app's client secret).
 func delegated(c *cli.Context, src *sources.Endpoint) (*sources.Delegation, string, error) {
 	switch c.String("mode") {
-	case "passwords", "":
+	case "passwords", "", "member":
 		for _, f := range []string{"from-admin", "login-template", "tenant", "client-id"} {
 			if c.IsSet(f) {
 				return nil, "", fmt.Errorf("--%s is for --mode delegated", f)
@@ -839,7 +829,7 @@ func delegated(c *cli.Context, src *sources.Endpoint) (*sources.Delegation, stri
 		return nil, "", nil
 	case "delegated":
 	default:
-		return nil, "", fmt.Errorf("--mode %q: want passwords or delegated", c.String("mode"))
+		return nil, "", fmt.Errorf("--mode %q: want passwords, delegated or member", c.String("mode"))
 	}
 	d := &sources.Delegation{Method: c.String("admin-login"), Template: c.String("login-template")}
 	if src.Scheme == "graph" {

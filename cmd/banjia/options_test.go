@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/banjia-mail/banjia/state"
 )
 
 func TestPeriodStart(t *testing.T) {
@@ -12,12 +14,12 @@ func TestPeriodStart(t *testing.T) {
 		"3m": time.Date(2026, 8, 23, 12, 0, 0, 0, time.UTC), "30d": time.Date(2026, 10, 24, 12, 0, 0, 0, time.UTC),
 	}
 	for p, want := range cases {
-		got, err := periodStart(p, now)
+		got, err := state.PeriodStart(p, now)
 		if err != nil || !got.Equal(want) {
 			t.Errorf("%s: %v %v, want %v", p, got, err, want)
 		}
 	}
-	if _, err := periodStart("5w", now); err == nil {
+	if _, err := state.PeriodStart("5w", now); err == nil {
 		t.Error("5w accepted")
 	}
 }

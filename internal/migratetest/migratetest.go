@@ -51,6 +51,8 @@ type Options struct {
 	// SourceAdmin, SourceAdminPW make the source Dovecot accept this
 	// master user (delegated logins: "member*admin", PLAIN authzid).
 	SourceAdmin, SourceAdminPW string
+	// SourceConfig is appended to the source Dovecot's configuration.
+	SourceConfig string
 	// TargetConfig is appended to the target Dovecot's configuration.
 	TargetConfig string
 	// TargetFormat is the target's mailbox format (default sdbox).
@@ -60,7 +62,7 @@ type Options struct {
 // New starts both servers, fills the source and creates the job.
 func New(t testing.TB, o Options) *World {
 	t.Helper()
-	src := dovecot.StartT(t, dovecot.Options{MasterUser: o.SourceAdmin, MasterPassword: o.SourceAdminPW})
+	src := dovecot.StartT(t, dovecot.Options{MasterUser: o.SourceAdmin, MasterPassword: o.SourceAdminPW, ExtraConfig: o.SourceConfig})
 	if o.TargetFormat == "" {
 		o.TargetFormat = "sdbox"
 	}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/web"
+)
+
+func serveCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address of the portal, dashboard, API and /metrics"},
+		&cli.StringFlag{Name: "admin-user", Value: "admin", EnvVars: []string{"BANJIA_ADMIN_USER"}, Usage: "the dashboard's admin user"},
+		&cli.StringFlag{Name: "admin-password-file", Usage: "read the admin's password from this file (or set BANJIA_ADMIN_PASSWORD)"},
+		&cli.StringFlag{Name: "admin-token-file", Usage: "read the API token from this file (or set BANJIA_ADMIN_TOKEN)"},
+		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
+		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
+		&cli.BoolFlag{Name: "secure-cookies", Usage: "mark cookies Secure on plain HTTP too (behind a TLS proxy)"},
+	}
+	flags = append(flags, notifyFlags()...)
+	flags = append(flags, runnerFlags()...)
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run every job of the state file with the member portal, admin dashboard, JSON API and /metrics",
+		Description: `Members sign in with their NEW mailbox's address and password (checked by an IMAP login to
+the new server) and type their OLD password to start their move. The admin signs in at /admin.
+While serving, banjia job pause/resume/end/status/add and banjia logs -f talk to this process.`,
+		Flags:  flags,
+		Action: serve,
+	}
+}
+
+func serve(c *cli.Context) error {
+	adminPW, err := secretFrom(c.String("admin-password-file"), "BANJIA_ADMIN_PASSWORD")
+	if err != nil {
+		return err
+	}
+	token, err := secretFrom(c.String("admin-token-file"), "BANJIA_ADMIN_TOKEN")
+	if err != nil {
+		return err
+	}
+	if adminPW == "" && token == "" {
+		return errors.New("the dashboard needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file) or an API token (BANJIA_ADMIN_TOKEN or --admin-token-file)")
+	}
+	store, err := state.Open(c.String("state"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	log := logger(c)
+	lang := langOf(c.String("lang"))
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	var srv *web.Server
+	cfg := runnerConfig(c)
+	cfg.OnEvent = func(e *state.Event) {
+		if srv != nil {
+			srv.HandleEvent(e)
+		}
+	}
+	m := migrate.NewManager(ctx, store, cfg)
+	notifier, err := openNotifier(c, log, func(err error) {
+		if srv != nil {
+			srv.NotifyError(err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token,
+		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), Log: log}
+	if notifier != nil {
+		wcfg.Notifier = notifier
+	}
+	if srv, err = web.New(wcfg); err != nil {
+		return err
+	}
+	if err := m.ServeControl(ctx, store.Path); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	scheme := "http"
+	go func() {
+		var err error
+		if c.String("tls-cert") != "" {
+			err = hs.ServeTLS(l, c.String("tls-cert"), c.String("tls-key"))
+		} else {
+			err = hs.Serve(l)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("web server", "err", err)
+			cancel()
+		}
+	}()
+	if c.String("tls-cert") != "" {
+		scheme = "https"
+	}
+	if err := m.ResumeRunning(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "banjia serve: portal %s://%s/  dashboard %s://%s/admin  metrics %s://%s/metrics\n",
+		scheme, l.Addr(), scheme, l.Addr(), scheme, l.Addr())
+
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		fmt.Fprintf(os.Stderr, "\n%s: stopping jobs at the next message boundary and saving progress...\n", s)
+	case <-ctx.Done():
+	}
+	go func() {
+		<-sig
+		// A second signal: stop waiting for message boundaries.
+		cancel()
+	}()
+	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
+	hs.Shutdown(shut)
+	done()
+	m.Stop()
+	if notifier != nil {
+		nctx, ndone := context.WithTimeout(context.Background(), 10*time.Second)
+		notifier.Close(nctx)
+		ndone()
+	}
+	return nil
+}
+
+// login checks a login against a mail server without touching the mailbox.
+func login(ctx context.Context, e sources.Endpoint) error {
+	src, err := sources.Open(ctx, e)
+	if err != nil {
+		return err
+	}
+	return src.Close()
+}
+
+// secretFrom reads a secret from a file or the environment, never a flag
+// (flags show up in ps).
+func secretFrom(file, env string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return string(trimNL(b)), nil
+	}
+	return os.Getenv(env), nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

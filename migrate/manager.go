@@ -1,0 +1,237 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/banjia-mail/banjia/state"
+)
+
+// Manager runs several jobs in one process (banjia serve): one Runner per
+// job, all over the same state file, which the process holds locked. The
+// CLI's `job start` runs a single Runner instead.
+type Manager struct {
+	store *state.Store
+	cfg   Config
+	ctx   context.Context
+
+	mu      sync.Mutex
+	runners map[string]*Runner
+	done    map[string]chan struct{}
+	errs    map[string]error
+	notify  []chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewManager makes a manager; ctx bounds every job it runs.
+func NewManager(ctx context.Context, store *state.Store, cfg Config) *Manager {
+	m := &Manager{store: store, cfg: cfg, ctx: ctx, runners: map[string]*Runner{}, done: map[string]chan struct{}{}, errs: map[string]error{}}
+	prev := cfg.OnEvent
+	m.cfg.OnEvent = func(e *state.Event) {
+		m.changed()
+		if prev != nil {
+			prev(e)
+		}
+	}
+	return m
+}
+
+// Event records an event in the audit log (搬家查询) and tells whoever
+// listens: the admin's actions, enrollments.
+func (m *Manager) Event(job, account, kind, msg string) {
+	New(m.store, m.cfg).event(job, account, kind, msg)
+}
+
+// Store is the manager's state file.
+func (m *Manager) Store() *state.Store { return m.store }
+
+// Resume restarts the jobs that were running when the process stopped.
+func (m *Manager) ResumeRunning() error {
+	jobs, err := m.store.Jobs()
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.State == state.JobRunning || j.State == state.JobPaused {
+			if err := m.Start(j.ID); err != nil {
+				m.cfg.Log.Warn("job not restarted", "job", j.ID, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Start runs a job in the background. A job already running is left as it
+// is; a completed job runs again for the accounts added since.
+func (m *Manager) Start(jobID string) error {
+	j, err := m.store.Job(jobID)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if _, ok := m.runners[jobID]; ok {
+		m.mu.Unlock()
+		return nil
+	}
+	if j.State == state.JobEnded {
+		m.mu.Unlock()
+		return fmt.Errorf("job %s was ended; create a new job to move its remaining accounts", jobID)
+	}
+	r := New(m.store, m.cfg)
+	// A paused job comes back paused, waiting for Resume.
+	r.startPaused = j.State == state.JobPaused
+	done := make(chan struct{})
+	m.runners[jobID] = r
+	m.done[jobID] = done
+	delete(m.errs, jobID)
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		err := r.Run(m.ctx, jobID)
+		m.mu.Lock()
+		delete(m.runners, jobID)
+		delete(m.done, jobID)
+		if err != nil && !errors.Is(err, ErrInterrupted) {
+			m.errs[jobID] = err
+			m.cfg.Log.Error("job stopped", "job", jobID, "err", err)
+		}
+		m.mu.Unlock()
+		close(done)
+		m.changed()
+	}()
+	// Wait until the runner holds the job, so that a pause right after
+	// this call reaches it.
+	for i := 0; i < 400; i++ {
+		r.mu.Lock()
+		ready := r.job != nil
+		r.mu.Unlock()
+		if ready || isClosed(done) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+func (m *Manager) runner(jobID string) *Runner {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runners[jobID]
+}
+
+// Running reports whether a runner works on the job now.
+func (m *Manager) Running(jobID string) bool { return m.runner(jobID) != nil }
+
+// Err is why the job's last run stopped, if it failed.
+func (m *Manager) Err(jobID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.errs[jobID]
+}
+
+// Control pauses, resumes or ends a job, running or not.
+func (m *Manager) Control(jobID, op string) error {
+	if r := m.runner(jobID); r != nil {
+		switch op {
+		case "pause":
+			return r.Pause()
+		case "resume":
+			return r.Resume()
+		case "end":
+			return r.End()
+		}
+		return fmt.Errorf("unknown operation %q", op)
+	}
+	if op == "start" {
+		return m.Start(jobID)
+	}
+	if err := Offline(m.store, jobID, op); err != nil {
+		return err
+	}
+	m.changed()
+	if op == "resume" {
+		return m.Start(jobID)
+	}
+	return nil
+}
+
+// Wake tells a job that accounts were added or enrolled; a job that is not
+// running (created or completed) is started.
+func (m *Manager) Wake(jobID string) error {
+	if r := m.runner(jobID); r != nil {
+		r.Wake()
+		return nil
+	}
+	j, err := m.store.Job(jobID)
+	if err != nil {
+		return err
+	}
+	if j.State == state.JobPaused || j.State == state.JobEnded {
+		return nil
+	}
+	return m.Start(jobID)
+}
+
+// Status is a job's status, with live counts when it runs.
+func (m *Manager) Status(jobID string) (*Status, error) {
+	if r := m.runner(jobID); r != nil {
+		return r.StatusOf(jobID)
+	}
+	st, err := New(m.store, Config{}).StatusOf(jobID)
+	if st != nil {
+		st.Attached = false
+	}
+	return st, err
+}
+
+// Statuses lists every job's status.
+func (m *Manager) Statuses() ([]*Status, error) {
+	jobs, err := m.store.Jobs()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Status
+	for _, j := range jobs {
+		st, err := m.Status(j.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Changes returns a channel that receives a value whenever any job changes.
+func (m *Manager) Changes() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	m.mu.Lock()
+	m.notify = append(m.notify, ch)
+	m.mu.Unlock()
+	return ch
+}
+
+func (m *Manager) changed() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ch := range m.notify {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Stop interrupts every job at message boundaries and waits for them to
+// save their progress.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	for _, r := range m.runners {
+		r.Stop()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}

@@ -1,0 +1,273 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+)
+
+func (s *Server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
+	ss := s.sess.ensure(w, r, s.secure(r))
+	s.render(w, r, "adminlogin", http.StatusOK, view{CSRF: ss.csrf})
+}
+
+func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
+	lang := langOf(r, s.cfg.Lang)
+	ss := s.sess.get(r)
+	fail := func(status int, msg string) {
+		ss := s.sess.ensure(w, r, s.secure(r))
+		s.render(w, r, "adminlogin", status, view{CSRF: ss.csrf, Error: msg})
+	}
+	if !csrfOK(r, ss) {
+		fail(http.StatusForbidden, tr(lang, "csrf"))
+		return
+	}
+	keys := []string{"admin", "ip:" + clientIP(r)}
+	if d := s.lock.locked(keys...); d > 0 {
+		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
+		return
+	}
+	user := r.PostFormValue("user")
+	if !s.adminOK(user, r.PostFormValue("password"), r.PostFormValue("token")) {
+		if s.lock.fail(keys...) {
+			s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", clientIP(r))
+		}
+		fail(http.StatusUnauthorized, tr(lang, "bad.admin"))
+		return
+	}
+	s.lock.succeed(keys...)
+	ns := s.sess.create(w, s.secure(r), ss)
+	ns.admin = true
+	ns.member = ""
+	http.Redirect(w, r, "/admin", http.StatusSeeOther)
+}
+
+// jobRow is one line of the seed's job table.
+type jobRow struct {
+	Job     state.Job
+	All     int
+	N       map[string]int
+	Counts  state.Counts
+	Running bool
+	Mode    string
+	Err     string
+}
+
+func rowOf(st *migrate.Status, err error) jobRow {
+	row := jobRow{Job: st.Job, All: len(st.Accounts), N: map[string]int{}, Running: st.Attached, Mode: st.Job.ModeOf()}
+	for _, a := range st.Accounts {
+		row.N[string(a.State)]++
+		row.Counts.Add(a.Counts)
+	}
+	// The seed's table shows preparing accounts as in progress.
+	row.N[string(state.AccountRunning)] += row.N[string(state.AccountPreparing)]
+	if err != nil {
+		row.Err = err.Error()
+	}
+	return row
+}
+
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, ss *session) {
+	sts, err := s.m.Statuses()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var rows []jobRow
+	for _, st := range sts {
+		rows = append(rows, rowOf(st, s.m.Err(st.Job.ID)))
+	}
+	sort.Slice(rows, func(i, k int) bool { return rows[i].Job.Created.After(rows[k].Job.Created) })
+	s.render(w, r, "dashboard", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: rows, Refresh: true, Notice: r.URL.Query().Get("notice")})
+}
+
+// jobView is a job's page: the table row, the accounts (filtered by
+// state), its events.
+type jobView struct {
+	Row      jobRow
+	Filter   string
+	States   []string
+	Accounts []state.Account
+	Events   []*state.Event
+}
+
+var accountStates = []string{"all", "not_started", "in_progress", "succeeded", "failed", "abandoned"}
+
+func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	id := r.PathValue("id")
+	st, err := s.m.Status(id)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	v := jobView{Row: rowOf(st, s.m.Err(id)), Filter: r.URL.Query().Get("state"), States: accountStates}
+	if v.Filter == "" {
+		v.Filter = "all"
+	}
+	for _, a := range st.Accounts {
+		if accountIn(a.State, v.Filter) {
+			v.Accounts = append(v.Accounts, a)
+		}
+	}
+	evs, _ := s.store.Events(id, 0, 0)
+	// Newest first, and not the whole history on a page that refreshes.
+	for i := len(evs) - 1; i >= 0 && len(v.Events) < 200; i-- {
+		v.Events = append(v.Events, evs[i])
+	}
+	s.render(w, r, "job", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: v, Refresh: true,
+		Notice: r.URL.Query().Get("notice"), Error: r.URL.Query().Get("error")})
+}
+
+func accountIn(st state.AccountState, filter string) bool {
+	switch filter {
+	case "", "all":
+		return true
+	case "in_progress":
+		return st == state.AccountRunning || st == state.AccountPreparing
+	}
+	return string(st) == filter
+}
+
+func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	evs, err := s.store.Events(r.URL.Query().Get("job"), 0, 0)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var out []*state.Event
+	for i := len(evs) - 1; i >= 0 && len(out) < 500; i-- {
+		out = append(out, evs[i])
+	}
+	s.render(w, r, "events", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: out, Refresh: true})
+}
+
+// controlForm is a pause / resume / end / start button.
+func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session) {
+	id, op := r.PathValue("id"), r.PathValue("op")
+	back := "/admin/jobs/" + url.PathEscape(id)
+	if r.PostFormValue("back") == "list" {
+		back = "/admin"
+	}
+	if err := s.control(id, op, "the admin (dashboard)"); err != nil {
+		http.Redirect(w, r, back+"?error="+url.QueryEscape(err.Error()), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// control carries out an admin's pause, resume, end or start and records
+// who asked.
+func (s *Server) control(id, op, who string) error {
+	switch op {
+	case "pause", "resume", "end", "start":
+	default:
+		return fmt.Errorf("unknown operation %q: want pause, resume, end or start", op)
+	}
+	if _, err := s.store.Job(id); err != nil {
+		return fmt.Errorf("job %q: %w", id, err)
+	}
+	s.event(id, "", "admin."+op, fmt.Sprintf("%s asked to %s job %s", who, op, id))
+	return s.m.Control(id, op)
+}
+
+type newJobView struct {
+	Providers []sources.Provider
+	Req       JobRequest
+	Check     *sources.Report
+}
+
+func (s *Server) providers() []sources.Provider {
+	var ps []sources.Provider
+	for _, n := range sources.ProviderNames() {
+		ps = append(ps, sources.Providers[n])
+	}
+	return ps
+}
+
+func (s *Server) newJobPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	s.render(w, r, "newjob", http.StatusOK, view{CSRF: ss.csrf, Admin: true,
+		Data: newJobView{Providers: s.providers(), Req: JobRequest{Mode: state.ModeMember, Period: "all"}}})
+}
+
+func jobRequestOf(r *http.Request) JobRequest {
+	f := r.PostFormValue
+	req := JobRequest{ID: f("id"), Mode: f("mode"), Domain: f("domain"), NewDomain: f("new_domain"), Provider: f("provider"),
+		Protocol: f("protocol"), Source: f("source"), Target: f("target"), TargetAdmin: f("target_admin"),
+		TargetAdminPassword: f("target_admin_password"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
+		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true}
+	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
+	if d := strings.TrimSpace(f("enroll_days")); d != "" {
+		n, err := strconv.Atoi(d)
+		if err == nil {
+			req.EnrollDays = &n
+		}
+	}
+	return req
+}
+
+func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *session) {
+	req := jobRequestOf(r)
+	job, _, err := s.createJob(&req, "the admin (dashboard)")
+	if err != nil {
+		// Secrets typed into the form are not sent back into the page.
+		req.TargetAdminPassword, req.Accounts = "", ""
+		s.render(w, r, "newjob", http.StatusBadRequest, view{CSRF: ss.csrf, Admin: true, Error: err.Error(),
+			Data: newJobView{Providers: s.providers(), Req: req}})
+		return
+	}
+	http.Redirect(w, r, "/admin/jobs/"+url.PathEscape(job.ID), http.StatusSeeOther)
+}
+
+func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ss *session) {
+	req := jobRequestOf(r)
+	creq := CheckRequest{Provider: req.Provider, Protocol: req.Protocol, Source: req.Source,
+		User: r.PostFormValue("check_user"), Password: r.PostFormValue("check_password")}
+	rep, err := s.check(r.Context(), &creq)
+	req.TargetAdminPassword, req.Accounts = "", ""
+	v := view{CSRF: ss.csrf, Admin: true, Data: newJobView{Providers: s.providers(), Req: req, Check: rep}}
+	if err != nil {
+		v.Error = err.Error()
+	}
+	s.render(w, r, "newjob", http.StatusOK, v)
+}
+
+func (s *Server) addAccountsForm(w http.ResponseWriter, r *http.Request, ss *session) {
+	id := r.PathValue("id")
+	back := "/admin/jobs/" + url.PathEscape(id)
+	n, err := s.addAccounts(id, r.PostFormValue("accounts"), "the admin (dashboard)")
+	if err != nil {
+		http.Redirect(w, r, back+"?error="+url.QueryEscape(err.Error()), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, back+"?notice="+url.QueryEscape(fmt.Sprintf("%d accounts added or updated", n)), http.StatusSeeOther)
+}
+
+func (s *Server) addAccounts(id, csv, who string) (int, error) {
+	job, err := s.store.Job(id)
+	if err != nil {
+		return 0, fmt.Errorf("job %q: %w", id, err)
+	}
+	rows, err := migrate.ReadAccounts(strings.NewReader(csv))
+	if err != nil {
+		return 0, err
+	}
+	n, err := migrate.AddAccounts(s.store, job, rows, timeNow())
+	if err != nil {
+		return 0, fmt.Errorf("accounts CSV %w", err)
+	}
+	s.event(id, "", "job.accounts", fmt.Sprintf("%s added or updated %d accounts", who, n))
+	if job.State != state.JobCreated {
+		// A created job waits for its start; any other takes them now.
+		if err := s.m.Wake(id); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,166 @@
+package web_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/internal/browser"
+	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/notify"
+	"github.com/banjia-mail/banjia/notify/smtptest"
+)
+
+// TestBrowserEndToEnd is the seed's whole 邮箱搬家 in a real browser: the
+// admin creates a member-triggered job on the dashboard, members sign in
+// with their new password and type the old one (a wrong one first, in
+// English and in Chinese), the move runs, the dashboard shows the counts,
+// pause / resume / end reach the job, and the notification mails arrive at
+// a real SMTP server with the same counts.
+func TestBrowserEndToEnd(t *testing.T) {
+	browser.Require(t)
+	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": "smtp-pw-77Qa"}})
+	nt, err := notify.New(notify.Config{Host: mail.Host, Port: mail.TLSPort, Security: notify.SecurityTLS, User: "banjia@new.test",
+		Password: "smtp-pw-77Qa", Admins: []string{"it@new.test"}, RootCAs: mail.RootCAs, Backoff: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t, siteOptions{accounts: 3, messages: 60, notifier: nt})
+	nt.OnError(s.srv.NotifyError)
+	t.Cleanup(func() { nt.Close(t.Context()) })
+	b := browser.Start(t)
+	base := s.http.URL
+	u0, u1 := s.w.Users[0], s.w.Users[1]
+
+	// The admin signs in and creates the job, checking the connection first.
+	admin := b.Tab(t)
+	admin.SetLanguage("en-US,en;q=0.9")
+	admin.Go(base + "/admin")
+	admin.Fill("#admin-user", "admin")
+	admin.Fill("#admin-password", adminPW)
+	admin.Click("#admin-signin")
+	admin.WaitText("h1", "Jobs", 5*time.Second)
+	admin.Click("#new-job")
+	admin.Fill("#f-id", "acme")
+	admin.Fill("#f-domain", "old.test")
+	admin.Fill("#f-new-domain", "new.test")
+	admin.Fill("#f-source", s.endpointURL(s.w.Src.IMAPAddr))
+	admin.Fill("#f-target", s.endpointURL(s.w.Dst.IMAPAddr))
+	admin.Fill("#f-check-user", u0.Old)
+	admin.Fill("#f-check-pw", u0.OldPW)
+	admin.Click("#check")
+	admin.WaitText("#check-ok", "Connection checked", 10*time.Second)
+	if txt := admin.Text("#check-report"); !strings.Contains(txt, "login") {
+		t.Fatalf("check report: %s", txt)
+	}
+	admin.Click("#create")
+	admin.WaitText("#job-state", "running", 10*time.Second)
+
+	// A member signs in with the new mailbox's password and types a wrong
+	// old one: a clear message, nothing started.
+	m0 := b.Tab(t)
+	m0.SetLanguage("en-US,en;q=0.9")
+	m0.Go(base + "/")
+	m0.Fill("#address", u0.New)
+	m0.Fill("#password", u0.NewPW)
+	m0.Click("#signin")
+	m0.WaitText("h1", "Your old mailbox", 5*time.Second)
+	if got := m0.Text("#who"); got != u0.New {
+		t.Fatalf("signed in as %q", got)
+	}
+	m0.Fill("#old-password", "wrong-old")
+	m0.Click("#start")
+	m0.WaitText("#error", "The old mailbox did not accept this password, so nothing was started", 10*time.Second)
+	if _, ok := s.accounts("acme")[u0.Old]; ok {
+		t.Fatal("a wrong old password started a move")
+	}
+
+	// The same in Chinese, for another member; repeated, it locks them out.
+	m1 := b.Tab(t)
+	m1.SetLanguage("zh-CN,zh;q=0.9")
+	m1.Go(base + "/")
+	m1.WaitText("h1", "把旧邮箱搬到这里", 5*time.Second)
+	m1.Fill("#address", u1.New)
+	m1.Fill("#password", u1.NewPW)
+	m1.Click("#signin")
+	m1.WaitText("h1", "你的旧邮箱", 5*time.Second)
+	for i := 0; i < 3; i++ {
+		m1.Fill("#old-password", fmt.Sprintf("wrong-old-%d", i))
+		m1.Click("#start")
+		m1.WaitText("#error", "旧邮箱没有接受这个密码, 搬家没有启动", 10*time.Second)
+	}
+	m1.Fill("#old-password", u1.OldPW)
+	m1.Click("#start")
+	m1.WaitText("#error", "失败次数过多, 请15分钟后再试", 10*time.Second)
+	if _, ok := s.accounts("acme")[u1.Old]; ok {
+		t.Fatal("a locked-out member started a move")
+	}
+
+	// The right old password: the move runs and the member watches it.
+	m0.Fill("#old-password", u0.OldPW)
+	m0.Click("#start")
+	want := len(flatten(s.w.Sources()[u0.Old]))
+	counts := fmt.Sprintf("%d to import, %d imported, 0 failed", want, want)
+	m0.WaitText("#my-state", "succeeded", 2*time.Minute)
+	m0.WaitText("#my-counts", counts, 5*time.Second)
+	migratetest.SameMail(t, u0.Old, s.w.Sources()[u0.Old], s.w.Target(u0))
+
+	// The dashboard shows it, live.
+	admin.Go(base + "/admin")
+	admin.WaitText("#job-acme .n-succeeded", "1", 10*time.Second)
+	admin.Go(base + "/admin/jobs/acme?state=succeeded")
+	admin.WaitText("#accounts", u0.Old+" → "+u0.New, 5*time.Second)
+	admin.WaitText("#accounts", counts, 5*time.Second)
+	admin.WaitText("#accounts", "succeeded", 5*time.Second)
+	admin.WaitText("#events", u0.New+" typed the old password for "+u0.Old, 5*time.Second)
+
+	// The notification: to the member and the admin, with the counts.
+	msgs := mail.Wait(t, 1, 30*time.Second)
+	body, err := msgs[0].Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := msgs[0].Subject()
+	if !strings.Contains(body, counts) || !strings.Contains(body+subject, "succeeded") || !msgs[0].TLS {
+		t.Fatalf("member mail: %q\n%s", subject, body)
+	}
+	to := strings.Join(msgs[0].To, ",")
+	if !strings.Contains(to, u0.New) || !strings.Contains(to, "it@new.test") {
+		t.Fatalf("member mail went to %s", to)
+	}
+
+	// Pause, resume and end from the dashboard reach the job within a second.
+	admin.Go(base + "/admin")
+	for _, step := range []struct{ button, want string }{{"#pause-acme", "paused"}, {"#resume-acme", "running"}, {"#end-acme", "ended"}} {
+		t0 := time.Now()
+		admin.Click(step.button)
+		for s.jobState("acme") != step.want {
+			if time.Since(t0) > time.Second {
+				t.Fatalf("%s: the job is %q after %v", step.button, s.jobState("acme"), time.Since(t0))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("%s reached the job in %v", step.button, time.Since(t0))
+		admin.WaitText("#job-acme .st", map[string]string{"paused": "paused", "running": "running", "ended": "ended"}[step.want], 5*time.Second)
+	}
+	// Ended: the admin is told how the job finished.
+	msgs = mail.Wait(t, 2, 30*time.Second)
+	sum, _ := msgs[1].Text()
+	if !strings.Contains(sum, counts) || strings.Contains(strings.Join(msgs[1].To, ","), u0.New) {
+		t.Fatalf("job summary to %v:\n%s", msgs[1].To, sum)
+	}
+
+	// The pages carried no secret: the last ones of each tab, and the mails.
+	for _, text := range []string{admin.Text("body"), m0.Text("body"), m1.Text("body"), body, sum} {
+		s.seen.Write([]byte(text))
+	}
+	s.secrets = append(s.secrets, "smtp-pw-77Qa", "wrong-old-0", "wrong-old-2")
+	s.noSecrets()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}

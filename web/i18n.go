@@ -1,0 +1,212 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// words are every page's wording in English and Simplified Chinese. The
+// state names are the seed's (搬家中, 搬家已暂停, 搬家已结束, 未启动, 进行中,
+// 搬家成功, 搬家失败, 放弃).
+var words = map[string]map[string]string{
+	"en": {
+		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
+		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress", "succeeded": "succeeded",
+		"failed": "failed", "abandoned": "abandoned", "all": "all",
+		"counts":          "%d to import, %d imported, %d failed",
+		"title":           "Mailbox move",
+		"portal.title":    "Move your old mailbox here",
+		"portal.intro":    "Sign in with your NEW mailbox's address and password.",
+		"address":         "Address",
+		"password":        "Password",
+		"signin":          "Sign in",
+		"signout":         "Sign out",
+		"bad.login":       "The new mail server did not accept this address and password.",
+		"not.member":      "%s is not part of any mailbox move. Ask your admin.",
+		"locked":          "Too many failed attempts. Try again in %d minutes.",
+		"csrf":            "The form expired. Please try again.",
+		"old.title":       "Your old mailbox",
+		"old.intro":       "Type your OLD mailbox's address and password to start moving its mail here. Nothing is deleted from the old mailbox.",
+		"old.authcode":    "Your old provider wants an authorization code (client password), not the web login password.",
+		"old.address":     "Old address",
+		"old.password":    "Old password or authorization code",
+		"start":           "Start moving",
+		"bad.old":         "The old mailbox did not accept this password, so nothing was started. Check the password (or authorization code) and try again.",
+		"old.taken":       "%s is already being moved into another mailbox.",
+		"old.domain":      "The old address must be at %s.",
+		"closed":          "This move stopped taking new mailboxes on %s. Ask your admin.",
+		"started":         "Your move has started.",
+		"progress":        "Progress",
+		"reason":          "Reason",
+		"admin.title":     "Mailbox moves",
+		"admin.login":     "Admin sign-in",
+		"user":            "User",
+		"token":           "or API token",
+		"bad.admin":       "Wrong admin user, password or token.",
+		"jobs":            "Jobs",
+		"job":             "Job",
+		"state":           "State",
+		"domain":          "Domain",
+		"mode":            "Mode",
+		"pause":           "Pause",
+		"resume":          "Resume",
+		"end":             "End",
+		"start.job":       "Start",
+		"new.job":         "New job",
+		"create":          "Create and start",
+		"check":           "Check connection",
+		"events":          "Event log",
+		"accounts":        "Accounts",
+		"account":         "Account",
+		"time":            "Time",
+		"what":            "What happened",
+		"add.accounts":    "Add accounts",
+		"add":             "Add",
+		"csv":             "CSV: old address, new address, old password[, new password]",
+		"mode.member":     "members type their old password",
+		"mode.passwords":  "admin supplies passwords",
+		"mode.delegated":  "delegated admin (无感搬家)",
+		"provider":        "Old provider",
+		"source":          "Old server (e.g. imaps://imap.old.example:993)",
+		"target":          "New server (e.g. imaps://imap.new.example:993)",
+		"old.domain.f":    "Old domain",
+		"new.domain.f":    "New domain",
+		"target.admin":    "New server admin (master user, optional)",
+		"target.admin.pw": "Its password",
+		"check.account":   "Any old account, to check the connection",
+		"check.pw":        "Its password",
+		"period":          "Mail to move",
+		"period.all":      "all", "period.2y": "2 years", "period.1y": "1 year", "period.3m": "3 months", "period.30d": "30 days",
+		"skip.junk":    "Skip Junk and Trash",
+		"skip.custom":  "Only INBOX and special folders",
+		"max.size":     "Largest message (MB, 0: no limit)",
+		"enroll.until": "Takes new accounts until",
+		"check.ok":     "Connection checked: the old server accepted the login.",
+		"done":         "done",
+		"lang":         "中文",
+	},
+	"zh": {
+		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
+		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
+		"failed": "搬家失败", "abandoned": "放弃", "all": "所有的",
+		"counts":          "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
+		"title":           "邮箱搬家",
+		"portal.title":    "把旧邮箱搬到这里",
+		"portal.intro":    "请用新邮箱的帐号和密码登录。",
+		"address":         "邮箱帐号",
+		"password":        "密码",
+		"signin":          "登录",
+		"signout":         "退出",
+		"bad.login":       "新邮箱服务器没有接受这个帐号和密码。",
+		"not.member":      "%s 不在任何搬家任务中, 请联系管理员。",
+		"locked":          "失败次数过多, 请%d分钟后再试。",
+		"csrf":            "表单已过期, 请重试。",
+		"old.title":       "你的旧邮箱",
+		"old.intro":       "输入需搬家的旧邮箱帐号及对应密码, 即可启动搬家。原邮箱内邮件不会删除。",
+		"old.authcode":    "旧邮箱服务商要求输入客户端专用密码(授权码), 而不是网页登录密码。",
+		"old.address":     "原邮箱帐号",
+		"old.password":    "原邮箱密码或授权码",
+		"start":           "启动搬家",
+		"bad.old":         "旧邮箱没有接受这个密码, 搬家没有启动。请检查密码(或授权码)后重试。",
+		"old.taken":       "%s 已经在搬往另一个邮箱。",
+		"old.domain":      "原邮箱帐号必须是 %s 的帐号。",
+		"closed":          "此搬家任务已于 %s 停止接受新帐号, 请联系管理员。",
+		"started":         "搬家已启动。",
+		"progress":        "进展情况",
+		"reason":          "说明",
+		"admin.title":     "邮箱搬家",
+		"admin.login":     "管理员登录",
+		"user":            "管理员帐号",
+		"token":           "或 API 令牌",
+		"bad.admin":       "管理员帐号、密码或令牌错误。",
+		"jobs":            "搬家任务",
+		"job":             "搬家任务",
+		"state":           "任务状态",
+		"domain":          "域名",
+		"mode":            "搬家方式",
+		"pause":           "暂停",
+		"resume":          "继续",
+		"end":             "结束",
+		"start.job":       "启动",
+		"new.job":         "新建搬家",
+		"create":          "启动搬家",
+		"check":           "连接",
+		"events":          "搬家查询",
+		"accounts":        "邮箱账号",
+		"account":         "邮箱账号",
+		"time":            "时间",
+		"what":            "事件",
+		"add.accounts":    "添加帐号",
+		"add":             "添加",
+		"csv":             "CSV: 原邮箱帐号, 新邮箱帐号, 原邮箱密码[, 新邮箱密码]",
+		"mode.member":     "成员输入旧密码",
+		"mode.passwords":  "管理员统一输入成员密码",
+		"mode.delegated":  "exchange 邮箱无感搬家",
+		"provider":        "原邮箱服务商",
+		"source":          "原服务器地址 (例如 imaps://imap.old.example:993)",
+		"target":          "新服务器地址 (例如 imaps://imap.new.example:993)",
+		"old.domain.f":    "原域名",
+		"new.domain.f":    "新域名",
+		"target.admin":    "新服务器管理员 (可选)",
+		"target.admin.pw": "管理员密码",
+		"check.account":   "原邮箱帐号 (验证连接)",
+		"check.pw":        "原邮箱密码",
+		"period":          "搬家范围",
+		"period.all":      "全部", "period.2y": "2年", "period.1y": "1年", "period.3m": "3个月", "period.30d": "30天",
+		"skip.junk":    "不搬垃圾箱和已删除",
+		"skip.custom":  "只搬收件箱和系统文件夹",
+		"max.size":     "邮件大小上限 (MB, 0 为不限)",
+		"enroll.until": "接受新帐号至",
+		"check.ok":     "验证成功: 原服务器接受了登录。",
+		"done":         "完成",
+		"lang":         "English",
+	},
+}
+
+// tr returns the wording for key, formatted with args.
+func tr(lang, key string, args ...any) string {
+	w, ok := words[lang][key]
+	if !ok {
+		w, ok = words["en"][key]
+		if !ok {
+			w = key
+		}
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(w, args...)
+	}
+	return w
+}
+
+// langOf picks the page language: ?lang=, then the lang cookie, then the
+// browser's Accept-Language, then the server's default.
+func langOf(r *http.Request, def string) string {
+	if l := r.URL.Query().Get("lang"); l != "" {
+		return norm(l)
+	}
+	if c, err := r.Cookie("lang"); err == nil && c.Value != "" {
+		return norm(c.Value)
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
+		tag := strings.TrimSpace(strings.SplitN(part, ";", 2)[0])
+		if tag == "" || tag == "*" {
+			continue
+		}
+		l := strings.ToLower(tag)
+		if strings.HasPrefix(l, "zh") {
+			return "zh"
+		}
+		if strings.HasPrefix(l, "en") {
+			return "en"
+		}
+	}
+	return norm(def)
+}
+
+func norm(l string) string {
+	if strings.HasPrefix(strings.ToLower(l), "zh") {
+		return "zh"
+	}
+	return "en"
+}

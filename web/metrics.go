@@ -1,0 +1,130 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/banjia-mail/banjia/state"
+)
+
+// metrics exposes the jobs to Prometheus. Counts are read from the jobs at
+// each scrape (the state is the truth; nothing is double-kept), events are
+// counted as they happen.
+type metrics struct {
+	s   *Server
+	reg *prometheus.Registry
+
+	events *prometheus.CounterVec
+	errors *prometheus.CounterVec
+
+	mu   sync.Mutex
+	prev map[string]sample // per job: the last scrape, for throughput
+}
+
+type sample struct {
+	imported, bytes int64
+	at              time.Time
+	rate, byteRate  float64
+}
+
+var (
+	descAccounts = prometheus.NewDesc("banjia_accounts", "Accounts by job and state.", []string{"job", "state"}, nil)
+	descJob      = prometheus.NewDesc("banjia_job_state", "1 for the job's current state.", []string{"job", "state"}, nil)
+	descCopied   = prometheus.NewDesc("banjia_messages_copied_total", "Messages copied (or found already on the target).", []string{"job"}, nil)
+	descBytes    = prometheus.NewDesc("banjia_bytes_copied_total", "Bytes copied.", []string{"job"}, nil)
+	descFailed   = prometheus.NewDesc("banjia_messages_failed_total", "Messages that failed, with a reason.", []string{"job"}, nil)
+	descToImport = prometheus.NewDesc("banjia_messages_to_import", "Messages in scope on the sources.", []string{"job"}, nil)
+	descRate     = prometheus.NewDesc("banjia_throughput_messages_per_second", "Messages copied per second since the previous scrape.", []string{"job"}, nil)
+	descByteRate = prometheus.NewDesc("banjia_throughput_bytes_per_second", "Bytes copied per second since the previous scrape.", []string{"job"}, nil)
+)
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{s: s, reg: prometheus.NewRegistry(), prev: map[string]sample{},
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "banjia_events_total", Help: "Audit events by kind."}, []string{"kind"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "banjia_errors_total", Help: "Errors by class: account (an account failed), warning, notify (a notification mail failed)."}, []string{"class"}),
+	}
+	for _, c := range []string{"account", "warning", "notify"} {
+		m.errors.WithLabelValues(c)
+	}
+	m.reg.MustRegister(m, m.events, m.errors, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) event(e *state.Event) {
+	m.events.WithLabelValues(e.Kind).Inc()
+	switch {
+	case e.Kind == "account.failed":
+		m.errors.WithLabelValues("account").Inc()
+	case e.Kind == "warning" || strings.HasSuffix(e.Kind, ".warning"):
+		m.errors.WithLabelValues("warning").Inc()
+	}
+}
+
+// NotifyError counts a notification that failed.
+func (s *Server) NotifyError(err error) {
+	s.metrics.errors.WithLabelValues("notify").Inc()
+	s.cfg.Log.Warn("notification", "err", err)
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descAccounts, descJob, descCopied, descBytes, descFailed, descToImport, descRate, descByteRate} {
+		ch <- d
+	}
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	sts, err := m.s.m.Statuses()
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range sts {
+		id := st.Job.ID
+		n := map[state.AccountState]int{}
+		var c state.Counts
+		for _, a := range st.Accounts {
+			n[a.State]++
+			c.Add(a.Counts)
+		}
+		for _, s := range []state.AccountState{state.AccountNotStarted, state.AccountPreparing, state.AccountRunning, state.AccountSucceeded, state.AccountFailed, state.AccountAbandoned} {
+			ch <- prometheus.MustNewConstMetric(descAccounts, prometheus.GaugeValue, float64(n[s]), id, string(s))
+		}
+		for _, s := range []state.JobState{state.JobCreated, state.JobRunning, state.JobPaused, state.JobCompleted, state.JobEnded} {
+			v := 0.0
+			if st.Job.State == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descJob, prometheus.GaugeValue, v, id, string(s))
+		}
+		ch <- prometheus.MustNewConstMetric(descCopied, prometheus.CounterValue, float64(c.Imported), id)
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(c.Bytes), id)
+		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(c.Failed), id)
+		ch <- prometheus.MustNewConstMetric(descToImport, prometheus.GaugeValue, float64(c.ToImport), id)
+		p, ok := m.prev[id]
+		cur := sample{imported: c.Imported, bytes: c.Bytes, at: now}
+		if ok {
+			if dt := now.Sub(p.at).Seconds(); dt >= 1 {
+				cur.rate = float64(max(c.Imported-p.imported, 0)) / dt
+				cur.byteRate = float64(max(c.Bytes-p.bytes, 0)) / dt
+			} else {
+				// Scrapes closer than a second keep the last figure.
+				cur = p
+			}
+		}
+		m.prev[id] = cur
+		ch <- prometheus.MustNewConstMetric(descRate, prometheus.GaugeValue, cur.rate, id)
+		ch <- prometheus.MustNewConstMetric(descByteRate, prometheus.GaugeValue, cur.byteRate, id)
+	}
+}

@@ -1,0 +1,275 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// loginTimeout bounds a login check against a mail server.
+const loginTimeout = 20 * time.Second
+
+func (s *Server) portal(w http.ResponseWriter, r *http.Request) {
+	ss := s.sess.get(r)
+	if ss != nil && ss.member != "" {
+		http.Redirect(w, r, "/me", http.StatusSeeOther)
+		return
+	}
+	ss = s.sess.ensure(w, r, s.secure(r))
+	s.render(w, r, "portal", http.StatusOK, view{CSRF: ss.csrf})
+}
+
+func (s *Server) memberLogin(w http.ResponseWriter, r *http.Request) {
+	lang := langOf(r, s.cfg.Lang)
+	ss := s.sess.get(r)
+	address := strings.ToLower(strings.TrimSpace(r.PostFormValue("address")))
+	fail := func(status int, msg string) {
+		ss := s.sess.ensure(w, r, s.secure(r))
+		s.render(w, r, "portal", status, view{CSRF: ss.csrf, Error: msg, Data: address})
+	}
+	if !csrfOK(r, ss) {
+		fail(http.StatusForbidden, tr(lang, "csrf"))
+		return
+	}
+	keys := []string{"login:" + address, "ip:" + clientIP(r)}
+	if d := s.lock.locked(keys...); d > 0 {
+		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
+		return
+	}
+	password := r.PostFormValue("password")
+	job, _, err := s.jobsForMember(address)
+	if errors.Is(err, state.ErrNotFound) || address == "" || password == "" {
+		// Counted too: probing for addresses is a failure like any other.
+		s.lock.fail(keys...)
+		fail(http.StatusUnauthorized, tr(lang, "not.member", address))
+		return
+	}
+	if err != nil {
+		fail(http.StatusInternalServerError, err.Error())
+		return
+	}
+	e := job.Target
+	e.User, e.Password, e.AuthzID = address, password, ""
+	ctx, cancel := context.WithTimeout(r.Context(), loginTimeout)
+	err = s.cfg.Login(ctx, e)
+	cancel()
+	if err != nil {
+		s.cfg.Log.Info("member sign-in refused", "address", address, "err", err)
+		if s.lock.fail(keys...) {
+			s.event(job.ID, "", "warning", fmt.Sprintf("portal: sign-in for %s locked for %d minutes after repeated failures", address, minutes(s.cfg.LockFor)))
+		}
+		fail(http.StatusUnauthorized, tr(lang, "bad.login"))
+		return
+	}
+	s.lock.succeed(keys...)
+	sealed, err := s.store.Seal(password)
+	if err != nil {
+		fail(http.StatusInternalServerError, err.Error())
+		return
+	}
+	ns := s.sess.create(w, s.secure(r), ss)
+	ns.member, ns.job, ns.sealed = address, job.ID, sealed
+	http.Redirect(w, r, "/me", http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	ss := s.sess.get(r)
+	if ss != nil && !csrfOK(r, ss) {
+		http.Error(w, tr(langOf(r, s.cfg.Lang), "csrf"), http.StatusForbidden)
+		return
+	}
+	admin := ss != nil && ss.admin
+	s.sess.drop(w, ss, s.secure(r))
+	if admin {
+		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// meView is the member's page: the old-password form, or their progress.
+type meView struct {
+	Job      *state.Job
+	Account  *state.Account
+	OldGuess string // the old address the form suggests
+	AuthCode bool   // the old provider wants an authorization code
+	Closed   string // the job no longer takes members (date)
+}
+
+func (s *Server) meData(ss *session) (*meView, error) {
+	job, a, err := s.memberAccount(ss)
+	if err != nil {
+		return nil, err
+	}
+	v := &meView{Job: job, Account: a}
+	if a == nil {
+		local, _, _ := strings.Cut(ss.member, "@")
+		if job.Domain != "" {
+			v.OldGuess = local + "@" + job.Domain
+		}
+		for _, p := range sources.Providers {
+			if p.AuthCode && (p.IMAP.Host != "" && strings.EqualFold(p.IMAP.Host, job.Source.Host) || p.POP3.Host != "" && strings.EqualFold(p.POP3.Host, job.Source.Host)) {
+				v.AuthCode = true
+			}
+		}
+		if !job.Enrolling(time.Now()) {
+			v.Closed = job.EnrollUntil.Local().Format("2006-01-02")
+		}
+	}
+	return v, nil
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	ss := s.sess.get(r)
+	if ss == nil || ss.member == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	v, err := s.meData(ss)
+	if err != nil {
+		s.render(w, r, "portal", http.StatusOK, view{CSRF: ss.csrf, Error: tr(langOf(r, s.cfg.Lang), "not.member", ss.member)})
+		return
+	}
+	s.render(w, r, "me", http.StatusOK, view{CSRF: ss.csrf, Member: ss.member, Data: v, Refresh: v.Account != nil,
+		Notice: noticeOf(r)})
+}
+
+func noticeOf(r *http.Request) string {
+	if r.URL.Query().Get("started") == "1" {
+		return tr(langOf(r, ""), "started")
+	}
+	return ""
+}
+
+// memberStart checks the old password against the old server and, only if
+// it is accepted, enrolls the account and wakes the job.
+func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
+	lang := langOf(r, s.cfg.Lang)
+	ss := s.sess.get(r)
+	if ss == nil || ss.member == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	v, err := s.meData(ss)
+	if err != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	old := strings.ToLower(strings.TrimSpace(r.PostFormValue("old")))
+	fail := func(status int, msg string) {
+		if old != "" {
+			v.OldGuess = old
+		}
+		s.render(w, r, "me", status, view{CSRF: ss.csrf, Member: ss.member, Data: v, Error: msg})
+	}
+	if !csrfOK(r, ss) {
+		fail(http.StatusForbidden, tr(lang, "csrf"))
+		return
+	}
+	if v.Account != nil && !v.Job.AwaitingMember(v.Account) && v.Account.State != state.AccountFailed {
+		http.Redirect(w, r, "/me", http.StatusSeeOther)
+		return
+	}
+	if v.Account == nil && v.Closed != "" {
+		fail(http.StatusForbidden, tr(lang, "closed", v.Closed))
+		return
+	}
+	job := v.Job
+	keys := []string{"old:" + ss.member, "ip:" + clientIP(r)}
+	if d := s.lock.locked(keys...); d > 0 {
+		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
+		return
+	}
+	if v.Account != nil {
+		old = v.Account.Source
+	}
+	if !strings.Contains(old, "@") && job.Domain != "" {
+		old += "@" + job.Domain
+	}
+	if job.Domain != "" && !strings.HasSuffix(old, "@"+job.Domain) {
+		fail(http.StatusBadRequest, tr(lang, "old.domain", job.Domain))
+		return
+	}
+	if a, err := s.store.Account(job.ID, old); err == nil && !strings.EqualFold(a.Target, ss.member) {
+		fail(http.StatusConflict, tr(lang, "old.taken", old))
+		return
+	}
+	password := r.PostFormValue("password")
+	e := job.Source
+	e.User, e.Password = old, password
+	ctx, cancel := context.WithTimeout(r.Context(), loginTimeout)
+	err = s.cfg.Login(ctx, e)
+	if password == "" {
+		err = errors.New("no password given")
+	}
+	cancel()
+	if err != nil {
+		locked := s.lock.fail(keys...)
+		s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s typed an old password for %s that the old server refused; nothing started", ss.member, old))
+		if locked {
+			s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated wrong old passwords", ss.member, minutes(s.cfg.LockFor)))
+		}
+		fail(http.StatusUnauthorized, tr(lang, "bad.old")+" ("+err.Error()+")")
+		return
+	}
+	s.lock.succeed(keys...)
+	a := v.Account
+	if a == nil {
+		a = &state.Account{ID: old, Source: old, Target: ss.member, State: state.AccountNotStarted}
+	}
+	if a.SourceSecret, err = s.store.Seal(password); err != nil {
+		fail(http.StatusInternalServerError, err.Error())
+		return
+	}
+	if len(job.TargetAdminSecret) == 0 {
+		a.TargetSecret = ss.sealed
+	}
+	if a.State == state.AccountFailed {
+		a.State, a.Reason = state.AccountNotStarted, ""
+	}
+	a.Lang = lang
+	if err := s.store.PutAccounts(job.ID, a); err != nil {
+		fail(http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.event(job.ID, a.ID, "account.enrolled", fmt.Sprintf("%s typed the old password for %s in the portal; the move starts", ss.member, old))
+	if err := s.m.Wake(job.ID); err != nil {
+		s.cfg.Log.Error("job not woken", "job", job.ID, "err", err)
+	}
+	http.Redirect(w, r, "/me?started=1", http.StatusSeeOther)
+}
+
+// apiMe is the member's own progress, for the page's live refresh.
+func (s *Server) apiMe(w http.ResponseWriter, r *http.Request) {
+	ss := s.sess.get(r)
+	if ss == nil || ss.member == "" {
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: "sign in first"})
+		return
+	}
+	v, err := s.meData(ss)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, apiError{Error: err.Error()})
+		return
+	}
+	out := map[string]any{"member": ss.member, "job": v.Job.ID}
+	if v.Account != nil {
+		lang := langOf(r, s.cfg.Lang)
+		out["account"] = accountJSON(lang, v.Account)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

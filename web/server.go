@@ -1,0 +1,419 @@
+// Package web is `banjia serve`: the member portal (sign in with the new
+// mailbox, type the old password, watch the move), the admin dashboard (the
+// seed's job table, job creation, account detail, the event log), the JSON
+// API behind both, Prometheus /metrics and /healthz. Pages are rendered on
+// the server with html/template; the only script refreshes them live.
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Notifier tells members and admins by email when accounts and jobs finish.
+type Notifier interface {
+	AccountFinished(job *state.Job, a *state.Account, lang string)
+	JobFinished(job *state.Job, accts []*state.Account, lang string)
+}
+
+// Config is what the server needs.
+type Config struct {
+	Manager *migrate.Manager
+	// Admin credentials: a user and password for the dashboard, and/or a
+	// token for the API (Authorization: Bearer) and the dashboard.
+	AdminUser, AdminPassword string
+	AdminToken               string
+	// Login checks a login against a mail server (the target for members'
+	// new passwords, the source for old ones) and returns the server's
+	// refusal. It must not change the mailbox.
+	Login    func(ctx context.Context, e sources.Endpoint) error
+	Notifier Notifier // nil: no mail
+	Lang     string   // default language of pages and admin mail
+	// SecureCookies marks cookies Secure even on plain HTTP (behind a TLS
+	// proxy); over TLS they always are.
+	SecureCookies bool
+	// MaxFailures failed attempts within FailWindow lock an address (or a
+	// client address, at four times as many) out for LockFor.
+	MaxFailures int
+	FailWindow  time.Duration
+	LockFor     time.Duration
+	Log         *slog.Logger
+}
+
+// Server serves the portal, the dashboard and the API.
+type Server struct {
+	cfg     Config
+	m       *migrate.Manager
+	store   *state.Store
+	sess    *sessions
+	lock    *lockout
+	pages   map[string]*template.Template
+	metrics *metrics
+	mux     *http.ServeMux
+	started time.Time
+}
+
+// New builds a server; it starts nothing until its Handler is served.
+func New(cfg Config) (*Server, error) {
+	if cfg.Manager == nil || cfg.Login == nil {
+		return nil, errors.New("web: Manager and Login are required")
+	}
+	if cfg.AdminToken == "" && (cfg.AdminUser == "" || cfg.AdminPassword == "") {
+		return nil, errors.New("set an admin user and password, or an admin token: the dashboard is not left open")
+	}
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = 5
+	}
+	if cfg.FailWindow <= 0 {
+		cfg.FailWindow = 15 * time.Minute
+	}
+	if cfg.LockFor <= 0 {
+		cfg.LockFor = 15 * time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, m: cfg.Manager, store: cfg.Manager.Store(), sess: &sessions{m: map[string]*session{}},
+		lock: newLockout(cfg.MaxFailures, cfg.FailWindow, cfg.LockFor), started: time.Now()}
+	if err := s.parse(); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics(s)
+	s.routes()
+	return s, nil
+}
+
+var funcs = template.FuncMap{
+	"tr": tr,
+	"counts": func(lang string, c state.Counts) string {
+		return tr(lang, "counts", c.ToImport, c.Imported, c.Failed)
+	},
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	},
+	"day":  func(t time.Time) string { return t.Local().Format("2006-01-02") },
+	"list": func(v ...string) []string { return v },
+	"dict": func(v view, row jobRow, back string) buttons { return buttons{V: v, Row: row, Back: back} },
+	"pct": func(c state.Counts) int {
+		if c.ToImport <= 0 {
+			return 0
+		}
+		return int(100 * (c.Imported + c.Failed) / c.ToImport)
+	},
+}
+
+func (s *Server) parse() error {
+	s.pages = map[string]*template.Template{}
+	names, err := fs.Glob(assets, "templates/*.html")
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, "/layout.html") {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", n)
+		if err != nil {
+			return fmt.Errorf("template %s: %w", n, err)
+		}
+		s.pages[strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")] = t
+	}
+	return nil
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.headers(s.mux) }
+
+// headers sets what every response carries: no framing, no sniffing, a
+// strict content policy (pages use only their own script and style).
+func (s *Server) headers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) routes() {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+
+	// Member portal.
+	mux.HandleFunc("GET /{$}", s.portal)
+	mux.HandleFunc("POST /login", s.memberLogin)
+	mux.HandleFunc("POST /logout", s.logout)
+	mux.HandleFunc("GET /me", s.me)
+	mux.HandleFunc("POST /me/start", s.memberStart)
+	mux.HandleFunc("GET /api/me", s.apiMe)
+
+	// Admin dashboard.
+	mux.HandleFunc("GET /admin/login", s.adminLoginPage)
+	mux.HandleFunc("POST /admin/login", s.adminLogin)
+	mux.HandleFunc("GET /admin", s.admin(s.dashboard))
+	mux.HandleFunc("GET /admin/jobs/new", s.admin(s.newJobPage))
+	mux.HandleFunc("POST /admin/jobs", s.admin(s.createJobForm))
+	mux.HandleFunc("POST /admin/check", s.admin(s.checkForm))
+	mux.HandleFunc("GET /admin/jobs/{id}", s.admin(s.jobPage))
+	mux.HandleFunc("POST /admin/jobs/{id}/accounts", s.admin(s.addAccountsForm))
+	mux.HandleFunc("POST /admin/jobs/{id}/{op}", s.admin(s.controlForm))
+	mux.HandleFunc("GET /admin/events", s.admin(s.eventsPage))
+
+	// JSON API (the dashboard's every action).
+	mux.HandleFunc("GET /api/jobs", s.api(s.apiJobs))
+	mux.HandleFunc("POST /api/jobs", s.api(s.apiCreateJob))
+	mux.HandleFunc("GET /api/jobs/{id}", s.api(s.apiJob))
+	mux.HandleFunc("GET /api/jobs/{id}/accounts", s.api(s.apiAccounts))
+	mux.HandleFunc("POST /api/jobs/{id}/accounts", s.api(s.apiAddAccounts))
+	mux.HandleFunc("GET /api/jobs/{id}/events", s.api(s.apiEvents))
+	mux.HandleFunc("POST /api/jobs/{id}/{op}", s.api(s.apiControl))
+	mux.HandleFunc("GET /api/events", s.api(s.apiEvents))
+	mux.HandleFunc("POST /api/check", s.api(s.apiCheck))
+	mux.HandleFunc("GET /api/providers", s.api(s.apiProviders))
+	s.mux = mux
+}
+
+func (s *Server) secure(r *http.Request) bool { return r.TLS != nil || s.cfg.SecureCookies }
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.store.Jobs(); err != nil {
+		http.Error(w, "state file: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// buttons are a job's pause / resume / start / end forms.
+type buttons struct {
+	V    view
+	Row  jobRow
+	Back string
+}
+
+// view is what every page template gets.
+type view struct {
+	Lang    string
+	Other   string // the other language, for the switch link
+	Path    string
+	CSRF    string
+	Admin   bool
+	Member  string
+	Error   string
+	Notice  string
+	Data    any
+	Refresh bool // the page refreshes its live part
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, status int, v view) {
+	t, ok := s.pages[page]
+	if !ok {
+		http.Error(w, "no page "+page, http.StatusInternalServerError)
+		return
+	}
+	if v.Lang == "" {
+		v.Lang = langOf(r, s.cfg.Lang)
+	}
+	v.Other = "zh"
+	if v.Lang == "zh" {
+		v.Other = "en"
+	}
+	v.Path = r.URL.Path
+	if l := r.URL.Query().Get("lang"); l != "" {
+		// The choice sticks for the next pages.
+		http.SetCookie(w, &http.Cookie{Name: "lang", Value: norm(l), Path: "/", SameSite: http.SameSiteLaxMode, MaxAge: 365 * 24 * 3600})
+	}
+	name := "layout.html"
+	if r.Header.Get("X-Partial") == "1" {
+		name = "live"
+	}
+	// Rendered whole before sending: a template error never shows half a page.
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, name, v); err != nil {
+		s.cfg.Log.Error("page", "page", page, "err", err)
+		http.Error(w, "page "+page+": internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", map[string]string{"zh": "zh-CN", "en": "en"}[v.Lang])
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// event records who did what in the audit log (搬家查询).
+func (s *Server) event(job, account, kind, msg string) {
+	s.m.Event(job, account, kind, msg)
+}
+
+// HandleEvent is given every engine event (migrate.Config.OnEvent): it sends
+// the notifications and counts for /metrics. It never blocks the engine.
+func (s *Server) HandleEvent(e *state.Event) {
+	s.metrics.event(e)
+	if s.cfg.Notifier == nil {
+		return
+	}
+	switch e.Kind {
+	case "account.succeeded", "account.failed", "account.abandoned":
+		job, err := s.store.Job(e.Job)
+		if err != nil {
+			return
+		}
+		// The live view, not the file: the final counts reach the file at
+		// the next flush, after this event.
+		st, err := s.m.Status(e.Job)
+		if err != nil {
+			return
+		}
+		var c state.Account
+		for _, a := range st.Accounts {
+			if a.ID == e.Account {
+				c = a
+			}
+		}
+		if c.ID == "" {
+			return
+		}
+		c.SourceSecret, c.TargetSecret = nil, nil
+		lang := c.Lang
+		if lang == "" {
+			lang = norm(s.cfg.Lang)
+		}
+		s.cfg.Notifier.AccountFinished(job, &c, lang)
+	case "job.completed", "job.ended":
+		job, err := s.store.Job(e.Job)
+		if err != nil {
+			return
+		}
+		st, err := s.m.Status(e.Job)
+		if err != nil {
+			return
+		}
+		var accts []*state.Account
+		for i := range st.Accounts {
+			st.Accounts[i].SourceSecret, st.Accounts[i].TargetSecret = nil, nil
+			accts = append(accts, &st.Accounts[i])
+		}
+		s.cfg.Notifier.JobFinished(job, accts, norm(s.cfg.Lang))
+	}
+}
+
+// adminOK checks the admin's credentials in constant time.
+func (s *Server) adminOK(user, password, token string) bool {
+	eq := func(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+	if token != "" {
+		return s.cfg.AdminToken != "" && eq(token, s.cfg.AdminToken)
+	}
+	return s.cfg.AdminUser != "" && s.cfg.AdminPassword != "" && eq(user, s.cfg.AdminUser) && eq(password, s.cfg.AdminPassword)
+}
+
+// admin guards dashboard pages: a signed-in admin session, and a CSRF
+// token on every POST.
+func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, ss *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ss := s.sess.get(r)
+		if ss == nil || !ss.admin {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "sign in as the admin first", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost && !csrfOK(r, ss) {
+			http.Error(w, tr(langOf(r, s.cfg.Lang), "csrf"), http.StatusForbidden)
+			return
+		}
+		h(w, r, ss)
+	}
+}
+
+// jobsForMember finds the job a new address belongs to: one that lists it,
+// else a member-triggered job of its domain that still takes members.
+func (s *Server) jobsForMember(address string) (*state.Job, *state.Account, error) {
+	jobs, err := s.store.Jobs()
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Slice(jobs, func(i, k int) bool { return jobs[i].Created.After(jobs[k].Created) })
+	for _, j := range jobs {
+		if j.State == state.JobEnded {
+			continue
+		}
+		accts, err := s.store.Accounts(j.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, a := range accts {
+			if strings.EqualFold(a.Target, address) {
+				return j, a, nil
+			}
+		}
+	}
+	_, domain, _ := strings.Cut(address, "@")
+	for _, j := range jobs {
+		if j.ModeOf() == state.ModeMember && strings.EqualFold(j.NewDomain, domain) && j.Enrolling(time.Now()) {
+			return j, nil, nil
+		}
+	}
+	return nil, nil, state.ErrNotFound
+}
+
+// memberAccount is the account a signed-in member moves, if any yet.
+func (s *Server) memberAccount(ss *session) (*state.Job, *state.Account, error) {
+	j, a, err := s.jobsForMember(ss.member)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a == nil {
+		return j, nil, nil
+	}
+	st, err := s.m.Status(j.ID)
+	if err != nil {
+		return j, a, nil
+	}
+	for i := range st.Accounts {
+		if st.Accounts[i].ID == a.ID {
+			return j, &st.Accounts[i], nil
+		}
+	}
+	return j, a, nil
+}
+
+func minutes(d time.Duration) int {
+	return int((d + time.Minute - 1) / time.Minute)
+}

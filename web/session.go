@@ -1,0 +1,185 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sessions live in memory: a restart signs everyone out, which is the
+// safe side for a tool that runs for days. The portal keeps no user table
+// of its own; a member session exists only after the new mail server
+// accepted the member's login.
+
+const (
+	sessionCookie = "banjia_session"
+	sessionTTL    = 12 * time.Hour
+)
+
+type session struct {
+	id      string
+	csrf    string
+	admin   bool
+	member  string // the new address, once signed in
+	job     string // the member's job
+	sealed  []byte // the member's new password, sealed, until the account holds it
+	expires time.Time
+}
+
+type sessions struct {
+	mu sync.Mutex
+	m  map[string]*session
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *sessions) get(r *http.Request) *session {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.m[c.Value]
+	if ss == nil || time.Now().After(ss.expires) {
+		delete(s.m, c.Value)
+		return nil
+	}
+	return ss
+}
+
+// ensure returns the request's session, creating an anonymous one (which
+// carries the CSRF token of the sign-in forms).
+func (s *sessions) ensure(w http.ResponseWriter, r *http.Request, secure bool) *session {
+	if ss := s.get(r); ss != nil {
+		return ss
+	}
+	return s.create(w, secure, nil)
+}
+
+// create starts a new session; from's signed-in state is not carried
+// over, so a session id known before sign-in is worthless after it.
+func (s *sessions) create(w http.ResponseWriter, secure bool, old *session) *session {
+	ss := &session{id: randomToken(), csrf: randomToken(), expires: time.Now().Add(sessionTTL)}
+	s.mu.Lock()
+	if old != nil {
+		delete(s.m, old.id)
+	}
+	// Expired sessions go when new ones come.
+	for id, o := range s.m {
+		if time.Now().After(o.expires) {
+			delete(s.m, id)
+		}
+	}
+	s.m[ss.id] = ss
+	s.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: ss.id, Path: "/", HttpOnly: true, Secure: secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL.Seconds())})
+	return ss
+}
+
+func (s *sessions) drop(w http.ResponseWriter, ss *session, secure bool) {
+	if ss != nil {
+		s.mu.Lock()
+		delete(s.m, ss.id)
+		s.mu.Unlock()
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+}
+
+// csrfOK checks a form's (or a script's header) CSRF token against the
+// session's.
+func csrfOK(r *http.Request, ss *session) bool {
+	if ss == nil {
+		return false
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf")
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(ss.csrf)) == 1
+}
+
+// lockout counts failed sign-ins and password checks per key (an address,
+// or a client address) and locks a key out after too many in a window.
+type lockout struct {
+	mu     sync.Mutex
+	max    int
+	window time.Duration
+	lock   time.Duration
+	fails  map[string][]time.Time
+	until  map[string]time.Time
+	now    func() time.Time
+}
+
+func newLockout(max int, window, lock time.Duration) *lockout {
+	return &lockout{max: max, window: window, lock: lock, fails: map[string][]time.Time{}, until: map[string]time.Time{}, now: time.Now}
+}
+
+// locked says how long the first locked key stays locked.
+func (l *lockout) locked(keys ...string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for _, k := range keys {
+		if u, ok := l.until[k]; ok {
+			if now.Before(u) {
+				return u.Sub(now)
+			}
+			delete(l.until, k)
+		}
+	}
+	return 0
+}
+
+// fail records a failure against every key and says whether one of them
+// is now locked.
+func (l *lockout) fail(keys ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	lockedNow := false
+	for _, k := range keys {
+		var recent []time.Time
+		for _, t := range l.fails[k] {
+			if now.Sub(t) < l.window {
+				recent = append(recent, t)
+			}
+		}
+		recent = append(recent, now)
+		l.fails[k] = recent
+		limit := l.max
+		if strings.HasPrefix(k, "ip:") {
+			// One client may try several addresses (a shared office NAT),
+			// not hundreds.
+			limit = l.max * 4
+		}
+		if len(recent) >= limit {
+			l.until[k] = now.Add(l.lock)
+			delete(l.fails, k)
+			lockedNow = true
+		}
+	}
+	return lockedNow
+}
+
+func (l *lockout) succeed(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "ip:") {
+			delete(l.fails, k)
+		}
+	}
+}

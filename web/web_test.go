@@ -1,0 +1,560 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sinks"
+	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
+	"github.com/banjia-mail/banjia/sources"
+	_ "github.com/banjia-mail/banjia/sources/imap"
+	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/web"
+)
+
+const (
+	adminPW    = "admin-pw-Zq81"
+	adminToken = "token-Xy7-secret-4411"
+)
+
+// site is a running `banjia serve` over a source and a target Dovecot.
+type site struct {
+	t    *testing.T
+	w    *migratetest.World
+	m    *migrate.Manager
+	srv  *web.Server
+	http *httptest.Server
+	logs *syncBuffer
+	seen *syncBuffer // every response body, for the secrets check
+	// secrets are more passwords the secrets check looks for.
+	secrets []string
+	cancel  context.CancelFunc
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type siteOptions struct {
+	accounts, messages int
+	notifier           web.Notifier
+	engine             migrate.Config
+}
+
+func newSite(t *testing.T, o siteOptions) *site {
+	t.Helper()
+	w := migratetest.New(t, migratetest.Options{Accounts: o.accounts, Messages: o.messages, BadPassword: -1, NoStore: true,
+		// Dovecot delays failed logins, more for each from the same address (up
+		// to 15 s): the lockout tests fail logins on purpose.
+		SourceConfig: penaltyOff, TargetConfig: penaltyOff})
+	w.Open()
+	s := &site{t: t, w: w, logs: &syncBuffer{}, seen: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	cfg := o.engine
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }
+	cfg.Log = log
+	cfg.RetryBase = 50 * time.Millisecond
+	cfg.OnEvent = func(e *state.Event) {
+		if s.srv != nil {
+			s.srv.HandleEvent(e)
+		}
+	}
+	s.m = migrate.NewManager(ctx, w.Store, cfg)
+	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken,
+		Login: func(ctx context.Context, e sources.Endpoint) error {
+			src, err := sources.Open(ctx, e)
+			if err != nil {
+				return err
+			}
+			return src.Close()
+		},
+		Notifier: o.notifier, Lang: "en", MaxFailures: 3, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv = srv
+	s.http = httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		s.http.Close()
+		s.m.Stop()
+		cancel()
+		w.Store.Close()
+	})
+	return s
+}
+
+// client is one browser-like user: cookies, and the CSRF token of the last
+// page seen.
+type client struct {
+	s    *site
+	c    *http.Client
+	lang string
+	csrf string
+}
+
+func (s *site) client(lang string) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{s: s, c: &http.Client{Jar: jar, Timeout: time.Minute}, lang: lang}
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (c *client) do(req *http.Request) (int, string) {
+	c.s.t.Helper()
+	if c.lang != "" {
+		req.Header.Set("Accept-Language", c.lang)
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	c.s.seen.Write(b)
+	if m := csrfRe.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (c *client) get(path string) (int, string) {
+	req, _ := http.NewRequest("GET", c.s.http.URL+path, nil)
+	return c.do(req)
+}
+
+func (c *client) post(path string, form url.Values) (int, string) {
+	if form.Get("csrf") == "" {
+		form.Set("csrf", c.csrf)
+	}
+	req, _ := http.NewRequest("POST", c.s.http.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(req)
+}
+
+// api calls the JSON API with the admin token.
+func (s *site) api(method, path string, body any, out any) int {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.http.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	s.seen.Write(b)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (s *site) endpointURL(addr string) string { return "imap+plain://" + addr }
+
+// memberJob creates a member-triggered job over the site's servers.
+func (s *site) memberJob(id string) {
+	s.t.Helper()
+	var out map[string]any
+	code := s.api("POST", "/api/jobs", map[string]any{"id": id, "mode": "member", "domain": "old.test", "new_domain": "new.test",
+		"source": s.endpointURL(s.w.Src.IMAPAddr), "target": s.endpointURL(s.w.Dst.IMAPAddr), "start": true}, &out)
+	if code != http.StatusCreated {
+		s.t.Fatalf("create job: %d %v", code, out)
+	}
+}
+
+type apiAccount struct {
+	ID, Target, State, Summary, Reason string
+	StateText                          string `json:"state_text"`
+	Counts                             state.Counts
+}
+
+func (s *site) accounts(job string) map[string]apiAccount {
+	var list []apiAccount
+	if code := s.api("GET", "/api/jobs/"+job+"/accounts", nil, &list); code != 200 {
+		s.t.Fatalf("accounts: %d", code)
+	}
+	out := map[string]apiAccount{}
+	for _, a := range list {
+		out[a.ID] = a
+	}
+	return out
+}
+
+func (s *site) waitAccount(job, id, want string, timeout time.Duration) apiAccount {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var a apiAccount
+	for time.Now().Before(deadline) {
+		a = s.accounts(job)[id]
+		if a.State == want {
+			return a
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("account %s: state %q, want %q (%s)", id, a.State, want, a.Reason)
+	return a
+}
+
+// signIn signs a member in with the new mailbox's password.
+func (c *client) signIn(u migratetest.User) {
+	c.s.t.Helper()
+	c.get("/")
+	code, body := c.post("/login", url.Values{"address": {u.New}, "password": {u.NewPW}})
+	if code != 200 || !strings.Contains(body, "start-form") {
+		c.s.t.Fatalf("sign in %s: %d %s", u.New, code, body)
+	}
+}
+
+func TestMemberPortal(t *testing.T) {
+	s := newSite(t, siteOptions{accounts: 3, messages: 40})
+	s.memberJob("acme")
+	u0, u1, u2 := s.w.Users[0], s.w.Users[1], s.w.Users[2]
+
+	// A wrong NEW password: the target refuses, nothing else happens.
+	c := s.client("en-US,en;q=0.9")
+	c.get("/")
+	code, body := c.post("/login", url.Values{"address": {u0.New}, "password": {"not-it"}})
+	if code != http.StatusUnauthorized || !strings.Contains(body, "The new mail server did not accept this address and password") {
+		t.Fatalf("wrong new password: %d %s", code, body)
+	}
+	// An address no job knows.
+	code, body = c.post("/login", url.Values{"address": {"x@elsewhere.test"}, "password": {"pw"}})
+	if code != http.StatusUnauthorized || !strings.Contains(body, "x@elsewhere.test is not part of any mailbox move") {
+		t.Fatalf("stranger: %d %s", code, body)
+	}
+	// A form without its CSRF token is refused.
+	code, _ = c.post("/login", url.Values{"csrf": {"forged"}, "address": {u0.New}, "password": {u0.NewPW}})
+	if code != http.StatusForbidden {
+		t.Fatalf("forged CSRF: %d", code)
+	}
+
+	c.signIn(u0)
+	_, body = c.get("/me")
+	if !strings.Contains(body, `value="`+u0.Old+`"`) {
+		t.Fatalf("the form should suggest the old address %s: %s", u0.Old, body)
+	}
+	// A wrong OLD password: a clear message, nothing started.
+	code, body = c.post("/me/start", url.Values{"old": {u0.Old}, "password": {"wrong-old"}})
+	if code != http.StatusUnauthorized || !strings.Contains(body, "The old mailbox did not accept this password, so nothing was started") {
+		t.Fatalf("wrong old password: %d %s", code, body)
+	}
+	if _, ok := s.accounts("acme")[u0.Old]; ok {
+		t.Fatal("a wrong old password created an account")
+	}
+	// The same in Chinese.
+	zh := s.client("zh-CN,zh;q=0.9")
+	zh.signIn(u1)
+	code, body = zh.post("/me/start", url.Values{"old": {u1.Old}, "password": {"wrong-old"}})
+	if code != http.StatusUnauthorized || !strings.Contains(body, "旧邮箱没有接受这个密码, 搬家没有启动") {
+		t.Fatalf("wrong old password (zh): %d %s", code, body)
+	}
+	// Repeated wrong passwords lock the member out, even with the right one.
+	for i := 0; i < 2; i++ {
+		code, body = zh.post("/me/start", url.Values{"old": {u1.Old}, "password": {fmt.Sprintf("wrong-%d", i)}})
+	}
+	code, body = zh.post("/me/start", url.Values{"old": {u1.Old}, "password": {u1.OldPW}})
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "失败次数过多") {
+		t.Fatalf("after 3 wrong passwords: %d %s", code, body)
+	}
+	if _, ok := s.accounts("acme")[u1.Old]; ok {
+		t.Fatal("a locked-out member started a move")
+	}
+
+	// The right old password starts the move; the member watches it.
+	code, body = c.post("/me/start", url.Values{"old": {u0.Old}, "password": {u0.OldPW}})
+	if code != 200 || !strings.Contains(body, "Your move has started") {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	a := s.waitAccount("acme", u0.Old, "succeeded", 2*time.Minute)
+	want := len(flatten(s.w.Sources()[u0.Old]))
+	if a.Counts.Imported != int64(want) || a.Counts.Failed != 0 || a.Summary != fmt.Sprintf("%d to import, %d imported, 0 failed", want, want) {
+		t.Fatalf("counts: %+v (source has %d)", a, want)
+	}
+	migratetest.SameMail(t, u0.Old, s.w.Sources()[u0.Old], s.w.Target(u0))
+	var me map[string]any
+	req, _ := http.NewRequest("GET", s.http.URL+"/api/me", nil)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&me)
+	resp.Body.Close()
+	if acct, _ := me["account"].(map[string]any); acct["state"] != "succeeded" {
+		t.Fatalf("/api/me: %v", me)
+	}
+	_, body = c.get("/me")
+	if !strings.Contains(body, fmt.Sprintf("%d to import, %d imported, 0 failed", want, want)) || !strings.Contains(body, "succeeded") {
+		t.Fatalf("member page: %s", body)
+	}
+	// The member's passwords are wiped once the move succeeded.
+	acct, err := s.w.Store.Account("acme", u0.Old)
+	if err != nil || len(acct.SourceSecret) != 0 || len(acct.TargetSecret) != 0 {
+		t.Fatalf("secrets kept after success: %v %d %d", err, len(acct.SourceSecret), len(acct.TargetSecret))
+	}
+	// u2 never came: the job still waits for members, running.
+	var job map[string]any
+	s.api("GET", "/api/jobs/acme", nil, &job)
+	if job["state"] != "running" {
+		t.Fatalf("a member job with its window open should keep running: %v", job)
+	}
+	_ = u2
+
+	// The audit log says who did what.
+	var evs []state.Event
+	s.api("GET", "/api/jobs/acme/events", nil, &evs)
+	var kinds []string
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind+": "+e.Message)
+	}
+	all := strings.Join(kinds, "\n")
+	for _, want := range []string{"job.created: job acme created by the API", "account.enrolled: " + u0.New + " typed the old password for " + u0.Old,
+		"warning: portal: " + u1.New + " typed an old password for " + u1.Old + " that the old server refused; nothing started",
+		"account.succeeded: " + u0.Old + " succeeded"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("event log lacks %q:\n%s", want, all)
+		}
+	}
+	s.noSecrets()
+}
+
+func flatten(m migratetest.Mailbox) []any {
+	var out []any
+	for _, msgs := range m {
+		for _, x := range msgs {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// noSecrets greps every page and API answer, the logs and the state file
+// for every password and token the test used.
+func (s *site) noSecrets() {
+	s.t.Helper()
+	file, err := os.ReadFile(s.w.Path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	secrets := append([]string{adminPW, adminToken, "wrong-old", "not-it"}, s.secrets...)
+	for _, u := range s.w.Users {
+		secrets = append(secrets, u.OldPW, u.NewPW)
+	}
+	where := map[string]string{"pages and API": s.seen.String(), "logs": s.logs.String(), "state file": string(file)}
+	for _, sec := range secrets {
+		for name, text := range where {
+			if strings.Contains(text, sec) {
+				s.t.Errorf("secret %q found in the %s", sec, name)
+			}
+		}
+	}
+}
+
+func TestAdminControlsAndAPI(t *testing.T) {
+	s := newSite(t, siteOptions{accounts: 4, messages: 300, engine: migrate.Config{Accounts: 2, Lanes: 1}})
+	csv := s.w.CSV()
+	var out map[string]any
+	code := s.api("POST", "/api/jobs", map[string]any{"id": "big", "mode": "passwords", "source": s.endpointURL(s.w.Src.IMAPAddr),
+		"target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": csv, "start": true}, &out)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	// Bad input gets a clear error.
+	code = s.api("POST", "/api/jobs", map[string]any{"id": "bad", "mode": "passwords", "source": "ftp://x", "target": "imap://y"}, &out)
+	if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), "old server") {
+		t.Fatalf("bad source: %d %v", code, out)
+	}
+	if code = s.api("GET", "/api/jobs/bad", nil, &out); code != http.StatusNotFound {
+		t.Fatalf("a refused job was stored: %d", code)
+	}
+	// Without the token: refused.
+	resp, err := http.Get(s.http.URL + "/api/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API without token: %d", resp.StatusCode)
+	}
+
+	// Pause from the dashboard while copying: it reaches the job at once.
+	admin := s.client("en")
+	admin.get("/admin/login")
+	code, body := admin.post("/admin/login", url.Values{"user": {"admin"}, "password": {adminPW}})
+	if code != 200 || !strings.Contains(body, `id="job-big"`) {
+		t.Fatalf("admin sign-in: %d %s", code, body)
+	}
+	waitFor(t, "copying", time.Minute, func() bool {
+		var j map[string]any
+		s.api("GET", "/api/jobs/big", nil, &j)
+		c, _ := j["counts"].(map[string]any)
+		imported, _ := c["Imported"].(float64)
+		return imported > 50
+	})
+	t0 := time.Now()
+	code, body = admin.post("/admin/jobs/big/pause", url.Values{})
+	if code != 200 {
+		t.Fatalf("pause: %d", code)
+	}
+	j := s.jobState("big")
+	if j != "paused" {
+		t.Fatalf("right after the pause button the job is %q", j)
+	}
+	took := time.Since(t0)
+	if took > time.Second {
+		t.Fatalf("pause took %v to reach the job", took)
+	}
+	t.Logf("pause reached the job in %v", took)
+	// Copying stops at message boundaries: the count settles.
+	time.Sleep(1500 * time.Millisecond)
+	before := s.imported("big")
+	time.Sleep(1500 * time.Millisecond)
+	if after := s.imported("big"); after != before {
+		t.Fatalf("still copying while paused: %d -> %d", before, after)
+	}
+	if !strings.Contains(body, "paused") {
+		t.Fatalf("the job page after pause: %s", body)
+	}
+	// Resume from the API (the dashboard's own session, with its CSRF header).
+	t0 = time.Now()
+	req, _ := http.NewRequest("POST", s.http.URL+"/api/jobs/big/resume", nil)
+	req.Header.Set("X-CSRF-Token", admin.csrf)
+	if code, _ := admin.do(req); code != 200 {
+		t.Fatalf("resume: %d", code)
+	}
+	if st := s.jobState("big"); st != "running" || time.Since(t0) > time.Second {
+		t.Fatalf("resume: %s after %v", st, time.Since(t0))
+	}
+	waitFor(t, "more copying", time.Minute, func() bool { return s.imported("big") > before })
+	// End: running accounts stop, the rest are abandoned.
+	code, body = admin.post("/admin/jobs/big/end", url.Values{})
+	waitFor(t, "ended", 30*time.Second, func() bool { return s.jobState("big") == "ended" })
+	accts := s.accounts("big")
+	n := map[string]int{}
+	for _, a := range accts {
+		n[a.State]++
+	}
+	if n["abandoned"] == 0 || n["abandoned"]+n["succeeded"] != 4 {
+		t.Fatalf("after end: %v", n)
+	}
+	// The dashboard's table and the event log say what happened and who did it.
+	_, body = admin.get("/admin")
+	if !strings.Contains(body, "ended") {
+		t.Fatalf("dashboard: %s", body)
+	}
+	var evs []state.Event
+	s.api("GET", "/api/events?job=big", nil, &evs)
+	var all []string
+	for _, e := range evs {
+		all = append(all, e.Kind+": "+e.Message)
+	}
+	for _, want := range []string{"admin.pause: the admin (dashboard) asked to pause job big", "job.paused", "admin.resume", "job.resumed", "admin.end", "job.ended"} {
+		if !strings.Contains(strings.Join(all, "\n"), want) {
+			t.Errorf("event log lacks %q", want)
+		}
+	}
+	// Every dashboard page renders whole, in both languages, with the seed's words.
+	for _, page := range []struct{ path, en, zh string }{
+		{"/admin", "ended", "搬家已结束"},
+		{"/admin/jobs/big", "abandoned", "放弃"},
+		{"/admin/jobs/big?state=succeeded", "imported", "已成功导入"},
+		{"/admin/events", "asked to pause job big", "搬家查询"},
+		{"/admin/jobs/new", "Create and start", "启动搬家"},
+	} {
+		for lang, want := range map[string]string{"en": page.en, "zh-CN": page.zh} {
+			admin.lang = lang
+			code, body := admin.get(page.path)
+			if code != 200 || !strings.Contains(body, want) || !strings.HasSuffix(strings.TrimSpace(body), "</html>") {
+				t.Errorf("%s (%s): %d, want %q in a whole page:\n%s", page.path, lang, code, want, body)
+			}
+		}
+	}
+	admin.lang = "en"
+	// /metrics and /healthz.
+	resp, err = http.Get(s.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`banjia_accounts{job="big",state="abandoned"}`, `banjia_messages_copied_total{job="big"}`, `banjia_job_state{job="big",state="ended"} 1`,
+		`banjia_events_total{kind="job.paused"} 1`, `banjia_errors_total{class="account"}`, `banjia_throughput_messages_per_second{job="big"}`} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	resp, err = http.Get(s.http.URL + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	s.noSecrets()
+}
+
+func (s *site) jobState(id string) string {
+	var j map[string]any
+	s.api("GET", "/api/jobs/"+id, nil, &j)
+	st, _ := j["state"].(string)
+	return st
+}
+
+func (s *site) imported(id string) int64 {
+	var j map[string]any
+	s.api("GET", "/api/jobs/"+id, nil, &j)
+	c, _ := j["counts"].(map[string]any)
+	n, _ := c["Imported"].(float64)
+	return int64(n)
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ok() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// penaltyOff turns off Dovecot's growing delay for failed logins from one
+// address (loopback is all of this test's clients).
+const penaltyOff = "auth_failure_delay = 0\nservice anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
