@@ -29,7 +29,8 @@ func notifyFlags() []cli.Flag {
 func smtpConfig(raw, password string, plain bool) (notify.Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return notify.Config{}, fmt.Errorf("--smtp %q: want smtps://USER@HOST:465 or smtp://USER@HOST:587", raw)
+		// Not echoed: a mistyped URL may hold a password.
+		return notify.Config{}, fmt.Errorf("--smtp: not a server address: want smtps://USER@HOST:465 or smtp://USER@HOST:587")
 	}
 	if u.User != nil {
 		if _, set := u.User.Password(); set {
@@ -49,7 +50,7 @@ func smtpConfig(raw, password string, plain bool) (notify.Config, error) {
 			cfg.Security = "none"
 		}
 	default:
-		return notify.Config{}, fmt.Errorf("--smtp %q: the scheme is smtps (465) or smtp (587 with STARTTLS)", raw)
+		return notify.Config{}, fmt.Errorf("--smtp: the scheme is smtps (465) or smtp (587 with STARTTLS), not %q", u.Scheme)
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
