@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -163,4 +164,54 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// TestNotifyFailureSurfaces: a notification the SMTP server refuses (a
+// wrong password) does not hold up the move, and the admin sees why in the
+// event log and /metrics.
+func TestNotifyFailureSurfaces(t *testing.T) {
+	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": "right-smtp-pw"}})
+	nt, err := notify.New(notify.Config{Host: mail.Host, Port: mail.StartTLSPort, Security: notify.SecurityStartTLS,
+		User: "banjia@new.test", Password: "wrong-smtp-pw-5", Admins: []string{"it@new.test"}, RootCAs: mail.RootCAs, Retries: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t, siteOptions{accounts: 1, messages: 5, notifier: nt})
+	nt.OnError(s.srv.NotifyError)
+	t.Cleanup(func() { nt.Close(t.Context()) })
+	var out map[string]any
+	if code := s.api("POST", "/api/jobs", map[string]any{"id": "one", "mode": "passwords", "source": s.endpointURL(s.w.Src.IMAPAddr),
+		"target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": s.w.CSV(), "enroll_days": 0, "start": true}, &out); code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	s.waitAccount("one", s.w.Users[0].Old, "succeeded", time.Minute)
+	waitFor(t, "the job to complete", 30*time.Second, func() bool { return s.jobState("one") == "completed" })
+	var evs []map[string]any
+	waitFor(t, "notify.failed events", 30*time.Second, func() bool {
+		s.api("GET", "/api/events", nil, &evs)
+		n := 0
+		for _, e := range evs {
+			if e["Kind"] == "notify.failed" {
+				n++
+				if msg := fmt.Sprint(e["Message"]); !strings.Contains(msg, "refused the login for banjia@new.test") {
+					t.Fatalf("event: %s", msg)
+				}
+			}
+		}
+		return n == 2 // the account's mail and the job's summary
+	})
+	resp, err := http.Get(s.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), `banjia_errors_total{class="notify"} 2`) {
+		t.Fatalf("metrics:\n%s", b)
+	}
+	if len(mail.Messages()) != 0 {
+		t.Fatal("mail was sent with a wrong password")
+	}
+	s.secrets = append(s.secrets, "wrong-smtp-pw-5", "right-smtp-pw")
+	s.noSecrets()
 }

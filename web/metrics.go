@@ -1,8 +1,8 @@
 package web
 
 import (
+	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/banjia-mail/banjia/notify"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -65,15 +66,20 @@ func (m *metrics) event(e *state.Event) {
 	switch {
 	case e.Kind == "account.failed":
 		m.errors.WithLabelValues("account").Inc()
-	case e.Kind == "warning" || strings.HasSuffix(e.Kind, ".warning"):
+	case e.Kind == "warning":
 		m.errors.WithLabelValues("warning").Inc()
 	}
 }
 
-// NotifyError counts a notification that failed.
+// NotifyError counts a notification attempt that failed; a mail given up
+// goes to the event log too, where the admin looks (搬家查询).
 func (s *Server) NotifyError(err error) {
 	s.metrics.errors.WithLabelValues("notify").Inc()
 	s.cfg.Log.Warn("notification", "err", err)
+	var de *notify.DeliveryError
+	if errors.As(err, &de) && de.Final {
+		s.event("", "", "notify.failed", err.Error())
+	}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
