@@ -85,7 +85,11 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, ss *session) 
 		rows = append(rows, rowOf(st, s.m.Err(st.Job.ID)))
 	}
 	sort.Slice(rows, func(i, k int) bool { return rows[i].Job.Created.After(rows[k].Job.Created) })
-	s.render(w, r, "dashboard", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: rows, Refresh: true, Notice: r.URL.Query().Get("notice")})
+	v := view{CSRF: ss.csrf, Admin: true, Data: rows, Refresh: true}
+	if r.Header.Get("X-Partial") == "" {
+		v.Error, v.Notice = s.sess.takeFlash(ss)
+	}
+	s.render(w, r, "dashboard", http.StatusOK, v)
 }
 
 // jobView is a job's page: the table row, the accounts (filtered by
@@ -121,8 +125,11 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	for i := len(evs) - 1; i >= 0 && len(v.Events) < 200; i-- {
 		v.Events = append(v.Events, evs[i])
 	}
-	s.render(w, r, "job", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: v, Refresh: true,
-		Notice: r.URL.Query().Get("notice"), Error: r.URL.Query().Get("error")})
+	page := view{CSRF: ss.csrf, Admin: true, Data: v, Refresh: true}
+	if r.Header.Get("X-Partial") == "" {
+		page.Error, page.Notice = s.sess.takeFlash(ss)
+	}
+	s.render(w, r, "job", http.StatusOK, page)
 }
 
 func accountIn(st state.AccountState, filter string) bool {
@@ -156,8 +163,7 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session
 		back = "/admin"
 	}
 	if err := s.control(id, op, "the admin (dashboard)"); err != nil {
-		http.Redirect(w, r, back+"?error="+url.QueryEscape(err.Error()), http.StatusSeeOther)
-		return
+		s.sess.flash(ss, err.Error(), "")
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
@@ -243,10 +249,11 @@ func (s *Server) addAccountsForm(w http.ResponseWriter, r *http.Request, ss *ses
 	back := "/admin/jobs/" + url.PathEscape(id)
 	n, err := s.addAccounts(id, r.PostFormValue("accounts"), "the admin (dashboard)")
 	if err != nil {
-		http.Redirect(w, r, back+"?error="+url.QueryEscape(err.Error()), http.StatusSeeOther)
-		return
+		s.sess.flash(ss, err.Error(), "")
+	} else {
+		s.sess.flash(ss, "", fmt.Sprintf("%d accounts added or updated", n))
 	}
-	http.Redirect(w, r, back+"?notice="+url.QueryEscape(fmt.Sprintf("%d accounts added or updated", n)), http.StatusSeeOther)
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 func (s *Server) addAccounts(id, csv, who string) (int, error) {

@@ -28,6 +28,9 @@ type session struct {
 	job     string // the member's job
 	sealed  []byte // the member's new password, sealed, until the account holds it
 	expires time.Time
+	// A message for the next page (after a redirect), kept here rather
+	// than in the URL, where anyone could write one.
+	flashErr, flashNote string
 }
 
 type sessions struct {
@@ -86,6 +89,20 @@ func (s *sessions) create(w http.ResponseWriter, secure bool, old *session) *ses
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: ss.id, Path: "/", HttpOnly: true, Secure: secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL.Seconds())})
 	return ss
+}
+
+func (s *sessions) flash(ss *session, errMsg, note string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.flashErr, ss.flashNote = errMsg, note
+}
+
+func (s *sessions) takeFlash(ss *session) (errMsg, note string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	errMsg, note = ss.flashErr, ss.flashNote
+	ss.flashErr, ss.flashNote = "", ""
+	return errMsg, note
 }
 
 func (s *sessions) drop(w http.ResponseWriter, ss *session, secure bool) {

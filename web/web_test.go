@@ -490,6 +490,14 @@ func TestAdminControlsAndAPI(t *testing.T) {
 			t.Errorf("event log lacks %q", want)
 		}
 	}
+	// The dashboard's add form reports what happened; a message in the URL is not shown.
+	code, body = admin.post("/admin/jobs/big/accounts", url.Values{"accounts": {"x@old.test,x@new.test,pw-x-1"}})
+	if code != 200 || !strings.Contains(body, "job big was ended: create a new job for these accounts") {
+		t.Fatalf("adding to an ended job: %d %s", code, body)
+	}
+	if _, body = admin.get("/admin/jobs/big?error=Call+555-EVIL"); strings.Contains(body, "555-EVIL") {
+		t.Fatal("the job page shows a message from its URL")
+	}
 	// Every dashboard page renders whole, in both languages, with the seed's words.
 	for _, page := range []struct{ path, en, zh string }{
 		{"/admin", "ended", "搬家已结束"},
