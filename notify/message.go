@@ -23,14 +23,10 @@ type message struct {
 	data    []byte
 }
 
-// words is the mails' wording; the state names and the counts line are the
-// seed's (邮箱搬家 account table), as the CLI prints them.
+// words is the mails' wording; the state names and the counts line are
+// the seed's, from state.Word, as the CLI and the pages say them.
 var words = map[string]map[string]string{
 	"en": {
-		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress",
-		"succeeded": "succeeded", "failed": "failed", "abandoned": "abandoned",
-		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
-		"counts":     "%d to import, %d imported, %d failed",
 		"skipped":    "%d skipped (outside the chosen date range or size, or gone from the old mailbox)",
 		"subj.acct":  "[banjia] Mailbox move %s -> %s: %s",
 		"intro.acct": "The move of the mailbox %s to %s has finished: %s.",
@@ -44,10 +40,6 @@ var words = map[string]map[string]string{
 		"outro":    "This mail was sent by banjia, the mailbox migration tool; do not reply to it.",
 	},
 	"zh": {
-		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中",
-		"succeeded": "搬家成功", "failed": "搬家失败", "abandoned": "放弃",
-		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
-		"counts":     "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
 		"skipped":    "跳过%d封 (不在所选的时间范围或大小内, 或已从原邮箱删除)",
 		"subj.acct":  "【邮箱搬家】%s -> %s: %s",
 		"intro.acct": "邮箱 %s 搬到 %s 已结束: %s。",
@@ -74,6 +66,9 @@ func langKey(lang string) string {
 }
 
 func word(lang, key string) string {
+	if w, ok := state.Word(lang, key); ok {
+		return w
+	}
 	if w, ok := words[lang][key]; ok {
 		return w
 	}

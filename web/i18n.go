@@ -4,17 +4,15 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/banjia-mail/banjia/state"
 )
 
-// words are every page's wording in English and Simplified Chinese. The
-// state names are the seed's (搬家中, 搬家已暂停, 搬家已结束, 未启动, 进行中,
-// 搬家成功, 搬家失败, 放弃).
+// words are every page's wording in English and Simplified Chinese; the
+// state names and the counts line are the seed's, from state.Word.
 var words = map[string]map[string]string{
 	"en": {
-		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
-		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress", "succeeded": "succeeded",
-		"failed": "failed", "abandoned": "abandoned", "all": "all",
-		"counts":          "%d to import, %d imported, %d failed",
+		"all":             "all",
 		"title":           "Mailbox move",
 		"portal.title":    "Move your old mailbox here",
 		"portal.intro":    "Sign in with your NEW mailbox's address and password.",
@@ -87,10 +85,7 @@ var words = map[string]map[string]string{
 		"lang":         "中文",
 	},
 	"zh": {
-		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
-		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
-		"failed": "搬家失败", "abandoned": "放弃", "all": "所有的",
-		"counts":          "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
+		"all":             "所有的",
 		"title":           "邮箱搬家",
 		"portal.title":    "把旧邮箱搬到这里",
 		"portal.intro":    "请用新邮箱的帐号和密码登录。",
@@ -166,7 +161,10 @@ var words = map[string]map[string]string{
 
 // tr returns the wording for key, formatted with args.
 func tr(lang, key string, args ...any) string {
-	w, ok := words[lang][key]
+	w, ok := state.Word(lang, key)
+	if !ok {
+		w, ok = words[lang][key]
+	}
 	if !ok {
 		w, ok = words["en"][key]
 		if !ok {
@@ -204,9 +202,4 @@ func langOf(r *http.Request, def string) string {
 	return norm(def)
 }
 
-func norm(l string) string {
-	if strings.HasPrefix(strings.ToLower(l), "zh") {
-		return "zh"
-	}
-	return "en"
-}
+func norm(l string) string { return state.Lang(l) }

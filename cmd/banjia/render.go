@@ -13,21 +13,13 @@ import (
 )
 
 // words holds the CLI's wording in English and Simplified Chinese; the
-// Chinese state names are the seed's (搬家中, 搬家已暂停, ...).
+// state names and the counts line come from state.Word.
 var words = map[string]map[string]string{
 	"en": {
-		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
-		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress", "succeeded": "succeeded",
-		"failed": "failed", "abandoned": "abandoned",
 		"h.job": "JOB", "h.state": "STATE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
-		"counts": "%d to import, %d imported, %d failed",
 	},
 	"zh": {
-		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
-		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
-		"failed": "搬家失败", "abandoned": "放弃",
 		"h.job": "搬家任务", "h.state": "任务状态", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
-		"counts": "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
 	},
 }
 
@@ -47,6 +39,9 @@ func langOf(flag string) string {
 }
 
 func word(lang, key string) string {
+	if w, ok := state.Word(lang, key); ok {
+		return w
+	}
 	if w, ok := words[lang][key]; ok {
 		return w
 	}

@@ -1,0 +1,51 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+)
+
+// words are the seed's names for job and account states and its counts
+// line, in English and Simplified Chinese: the CLI, the web pages and the
+// notification mails all say them the same way.
+var words = map[string]map[string]string{
+	"en": {
+		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
+		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress", "succeeded": "succeeded",
+		"failed": "failed", "abandoned": "abandoned",
+		"counts": "%d to import, %d imported, %d failed",
+	},
+	"zh": {
+		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
+		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
+		"failed": "搬家失败", "abandoned": "放弃",
+		"counts": "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
+	},
+}
+
+// Lang maps a language tag (zh-CN, zh_CN.UTF-8, en-US, ...) to "zh" or "en".
+func Lang(tag string) string {
+	if strings.HasPrefix(strings.ToLower(tag), "zh") {
+		return "zh"
+	}
+	return "en"
+}
+
+// Word is the seed's wording of a state name ("running", "succeeded", ...)
+// or of "counts", if key is one of those.
+func Word(lang, key string) (string, bool) {
+	w, ok := words[Lang(lang)][key]
+	return w, ok
+}
+
+// Text is the job state as the seed's job table says it.
+func (s JobState) Text(lang string) string { return words[Lang(lang)][string(s)] }
+
+// Text is the account state as the seed's account table says it.
+func (s AccountState) Text(lang string) string { return words[Lang(lang)][string(s)] }
+
+// Line is the seed's "384 to import, 384 imported, 0 failed"
+// (总计需导入384封邮件, 已成功导入384封, 失败0封).
+func (c Counts) Line(lang string) string {
+	return fmt.Sprintf(words[Lang(lang)]["counts"], c.ToImport, c.Imported, c.Failed)
+}
