@@ -77,7 +77,7 @@ func word(lang, key string) string {
 
 // countsLine is the seed's "总计需导入384封邮件, 已成功导入384封, 失败0封".
 func countsLine(lang string, c state.Counts) string {
-	return fmt.Sprintf(word(lang, "counts"), c.ToImport, c.Imported, c.Failed)
+	return c.Line(lang)
 }
 
 func accountName(a *state.Account) string {

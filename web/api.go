@@ -63,8 +63,8 @@ type accountOut struct {
 }
 
 func accountJSON(lang string, a *state.Account) accountOut {
-	out := accountOut{ID: a.ID, Target: a.Target, State: string(a.State), StateText: tr(lang, string(a.State)),
-		Counts: a.Counts, Summary: tr(lang, "counts", a.Counts.ToImport, a.Counts.Imported, a.Counts.Failed), Reason: a.Reason}
+	out := accountOut{ID: a.ID, Target: a.Target, State: string(a.State), StateText: a.State.Text(lang),
+		Counts: a.Counts, Summary: a.Counts.Line(lang), Reason: a.Reason}
 	if !a.Started.IsZero() {
 		t := a.Started
 		out.Started = &t
@@ -99,10 +99,10 @@ type jobOut struct {
 
 func jobJSON(lang string, row jobRow) jobOut {
 	j := row.Job
-	out := jobOut{ID: j.ID, State: string(j.State), StateText: tr(lang, string(j.State)), Mode: j.ModeOf(), Domain: j.Domain,
+	out := jobOut{ID: j.ID, State: string(j.State), StateText: j.State.Text(lang), Mode: j.ModeOf(), Domain: j.Domain,
 		NewDomain: j.NewDomain, Source: j.Source.String(), Target: j.Target.String(), Created: j.Created, Running: row.Running,
 		Error: row.Err, All: row.All, Accounts: map[string]int{}, Counts: row.Counts,
-		Summary: tr(lang, "counts", row.Counts.ToImport, row.Counts.Imported, row.Counts.Failed)}
+		Summary: row.Counts.Line(lang)}
 	if !j.EnrollUntil.IsZero() {
 		t := j.EnrollUntil
 		out.EnrollUntil = &t

@@ -104,9 +104,7 @@ func New(cfg Config) (*Server, error) {
 
 var funcs = template.FuncMap{
 	"tr": tr,
-	"counts": func(lang string, c state.Counts) string {
-		return tr(lang, "counts", c.ToImport, c.Imported, c.Failed)
-	},
+	"counts": func(lang string, c state.Counts) string { return c.Line(lang) },
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return "-"

@@ -50,7 +50,7 @@ func word(lang, key string) string {
 
 // countsLine is the seed's "384 to import, 384 imported, 0 failed".
 func countsLine(lang string, c state.Counts) string {
-	return fmt.Sprintf(word(lang, "counts"), c.ToImport, c.Imported, c.Failed)
+	return c.Line(lang)
 }
 
 // jobTable prints the seed's job table: all / not started / in progress /
