@@ -103,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 var funcs = template.FuncMap{
-	"tr": tr,
+	"tr":     tr,
 	"counts": func(lang string, c state.Counts) string { return c.Line(lang) },
 	"when": func(t time.Time) string {
 		if t.IsZero() {
