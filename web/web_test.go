@@ -66,13 +66,14 @@ func (s *syncBuffer) String() string {
 
 type siteOptions struct {
 	accounts, messages int
+	bad                int // index of an account whose CSV old password is wrong, plus one (0: none)
 	notifier           web.Notifier
 	engine             migrate.Config
 }
 
 func newSite(t *testing.T, o siteOptions) *site {
 	t.Helper()
-	w := migratetest.New(t, migratetest.Options{Accounts: o.accounts, Messages: o.messages, BadPassword: -1, NoStore: true,
+	w := migratetest.New(t, migratetest.Options{Accounts: o.accounts, Messages: o.messages, BadPassword: o.bad - 1, NoStore: true,
 		// Dovecot delays failed logins, more for each from the same address (up
 		// to 15 s): the lockout tests fail logins on purpose.
 		SourceConfig: penaltyOff, TargetConfig: penaltyOff})
@@ -375,7 +376,7 @@ func (s *site) noSecrets() {
 	}
 	secrets := append([]string{adminPW, adminToken, "wrong-old", "not-it"}, s.secrets...)
 	for _, u := range s.w.Users {
-		secrets = append(secrets, u.OldPW, u.NewPW)
+		secrets = append(secrets, u.OldPW, u.NewPW, u.SourcePW)
 	}
 	where := map[string]string{"pages and API": s.seen.String(), "logs": s.logs.String(), "state file": string(file)}
 	for _, sec := range secrets {
@@ -566,3 +567,32 @@ func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
 // penaltyOff turns off Dovecot's growing delay for failed logins from one
 // address (loopback is all of this test's clients).
 const penaltyOff = "auth_failure_delay = 0\nservice anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+
+// TestMemberFixesFailedAccount: the admin's CSV had a wrong old password; the
+// member sees why the move failed, types the right one and the move
+// succeeds.
+func TestMemberFixesFailedAccount(t *testing.T) {
+	s := newSite(t, siteOptions{accounts: 1, messages: 20, bad: 1})
+	u := s.w.Users[0]
+	var out map[string]any
+	if code := s.api("POST", "/api/jobs", map[string]any{"id": "pw", "mode": "passwords", "source": s.endpointURL(s.w.Src.IMAPAddr),
+		"target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": s.w.CSV(), "start": true}, &out); code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	a := s.waitAccount("pw", u.Old, "failed", time.Minute)
+	c := s.client("en")
+	c.get("/")
+	code, body := c.post("/login", url.Values{"address": {u.New}, "password": {u.NewPW}})
+	if code != 200 || !strings.Contains(body, "Type the old password again to try again") || !strings.Contains(body, a.Reason) {
+		t.Fatalf("the member should see why and a way to retry: %d %s", code, body)
+	}
+	code, body = c.post("/me/start", url.Values{"password": {u.SourcePW}})
+	if code != 200 || !strings.Contains(body, "Your move has started") {
+		t.Fatalf("retry: %d %s", code, body)
+	}
+	a = s.waitAccount("pw", u.Old, "succeeded", time.Minute)
+	if a.Counts.Imported != 20 {
+		t.Fatalf("after the retry: %+v", a)
+	}
+	s.noSecrets()
+}

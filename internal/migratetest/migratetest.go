@@ -36,7 +36,12 @@ type World struct {
 }
 
 // User is one account on both sides.
-type User struct{ Old, New, OldPW, NewPW string }
+type User struct {
+	Old, New, OldPW, NewPW string
+	// SourcePW is the password the source really has (OldPW is wrong for
+	// Options.BadPassword's account).
+	SourcePW string
+}
 
 // WrongPassword is the old password given to Options.BadPassword's account.
 const WrongPassword = "wrong-password"
@@ -92,6 +97,7 @@ func New(t testing.TB, o Options) *World {
 				t.Fatal(err)
 			}
 		}
+		u.SourcePW = u.OldPW
 		if i == o.BadPassword {
 			u.OldPW = WrongPassword
 		}
