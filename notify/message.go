@@ -35,9 +35,13 @@ var words = map[string]map[string]string{
 		"subj.job":  "[banjia] Migration %s finished: %d succeeded, %d failed, %d abandoned",
 		"intro.job": "The migration %s has finished (%s).",
 		"accounts":  "Accounts", "all": "all", "total": "Total",
-		"problems": "Accounts that did not succeed:",
-		"more":     "... and %d more (banjia job accounts %s lists them all)",
-		"outro":    "This mail was sent by banjia, the mailbox migration tool; do not reply to it.",
+		"problems":     "Accounts that did not succeed:",
+		"more":         "... and %d more (banjia job accounts %s lists them all)",
+		"outro":        "This mail was sent by banjia, the mailbox migration tool; do not reply to it.",
+		"subj.invite":  "[banjia] Move your old mailbox %s here",
+		"intro.invite": "Your mail from %s can be moved into this mailbox (%s). Nothing is deleted from the old mailbox.",
+		"how.invite":   "Open %s, sign in with this mailbox's address (%s) and password, then type the old mailbox's password (or authorization code). The move starts at once and you can watch it there.",
+		"until.invite": "You can start the move until %s.",
 	},
 	"zh": {
 		"skipped":    "跳过%d封 (不在所选的时间范围或大小内, 或已从原邮箱删除)",
@@ -48,9 +52,13 @@ var words = map[string]map[string]string{
 		"subj.job":  "【邮箱搬家】搬家任务 %s 已结束: 搬家成功%d个, 搬家失败%d个, 放弃%d个",
 		"intro.job": "搬家任务 %s 已结束 (%s)。",
 		"accounts":  "账号", "all": "所有的", "total": "合计",
-		"problems": "未成功的账号:",
-		"more":     "... 另有%d个 (用 banjia job accounts %s 查看全部)",
-		"outro":    "此邮件由邮箱搬家工具 banjia 自动发送, 请勿回复。",
+		"problems":     "未成功的账号:",
+		"more":         "... 另有%d个 (用 banjia job accounts %s 查看全部)",
+		"outro":        "此邮件由邮箱搬家工具 banjia 自动发送, 请勿回复。",
+		"subj.invite":  "【邮箱搬家】请把旧邮箱 %s 搬到这里",
+		"intro.invite": "旧邮箱 %s 的邮件可以搬到这个新邮箱 (%s), 原邮箱内邮件不会删除。",
+		"how.invite":   "请打开 %s, 用新邮箱帐号 (%s) 和密码登录, 然后输入旧邮箱的密码 (或客户端授权码), 即可启动搬家并查看进度。",
+		"until.invite": "请在 %s 之前启动搬家。",
 	},
 }
 
@@ -131,6 +139,18 @@ func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to
 	fmt.Fprintf(&b, "\n%s\n", word(l, "outro"))
 	subject := fmt.Sprintf(word(l, "subj.acct"), a.ID, target, st)
 	return n.compose(to, subject, b.String(), l)
+}
+
+func (n *Notifier) inviteMail(job *state.Job, a *state.Account, portal, lang string, to []string) *message {
+	l := langKey(lang)
+	var b strings.Builder
+	fmt.Fprintf(&b, word(l, "intro.invite")+"\n\n", a.ID, a.Target)
+	fmt.Fprintf(&b, word(l, "how.invite")+"\n\n", portal, a.Target)
+	if job != nil && !job.EnrollUntil.IsZero() {
+		fmt.Fprintf(&b, word(l, "until.invite")+"\n\n", job.EnrollUntil.Local().Format("2006-01-02"))
+	}
+	fmt.Fprintf(&b, "%s\n", word(l, "outro"))
+	return n.compose(to, fmt.Sprintf(word(l, "subj.invite"), a.ID), b.String(), l)
 }
 
 func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, to []string) *message {

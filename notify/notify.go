@@ -252,6 +252,22 @@ func (n *Notifier) AccountFinished(job *state.Job, a *state.Account, lang string
 
 // JobFinished queues the summary mail for the admins: accounts per state,
 // the totals, and each failed or abandoned account with its reason.
+// Invite asks a member to start their move in the portal (the seed's
+// 发送提醒邮件给所有搬家成员): sent to the new mailbox, where they sign in.
+// It reports whether the mail was queued.
+func (n *Notifier) Invite(job *state.Job, a *state.Account, portal, lang string) bool {
+	if a == nil {
+		return false
+	}
+	addr, err := mail.ParseAddress(a.Target)
+	if err != nil {
+		n.log.Warn("member not invited: the new login is not an email address", "account", a.ID, "target", a.Target)
+		return false
+	}
+	n.enqueue(n.inviteMail(job, a, portal, lang, []string{addr.Address}))
+	return true
+}
+
 func (n *Notifier) JobFinished(job *state.Job, accts []*state.Account, lang string) {
 	if len(n.cfg.Admins) == 0 {
 		return

@@ -180,6 +180,8 @@ type Account struct {
 	Updated      time.Time
 	// Lang is the language the member chose in the portal, for their mail.
 	Lang string `json:",omitempty"`
+	// Invited is when the member was asked by mail to start their move.
+	Invited time.Time `json:",omitempty"`
 }
 
 // Checkpoint is how far one source folder has been copied.

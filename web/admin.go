@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -207,7 +208,7 @@ func jobRequestOf(r *http.Request) JobRequest {
 	req := JobRequest{ID: f("id"), Mode: f("mode"), Domain: f("domain"), NewDomain: f("new_domain"), Provider: f("provider"),
 		Protocol: f("protocol"), Source: f("source"), Target: f("target"), TargetAdmin: f("target_admin"),
 		TargetAdminPassword: f("target_admin_password"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
-		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true}
+		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
 	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
 	if d := strings.TrimSpace(f("enroll_days")); d != "" {
 		n, err := strconv.Atoi(d)
@@ -220,7 +221,7 @@ func jobRequestOf(r *http.Request) JobRequest {
 
 func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	req := jobRequestOf(r)
-	job, _, err := s.createJob(&req, "the admin (dashboard)")
+	job, _, err := s.createJob(r, &req, "the admin (dashboard)")
 	if err != nil {
 		// Secrets typed into the form are not sent back into the page.
 		req.TargetAdminPassword, req.Accounts = "", ""
@@ -277,4 +278,66 @@ func (s *Server) addAccounts(id, csv, who string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+func (s *Server) inviteForm(w http.ResponseWriter, r *http.Request, ss *session) {
+	id := r.PathValue("id")
+	n, err := s.invite(r, id, "the admin (dashboard)")
+	if err != nil {
+		s.sess.flash(ss, err.Error(), "")
+	} else {
+		s.sess.flash(ss, "", tr(langOf(r, s.cfg.Lang), "invited", n))
+	}
+	http.Redirect(w, r, "/admin/jobs/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+// portalURL is where members sign in.
+func (s *Server) portalURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/"
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/"
+}
+
+// invite mails every member of a member-triggered job who has not started
+// and was not invited yet (the seed's 发送提醒邮件给所有搬家成员).
+func (s *Server) invite(r *http.Request, id, who string) (int, error) {
+	job, err := s.store.Job(id)
+	if err != nil {
+		return 0, fmt.Errorf("job %q: %w", id, err)
+	}
+	if s.cfg.Notifier == nil {
+		return 0, errors.New("no mail is configured: start banjia serve with --smtp to invite members")
+	}
+	if job.ModeOf() != state.ModeMember {
+		return 0, fmt.Errorf("job %s does not wait for its members (mode %s): there is no one to invite", id, job.ModeOf())
+	}
+	accts, err := s.store.Accounts(id)
+	if err != nil {
+		return 0, err
+	}
+	portal := s.portalURL(r)
+	var invited []*state.Account
+	for _, a := range accts {
+		if !job.AwaitingMember(a) || !a.Invited.IsZero() {
+			continue
+		}
+		lang := a.Lang
+		if lang == "" {
+			lang = norm(s.cfg.Lang)
+		}
+		if s.cfg.Notifier.Invite(job, a, portal, lang) {
+			a.Invited = timeNow().UTC()
+			invited = append(invited, a)
+		}
+	}
+	if err := s.store.PutAccounts(id, invited...); err != nil {
+		return 0, err
+	}
+	s.event(id, "", "job.invited", fmt.Sprintf("%s invited %d members by mail to start their move at %s", who, len(invited), portal))
+	return len(invited), nil
 }

@@ -180,7 +180,7 @@ func (s *Server) apiCreateJob(w http.ResponseWriter, r *http.Request, who string
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
-	job, _, err := s.createJob(&req, who)
+	job, _, err := s.createJob(r, &req, who)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
@@ -255,4 +255,13 @@ func (s *Server) apiCheck(w http.ResponseWriter, r *http.Request, _ string) {
 
 func (s *Server) apiProviders(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, s.providers())
+}
+
+func (s *Server) apiInvite(w http.ResponseWriter, r *http.Request, who string) {
+	n, err := s.invite(r, r.PathValue("id"), who)
+	if err != nil {
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"invited": n})
 }

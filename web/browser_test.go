@@ -215,3 +215,66 @@ func TestNotifyFailureSurfaces(t *testing.T) {
 	s.secrets = append(s.secrets, "wrong-smtp-pw-5", "right-smtp-pw")
 	s.noSecrets()
 }
+
+// TestInviteMembers: the seed's 发送提醒邮件给所有搬家成员: the listed members of a
+// member-triggered job are asked by mail, once, to start at the portal, in
+// the language of the server.
+func TestInviteMembers(t *testing.T) {
+	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": "smtp-pw-inv"}})
+	nt, err := notify.New(notify.Config{Host: mail.Host, Port: mail.TLSPort, Security: notify.SecurityTLS, User: "banjia@new.test",
+		Password: "smtp-pw-inv", RootCAs: mail.RootCAs}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t, siteOptions{accounts: 2, messages: 3, notifier: nt})
+	t.Cleanup(func() { nt.Close(t.Context()) })
+	var csv strings.Builder
+	for _, u := range s.w.Users {
+		fmt.Fprintf(&csv, "%s,%s\n", u.Old, u.New)
+	}
+	var out map[string]any
+	if code := s.api("POST", "/api/jobs", map[string]any{"id": "inv", "mode": "member", "domain": "old.test", "new_domain": "new.test",
+		"source": s.endpointURL(s.w.Src.IMAPAddr), "target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": csv.String(),
+		"start": true, "invite": true}, &out); code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	msgs := mail.Wait(t, 2, 30*time.Second)
+	for i, u := range s.w.Users {
+		var m *smtptest.Message
+		for k := range msgs {
+			if strings.Join(msgs[k].To, ",") == u.New {
+				m = &msgs[k]
+			}
+		}
+		if m == nil {
+			t.Fatalf("no invitation for %s among %d mails", u.New, len(msgs))
+		}
+		body, _ := m.Text()
+		subject, _ := m.Subject()
+		if !strings.Contains(subject, u.Old) || !strings.Contains(body, s.http.URL+"/") || !strings.Contains(body, u.New) {
+			t.Fatalf("invitation %d: %q\n%s", i, subject, body)
+		}
+	}
+	// Once only.
+	var inv map[string]int
+	if code := s.api("POST", "/api/jobs/inv/invite", nil, &inv); code != 200 || inv["invited"] != 0 {
+		t.Fatalf("second invitation: %d %v", code, inv)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(mail.Messages()); n != 2 {
+		t.Fatalf("%d mails after a second invitation, want 2", n)
+	}
+	var evs []map[string]any
+	s.api("GET", "/api/jobs/inv/events", nil, &evs)
+	found := false
+	for _, e := range evs {
+		if e["Kind"] == "job.invited" && strings.Contains(fmt.Sprint(e["Message"]), "the API invited 2 members by mail") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no job.invited event: %v", evs)
+	}
+	s.secrets = append(s.secrets, "smtp-pw-inv")
+	s.noSecrets()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type JobRequest struct {
 	EnrollDays          *int   `json:"enroll_days,omitempty"` // default 30
 	Accounts            string `json:"accounts,omitempty"`    // CSV, as for banjia job create
 	Start               bool   `json:"start"`
+	// Invite mails the listed members of a member-triggered job (needs --smtp).
+	Invite bool `json:"invite,omitempty"`
 }
 
 var jobID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -56,7 +59,7 @@ func endpoint(raw, provider, protocol string) (sources.Endpoint, error) {
 }
 
 // createJob validates a request and stores the job; secrets are sealed.
-func (s *Server) createJob(req *JobRequest, who string) (*state.Job, int, error) {
+func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state.Job, int, error) {
 	req.ID = strings.TrimSpace(req.ID)
 	if !jobID.MatchString(req.ID) {
 		return nil, 0, errors.New("job name: letters, digits, '.', '_' or '-', at most 64")
@@ -66,6 +69,9 @@ func (s *Server) createJob(req *JobRequest, who string) (*state.Job, int, error)
 	}
 	if req.Mode == "" {
 		req.Mode = state.ModeMember
+	}
+	if req.Invite && s.cfg.Notifier == nil {
+		return nil, 0, errors.New("no mail is configured: start banjia serve with --smtp to invite members")
 	}
 	if req.Mode != state.ModeMember && req.Mode != state.ModePasswords {
 		return nil, 0, fmt.Errorf("mode %q: want member or passwords (delegated jobs are created with banjia job create --mode delegated)", req.Mode)
@@ -131,6 +137,11 @@ func (s *Server) createJob(req *JobRequest, who string) (*state.Job, int, error)
 	s.event(job.ID, "", "job.created", fmt.Sprintf("job %s created by %s: %s, %d accounts, %s -> %s", job.ID, who, job.ModeOf(), n, src, dst))
 	if req.Start {
 		if err := s.m.Start(job.ID); err != nil {
+			return job, n, err
+		}
+	}
+	if req.Invite && n > 0 {
+		if _, err := s.invite(r, job.ID, who); err != nil {
 			return job, n, err
 		}
 	}

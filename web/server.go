@@ -31,6 +31,9 @@ var assets embed.FS
 
 // Notifier tells members and admins by email when accounts and jobs finish.
 type Notifier interface {
+	// Invite asks a member to start their move at the portal; false if
+	// the mail could not be queued.
+	Invite(job *state.Job, a *state.Account, portal, lang string) bool
 	AccountFinished(job *state.Job, a *state.Account, lang string)
 	JobFinished(job *state.Job, accts []*state.Account, lang string)
 }
@@ -47,7 +50,10 @@ type Config struct {
 	// refusal. It must not change the mailbox.
 	Login    func(ctx context.Context, e sources.Endpoint) error
 	Notifier Notifier // nil: no mail
-	Lang     string   // default language of pages and admin mail
+	// PublicURL is the portal's address as members reach it, for the
+	// invitation mails; empty: the address the admin's request came to.
+	PublicURL string
+	Lang      string // default language of pages and admin mail
 	// SecureCookies marks cookies Secure even on plain HTTP (behind a TLS
 	// proxy); over TLS they always are.
 	SecureCookies bool
@@ -182,6 +188,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /admin/check", s.admin(s.checkForm))
 	mux.HandleFunc("GET /admin/jobs/{id}", s.admin(s.jobPage))
 	mux.HandleFunc("POST /admin/jobs/{id}/accounts", s.admin(s.addAccountsForm))
+	mux.HandleFunc("POST /admin/jobs/{id}/invite", s.admin(s.inviteForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/{op}", s.admin(s.controlForm))
 	mux.HandleFunc("GET /admin/events", s.admin(s.eventsPage))
 
@@ -191,6 +198,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /api/jobs/{id}", s.api(s.apiJob))
 	mux.HandleFunc("GET /api/jobs/{id}/accounts", s.api(s.apiAccounts))
 	mux.HandleFunc("POST /api/jobs/{id}/accounts", s.api(s.apiAddAccounts))
+	mux.HandleFunc("POST /api/jobs/{id}/invite", s.api(s.apiInvite))
 	mux.HandleFunc("GET /api/jobs/{id}/events", s.api(s.apiEvents))
 	mux.HandleFunc("POST /api/jobs/{id}/{op}", s.api(s.apiControl))
 	mux.HandleFunc("GET /api/events", s.api(s.apiEvents))

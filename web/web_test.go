@@ -405,6 +405,11 @@ func TestAdminControlsAndAPI(t *testing.T) {
 	if code = s.api("GET", "/api/jobs/bad", nil, &out); code != http.StatusNotFound {
 		t.Fatalf("a refused job was stored: %d", code)
 	}
+	// Inviting needs mail, and a member-triggered job.
+	code = s.api("POST", "/api/jobs/big/invite", nil, &out)
+	if code != http.StatusConflict || !strings.Contains(fmt.Sprint(out["error"]), "start banjia serve with --smtp to invite members") {
+		t.Fatalf("invite without mail: %d %v", code, out)
+	}
 	// Without the token: refused.
 	resp, err := http.Get(s.http.URL + "/api/jobs")
 	if err != nil {

@@ -28,6 +28,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
 		&cli.BoolFlag{Name: "secure-cookies", Usage: "mark cookies Secure on plain HTTP too (behind a TLS proxy)"},
+		&cli.StringFlag{Name: "public-url", Usage: "the portal's address as members reach it, for invitation mails (default: the address the admin's browser used)"},
 	}
 	flags = append(flags, notifyFlags()...)
 	flags = append(flags, runnerFlags()...)
@@ -81,7 +82,7 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token,
-		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), Log: log}
+		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log}
 	if notifier != nil {
 		wcfg.Notifier = notifier
 	}
