@@ -22,11 +22,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
 	"github.com/banjia-mail/banjia/sources"
 	_ "github.com/banjia-mail/banjia/sources/exchange" // app-only tokens for delegated XOAUTH2 logins
+	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/graph"
 	_ "github.com/banjia-mail/banjia/sources/imap" // registers imap, imaps, imap+plain
 	_ "github.com/banjia-mail/banjia/sources/pop3" // registers pop3, pop3s, pop3+plain

@@ -14,8 +14,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sources/fault"
 	imapsrc "github.com/banjia-mail/banjia/sources/imap"
 )
 

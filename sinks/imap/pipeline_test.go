@@ -17,9 +17,9 @@ import (
 	"github.com/banjia-mail/banjia/internal/delayproxy"
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
 )
 
 // The pipelined APPEND path against a real Dovecot (which offers LITERAL+).

@@ -44,8 +44,8 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
 )
 
 func init() {

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/mailgen"
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/graph"
 	"github.com/banjia-mail/banjia/sources/graph/graphtest"
 	"github.com/banjia-mail/banjia/sources/sourcetest"

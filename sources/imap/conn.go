@@ -16,8 +16,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
 )
 
 // IdleTimeout bounds how long a connection may stay silent while we wait for

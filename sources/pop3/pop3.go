@@ -25,8 +25,8 @@ import (
 
 	gopop3 "github.com/knadh/go-pop3"
 
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
 	imapsrc "github.com/banjia-mail/banjia/sources/imap"
 )
 

@@ -9,8 +9,8 @@ import (
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/migratetest"
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/pop3"
 	"github.com/banjia-mail/banjia/sources/sourcetest"
 )

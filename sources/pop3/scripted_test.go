@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/banjia-mail/banjia/migrate/fault"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/pop3"
 )
 
