@@ -18,6 +18,11 @@ import (
 	"github.com/banjia-mail/banjia/state"
 )
 
+// crashGrace is how long after a killed run's last sign of life a resumed
+// account waits before it looks on the target for what that run sent: the
+// server finishes an APPEND it had wholly received within it.
+const crashGrace = 300 * time.Millisecond
+
 // maxReasons bounds the failure reasons kept per folder.
 const maxReasons = 50
 
@@ -252,6 +257,16 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		a.r.event(job, id, "account.started", fmt.Sprintf("%s started (%s -> %s)", id, a.acct.Source, a.acct.Target))
 	} else {
 		a.r.event(job, id, "account.resumed", fmt.Sprintf("%s continues (was %s)", id, prev))
+	}
+
+	if prev == state.AccountRunning || prev == state.AccountPreparing {
+		// A run that was killed may have left pipelined APPENDs in the
+		// target server's hands; one it had fully read is still stored
+		// after we are gone. Looking for them before the server is done
+		// would miss it and send the message again.
+		if wait := time.Until(a.acct.Updated.Add(a.r.cfg.FlushEvery + crashGrace)); wait > 0 {
+			sleep(ctx, stop, wait)
+		}
 	}
 
 	var err error

@@ -268,10 +268,11 @@ func TestCrashLoop(t *testing.T) {
 	before := w.Sources()
 	w.create(t)
 	start := time.Now()
-	// Kills come early: with pipelined APPENDs a run of a few hundred
-	// milliseconds copies enough that later kills would let the job finish
-	// before the fiftieth.
-	killed, settled := w.killLoopIn(t, 50, 50*time.Millisecond, 200*time.Millisecond)
+	// A resumed run first waits for what the killed one left with the
+	// server (about half a second after its last progress), so kills land
+	// in that wait, at login and scan, and in copying. Later kills would
+	// let the job finish before the fiftieth: pipelined APPENDs are fast.
+	killed, settled := w.killLoopIn(t, 50, 50*time.Millisecond, 700*time.Millisecond)
 	if killed < 50 {
 		t.Fatalf("the job finished after %d kills; the suite promises 50", killed)
 	}
@@ -285,7 +286,7 @@ func TestCrashLoop(t *testing.T) {
 		t.Fatalf("accounts:\n%s", accts)
 	}
 	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" && !t.Failed() {
-		line := fmt.Sprintf("| SIGKILL crash loop | %d kills of `job start` at random moments (50-200 ms into each run), resumed each time | %d messages, 8 accounts | 0 lost, 0 duplicated; %d times a resumed run found messages appended but not recorded before a kill, and did not copy them again; %s |\n",
+		line := fmt.Sprintf("| SIGKILL crash loop | %d kills of `job start` at random moments (50-700 ms into each run), resumed each time | %d messages, 8 accounts | 0 lost, 0 duplicated; %d times a resumed run found messages appended but not recorded before a kill, and did not copy them again; %s |\n",
 			killed, n, settled, time.Since(start).Round(time.Second))
 		os.WriteFile(filepath.Join(out, "crash.md"), []byte(line), 0o644)
 	}
