@@ -43,7 +43,7 @@ func TestServerFaults(t *testing.T) {
 }
 
 func serverFaults(t *testing.T, format string) {
-	w := newWorld(t, migratetest.Options{Accounts: 3, Messages: 800, MaxAttachment: 200 << 10, BadPassword: -1, TargetFormat: format})
+	w := newWorld(t, migratetest.Options{Accounts: 3, Messages: 1500, MaxAttachment: 200 << 10, BadPassword: -1, TargetFormat: format})
 	before := w.Sources()
 
 	var mu sync.Mutex
