@@ -47,6 +47,9 @@ type accountRun struct {
 	// must be sent again: after that, the target is checked for a recovered
 	// first copy (dropRecovered). Kept across passes of this run.
 	unsure map[string]map[uint32]bool
+	// resent are the messages sent again after an APPEND in doubt, looked
+	// at once more when the account is done (lateSweep).
+	resent []resent
 	// work is closed when the pass finds the first message to copy: the
 	// lanes log in then, while the first folder is still being prepared.
 	work     chan struct{}
@@ -287,6 +290,9 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, fault.Wait(err))) {
 			break
 		}
+	}
+	if err == nil {
+		a.lateSweep(ctx)
 	}
 	switch {
 	case err == nil:
@@ -917,6 +923,9 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					// have recovered the first copy meanwhile.
 					if a.markUnsure(b.folder.Name, s.m.UID, false) {
 						a.dropRecovered(ctx, dst, b, s.m, s.uid)
+						a.mu.Lock()
+						a.resent = append(a.resent, resent{b: b, m: s.m, uid: s.uid})
+						a.mu.Unlock()
 					}
 				}
 			}
@@ -984,6 +993,12 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				if poison >= 3 {
 					return fault.New(fault.Account, "the connection keeps failing: "+fault.Reason(err), err)
 				}
+			}
+			if len(remaining) == 0 {
+				// The batch is settled after all (its last answers came in
+				// before the connection failed, or its last message was
+				// given up): nothing to retry.
+				continue
 			}
 			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "first", remaining[0].UID, "n", noProgress, "err", err)
 			wait := backoff(a.r.cfg.RetryBase, noProgress, fault.Wait(err))

@@ -201,3 +201,38 @@ func (a *accountRun) dropRecovered(ctx context.Context, dst sinks.Sink, b *batch
 	}
 	a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target recovered an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, m.UID, b.folder.Name))
 }
+
+// resent is a message sent again after an APPEND in doubt.
+type resent struct {
+	b   *batch
+	m   sources.Message
+	uid uint32 // the copy sent again
+}
+
+// lateSweep looks once more, from a new session, for first copies of the
+// messages sent again: Dovecot may recover a copy an interrupted session
+// half-saved only when the folder's index is next opened or saved to,
+// which can come after the check right behind the re-send. A fresh SELECT
+// makes the server finish any such recovery before it lists the folder.
+func (a *accountRun) lateSweep(ctx context.Context) {
+	a.mu.Lock()
+	list := a.resent
+	a.resent = nil
+	a.mu.Unlock()
+	if len(list) == 0 || a.r.cfg.OpenSink == nil {
+		return
+	}
+	_, dstEP, err := a.endpoints()
+	if err != nil {
+		return
+	}
+	dst, err := a.r.cfg.OpenSink(ctx, dstEP)
+	if err != nil {
+		a.r.cfg.Log.Warn("late check after in-doubt APPENDs: cannot open the target", "account", a.acct.ID, "err", err)
+		return
+	}
+	defer dst.Close()
+	for _, r := range list {
+		a.dropRecovered(ctx, dst, r.b, r.m, r.uid)
+	}
+}

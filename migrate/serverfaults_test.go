@@ -63,7 +63,7 @@ func serverFaults(t *testing.T, format string) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(time.Duration(80+rng.IntN(120)) * time.Millisecond):
+			case <-time.After(time.Duration(50+rng.IntN(100)) * time.Millisecond):
 			}
 			u := w.Users[rng.IntN(len(w.Users))]
 			var kind string
