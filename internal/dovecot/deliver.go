@@ -1,7 +1,6 @@
 package dovecot
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -12,10 +11,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/banjia-mail/banjia/sources"
 )
 
 // Message is one message to deliver.
@@ -101,7 +101,7 @@ func (s *Server) writeMaildir(user string, parts []string, msgs []Message) error
 	if !(len(parts) == 1 && parts[0] == "INBOX") {
 		enc := make([]string, len(parts))
 		for i, p := range parts {
-			enc[i] = encodeUTF7(p)
+			enc[i] = sources.EncodeMailbox(p)
 		}
 		// maildir++: one folder per mailbox, ".a.b" for a/b, names in modified UTF-7.
 		dir = filepath.Join(root, "."+strings.Join(enc, "."))
@@ -252,40 +252,6 @@ func (s *Server) writeKeywords(dir string, kw map[string]int) error {
 	lines := strings.SplitAfter(b.String(), "\n")
 	slices.Sort(lines) // stable file contents; Dovecot reads the indexes, not the order
 	return s.writeOwned(filepath.Join(dir, "dovecot-keywords"), []byte(strings.Join(lines, "")), time.Time{})
-}
-
-// encodeUTF7 is IMAP's modified UTF-7 (RFC 3501 5.1.3), which maildir++
-// folder names on disk use. Written here because go-imap keeps its encoder
-// internal; it is only needed to lay out test fixtures.
-func encodeUTF7(s string) string {
-	var b strings.Builder
-	var pending []rune
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		u := utf16.Encode(pending)
-		raw := make([]byte, 0, len(u)*2)
-		for _, c := range u {
-			raw = append(raw, byte(c>>8), byte(c))
-		}
-		b.WriteString("&" + strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(raw), "/", ",") + "-")
-		pending = nil
-	}
-	for _, r := range s {
-		switch {
-		case r == '&':
-			flush()
-			b.WriteString("&-")
-		case r >= 0x20 && r <= 0x7e:
-			flush()
-			b.WriteRune(r)
-		default:
-			pending = append(pending, r)
-		}
-	}
-	flush()
-	return b.String()
 }
 
 // appendIMAP delivers over IMAP, creating the folder and its parents.

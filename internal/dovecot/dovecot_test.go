@@ -19,6 +19,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/banjia-mail/banjia/internal/mailgen"
+
+	"github.com/banjia-mail/banjia/sources"
 )
 
 func msg(i int, date time.Time, flags ...string) Message {
@@ -411,7 +413,7 @@ func TestDeliverFast(t *testing.T) {
 func TestEncodeUTF7(t *testing.T) {
 	for in, want := range map[string]string{"INBOX": "INBOX", "客户": "&W6JiNw-", "a&b": "a&-b", "Entwürfe": "Entw&APw-rfe",
 		"Projects & Plans": "Projects &- Plans", "~peter/mail/台北/日本語": "~peter/mail/&U,BTFw-/&ZeVnLIqe-"} {
-		if got := encodeUTF7(in); got != want {
+		if got := sources.EncodeMailbox(in); got != want {
 			t.Errorf("%q -> %q, want %q", in, got, want)
 		}
 	}

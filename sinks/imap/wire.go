@@ -3,16 +3,16 @@ package imap
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/banjia-mail/banjia/sources"
 )
 
 // tagPrefix marks the commands the sink writes itself (go-imap's tags are
@@ -187,7 +187,7 @@ func mailboxArg(name string) string {
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX"
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(encodeUTF7(name)) + `"`
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(sources.EncodeMailbox(name)) + `"`
 }
 
 // validFlag is IMAP's flag-keyword / flag-extension: an atom, with a
@@ -206,37 +206,4 @@ func validFlag(f string) bool {
 		}
 	}
 	return true
-}
-
-// encodeUTF7 is IMAP's modified UTF-7 (RFC 3501 5.1.3); go-imap keeps its
-// own encoder internal.
-func encodeUTF7(s string) string {
-	var b strings.Builder
-	var pending []rune
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		u := utf16.Encode(pending)
-		raw := make([]byte, 0, len(u)*2)
-		for _, c := range u {
-			raw = append(raw, byte(c>>8), byte(c))
-		}
-		b.WriteString("&" + strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(raw), "/", ",") + "-")
-		pending = nil
-	}
-	for _, r := range s {
-		switch {
-		case r == '&':
-			flush()
-			b.WriteString("&-")
-		case r >= 0x20 && r <= 0x7e:
-			flush()
-			b.WriteRune(r)
-		default:
-			pending = append(pending, r)
-		}
-	}
-	flush()
-	return b.String()
 }

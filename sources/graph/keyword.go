@@ -1,9 +1,9 @@
 package graph
 
 import (
-	"encoding/base64"
 	"strings"
-	"unicode/utf16"
+
+	"github.com/banjia-mail/banjia/sources"
 )
 
 // keyword turns an Outlook category into an IMAP keyword, which must be an
@@ -16,17 +16,7 @@ func keyword(category string) string {
 	var b strings.Builder
 	var run []rune
 	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		u := utf16.Encode(run)
-		raw := make([]byte, 0, 2*len(u))
-		for _, c := range u {
-			raw = append(raw, byte(c>>8), byte(c))
-		}
-		b.WriteByte('&')
-		b.WriteString(strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(raw), "/", ","))
-		b.WriteByte('-')
+		b.WriteString(sources.UTF7Run(run))
 		run = run[:0]
 	}
 	for _, r := range category {
