@@ -44,6 +44,10 @@ Next, against real servers:
   a domain:     banjia job create acme --from imaps://imap.old.example:993 --to imaps://imap.new.example:993 --accounts accounts.csv
                 banjia job start acme        (banjia job pause|resume|end|status acme from another shell)
                 banjia logs -f
+  members type their own old password, in a web portal with an admin dashboard:
+                banjia job create acme --mode member --domain old.example --new-domain new.example \
+                  --from imaps://imap.old.example:993 --to imaps://imap.new.example:993
+                BANJIA_ADMIN_PASSWORD=... banjia serve --listen 127.0.0.1:8080   (portal /, dashboard /admin)
 `, u.Old, u.New)
 			return nil
 		},
