@@ -63,7 +63,7 @@ type controlled interface {
 	// followed is the job a follow request without a job name watches.
 	followed(job string) string
 	statusOf(job string) (*Status, error)
-	changes() <-chan struct{}
+	subscribe() (<-chan struct{}, func())
 	events(job string, after uint64) ([]*state.Event, error)
 }
 
@@ -176,8 +176,8 @@ func (r *Runner) followed(string) string {
 	return ""
 }
 
-func (r *Runner) statusOf(string) (*Status, error) { return r.Status() }
-func (r *Runner) changes() <-chan struct{}         { return r.Changes() }
+func (r *Runner) statusOf(string) (*Status, error)     { return r.Status() }
+func (r *Runner) subscribe() (<-chan struct{}, func()) { return r.changes.Subscribe() }
 func (r *Runner) events(job string, after uint64) ([]*state.Event, error) {
 	return r.store.Events(job, after, 0)
 }
@@ -217,13 +217,14 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 
 func (m *Manager) followed(job string) string           { return job }
 func (m *Manager) statusOf(job string) (*Status, error) { return m.Status(job) }
-func (m *Manager) changes() <-chan struct{}             { return m.Changes() }
+func (m *Manager) subscribe() (<-chan struct{}, func()) { return m.changes.Subscribe() }
 func (m *Manager) events(job string, after uint64) ([]*state.Event, error) {
 	return m.store.Events(job, after, 0)
 }
 
 func follow(ctx context.Context, t controlled, c net.Conn, enc *json.Encoder, job string, after uint64) {
-	changes := t.changes()
+	changes, unsubscribe := t.subscribe()
+	defer unsubscribe()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	// A closed client shows up as a read error.

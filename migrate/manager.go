@@ -22,7 +22,7 @@ type Manager struct {
 	runners map[string]*Runner
 	done    map[string]chan struct{}
 	errs    map[string]error
-	notify  []chan struct{}
+	changes changes // any job changed
 	wg      sync.WaitGroup
 }
 
@@ -31,7 +31,7 @@ func NewManager(ctx context.Context, store *state.Store, cfg Config) *Manager {
 	m := &Manager{store: store, cfg: cfg, ctx: ctx, runners: map[string]*Runner{}, done: map[string]chan struct{}{}, errs: map[string]error{}}
 	prev := cfg.OnEvent
 	m.cfg.OnEvent = func(e *state.Event) {
-		m.changed()
+		m.changes.notify()
 		if prev != nil {
 			prev(e)
 		}
@@ -101,7 +101,7 @@ func (m *Manager) Start(jobID string) error {
 		}
 		m.mu.Unlock()
 		close(done)
-		m.changed()
+		m.changes.notify()
 	}()
 	// Wait until the runner holds the job, so that a pause right after
 	// this call reaches it.
@@ -152,7 +152,7 @@ func (m *Manager) Control(jobID, op string) error {
 	if err := Offline(m.store, jobID, op); err != nil {
 		return err
 	}
-	m.changed()
+	m.changes.notify()
 	if op == "resume" {
 		return m.Start(jobID)
 	}
@@ -188,6 +188,15 @@ func (m *Manager) Status(jobID string) (*Status, error) {
 	return st, err
 }
 
+// Account is one account of a job, live while its job runs, without
+// secrets.
+func (m *Manager) Account(jobID, id string) (*state.Account, error) {
+	if r := m.runner(jobID); r != nil {
+		return r.AccountOf(jobID, id)
+	}
+	return New(m.store, Config{}).AccountOf(jobID, id)
+}
+
 // Statuses lists every job's status.
 func (m *Manager) Statuses() ([]*Status, error) {
 	jobs, err := m.store.Jobs()
@@ -203,26 +212,6 @@ func (m *Manager) Statuses() ([]*Status, error) {
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// Changes returns a channel that receives a value whenever any job changes.
-func (m *Manager) Changes() <-chan struct{} {
-	ch := make(chan struct{}, 1)
-	m.mu.Lock()
-	m.notify = append(m.notify, ch)
-	m.mu.Unlock()
-	return ch
-}
-
-func (m *Manager) changed() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, ch := range m.notify {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // Stop interrupts every job at message boundaries and waits for them to

@@ -104,8 +104,8 @@ type Runner struct {
 	hostSems    map[string]chan struct{}
 	// hostPause holds hosts that asked us to back off (throttling), until when.
 	hostPause map[string]time.Time
-	notify    []chan struct{}
-	saveErr   error // the state file could not be written
+	changes   changes // state changed: events, progress flushes
+	saveErr   error   // the state file could not be written
 	// saveMu orders progress writes: a snapshot taken later must never be
 	// overwritten by one taken earlier but saved after it (an account's
 	// final state by a periodic flush's older copy, say).
@@ -132,30 +132,9 @@ func (r *Runner) event(job, account, kind, msg string) {
 		r.cfg.Log.Error("event not saved", "err", err)
 	}
 	r.cfg.Log.Info(msg, "job", job, "account", account, "event", kind)
-	r.changed()
+	r.changes.notify()
 	if r.cfg.OnEvent != nil {
 		r.cfg.OnEvent(e)
-	}
-}
-
-// Changes returns a channel that receives a value whenever state changes
-// (events, progress flushes): the control server uses it to push updates.
-func (r *Runner) Changes() <-chan struct{} {
-	ch := make(chan struct{}, 1)
-	r.mu.Lock()
-	r.notify = append(r.notify, ch)
-	r.mu.Unlock()
-	return ch
-}
-
-func (r *Runner) changed() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, ch := range r.notify {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -602,6 +581,26 @@ func (r *Runner) StatusOf(jobID string) (*Status, error) {
 	return st, nil
 }
 
+// AccountOf is one account of a job, with live counts while it is copied
+// and without its sealed secrets.
+func (r *Runner) AccountOf(jobID, id string) (*state.Account, error) {
+	r.mu.Lock()
+	ar, ok := r.live[id]
+	live := ok && r.job != nil && r.job.ID == jobID
+	r.mu.Unlock()
+	var a *state.Account
+	if live {
+		a = ar.snapshot()
+	} else {
+		var err error
+		if a, err = r.store.Account(jobID, id); err != nil {
+			return nil, err
+		}
+	}
+	a.SourceSecret, a.TargetSecret = nil, nil
+	return a, nil
+}
+
 func (r *Runner) flushLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.FlushEvery)
 	defer t.Stop()
@@ -648,7 +647,7 @@ func (r *Runner) flush() {
 		r.mu.Unlock()
 		return
 	}
-	r.changed()
+	r.changes.notify()
 }
 
 // hostSlot limits connections per source host.
