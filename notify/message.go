@@ -83,11 +83,6 @@ func word(lang, key string) string {
 	return key
 }
 
-// countsLine is the seed's "总计需导入384封邮件, 已成功导入384封, 失败0封".
-func countsLine(lang string, c state.Counts) string {
-	return c.Line(lang)
-}
-
 func accountName(a *state.Account) string {
 	if a.Target != "" && a.Target != a.ID {
 		return a.ID + " -> " + a.Target
@@ -120,7 +115,7 @@ func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to
 	fmt.Fprintf(&b, word(l, "intro.acct")+"\n\n", a.ID, target, st)
 	fmt.Fprintf(&b, "%s: %s\n", word(l, "account"), accountName(a))
 	fmt.Fprintf(&b, "%s: %s\n", word(l, "state"), st)
-	fmt.Fprintf(&b, "%s: %s\n", word(l, "messages"), countsLine(l, a.Counts))
+	fmt.Fprintf(&b, "%s: %s\n", word(l, "messages"), a.Counts.Line(l))
 	if a.Counts.Skipped > 0 {
 		fmt.Fprintf(&b, "    "+word(l, "skipped")+"\n", a.Counts.Skipped)
 	}
@@ -181,7 +176,7 @@ func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, 
 			fmt.Fprintf(&b, ", %s %d", word(l, string(s)), c)
 		}
 	}
-	fmt.Fprintf(&b, "\n%s: %s\n", word(l, "total"), countsLine(l, total))
+	fmt.Fprintf(&b, "\n%s: %s\n", word(l, "total"), total.Line(l))
 	if total.Skipped > 0 {
 		fmt.Fprintf(&b, "    "+word(l, "skipped")+"\n", total.Skipped)
 	}
@@ -192,7 +187,7 @@ func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, 
 				fmt.Fprintf(&b, word(l, "more")+"\n", len(problems)-maxListed, id)
 				break
 			}
-			fmt.Fprintf(&b, "- %s  %s  %s", accountName(a), word(l, string(a.State)), countsLine(l, a.Counts))
+			fmt.Fprintf(&b, "- %s  %s  %s", accountName(a), word(l, string(a.State)), a.Counts.Line(l))
 			if a.Reason != "" {
 				fmt.Fprintf(&b, "\n  %s: %s", word(l, "reason"), a.Reason)
 			}

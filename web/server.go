@@ -301,20 +301,11 @@ func (s *Server) HandleEvent(e *state.Event) {
 		}
 		// The live view, not the file: the final counts reach the file at
 		// the next flush, after this event.
-		st, err := s.m.Status(e.Job)
+		a, err := s.m.Account(e.Job, e.Account)
 		if err != nil {
 			return
 		}
-		var c state.Account
-		for _, a := range st.Accounts {
-			if a.ID == e.Account {
-				c = a
-			}
-		}
-		if c.ID == "" {
-			return
-		}
-		c.SourceSecret, c.TargetSecret = nil, nil
+		c := *a
 		lang := c.Lang
 		if lang == "" {
 			lang = norm(s.cfg.Lang)
@@ -401,23 +392,28 @@ func (s *Server) jobsForMember(address string) (*state.Job, *state.Account, erro
 
 // memberAccount is the account a signed-in member moves, if any yet.
 func (s *Server) memberAccount(ss *session) (*state.Job, *state.Account, error) {
-	j, a, err := s.jobsForMember(ss.member)
+	// The job found at sign-in, while it lasts: the page refreshes every
+	// second, and looking through every job each time costs more.
+	j, err := s.store.Job(ss.job)
+	if err != nil || j.State == state.JobEnded {
+		if j, _, err = s.jobsForMember(ss.member); err != nil {
+			return nil, nil, err
+		}
+	}
+	accts, err := s.store.Accounts(j.ID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if a == nil {
-		return j, nil, nil
-	}
-	st, err := s.m.Status(j.ID)
-	if err != nil {
-		return j, a, nil
-	}
-	for i := range st.Accounts {
-		if st.Accounts[i].ID == a.ID {
-			return j, &st.Accounts[i], nil
+	for _, a := range accts {
+		if strings.EqualFold(a.Target, ss.member) {
+			live, err := s.m.Account(j.ID, a.ID)
+			if err != nil {
+				return j, a, nil
+			}
+			return j, live, nil
 		}
 	}
-	return j, a, nil
+	return j, nil, nil
 }
 
 func minutes(d time.Duration) int {

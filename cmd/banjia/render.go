@@ -48,11 +48,6 @@ func word(lang, key string) string {
 	return key
 }
 
-// countsLine is the seed's "384 to import, 384 imported, 0 failed".
-func countsLine(lang string, c state.Counts) string {
-	return c.Line(lang)
-}
-
 // jobTable prints the seed's job table: all / not started / in progress /
 // succeeded / failed / abandoned.
 func jobTable(w io.Writer, lang string, rows []*migrate.Status) {
@@ -81,7 +76,7 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s\t%s\t%s\n", word(lang, "h.account"), word(lang, "h.progress"), word(lang, "h.note"))
 	for _, a := range st.Accounts {
-		note := countsLine(lang, a.Counts)
+		note := a.Counts.Line(lang)
 		if a.State == state.AccountFailed || a.State == state.AccountAbandoned {
 			note = a.Reason + " (" + note + ")"
 		} else if a.State == state.AccountNotStarted {
@@ -111,7 +106,7 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 		elapsed.Truncate(time.Second), word(lang, string(st.Job.State)),
 		n[state.AccountSucceeded]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
 		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed], word(lang, "failed"),
-		countsLine(lang, c), float64(c.Bytes)/1e6, rate)
+		c.Line(lang), float64(c.Bytes)/1e6, rate)
 }
 
 func eventLine(e *state.Event) string {
