@@ -43,10 +43,17 @@ type accountRun struct {
 	// listed holds the folders listed at least once in this run: a pass that
 	// lists one more than before made progress, even if no mail moved yet.
 	listed map[string]bool
-	// unsure holds, per folder, messages whose APPEND was in doubt and that
-	// must be sent again: after that, the target is checked for a recovered
-	// first copy (dropRecovered). Kept across passes of this run.
+	// unsure holds, per folder, messages whose APPEND was in doubt and not
+	// yet found on the target: a folder keeps its floor while any is open
+	// (the first copy may still appear above it), and one sent again is
+	// looked for once more when the account is done (lateSweep). Kept
+	// across passes of this run.
 	unsure map[string]map[uint32]bool
+	// ours holds, per folder, the target UIDs known to be copies of source
+	// messages in this run (APPENDUID answers and in-doubt matches). Unlike
+	// a checkpoint's Confirmed it survives floor moves, so a check that
+	// looks below the current floor never takes our own copy for a stray.
+	ours map[string]state.Ranges
 	// resent are the messages sent again after an APPEND in doubt, looked
 	// at once more when the account is done (lateSweep).
 	resent []resent
@@ -64,6 +71,11 @@ type batch struct {
 	target sinks.Folder
 	cp     *state.Checkpoint
 	msgs   []sources.Message
+	// doubt are messages of msgs that may already be on the target (from
+	// an interrupted run or pass): the lane looks them up before it sends
+	// anything. Messages alike in date and size are never split between
+	// batches, so two lanes never match one target copy.
+	doubt []sources.Message
 }
 
 // markUnsure records (on) or clears a message whose APPEND was in doubt,
@@ -176,6 +188,36 @@ func (a *accountRun) setState(st state.AccountState, reason string) {
 func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.doneLocked(b, m, res)
+}
+
+// claim records m as copied by the target message uid found in an in-doubt
+// lookup, unless that copy was taken meanwhile for another message.
+func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	o := a.ours[b.cp.Folder]
+	if o.Contains(uid) || b.cp.Confirmed.Contains(uid) {
+		return false
+	}
+	a.doneLocked(b, m, sinks.Appended{UID: uid, Validity: b.target.Validity})
+	return true
+}
+
+// known is what in-doubt lookups in folder must not match: every target
+// message already taken as the copy of a source message.
+func (a *accountRun) known(cp *state.Checkpoint) state.Ranges {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := append(state.Ranges(nil), a.ours[cp.Folder]...)
+	for _, r := range cp.Confirmed {
+		out.AddRange(r.Lo, r.Hi)
+	}
+	return out
+}
+
+// doneLocked is done with a.mu held.
+func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended) {
 	cp := b.cp
 	cp.Done.Add(m.UID)
 	cp.Failed.Remove(m.UID)
@@ -183,6 +225,12 @@ func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 	cp.Bytes += m.Size
 	if res.UID != 0 && (res.Validity == 0 || res.Validity == b.target.Validity) {
 		cp.Confirmed.Add(res.UID)
+		if a.ours == nil {
+			a.ours = map[string]state.Ranges{}
+		}
+		o := a.ours[cp.Folder]
+		o.Add(res.UID)
+		a.ours[cp.Folder] = o
 	}
 	a.acct.Counts.Imported++
 	a.acct.Counts.Failed = a.failedCount()
@@ -291,8 +339,10 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 			break
 		}
 	}
-	if err == nil {
-		a.lateSweep(ctx)
+	if ctx.Err() == nil {
+		// Every lane is done: whatever the outcome, look for first copies
+		// of the messages sent again.
+		a.lateSweep(ctx, stop)
 	}
 	switch {
 	case err == nil:
@@ -501,6 +551,8 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		// Every recorded UID is void; the in-doubt check below (from the
 		// target folder's first message) finds what is already there.
 		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, TargetValidity: cp.TargetValidity, Floor: 1}
+		delete(a.ours, f.Name)
+		delete(a.unsure, f.Name)
 	}
 	cp.Validity = f.Validity
 	// Nothing new since the last full listing: skip without listing (unless
@@ -602,46 +654,42 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	if cp.TargetValidity != 0 && cp.TargetValidity != tf.Validity {
 		// The target folder was recreated: nothing we confirmed is there.
 		cp.Floor, cp.Confirmed = 1, nil
+		delete(a.ours, f.Name)
 	}
-	floor, confirmed := cp.Floor, append(state.Ranges(nil), cp.Confirmed...)
+	cp.TargetValidity = tf.Validity
+	floor := cp.Floor
+	unsure := map[uint32]bool{}
+	for u := range a.unsure[f.Name] {
+		unsure[u] = true
+	}
 	a.mu.Unlock()
+	var doubtful map[uint32]bool
 	if floor != 0 {
-		found, err := a.settle(ctx, src, dst, f, tf, floor, confirmed, pending)
+		// Only a listing here: the lookups themselves go to the lanes, which
+		// keep the connections that work. A pass that had to fetch every
+		// candidate over its one connection could not get through a link
+		// that breaks every few hundred kilobytes.
+		cands, err := dst.Messages(ctx, tf.Name, floor)
 		if err != nil {
 			return err
 		}
-		if len(found) > 0 {
-			a.mu.Lock()
-			var rest []sources.Message
-			for _, m := range pending {
-				if found[m.UID] != 0 {
-					cp.Done.Add(m.UID)
-					cp.Bytes += m.Size
-					delete(a.unsure[f.Name], m.UID)
-				} else {
-					rest = append(rest, m)
-				}
-			}
-			pending = rest
-			a.recount()
-			a.mu.Unlock()
-			a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were already on the target from an interrupted run; not copied again", a.acct.ID, len(found), f.Name))
-		}
+		doubtful = suspects(pending, cands, a.known(cp), unsure)
 	}
 	a.mu.Lock()
-	cp.TargetValidity, cp.Floor, cp.Confirmed = tf.Validity, tf.UIDNext, nil
-	if cp.Floor == 0 {
-		cp.Floor = 1
+	if len(doubtful) == 0 {
+		// Nothing can be in doubt below here any more.
+		cp.Floor, cp.Confirmed = tf.UIDNext, nil
+		if cp.Floor == 0 {
+			cp.Floor = 1
+		}
 	}
 	a.dirty[f.Name] = true
 	a.mu.Unlock()
 	if err := a.saveNow(); err != nil {
 		return err
 	}
-	if len(pending) > 0 {
-		if dropped := droppedFlags(tf, pending); len(dropped) > 0 {
-			a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q does not keep the flags %s; messages are copied without them", a.acct.ID, target, strings.Join(dropped, " ")))
-		}
+	if dropped := droppedFlags(tf, pending); len(dropped) > 0 {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q does not keep the flags %s; messages are copied without them", a.acct.ID, target, strings.Join(dropped, " ")))
 	}
 
 	var cur *batch
@@ -660,19 +708,91 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		cur, curBytes = nil, 0
 		return nil
 	}
+	// Messages alike in date and size (a folder can hold identical copies)
+	// go to one batch, looked up by one lane in turn: two lanes at once
+	// could both take one target copy, or one could take the other's copy
+	// while its answer is still on the way.
+	twins := map[twinKey][]sources.Message{}
 	for _, m := range pending {
-		if cur == nil {
-			cur = &batch{folder: f, target: tf, cp: cp}
-		}
-		cur.msgs = append(cur.msgs, m)
-		curBytes += m.Size
-		if len(cur.msgs) >= a.r.cfg.BatchMessages || curBytes >= a.r.cfg.BatchBytes {
-			if err := send(); err != nil {
-				return err
+		k := keyOf(m)
+		twins[k] = append(twins[k], m)
+	}
+	queue := func(list []sources.Message, doubt bool) error {
+		for _, m := range list {
+			g, ok := twins[keyOf(m)]
+			if !ok {
+				continue // went out with an earlier twin
+			}
+			delete(twins, keyOf(m))
+			if cur == nil {
+				cur = &batch{folder: f, target: tf, cp: cp}
+			}
+			cur.msgs = append(cur.msgs, g...)
+			if doubt {
+				cur.doubt = append(cur.doubt, g...)
+			}
+			for _, t := range g {
+				curBytes += t.Size
+			}
+			if len(cur.msgs) >= a.r.cfg.BatchMessages || curBytes >= a.r.cfg.BatchBytes {
+				if err := send(); err != nil {
+					return err
+				}
 			}
 		}
+		return send()
 	}
-	return send()
+	var plain, doubt []sources.Message
+	for _, m := range pending {
+		if doubtful[m.UID] {
+			doubt = append(doubt, m)
+		} else {
+			plain = append(plain, m)
+		}
+	}
+	if err := queue(doubt, true); err != nil {
+		return err
+	}
+	return queue(plain, false)
+}
+
+// twinKey is what identical copies of a message share.
+type twinKey struct {
+	date int64
+	size int64
+}
+
+func keyOf(m sources.Message) twinKey { return twinKey{m.Date.Unix(), m.Size} }
+
+// suspects are the pending messages that may already be on the target: one
+// whose APPEND was in doubt earlier in this run (its copy may still appear),
+// or one alike in date or size to a target message at or above the floor
+// that is not known as the copy of another (an APPEND whose answer a crash
+// or a broken connection lost).
+func suspects(pending []sources.Message, cands []sinks.Message, known state.Ranges, unsure map[uint32]bool) map[uint32]bool {
+	dates := map[int64]bool{}
+	sizes := map[int64]bool{}
+	for _, c := range cands {
+		if !known.Contains(c.UID) {
+			dates[c.Date.Unix()] = true
+			sizes[c.Size] = true
+		}
+	}
+	out := map[uint32]bool{}
+	alike := map[twinKey]bool{}
+	for _, m := range pending {
+		if unsure[m.UID] || dates[m.Date.Unix()] || sizes[m.Size] {
+			out[m.UID] = true
+			alike[keyOf(m)] = true
+		}
+	}
+	// A suspect's twins are looked up with it, never sent beside it.
+	for _, m := range pending {
+		if alike[keyOf(m)] {
+			out[m.UID] = true
+		}
+	}
+	return out
 }
 
 // assignUIDs numbers messages of sources that key them by strings (POP3
@@ -797,8 +917,11 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 		}
 		remaining := b.msgs
 		noProgress, connectFails, throttled := 0, 0, 0
-		// doubt holds messages sent in full whose answers were lost.
-		var doubt []sources.Message
+		// doubt holds messages that may be on the target already: sent in
+		// full in this batch with their answers lost, or suspected by the
+		// folder's preparation.
+		doubt := append([]sources.Message(nil), b.doubt...)
+		earlier := len(doubt)
 		for len(remaining) > 0 {
 			if isClosed(stop) {
 				return errStopped
@@ -817,10 +940,29 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				// before sending those messages again. Those found are
 				// recorded as copied at once, even if a later lookup fails.
 				var found map[uint32]bool
+				unsettled := len(doubt)
 				doubt, found, err = a.settleDoubts(ctx, src, dst, b, doubt)
+				if len(doubt) < unsettled {
+					connectFails = 0
+				}
 				if len(found) > 0 {
 					remaining = without(remaining, found)
-					connectFails = 0
+					if earlier > 0 {
+						// Found for the folder's preparation: the operator
+						// learns that an interrupted run had copied them.
+						n := 0
+						for _, m := range b.doubt {
+							if found[m.UID] {
+								n++
+							}
+						}
+						if n > 0 {
+							a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were already on the target from an interrupted run; not copied again", a.acct.ID, n, b.folder.Name))
+						}
+					}
+				}
+				if len(doubt) == 0 {
+					earlier = 0
 				}
 			}
 			if err != nil && fault.Classify(err) == fault.Retry && fault.Wait(err) > 0 {
@@ -854,6 +996,13 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			// record takes the target's answer for one message.
 			record := func(m sources.Message, res sinks.Appended, err error) error {
 				if err != nil {
+					if ctx.Err() != nil {
+						// Cut short because the pass is ending, not refused:
+						// the message may have been stored. The next pass
+						// looks for it before sending it again.
+						a.markUnsure(b.folder.Name, m.UID, true)
+						return err
+					}
 					if fault.Classify(err) == fault.Message {
 						processed[m.UID] = true
 						a.failed(b, m, fault.Reason(err))
@@ -919,12 +1068,16 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					}
 				}
 				for _, s := range stored {
-					// Sent again after an APPEND in doubt: the target may
-					// have recovered the first copy meanwhile.
+					// Sent again after an APPEND in doubt: the first copy may
+					// still appear (a server finishing what it had read, or
+					// recovering a half-saved file). It is looked for when
+					// the account is done and no APPEND of ours is in flight:
+					// looked for now, another lane's copy of an identical
+					// message, not answered yet, could be taken for it.
 					if a.markUnsure(b.folder.Name, s.m.UID, false) {
-						a.dropRecovered(ctx, dst, b, s.m, s.uid)
+						a.r.cfg.Log.Info("message sent again after an in-doubt APPEND", "account", a.acct.ID, "folder", b.folder.Name, "uid", s.m.UID, "target_uid", s.uid)
 						a.mu.Lock()
-						a.resent = append(a.resent, resent{b: b, m: s.m, uid: s.uid})
+						a.resent = append(a.resent, resent{b: b, m: s.m, uid: s.uid, floor: b.cp.Floor})
 						a.mu.Unlock()
 					}
 				}
@@ -1025,29 +1178,36 @@ type storedAs struct {
 // so that a link that keeps failing still makes progress.
 const settleChunk = 4
 
-// settleDoubts looks up on the target the messages whose APPEND answers
-// were lost, a few at a time, and records those found as copied (with the
+// settleDoubts looks up on the target the messages that may be there
+// already, a few at a time, and records those found as copied (with the
 // target UID they matched, so later lookups do not match it again). It
 // returns the ones not looked up yet and the ones found; those looked up
-// and not found are for the caller to send again.
+// and not found are for the caller to send again. The folder is listed
+// once per call: the floor stays low while anything is in doubt, and a
+// listing per chunk would grow with the folder.
 func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst sinks.Sink, b *batch,
 	doubt []sources.Message) ([]sources.Message, map[uint32]bool, error) {
 	stored := map[uint32]bool{}
+	a.mu.Lock()
+	floor := b.cp.Floor
+	a.mu.Unlock()
+	cands, err := dst.Messages(ctx, b.target.Name, floor)
+	if err != nil {
+		return doubt, stored, err
+	}
 	for len(doubt) > 0 {
 		chunk := doubt[:min(len(doubt), settleChunk)]
-		a.mu.Lock()
-		floor, confirmed := b.cp.Floor, append(state.Ranges(nil), b.cp.Confirmed...)
-		a.mu.Unlock()
-		found, err := a.settle(ctx, src, dst, b.folder, b.target, floor, confirmed, chunk)
+		found, err := a.settle(ctx, src, dst, b.folder, b.target, cands, a.known(b.cp), chunk)
 		if err != nil {
 			return doubt, stored, err
 		}
 		for _, m := range chunk {
-			if t := found[m.UID]; t != 0 {
+			if t := found[m.UID]; t != 0 && a.claim(b, m, t) {
 				a.markUnsure(b.folder.Name, m.UID, false)
-				a.done(b, m, sinks.Appended{UID: t, Validity: b.target.Validity})
 				stored[m.UID] = true
-				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID)
+				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", t)
+			} else {
+				a.r.cfg.Log.Info("in-doubt message not on the target; sending it again", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "floor", floor)
 			}
 		}
 		doubt = doubt[len(chunk):]

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,7 +59,8 @@ func TestConnectionFaults(t *testing.T) {
 
 	counts := map[string]*atomic.Int64{"in-doubt message was stored": {}, "lane retry": {}}
 	start := time.Now()
-	r := runner(w, migrate.Config{Accounts: 4, Lanes: 2, Retries: 40, RetryBase: 10 * time.Millisecond, Log: slog.New(&logCount{counts: counts})})
+	logs := &logCount{counts: counts}
+	r := runner(w, migrate.Config{Accounts: 4, Lanes: 2, Retries: 40, RetryBase: 10 * time.Millisecond, Log: slog.New(logs)})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if err := r.Run(ctx, w.Job); err != nil {
@@ -73,8 +75,13 @@ func TestConnectionFaults(t *testing.T) {
 		a := accounts(t, w)[u.Old]
 		if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
 			t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+			logs.dump(t, u.Old, 60)
 		}
+		failed := t.Failed()
 		total += migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+		if !failed && t.Failed() {
+			logs.dump(t, u.Old, 60)
+		}
 	}
 	migratetest.Unchanged(t, before, w.Sources())
 	sc, dc := sp.Counts(), dp.Counts()
@@ -95,8 +102,13 @@ func TestConnectionFaults(t *testing.T) {
 	}
 }
 
-// logCount counts log records whose message contains a key.
-type logCount struct{ counts map[string]*atomic.Int64 }
+// logCount counts log records whose message contains a key, and keeps
+// the records, so a failing test can show what the engine did.
+type logCount struct {
+	counts map[string]*atomic.Int64
+	mu     sync.Mutex
+	lines  []string
+}
 
 func (l *logCount) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logCount) Handle(_ context.Context, r slog.Record) error {
@@ -105,7 +117,39 @@ func (l *logCount) Handle(_ context.Context, r slog.Record) error {
 			n.Add(1)
 		}
 	}
+	var b strings.Builder
+	b.WriteString(r.Time.Format("15:04:05.000 "))
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	l.mu.Lock()
+	l.lines = append(l.lines, b.String())
+	l.mu.Unlock()
+	if f := os.Getenv("BANJIA_TEST_LOG"); f != "" {
+		if out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintln(out, b.String())
+			out.Close()
+		}
+	}
 	return nil
 }
 func (l *logCount) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *logCount) WithGroup(string) slog.Handler      { return l }
+
+// dump logs the last n records that mention who.
+func (l *logCount) dump(t *testing.T, who string, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var keep []string
+	for _, s := range l.lines {
+		if strings.Contains(s, who) {
+			keep = append(keep, s)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	t.Logf("engine log for %s (last %d records):\n%s", who, len(keep), strings.Join(keep, "\n"))
+}

@@ -16,20 +16,17 @@ import (
 
 // settle decides which pending source messages are already on the target.
 //
-// A crash between the target's OK to an APPEND and the next checkpoint write
-// leaves messages on the target that the state does not list as done. They
-// can only be target messages at or above the floor recorded before that
-// session appended anything, and not among the UIDs it confirmed. Each such
-// candidate whose INTERNALDATE or size matches a pending message is compared
-// by a digest of its content, and pairs are matched one to one, so duplicate
-// Message-IDs or messages without one are told apart correctly. The result
-// maps each source UID found to the target UID it matched.
+// A crash or a lost connection between the target's OK to an APPEND and our
+// record of it leaves messages on the target that the state does not list
+// as done. They can only be target messages at or above the floor recorded
+// before those APPENDs, and not known as copies of other messages. Each
+// such candidate (in cands, a listing from the floor) whose INTERNALDATE or
+// size matches a pending message is compared by a digest of its content,
+// and pairs are matched one to one, so duplicate Message-IDs or messages
+// without one are told apart correctly. The result maps each source UID
+// found to the target UID it matched.
 func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.Sink, f sources.Folder,
-	tf sinks.Folder, floor uint32, confirmed state.Ranges, pending []sources.Message) (map[uint32]uint32, error) {
-	cands, err := dst.Messages(ctx, tf.Name, floor)
-	if err != nil {
-		return nil, err
-	}
+	tf sinks.Folder, cands []sinks.Message, known state.Ranges, pending []sources.Message) (map[uint32]uint32, error) {
 	dates := map[int64]bool{}
 	sizes := map[int64]bool{}
 	for _, m := range pending {
@@ -40,7 +37,7 @@ func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.S
 	tDates := map[int64]bool{}
 	tSizes := map[int64]bool{}
 	for _, c := range cands {
-		if confirmed.Contains(c.UID) {
+		if known.Contains(c.UID) {
 			continue
 		}
 		if dates[c.Date.Unix()] || sizes[c.Size] {
@@ -54,7 +51,7 @@ func (a *accountRun) settle(ctx context.Context, src sources.Source, dst sinks.S
 	}
 	// Digest of target candidates: which copies of each content are there.
 	have := map[string][]uint32{}
-	err = dst.Fetch(ctx, tf.Name, tUIDs, func(uid uint32, r io.Reader) error {
+	err := dst.Fetch(ctx, tf.Name, tUIDs, func(uid uint32, r io.Reader) error {
 		d, err := digest(r)
 		if err != nil {
 			return err
@@ -138,43 +135,45 @@ func digest(r io.Reader) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// dropRecovered runs after a message whose earlier APPEND was in doubt (and
-// not found on the target) has been sent again and stored as newUID. A
-// server that crashed while storing the first copy may recover it only now
-// (Dovecot's sdbox rebuilds its index when the next save meets the orphaned
-// file), so the folder is looked at once more: a message above the floor,
-// not confirmed as ours, byte for byte equal to the new copy, is that first
-// copy. It is removed, so the message is on the target once.
-func (a *accountRun) dropRecovered(ctx context.Context, dst sinks.Sink, b *batch, m sources.Message, newUID uint32) {
+// dropRecovered runs when the account is done, for a message whose earlier
+// APPEND was in doubt, was not found on the target, and was sent again as
+// newUID. The first copy may have appeared since: a server finishing an
+// APPEND it had wholly read when the connection went, or recovering a
+// half-saved file (Dovecot's sdbox rebuilds its index when the next save
+// meets the orphaned file). So the folder is looked at once more from the
+// floor the first copy was sent under: a message not known as the copy of
+// another, alike in date and size and byte for byte equal to the new copy,
+// is that first copy. It is removed, so the message is on the target once.
+// It reports whether the check was made (false: try again later).
+func (a *accountRun) dropRecovered(ctx context.Context, dst sinks.Sink, r resent) bool {
 	ex, ok := dst.(sinks.Expunger)
-	if !ok || newUID == 0 {
-		return
+	if !ok || r.uid == 0 {
+		return true
 	}
-	a.mu.Lock()
-	floor, confirmed := b.cp.Floor, append(state.Ranges(nil), b.cp.Confirmed...)
-	a.mu.Unlock()
-	cands, err := dst.Messages(ctx, b.target.Name, floor)
+	b, m := r.b, r.m
+	known := a.known(b.cp)
+	cands, err := dst.Messages(ctx, b.target.Name, r.floor)
 	if err != nil {
 		a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
-		return
+		return false
 	}
 	var mine *sinks.Message
 	for i := range cands {
-		if cands[i].UID == newUID {
+		if cands[i].UID == r.uid {
 			mine = &cands[i]
 		}
 	}
 	if mine == nil {
-		return
+		return true
 	}
-	uids := []uint32{newUID}
+	uids := []uint32{r.uid}
 	for _, c := range cands {
-		if c.UID != newUID && !confirmed.Contains(c.UID) && c.Size == mine.Size && c.Date.Equal(mine.Date) {
+		if c.UID != r.uid && !known.Contains(c.UID) && c.Size == mine.Size && c.Date.Equal(mine.Date) {
 			uids = append(uids, c.UID)
 		}
 	}
 	if len(uids) == 1 {
-		return
+		return true
 	}
 	digests := map[uint32]string{}
 	err = dst.Fetch(ctx, b.target.Name, uids, func(uid uint32, r io.Reader) error {
@@ -184,37 +183,42 @@ func (a *accountRun) dropRecovered(ctx context.Context, dst sinks.Sink, b *batch
 	})
 	if err != nil {
 		a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
-		return
+		return false
 	}
 	var extra []uint32
 	for _, u := range uids[1:] {
-		if d, ok := digests[u]; ok && d == digests[newUID] {
+		if d, ok := digests[u]; ok && d == digests[r.uid] {
 			extra = append(extra, u)
 		}
 	}
 	if len(extra) == 0 {
-		return
+		return true
 	}
 	if err := ex.Expunge(ctx, b.target.Name, extra); err != nil {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target recovered an interrupted copy of message UID %d in %q after it was sent again, and it could not be removed: %s", a.acct.ID, m.UID, b.folder.Name, fault.Reason(err)))
-		return
+		if fault.Classify(err) == fault.Retry {
+			a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
+			return false
+		}
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent again, and it could not be removed: %s", a.acct.ID, m.UID, b.folder.Name, fault.Reason(err)))
+		return true
 	}
-	a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target recovered an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, m.UID, b.folder.Name))
+	a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, m.UID, b.folder.Name))
+	return true
 }
 
 // resent is a message sent again after an APPEND in doubt.
 type resent struct {
-	b   *batch
-	m   sources.Message
-	uid uint32 // the copy sent again
+	b     *batch
+	m     sources.Message
+	uid   uint32 // the copy sent again
+	floor uint32 // the folder's floor when the first copy was sent
 }
 
-// lateSweep looks once more, from a new session, for first copies of the
-// messages sent again: Dovecot may recover a copy an interrupted session
-// half-saved only when the folder's index is next opened or saved to,
-// which can come after the check right behind the re-send. A fresh SELECT
-// makes the server finish any such recovery before it lists the folder.
-func (a *accountRun) lateSweep(ctx context.Context) {
+// lateSweep runs dropRecovered for the messages sent again, from a new
+// session (a fresh SELECT makes Dovecot finish any recovery before it
+// lists the folder), when no APPEND of this account is in flight. A broken
+// connection is retried like any other.
+func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 	a.mu.Lock()
 	list := a.resent
 	a.resent = nil
@@ -226,13 +230,22 @@ func (a *accountRun) lateSweep(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	dst, err := a.r.cfg.OpenSink(ctx, dstEP)
-	if err != nil {
-		a.r.cfg.Log.Warn("late check after in-doubt APPENDs: cannot open the target", "account", a.acct.ID, "err", err)
-		return
+	for attempt := 0; len(list) > 0 && attempt <= a.r.cfg.Retries; attempt++ {
+		if attempt > 0 && !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, 0)) {
+			break
+		}
+		dst, err := a.r.cfg.OpenSink(ctx, dstEP)
+		if err != nil {
+			a.r.cfg.Log.Warn("late check after in-doubt APPENDs: cannot open the target", "account", a.acct.ID, "err", err)
+			continue
+		}
+		for len(list) > 0 && a.dropRecovered(ctx, dst, list[0]) {
+			list = list[1:]
+			attempt = 0
+		}
+		dst.Close()
 	}
-	defer dst.Close()
-	for _, r := range list {
-		a.dropRecovered(ctx, dst, r.b, r.m, r.uid)
+	if len(list) > 0 {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) were sent again after their first copy was in doubt, and the target could not be checked for that first copy; look for duplicates in %q", a.acct.ID, len(list), list[0].b.folder.Name))
 	}
 }

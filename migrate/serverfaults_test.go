@@ -94,11 +94,12 @@ func serverFaults(t *testing.T, format string) {
 		}
 	}()
 
-	logged := map[string]*atomic.Int64{"recovered an interrupted copy": {}, "in-doubt message was stored": {}}
+	logged := map[string]*atomic.Int64{"interrupted copy of message": {}, "in-doubt message was stored": {}}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	err := runner(w, migrate.Config{Accounts: 3, Lanes: 2, Retries: 20, RetryBase: 200 * time.Millisecond, Log: slog.New(&logCount{counts: logged})}).Run(ctx, w.Job)
+	logs := &logCount{counts: logged}
+	err := runner(w, migrate.Config{Accounts: 3, Lanes: 2, Retries: 20, RetryBase: 200 * time.Millisecond, Log: slog.New(logs)}).Run(ctx, w.Job)
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -111,10 +112,14 @@ func serverFaults(t *testing.T, format string) {
 		if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
 			t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
 		}
+		failed := t.Failed()
 		if format == "sdbox" {
 			total += migratetest.SameBodies(t, u.Old, before[u.Old], w.Target(u))
 		} else {
 			total += migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+		}
+		if t.Failed() && !failed || a.State != state.AccountSucceeded {
+			logs.dump(t, u.Old, 60)
 		}
 	}
 	migratetest.Unchanged(t, before, w.Sources())
@@ -132,7 +137,7 @@ func serverFaults(t *testing.T, format string) {
 		return
 	}
 	settled := fmt.Sprintf("%d APPENDs whose answer was lost found stored, %d copies the server recovered after a re-send removed",
-		logged["in-doubt message was stored"].Load(), logged["recovered an interrupted copy"].Load())
+		logged["in-doubt message was stored"].Load(), logged["interrupted copy of message"].Load())
 	t.Logf("%s target: %d server faults (%s); %d messages, 0 lost, 0 duplicated; %s; %s", format, faults, strings.Join(parts, ", "), total, settled, elapsed.Round(time.Millisecond))
 	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" {
 		what := "exact with flags and dates"

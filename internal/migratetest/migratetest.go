@@ -251,7 +251,7 @@ func sameMail(t testing.TB, who string, want, got Mailbox, withFlags bool) (mess
 		gm := got[name]
 		wk, gk := keys(wm, withFlags), keys(gm, withFlags)
 		if len(wk) != len(gk) {
-			t.Errorf("%s folder %q: source has %d messages, target %d", who, name, len(wk), len(gk))
+			t.Errorf("%s folder %q: source has %d messages, target %d%s", who, name, len(wk), len(gk), differing(wm, gm))
 			continue
 		}
 		for i := range wk {
@@ -269,6 +269,36 @@ func sameMail(t testing.TB, who string, want, got Mailbox, withFlags bool) (mess
 		}
 	}
 	return messages
+}
+
+// differing names, by UID, the messages one side holds more copies of than
+// the other, so a failure says which message was lost or duplicated.
+func differing(want, got []dovecot.SnapMessage) string {
+	count := map[[32]byte]int{}
+	for _, m := range want {
+		count[sha256.Sum256(m.Body)]++
+	}
+	for _, m := range got {
+		count[sha256.Sum256(m.Body)]--
+	}
+	var out []string
+	for _, m := range want {
+		if count[sha256.Sum256(m.Body)] > 0 {
+			out = append(out, fmt.Sprintf("source UID %d (%d bytes, %s) missing", m.UID, len(m.Body), m.Date.Format(time.RFC3339)))
+		}
+	}
+	for _, m := range got {
+		if count[sha256.Sum256(m.Body)] < 0 {
+			out = append(out, fmt.Sprintf("target UID %d (%d bytes, %s) has too many copies", m.UID, len(m.Body), m.Date.Format(time.RFC3339)))
+		}
+	}
+	if len(out) > 10 {
+		out = append(out[:10], "...")
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(out, "; ")
 }
 
 // Unchanged fails unless the source mailboxes are exactly as before: same
