@@ -54,8 +54,11 @@ type accountRun struct {
 	// a checkpoint's Confirmed it survives floor moves, so a check that
 	// looks below the current floor never takes our own copy for a stray.
 	ours map[string]state.Ranges
-	// resent are the messages sent again after an APPEND in doubt, looked
-	// at once more when the account is done (lateSweep).
+	// again holds, per folder, messages an in-doubt lookup did not find, so
+	// they are sent again: an earlier APPEND of theirs may still land.
+	again map[string]map[uint32]bool
+	// resent are the messages sent more than once that ended up copied,
+	// looked at once more when the account is done (lateSweep).
 	resent []resent
 	// work is closed when the pass finds the first message to copy: the
 	// lanes log in then, while the first folder is still being prepared.
@@ -76,6 +79,45 @@ type batch struct {
 	// anything. Messages alike in date and size are never split between
 	// batches, so two lanes never match one target copy.
 	doubt []sources.Message
+}
+
+// forget drops what this run knows of a folder's copies on the target, when
+// the source or target folder was renumbered. Caller holds mu.
+func (a *accountRun) forget(folder string) {
+	delete(a.ours, folder)
+	delete(a.unsure, folder)
+	delete(a.again, folder)
+	keep := a.resent[:0]
+	for _, r := range a.resent {
+		if r.b.folder.Name != folder {
+			keep = append(keep, r)
+		}
+	}
+	a.resent = keep
+}
+
+// sentAgain records that a message is being sent again after an in-doubt
+// lookup did not find it.
+func (a *accountRun) sentAgain(folder string, uid uint32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.again == nil {
+		a.again = map[string]map[uint32]bool{}
+	}
+	if a.again[folder] == nil {
+		a.again[folder] = map[uint32]bool{}
+	}
+	a.again[folder][uid] = true
+}
+
+// copied is called when m, of b, is on the target as uid: if it was sent
+// more than once, the copy is queued for the late sweep. Caller holds mu.
+func (a *accountRun) copiedLocked(b *batch, m sources.Message, uid uint32) {
+	if !a.again[b.folder.Name][m.UID] {
+		return
+	}
+	delete(a.again[b.folder.Name], m.UID)
+	a.resent = append(a.resent, resent{b: b, m: m, uid: uid, floor: b.cp.Floor})
 }
 
 // markUnsure records (on) or clears a message whose APPEND was in doubt,
@@ -201,6 +243,7 @@ func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
 		return false
 	}
 	a.doneLocked(b, m, sinks.Appended{UID: uid, Validity: b.target.Validity})
+	a.copiedLocked(b, m, uid)
 	return true
 }
 
@@ -551,8 +594,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		// Every recorded UID is void; the in-doubt check below (from the
 		// target folder's first message) finds what is already there.
 		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, TargetValidity: cp.TargetValidity, Floor: 1}
-		delete(a.ours, f.Name)
-		delete(a.unsure, f.Name)
+		a.forget(f.Name)
 	}
 	cp.Validity = f.Validity
 	// Nothing new since the last full listing: skip without listing (unless
@@ -654,7 +696,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	if cp.TargetValidity != 0 && cp.TargetValidity != tf.Validity {
 		// The target folder was recreated: nothing we confirmed is there.
 		cp.Floor, cp.Confirmed = 1, nil
-		delete(a.ours, f.Name)
+		a.forget(f.Name)
 	}
 	cp.TargetValidity = tf.Validity
 	floor := cp.Floor
@@ -677,7 +719,16 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	}
 	a.mu.Lock()
 	if len(doubtful) == 0 {
-		// Nothing can be in doubt below here any more.
+		// Nothing can be in doubt below here any more. What was confirmed
+		// stays known as ours: the late sweep may look below the new floor.
+		if a.ours == nil {
+			a.ours = map[string]state.Ranges{}
+		}
+		o := a.ours[f.Name]
+		for _, r := range cp.Confirmed {
+			o.AddRange(r.Lo, r.Hi)
+		}
+		a.ours[f.Name] = o
 		cp.Floor, cp.Confirmed = tf.UIDNext, nil
 		if cp.Floor == 0 {
 			cp.Floor = 1
@@ -1076,10 +1127,10 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					// message, not answered yet, could be taken for it.
 					if a.markUnsure(b.folder.Name, s.m.UID, false) {
 						a.r.cfg.Log.Info("message sent again after an in-doubt APPEND", "account", a.acct.ID, "folder", b.folder.Name, "uid", s.m.UID, "target_uid", s.uid)
-						a.mu.Lock()
-						a.resent = append(a.resent, resent{b: b, m: s.m, uid: s.uid, floor: b.cp.Floor})
-						a.mu.Unlock()
 					}
+					a.mu.Lock()
+					a.copiedLocked(b, s.m, s.uid)
+					a.mu.Unlock()
 				}
 			}
 			if len(processed) > 0 {
@@ -1207,6 +1258,7 @@ func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst s
 				stored[m.UID] = true
 				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", t)
 			} else {
+				a.sentAgain(b.folder.Name, m.UID)
 				a.r.cfg.Log.Info("in-doubt message not on the target; sending it again", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "floor", floor)
 			}
 		}

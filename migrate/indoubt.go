@@ -135,89 +135,28 @@ func digest(r io.Reader) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// dropRecovered runs when the account is done, for a message whose earlier
-// APPEND was in doubt, was not found on the target, and was sent again as
-// newUID. The first copy may have appeared since: a server finishing an
-// APPEND it had wholly read when the connection went, or recovering a
-// half-saved file (Dovecot's sdbox rebuilds its index when the next save
-// meets the orphaned file). So the folder is looked at once more from the
-// floor the first copy was sent under: a message not known as the copy of
-// another, alike in date and size and byte for byte equal to the new copy,
-// is that first copy. It is removed, so the message is on the target once.
-// It reports whether the check was made (false: try again later).
-func (a *accountRun) dropRecovered(ctx context.Context, dst sinks.Sink, r resent) bool {
-	ex, ok := dst.(sinks.Expunger)
-	if !ok || r.uid == 0 {
-		return true
-	}
-	b, m := r.b, r.m
-	known := a.known(b.cp)
-	cands, err := dst.Messages(ctx, b.target.Name, r.floor)
-	if err != nil {
-		a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
-		return false
-	}
-	var mine *sinks.Message
-	for i := range cands {
-		if cands[i].UID == r.uid {
-			mine = &cands[i]
-		}
-	}
-	if mine == nil {
-		return true
-	}
-	uids := []uint32{r.uid}
-	for _, c := range cands {
-		if c.UID != r.uid && !known.Contains(c.UID) && c.Size == mine.Size && c.Date.Equal(mine.Date) {
-			uids = append(uids, c.UID)
-		}
-	}
-	if len(uids) == 1 {
-		return true
-	}
-	digests := map[uint32]string{}
-	err = dst.Fetch(ctx, b.target.Name, uids, func(uid uint32, r io.Reader) error {
-		d, err := digest(r)
-		digests[uid] = d
-		return err
-	})
-	if err != nil {
-		a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
-		return false
-	}
-	var extra []uint32
-	for _, u := range uids[1:] {
-		if d, ok := digests[u]; ok && d == digests[r.uid] {
-			extra = append(extra, u)
-		}
-	}
-	if len(extra) == 0 {
-		return true
-	}
-	if err := ex.Expunge(ctx, b.target.Name, extra); err != nil {
-		if fault.Classify(err) == fault.Retry {
-			a.r.cfg.Log.Warn("recheck after an in-doubt APPEND failed", "account", a.acct.ID, "folder", b.target.Name, "err", err)
-			return false
-		}
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent again, and it could not be removed: %s", a.acct.ID, m.UID, b.folder.Name, fault.Reason(err)))
-		return true
-	}
-	a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, m.UID, b.folder.Name))
-	return true
-}
-
-// resent is a message sent again after an APPEND in doubt.
+// resent is a message sent more than once (an in-doubt lookup did not find
+// it) that ended up on the target as uid.
 type resent struct {
 	b     *batch
 	m     sources.Message
-	uid   uint32 // the copy sent again
-	floor uint32 // the folder's floor when the first copy was sent
+	uid   uint32 // the copy recorded as the message's
+	floor uint32 // the folder's floor when it was recorded: every APPEND of it since is above
 }
 
-// lateSweep runs dropRecovered for the messages sent again, from a new
-// session (a fresh SELECT makes Dovecot finish any recovery before it
-// lists the folder), when no APPEND of this account is in flight. A broken
-// connection is retried like any other.
+// lateSweep looks, when the account is done, for extra copies of the
+// messages sent more than once. An earlier APPEND of one may have reached
+// the target after the lookup that did not find it: a server finishing
+// what it had read from a dead connection, or recovering a half-saved file
+// (Dovecot's sdbox rebuilds its index when the next save meets the
+// orphaned file). Such a copy is not known as ours, lies above the floor
+// the message was sent under, and is byte for byte equal to the copy
+// recorded as the message's; it is removed, so the message is on the
+// target once. This runs from a new session (a fresh SELECT makes Dovecot
+// finish any recovery before it lists the folder) and only once no APPEND
+// of the account is in flight, so an identical message's copy still
+// waiting for its answer is never taken for a stray. A broken connection
+// is retried like any other.
 func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 	a.mu.Lock()
 	list := a.resent
@@ -230,7 +169,16 @@ func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 	if err != nil {
 		return
 	}
-	for attempt := 0; len(list) > 0 && attempt <= a.r.cfg.Retries; attempt++ {
+	byFolder := map[string][]resent{}
+	var order []string
+	for _, r := range list {
+		name := r.b.target.Name
+		if byFolder[name] == nil {
+			order = append(order, name)
+		}
+		byFolder[name] = append(byFolder[name], r)
+	}
+	for attempt := 0; len(order) > 0 && attempt <= a.r.cfg.Retries; attempt++ {
 		if attempt > 0 && !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, 0)) {
 			break
 		}
@@ -239,13 +187,105 @@ func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 			a.r.cfg.Log.Warn("late check after in-doubt APPENDs: cannot open the target", "account", a.acct.ID, "err", err)
 			continue
 		}
-		for len(list) > 0 && a.dropRecovered(ctx, dst, list[0]) {
-			list = list[1:]
-			attempt = 0
+		for len(order) > 0 {
+			if err := a.sweep(ctx, dst, byFolder[order[0]]); err != nil {
+				a.r.cfg.Log.Warn("late check after in-doubt APPENDs failed", "account", a.acct.ID, "folder", order[0], "err", err)
+				break
+			}
+			order, attempt = order[1:], 0
 		}
 		dst.Close()
 	}
-	if len(list) > 0 {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) were sent again after their first copy was in doubt, and the target could not be checked for that first copy; look for duplicates in %q", a.acct.ID, len(list), list[0].b.folder.Name))
+	for _, name := range order {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were sent more than once after in-doubt APPENDs, and the target could not be checked for extra copies; look for duplicates there", a.acct.ID, len(byFolder[name]), byFolder[name][0].b.folder.Name))
 	}
+}
+
+// sweep is lateSweep for the messages of one folder: one listing, and
+// bodies fetched only for copies alike in date and size to ours.
+func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) error {
+	ex, ok := dst.(sinks.Expunger)
+	if !ok {
+		return nil
+	}
+	b := list[0].b
+	floor := list[0].floor
+	for _, r := range list {
+		floor = min(floor, r.floor)
+	}
+	known := a.known(b.cp)
+	cands, err := dst.Messages(ctx, b.target.Name, floor)
+	if err != nil {
+		return err
+	}
+	at := map[uint32]sinks.Message{}
+	for _, c := range cands {
+		at[c.UID] = c
+	}
+	// Ours, by what a stray copy of each would share with it.
+	mine := map[twinKey][]resent{}
+	for _, r := range list {
+		if c, ok := at[r.uid]; ok {
+			k := twinKey{c.Date.Unix(), c.Size}
+			mine[k] = append(mine[k], r)
+		}
+	}
+	var strays, fetch []uint32
+	queued := map[uint32]bool{}
+	for _, c := range cands {
+		k := twinKey{c.Date.Unix(), c.Size}
+		if known.Contains(c.UID) || len(mine[k]) == 0 {
+			continue
+		}
+		strays = append(strays, c.UID)
+		fetch = append(fetch, c.UID)
+		for _, r := range mine[k] {
+			if !queued[r.uid] {
+				queued[r.uid] = true
+				fetch = append(fetch, r.uid)
+			}
+		}
+	}
+	if len(strays) == 0 {
+		return nil
+	}
+	digests := map[uint32]string{}
+	err = dst.Fetch(ctx, b.target.Name, fetch, func(uid uint32, r io.Reader) error {
+		d, err := digest(r)
+		digests[uid] = d
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	whose := map[string]resent{}
+	for _, rs := range mine {
+		for _, r := range rs {
+			if d, ok := digests[r.uid]; ok {
+				whose[d] = r
+			}
+		}
+	}
+	var extra []uint32
+	var of []resent
+	for _, u := range strays {
+		if r, ok := whose[digests[u]]; ok && digests[u] != "" {
+			extra = append(extra, u)
+			of = append(of, r)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	if err := ex.Expunge(ctx, b.target.Name, extra); err != nil {
+		if fault.Classify(err) == fault.Retry {
+			return err
+		}
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d extra copies in %q of messages sent more than once could not be removed: %s", a.acct.ID, len(extra), b.folder.Name, fault.Reason(err)))
+		return nil
+	}
+	for _, r := range of {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, r.m.UID, r.b.folder.Name))
+	}
+	return nil
 }
