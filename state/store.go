@@ -226,6 +226,18 @@ type Event struct {
 // ErrLocked says another process holds the state file.
 var ErrLocked = errors.New("the state file is in use by another banjia process")
 
+// ErrNoState is returned by OpenExisting when there is no state file.
+var ErrNoState = errors.New("no state file")
+
+// OpenExisting is Open for commands that only read or change what is
+// there: a mistyped path gets an error instead of a new, empty state file.
+func OpenExisting(path string) (*Store, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s: nothing was created there (banjia job create, banjia migrate and banjia serve make one; --state or BANJIA_STATE says where)", ErrNoState, path)
+	}
+	return Open(path)
+}
+
 // ErrNotFound is returned for unknown jobs and accounts.
 var ErrNotFound = errors.New("not found")
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,4 +119,28 @@ func TestWrongKeyCannotUnseal(t *testing.T) {
 	if _, err := s.Unseal(sealed); err == nil {
 		t.Fatal("unsealed with a new key")
 	}
+}
+
+// TestOpenExistingNeverCreates: reading commands given a mistyped path get
+// a clear error, and no empty state file (or key) appears there.
+func TestOpenExistingNeverCreates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "typo.db")
+	_, err := OpenExisting(path)
+	if !errors.Is(err, ErrNoState) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("missing state file: got %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("files were created: %v", ents)
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenExisting(path)
+	if err != nil {
+		t.Fatalf("existing state file: %v", err)
+	}
+	s.Close()
 }

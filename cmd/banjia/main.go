@@ -579,7 +579,7 @@ func jobCommand() *cli.Command {
 					if !errors.Is(err, migrate.ErrNoRunner) {
 						return err
 					}
-					store, err := state.Open(c.String("state"))
+					store, err := state.OpenExisting(c.String("state"))
 					if err != nil {
 						return err
 					}
@@ -602,7 +602,7 @@ func jobCommand() *cli.Command {
 				Flags: append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded (needs their passwords again: job add)"}),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
-					store, err := state.Open(c.String("state"))
+					store, err := state.OpenExisting(c.String("state"))
 					if err != nil {
 						return err
 					}
@@ -648,7 +648,7 @@ func controlCommand(op, usage string) *cli.Command {
 			}
 			_, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: op, Job: id})
 			if errors.Is(err, migrate.ErrNoRunner) {
-				store, err := state.Open(c.String("state"))
+				store, err := state.OpenExisting(c.String("state"))
 				if err != nil {
 					return err
 				}
@@ -693,7 +693,7 @@ func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
 	} else if err != nil && !errors.Is(err, migrate.ErrNoRunner) {
 		return nil, err
 	}
-	store, err := state.Open(c.String("state"))
+	store, err := state.OpenExisting(c.String("state"))
 	if err != nil {
 		return nil, err
 	}
@@ -790,7 +790,7 @@ func logsCommand() *cli.Command {
 				}
 				if errors.Is(err, migrate.ErrNoRunner) {
 					// Nothing running: read the file, briefly, so a job can still start.
-					store, err := state.Open(c.String("state"))
+					store, err := state.OpenExisting(c.String("state"))
 					if err != nil && !errors.Is(err, state.ErrLocked) {
 						return err
 					}
