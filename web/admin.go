@@ -30,7 +30,8 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, tr(lang, "csrf"))
 		return
 	}
-	keys := []string{"admin", "ip:" + clientIP(r)}
+	ip := clientIP(r)
+	keys := []string{"admin@" + ip, "ip:" + ip, "any:admin"}
 	if d := s.lock.locked(keys...); d > 0 {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
 		return

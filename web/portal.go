@@ -38,7 +38,8 @@ func (s *Server) memberLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, tr(lang, "csrf"))
 		return
 	}
-	keys := []string{"login:" + address, "ip:" + clientIP(r)}
+	ip := clientIP(r)
+	keys := []string{"login:" + address + "@" + ip, "ip:" + ip, "any:login:" + address}
 	if d := s.lock.locked(keys...); d > 0 {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
 		return

@@ -57,8 +57,9 @@ type Config struct {
 	// SecureCookies marks cookies Secure even on plain HTTP (behind a TLS
 	// proxy); over TLS they always are.
 	SecureCookies bool
-	// MaxFailures failed attempts within FailWindow lock an address (or a
-	// client address, at four times as many) out for LockFor.
+	// MaxFailures failed attempts within FailWindow lock one client out of
+	// one address (or the dashboard) for LockFor; see lockout for the wider
+	// limits.
 	MaxFailures int
 	FailWindow  time.Duration
 	LockFor     time.Duration

@@ -128,8 +128,14 @@ func csrfOK(r *http.Request, ss *session) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(ss.csrf)) == 1
 }
 
-// lockout counts failed sign-ins and password checks per key (an address,
-// or a client address) and locks a key out after too many in a window.
+// lockout counts failed sign-ins and password checks per key and locks a
+// key out after too many in a window. A key names what is tried and from
+// where ("login:ADDRESS@CLIENT", "admin@CLIENT"), so a stranger who types
+// wrong passwords locks out only himself, not the member or the admin.
+// Two wider keys bound what many tries can do: "ip:CLIENT" (every name one
+// client tries, at 4 times the limit: a shared office NAT) and "any:NAME"
+// (one name tried from every client, at 10 times: a spread-out guesser).
+// Success clears only the narrow key.
 type lockout struct {
 	mu     sync.Mutex
 	max    int
@@ -177,10 +183,11 @@ func (l *lockout) fail(keys ...string) bool {
 		recent = append(recent, now)
 		l.fails[k] = recent
 		limit := l.max
-		if strings.HasPrefix(k, "ip:") {
-			// One client may try several addresses (a shared office NAT),
-			// not hundreds.
+		switch {
+		case strings.HasPrefix(k, "ip:"):
 			limit = l.max * 4
+		case strings.HasPrefix(k, "any:"):
+			limit = l.max * 10
 		}
 		if len(recent) >= limit {
 			l.until[k] = now.Add(l.lock)
@@ -195,7 +202,7 @@ func (l *lockout) succeed(keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "ip:") {
+		if !strings.HasPrefix(k, "ip:") && !strings.HasPrefix(k, "any:") {
 			delete(l.fails, k)
 		}
 	}

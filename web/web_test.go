@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -604,4 +605,40 @@ func TestMemberFixesFailedAccount(t *testing.T) {
 		t.Fatalf("after the retry: %+v", a)
 	}
 	s.noSecrets()
+}
+
+// TestStrangerCannotLockOthersOut: wrong passwords typed from one client
+// lock that client out, not the admin or the member signing in from
+// another (here 127.0.0.2 against 127.0.0.1, both on loopback).
+func TestStrangerCannotLockOthersOut(t *testing.T) {
+	s := newSite(t, siteOptions{accounts: 1, messages: 5})
+	s.memberJob("acme")
+	u := s.w.Users[0]
+	stranger := s.client("en")
+	stranger.c.Transport = &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}
+
+	stranger.get("/admin/login")
+	for i := 0; i < 3; i++ {
+		if code, _ := stranger.post("/admin/login", url.Values{"user": {"admin"}, "password": {fmt.Sprintf("guess-%d", i)}}); code != http.StatusUnauthorized {
+			t.Fatalf("wrong admin password %d: %d", i, code)
+		}
+	}
+	if code, body := stranger.post("/admin/login", url.Values{"user": {"admin"}, "password": {adminPW}}); code != http.StatusTooManyRequests || !strings.Contains(body, "Too many failed attempts") {
+		t.Fatalf("the stranger is not locked out of the dashboard: %d", code)
+	}
+	admin := s.client("en")
+	admin.get("/admin/login")
+	if code, body := admin.post("/admin/login", url.Values{"user": {"admin"}, "password": {adminPW}}); code != 200 || !strings.Contains(body, `id="job-acme"`) {
+		t.Fatalf("the admin was locked out by a stranger: %d", code)
+	}
+
+	stranger.get("/")
+	for i := 0; i < 3; i++ {
+		stranger.post("/login", url.Values{"address": {u.New}, "password": {fmt.Sprintf("guess-%d", i)}})
+	}
+	if code, _ := stranger.post("/login", url.Values{"address": {u.New}, "password": {u.NewPW}}); code != http.StatusTooManyRequests {
+		t.Fatalf("the stranger is not locked out of %s: %d", u.New, code)
+	}
+	member := s.client("en")
+	member.signIn(u)
 }
