@@ -25,7 +25,7 @@ type message struct {
 
 // words is the mails' wording; the state names and the counts line are
 // the seed's, from state.Word, as the CLI and the pages say them.
-var words = map[string]map[string]string{
+var words = state.Words{
 	"en": {
 		"skipped":    "%d skipped (outside the chosen date range or size, or gone from the old mailbox)",
 		"subj.acct":  "[banjia] Mailbox move %s -> %s: %s",
@@ -66,22 +66,7 @@ var words = map[string]map[string]string{
 // thousands of failures would make a mail no one reads.
 const maxListed = 200
 
-func langKey(lang string) string {
-	if strings.HasPrefix(strings.ToLower(lang), "zh") {
-		return "zh"
-	}
-	return "en"
-}
-
-func word(lang, key string) string {
-	if w, ok := state.Word(lang, key); ok {
-		return w
-	}
-	if w, ok := words[lang][key]; ok {
-		return w
-	}
-	return key
-}
+func word(lang, key string) string { return words.Get(lang, key) }
 
 func accountName(a *state.Account) string {
 	if a.Target != "" && a.Target != a.ID {
@@ -105,7 +90,7 @@ func stamp(t time.Time) string {
 }
 
 func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to []string) *message {
-	l := langKey(lang)
+	l := state.Lang(lang)
 	st := word(l, string(a.State))
 	target := a.Target
 	if target == "" {
@@ -137,7 +122,7 @@ func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to
 }
 
 func (n *Notifier) inviteMail(job *state.Job, a *state.Account, portal, lang string, to []string) *message {
-	l := langKey(lang)
+	l := state.Lang(lang)
 	var b strings.Builder
 	fmt.Fprintf(&b, word(l, "intro.invite")+"\n\n", a.ID, a.Target)
 	fmt.Fprintf(&b, word(l, "how.invite")+"\n\n", portal, a.Target)
@@ -149,7 +134,7 @@ func (n *Notifier) inviteMail(job *state.Job, a *state.Account, portal, lang str
 }
 
 func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, to []string) *message {
-	l := langKey(lang)
+	l := state.Lang(lang)
 	byState := map[state.AccountState]int{}
 	var total state.Counts
 	var problems []*state.Account

@@ -38,6 +38,21 @@ func Word(lang, key string) (string, bool) {
 	return w, ok
 }
 
+// Words is a program's own wording (per language, per key), in front of
+// which the seed's state words always win.
+type Words map[string]map[string]string
+
+// Get is the seed's word for key, else the program's own, else key itself.
+func (w Words) Get(lang, key string) string {
+	if s, ok := Word(lang, key); ok {
+		return s
+	}
+	if s, ok := w[Lang(lang)][key]; ok {
+		return s
+	}
+	return key
+}
+
 // Text is the job state as the seed's job table says it.
 func (s JobState) Text(lang string) string { return words[Lang(lang)][string(s)] }
 

@@ -14,7 +14,7 @@ import (
 
 // words holds the CLI's wording in English and Simplified Chinese; the
 // state names and the counts line come from state.Word.
-var words = map[string]map[string]string{
+var words = state.Words{
 	"en": {
 		"h.job": "JOB", "h.state": "STATE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
 	},
@@ -32,21 +32,10 @@ func langOf(flag string) string {
 			}
 		}
 	}
-	if strings.HasPrefix(l, "zh") {
-		return "zh"
-	}
-	return "en"
+	return state.Lang(l)
 }
 
-func word(lang, key string) string {
-	if w, ok := state.Word(lang, key); ok {
-		return w
-	}
-	if w, ok := words[lang][key]; ok {
-		return w
-	}
-	return key
-}
+func word(lang, key string) string { return words.Get(lang, key) }
 
 // jobTable prints the seed's job table: all / not started / in progress /
 // succeeded / failed / abandoned.
