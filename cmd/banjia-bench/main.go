@@ -340,6 +340,31 @@ func deliver(s *dovecot.Server, user string, msgs []mailgen.Message) error {
 	return nil
 }
 
+// populate creates accounts PREFIXnn on both servers and delivers to each
+// source mailbox what gen makes for it.
+func populate(src, dst *dovecot.Server, prefix string, accounts int, gen func(i int, u benchUser) []mailgen.Message) (users []benchUser, total int, bytes int64, err error) {
+	for i := 0; i < accounts; i++ {
+		u := benchUser{Old: fmt.Sprintf("%s%02d@old.test", prefix, i), New: fmt.Sprintf("%s%02d@new.test", prefix, i),
+			OldPW: fmt.Sprintf("old-%d", i), NewPW: fmt.Sprintf("new-%d", i)}
+		if err := src.AddUser(u.Old, u.OldPW); err != nil {
+			return nil, 0, 0, err
+		}
+		if err := dst.AddUser(u.New, u.NewPW); err != nil {
+			return nil, 0, 0, err
+		}
+		msgs := gen(i, u)
+		for _, m := range msgs {
+			bytes += int64(len(m.Body))
+		}
+		total += len(msgs)
+		if err := deliver(src, u.Old, msgs); err != nil {
+			return nil, 0, 0, err
+		}
+		users = append(users, u)
+	}
+	return users, total, bytes, nil
+}
+
 func median(xs []int) int {
 	if len(xs) == 0 {
 		return 0
@@ -540,27 +565,11 @@ func (b *bench) noop() ([]*row, error) {
 	accounts := 20
 	per := c.noopTotal / accounts
 	logf("no-op job: generating and delivering %d accounts x %d messages", accounts, per)
-	var users []benchUser
-	var total int
-	var bytes int64
-	for i := 0; i < accounts; i++ {
-		u := benchUser{Old: fmt.Sprintf("n%02d@old.test", i), New: fmt.Sprintf("n%02d@new.test", i),
-			OldPW: fmt.Sprintf("old-%d", i), NewPW: fmt.Sprintf("new-%d", i)}
-		if err := src.AddUser(u.Old, u.OldPW); err != nil {
-			return nil, err
-		}
-		if err := dst.AddUser(u.New, u.NewPW); err != nil {
-			return nil, err
-		}
-		msgs := mailgen.Mailbox(u.Old, mailgen.Options{Seed: int64(100 + i), Messages: per})
-		for _, m := range msgs {
-			bytes += int64(len(m.Body))
-		}
-		total += len(msgs)
-		if err := deliver(src, u.Old, msgs); err != nil {
-			return nil, err
-		}
-		users = append(users, u)
+	users, total, bytes, err := populate(src, dst, "n", accounts, func(i int, u benchUser) []mailgen.Message {
+		return mailgen.Mailbox(u.Old, mailgen.Options{Seed: int64(100 + i), Messages: per})
+	})
+	if err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(b.work, "noop")
 	os.MkdirAll(dir, 0o700)
@@ -652,30 +661,17 @@ func (b *bench) big() (*row, error) {
 	logf("big message: %d accounts x %d messages, one %d MB message", accounts, per, c.bigMB)
 	var users []benchUser
 	total := 0
-	var bytes int64
-	for i := 0; i < accounts; i++ {
-		u := benchUser{Old: fmt.Sprintf("b%02d@old.test", i), New: fmt.Sprintf("b%02d@new.test", i),
-			OldPW: fmt.Sprintf("old-%d", i), NewPW: fmt.Sprintf("new-%d", i)}
-		if err := src.AddUser(u.Old, u.OldPW); err != nil {
-			return nil, err
-		}
-		if err := dst.AddUser(u.New, u.NewPW); err != nil {
-			return nil, err
-		}
+	users, total, bytes, err := populate(src, dst, "b", accounts, func(i int, u benchUser) []mailgen.Message {
 		msgs := mailgen.Mailbox(u.Old, mailgen.Options{Seed: int64(200 + i), Messages: per, MaxAttachment: 5 << 20})
 		if i == 0 {
 			big := bigMessage(u.Old, c.bigMB<<20)
 			// In the middle of INBOX, so it is in flight with other mail.
 			msgs = append(msgs[:per/2], append([]mailgen.Message{{Folder: "INBOX", Body: big, Date: time.Date(2020, 5, 1, 9, 0, 0, 0, time.UTC)}}, msgs[per/2:]...)...)
 		}
-		for _, m := range msgs {
-			bytes += int64(len(m.Body))
-		}
-		total += len(msgs)
-		if err := deliver(src, u.Old, msgs); err != nil {
-			return nil, err
-		}
-		users = append(users, u)
+		return msgs
+	})
+	if err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(b.work, "big")
 	os.MkdirAll(dir, 0o700)
