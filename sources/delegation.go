@@ -67,6 +67,58 @@ func (d *Delegation) Check() error {
 	return nil
 }
 
+// DelegationRequest is what an admin gives for a delegated job, on the
+// command line or in the dashboard's form.
+type DelegationRequest struct {
+	Admin    string // the migration admin's login on the old server (not for xoauth2 or Graph)
+	Method   string // authzid (the default), template or xoauth2
+	Template string // for template
+	// Tenant, ClientID and Authority name the application, for xoauth2.
+	Tenant, ClientID, Authority string
+}
+
+// Delegate checks a request against the source it is for and returns the
+// delegation, with the admin written into src where the old server logs
+// the admin in by name. SecretName says what the secret that goes with it
+// is called.
+func Delegate(src *Endpoint, r DelegationRequest) (*Delegation, error) {
+	if src.Scheme == "graph" {
+		// The app (its client id is the URL's user, its secret the admin
+		// password) reads each member's mailbox.
+		if src.User == "" || src.Tenant == "" {
+			return nil, errors.New("a Graph source names the app and the tenant: graph://CLIENT-ID@graph.microsoft.com?tenant=TENANT")
+		}
+		return &Delegation{Method: DelegateAuthzID}, nil
+	}
+	if r.Method == "" {
+		r.Method = DelegateAuthzID
+	}
+	d := &Delegation{Method: r.Method, Template: r.Template}
+	if d.Method == DelegateXOAUTH2 {
+		d.App = &App{Tenant: r.Tenant, ClientID: r.ClientID, Authority: r.Authority}
+		if src.Scheme != "imaps" && src.Scheme != "imap" {
+			return nil, errors.New("xoauth2 sends a bearer token over IMAP: use imaps:// (outlook.office365.com:993)")
+		}
+	} else {
+		if strings.TrimSpace(r.Admin) == "" {
+			return nil, errors.New("a delegated job needs the migration admin's login on the old server")
+		}
+		src.User = strings.TrimSpace(r.Admin)
+	}
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// SecretName is what the secret of a delegation is, for prompts and errors.
+func (d *Delegation) SecretName(src Endpoint) string {
+	if src.Scheme == "graph" || d.Method == DelegateXOAUTH2 {
+		return "application's (client secret)"
+	}
+	return "migration admin's"
+}
+
 // For is the endpoint that opens member's mailbox through the admin: admin
 // is e's User, adminSecret the admin's password (or the app's client secret).
 func (d *Delegation) For(e Endpoint, member, adminSecret string) Endpoint {

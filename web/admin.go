@@ -208,7 +208,8 @@ func jobRequestOf(r *http.Request) JobRequest {
 	f := r.PostFormValue
 	req := JobRequest{ID: f("id"), Mode: f("mode"), Domain: f("domain"), NewDomain: f("new_domain"), Provider: f("provider"),
 		Protocol: f("protocol"), Source: f("source"), Target: f("target"), TargetAdmin: f("target_admin"),
-		TargetAdminPassword: f("target_admin_password"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
+		TargetAdminPassword: f("target_admin_password"), SourceAdmin: f("source_admin"), SourceAdminPassword: f("source_admin_password"),
+		AdminLogin: f("admin_login"), LoginTemplate: f("login_template"), Tenant: f("tenant"), ClientID: f("client_id"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
 		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
 	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
 	if d := strings.TrimSpace(f("enroll_days")); d != "" {
@@ -225,7 +226,7 @@ func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *sessi
 	job, _, err := s.createJob(r, &req, "the admin (dashboard)")
 	if err != nil {
 		// Secrets typed into the form are not sent back into the page.
-		req.TargetAdminPassword, req.Accounts = "", ""
+		req.TargetAdminPassword, req.SourceAdminPassword, req.Accounts = "", "", ""
 		s.render(w, r, "newjob", http.StatusBadRequest, view{CSRF: ss.csrf, Admin: true, Error: err.Error(),
 			Data: newJobView{Providers: s.providers(), Req: req}})
 		return

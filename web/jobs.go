@@ -17,7 +17,7 @@ import (
 // JobRequest creates a job, from the dashboard's form or the API.
 type JobRequest struct {
 	ID        string `json:"id"`
-	Mode      string `json:"mode"` // member or passwords
+	Mode      string `json:"mode"` // member, passwords or delegated
 	Domain    string `json:"domain"`
 	NewDomain string `json:"new_domain"`
 	Provider  string `json:"provider,omitempty"`
@@ -27,7 +27,14 @@ type JobRequest struct {
 	// TargetAdmin logs in to the target for every member (a master user).
 	TargetAdmin         string `json:"target_admin,omitempty"`
 	TargetAdminPassword string `json:"target_admin_password,omitempty"`
-	Period              string `json:"period,omitempty"` // all, 2y, 1y, 3m, 30d
+	// Delegated jobs (无感搬家): the migration admin logs in as each member.
+	SourceAdmin         string `json:"source_admin,omitempty"`
+	SourceAdminPassword string `json:"source_admin_password,omitempty"` // or the app's client secret
+	AdminLogin          string `json:"admin_login,omitempty"`           // authzid (default), template, xoauth2
+	LoginTemplate       string `json:"login_template,omitempty"`
+	Tenant              string `json:"tenant,omitempty"`    // xoauth2
+	ClientID            string `json:"client_id,omitempty"` // xoauth2
+	Period              string `json:"period,omitempty"`    // all, 2y, 1y, 3m, 30d
 	SkipJunkTrash       bool   `json:"skip_junk_trash,omitempty"`
 	SkipCustomFolders   bool   `json:"skip_custom_folders,omitempty"`
 	MaxSizeMB           int    `json:"max_size_mb,omitempty"`
@@ -73,8 +80,8 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if req.Invite && s.cfg.Notifier == nil {
 		return nil, 0, errors.New("no mail is configured: start banjia serve with --smtp to invite members")
 	}
-	if req.Mode != state.ModeMember && req.Mode != state.ModePasswords {
-		return nil, 0, fmt.Errorf("mode %q: want member or passwords (delegated jobs are created with banjia job create --mode delegated)", req.Mode)
+	if req.Mode != state.ModeMember && req.Mode != state.ModePasswords && req.Mode != state.ModeDelegated {
+		return nil, 0, fmt.Errorf("mode %q: want member, passwords or delegated", req.Mode)
 	}
 	src, err := endpoint(req.Source, req.Provider, req.Protocol)
 	if err != nil {
@@ -86,6 +93,16 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 		return nil, 0, fmt.Errorf("new server: %w", err)
 	}
 	dst.User, dst.Password = "", ""
+	var delegation *sources.Delegation
+	if req.Mode == state.ModeDelegated {
+		if delegation, err = sources.Delegate(&src, sources.DelegationRequest{Admin: req.SourceAdmin, Method: req.AdminLogin,
+			Template: req.LoginTemplate, Tenant: strings.TrimSpace(req.Tenant), ClientID: strings.TrimSpace(req.ClientID)}); err != nil {
+			return nil, 0, err
+		}
+		if req.SourceAdminPassword == "" {
+			return nil, 0, fmt.Errorf("give the %s password", delegation.SecretName(src))
+		}
+	}
 	req.Domain = strings.ToLower(strings.TrimSpace(req.Domain))
 	req.NewDomain = strings.ToLower(strings.TrimSpace(req.NewDomain))
 	if req.Mode == state.ModeMember && (req.Domain == "" || req.NewDomain == "") {
@@ -105,6 +122,24 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 		if rows, err = migrate.ReadAccounts(strings.NewReader(req.Accounts)); err != nil {
 			return nil, 0, err
 		}
+	} else if req.Mode == state.ModeDelegated && src.Scheme == "graph" && req.Domain != "" {
+		if s.cfg.Directory == nil {
+			return nil, 0, errors.New("this server cannot read a Microsoft Graph directory: give the accounts as CSV")
+		}
+		if req.NewDomain == "" {
+			return nil, 0, errors.New("give the new domain: where each user's mail goes (alice@old -> alice@NEW-DOMAIN)")
+		}
+		e := src
+		e.Password = req.SourceAdminPassword
+		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+		rows, err = s.cfg.Directory(ctx, e, req.Domain, req.NewDomain)
+		cancel()
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	if req.Mode == state.ModeDelegated && len(rows) == 0 {
+		return nil, 0, errors.New("give the accounts (CSV: old address, new address; no passwords), or for a Microsoft Graph source the old and new domains")
 	}
 	if req.Mode == state.ModePasswords && len(rows) == 0 {
 		return nil, 0, errors.New("give the accounts (CSV: old address, new address, old password), or choose the member-triggered mode")
@@ -118,6 +153,12 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	}
 	if days > 0 {
 		job.EnrollUntil = now.Add(time.Duration(days) * 24 * time.Hour)
+	}
+	if delegation != nil {
+		job.Delegation = delegation
+		if job.SourceAdminSecret, err = s.store.Seal(req.SourceAdminPassword); err != nil {
+			return nil, 0, err
+		}
 	}
 	if req.TargetAdmin != "" {
 		job.Target.User = req.TargetAdmin

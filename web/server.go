@@ -50,6 +50,10 @@ type Config struct {
 	// refusal. It must not change the mailbox.
 	Login    func(ctx context.Context, e sources.Endpoint) error
 	Notifier Notifier // nil: no mail
+	// Directory lists the users of a domain in a Microsoft Graph directory
+	// (src's app and tenant, its secret as Password) as accounts old ->
+	// same name at newDomain; nil: delegated Graph jobs need a CSV.
+	Directory func(ctx context.Context, src sources.Endpoint, domain, newDomain string) ([]migrate.AccountRow, error)
 	// PublicURL is the portal's address as members reach it, for the
 	// invitation mails; empty: the address the admin's request came to.
 	PublicURL string

@@ -67,7 +67,8 @@ func (s *syncBuffer) String() string {
 
 type siteOptions struct {
 	accounts, messages int
-	bad                int // index of an account whose CSV old password is wrong, plus one (0: none)
+	bad                int    // index of an account whose CSV old password is wrong, plus one (0: none)
+	sourceAdmin        string // a Dovecot master user on the source, password sourceAdminPW
 	notifier           web.Notifier
 	engine             migrate.Config
 }
@@ -75,6 +76,7 @@ type siteOptions struct {
 func newSite(t *testing.T, o siteOptions) *site {
 	t.Helper()
 	w := migratetest.New(t, migratetest.Options{Accounts: o.accounts, Messages: o.messages, BadPassword: o.bad - 1, NoStore: true,
+		SourceAdmin: o.sourceAdmin, SourceAdminPW: sourceAdminPW,
 		// Dovecot delays failed logins, more for each from the same address (up
 		// to 15 s): the lockout tests fail logins on purpose.
 		SourceConfig: penaltyOff, TargetConfig: penaltyOff})
@@ -641,4 +643,75 @@ func TestStrangerCannotLockOthersOut(t *testing.T) {
 	}
 	member := s.client("en")
 	member.signIn(u)
+}
+
+const sourceAdminPW = "Deleg4ted-admin-pw"
+
+// TestDelegatedJobFromDashboard: the admin creates a delegated job
+// (无感搬家) in the dashboard's form with the migration admin's login and
+// password and a CSV without old passwords; every mailbox moves exactly,
+// and the admin's password is in no page, API answer or log.
+func TestDelegatedJobFromDashboard(t *testing.T) {
+	s := newSite(t, siteOptions{accounts: 2, messages: 30, sourceAdmin: "migration-admin"})
+	before := s.w.Sources()
+	admin := s.client("en")
+	admin.get("/admin/login")
+	if code, _ := admin.post("/admin/login", url.Values{"user": {"admin"}, "password": {adminPW}}); code != 200 {
+		t.Fatalf("admin sign-in: %d", code)
+	}
+	code, page := admin.get("/admin/jobs/new")
+	if code != 200 || !strings.Contains(page, `value="delegated"`) || !strings.Contains(page, `id="f-source-admin"`) {
+		t.Fatalf("the form offers no delegated mode: %d", code)
+	}
+	var csv strings.Builder
+	for _, u := range s.w.Users {
+		fmt.Fprintf(&csv, "%s,%s,,%s\n", u.Old, u.New, u.NewPW)
+	}
+	form := url.Values{"id": {"deleg"}, "mode": {"delegated"}, "source": {s.endpointURL(s.w.Src.IMAPAddr)},
+		"target": {s.endpointURL(s.w.Dst.IMAPAddr)}, "period": {"all"}, "accounts": {csv.String()}, "admin_login": {"authzid"}}
+
+	// Without the admin's login, and with a template that names no member:
+	// clear refusals, no job.
+	code, page = admin.post("/admin/jobs", form)
+	if code != http.StatusBadRequest || !strings.Contains(page, "needs the migration admin&#39;s login") {
+		t.Fatalf("no admin login: %d %s", code, page)
+	}
+	form.Set("source_admin", "migration-admin")
+	form.Set("source_admin_password", sourceAdminPW)
+	form.Set("admin_login", "template")
+	form.Set("login_template", "DOMAIN\\admin")
+	code, page = admin.post("/admin/jobs", form)
+	if code != http.StatusBadRequest || !strings.Contains(page, "names no member") || strings.Contains(page, sourceAdminPW) {
+		t.Fatalf("template without the member: %d", code)
+	}
+	if _, err := s.w.Store.Job("deleg"); err == nil {
+		t.Fatal("a refused form created a job")
+	}
+
+	form.Set("login_template", "{user}*{admin}")
+	code, page = admin.post("/admin/jobs", form)
+	if code != 200 || !strings.Contains(page, "deleg") {
+		t.Fatalf("create: %d %s", code, page)
+	}
+	for _, u := range s.w.Users {
+		a := s.waitAccount("deleg", u.Old, "succeeded", 2*time.Minute)
+		want := len(flatten(before[u.Old]))
+		if a.Counts.Imported != int64(want) || a.Counts.Failed != 0 {
+			t.Errorf("%s: %+v", u.Old, a.Counts)
+		}
+		migratetest.SameMail(t, u.Old, before[u.Old], s.w.Target(u))
+	}
+	migratetest.Unchanged(t, before, s.w.Sources())
+	j, err := s.w.Store.Job("deleg")
+	if err != nil || j.ModeOf() != state.ModeDelegated || j.Source.User != "migration-admin" || j.Delegation == nil || j.Delegation.Template != "{user}*{admin}" {
+		t.Fatalf("stored job: %+v %v", j, err)
+	}
+	var apiJob map[string]any
+	s.api("GET", "/api/jobs/deleg", nil, &apiJob)
+	_, detail := admin.get("/admin/jobs/deleg")
+	for what, text := range map[string]string{"job page": detail, "API": fmt.Sprint(apiJob), "log": s.logs.String()} {
+		if strings.Contains(text, sourceAdminPW) {
+			t.Errorf("the migration admin's password is in the %s", what)
+		}
+	}
 }

@@ -831,36 +831,15 @@ func delegated(c *cli.Context, src *sources.Endpoint) (*sources.Delegation, stri
 	default:
 		return nil, "", fmt.Errorf("--mode %q: want passwords, delegated or member", c.String("mode"))
 	}
-	d := &sources.Delegation{Method: c.String("admin-login"), Template: c.String("login-template")}
-	if src.Scheme == "graph" {
-		// The app (client id in --from, secret as the admin password) reads
-		// each member's mailbox.
-		d = &sources.Delegation{Method: sources.DelegateAuthzID}
-		if src.User == "" || src.Tenant == "" {
-			return nil, "", errors.New("a Graph source names the app and the tenant: graph://CLIENT-ID@graph.microsoft.com?tenant=TENANT")
-		}
-		secret, err := password(c, "from-admin", "application's (client secret)")
-		return d, secret, err
-	}
-	if d.Method == sources.DelegateXOAUTH2 {
-		d.App = &sources.App{Tenant: c.String("tenant"), ClientID: c.String("client-id"), Authority: c.String("authority")}
-		if src.Scheme != "imaps" && src.Scheme != "imap" {
-			return nil, "", errors.New("--admin-login xoauth2 sends a bearer token: use imaps:// (outlook.office365.com:993)")
-		}
-	} else {
-		if c.String("from-admin") == "" {
+	d, err := sources.Delegate(src, sources.DelegationRequest{Admin: c.String("from-admin"), Method: c.String("admin-login"),
+		Template: c.String("login-template"), Tenant: c.String("tenant"), ClientID: c.String("client-id"), Authority: c.String("authority")})
+	if err != nil {
+		if src.Scheme != "graph" && c.String("admin-login") != sources.DelegateXOAUTH2 && c.String("from-admin") == "" {
 			return nil, "", errors.New("--mode delegated needs --from-admin (the migration admin's login)")
 		}
-		src.User = c.String("from-admin")
-	}
-	if err := d.Check(); err != nil {
 		return nil, "", err
 	}
-	what := "migration admin's"
-	if d.Method == sources.DelegateXOAUTH2 {
-		what = "application's (client secret)"
-	}
-	secret, err := password(c, "from-admin", what)
+	secret, err := password(c, "from-admin", d.SecretName(*src))
 	if err != nil {
 		return nil, "", err
 	}
@@ -870,15 +849,22 @@ func delegated(c *cli.Context, src *sources.Endpoint) (*sources.Delegation, stri
 // directoryAccounts lists the source domain's users from Microsoft Graph;
 // each moves to the same name at --new-domain.
 func directoryAccounts(c *cli.Context, src sources.Endpoint, secret string) ([]migrate.AccountRow, error) {
-	newDomain := strings.TrimPrefix(c.String("new-domain"), "@")
+	e := src
+	e.Password = secret
+	return directory(c.Context, e, c.String("domain"), c.String("new-domain"))
+}
+
+// directory lists the users of domain in a Microsoft Graph directory (src
+// names the app and tenant; its Password is the client secret) as accounts
+// that move to the same name at newDomain. The dashboard uses it too.
+func directory(ctx context.Context, src sources.Endpoint, domain, newDomain string) ([]migrate.AccountRow, error) {
+	newDomain = strings.TrimPrefix(newDomain, "@")
 	if newDomain == "" {
 		return nil, errors.New("--domain needs --new-domain: where each user's mail goes (alice@old -> alice@NEW-DOMAIN)")
 	}
-	e := src
-	e.Password = secret
-	users, err := graph.Users(c.Context, e, c.String("domain"))
+	users, err := graph.Users(ctx, src, domain)
 	if err != nil {
-		return nil, fmt.Errorf("list the users of %s: %s", c.String("domain"), fault.Reason(err))
+		return nil, fmt.Errorf("list the users of %s: %s", domain, fault.Reason(err))
 	}
 	var rows []migrate.AccountRow
 	for i, u := range users {
@@ -889,7 +875,7 @@ func directoryAccounts(c *cli.Context, src sources.Endpoint, secret string) ([]m
 		rows = append(rows, migrate.AccountRow{Line: i + 1, Old: u.Mail, New: local + "@" + newDomain})
 	}
 	if len(rows) == 0 {
-		return nil, fmt.Errorf("the directory has no users with a mail address at %s", c.String("domain"))
+		return nil, fmt.Errorf("the directory has no users with a mail address at %s", domain)
 	}
 	return rows, nil
 }

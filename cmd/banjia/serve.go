@@ -82,7 +82,8 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token,
-		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log}
+		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log,
+		Directory: directory}
 	if notifier != nil {
 		wcfg.Notifier = notifier
 	}
