@@ -60,7 +60,7 @@ func TestConnectionFaults(t *testing.T) {
 	counts := map[string]*atomic.Int64{"in-doubt message was stored": {}, "lane retry": {}}
 	start := time.Now()
 	logs := &logCount{counts: counts}
-	r := runner(w, migrate.Config{Accounts: 4, Lanes: 2, Retries: 40, RetryBase: 10 * time.Millisecond, Log: slog.New(logs)})
+	r := runner(w, migrate.Config{Accounts: 4, Lanes: 2, Retries: 20, RetryBase: 10 * time.Millisecond, Log: slog.New(logs)})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if err := r.Run(ctx, w.Job); err != nil {
