@@ -238,8 +238,7 @@ func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	o := a.ours[b.cp.Folder]
-	if o.Contains(uid) || b.cp.Confirmed.Contains(uid) {
+	if k := a.knownLocked(b.cp); k.Contains(uid) {
 		return false
 	}
 	a.doneLocked(b, m, sinks.Appended{UID: uid, Validity: b.target.Validity})
@@ -247,14 +246,28 @@ func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
 	return true
 }
 
-// known is what in-doubt lookups in folder must not match: every target
-// message already taken as the copy of a source message.
+// known is what in-doubt lookups for cp's folder must not match: every
+// message of its target folder already taken as the copy of a source
+// message, of this folder or of another that lands there too ("Sent Items"
+// and "已发送" both go to the target's Sent).
 func (a *accountRun) known(cp *state.Checkpoint) state.Ranges {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := append(state.Ranges(nil), a.ours[cp.Folder]...)
-	for _, r := range cp.Confirmed {
-		out.AddRange(r.Lo, r.Hi)
+	return a.knownLocked(cp)
+}
+
+func (a *accountRun) knownLocked(cp *state.Checkpoint) state.Ranges {
+	var out state.Ranges
+	for name, c := range a.cps {
+		if c != cp && (c.Target == "" || c.Target != cp.Target) {
+			continue
+		}
+		for _, r := range a.ours[name] {
+			out.AddRange(r.Lo, r.Hi)
+		}
+		for _, r := range c.Confirmed {
+			out.AddRange(r.Lo, r.Hi)
+		}
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
@@ -130,6 +131,134 @@ func (s *lateSink) Prepare(ctx context.Context, name string) (sinks.Folder, erro
 }
 
 func (s *lateSink) Expunge(ctx context.Context, name string, uids []uint32) error {
+	ex, ok := s.Sink.(sinks.Expunger)
+	if !ok {
+		return errors.New("the target sink cannot expunge")
+	}
+	return ex.Expunge(ctx, name, uids)
+}
+
+// TestLateCopyBesideAnIdenticalOne: two source folders that land in one
+// target folder ("Sent Items" and "已发送" both go to Sent) hold the same
+// message, byte for byte. The APPEND of one is in doubt, not found, sent
+// again, and its first copy lands late. The late sweep must remove that
+// copy and keep the other folder's: Sent ends with two copies, one per
+// source folder.
+func TestLateCopyBesideAnIdenticalOne(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 60, BadPassword: -1, Folders: []string{"INBOX", "Sent Items", "已发送"}})
+	u := w.Users[0]
+	twin := dovecot.Message{Body: []byte("From: a@old.test\r\nTo: b@old.test\r\nSubject: twice\r\nMessage-ID: <twice@old.test>\r\n\r\nsent from two clients\r\n"),
+		Date: time.Date(2023, 3, 4, 5, 6, 7, 0, time.UTC), Flags: []string{`\Seen`}}
+	for _, f := range []string{"Sent Items", "已发送"} {
+		if err := w.Src.Deliver(u.Old, f, []dovecot.Message{twin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := w.Sources()
+
+	l := &twinState{body: twin.Body, landed: make(chan struct{})}
+	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &twinSink{Sink: s, ep: e, st: l}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	a := accounts(t, w)[u.Old]
+	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+	}
+	got := w.Target(u)
+	n, all, want := 0, 0, 0
+	for _, m := range got["Sent"] {
+		all++
+		if bytes.Equal(m.Body, twin.Body) {
+			n++
+		}
+	}
+	want = len(before[u.Old]["Sent Items"]) + len(before[u.Old]["已发送"])
+	if n != 2 || all != want {
+		t.Errorf("target Sent holds %d copies of the message in both folders (want 2) and %d messages (want %d)", n, all, want)
+	}
+	select {
+	case <-l.landed:
+		if c := counts["interrupted copy of message"].Load(); c != 1 {
+			t.Errorf("%d late copies reported removed, want 1", c)
+		}
+	default:
+		// The lookup took the other folder's copy for the held one.
+		t.Error("the held message was never sent again")
+	}
+	migratetest.Unchanged(t, before, w.Sources())
+	if t.Failed() {
+		logs.dump(t, u.Old, 60)
+	}
+}
+
+// twinState holds back the first APPEND of the twin message and stores it
+// late, once both source folders' copies were stored.
+type twinState struct {
+	body   []byte
+	mu     sync.Mutex
+	seen   int // APPENDs of the twin so far
+	stored int // ... that the target answered
+	held   bool
+	landed chan struct{}
+}
+
+type twinSink struct {
+	sinks.Sink
+	ep sources.Endpoint
+	st *twinState
+}
+
+func (s *twinSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	body, err := io.ReadAll(io.LimitReader(r, size))
+	if err != nil {
+		return sinks.Appended{}, err
+	}
+	st := s.st
+	if !bytes.Equal(body, st.body) {
+		return s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date)
+	}
+	st.mu.Lock()
+	st.seen++
+	first := st.seen == 1
+	st.held = st.held || first
+	st.mu.Unlock()
+	if first {
+		return sinks.Appended{}, fault.New(fault.Retry, "connection lost while the target was storing a message", fmt.Errorf("%w: held back by the test", sinks.ErrInDoubt))
+	}
+	res, err := s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date)
+	if err == nil {
+		st.mu.Lock()
+		st.stored++
+		release := st.stored == 2
+		st.mu.Unlock()
+		if release {
+			late, err := sinkimap.Open(context.Background(), s.ep)
+			if err != nil {
+				return res, err
+			}
+			defer late.Close()
+			if _, err := late.Append(context.Background(), f, bytes.NewReader(body), size, flags, date); err != nil {
+				return res, err
+			}
+			close(st.landed)
+		}
+	}
+	return res, err
+}
+
+func (s *twinSink) Expunge(ctx context.Context, name string, uids []uint32) error {
 	ex, ok := s.Sink.(sinks.Expunger)
 	if !ok {
 		return errors.New("the target sink cannot expunge")
