@@ -54,6 +54,11 @@ type accountRun struct {
 	// a checkpoint's Confirmed it survives floor moves, so a check that
 	// looks below the current floor never takes our own copy for a stray.
 	ours map[string]state.Ranges
+	// flying counts, per target folder, our APPENDs not answered yet, by
+	// date and size: an in-doubt lookup waits while an identical message is
+	// on its way (from another source folder that lands in the same target
+	// folder), or it could take that unanswered copy for the one it seeks.
+	flying map[string]map[twinKey]int
 	// again holds, per folder, messages an in-doubt lookup did not find, so
 	// they are sent again: an earlier APPEND of theirs may still land.
 	again map[string]map[uint32]bool
@@ -245,6 +250,37 @@ func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
 	a.copiedLocked(b, m, uid)
 	return true
 }
+
+// fly counts an APPEND of m into b's target folder as sent (n = 1) or
+// answered (n = -1).
+func (a *accountRun) fly(b *batch, m sources.Message, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.flying == nil {
+		a.flying = map[string]map[twinKey]int{}
+	}
+	t := a.flying[b.target.Name]
+	if t == nil {
+		t = map[twinKey]int{}
+		a.flying[b.target.Name] = t
+	}
+	k := keyOf(m)
+	if t[k] += n; t[k] <= 0 {
+		delete(t, k)
+	}
+}
+
+// inFlight says whether a message alike to m is on its way to b's target
+// folder.
+func (a *accountRun) inFlight(b *batch, m sources.Message) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flying[b.target.Name][keyOf(m)] > 0
+}
+
+// errTwinInFlight defers an in-doubt lookup while an identical message is
+// on its way to the same target folder.
+var errTwinInFlight = errors.New("an identical message is being copied into the same folder")
 
 // known is what in-doubt lookups for cp's folder must not match: every
 // message of its target folder already taken as the copy of a source
@@ -1028,6 +1064,17 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				if len(doubt) == 0 {
 					earlier = 0
 				}
+				if errors.Is(err, errTwinInFlight) {
+					// Found ones are recorded above; look for the rest again
+					// once that APPEND is answered.
+					if !sleep(ctx, stop, 20*time.Millisecond) {
+						if isClosed(stop) {
+							return errStopped
+						}
+						return context.Cause(ctx)
+					}
+					continue
+				}
 			}
 			if err != nil && fault.Classify(err) == fault.Retry && fault.Wait(err) > 0 {
 				// The server is throttling: slow every lane on it down for as
@@ -1096,11 +1143,16 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					continue
 				}
 				pipe, _ := dst.(sinks.Pipeliner)
+				// flew are the APPENDs of this round: answered (or in doubt)
+				// once the round is flushed.
+				var flew []sources.Message
 				err = src.Fetch(ctx, b.folder, asked, func(body *sources.Body) error {
 					if isClosed(stop) {
 						return errStopped
 					}
 					m := body.Message
+					a.fly(b, m, 1)
+					flew = append(flew, m)
 					if pipe != nil {
 						// No round trip per message: the answer is recorded
 						// when it comes, at the latest by Flush below.
@@ -1130,6 +1182,9 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					if ferr := pipe.Flush(ctx); err == nil {
 						err = ferr
 					}
+				}
+				for _, m := range flew {
+					a.fly(b, m, -1)
 				}
 				for _, s := range stored {
 					// Sent again after an APPEND in doubt: the first copy may
@@ -1252,18 +1307,28 @@ const settleChunk = 4
 func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst sinks.Sink, b *batch,
 	doubt []sources.Message) ([]sources.Message, map[uint32]bool, error) {
 	stored := map[uint32]bool{}
+	var later []sources.Message
+	ready := doubt[:0:0]
+	for _, m := range doubt {
+		if a.inFlight(b, m) {
+			later = append(later, m)
+		} else {
+			ready = append(ready, m)
+		}
+	}
+	doubt = ready
 	a.mu.Lock()
 	floor := b.cp.Floor
 	a.mu.Unlock()
 	cands, err := dst.Messages(ctx, b.target.Name, floor)
 	if err != nil {
-		return doubt, stored, err
+		return append(doubt, later...), stored, err
 	}
 	for len(doubt) > 0 {
 		chunk := doubt[:min(len(doubt), settleChunk)]
 		found, err := a.settle(ctx, src, dst, b.folder, b.target, cands, a.known(b.cp), chunk)
 		if err != nil {
-			return doubt, stored, err
+			return append(doubt, later...), stored, err
 		}
 		for _, m := range chunk {
 			if t := found[m.UID]; t != 0 && a.claim(b, m, t) {
@@ -1276,6 +1341,9 @@ func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst s
 			}
 		}
 		doubt = doubt[len(chunk):]
+	}
+	if len(later) > 0 {
+		return later, stored, errTwinInFlight
 	}
 	return nil, stored, nil
 }

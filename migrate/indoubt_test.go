@@ -265,3 +265,129 @@ func (s *twinSink) Expunge(ctx context.Context, name string, uids []uint32) erro
 	}
 	return ex.Expunge(ctx, name, uids)
 }
+
+// TestLookupWaitsForIdenticalInFlight: the same message sits in two source
+// folders that land in one target folder. The APPEND of one is in doubt
+// while the other's APPEND is stored but not yet answered. The lookup for
+// the first must not take that unanswered copy for its own (two source
+// messages on one target copy: a loss); it waits for the answer, finds no
+// copy of its own and sends the message again.
+func TestLookupWaitsForIdenticalInFlight(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 16, BadPassword: -1, Folders: []string{"Sent Items", "已发送"}})
+	u := w.Users[0]
+	twin := dovecot.Message{Body: []byte("From: a@old.test\r\nTo: b@old.test\r\nSubject: twice\r\nMessage-ID: <twice@old.test>\r\n\r\nsent from two clients\r\n"),
+		Date: time.Date(2023, 3, 4, 5, 6, 7, 0, time.UTC), Flags: []string{`\Seen`}}
+	for _, f := range []string{"Sent Items", "已发送"} {
+		if err := w.Src.Deliver(u.Old, f, []dovecot.Message{twin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := w.Sources()
+
+	st := &flightState{body: twin.Body, second: make(chan struct{}), looked: make(chan struct{})}
+	logs := &logCount{counts: map[string]*atomic.Int64{}}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, Retries: 5, Log: slog.New(logs)}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &flightSink{Sink: s, st: st}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	if !st.overlapped.Load() {
+		t.Fatal("the two APPENDs did not overlap: the scenario did not happen")
+	}
+	a := accounts(t, w)[u.Old]
+	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+	}
+	n, all := 0, 0
+	for _, m := range w.Target(u)["Sent"] {
+		all++
+		if bytes.Equal(m.Body, twin.Body) {
+			n++
+		}
+	}
+	want := len(before[u.Old]["Sent Items"]) + len(before[u.Old]["已发送"])
+	if n != 2 || all != want {
+		t.Errorf("target Sent holds %d copies of the message in both folders (want 2) and %d messages (want %d)", n, all, want)
+	}
+	if st.lookedEarly.Load() {
+		t.Error("the in-doubt lookup read the folder while the identical APPEND was unanswered")
+	}
+	migratetest.Unchanged(t, before, w.Sources())
+	if t.Failed() {
+		logs.dump(t, u.Old, 60)
+	}
+}
+
+// flightState: the first APPEND of the twin waits until the second has
+// started, then is reported in doubt without being stored; the second is
+// stored and answered only after a lookup read the folder, or after 1.5 s.
+type flightState struct {
+	body        []byte
+	calls       atomic.Int64
+	second      chan struct{} // closed when the second APPEND starts
+	looked      chan struct{} // closed at the first body fetch during the second's flight
+	inFlight    atomic.Bool
+	lookedEarly atomic.Bool
+	overlapped  atomic.Bool
+	once        sync.Once
+}
+
+type flightSink struct {
+	sinks.Sink
+	st *flightState
+}
+
+func (s *flightSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	body, err := io.ReadAll(io.LimitReader(r, size))
+	if err != nil {
+		return sinks.Appended{}, err
+	}
+	st := s.st
+	if !bytes.Equal(body, st.body) {
+		return s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date)
+	}
+	switch st.calls.Add(1) {
+	case 1:
+		select {
+		case <-st.second:
+			st.overlapped.Store(true)
+		case <-time.After(5 * time.Second):
+		}
+		return sinks.Appended{}, fault.New(fault.Retry, "connection lost while the target was storing a message", fmt.Errorf("%w: held back by the test", sinks.ErrInDoubt))
+	case 2:
+		res, err := s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date)
+		st.inFlight.Store(true)
+		close(st.second)
+		select {
+		case <-st.looked:
+		case <-time.After(1500 * time.Millisecond):
+		}
+		st.inFlight.Store(false)
+		return res, err
+	}
+	return s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date)
+}
+
+func (s *flightSink) Fetch(ctx context.Context, name string, uids []uint32, fn func(uid uint32, r io.Reader) error) error {
+	if s.st.inFlight.Load() {
+		s.st.lookedEarly.Store(true)
+		s.st.once.Do(func() { close(s.st.looked) })
+	}
+	return s.Sink.Fetch(ctx, name, uids, fn)
+}
+
+func (s *flightSink) Expunge(ctx context.Context, name string, uids []uint32) error {
+	ex, ok := s.Sink.(sinks.Expunger)
+	if !ok {
+		return errors.New("the target sink cannot expunge")
+	}
+	return ex.Expunge(ctx, name, uids)
+}
