@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
@@ -288,4 +290,239 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, r.m.UID, r.b.folder.Name))
 	}
 	return nil
+}
+
+// forget drops what this run knows of a folder's copies on the target, when
+// the source or target folder was renumbered. Caller holds mu.
+func (a *accountRun) forget(folder string) {
+	delete(a.ours, folder)
+	delete(a.unsure, folder)
+	delete(a.again, folder)
+	keep := a.resent[:0]
+	for _, r := range a.resent {
+		if r.b.folder.Name != folder {
+			keep = append(keep, r)
+		}
+	}
+	a.resent = keep
+}
+
+// sentAgain records that a message is being sent again after an in-doubt
+// lookup did not find it.
+func (a *accountRun) sentAgain(folder string, uid uint32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.again == nil {
+		a.again = map[string]map[uint32]bool{}
+	}
+	if a.again[folder] == nil {
+		a.again[folder] = map[uint32]bool{}
+	}
+	a.again[folder][uid] = true
+}
+
+// copied is called when m, of b, is on the target as uid: if it was sent
+// more than once, the copy is queued for the late sweep. Caller holds mu.
+func (a *accountRun) copiedLocked(b *batch, m sources.Message, uid uint32) {
+	if !a.again[b.folder.Name][m.UID] {
+		return
+	}
+	delete(a.again[b.folder.Name], m.UID)
+	a.resent = append(a.resent, resent{b: b, m: m, uid: uid, floor: b.cp.Floor})
+}
+
+// markUnsure records (on) or clears a message whose APPEND was in doubt,
+// and says whether it was recorded.
+func (a *accountRun) markUnsure(folder string, uid uint32, on bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	was := a.unsure[folder][uid]
+	if on {
+		if a.unsure == nil {
+			a.unsure = map[string]map[uint32]bool{}
+		}
+		if a.unsure[folder] == nil {
+			a.unsure[folder] = map[uint32]bool{}
+		}
+		a.unsure[folder][uid] = true
+	} else if was {
+		delete(a.unsure[folder], uid)
+	}
+	return was
+}
+
+// claim records m as copied by the target message uid found in an in-doubt
+// lookup, unless that copy was taken meanwhile for another message.
+func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if k := a.knownLocked(b.cp); k.Contains(uid) {
+		return false
+	}
+	a.doneLocked(b, m, sinks.Appended{UID: uid, Validity: b.target.Validity})
+	a.copiedLocked(b, m, uid)
+	return true
+}
+
+// fly counts an APPEND of m into b's target folder as sent (n = 1) or
+// answered (n = -1).
+func (a *accountRun) fly(b *batch, m sources.Message, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.flying == nil {
+		a.flying = map[string]map[twinKey]int{}
+	}
+	t := a.flying[b.target.Name]
+	if t == nil {
+		t = map[twinKey]int{}
+		a.flying[b.target.Name] = t
+	}
+	k := keyOf(m)
+	if t[k] += n; t[k] <= 0 {
+		delete(t, k)
+	}
+}
+
+// inFlight says whether a message alike to m is on its way to b's target
+// folder.
+func (a *accountRun) inFlight(b *batch, m sources.Message) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flying[b.target.Name][keyOf(m)] > 0
+}
+
+// errTwinInFlight defers an in-doubt lookup while an identical message is
+// on its way to the same target folder.
+var errTwinInFlight = errors.New("an identical message is being copied into the same folder")
+
+// known is what in-doubt lookups for cp's folder must not match: every
+// message of its target folder already taken as the copy of a source
+// message, of this folder or of another that lands there too ("Sent Items"
+// and "已发送" both go to the target's Sent).
+func (a *accountRun) known(cp *state.Checkpoint) state.Ranges {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.knownLocked(cp)
+}
+
+func (a *accountRun) knownLocked(cp *state.Checkpoint) state.Ranges {
+	var out state.Ranges
+	for name, c := range a.cps {
+		if c != cp && (c.Target == "" || c.Target != cp.Target) {
+			continue
+		}
+		for _, r := range a.ours[name] {
+			out.AddRange(r.Lo, r.Hi)
+		}
+		for _, r := range c.Confirmed {
+			out.AddRange(r.Lo, r.Hi)
+		}
+	}
+	return out
+}
+
+// twinKey is what identical copies of a message share.
+type twinKey struct {
+	date int64
+	size int64
+}
+
+func keyOf(m sources.Message) twinKey { return twinKey{m.Date.Unix(), m.Size} }
+
+// suspects are the pending messages that may already be on the target: one
+// whose APPEND was in doubt earlier in this run (its copy may still appear),
+// or one alike in date or size to a target message at or above the floor
+// that is not known as the copy of another (an APPEND whose answer a crash
+// or a broken connection lost).
+func suspects(pending []sources.Message, cands []sinks.Message, known state.Ranges, unsure map[uint32]bool) map[uint32]bool {
+	dates := map[int64]bool{}
+	sizes := map[int64]bool{}
+	for _, c := range cands {
+		if !known.Contains(c.UID) {
+			dates[c.Date.Unix()] = true
+			sizes[c.Size] = true
+		}
+	}
+	out := map[uint32]bool{}
+	alike := map[twinKey]bool{}
+	for _, m := range pending {
+		if unsure[m.UID] || dates[m.Date.Unix()] || sizes[m.Size] {
+			out[m.UID] = true
+			alike[keyOf(m)] = true
+		}
+	}
+	// A suspect's twins are looked up with it, never sent beside it.
+	for _, m := range pending {
+		if alike[keyOf(m)] {
+			out[m.UID] = true
+		}
+	}
+	return out
+}
+
+// settleChunk is how many messages in doubt are looked up at once: a few,
+// so that a link that keeps failing still makes progress.
+const settleChunk = 4
+
+// settleDoubts looks up on the target the messages that may be there
+// already, a few at a time, and records those found as copied (with the
+// target UID they matched, so later lookups do not match it again). It
+// returns the ones not looked up yet and the ones found; those looked up
+// and not found are for the caller to send again. The folder is listed
+// once per call: the floor stays low while anything is in doubt, and a
+// listing per chunk would grow with the folder.
+func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst sinks.Sink, b *batch,
+	doubt []sources.Message) ([]sources.Message, map[uint32]bool, error) {
+	stored := map[uint32]bool{}
+	var later []sources.Message
+	ready := doubt[:0:0]
+	for _, m := range doubt {
+		if a.inFlight(b, m) {
+			later = append(later, m)
+		} else {
+			ready = append(ready, m)
+		}
+	}
+	doubt = ready
+	a.mu.Lock()
+	floor := b.cp.Floor
+	a.mu.Unlock()
+	cands, err := dst.Messages(ctx, b.target.Name, floor)
+	if err != nil {
+		return append(doubt, later...), stored, err
+	}
+	for len(doubt) > 0 {
+		chunk := doubt[:min(len(doubt), settleChunk)]
+		found, err := a.settle(ctx, src, dst, b.folder, b.target, cands, a.known(b.cp), chunk)
+		if err != nil {
+			return append(doubt, later...), stored, err
+		}
+		for _, m := range chunk {
+			if t := found[m.UID]; t != 0 && a.claim(b, m, t) {
+				a.markUnsure(b.folder.Name, m.UID, false)
+				stored[m.UID] = true
+				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", t)
+			} else {
+				a.sentAgain(b.folder.Name, m.UID)
+				a.r.cfg.Log.Info("in-doubt message not on the target; sending it again", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "floor", floor)
+			}
+		}
+		doubt = doubt[len(chunk):]
+	}
+	if len(later) > 0 {
+		return later, stored, errTwinInFlight
+	}
+	return nil, stored, nil
+}
+
+// doubtGrace is how long to wait before looking up messages whose answers
+// were lost: the server may still be storing what it had received when the
+// connection went, and a message looked for too early would be sent twice.
+// A base, plus the time to store what was in flight at a modest 32 MB/s.
+func doubtGrace(doubt []sources.Message) time.Duration {
+	var bytes int64
+	for _, m := range doubt {
+		bytes += m.Size
+	}
+	return 100*time.Millisecond + time.Duration(bytes)*time.Second/(32<<20)
 }

@@ -1,0 +1,460 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/fault"
+)
+
+// lane copies batches over its own source and sink sessions.
+func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstEP sources.Endpoint, batches <-chan *batch) error {
+	var src sources.Source
+	var dst sinks.Sink
+	slot := a.r.hostSlot(srcEP.Host)
+	held := false
+	closeAll := func() {
+		if src != nil {
+			src.Close()
+			src = nil
+		}
+		if dst != nil {
+			dst.Close()
+			dst = nil
+		}
+		if held {
+			<-a.r.lanes
+			<-slot
+			held = false
+		}
+	}
+	defer closeAll()
+	// next is a batch taken early: the first one, or one prefetched;
+	// noMore says the channel was found closed meanwhile.
+	var next *batch
+	noMore := false
+	// Log in as soon as there is work, not when the first batch is cut;
+	// with nothing to copy the lanes never log in.
+	select {
+	case <-a.work:
+		if err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP); err != nil {
+			// The batch loop connects again and handles the error.
+			closeAll()
+		}
+	case b, ok := <-batches:
+		if !ok {
+			return nil
+		}
+		next = b
+	case <-ctx.Done():
+	case <-stop:
+	}
+	poison := 0
+	for {
+		var b *batch
+		var ok bool
+		if next != nil {
+			b, ok, next = next, true, nil
+		} else if noMore {
+			return nil
+		} else {
+			select {
+			case b, ok = <-batches:
+			case <-stop:
+				return errStopped
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		if !ok {
+			return nil
+		}
+		remaining := b.msgs
+		noProgress, connectFails, throttled := 0, 0, 0
+		// doubt holds messages that may be on the target already: sent in
+		// full in this batch with their answers lost, or suspected by the
+		// folder's preparation.
+		doubt := append([]sources.Message(nil), b.doubt...)
+		earlier := len(doubt)
+		for len(remaining) > 0 {
+			if isClosed(stop) {
+				return errStopped
+			}
+			if d := a.r.hostDelay(srcEP.Host, dstEP.Host); d > 0 && !sleep(ctx, stop, d) {
+				if isClosed(stop) {
+					return errStopped
+				}
+				return context.Cause(ctx)
+			}
+			err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP)
+			processed := map[uint32]bool{}
+			var asked []sources.Message
+			if err == nil && len(doubt) > 0 {
+				// Answers were lost with the connection: look on the target
+				// before sending those messages again. Those found are
+				// recorded as copied at once, even if a later lookup fails.
+				var found map[uint32]bool
+				unsettled := len(doubt)
+				doubt, found, err = a.settleDoubts(ctx, src, dst, b, doubt)
+				if len(doubt) < unsettled {
+					connectFails = 0
+				}
+				if len(found) > 0 {
+					remaining = without(remaining, found)
+					if earlier > 0 {
+						// Found for the folder's preparation: the operator
+						// learns that an interrupted run had copied them.
+						n := 0
+						for _, m := range b.doubt {
+							if found[m.UID] {
+								n++
+							}
+						}
+						if n > 0 {
+							a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were already on the target from an interrupted run; not copied again", a.acct.ID, n, b.folder.Name))
+						}
+					}
+				}
+				if len(doubt) == 0 {
+					earlier = 0
+				}
+				if errors.Is(err, errTwinInFlight) {
+					// Found ones are recorded above; look for the rest again
+					// once that APPEND is answered.
+					if !sleep(ctx, stop, 20*time.Millisecond) {
+						if isClosed(stop) {
+							return errStopped
+						}
+						return context.Cause(ctx)
+					}
+					continue
+				}
+			}
+			if err != nil && fault.Classify(err) == fault.Retry && fault.Wait(err) > 0 {
+				// The server is throttling: slow every lane on it down for as
+				// long as it asks; not the message's fault.
+				closeAll()
+				if err := a.throttledBy(err, srcEP.Host, &throttled); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil && fault.Classify(err) == fault.Retry {
+				// Not the message's fault: wait and connect again, for a while.
+				closeAll()
+				connectFails++
+				if connectFails > 3*a.r.cfg.Retries {
+					return fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)
+				}
+				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, connectFails, fault.Wait(err))) {
+					if isClosed(stop) {
+						return errStopped
+					}
+					return context.Cause(ctx)
+				}
+				continue
+			}
+			connectFails = 0
+			// stored lists what this round stored, for the recovered-copy
+			// check below (not from inside record: the sink is answering).
+			var stored []storedAs
+			// record takes the target's answer for one message.
+			record := func(m sources.Message, res sinks.Appended, err error) error {
+				if err != nil {
+					if ctx.Err() != nil {
+						// Cut short because the pass is ending, not refused:
+						// the message may have been stored. The next pass
+						// looks for it before sending it again.
+						a.markUnsure(b.folder.Name, m.UID, true)
+						return err
+					}
+					if fault.Classify(err) == fault.Message {
+						processed[m.UID] = true
+						a.failed(b, m, fault.Reason(err))
+						return nil
+					}
+					if errors.Is(err, sinks.ErrInDoubt) {
+						doubt = append(doubt, m)
+						a.markUnsure(b.folder.Name, m.UID, true)
+					}
+					return err
+				}
+				processed[m.UID] = true
+				a.done(b, m, res)
+				stored = append(stored, storedAs{m, res.UID})
+				return nil
+			}
+			if err == nil {
+				asked = without(remaining, processed)
+				if noProgress > 0 && len(asked) > 1 {
+					// After a failure, ask for the failing message alone: a
+					// whole batch streamed ahead would ride on the same
+					// connection, and a reset discards what was buffered.
+					asked = asked[:1]
+				}
+				if len(asked) == 0 {
+					remaining = nil
+					continue
+				}
+				pipe, _ := dst.(sinks.Pipeliner)
+				// flew are the APPENDs of this round: answered (or in doubt)
+				// once the round is flushed.
+				var flew []sources.Message
+				err = src.Fetch(ctx, b.folder, asked, func(body *sources.Body) error {
+					if isClosed(stop) {
+						return errStopped
+					}
+					m := body.Message
+					a.fly(b, m, 1)
+					flew = append(flew, m)
+					if pipe != nil {
+						// No round trip per message: the answer is recorded
+						// when it comes, at the latest by Flush below.
+						return pipe.Send(ctx, b.target, body.Reader, body.Size, body.Flags, body.Date,
+							func(res sinks.Appended, err error) error { return record(m, res, err) })
+					}
+					res, err := dst.Append(ctx, b.target, body.Reader, body.Size, body.Flags, body.Date)
+					return record(m, res, err)
+				})
+				if pf, ok := src.(sources.Prefetcher); ok && err == nil && pipe != nil && next == nil && !noMore && len(asked) == len(remaining) {
+					// While the target answers for this batch, ask the source
+					// for the next one.
+					select {
+					case nb, ok := <-batches:
+						if ok {
+							next = nb
+							pf.Prefetch(ctx, nb.folder, nb.msgs)
+						} else {
+							noMore = true
+						}
+					default:
+					}
+				}
+				if pipe != nil {
+					// Whatever ended the fetch, the answers owed are recorded
+					// before the batch is looked at again.
+					if ferr := pipe.Flush(ctx); err == nil {
+						err = ferr
+					}
+				}
+				for _, m := range flew {
+					a.fly(b, m, -1)
+				}
+				for _, s := range stored {
+					// Sent again after an APPEND in doubt: the first copy may
+					// still appear (a server finishing what it had read, or
+					// recovering a half-saved file). It is looked for when
+					// the account is done and no APPEND of ours is in flight:
+					// looked for now, another lane's copy of an identical
+					// message, not answered yet, could be taken for it.
+					if a.markUnsure(b.folder.Name, s.m.UID, false) {
+						a.r.cfg.Log.Info("message sent again after an in-doubt APPEND", "account", a.acct.ID, "folder", b.folder.Name, "uid", s.m.UID, "target_uid", s.uid)
+					}
+					a.mu.Lock()
+					a.copiedLocked(b, s.m, s.uid)
+					a.mu.Unlock()
+				}
+			}
+			if len(processed) > 0 {
+				noProgress, poison, throttled = 0, 0, 0
+				rest := remaining[:0:0]
+				for _, m := range remaining {
+					if !processed[m.UID] {
+						rest = append(rest, m)
+					}
+				}
+				remaining = rest
+			}
+			var me *sources.MessageError
+			if errors.As(err, &me) {
+				// One unreadable message: fail it alone, go on with the rest.
+				a.failed(b, me.Message, fault.Reason(me.Err))
+				rest := remaining[:0:0]
+				for _, m := range remaining {
+					if m.UID != me.Message.UID {
+						rest = append(rest, m)
+					}
+				}
+				remaining = rest
+				continue
+			}
+			if err == nil {
+				// The source did not return these: they were expunged meanwhile.
+				gone := map[uint32]bool{}
+				for _, m := range asked {
+					if !processed[m.UID] {
+						a.vanished(b, m)
+						gone[m.UID] = true
+					}
+				}
+				remaining = without(remaining, gone)
+				continue
+			}
+			if errors.Is(err, errStopped) || isClosed(stop) {
+				return errStopped
+			}
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			if fault.Classify(err) == fault.Account || errors.Is(err, sources.ErrValidityChanged) {
+				return err
+			}
+			if fault.Wait(err) > 0 && len(processed) == 0 {
+				closeAll()
+				if err := a.throttledBy(err, srcEP.Host, &throttled); err != nil {
+					return err
+				}
+				continue
+			}
+			closeAll()
+			if len(processed) == 0 {
+				noProgress++
+			}
+			if noProgress >= a.r.cfg.Retries {
+				// The same message keeps breaking the session: give it up.
+				a.failed(b, remaining[0], fmt.Sprintf("failed %d times: %s", noProgress, fault.Reason(err)))
+				remaining = remaining[1:]
+				noProgress = 0
+				poison++
+				if poison >= 3 {
+					return fault.New(fault.Account, "the connection keeps failing: "+fault.Reason(err), err)
+				}
+			}
+			if len(remaining) == 0 {
+				// The batch is settled after all (its last answers came in
+				// before the connection failed, or its last message was
+				// given up): nothing to retry.
+				continue
+			}
+			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "first", remaining[0].UID, "n", noProgress, "err", err)
+			wait := backoff(a.r.cfg.RetryBase, noProgress, fault.Wait(err))
+			if len(doubt) > 0 {
+				wait = max(wait, doubtGrace(doubt))
+			}
+			if !sleep(ctx, stop, wait) {
+				if isClosed(stop) {
+					return errStopped
+				}
+				return context.Cause(ctx)
+			}
+		}
+	}
+}
+
+// storedAs is a message the target stored, and its target UID.
+type storedAs struct {
+	m   sources.Message
+	uid uint32
+}
+
+func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,
+	src *sources.Source, dst *sinks.Sink, srcEP, dstEP sources.Endpoint) error {
+	if !*held {
+		// The source host's limit, then the lanes' (see Runner.lanes).
+		select {
+		case slot <- struct{}{}:
+		case <-stop:
+			return errStopped
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		select {
+		case a.r.lanes <- struct{}{}:
+			*held = true
+		case <-stop:
+			<-slot
+			return errStopped
+		case <-ctx.Done():
+			<-slot
+			return context.Cause(ctx)
+		}
+	}
+	// Both logins at once: each is a few round trips.
+	var srcErr, dstErr error
+	var wg sync.WaitGroup
+	if *src == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := a.r.cfg.OpenSource(ctx, srcEP)
+			if err == nil {
+				*src = s
+			}
+			srcErr = err
+		}()
+	}
+	if *dst == nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := a.r.cfg.OpenSink(ctx, dstEP)
+			if err == nil {
+				*dst = d
+			}
+			dstErr = err
+		}()
+	}
+	wg.Wait()
+	if srcErr != nil {
+		return srcErr
+	}
+	return dstErr
+}
+
+// maxThrottled bounds how many throttling replies in a row a lane accepts
+// before it gives the account up.
+const maxThrottled = 200
+
+func (a *accountRun) throttledBy(err error, host string, n *int) error {
+	a.r.slowHost(host, fault.Wait(err))
+	if *n++; *n > maxThrottled {
+		return fault.New(fault.Account, "the server kept throttling requests: "+fault.Reason(err), err)
+	}
+	a.r.cfg.Log.Info("throttled", "account", a.acct.ID, "host", host, "wait", fault.Wait(err))
+	return nil
+}
+
+func without(msgs []sources.Message, drop map[uint32]bool) []sources.Message {
+	if len(drop) == 0 {
+		return msgs
+	}
+	out := make([]sources.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if !drop[m.UID] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// backoff doubles from base up to 30s, with jitter, or follows the server's hint.
+func backoff(base time.Duration, attempt int, hint time.Duration) time.Duration {
+	if hint > 0 {
+		return hint
+	}
+	d := base << min(attempt, 5)
+	if d > 30*time.Second {
+		d = 30 * time.Second
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// sleep waits d unless stopped; it reports whether the full wait happened.
+func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
