@@ -31,13 +31,14 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r)
-	keys := []string{"admin@" + ip, "ip:" + ip, "any:admin"}
+	user := r.PostFormValue("user")
+	keys := []string{"admin:" + user + "@" + ip, "ip:" + ip, "any:admin:" + user}
 	if d := s.lock.locked(keys...); d > 0 {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
 		return
 	}
-	user := r.PostFormValue("user")
-	if !s.adminOK(user, r.PostFormValue("password"), r.PostFormValue("token")) {
+	name, ok := s.adminName(user, r.PostFormValue("password"), r.PostFormValue("token"))
+	if !ok {
 		if s.lock.fail(keys...) {
 			s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", clientIP(r))
 		}
@@ -46,7 +47,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.lock.succeed(keys...)
 	ns := s.sess.create(w, s.secure(r), ss)
-	ns.admin = true
+	ns.admin, ns.adminName = true, name
 	ns.member = ""
 	http.Redirect(w, r, "/admin", http.StatusSeeOther)
 }
@@ -164,7 +165,7 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session
 	if r.PostFormValue("back") == "list" {
 		back = "/admin"
 	}
-	if err := s.control(id, op, "the admin (dashboard)"); err != nil {
+	if err := s.control(id, op, who(ss)); err != nil {
 		s.sess.flash(ss, err.Error(), "")
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
@@ -223,7 +224,7 @@ func jobRequestOf(r *http.Request) JobRequest {
 
 func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	req := jobRequestOf(r)
-	job, _, err := s.createJob(r, &req, "the admin (dashboard)")
+	job, _, err := s.createJob(r, &req, who(ss))
 	if err != nil {
 		// Secrets typed into the form are not sent back into the page.
 		req.TargetAdminPassword, req.SourceAdminPassword, req.Accounts = "", "", ""
@@ -250,7 +251,7 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ss *session) 
 func (s *Server) addAccountsForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	id := r.PathValue("id")
 	back := "/admin/jobs/" + url.PathEscape(id)
-	n, err := s.addAccounts(id, r.PostFormValue("accounts"), "the admin (dashboard)")
+	n, err := s.addAccounts(id, r.PostFormValue("accounts"), who(ss))
 	if err != nil {
 		s.sess.flash(ss, err.Error(), "")
 	} else {
@@ -284,7 +285,7 @@ func (s *Server) addAccounts(id, csv, who string) (int, error) {
 
 func (s *Server) inviteForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	id := r.PathValue("id")
-	n, err := s.invite(r, id, "the admin (dashboard)")
+	n, err := s.invite(r, id, who(ss))
 	if err != nil {
 		s.sess.flash(ss, err.Error(), "")
 	} else {

@@ -28,7 +28,7 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, who string))
 				writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many failed attempts; try again later"})
 				return
 			}
-			if !s.adminOK("", "", strings.TrimSpace(tok)) {
+			if !s.adminOK(strings.TrimSpace(tok)) {
 				s.lock.fail("ip:" + clientIP(r))
 				writeJSON(w, http.StatusUnauthorized, apiError{Error: "wrong API token"})
 				return
@@ -45,7 +45,7 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, who string))
 			writeJSON(w, http.StatusForbidden, apiError{Error: "missing or wrong X-CSRF-Token"})
 			return
 		}
-		h(w, r, "the admin (dashboard)")
+		h(w, r, who(ss))
 	}
 }
 

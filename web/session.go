@@ -21,13 +21,15 @@ const (
 )
 
 type session struct {
-	id      string
-	csrf    string
-	admin   bool
-	member  string // the new address, once signed in
-	job     string // the member's job
-	sealed  []byte // the member's new password, sealed, until the account holds it
-	expires time.Time
+	id    string
+	csrf  string
+	admin bool
+	// adminName is who signed in to the dashboard ("" with the API token).
+	adminName string
+	member    string // the new address, once signed in
+	job       string // the member's job
+	sealed    []byte // the member's new password, sealed, until the account holds it
+	expires   time.Time
 	// A message for the next page (after a redirect), kept here rather
 	// than in the URL, where anyone could write one.
 	flashErr, flashNote string
@@ -130,7 +132,7 @@ func csrfOK(r *http.Request, ss *session) bool {
 
 // lockout counts failed sign-ins and password checks per key and locks a
 // key out after too many in a window. A key names what is tried and from
-// where ("login:ADDRESS@CLIENT", "admin@CLIENT"), so a stranger who types
+// where ("login:ADDRESS@CLIENT", "admin:NAME@CLIENT"), so a stranger who types
 // wrong passwords locks out only himself, not the member or the admin.
 // Two wider keys bound what many tries can do: "ip:CLIENT" (every name one
 // client tries, at 4 times the limit: a shared office NAT) and "any:NAME"

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
@@ -67,8 +69,9 @@ func (s *syncBuffer) String() string {
 
 type siteOptions struct {
 	accounts, messages int
-	bad                int    // index of an account whose CSV old password is wrong, plus one (0: none)
-	sourceAdmin        string // a Dovecot master user on the source, password sourceAdminPW
+	bad                int               // index of an account whose CSV old password is wrong, plus one (0: none)
+	sourceAdmin        string            // a Dovecot master user on the source, password sourceAdminPW
+	admins             map[string]string // named dashboard admins: name -> bcrypt hash
 	notifier           web.Notifier
 	engine             migrate.Config
 }
@@ -95,7 +98,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 		}
 	}
 	s.m = migrate.NewManager(ctx, w.Store, cfg)
-	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken,
+	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins,
 		Login: func(ctx context.Context, e sources.Endpoint) error {
 			src, err := sources.Open(ctx, e)
 			if err != nil {
@@ -713,5 +716,64 @@ func TestDelegatedJobFromDashboard(t *testing.T) {
 		if strings.Contains(text, sourceAdminPW) {
 			t.Errorf("the migration admin's password is in the %s", what)
 		}
+	}
+}
+
+// TestNamedAdmins: admins from an htpasswd-style list sign in under their
+// own names, and the event log says which of them paused and resumed.
+func TestNamedAdmins(t *testing.T) {
+	hash := func(pw string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	s := newSite(t, siteOptions{accounts: 1, messages: 5, admins: map[string]string{"alice": hash("alice-pw-1"), "bob": hash("bob-pw-2")}})
+	code := s.api("POST", "/api/jobs", map[string]any{"id": "named", "mode": "member", "domain": "old.test", "new_domain": "new.test",
+		"source": s.endpointURL(s.w.Src.IMAPAddr), "target": s.endpointURL(s.w.Dst.IMAPAddr), "start": true}, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	signIn := func(user, pw string) (*client, int) {
+		c := s.client("en")
+		c.get("/admin/login")
+		code, _ := c.post("/admin/login", url.Values{"user": {user}, "password": {pw}})
+		return c, code
+	}
+	for _, bad := range [][2]string{{"alice", "bob-pw-2"}, {"carol", "alice-pw-1"}, {"alice", ""}} {
+		if _, code := signIn(bad[0], bad[1]); code != http.StatusUnauthorized {
+			t.Fatalf("sign-in as %s with a wrong password: %d", bad[0], code)
+		}
+	}
+	alice, code := signIn("alice", "alice-pw-1")
+	if code != 200 {
+		t.Fatalf("alice: %d", code)
+	}
+	if code, _ := alice.post("/admin/jobs/named/pause", url.Values{}); code != 200 {
+		t.Fatalf("alice pauses: %d", code)
+	}
+	bob, code := signIn("bob", "bob-pw-2")
+	if code != 200 {
+		t.Fatalf("bob: %d", code)
+	}
+	if code, _ := bob.post("/admin/jobs/named/resume", url.Values{}); code != 200 {
+		t.Fatalf("bob resumes: %d", code)
+	}
+	var events []struct{ Kind, Message string }
+	if code := s.api("GET", "/api/events?job=named", nil, &events); code != 200 {
+		t.Fatalf("events: %d", code)
+	}
+	var log []string
+	for _, e := range events {
+		log = append(log, e.Kind+": "+e.Message)
+	}
+	all := strings.Join(log, "\n")
+	if !strings.Contains(all, "admin.pause: admin alice (dashboard) asked to pause job named") ||
+		!strings.Contains(all, "admin.resume: admin bob (dashboard) asked to resume job named") {
+		t.Fatalf("the event log does not say who:\n%s", all)
+	}
+	if strings.Contains(all+s.logs.String(), "alice-pw-1") || strings.Contains(all+s.logs.String(), "bob-pw-2") {
+		t.Fatal("an admin's password is in the event log or the server log")
 	}
 }

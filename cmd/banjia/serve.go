@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources"
@@ -25,6 +27,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-user", Value: "admin", EnvVars: []string{"BANJIA_ADMIN_USER"}, Usage: "the dashboard's admin user"},
 		&cli.StringFlag{Name: "admin-password-file", Usage: "read the admin's password from this file (or set BANJIA_ADMIN_PASSWORD)"},
 		&cli.StringFlag{Name: "admin-token-file", Usage: "read the API token from this file (or set BANJIA_ADMIN_TOKEN)"},
+		&cli.StringFlag{Name: "admins-file", Usage: "more dashboard admins, each under their own name in the event log: an htpasswd file with bcrypt hashes (htpasswd -nB NAME)"},
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
 		&cli.BoolFlag{Name: "secure-cookies", Usage: "mark cookies Secure on plain HTTP too (behind a TLS proxy)"},
@@ -52,8 +55,14 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if adminPW == "" && token == "" {
-		return errors.New("the dashboard needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file) or an API token (BANJIA_ADMIN_TOKEN or --admin-token-file)")
+	var admins map[string]string
+	if f := c.String("admins-file"); f != "" {
+		if admins, err = readAdmins(f); err != nil {
+			return err
+		}
+	}
+	if adminPW == "" && token == "" && len(admins) == 0 {
+		return errors.New("the dashboard needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file), admins (--admins-file) or an API token (BANJIA_ADMIN_TOKEN or --admin-token-file)")
 	}
 	store, err := state.Open(c.String("state"))
 	if err != nil {
@@ -81,7 +90,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token,
+	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, Admins: admins,
 		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log,
 		Directory: directory}
 	if notifier != nil {
@@ -172,4 +181,37 @@ func trimNL(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// readAdmins reads an htpasswd file of bcrypt hashes ("name:$2y$..."): the
+// dashboard's admins. Other hash kinds are refused by name, so an admin
+// learns which line to make again, not that sign-in fails later.
+func readAdmins(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("admins file: %w", err)
+	}
+	admins := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, hash, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return nil, fmt.Errorf("admins file %s line %d: want NAME:BCRYPT-HASH (htpasswd -nB NAME)", path, i+1)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("admins file %s line %d: %s's password is not a bcrypt hash (make the line with htpasswd -nB %s)", path, i+1, name, name)
+		}
+		if _, dup := admins[name]; dup {
+			return nil, fmt.Errorf("admins file %s line %d: %s is there twice", path, i+1, name)
+		}
+		admins[name] = hash
+	}
+	if len(admins) == 0 {
+		return nil, fmt.Errorf("admins file %s names no admin", path)
+	}
+	return admins, nil
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func TestReadAdmins(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := string(h)
+	for _, c := range []struct {
+		name, file, err string
+		want            []string
+	}{
+		{"two admins, a comment and blank lines", "# admins\n\nalice:" + hash + "\nbob:" + hash + "\n", "", []string{"alice", "bob"}},
+		{"a plain password", "alice:" + hash + "\nbob:secret\n", "line 2: bob's password is not a bcrypt hash (make the line with htpasswd -nB bob)", nil},
+		{"an MD5 htpasswd line", "carol:$apr1$abc$def\n", "line 1: carol's password is not a bcrypt hash", nil},
+		{"no colon", "alice\n", "line 1: want NAME:BCRYPT-HASH", nil},
+		{"twice", "alice:" + hash + "\nalice:" + hash + "\n", "line 2: alice is there twice", nil},
+		{"empty", "# nobody\n", "names no admin", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "admins")
+			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readAdmins(path)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("got %v, want an error with %q", err, c.err)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Fatalf("the error shows the password: %v", err)
+				}
+				return
+			}
+			if err != nil || len(got) != len(c.want) {
+				t.Fatalf("got %v %v", got, err)
+			}
+			for _, n := range c.want {
+				if bcrypt.CompareHashAndPassword([]byte(got[n]), []byte("pw")) != nil {
+					t.Fatalf("%s: hash not kept", n)
+				}
+			}
+		})
+	}
+	if _, err := readAdmins(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "admins file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
