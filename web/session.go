@@ -174,6 +174,9 @@ func (l *lockout) fail(keys ...string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	if len(l.fails)+len(l.until) > maxLockKeys {
+		l.prune(now)
+	}
 	lockedNow := false
 	for _, k := range keys {
 		var recent []time.Time
@@ -198,6 +201,24 @@ func (l *lockout) fail(keys ...string) bool {
 		}
 	}
 	return lockedNow
+}
+
+// maxLockKeys is how many keys the lockout holds before it drops those
+// whose failures and locks are over: every name a guesser types is a key.
+const maxLockKeys = 10000
+
+// prune drops keys with no failure in the window and no lock in force.
+func (l *lockout) prune(now time.Time) {
+	for k, ts := range l.fails {
+		if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= l.window {
+			delete(l.fails, k)
+		}
+	}
+	for k, u := range l.until {
+		if !now.Before(u) {
+			delete(l.until, k)
+		}
+	}
 }
 
 func (l *lockout) succeed(keys ...string) {

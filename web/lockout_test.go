@@ -1,0 +1,43 @@
+package web
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestLockoutForgetsOldKeys: every name a guesser types is a key; keys
+// whose failures and locks are over are dropped once there are many, and
+// a lock still in force is kept.
+func TestLockoutForgetsOldKeys(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLockout(2, 15*time.Minute, 15*time.Minute)
+	l.now = func() time.Time { return now }
+	l.fail("login:victim@1.2.3.4")
+	if !l.fail("login:victim@1.2.3.4") {
+		t.Fatal("two failures did not lock")
+	}
+	for i := 0; i < maxLockKeys; i++ {
+		l.fail(fmt.Sprintf("login:guess%d@5.6.7.8", i))
+	}
+	now = now.Add(10 * time.Minute) // the guesses' window is not over: nothing goes
+	l.fail("login:fresh@9.9.9.9")
+	l.fail("login:fresh@9.9.9.9") // locked until +25 min
+	if n := len(l.fails); n < maxLockKeys {
+		t.Fatalf("dropped keys still in their window: %d left", n)
+	}
+	now = now.Add(6 * time.Minute) // window over for the guesses, and for the lock
+	l.fail("login:late@5.6.7.8")
+	if n := len(l.fails) + len(l.until); n > 4 {
+		t.Fatalf("%d keys kept after their window", n)
+	}
+	if l.locked("login:fresh@9.9.9.9") == 0 {
+		t.Fatal("pruning dropped a lock in force")
+	}
+	if l.locked("login:victim@1.2.3.4") != 0 {
+		t.Fatal("a lock outlived its time")
+	}
+	if !l.fail("login:late@5.6.7.8") || l.locked("login:late@5.6.7.8") == 0 {
+		t.Fatal("a fresh key does not count any more")
+	}
+}
