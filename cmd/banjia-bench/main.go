@@ -309,7 +309,7 @@ func (b *bench) corpus() error {
 		}
 		msgs := mailgen.Mailbox(u.Old, mailgen.Options{Seed: int64(i + 1), Messages: c.messages, MaxAttachment: 5 << 20})
 		for _, m := range msgs {
-			b.msgs = append(b.msgs, rawMessage{folder: index[m.Folder], body: m.Body, flags: m.Flags, date: m.Date})
+			b.msgs = append(b.msgs, rawMessage{user: i, folder: index[m.Folder], body: m.Body, flags: m.Flags, date: m.Date})
 			b.bytes += int64(len(m.Body))
 			b.sizes = append(b.sizes, len(m.Body))
 		}
@@ -385,7 +385,7 @@ func (b *bench) compare(where string, srv *dovecot.Server, srcAddr, dstAddr stri
 	// second could leave the second unseen.
 	first := b.runs + 1
 	for i := 0; i < b.c.repeat; i++ {
-		for _, u := range b.rawUsers(fmt.Sprintf("r%d", first+i), C) {
+		for _, u := range b.rawUsers(fmt.Sprintf("r%d", first+i)) {
 			if err := srv.AddUser(u.New, u.NewPW); err != nil {
 				return nil, err
 			}
@@ -435,23 +435,16 @@ func settle() {
 	time.Sleep(200 * time.Millisecond)
 }
 
-// raw measures the raw ingest limit over C connections into fresh users.
-// rawUsers are the C target users of a raw run.
-func (b *bench) rawUsers(tag string, C int) []benchUser {
+// rawUsers are the target mailboxes of one raw run: one per corpus account.
+func (b *bench) rawUsers(tag string) []benchUser {
 	var users []benchUser
-	for k := 0; k < C; k++ {
-		u := b.users[k%len(b.users)]
-		if k >= len(b.users) {
-			// More connections than accounts: extra raw users.
-			u.New = fmt.Sprintf("x%02d@new.test", k)
-		}
+	for _, u := range b.users {
 		u.New = strings.Replace(u.New, "@", "."+tag+"@", 1)
 		users = append(users, u)
 	}
 	return users
 }
 
-// e2eUsers are the accounts of a banjia run, with target users of their own.
 func (b *bench) e2eUsers(tag string) []benchUser {
 	var users []benchUser
 	for _, u := range b.users {
@@ -461,12 +454,13 @@ func (b *bench) e2eUsers(tag string) []benchUser {
 	return users
 }
 
+// raw measures the raw ingest limit over C connections into fresh users.
 func (b *bench) raw(what string, srv *dovecot.Server, addr, tag string, C int) (*row, error) {
-	users := b.rawUsers(tag, C)
-	logf("%s: %d messages over %d connections", what, len(b.msgs), C)
+	users := b.rawUsers(tag)
+	logf("%s: %d messages into %d mailboxes over %d connections", what, len(b.msgs), len(users), C)
 	settle()
 	cpu0 := dovecotCPU(srv)
-	elapsed, err := rawIngest(addr, users, len(b.folders), b.msgs)
+	elapsed, err := rawIngest(addr, users, len(b.folders), b.msgs, C)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 // rawMessage is one message held in memory for the raw ingest run.
 type rawMessage struct {
+	user   int // index into the corpus accounts
 	folder int // index into the user's folders; 0 is INBOX
 	body   []byte
 	flags  []string
@@ -21,25 +22,37 @@ type rawMessage struct {
 // rawWindow is how many APPENDs one raw connection keeps in flight.
 const rawWindow = 64
 
-// rawIngest measures what the target can take: msgs are split evenly over
-// one connection per user in users (message i goes to connection i mod C),
-// each APPENDing its share as fast as the server answers: LITERAL+ literals
-// (no continuation round trip) and up to rawWindow commands in flight. It is
+// rawIngest measures what the target can take of the corpus: each account's
+// messages go into its own mailbox and folders (users[i] for msgs with
+// user i), as a migration puts them, over C connections at once: each
+// connection logs in to one mailbox after another and APPENDs that
+// mailbox's messages as fast as the server answers: LITERAL+ literals (no
+// continuation round trip) and up to rawWindow commands in flight. It is
 // written on the bare socket, independent of banjia's own IMAP code, so the
 // limit does not depend on what is being measured.
-func rawIngest(addr string, users []benchUser, folders int, msgs []rawMessage) (time.Duration, error) {
+func rawIngest(addr string, users []benchUser, folders int, msgs []rawMessage, C int) (time.Duration, error) {
+	byUser := make([][]rawMessage, len(users))
+	for _, m := range msgs {
+		byUser[m.user] = append(byUser[m.user], m)
+	}
 	start := time.Now()
+	queue := make(chan int, len(users))
+	for i := range users {
+		queue <- i
+	}
+	close(queue)
 	var wg sync.WaitGroup
-	errs := make([]error, len(users))
-	for k := range users {
+	errs := make([]error, C)
+	for k := 0; k < C; k++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var share []rawMessage
-			for i := k; i < len(msgs); i += len(users) {
-				share = append(share, msgs[i])
+			for u := range queue {
+				if err := rawConn(addr, users[u], folders, byUser[u]); err != nil {
+					errs[k] = err
+					return
+				}
 			}
-			errs[k] = rawConn(addr, users[k], folders, share)
 		}()
 	}
 	wg.Wait()
