@@ -30,7 +30,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, tr(lang, "csrf"))
 		return
 	}
-	ip := clientIP(r)
+	ip := s.clientIP(r)
 	user := r.PostFormValue("user")
 	keys := []string{"admin:" + user + "@" + ip, "ip:" + ip, "any:admin:" + user}
 	if d := s.lock.locked(keys...); d > 0 {
@@ -40,7 +40,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.adminName(user, r.PostFormValue("password"), r.PostFormValue("token"))
 	if !ok {
 		if s.lock.fail(keys...) {
-			s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", clientIP(r))
+			s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", s.clientIP(r))
 		}
 		fail(http.StatusUnauthorized, tr(lang, "bad.admin"))
 		return

@@ -24,12 +24,12 @@ type apiError struct {
 func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, who string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			if d := s.lock.locked("ip:" + clientIP(r)); d > 0 {
+			if d := s.lock.locked("ip:" + s.clientIP(r)); d > 0 {
 				writeJSON(w, http.StatusTooManyRequests, apiError{Error: "too many failed attempts; try again later"})
 				return
 			}
 			if !s.adminOK(strings.TrimSpace(tok)) {
-				s.lock.fail("ip:" + clientIP(r))
+				s.lock.fail("ip:" + s.clientIP(r))
 				writeJSON(w, http.StatusUnauthorized, apiError{Error: "wrong API token"})
 				return
 			}

@@ -2,6 +2,8 @@ package web
 
 import (
 	"fmt"
+	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -39,5 +41,30 @@ func TestLockoutForgetsOldKeys(t *testing.T) {
 	}
 	if !l.fail("login:late@5.6.7.8") || l.locked("login:late@5.6.7.8") == 0 {
 		t.Fatal("a fresh key does not count any more")
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	s := &Server{cfg: Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}}}
+	for _, c := range []struct {
+		remote, xff, want string
+	}{
+		{"192.0.2.1:5000", "198.51.100.7", "192.0.2.1"},                          // not a proxy: the header is anyone's
+		{"10.0.0.1:5000", "", "10.0.0.1"},                                        // a proxy with no header
+		{"10.0.0.1:5000", "198.51.100.7", "198.51.100.7"},                        // one proxy
+		{"10.0.0.1:5000", "203.0.113.9, 198.51.100.7, 10.0.0.2", "198.51.100.7"}, // the nearest untrusted hop, not what the client wrote
+		{"10.0.0.1:5000", "junk, 198.51.100.7", "198.51.100.7"},
+		{"10.0.0.1:5000", "198.51.100.7, junk", "10.0.0.1"}, // nothing left of an unreadable hop is believed
+		{"[::1]:5000", "2001:db8::5", "2001:db8::5"},
+		{"10.0.0.1:5000", "10.0.0.3, 10.0.0.2", "10.0.0.3"}, // proxies all the way: the farthest
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := s.clientIP(r); got != c.want {
+			t.Errorf("%s with X-Forwarded-For %q: %s, want %s", c.remote, c.xff, got, c.want)
+		}
 	}
 }

@@ -38,7 +38,7 @@ func (s *Server) memberLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, tr(lang, "csrf"))
 		return
 	}
-	ip := clientIP(r)
+	ip := s.clientIP(r)
 	keys := []string{"login:" + address + "@" + ip, "ip:" + ip, "any:login:" + address}
 	if d := s.lock.locked(keys...); d > 0 {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
@@ -183,7 +183,7 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job := v.Job
-	keys := []string{"old:" + ss.member, "ip:" + clientIP(r)}
+	keys := []string{"old:" + ss.member, "ip:" + s.clientIP(r)}
 	if d := s.lock.locked(keys...); d > 0 {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
 		return

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -68,6 +69,9 @@ type Config struct {
 	// SecureCookies marks cookies Secure even on plain HTTP (behind a TLS
 	// proxy); over TLS they always are.
 	SecureCookies bool
+	// TrustedProxies are reverse proxies in front of serve: for requests
+	// from them, the lockout takes the client from X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 	// MaxFailures failed attempts within FailWindow lock one client out of
 	// one address (or the dashboard) for LockFor; see lockout for the wider
 	// limits.
@@ -221,12 +225,49 @@ func (s *Server) routes() {
 
 func (s *Server) secure(r *http.Request) bool { return r.TLS != nil || s.cfg.SecureCookies }
 
-func clientIP(r *http.Request) string {
+// clientIP is who is on the other end, for the lockout: the TCP peer, or,
+// when the peer is a trusted reverse proxy, the nearest address in
+// X-Forwarded-For that is not one. A header from anyone else is ignored:
+// a client could write any address there.
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !s.trusted(host) {
+		return host
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		for _, a := range strings.Split(h, ",") {
+			hops = append(hops, strings.TrimSpace(a))
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			// Nothing to the left of a hop we cannot read can be believed.
+			return host
+		}
+		if !s.trusted(a.String()) {
+			return a.String()
+		}
+		host = a.String()
 	}
 	return host
+}
+
+func (s *Server) trusted(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -72,6 +73,7 @@ type siteOptions struct {
 	bad                int               // index of an account whose CSV old password is wrong, plus one (0: none)
 	sourceAdmin        string            // a Dovecot master user on the source, password sourceAdminPW
 	admins             map[string]string // named dashboard admins: name -> bcrypt hash
+	proxies            []netip.Prefix    // trusted reverse proxies
 	notifier           web.Notifier
 	engine             migrate.Config
 }
@@ -98,7 +100,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 		}
 	}
 	s.m = migrate.NewManager(ctx, w.Store, cfg)
-	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins,
+	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins, TrustedProxies: o.proxies,
 		Login: func(ctx context.Context, e sources.Endpoint) error {
 			src, err := sources.Open(ctx, e)
 			if err != nil {
@@ -128,6 +130,8 @@ type client struct {
 	c    *http.Client
 	lang string
 	csrf string
+	// forwardedFor is sent as X-Forwarded-For, as a reverse proxy would.
+	forwardedFor string
 }
 
 func (s *site) client(lang string) *client {
@@ -141,6 +145,9 @@ func (c *client) do(req *http.Request) (int, string) {
 	c.s.t.Helper()
 	if c.lang != "" {
 		req.Header.Set("Accept-Language", c.lang)
+	}
+	if c.forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", c.forwardedFor)
 	}
 	resp, err := c.c.Do(req)
 	if err != nil {
@@ -775,5 +782,43 @@ func TestNamedAdmins(t *testing.T) {
 	}
 	if strings.Contains(all+s.logs.String(), "alice-pw-1") || strings.Contains(all+s.logs.String(), "bob-pw-2") {
 		t.Fatal("an admin's password is in the event log or the server log")
+	}
+}
+
+// TestLockoutBehindAProxy: behind a trusted reverse proxy (here every
+// request comes from 127.0.0.1), the lockout tells clients apart by
+// X-Forwarded-For, so one guesser does not lock out everyone behind the
+// proxy; with no proxy trusted, the header is ignored (anyone could write
+// it to dodge the lockout).
+func TestLockoutBehindAProxy(t *testing.T) {
+	for _, trust := range []bool{true, false} {
+		t.Run(fmt.Sprintf("trusted=%v", trust), func(t *testing.T) {
+			var proxies []netip.Prefix
+			if trust {
+				proxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			}
+			s := newSite(t, siteOptions{accounts: 1, messages: 2, proxies: proxies})
+			s.memberJob("acme")
+			u := s.w.Users[0]
+			guesser := s.client("en")
+			guesser.forwardedFor = "203.0.113.9, 127.0.0.1"
+			guesser.get("/")
+			for i := 0; i < 3; i++ {
+				guesser.post("/login", url.Values{"address": {u.New}, "password": {fmt.Sprintf("guess-%d", i)}})
+			}
+			if code, _ := guesser.post("/login", url.Values{"address": {u.New}, "password": {u.NewPW}}); code != http.StatusTooManyRequests {
+				t.Fatalf("the guesser is not locked out: %d", code)
+			}
+			member := s.client("en")
+			member.forwardedFor = "198.51.100.7"
+			member.get("/")
+			code, _ := member.post("/login", url.Values{"address": {u.New}, "password": {u.NewPW}})
+			switch {
+			case trust && code != 200:
+				t.Fatalf("behind a trusted proxy the member was locked out by another client: %d", code)
+			case !trust && code != http.StatusTooManyRequests:
+				t.Fatalf("an untrusted X-Forwarded-For dodged the lockout: %d", code)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,6 +29,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-password-file", Usage: "read the admin's password from this file (or set BANJIA_ADMIN_PASSWORD)"},
 		&cli.StringFlag{Name: "admin-token-file", Usage: "read the API token from this file (or set BANJIA_ADMIN_TOKEN)"},
 		&cli.StringFlag{Name: "admins-file", Usage: "more dashboard admins, each under their own name in the event log: an htpasswd file with bcrypt hashes (htpasswd -nB NAME)"},
+		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "a reverse proxy in front of serve (address or CIDR, repeatable): for its requests the lockout counts the client in X-Forwarded-For"},
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
 		&cli.BoolFlag{Name: "secure-cookies", Usage: "mark cookies Secure on plain HTTP too (behind a TLS proxy)"},
@@ -61,6 +63,18 @@ func serve(c *cli.Context) error {
 			return err
 		}
 	}
+	var proxies []netip.Prefix
+	for _, p := range c.StringSlice("trusted-proxy") {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return fmt.Errorf("--trusted-proxy %q: want an address (10.0.0.5) or a CIDR (10.0.0.0/24)", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		proxies = append(proxies, pfx)
+	}
 	if adminPW == "" && token == "" && len(admins) == 0 {
 		return errors.New("the dashboard needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file), admins (--admins-file) or an API token (BANJIA_ADMIN_TOKEN or --admin-token-file)")
 	}
@@ -92,7 +106,7 @@ func serve(c *cli.Context) error {
 	}
 	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, Admins: admins,
 		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log,
-		Directory: directory}
+		Directory: directory, TrustedProxies: proxies}
 	if notifier != nil {
 		wcfg.Notifier = notifier
 	}
