@@ -32,7 +32,11 @@ func TestConnectionFaults(t *testing.T) {
 	defer func(d time.Duration) { imapsrc.IdleTimeout = d }(imapsrc.IdleTimeout)
 	imapsrc.IdleTimeout = 1 * time.Second
 
-	w := newWorld(t, migratetest.Options{Accounts: 6, Messages: 800, BadPassword: -1})
+	// Enough mail that a run wasting no connection still meets the 1,000
+	// faults the suite promises: faults follow the bytes moved (a reset every
+	// 192 KB on average), and 800 messages an account gave 858 once lookups
+	// stopped re-fetching.
+	w := newWorld(t, migratetest.Options{Accounts: 6, Messages: 1300, BadPassword: -1})
 	before := w.Sources()
 
 	plan := faultproxy.Plan{Early: 0.15, MeanBytes: 192 << 10, Healthy: 0.05, HalfClose: 0.1, Stall: 0.03, StallFor: 1500 * time.Millisecond}
@@ -60,7 +64,10 @@ func TestConnectionFaults(t *testing.T) {
 	counts := map[string]*atomic.Int64{"in-doubt message was stored": {}, "lane retry": {}}
 	start := time.Now()
 	logs := &logCount{counts: counts}
-	r := runner(w, migrate.Config{Accounts: 4, Lanes: 2, Retries: 20, RetryBase: 10 * time.Millisecond, Log: slog.New(logs)})
+	// A message of 150 KB gets through a fresh pair of connections on this
+	// link about one time in five (both must outlive it): 40 tries in a row
+	// before it is given up, so that the test measures faults, not bad luck.
+	r := runner(w, migrate.Config{Accounts: 4, Lanes: 2, Retries: 40, RetryBase: 10 * time.Millisecond, Log: slog.New(logs)})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if err := r.Run(ctx, w.Job); err != nil {
