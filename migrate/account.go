@@ -174,12 +174,17 @@ func (a *accountRun) setState(st state.AccountState, reason string) {
 
 func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.doneLocked(b, m, res)
+	again := a.doneLocked(b, m, res)
+	a.mu.Unlock()
+	if again {
+		a.r.cfg.Log.Info("message sent again after an in-doubt APPEND", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", res.UID)
+	}
 }
 
-// doneLocked is done with a.mu held.
-func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended) {
+// doneLocked is done with a.mu held. It also settles the message's doubts:
+// it is no longer unsure, and if it was sent more than once, its copy is
+// queued for the late sweep (the result says so).
+func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended) (again bool) {
 	cp := b.cp
 	cp.Done.Add(m.UID)
 	cp.Failed.Remove(m.UID)
@@ -199,6 +204,13 @@ func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended)
 	a.acct.Counts.Bytes += m.Size
 	a.dirty[cp.Folder] = true
 	a.acctDirty = true
+	delete(a.unsure[b.folder.Name], m.UID)
+	if a.again[b.folder.Name][m.UID] {
+		delete(a.again[b.folder.Name], m.UID)
+		a.resent = append(a.resent, resent{b: b, m: m, uid: res.UID, floor: cp.Floor})
+		return true
+	}
+	return false
 }
 
 func (a *accountRun) failedCount() int64 {

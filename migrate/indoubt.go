@@ -321,34 +321,18 @@ func (a *accountRun) sentAgain(folder string, uid uint32) {
 	a.again[folder][uid] = true
 }
 
-// copied is called when m, of b, is on the target as uid: if it was sent
-// more than once, the copy is queued for the late sweep. Caller holds mu.
-func (a *accountRun) copiedLocked(b *batch, m sources.Message, uid uint32) {
-	if !a.again[b.folder.Name][m.UID] {
-		return
-	}
-	delete(a.again[b.folder.Name], m.UID)
-	a.resent = append(a.resent, resent{b: b, m: m, uid: uid, floor: b.cp.Floor})
-}
-
-// markUnsure records (on) or clears a message whose APPEND was in doubt,
-// and says whether it was recorded.
-func (a *accountRun) markUnsure(folder string, uid uint32, on bool) bool {
+// markUnsure records a message whose APPEND was in doubt; doneLocked
+// clears it.
+func (a *accountRun) markUnsure(folder string, uid uint32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	was := a.unsure[folder][uid]
-	if on {
-		if a.unsure == nil {
-			a.unsure = map[string]map[uint32]bool{}
-		}
-		if a.unsure[folder] == nil {
-			a.unsure[folder] = map[uint32]bool{}
-		}
-		a.unsure[folder][uid] = true
-	} else if was {
-		delete(a.unsure[folder], uid)
+	if a.unsure == nil {
+		a.unsure = map[string]map[uint32]bool{}
 	}
-	return was
+	if a.unsure[folder] == nil {
+		a.unsure[folder] = map[uint32]bool{}
+	}
+	a.unsure[folder][uid] = true
 }
 
 // claim records m as copied by the target message uid found in an in-doubt
@@ -360,13 +344,12 @@ func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
 		return false
 	}
 	a.doneLocked(b, m, sinks.Appended{UID: uid, Validity: b.target.Validity})
-	a.copiedLocked(b, m, uid)
 	return true
 }
 
-// fly counts an APPEND of m into b's target folder as sent (n = 1) or
+// fly counts APPENDs of msgs into b's target folder as sent (n = 1) or
 // answered (n = -1).
-func (a *accountRun) fly(b *batch, m sources.Message, n int) {
+func (a *accountRun) fly(b *batch, n int, msgs ...sources.Message) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.flying == nil {
@@ -377,9 +360,11 @@ func (a *accountRun) fly(b *batch, m sources.Message, n int) {
 		t = map[twinKey]int{}
 		a.flying[b.target.Name] = t
 	}
-	k := keyOf(m)
-	if t[k] += n; t[k] <= 0 {
-		delete(t, k)
+	for _, m := range msgs {
+		k := keyOf(m)
+		if t[k] += n; t[k] <= 0 {
+			delete(t, k)
+		}
 	}
 }
 
@@ -499,7 +484,6 @@ func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst s
 		}
 		for _, m := range chunk {
 			if t := found[m.UID]; t != 0 && a.claim(b, m, t) {
-				a.markUnsure(b.folder.Name, m.UID, false)
 				stored[m.UID] = true
 				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", t)
 			} else {

@@ -41,7 +41,7 @@ func TestLateFirstCopy(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return &lateSink{Sink: s, ep: e, st: l}, nil
+		return &lateSink{expunging: expunging{s}, ep: e, st: l}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -78,7 +78,7 @@ type lateState struct {
 }
 
 type lateSink struct {
-	sinks.Sink
+	expunging
 	ep sources.Endpoint
 	st *lateState
 }
@@ -130,14 +130,6 @@ func (s *lateSink) Prepare(ctx context.Context, name string) (sinks.Folder, erro
 	return s.Sink.Prepare(ctx, name)
 }
 
-func (s *lateSink) Expunge(ctx context.Context, name string, uids []uint32) error {
-	ex, ok := s.Sink.(sinks.Expunger)
-	if !ok {
-		return errors.New("the target sink cannot expunge")
-	}
-	return ex.Expunge(ctx, name, uids)
-}
-
 // TestLateCopyBesideAnIdenticalOne: two source folders that land in one
 // target folder ("Sent Items" and "已发送" both go to Sent) hold the same
 // message, byte for byte. The APPEND of one is in doubt, not found, sent
@@ -146,14 +138,7 @@ func (s *lateSink) Expunge(ctx context.Context, name string, uids []uint32) erro
 // source folder.
 func TestLateCopyBesideAnIdenticalOne(t *testing.T) {
 	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 60, BadPassword: -1, Folders: []string{"INBOX", "Sent Items", "已发送"}})
-	u := w.Users[0]
-	twin := dovecot.Message{Body: []byte("From: a@old.test\r\nTo: b@old.test\r\nSubject: twice\r\nMessage-ID: <twice@old.test>\r\n\r\nsent from two clients\r\n"),
-		Date: time.Date(2023, 3, 4, 5, 6, 7, 0, time.UTC), Flags: []string{`\Seen`}}
-	for _, f := range []string{"Sent Items", "已发送"} {
-		if err := w.Src.Deliver(u.Old, f, []dovecot.Message{twin}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	u, twin := deliverTwins(t, w)
 	before := w.Sources()
 
 	l := &twinState{body: twin.Body, landed: make(chan struct{})}
@@ -165,29 +150,14 @@ func TestLateCopyBesideAnIdenticalOne(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return &twinSink{Sink: s, ep: e, st: l}, nil
+		return &twinSink{expunging: expunging{s}, ep: e, st: l}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
 		t.Fatal(err)
 	}
-	a := accounts(t, w)[u.Old]
-	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
-		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
-	}
-	got := w.Target(u)
-	n, all, want := 0, 0, 0
-	for _, m := range got["Sent"] {
-		all++
-		if bytes.Equal(m.Body, twin.Body) {
-			n++
-		}
-	}
-	want = len(before[u.Old]["Sent Items"]) + len(before[u.Old]["已发送"])
-	if n != 2 || all != want {
-		t.Errorf("target Sent holds %d copies of the message in both folders (want 2) and %d messages (want %d)", n, all, want)
-	}
+	checkTwins(t, w, u, before, twin)
 	select {
 	case <-l.landed:
 		if c := counts["interrupted copy of message"].Load(); c != 1 {
@@ -215,7 +185,7 @@ type twinState struct {
 }
 
 type twinSink struct {
-	sinks.Sink
+	expunging
 	ep sources.Endpoint
 	st *twinState
 }
@@ -258,14 +228,6 @@ func (s *twinSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 	return res, err
 }
 
-func (s *twinSink) Expunge(ctx context.Context, name string, uids []uint32) error {
-	ex, ok := s.Sink.(sinks.Expunger)
-	if !ok {
-		return errors.New("the target sink cannot expunge")
-	}
-	return ex.Expunge(ctx, name, uids)
-}
-
 // TestLookupWaitsForIdenticalInFlight: the same message sits in two source
 // folders that land in one target folder. The APPEND of one is in doubt
 // while the other's APPEND is stored but not yet answered. The lookup for
@@ -274,14 +236,7 @@ func (s *twinSink) Expunge(ctx context.Context, name string, uids []uint32) erro
 // copy of its own and sends the message again.
 func TestLookupWaitsForIdenticalInFlight(t *testing.T) {
 	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 16, BadPassword: -1, Folders: []string{"Sent Items", "已发送"}})
-	u := w.Users[0]
-	twin := dovecot.Message{Body: []byte("From: a@old.test\r\nTo: b@old.test\r\nSubject: twice\r\nMessage-ID: <twice@old.test>\r\n\r\nsent from two clients\r\n"),
-		Date: time.Date(2023, 3, 4, 5, 6, 7, 0, time.UTC), Flags: []string{`\Seen`}}
-	for _, f := range []string{"Sent Items", "已发送"} {
-		if err := w.Src.Deliver(u.Old, f, []dovecot.Message{twin}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	u, twin := deliverTwins(t, w)
 	before := w.Sources()
 
 	st := &flightState{body: twin.Body, second: make(chan struct{}), looked: make(chan struct{})}
@@ -292,7 +247,7 @@ func TestLookupWaitsForIdenticalInFlight(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return &flightSink{Sink: s, st: st}, nil
+		return &flightSink{expunging: expunging{s}, st: st}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -302,21 +257,7 @@ func TestLookupWaitsForIdenticalInFlight(t *testing.T) {
 	if !st.overlapped.Load() {
 		t.Fatal("the two APPENDs did not overlap: the scenario did not happen")
 	}
-	a := accounts(t, w)[u.Old]
-	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
-		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
-	}
-	n, all := 0, 0
-	for _, m := range w.Target(u)["Sent"] {
-		all++
-		if bytes.Equal(m.Body, twin.Body) {
-			n++
-		}
-	}
-	want := len(before[u.Old]["Sent Items"]) + len(before[u.Old]["已发送"])
-	if n != 2 || all != want {
-		t.Errorf("target Sent holds %d copies of the message in both folders (want 2) and %d messages (want %d)", n, all, want)
-	}
+	checkTwins(t, w, u, before, twin)
 	if st.lookedEarly.Load() {
 		t.Error("the in-doubt lookup read the folder while the identical APPEND was unanswered")
 	}
@@ -341,7 +282,7 @@ type flightState struct {
 }
 
 type flightSink struct {
-	sinks.Sink
+	expunging
 	st *flightState
 }
 
@@ -384,10 +325,49 @@ func (s *flightSink) Fetch(ctx context.Context, name string, uids []uint32, fn f
 	return s.Sink.Fetch(ctx, name, uids, fn)
 }
 
-func (s *flightSink) Expunge(ctx context.Context, name string, uids []uint32) error {
+// expunging passes Expunge on to the real sink under a test's wrapper.
+type expunging struct{ sinks.Sink }
+
+func (s expunging) Expunge(ctx context.Context, name string, uids []uint32) error {
 	ex, ok := s.Sink.(sinks.Expunger)
 	if !ok {
 		return errors.New("the target sink cannot expunge")
 	}
 	return ex.Expunge(ctx, name, uids)
+}
+
+// deliverTwins puts one message, byte for byte the same, in the source's
+// "Sent Items" and "已发送", which both land in the target's Sent.
+func deliverTwins(t *testing.T, w *world) (migratetest.User, dovecot.Message) {
+	t.Helper()
+	u := w.Users[0]
+	twin := dovecot.Message{Body: []byte("From: a@old.test\r\nTo: b@old.test\r\nSubject: twice\r\nMessage-ID: <twice@old.test>\r\n\r\nsent from two clients\r\n"),
+		Date: time.Date(2023, 3, 4, 5, 6, 7, 0, time.UTC), Flags: []string{`\Seen`}}
+	for _, f := range []string{"Sent Items", "已发送"} {
+		if err := w.Src.Deliver(u.Old, f, []dovecot.Message{twin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return u, twin
+}
+
+// checkTwins: the account succeeded and the target's Sent holds every
+// message of both source folders, the twin twice.
+func checkTwins(t *testing.T, w *world, u migratetest.User, before map[string]migratetest.Mailbox, twin dovecot.Message) {
+	t.Helper()
+	a := accounts(t, w)[u.Old]
+	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+	}
+	n, all := 0, 0
+	for _, m := range w.Target(u)["Sent"] {
+		all++
+		if bytes.Equal(m.Body, twin.Body) {
+			n++
+		}
+	}
+	want := len(before[u.Old]["Sent Items"]) + len(before[u.Old]["已发送"])
+	if n != 2 || all != want {
+		t.Errorf("target Sent holds %d copies of the message in both folders (want 2) and %d messages (want %d)", n, all, want)
+	}
 }

@@ -161,9 +161,6 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				continue
 			}
 			connectFails = 0
-			// stored lists what this round stored, for the recovered-copy
-			// check below (not from inside record: the sink is answering).
-			var stored []storedAs
 			// record takes the target's answer for one message.
 			record := func(m sources.Message, res sinks.Appended, err error) error {
 				if err != nil {
@@ -171,7 +168,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 						// Cut short because the pass is ending, not refused:
 						// the message may have been stored. The next pass
 						// looks for it before sending it again.
-						a.markUnsure(b.folder.Name, m.UID, true)
+						a.markUnsure(b.folder.Name, m.UID)
 						return err
 					}
 					if fault.Classify(err) == fault.Message {
@@ -181,13 +178,12 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					}
 					if errors.Is(err, sinks.ErrInDoubt) {
 						doubt = append(doubt, m)
-						a.markUnsure(b.folder.Name, m.UID, true)
+						a.markUnsure(b.folder.Name, m.UID)
 					}
 					return err
 				}
 				processed[m.UID] = true
 				a.done(b, m, res)
-				stored = append(stored, storedAs{m, res.UID})
 				return nil
 			}
 			if err == nil {
@@ -211,7 +207,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 						return errStopped
 					}
 					m := body.Message
-					a.fly(b, m, 1)
+					a.fly(b, 1, m)
 					flew = append(flew, m)
 					if pipe != nil {
 						// No round trip per message: the answer is recorded
@@ -243,23 +239,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 						err = ferr
 					}
 				}
-				for _, m := range flew {
-					a.fly(b, m, -1)
-				}
-				for _, s := range stored {
-					// Sent again after an APPEND in doubt: the first copy may
-					// still appear (a server finishing what it had read, or
-					// recovering a half-saved file). It is looked for when
-					// the account is done and no APPEND of ours is in flight:
-					// looked for now, another lane's copy of an identical
-					// message, not answered yet, could be taken for it.
-					if a.markUnsure(b.folder.Name, s.m.UID, false) {
-						a.r.cfg.Log.Info("message sent again after an in-doubt APPEND", "account", a.acct.ID, "folder", b.folder.Name, "uid", s.m.UID, "target_uid", s.uid)
-					}
-					a.mu.Lock()
-					a.copiedLocked(b, s.m, s.uid)
-					a.mu.Unlock()
-				}
+				a.fly(b, -1, flew...)
 			}
 			if len(processed) > 0 {
 				noProgress, poison, throttled = 0, 0, 0
@@ -345,12 +325,6 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			}
 		}
 	}
-}
-
-// storedAs is a message the target stored, and its target UID.
-type storedAs struct {
-	m   sources.Message
-	uid uint32
 }
 
 func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,

@@ -55,3 +55,15 @@ func TestReadAdmins(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	got, err := trustedProxies([]string{"10.0.0.5", "10.1.2.3/16", "::1"})
+	if err != nil || len(got) != 3 || got[0].String() != "10.0.0.5/32" || got[1].String() != "10.1.0.0/16" || got[2].String() != "::1/128" {
+		t.Fatalf("got %v %v", got, err)
+	}
+	for _, bad := range []string{"nonsense", "10.0.0.0/33", ""} {
+		if _, err := trustedProxies([]string{bad}); err == nil || !strings.Contains(err.Error(), "want an address (10.0.0.5) or a CIDR") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -63,17 +63,9 @@ func serve(c *cli.Context) error {
 			return err
 		}
 	}
-	var proxies []netip.Prefix
-	for _, p := range c.StringSlice("trusted-proxy") {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			a, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				return fmt.Errorf("--trusted-proxy %q: want an address (10.0.0.5) or a CIDR (10.0.0.0/24)", p)
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
-		}
-		proxies = append(proxies, pfx)
+	proxies, err := trustedProxies(c.StringSlice("trusted-proxy"))
+	if err != nil {
+		return err
 	}
 	if adminPW == "" && token == "" && len(admins) == 0 {
 		return errors.New("the dashboard needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file), admins (--admins-file) or an API token (BANJIA_ADMIN_TOKEN or --admin-token-file)")
@@ -228,4 +220,21 @@ func readAdmins(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("admins file %s names no admin", path)
 	}
 	return admins, nil
+}
+
+// trustedProxies reads --trusted-proxy values: addresses or CIDRs.
+func trustedProxies(values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range values {
+		pfx, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxy %q: want an address (10.0.0.5) or a CIDR (10.0.0.0/24)", v)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out, nil
 }
