@@ -62,8 +62,11 @@ type accountRun struct {
 	// they are sent again: an earlier APPEND of theirs may still land.
 	again map[string]map[uint32]bool
 	// resent are the messages sent more than once that ended up copied,
-	// looked at once more when the account is done (lateSweep).
-	resent []resent
+	// looked at once more when the account is done (lateSweep). Each is
+	// also in its checkpoint's Resent until swept; sweepsLoaded says which
+	// folders' checkpoints a run that died before its sweep left here.
+	resent       []resent
+	sweepsLoaded map[string]bool
 	// work is closed when the pass finds the first message to copy: the
 	// lanes log in then, while the first folder is still being prepared.
 	work     chan struct{}
@@ -123,6 +126,7 @@ func (a *accountRun) takeProgress() (state.Progress, bool) {
 		c.Confirmed = append(state.Ranges(nil), c.Confirmed...)
 		c.Failed = append(state.Ranges(nil), c.Failed...)
 		c.Skipped = append(state.Ranges(nil), c.Skipped...)
+		c.Resent = append([]state.Resent(nil), c.Resent...)
 		reasons := make(map[uint32]string, len(c.Reasons))
 		for k, v := range c.Reasons {
 			reasons[k] = v
@@ -178,6 +182,12 @@ func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 	a.mu.Unlock()
 	if again {
 		a.r.cfg.Log.Info("message sent again after an in-doubt APPEND", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", res.UID)
+		// On disk at once, not at the next flush: a run that dies now must
+		// leave the sweep for this message to the next run. Rare enough to
+		// cost nothing; if the write fails, the flush tries again.
+		if err := a.saveNow(); err != nil {
+			a.r.cfg.Log.Warn("cannot record a message sent again", "account", a.acct.ID, "err", err)
+		}
 	}
 }
 
@@ -208,6 +218,7 @@ func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended)
 	if a.again[b.folder.Name][m.UID] {
 		delete(a.again[b.folder.Name], m.UID)
 		a.resent = append(a.resent, resent{b: b, m: m, uid: res.UID, floor: cp.Floor})
+		cp.Resent = append(cp.Resent, state.Resent{UID: m.UID, Copy: res.UID, Floor: cp.Floor})
 		return true
 	}
 	return false
@@ -527,6 +538,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, TargetValidity: cp.TargetValidity, Floor: 1}
 		a.forget(f.Name)
 	}
+	a.loadSweeps(f, target, cp)
 	cp.Validity = f.Validity
 	// Nothing new since the last full listing: skip without listing (unless
 	// the folder's identities are needed to deduplicate later folders).
@@ -649,7 +661,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		doubtful = suspects(pending, cands, a.known(cp), unsure)
 	}
 	a.mu.Lock()
-	if len(doubtful) == 0 {
+	if len(doubtful) == 0 && len(cp.Resent) == 0 {
 		// Nothing can be in doubt below here any more. What was confirmed
 		// stays known as ours: the late sweep may look below the new floor.
 		if a.ours == nil {

@@ -194,12 +194,13 @@ func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 				a.r.cfg.Log.Warn("late check after in-doubt APPENDs failed", "account", a.acct.ID, "folder", order[0], "err", err)
 				break
 			}
+			a.swept(byFolder[order[0]])
 			order, attempt = order[1:], 0
 		}
 		dst.Close()
 	}
 	for _, name := range order {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were sent more than once after in-doubt APPENDs, and the target could not be checked for extra copies; look for duplicates there", a.acct.ID, len(byFolder[name]), byFolder[name][0].b.folder.Name))
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were sent more than once after in-doubt APPENDs, and the target could not be checked for extra copies yet; the next run of this account checks again", a.acct.ID, len(byFolder[name]), byFolder[name][0].b.folder.Name))
 	}
 }
 
@@ -292,9 +293,52 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 	return nil
 }
 
+// loadSweeps queues for the late sweep the messages of folder f that an
+// earlier run sent more than once and did not live to sweep. Caller holds
+// mu.
+func (a *accountRun) loadSweeps(f sources.Folder, target string, cp *state.Checkpoint) {
+	if a.sweepsLoaded[f.Name] {
+		return
+	}
+	if a.sweepsLoaded == nil {
+		a.sweepsLoaded = map[string]bool{}
+	}
+	a.sweepsLoaded[f.Name] = true
+	if len(cp.Resent) == 0 {
+		return
+	}
+	b := &batch{folder: f, target: sinks.Folder{Name: target, Validity: cp.TargetValidity}, cp: cp}
+	for _, r := range cp.Resent {
+		a.resent = append(a.resent, resent{b: b, m: sources.Message{UID: r.UID}, uid: r.Copy, floor: r.Floor})
+	}
+}
+
+// swept drops from the checkpoints the messages whose late sweep is done.
+func (a *accountRun) swept(list []resent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range list {
+		cp := r.b.cp
+		keep := cp.Resent[:0]
+		for _, e := range cp.Resent {
+			if e.UID != r.m.UID {
+				keep = append(keep, e)
+			}
+		}
+		cp.Resent = keep
+		if len(keep) == 0 {
+			cp.Resent = nil
+		}
+		a.dirty[cp.Folder] = true
+	}
+}
+
 // forget drops what this run knows of a folder's copies on the target, when
 // the source or target folder was renumbered. Caller holds mu.
 func (a *accountRun) forget(folder string) {
+	if cp := a.cps[folder]; cp != nil {
+		cp.Resent = nil
+	}
 	delete(a.ours, folder)
 	delete(a.unsure, folder)
 	delete(a.again, folder)
@@ -379,6 +423,13 @@ func (a *accountRun) inFlight(b *batch, m sources.Message) bool {
 // errTwinInFlight defers an in-doubt lookup while an identical message is
 // on its way to the same target folder.
 var errTwinInFlight = errors.New("an identical message is being copied into the same folder")
+
+// A lookup deferred by errTwinInFlight is tried again after twinWaitFirst,
+// then after twice as long each time, up to twinWaitMax.
+const (
+	twinWaitFirst = 20 * time.Millisecond
+	twinWaitMax   = time.Second
+)
 
 // known is what in-doubt lookups for cp's folder must not match: every
 // message of its target folder already taken as the copy of a source

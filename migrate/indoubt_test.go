@@ -66,9 +66,83 @@ func TestLateFirstCopy(t *testing.T) {
 	}
 }
 
+// TestLateFirstCopyAfterACrash: as TestLateFirstCopy, but the run dies
+// once the late first copy is stored, before its sweep. The next run must
+// still find that copy and remove it: the message sent twice is on record
+// in the state file, not only in the dead run's memory.
+func TestLateFirstCopyAfterACrash(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 240, BadPassword: -1})
+	before := w.Sources()
+	u := w.Users[0]
+
+	l := &lateState{pick: 12, crash: true}
+	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &lateSink{expunging: expunging{s}, ep: e, st: l}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	crash, crashed := context.WithCancel(ctx)
+	go func() {
+		for !l.landed.Load() && crash.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		crashed()
+	}()
+	runner(w, cfg).Run(crash, w.Job)
+	crashed()
+	if !l.landed.Load() {
+		t.Fatal("the scenario did not happen: the late copy was not stored")
+	}
+	cps, err := w.Store.Checkpoints(w.Job, u.Old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onRecord []state.Resent
+	for _, cp := range cps {
+		onRecord = append(onRecord, cp.Resent...)
+	}
+	if len(onRecord) != 1 {
+		t.Fatalf("the dead run left %d messages sent twice on record, want 1: %+v", len(onRecord), onRecord)
+	}
+
+	// The next run: a plain target, nothing held back.
+	cfg.OpenSink = nil
+	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	a := accounts(t, w)[u.Old]
+	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+	}
+	migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	migratetest.Unchanged(t, before, w.Sources())
+	if n := counts["interrupted copy of message"].Load(); n != 1 {
+		t.Errorf("%d late copies reported removed, want 1", n)
+	}
+	if cps, err = w.Store.Checkpoints(w.Job, u.Old); err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range cps {
+		if len(cp.Resent) != 0 {
+			t.Errorf("%s: %d messages still wait for a sweep after it ran: %+v", cp.Folder, len(cp.Resent), cp.Resent)
+		}
+	}
+	if t.Failed() {
+		logs.dump(t, u.Old, 80)
+	}
+}
+
 // lateState drives the scenario across the sessions the engine opens.
 type lateState struct {
 	pick          int64 // the pick-th APPEND to INBOX is held back and stored late
+	crash         bool  // store it once it was sent again (the run then dies), with no pass failing
 	appends       atomic.Int64
 	mu            sync.Mutex
 	body          []byte // the held-back message
@@ -96,7 +170,7 @@ func (s *lateSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 		// Stored by another session once the engine has looked for it,
 		// sent it again and moved on to a new pass.
 		go func() {
-			for !st.failedPrepare.Load() {
+			for !st.failedPrepare.Load() && !(st.crash && st.resent.Load()) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			late, err := sinkimap.Open(context.Background(), s.ep)
@@ -124,7 +198,7 @@ func (s *lateSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 // Prepare fails once after the message was sent again, so the pass fails
 // and the next one prepares the folders again and moves their floors.
 func (s *lateSink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
-	if s.st.resent.Load() && s.st.failedPrepare.CompareAndSwap(false, true) {
+	if !s.st.crash && s.st.resent.Load() && s.st.failedPrepare.CompareAndSwap(false, true) {
 		return sinks.Folder{}, fault.New(fault.Retry, "connection lost", errors.New("cut by the test"))
 	}
 	return s.Sink.Prepare(ctx, name)

@@ -77,6 +77,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 		}
 		remaining := b.msgs
 		noProgress, connectFails, throttled := 0, 0, 0
+		twinWait := twinWaitFirst
 		// doubt holds messages that may be on the target already: sent in
 		// full in this batch with their answers lost, or suspected by the
 		// folder's preparation.
@@ -126,8 +127,12 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				}
 				if errors.Is(err, errTwinInFlight) {
 					// Found ones are recorded above; look for the rest again
-					// once that APPEND is answered.
-					if !sleep(ctx, stop, 20*time.Millisecond) {
+					// once that APPEND is answered. Each look lists the
+					// folder, so a long APPEND (a large message on a slow
+					// link) is waited for ever more patiently.
+					d := twinWait
+					twinWait = min(2*twinWait, twinWaitMax)
+					if !sleep(ctx, stop, d) {
 						if isClosed(stop) {
 							return errStopped
 						}

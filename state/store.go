@@ -206,6 +206,19 @@ type Checkpoint struct {
 	Skipped        Ranges            // source UIDs out of scope
 	Reasons        map[uint32]string `json:",omitempty"` // why, for failed UIDs (bounded)
 	Bytes          int64
+	// Resent are messages sent more than once after in-doubt APPENDs whose
+	// extra copies are still to be looked for (the late sweep). Kept here so
+	// a run that dies before the sweep leaves it to the next run; while any
+	// is kept, Floor does not move, so Confirmed still names every copy of
+	// ours the sweep will see.
+	Resent []Resent `json:",omitempty"`
+}
+
+// Resent is one message sent more than once: source UID, the target UID
+// recorded as its copy, and the folder's Floor when it was recorded (an
+// earlier copy of it can only be above).
+type Resent struct {
+	UID, Copy, Floor uint32
 }
 
 // Pending reports whether anything is left to copy in this folder as last listed.
