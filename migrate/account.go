@@ -217,8 +217,7 @@ func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended)
 	delete(a.unsure[b.folder.Name], m.UID)
 	if a.again[b.folder.Name][m.UID] {
 		delete(a.again[b.folder.Name], m.UID)
-		a.resent = append(a.resent, resent{b: b, m: m, uid: res.UID, floor: cp.Floor})
-		cp.Resent = append(cp.Resent, state.Resent{UID: m.UID, Copy: res.UID, Floor: cp.Floor})
+		a.queueSweepLocked(b, m, res.UID)
 		return true
 	}
 	return false

@@ -137,8 +137,10 @@ func digest(r io.Reader) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// resent is a message sent more than once (an in-doubt lookup did not find
-// it) that ended up on the target as uid.
+// resent is a message that may be on the target more than once: sent again
+// after an in-doubt lookup did not find it, or found by a lookup beside
+// another copy like it that is not ours (a run that died may have sent it
+// twice). It ended up recorded as target message uid.
 type resent struct {
 	b     *batch
 	m     sources.Message
@@ -158,7 +160,8 @@ type resent struct {
 // finish any recovery before it lists the folder) and only once no APPEND
 // of the account is in flight, so an identical message's copy still
 // waiting for its answer is never taken for a stray. A broken connection
-// is retried like any other.
+// is retried like any other. What a run leaves unswept (it died, or the
+// target could not be checked) stays in the checkpoints for the next run.
 func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 	a.mu.Lock()
 	list := a.resent
@@ -288,7 +291,7 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 		return nil
 	}
 	for _, r := range of {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent again; the extra copy was removed", a.acct.ID, r.m.UID, r.b.folder.Name))
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent more than once; the extra copy was removed", a.acct.ID, r.m.UID, r.b.folder.Name))
 	}
 	return nil
 }
@@ -311,6 +314,42 @@ func (a *accountRun) loadSweeps(f sources.Folder, target string, cp *state.Check
 	for _, r := range cp.Resent {
 		a.resent = append(a.resent, resent{b: b, m: sources.Message{UID: r.UID}, uid: r.Copy, floor: r.Floor})
 	}
+}
+
+// queueSweepLocked queues m, copied as target UID uid, for the late sweep,
+// in memory and in its checkpoint (once). Caller holds mu.
+func (a *accountRun) queueSweepLocked(b *batch, m sources.Message, uid uint32) {
+	cp := b.cp
+	for _, e := range cp.Resent {
+		if e.UID == m.UID {
+			return
+		}
+	}
+	a.resent = append(a.resent, resent{b: b, m: m, uid: uid, floor: cp.Floor})
+	cp.Resent = append(cp.Resent, state.Resent{UID: m.UID, Copy: uid, Floor: cp.Floor})
+	a.dirty[cp.Folder] = true
+}
+
+// alikeUnknown reports whether cands hold a message alike in date and size
+// to target message uid that is not known as a copy of ours.
+func alikeUnknown(cands []sinks.Message, uid uint32, known state.Ranges) bool {
+	var k twinKey
+	found := false
+	for _, c := range cands {
+		if c.UID == uid {
+			k, found = twinKey{c.Date.Unix(), c.Size}, true
+			break
+		}
+	}
+	if !found {
+		return false
+	}
+	for _, c := range cands {
+		if c.UID != uid && (twinKey{c.Date.Unix(), c.Size}) == k && !known.Contains(c.UID) {
+			return true
+		}
+	}
+	return false
 }
 
 // swept drops from the checkpoints the messages whose late sweep is done.
@@ -537,6 +576,13 @@ func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst s
 			if t := found[m.UID]; t != 0 && a.claim(b, m, t) {
 				stored[m.UID] = true
 				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", t)
+				if alikeUnknown(cands, t, a.known(b.cp)) {
+					// More copies of it than ours: a run that died may
+					// have sent it twice before it could record either.
+					a.mu.Lock()
+					a.queueSweepLocked(b, m, t)
+					a.mu.Unlock()
+				}
 			} else {
 				a.sentAgain(b.folder.Name, m.UID)
 				a.r.cfg.Log.Info("in-doubt message not on the target; sending it again", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "floor", floor)

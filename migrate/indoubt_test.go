@@ -139,16 +139,68 @@ func TestLateFirstCopyAfterACrash(t *testing.T) {
 	}
 }
 
+// TestTwoCopiesBeforeACrash: the run dies after a message was sent twice
+// and both copies were stored, but before either was recorded (the answer
+// to the second APPEND is lost with the run). The next run finds the
+// message in doubt and two copies on the target: it must take one and
+// remove the other.
+func TestTwoCopiesBeforeACrash(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 240, BadPassword: -1})
+	before := w.Sources()
+	u := w.Users[0]
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	crash, crashed := context.WithCancel(ctx)
+	l := &lateState{pick: 12, crashBeforeRecord: crashed}
+	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &lateSink{expunging: expunging{s}, ep: e, st: l}, nil
+	}
+	runner(w, cfg).Run(crash, w.Job)
+	crashed()
+	if !l.landed.Load() {
+		t.Fatal("the scenario did not happen: the second copy was not stored")
+	}
+
+	cfg.OpenSink = nil
+	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	a := accounts(t, w)[u.Old]
+	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+	}
+	migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	migratetest.Unchanged(t, before, w.Sources())
+	if n := counts["interrupted copy of message"].Load(); n != 1 {
+		t.Errorf("%d extra copies reported removed, want 1", n)
+	}
+	if t.Failed() {
+		logs.dump(t, u.Old, 80)
+	}
+}
+
 // lateState drives the scenario across the sessions the engine opens.
 type lateState struct {
-	pick          int64 // the pick-th APPEND to INBOX is held back and stored late
-	crash         bool  // store it once it was sent again (the run then dies), with no pass failing
-	appends       atomic.Int64
-	mu            sync.Mutex
-	body          []byte // the held-back message
-	resent        atomic.Bool
-	landed        atomic.Bool
-	failedPrepare atomic.Bool
+	pick  int64 // the pick-th APPEND to INBOX is held back and stored late
+	crash bool  // store it once it was sent again (the run then dies), with no pass failing
+	// crashBeforeRecord, if set, stores the held-back copy as soon as the
+	// second copy is stored, and ends the run (calls it) before the second
+	// APPEND is answered.
+	crashBeforeRecord func()
+	appends           atomic.Int64
+	mu                sync.Mutex
+	body              []byte // the held-back message
+	resent            atomic.Bool
+	landed            atomic.Bool
+	failedPrepare     atomic.Bool
 }
 
 type lateSink struct {
@@ -167,6 +219,9 @@ func (s *lateSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 		st.mu.Lock()
 		st.body = body
 		st.mu.Unlock()
+		if st.crashBeforeRecord != nil {
+			return sinks.Appended{}, fault.New(fault.Retry, "connection lost while the target was storing a message", fmt.Errorf("%w: held back by the test", sinks.ErrInDoubt))
+		}
 		// Stored by another session once the engine has looked for it,
 		// sent it again and moved on to a new pass.
 		go func() {
@@ -191,6 +246,13 @@ func (s *lateSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 	res, err := s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date)
 	if again && err == nil {
 		st.resent.Store(true)
+		if st.crashBeforeRecord != nil && st.landed.CompareAndSwap(false, true) {
+			if _, err := s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date); err != nil {
+				panic(err)
+			}
+			st.crashBeforeRecord()
+			return sinks.Appended{}, fault.New(fault.Retry, "connection lost", fmt.Errorf("%w: the run ends", sinks.ErrInDoubt))
+		}
 	}
 	return res, err
 }
