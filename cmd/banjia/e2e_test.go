@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ func (w *cliWorld) mustBanjia(t *testing.T, a ...string) string {
 }
 
 // start runs `job start` in the background.
-func (w *cliWorld) start(t *testing.T, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+func (w *cliWorld) start(t *testing.T, extra ...string) (*exec.Cmd, *outBuffer) {
 	t.Helper()
 	return w.start0(t, append([]string{"job", "start", w.Job}, extra...)...)
 }
@@ -460,10 +461,29 @@ func TestMigrateOneMailbox(t *testing.T) {
 }
 
 // start0 runs any banjia command in the background.
-func (w *cliWorld) start0(t *testing.T, a ...string) (*exec.Cmd, *bytes.Buffer) {
+// outBuffer collects a running process's output; tests read it while the
+// process still writes.
+type outBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *outBuffer) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *outBuffer) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+func (w *cliWorld) start0(t *testing.T, a ...string) (*exec.Cmd, *outBuffer) {
 	t.Helper()
 	cmd := exec.Command(binary, w.args(a...)...)
-	var out bytes.Buffer
+	var out outBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(os.Environ(), w.env...)
 	if err := cmd.Start(); err != nil {
@@ -549,7 +569,7 @@ func TestCheckFailureClasses(t *testing.T) {
 			cmd, out := w.start0(t, append([]string{"check", "--from", c.from, "--json"}, c.extra...)...)
 			err := cmd.Wait()
 			var reps []report
-			if jerr := json.Unmarshal(out.Bytes(), &reps); jerr != nil || len(reps) != 1 {
+			if jerr := json.Unmarshal([]byte(out.String()), &reps); jerr != nil || len(reps) != 1 {
 				t.Fatalf("output: %v\n%s", jerr, out)
 			}
 			r := reps[0]
