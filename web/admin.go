@@ -37,7 +37,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
 		return
 	}
-	name, ok := s.adminName(user, r.PostFormValue("password"), r.PostFormValue("token"))
+	name, viewer, ok := s.adminName(user, r.PostFormValue("password"), r.PostFormValue("token"))
 	if !ok {
 		if s.lock.fail(keys...) {
 			s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", s.clientIP(r))
@@ -47,7 +47,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.lock.succeed(keys...)
 	ns := s.sess.create(w, s.secure(r), ss)
-	ns.admin, ns.adminName = true, name
+	ns.admin, ns.adminName, ns.viewer = true, name, viewer
 	ns.member = ""
 	http.Redirect(w, r, "/admin", http.StatusSeeOther)
 }

@@ -45,6 +45,10 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, who string))
 			writeJSON(w, http.StatusForbidden, apiError{Error: "missing or wrong X-CSRF-Token"})
 			return
 		}
+		if r.Method != http.MethodGet && ss.viewer {
+			writeJSON(w, http.StatusForbidden, apiError{Error: tr("en", "viewer")})
+			return
+		}
 		h(w, r, who(ss))
 	}
 }

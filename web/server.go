@@ -53,6 +53,12 @@ type Config struct {
 	// name, which the event log records: name -> bcrypt hash (the lines of
 	// an htpasswd -B file).
 	Admins map[string]string
+	// Viewers sign in to the dashboard the same way (name -> bcrypt hash)
+	// but only look: jobs, accounts, the event log and the API's GETs.
+	// Starting, pausing, resuming or ending a job, creating one, adding
+	// accounts and inviting members are refused. A name is an admin or a
+	// viewer, not both.
+	Viewers map[string]string
 	// Login checks a login against a mail server (the target for members'
 	// new passwords, the source for old ones) and returns the server's
 	// refusal. It must not change the mailbox.
@@ -199,13 +205,13 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /admin/login", s.adminLoginPage)
 	mux.HandleFunc("POST /admin/login", s.adminLogin)
 	mux.HandleFunc("GET /admin", s.admin(s.dashboard))
-	mux.HandleFunc("GET /admin/jobs/new", s.admin(s.newJobPage))
-	mux.HandleFunc("POST /admin/jobs", s.admin(s.createJobForm))
-	mux.HandleFunc("POST /admin/check", s.admin(s.checkForm))
+	mux.HandleFunc("GET /admin/jobs/new", s.operator(s.newJobPage))
+	mux.HandleFunc("POST /admin/jobs", s.operator(s.createJobForm))
+	mux.HandleFunc("POST /admin/check", s.operator(s.checkForm))
 	mux.HandleFunc("GET /admin/jobs/{id}", s.admin(s.jobPage))
-	mux.HandleFunc("POST /admin/jobs/{id}/accounts", s.admin(s.addAccountsForm))
-	mux.HandleFunc("POST /admin/jobs/{id}/invite", s.admin(s.inviteForm))
-	mux.HandleFunc("POST /admin/jobs/{id}/{op}", s.admin(s.controlForm))
+	mux.HandleFunc("POST /admin/jobs/{id}/accounts", s.operator(s.addAccountsForm))
+	mux.HandleFunc("POST /admin/jobs/{id}/invite", s.operator(s.inviteForm))
+	mux.HandleFunc("POST /admin/jobs/{id}/{op}", s.operator(s.controlForm))
 	mux.HandleFunc("GET /admin/events", s.admin(s.eventsPage))
 
 	// JSON API (the dashboard's every action).
@@ -292,6 +298,7 @@ type view struct {
 	Path    string
 	CSRF    string
 	Admin   bool
+	Viewer  bool // a dashboard viewer: no forms that change anything
 	Member  string
 	Error   string
 	Notice  string
@@ -316,6 +323,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, sta
 	if l := r.URL.Query().Get("lang"); l != "" {
 		// The choice sticks for the next pages.
 		http.SetCookie(w, &http.Cookie{Name: "lang", Value: norm(l), Path: "/", SameSite: http.SameSiteLaxMode, MaxAge: 365 * 24 * 3600})
+	}
+	if ss := s.sess.get(r); v.Admin && ss != nil && ss.viewer {
+		v.Viewer = true
 	}
 	name := "layout.html"
 	if r.Header.Get("X-Partial") == "1" {
@@ -390,24 +400,28 @@ func (s *Server) adminOK(token string) bool {
 // adminName checks a dashboard sign-in (a user and password, or the API
 // token) and says which of the named admins signed in ("" for the one
 // configured admin and the token).
-func (s *Server) adminName(user, password, token string) (string, bool) {
+func (s *Server) adminName(user, password, token string) (name string, viewer, ok bool) {
 	if token != "" {
-		return "", s.adminOK(token)
+		return "", false, s.adminOK(token)
 	}
 	eq := func(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 	if s.cfg.AdminUser != "" && s.cfg.AdminPassword != "" && eq(user, s.cfg.AdminUser) && eq(password, s.cfg.AdminPassword) {
-		return "", true // the admin: so the event log calls them
+		return "", false, true // the admin: so the event log calls them
 	}
 	hash, ok := s.cfg.Admins[user]
+	if !ok {
+		hash, ok = s.cfg.Viewers[user]
+		viewer = ok
+	}
 	if !ok {
 		// As long as a known name takes: the answer's time does not say
 		// which names exist.
 		hash = dummyHash()
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil || !ok {
-		return "", false
+		return "", false, false
 	}
-	return user, true
+	return user, viewer, true
 }
 
 // dummyHash is a bcrypt hash no password matches, compared for unknown
@@ -444,6 +458,18 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, ss *sessio
 		}
 		h(w, r, ss)
 	}
+}
+
+// operator guards the dashboard's pages that change something: an admin
+// signed in, not a viewer.
+func (s *Server) operator(h func(w http.ResponseWriter, r *http.Request, ss *session)) http.HandlerFunc {
+	return s.admin(func(w http.ResponseWriter, r *http.Request, ss *session) {
+		if ss.viewer {
+			http.Error(w, tr(langOf(r, s.cfg.Lang), "viewer"), http.StatusForbidden)
+			return
+		}
+		h(w, r, ss)
+	})
 }
 
 // jobsForMember finds the job a new address belongs to: one that lists it,

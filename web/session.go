@@ -26,6 +26,7 @@ type session struct {
 	admin bool
 	// adminName is who signed in to the dashboard ("" with the API token).
 	adminName string
+	viewer    bool   // signed in as a viewer: looks, changes nothing
 	member    string // the new address, once signed in
 	job       string // the member's job
 	sealed    []byte // the member's new password, sealed, until the account holds it

@@ -73,6 +73,7 @@ type siteOptions struct {
 	bad                int               // index of an account whose CSV old password is wrong, plus one (0: none)
 	sourceAdmin        string            // a Dovecot master user on the source, password sourceAdminPW
 	admins             map[string]string // named dashboard admins: name -> bcrypt hash
+	viewers            map[string]string // dashboard viewers: name -> bcrypt hash
 	proxies            []netip.Prefix    // trusted reverse proxies
 	notifier           web.Notifier
 	engine             migrate.Config
@@ -100,7 +101,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 		}
 	}
 	s.m = migrate.NewManager(ctx, w.Store, cfg)
-	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins, TrustedProxies: o.proxies,
+	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins, Viewers: o.viewers, TrustedProxies: o.proxies,
 		Login: func(ctx context.Context, e sources.Endpoint) error {
 			src, err := sources.Open(ctx, e)
 			if err != nil {
@@ -782,6 +783,85 @@ func TestNamedAdmins(t *testing.T) {
 	}
 	if strings.Contains(all+s.logs.String(), "alice-pw-1") || strings.Contains(all+s.logs.String(), "bob-pw-2") {
 		t.Fatal("an admin's password is in the event log or the server log")
+	}
+}
+
+// TestViewer: a viewer signs in like an admin and sees the jobs, accounts
+// and event log, with no button or form that changes anything; every
+// change is refused (dashboard and API), and the job stays as it was.
+func TestViewer(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("vera-pw-3"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t, siteOptions{accounts: 2, messages: 3, viewers: map[string]string{"vera": string(h)}})
+	code := s.api("POST", "/api/jobs", map[string]any{"id": "watched", "mode": "member", "domain": "old.test", "new_domain": "new.test",
+		"source": s.endpointURL(s.w.Src.IMAPAddr), "target": s.endpointURL(s.w.Dst.IMAPAddr), "start": true}, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	v := s.client("en")
+	v.get("/admin/login")
+	if code, _ := v.post("/admin/login", url.Values{"user": {"vera"}, "password": {"admin-pw-wrong"}}); code != http.StatusUnauthorized {
+		t.Fatalf("a viewer with a wrong password: %d", code)
+	}
+	if code, body := v.post("/admin/login", url.Values{"user": {"vera"}, "password": {"vera-pw-3"}}); code != 200 || !strings.Contains(body, `id="job-watched"`) {
+		t.Fatalf("the viewer's dashboard: %d\n%s", code, body)
+	}
+	for _, path := range []string{"/admin", "/admin/jobs/watched", "/admin/events"} {
+		code, body := v.get(path)
+		if code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		for _, form := range []string{"/pause\"", "/end\"", "/resume\"", "/start\"", `id="new-job"`, `id="add-form"`, `id="invite-form"`} {
+			if strings.Contains(body, form) {
+				t.Fatalf("GET %s shows the viewer %s", path, form)
+			}
+		}
+	}
+	if code, body := v.get("/admin/jobs/watched"); !strings.Contains(body, "watched") || code != 200 {
+		t.Fatalf("job page: %d", code)
+	}
+	refused := func(what string, code int, body string) {
+		t.Helper()
+		if code != http.StatusForbidden || !strings.Contains(body, "viewer") {
+			t.Fatalf("%s: %d %q, want 403 saying the viewer cannot", what, code, body)
+		}
+	}
+	for _, op := range []string{"pause", "end"} {
+		code, body := v.post("/admin/jobs/watched/"+op, url.Values{})
+		refused("dashboard "+op, code, body)
+	}
+	code, body := v.post("/admin/jobs/watched/accounts", url.Values{"accounts": {"x@old.test,x@new.test"}})
+	refused("add accounts", code, body)
+	code, body = v.post("/admin/jobs/watched/invite", url.Values{})
+	refused("invite", code, body)
+	code, body = v.get("/admin/jobs/new")
+	refused("new job page", code, body)
+	code, body = v.post("/admin/jobs", url.Values{"id": {"other"}})
+	refused("create a job", code, body)
+	apiReq := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, s.http.URL+path, strings.NewReader("{}"))
+		req.Header.Set("X-CSRF-Token", v.csrf)
+		req.Header.Set("Content-Type", "application/json")
+		return v.do(req)
+	}
+	if code, body := apiReq("GET", "/api/jobs/watched"); code != 200 || !strings.Contains(body, `"watched"`) {
+		t.Fatalf("API GET as a viewer: %d %s", code, body)
+	}
+	code, body = apiReq("POST", "/api/jobs/watched/pause")
+	refused("API pause", code, body)
+
+	var job struct{ State string }
+	if code := s.api("GET", "/api/jobs/watched", nil, &job); code != 200 || job.State != "running" {
+		t.Fatalf("after the viewer's tries the job is %q (%d), want running", job.State, code)
+	}
+	var events []struct{ Kind, Message string }
+	s.api("GET", "/api/events?job=watched", nil, &events)
+	for _, e := range events {
+		if strings.HasPrefix(e.Kind, "admin.") {
+			t.Fatalf("a refused change is in the event log: %s: %s", e.Kind, e.Message)
+		}
 	}
 }
 

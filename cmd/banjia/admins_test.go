@@ -31,7 +31,7 @@ func TestReadAdmins(t *testing.T) {
 			if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			got, err := readAdmins(path)
+			got, err := readAdmins(path, "admin")
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("got %v, want an error with %q", err, c.err)
@@ -51,8 +51,54 @@ func TestReadAdmins(t *testing.T) {
 			}
 		})
 	}
-	if _, err := readAdmins(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "admins file") {
+	if _, err := readAdmins(filepath.Join(t.TempDir(), "missing"), "admin"); err == nil || !strings.Contains(err.Error(), "admins file") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestDashboardUsers(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := func(name string, names ...string) string {
+		var b strings.Builder
+		for _, n := range names {
+			b.WriteString(n + ":" + string(h) + "\n")
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	admins, viewers := file("admins", "alice", "bob"), file("viewers", "carol")
+	for _, c := range []struct {
+		name                       string
+		admins, viewers, adminUser string
+		err                        string
+		nAdmins, nViewers          int
+	}{
+		{"admins and viewers", admins, viewers, "admin", "", 2, 1},
+		{"viewers only", "", viewers, "admin", "", 0, 1},
+		{"neither", "", "", "admin", "", 0, 0},
+		{"a name in both", admins, file("v2", "carol", "bob"), "admin", "bob is both an admin", 0, 0},
+		{"a viewer named as the admin", "", file("v3", "root"), "root", "viewer root has the admin's name", 0, 0},
+		{"an empty viewers file", admins, file("v4"), "admin", "viewers file " + filepath.Join(dir, "v4") + " names no viewer", 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, v, err := dashboardUsers(c.admins, c.viewers, c.adminUser)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("got %v, want an error with %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || len(a) != c.nAdmins || len(v) != c.nViewers {
+				t.Fatalf("got %d admins, %d viewers, %v; want %d, %d", len(a), len(v), err, c.nAdmins, c.nViewers)
+			}
+		})
 	}
 }
 

@@ -29,6 +29,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-password-file", Usage: "read the admin's password from this file (or set BANJIA_ADMIN_PASSWORD)"},
 		&cli.StringFlag{Name: "admin-token-file", Usage: "read the API token from this file (or set BANJIA_ADMIN_TOKEN)"},
 		&cli.StringFlag{Name: "admins-file", Usage: "more dashboard admins, each under their own name in the event log: an htpasswd file with bcrypt hashes (htpasswd -nB NAME)"},
+		&cli.StringFlag{Name: "viewers-file", Usage: "dashboard viewers, who see jobs, accounts and the event log but change nothing: an htpasswd file like --admins-file"},
 		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "a reverse proxy in front of serve (address or CIDR, repeatable): for its requests the lockout counts the client in X-Forwarded-For"},
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
@@ -57,11 +58,9 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var admins map[string]string
-	if f := c.String("admins-file"); f != "" {
-		if admins, err = readAdmins(f); err != nil {
-			return err
-		}
+	admins, viewers, err := dashboardUsers(c.String("admins-file"), c.String("viewers-file"), c.String("admin-user"))
+	if err != nil {
+		return err
 	}
 	proxies, err := trustedProxies(c.StringSlice("trusted-proxy"))
 	if err != nil {
@@ -96,7 +95,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, Admins: admins,
+	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, Admins: admins, Viewers: viewers,
 		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log,
 		Directory: directory, TrustedProxies: proxies}
 	if notifier != nil {
@@ -189,13 +188,38 @@ func trimNL(b []byte) []byte {
 	return b
 }
 
+// dashboardUsers reads the admins and viewers files (either may be ""). A
+// name is an admin or a viewer, and no viewer has the one admin's name: a
+// sign-in must not depend on which password was typed to say what it may do.
+func dashboardUsers(adminsFile, viewersFile, adminUser string) (admins, viewers map[string]string, err error) {
+	if adminsFile != "" {
+		if admins, err = readAdmins(adminsFile, "admin"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if viewersFile != "" {
+		if viewers, err = readAdmins(viewersFile, "viewer"); err != nil {
+			return nil, nil, err
+		}
+	}
+	for name := range viewers {
+		if _, both := admins[name]; both {
+			return nil, nil, fmt.Errorf("%s is both an admin (%s) and a viewer (%s): keep one", name, adminsFile, viewersFile)
+		}
+		if name == adminUser {
+			return nil, nil, fmt.Errorf("viewer %s has the admin's name (--admin-user): choose another", name)
+		}
+	}
+	return admins, viewers, nil
+}
+
 // readAdmins reads an htpasswd file of bcrypt hashes ("name:$2y$..."): the
-// dashboard's admins. Other hash kinds are refused by name, so an admin
+// dashboard's admins or viewers (kind says which, for errors). Other hash kinds are refused by name, so an admin
 // learns which line to make again, not that sign-in fails later.
-func readAdmins(path string) (map[string]string, error) {
+func readAdmins(path, kind string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("admins file: %w", err)
+		return nil, fmt.Errorf("%ss file: %w", kind, err)
 	}
 	admins := map[string]string{}
 	for i, line := range strings.Split(string(b), "\n") {
@@ -206,18 +230,18 @@ func readAdmins(path string) (map[string]string, error) {
 		name, hash, ok := strings.Cut(line, ":")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			return nil, fmt.Errorf("admins file %s line %d: want NAME:BCRYPT-HASH (htpasswd -nB NAME)", path, i+1)
+			return nil, fmt.Errorf("%ss file %s line %d: want NAME:BCRYPT-HASH (htpasswd -nB NAME)", kind, path, i+1)
 		}
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("admins file %s line %d: %s's password is not a bcrypt hash (make the line with htpasswd -nB %s)", path, i+1, name, name)
+			return nil, fmt.Errorf("%ss file %s line %d: %s's password is not a bcrypt hash (make the line with htpasswd -nB %s)", kind, path, i+1, name, name)
 		}
 		if _, dup := admins[name]; dup {
-			return nil, fmt.Errorf("admins file %s line %d: %s is there twice", path, i+1, name)
+			return nil, fmt.Errorf("%ss file %s line %d: %s is there twice", kind, path, i+1, name)
 		}
 		admins[name] = hash
 	}
 	if len(admins) == 0 {
-		return nil, fmt.Errorf("admins file %s names no admin", path)
+		return nil, fmt.Errorf("%ss file %s names no %s", kind, path, kind)
 	}
 	return admins, nil
 }
