@@ -48,11 +48,6 @@ type accountRun struct {
 	// looked for once more when the account is done (lateSweep). Kept
 	// across passes of this run.
 	unsure map[string]map[uint32]bool
-	// ours holds, per folder, the target UIDs known to be copies of source
-	// messages in this run (APPENDUID answers and in-doubt matches). Unlike
-	// a checkpoint's Confirmed it survives floor moves, so a check that
-	// looks below the current floor never takes our own copy for a stray.
-	ours map[string]state.Ranges
 	// flying counts, per target folder, our APPENDs not answered yet, by
 	// date and size: an in-doubt lookup waits while an identical message is
 	// on its way (from another source folder that lands in the same target
@@ -63,10 +58,10 @@ type accountRun struct {
 	again map[string]map[uint32]bool
 	// resent are the messages sent more than once that ended up copied,
 	// looked at once more when the account is done (lateSweep). Each is
-	// also in its checkpoint's Resent until swept; sweepsLoaded says which
-	// folders' checkpoints a run that died before its sweep left here.
+	// also in its checkpoint's Resent until swept; sweepsLoaded says that
+	// those a run that died before its sweep left are queued too.
 	resent       []resent
-	sweepsLoaded map[string]bool
+	sweepsLoaded bool
 	// work is closed when the pass finds the first message to copy: the
 	// lanes log in then, while the first folder is still being prepared.
 	work     chan struct{}
@@ -202,12 +197,6 @@ func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended)
 	cp.Bytes += m.Size
 	if res.UID != 0 && (res.Validity == 0 || res.Validity == b.target.Validity) {
 		cp.Confirmed.Add(res.UID)
-		if a.ours == nil {
-			a.ours = map[string]state.Ranges{}
-		}
-		o := a.ours[cp.Folder]
-		o.Add(res.UID)
-		a.ours[cp.Folder] = o
 	}
 	a.acct.Counts.Imported++
 	a.acct.Counts.Failed = a.failedCount()
@@ -415,6 +404,7 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 		a.cps = cps
 		a.mu.Unlock()
 	}
+	a.loadSweeps()
 
 	var src sources.Source
 	var dst sinks.Sink
@@ -537,7 +527,6 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, TargetValidity: cp.TargetValidity, Floor: 1}
 		a.forget(f.Name)
 	}
-	a.loadSweeps(f, target, cp)
 	cp.Validity = f.Validity
 	// Nothing new since the last full listing: skip without listing (unless
 	// the folder's identities are needed to deduplicate later folders).
@@ -660,18 +649,12 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		doubtful = suspects(pending, cands, a.known(cp), unsure)
 	}
 	a.mu.Lock()
-	if len(doubtful) == 0 && len(cp.Resent) == 0 {
-		// Nothing can be in doubt below here any more. What was confirmed
-		// stays known as ours: the late sweep may look below the new floor.
-		if a.ours == nil {
-			a.ours = map[string]state.Ranges{}
-		}
-		o := a.ours[f.Name]
-		for _, r := range cp.Confirmed {
-			o.AddRange(r.Lo, r.Hi)
-		}
-		a.ours[f.Name] = o
-		cp.Floor, cp.Confirmed = tf.UIDNext, nil
+	if len(doubtful) == 0 {
+		// Nothing can be in doubt below here any more. Confirmed stays
+		// whole: a check that looks below the new floor (the late sweep,
+		// a lookup for a folder that lands in the same target folder) must
+		// never take our own copy for a stray, in this run or a later one.
+		cp.Floor = tf.UIDNext
 		if cp.Floor == 0 {
 			cp.Floor = 1
 		}

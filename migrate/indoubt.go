@@ -183,25 +183,41 @@ func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 		}
 		byFolder[name] = append(byFolder[name], r)
 	}
-	for attempt := 0; len(order) > 0 && attempt <= a.r.cfg.Retries; attempt++ {
-		if attempt > 0 && !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, 0)) {
+	// A folder that cannot be checked is left for the next run after its
+	// retries; it does not hold up the others.
+	var left []string
+	attempt, openFails := 0, 0
+	for len(order) > 0 && openFails <= a.r.cfg.Retries {
+		if attempt > a.r.cfg.Retries {
+			left, order, attempt = append(left, order[0]), order[1:], 0
+			continue
+		}
+		if (attempt > 0 || openFails > 0) && !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, max(attempt, openFails), 0)) {
 			break
 		}
 		dst, err := a.r.cfg.OpenSink(ctx, dstEP)
 		if err != nil {
 			a.r.cfg.Log.Warn("late check after in-doubt APPENDs: cannot open the target", "account", a.acct.ID, "err", err)
+			openFails++
 			continue
 		}
+		openFails = 0
 		for len(order) > 0 {
 			if err := a.sweep(ctx, dst, byFolder[order[0]]); err != nil {
 				a.r.cfg.Log.Warn("late check after in-doubt APPENDs failed", "account", a.acct.ID, "folder", order[0], "err", err)
-				break
+				if fault.Classify(err) == fault.Retry {
+					attempt++
+					break
+				}
+				left, order, attempt = append(left, order[0]), order[1:], 0
+				continue
 			}
 			a.swept(byFolder[order[0]])
 			order, attempt = order[1:], 0
 		}
 		dst.Close()
 	}
+	order = append(left, order...)
 	for _, name := range order {
 		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were sent more than once after in-doubt APPENDs, and the target could not be checked for extra copies yet; the next run of this account checks again", a.acct.ID, len(byFolder[name]), byFolder[name][0].b.folder.Name))
 	}
@@ -218,6 +234,17 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 	floor := list[0].floor
 	for _, r := range list {
 		floor = min(floor, r.floor)
+	}
+	if b.target.Validity != 0 {
+		// Recreated since (its UIDs start over): none of ours is there,
+		// and a recorded UID may name any message.
+		tf, err := dst.Prepare(ctx, b.target.Name)
+		if err != nil {
+			return err
+		}
+		if tf.Validity != b.target.Validity {
+			return nil
+		}
 	}
 	known := a.known(b.cp)
 	cands, err := dst.Messages(ctx, b.target.Name, floor)
@@ -296,23 +323,26 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 	return nil
 }
 
-// loadSweeps queues for the late sweep the messages of folder f that an
-// earlier run sent more than once and did not live to sweep. Caller holds
-// mu.
-func (a *accountRun) loadSweeps(f sources.Folder, target string, cp *state.Checkpoint) {
-	if a.sweepsLoaded[f.Name] {
+// loadSweeps queues for the late sweep the messages that an earlier run
+// sent more than once and did not live to sweep, for every folder with a
+// checkpoint (also one no longer on the source, or skipped now). Each is
+// looked for in the target folder its copies went to then (cp.Target),
+// whatever the folders map to now.
+func (a *accountRun) loadSweeps() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sweepsLoaded {
 		return
 	}
-	if a.sweepsLoaded == nil {
-		a.sweepsLoaded = map[string]bool{}
-	}
-	a.sweepsLoaded[f.Name] = true
-	if len(cp.Resent) == 0 {
-		return
-	}
-	b := &batch{folder: f, target: sinks.Folder{Name: target, Validity: cp.TargetValidity}, cp: cp}
-	for _, r := range cp.Resent {
-		a.resent = append(a.resent, resent{b: b, m: sources.Message{UID: r.UID}, uid: r.Copy, floor: r.Floor})
+	a.sweepsLoaded = true
+	for _, cp := range a.cps {
+		if len(cp.Resent) == 0 || cp.Target == "" {
+			continue
+		}
+		b := &batch{folder: sources.Folder{Name: cp.Folder}, target: sinks.Folder{Name: cp.Target, Validity: cp.TargetValidity}, cp: cp}
+		for _, r := range cp.Resent {
+			a.resent = append(a.resent, resent{b: b, m: sources.Message{UID: r.UID}, uid: r.Copy, floor: r.Floor})
+		}
 	}
 }
 
@@ -378,7 +408,6 @@ func (a *accountRun) forget(folder string) {
 	if cp := a.cps[folder]; cp != nil {
 		cp.Resent = nil
 	}
-	delete(a.ours, folder)
 	delete(a.unsure, folder)
 	delete(a.again, folder)
 	keep := a.resent[:0]
@@ -482,12 +511,9 @@ func (a *accountRun) known(cp *state.Checkpoint) state.Ranges {
 
 func (a *accountRun) knownLocked(cp *state.Checkpoint) state.Ranges {
 	var out state.Ranges
-	for name, c := range a.cps {
+	for _, c := range a.cps {
 		if c != cp && (c.Target == "" || c.Target != cp.Target) {
 			continue
-		}
-		for _, r := range a.ours[name] {
-			out.AddRange(r.Lo, r.Hi)
 		}
 		for _, r := range c.Confirmed {
 			out.AddRange(r.Lo, r.Hi)

@@ -309,6 +309,106 @@ func TestLateCopyBesideAnIdenticalOne(t *testing.T) {
 	}
 }
 
+// TestSweepKeepsTheOtherFoldersCopy: the late sweep of a message sent
+// twice is left to a later run, and in between the folder beside it (which
+// lands in the same target folder and holds the same message) moves its
+// floor above its own copy. Run 1 holds back the first APPEND of the twin,
+// sends it again, stores the held copy late and dies before its sweep;
+// run 2 copies new mail of the other folder and dies; run 3 sweeps. The
+// sweep must remove only the late copy: the other folder's copy is ours
+// too, though no run still holds it in memory.
+func TestSweepKeepsTheOtherFoldersCopy(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 60, BadPassword: -1, Folders: []string{"INBOX", "Sent Items", "已发送"}})
+	u, twin := deliverTwins(t, w)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
+
+	// Run 1 dies once the held copy has landed, before its sweep.
+	crash1, crashed1 := context.WithCancel(ctx)
+	l := &twinState{body: twin.Body, landed: make(chan struct{})}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &twinSink{expunging: expunging{s}, ep: e, st: l}, nil
+	}
+	go func() {
+		select {
+		case <-l.landed:
+		case <-crash1.Done():
+		}
+		crashed1()
+	}()
+	runner(w, cfg).Run(crash1, w.Job)
+	crashed1()
+	select {
+	case <-l.landed:
+	default:
+		t.Fatal("the scenario did not happen: the held copy never landed")
+	}
+	cps, err := w.Store.Checkpoints(w.Job, u.Old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ""
+	for _, name := range []string{"Sent Items", "已发送"} {
+		if cp := cps[name]; cp == nil || len(cp.Resent) == 0 {
+			other = name
+		}
+	}
+	if other == "" || len(cps["Sent Items"].Resent)+len(cps["已发送"].Resent) != 1 {
+		t.Fatalf("want one message sent twice on record, in one of the two folders: %+v %+v", cps["Sent Items"], cps["已发送"])
+	}
+
+	// Run 2: new mail in the other folder moves its floor; the run dies at
+	// its first APPEND there.
+	fresh := dovecot.Message{Body: []byte("From: a@old.test\r\nSubject: later\r\n\r\nwritten after the first run\r\n"),
+		Date: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
+	if err := w.Src.Deliver(u.Old, other, []dovecot.Message{fresh}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.Sources()
+	crash2, crashed2 := context.WithCancel(ctx)
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &dieAtAppend{expunging: expunging{s}, die: crashed2}, nil
+	}
+	runner(w, cfg).Run(crash2, w.Job)
+	crashed2()
+
+	// Run 3 sweeps.
+	cfg.OpenSink = nil
+	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	checkTwins(t, w, u, before, twin)
+	if c := counts["interrupted copy of message"].Load(); c != 1 {
+		t.Errorf("%d late copies reported removed, want 1", c)
+	}
+	migratetest.Unchanged(t, before, w.Sources())
+	if t.Failed() {
+		logs.dump(t, u.Old, 60)
+	}
+}
+
+// dieAtAppend ends the run (die) at its first APPEND, which it refuses.
+type dieAtAppend struct {
+	expunging
+	die func()
+}
+
+func (s *dieAtAppend) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	s.die()
+	return sinks.Appended{}, fault.New(fault.Retry, "connection lost", errors.New("the run dies"))
+}
+
 // twinState holds back the first APPEND of the twin message and stores it
 // late, once both source folders' copies were stored.
 type twinState struct {

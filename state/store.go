@@ -201,16 +201,16 @@ type Checkpoint struct {
 	TargetValidity uint32
 	Floor          uint32
 	Done           Ranges            // source UIDs copied or found on the target
-	Confirmed      Ranges            // target UIDs we appended since Floor (APPENDUID)
+	Confirmed      Ranges            // target UIDs of our copies (APPENDUID, in-doubt matches); kept below Floor too
 	Failed         Ranges            // source UIDs that failed in the latest run
 	Skipped        Ranges            // source UIDs out of scope
 	Reasons        map[uint32]string `json:",omitempty"` // why, for failed UIDs (bounded)
 	Bytes          int64
-	// Resent are messages sent more than once after in-doubt APPENDs whose
-	// extra copies are still to be looked for (the late sweep). Kept here so
-	// a run that dies before the sweep leaves it to the next run; while any
-	// is kept, Floor does not move, so Confirmed still names every copy of
-	// ours the sweep will see.
+	// Resent are messages that may be on the target more than once (sent
+	// again after an in-doubt APPEND) whose extra copies are still to be
+	// looked for (the late sweep). Kept here so a run that dies before the
+	// sweep leaves it to the next run; the Confirmed of every checkpoint
+	// with the same Target names the copies of ours it must keep.
 	Resent []Resent `json:",omitempty"`
 }
 
