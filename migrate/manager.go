@@ -99,9 +99,23 @@ func (m *Manager) Start(jobID string) error {
 			m.errs[jobID] = err
 			m.cfg.Log.Error("job stopped", "job", jobID, "err", err)
 		}
+		// A Wake that reached this runner after its last look at the
+		// accounts (Wake sends under m.mu, so it came before the runner
+		// was forgotten above) would be lost with it.
+		woken := false
+		select {
+		case <-r.enrolled:
+			woken = err == nil && m.ctx.Err() == nil
+		default:
+		}
 		m.mu.Unlock()
 		close(done)
 		m.changes.notify()
+		if woken && r.hasWork(jobID) {
+			if err := m.Start(jobID); err != nil {
+				m.cfg.Log.Error("job not started again for an enrolled account", "job", jobID, "err", err)
+			}
+		}
 	}()
 	// Wait until the runner holds the job, so that a pause right after
 	// this call reaches it.
@@ -162,10 +176,13 @@ func (m *Manager) Control(jobID, op string) error {
 // Wake tells a job that accounts were added or enrolled; a job that is not
 // running (created or completed) is started.
 func (m *Manager) Wake(jobID string) error {
-	if r := m.runner(jobID); r != nil {
+	m.mu.Lock()
+	if r := m.runners[jobID]; r != nil {
 		r.Wake()
+		m.mu.Unlock()
 		return nil
 	}
+	m.mu.Unlock()
 	j, err := m.store.Job(jobID)
 	if err != nil {
 		return err

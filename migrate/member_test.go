@@ -2,12 +2,16 @@ package migrate_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sinks"
+	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
+	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -158,4 +162,74 @@ func TestAddAccounts(t *testing.T) {
 	if a == nil || a.State != state.AccountNotStarted {
 		t.Fatalf("added account: %+v", a)
 	}
+}
+
+// TestFailedAccountStartedAgainWhileOthersCopy: an account fails (a wrong
+// old password) while another is still copying; its member types the right
+// password (the portal resets it to not started and wakes the job). It
+// must be copied in this run, not left waiting for the next.
+func TestFailedAccountStartedAgainWhileOthersCopy(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 2, Messages: 40, BadPassword: 0})
+	before := w.Sources()
+	bad, slow := w.Users[0], w.Users[1]
+	before[bad.Old] = migratetest.Snapshot(t, w.Src, bad.Old, bad.SourcePW)
+	release := make(chan struct{})
+	cfg := migrate.Config{Accounts: 2, Lanes: 1}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		if e.User != slow.New {
+			return s, nil
+		}
+		return &heldSink{Sink: s, release: release}, nil
+	}
+	r := runner(w, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, w.Job) }()
+
+	waitFor(t, "the account with the wrong password to fail", func() bool {
+		a, err := w.Store.Account(w.Job, bad.Old)
+		return err == nil && a.State == state.AccountFailed
+	})
+	a, err := w.Store.Account(w.Job, bad.Old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SourceSecret, _ = w.Store.Seal(bad.SourcePW)
+	a.State, a.Reason = state.AccountNotStarted, ""
+	if err := w.Store.PutAccounts(w.Job, a); err != nil {
+		t.Fatal(err)
+	}
+	r.Wake()
+	// The account is copied while the other one still waits.
+	waitFor(t, "the account started again to be copied", func() bool {
+		a, err := w.Store.Account(w.Job, bad.Old)
+		return err == nil && a.State == state.AccountSucceeded
+	})
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range w.Users {
+		migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	}
+}
+
+// heldSink holds every APPEND until release is closed.
+type heldSink struct {
+	sinks.Sink
+	release chan struct{}
+}
+
+func (s *heldSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return sinks.Appended{}, ctx.Err()
+	}
+	return s.Sink.Append(ctx, f, r, size, flags, date)
 }

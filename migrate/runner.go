@@ -209,7 +209,10 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		var todo []*state.Account
 		awaiting := 0
 		for _, a := range accts {
-			if finished[a.ID] || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) {
+			// An account that ended in this run is not tried again in it,
+			// unless its member started it again since (it is no longer in
+			// a final state).
+			if (finished[a.ID] && a.State.Finished()) || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) {
 				continue
 			}
 			if job.AwaitingMember(a) {
@@ -277,12 +280,34 @@ func (r *Runner) enrolledAccounts(jobID string, started, finished map[string]boo
 	defer mu.Unlock()
 	var out []*state.Account
 	for _, a := range accts {
-		if started[a.ID] || finished[a.ID] || a.State.Finished() || job.AwaitingMember(a) {
+		// One still running is not started twice; one that ended in this
+		// round and was started again by its member (failed, then the old
+		// password typed once more) is.
+		if (started[a.ID] && !finished[a.ID]) || a.State.Finished() || job.AwaitingMember(a) {
 			continue
 		}
 		out = append(out, a)
 	}
 	return out
+}
+
+// hasWork reports whether the job has an account a new run would copy
+// now: used when a Wake came as the last run was ending.
+func (r *Runner) hasWork(jobID string) bool {
+	job, err := r.store.Job(jobID)
+	if err != nil || job.State == state.JobPaused || job.State == state.JobEnded {
+		return false
+	}
+	accts, err := r.store.Accounts(jobID)
+	if err != nil {
+		return false
+	}
+	for _, a := range accts {
+		if !a.State.Finished() && !job.AwaitingMember(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // abandonAwaiting gives up the accounts whose members never came, once the
@@ -370,6 +395,9 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 				break
 			}
 			started[a.ID] = true
+			mu.Lock()
+			delete(finished, a.ID)
+			mu.Unlock()
 			ar := r.newAccountRun(job, a)
 			// The account's place is given up when it has queued all its
 			// batches (or ends): the next account logs in and lists while the
