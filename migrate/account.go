@@ -599,6 +599,15 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 	}
 	cp.Total = int64(len(msgs))
 	cp.UIDNext = f.UIDNext
+	if cp.Target != "" && cp.Target != target {
+		// This folder's copies so far stay in the old target folder, but
+		// its checkpoint no longer says so: a sweep there could take them
+		// for strays. Sweeps of that folder are given up (a message sent
+		// twice may stay there twice) rather than risk a copy.
+		if n := a.dropSweepsLocked(cp.Target); n > 0 {
+			a.r.cfg.Log.Warn("folder now goes to another target folder; extra copies in the old one are not looked for", "account", a.acct.ID, "folder", f.Name, "old", cp.Target, "new", target, "messages", n)
+		}
+	}
 	cp.Target = target
 	a.dirty[f.Name] = true
 	a.recount()

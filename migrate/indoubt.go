@@ -230,23 +230,33 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 	if !ok {
 		return nil
 	}
+	name := list[0].b.target.Name
+	tf, err := dst.Prepare(ctx, name)
+	if err != nil {
+		return err
+	}
+	// Entries recorded in another incarnation of the folder (recreated
+	// since: its UIDs start over) name nothing of ours here.
+	kept := list[:0:0]
+	for _, r := range list {
+		if r.b.target.Validity == 0 || tf.Validity == 0 || r.b.target.Validity == tf.Validity {
+			kept = append(kept, r)
+		}
+	}
+	list = kept
+	if len(list) == 0 {
+		return nil
+	}
 	b := list[0].b
 	floor := list[0].floor
 	for _, r := range list {
 		floor = min(floor, r.floor)
 	}
-	if b.target.Validity != 0 {
-		// Recreated since (its UIDs start over): none of ours is there,
-		// and a recorded UID may name any message.
-		tf, err := dst.Prepare(ctx, b.target.Name)
-		if err != nil {
-			return err
-		}
-		if tf.Validity != b.target.Validity {
-			return nil
-		}
+	known := a.knownIn(name, tf.Validity)
+	for _, r := range list {
+		// A recorded copy is never a stray, whatever the checkpoints say.
+		known.Add(r.uid)
 	}
-	known := a.known(b.cp)
 	cands, err := dst.Messages(ctx, b.target.Name, floor)
 	if err != nil {
 		return err
@@ -382,6 +392,29 @@ func alikeUnknown(cands []sinks.Message, uid uint32, known state.Ranges) bool {
 	return false
 }
 
+// dropSweepsLocked gives up every sweep of target folder name, in memory
+// and in the checkpoints, and says how many messages it was for. Caller
+// holds mu.
+func (a *accountRun) dropSweepsLocked(name string) int {
+	n := 0
+	keep := a.resent[:0]
+	for _, r := range a.resent {
+		if r.b.target.Name == name {
+			n++
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	a.resent = keep
+	for _, c := range a.cps {
+		if c.Target == name && len(c.Resent) > 0 {
+			c.Resent = nil
+			a.dirty[c.Folder] = true
+		}
+	}
+	return n
+}
+
 // swept drops from the checkpoints the messages whose late sweep is done.
 func (a *accountRun) swept(list []resent) {
 	a.mu.Lock()
@@ -509,10 +542,30 @@ func (a *accountRun) known(cp *state.Checkpoint) state.Ranges {
 	return a.knownLocked(cp)
 }
 
+// knownIn is every copy of ours the checkpoints name in target folder name
+// as it is now (validity 0: whatever its UIDVALIDITY).
+func (a *accountRun) knownIn(name string, validity uint32) state.Ranges {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out state.Ranges
+	for _, c := range a.cps {
+		if c.Target != name || (validity != 0 && c.TargetValidity != 0 && c.TargetValidity != validity) {
+			continue
+		}
+		for _, r := range c.Confirmed {
+			out.AddRange(r.Lo, r.Hi)
+		}
+	}
+	return out
+}
+
 func (a *accountRun) knownLocked(cp *state.Checkpoint) state.Ranges {
 	var out state.Ranges
 	for _, c := range a.cps {
-		if c != cp && (c.Target == "" || c.Target != cp.Target) {
+		// A folder landing in the same target folder, as it is now: one
+		// whose Confirmed is from before that folder was recreated names
+		// UIDs that mean something else there.
+		if c != cp && (c.Target == "" || c.Target != cp.Target || (c.TargetValidity != 0 && cp.TargetValidity != 0 && c.TargetValidity != cp.TargetValidity)) {
 			continue
 		}
 		for _, r := range c.Confirmed {

@@ -325,53 +325,11 @@ func TestSweepKeepsTheOtherFoldersCopy(t *testing.T) {
 	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
 	logs := &logCount{counts: counts}
 	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
-
-	// Run 1 dies once the held copy has landed, before its sweep.
-	crash1, crashed1 := context.WithCancel(ctx)
-	l := &twinState{body: twin.Body, landed: make(chan struct{})}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
-		if err != nil {
-			return nil, err
-		}
-		return &twinSink{expunging: expunging{s}, ep: e, st: l}, nil
-	}
-	go func() {
-		select {
-		case <-l.landed:
-		case <-crash1.Done():
-		}
-		crashed1()
-	}()
-	runner(w, cfg).Run(crash1, w.Job)
-	crashed1()
-	select {
-	case <-l.landed:
-	default:
-		t.Fatal("the scenario did not happen: the held copy never landed")
-	}
-	cps, err := w.Store.Checkpoints(w.Job, u.Old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := ""
-	for _, name := range []string{"Sent Items", "已发送"} {
-		if cp := cps[name]; cp == nil || len(cp.Resent) == 0 {
-			other = name
-		}
-	}
-	if other == "" || len(cps["Sent Items"].Resent)+len(cps["已发送"].Resent) != 1 {
-		t.Fatalf("want one message sent twice on record, in one of the two folders: %+v %+v", cps["Sent Items"], cps["已发送"])
-	}
+	other := sentTwiceThenDie(t, ctx, w, cfg, twin)
 
 	// Run 2: new mail in the other folder moves its floor; the run dies at
 	// its first APPEND there.
-	fresh := dovecot.Message{Body: []byte("From: a@old.test\r\nSubject: later\r\n\r\nwritten after the first run\r\n"),
-		Date: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
-	if err := w.Src.Deliver(u.Old, other, []dovecot.Message{fresh}); err != nil {
-		t.Fatal(err)
-	}
-	before := w.Sources()
+	before := deliverFresh(t, w, u, other)
 	crash2, crashed2 := context.WithCancel(ctx)
 	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
 		s, err := sinkimap.Open(ctx, e)
@@ -396,6 +354,107 @@ func TestSweepKeepsTheOtherFoldersCopy(t *testing.T) {
 	if t.Failed() {
 		logs.dump(t, u.Old, 60)
 	}
+}
+
+// TestSweepAfterTheOtherFolderMoved: as TestSweepKeepsTheOtherFoldersCopy,
+// but before the sweep the other folder is mapped to another target folder
+// (a rename the admin added). Its copy of the message stays in Sent, where
+// no checkpoint names it any more: the sweep of Sent must not run, for it
+// would take that copy for a stray. A duplicate may stay; nothing is lost.
+func TestSweepAfterTheOtherFolderMoved(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 60, BadPassword: -1, Folders: []string{"INBOX", "Sent Items", "已发送"}})
+	u, twin := deliverTwins(t, w)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
+	other := sentTwiceThenDie(t, ctx, w, cfg, twin)
+
+	deliverFresh(t, w, u, other)
+	j, err := w.Store.Job(w.Job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Options.Renames = map[string]string{other: "Elsewhere"}
+	if err := w.Store.PutJob(j); err != nil {
+		t.Fatal(err)
+	}
+	cfg.OpenSink = nil
+	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range w.Target(u)["Sent"] {
+		if bytes.Equal(m.Body, twin.Body) {
+			n++
+		}
+	}
+	if n < 2 {
+		t.Errorf("Sent holds %d copies of the message both folders had, want at least 2 (one is the moved folder's)", n)
+	}
+	if c := counts["interrupted copy of message"].Load(); c != 0 {
+		t.Errorf("%d copies removed from Sent after the other folder moved, want none", c)
+	}
+	if t.Failed() {
+		logs.dump(t, u.Old, 60)
+	}
+}
+
+// sentTwiceThenDie runs the job until the twin, held back in doubt and
+// sent again, has its held copy stored late, and ends the run there,
+// before its sweep. It returns the source folder whose twin was not held.
+func sentTwiceThenDie(t *testing.T, ctx context.Context, w *world, cfg migrate.Config, twin dovecot.Message) string {
+	t.Helper()
+	crash, crashed := context.WithCancel(ctx)
+	defer crashed()
+	l := &twinState{body: twin.Body, landed: make(chan struct{})}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &twinSink{expunging: expunging{s}, ep: e, st: l}, nil
+	}
+	go func() {
+		select {
+		case <-l.landed:
+		case <-crash.Done():
+		}
+		crashed()
+	}()
+	runner(w, cfg).Run(crash, w.Job)
+	select {
+	case <-l.landed:
+	default:
+		t.Fatal("the scenario did not happen: the held copy never landed")
+	}
+	cps, err := w.Store.Checkpoints(w.Job, w.Users[0].Old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ""
+	for _, name := range []string{"Sent Items", "已发送"} {
+		if cp := cps[name]; cp == nil || len(cp.Resent) == 0 {
+			other = name
+		}
+	}
+	if other == "" || len(cps["Sent Items"].Resent)+len(cps["已发送"].Resent) != 1 {
+		t.Fatalf("want one message sent twice on record, in one of the two folders: %+v %+v", cps["Sent Items"], cps["已发送"])
+	}
+	return other
+}
+
+// deliverFresh puts a new message in the source folder and returns the
+// sources as they are now.
+func deliverFresh(t *testing.T, w *world, u migratetest.User, folder string) map[string]migratetest.Mailbox {
+	t.Helper()
+	fresh := dovecot.Message{Body: []byte("From: a@old.test\r\nSubject: later\r\n\r\nwritten after the first run\r\n"),
+		Date: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)}
+	if err := w.Src.Deliver(u.Old, folder, []dovecot.Message{fresh}); err != nil {
+		t.Fatal(err)
+	}
+	return w.Sources()
 }
 
 // dieAtAppend ends the run (die) at its first APPEND, which it refuses.

@@ -24,6 +24,8 @@ type Manager struct {
 	errs    map[string]error
 	changes changes // any job changed
 	wg      sync.WaitGroup
+	// stopping: Stop was called; no job starts any more.
+	stopping bool
 }
 
 // NewManager makes a manager; ctx bounds every job it runs.
@@ -72,6 +74,10 @@ func (m *Manager) Start(jobID string) error {
 		return err
 	}
 	m.mu.Lock()
+	if m.stopping {
+		m.mu.Unlock()
+		return errors.New("banjia is stopping: the job starts with the next start")
+	}
 	if _, ok := m.runners[jobID]; ok {
 		m.mu.Unlock()
 		return nil
@@ -235,6 +241,9 @@ func (m *Manager) Statuses() ([]*Status, error) {
 // save their progress.
 func (m *Manager) Stop() {
 	m.mu.Lock()
+	// No job starts after this: not even one a Wake restarts as its last
+	// run ends.
+	m.stopping = true
 	for _, r := range m.runners {
 		r.Stop()
 	}
