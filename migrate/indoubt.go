@@ -252,7 +252,9 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 	for _, r := range list {
 		floor = min(floor, r.floor)
 	}
-	known := a.knownIn(name, tf.Validity)
+	a.mu.Lock()
+	known := a.copiesInLocked(name, tf.Validity, nil)
+	a.mu.Unlock()
 	for _, r := range list {
 		// A recorded copy is never a stray, whatever the checkpoints say.
 		known.Add(r.uid)
@@ -454,30 +456,23 @@ func (a *accountRun) forget(folder string) {
 
 // sentAgain records that a message is being sent again after an in-doubt
 // lookup did not find it.
-func (a *accountRun) sentAgain(folder string, uid uint32) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.again == nil {
-		a.again = map[string]map[uint32]bool{}
-	}
-	if a.again[folder] == nil {
-		a.again[folder] = map[uint32]bool{}
-	}
-	a.again[folder][uid] = true
-}
+func (a *accountRun) sentAgain(folder string, uid uint32) { a.mark(&a.again, folder, uid) }
 
 // markUnsure records a message whose APPEND was in doubt; doneLocked
 // clears it.
-func (a *accountRun) markUnsure(folder string, uid uint32) {
+func (a *accountRun) markUnsure(folder string, uid uint32) { a.mark(&a.unsure, folder, uid) }
+
+// mark adds a folder's message to one of the per-folder sets.
+func (a *accountRun) mark(set *map[string]map[uint32]bool, folder string, uid uint32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.unsure == nil {
-		a.unsure = map[string]map[uint32]bool{}
+	if *set == nil {
+		*set = map[string]map[uint32]bool{}
 	}
-	if a.unsure[folder] == nil {
-		a.unsure[folder] = map[uint32]bool{}
+	if (*set)[folder] == nil {
+		(*set)[folder] = map[uint32]bool{}
 	}
-	a.unsure[folder][uid] = true
+	(*set)[folder][uid] = true
 }
 
 // claim records m as copied by the target message uid found in an in-doubt
@@ -542,30 +537,20 @@ func (a *accountRun) known(cp *state.Checkpoint) state.Ranges {
 	return a.knownLocked(cp)
 }
 
-// knownIn is every copy of ours the checkpoints name in target folder name
-// as it is now (validity 0: whatever its UIDVALIDITY).
-func (a *accountRun) knownIn(name string, validity uint32) state.Ranges {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out state.Ranges
-	for _, c := range a.cps {
-		if c.Target != name || (validity != 0 && c.TargetValidity != 0 && c.TargetValidity != validity) {
-			continue
-		}
-		for _, r := range c.Confirmed {
-			out.AddRange(r.Lo, r.Hi)
-		}
-	}
-	return out
+func (a *accountRun) knownLocked(cp *state.Checkpoint) state.Ranges {
+	return a.copiesInLocked(cp.Target, cp.TargetValidity, cp)
 }
 
-func (a *accountRun) knownLocked(cp *state.Checkpoint) state.Ranges {
+// copiesInLocked is every copy of ours the checkpoints name in target
+// folder name as it is now, and self's whatever its target. A checkpoint
+// whose Confirmed is from before that folder was recreated (another
+// UIDVALIDITY; 0 is unknown) names UIDs that mean something else there.
+// Caller holds mu.
+func (a *accountRun) copiesInLocked(name string, validity uint32, self *state.Checkpoint) state.Ranges {
 	var out state.Ranges
 	for _, c := range a.cps {
-		// A folder landing in the same target folder, as it is now: one
-		// whose Confirmed is from before that folder was recreated names
-		// UIDs that mean something else there.
-		if c != cp && (c.Target == "" || c.Target != cp.Target || (c.TargetValidity != 0 && cp.TargetValidity != 0 && c.TargetValidity != cp.TargetValidity)) {
+		same := name != "" && c.Target == name && (validity == 0 || c.TargetValidity == 0 || c.TargetValidity == validity)
+		if c != self && !same {
 			continue
 		}
 		for _, r := range c.Confirmed {

@@ -318,14 +318,8 @@ func TestLateCopyBesideAnIdenticalOne(t *testing.T) {
 // sweep must remove only the late copy: the other folder's copy is ours
 // too, though no run still holds it in memory.
 func TestSweepKeepsTheOtherFoldersCopy(t *testing.T) {
-	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 60, BadPassword: -1, Folders: []string{"INBOX", "Sent Items", "已发送"}})
-	u, twin := deliverTwins(t, w)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
-	logs := &logCount{counts: counts}
-	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
-	other := sentTwiceThenDie(t, ctx, w, cfg, twin)
+	sc := sentTwiceThenDied(t)
+	w, u, twin, ctx, counts, logs, cfg, other := sc.w, sc.u, sc.twin, sc.ctx, sc.counts, sc.logs, sc.cfg, sc.other
 
 	// Run 2: new mail in the other folder moves its floor; the run dies at
 	// its first APPEND there.
@@ -362,16 +356,10 @@ func TestSweepKeepsTheOtherFoldersCopy(t *testing.T) {
 // no checkpoint names it any more: the sweep of Sent must not run, for it
 // would take that copy for a stray. A duplicate may stay; nothing is lost.
 func TestSweepAfterTheOtherFolderMoved(t *testing.T) {
-	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 60, BadPassword: -1, Folders: []string{"INBOX", "Sent Items", "已发送"}})
-	u, twin := deliverTwins(t, w)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
-	logs := &logCount{counts: counts}
-	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
-	other := sentTwiceThenDie(t, ctx, w, cfg, twin)
+	sc := sentTwiceThenDied(t)
+	w, u, twin, ctx, counts, logs, cfg, other := sc.w, sc.u, sc.twin, sc.ctx, sc.counts, sc.logs, sc.cfg, sc.other
 
-	deliverFresh(t, w, u, other)
+	before := deliverFresh(t, w, u, other)
 	j, err := w.Store.Job(w.Job)
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +368,6 @@ func TestSweepAfterTheOtherFolderMoved(t *testing.T) {
 	if err := w.Store.PutJob(j); err != nil {
 		t.Fatal(err)
 	}
-	cfg.OpenSink = nil
 	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
 		t.Fatal(err)
 	}
@@ -396,16 +383,39 @@ func TestSweepAfterTheOtherFolderMoved(t *testing.T) {
 	if c := counts["interrupted copy of message"].Load(); c != 0 {
 		t.Errorf("%d copies removed from Sent after the other folder moved, want none", c)
 	}
+	migratetest.Unchanged(t, before, w.Sources())
 	if t.Failed() {
 		logs.dump(t, u.Old, 60)
 	}
 }
 
-// sentTwiceThenDie runs the job until the twin, held back in doubt and
+// sweepScene is where the sweep tests start: one account whose "Sent
+// Items" and "已发送" (both landing in Sent) hold the same message, a first
+// run that died before its sweep, and the source folder whose copy was not
+// the one sent twice (other).
+type sweepScene struct {
+	w      *world
+	u      migratetest.User
+	twin   dovecot.Message
+	ctx    context.Context
+	counts map[string]*atomic.Int64
+	logs   *logCount
+	cfg    migrate.Config
+	other  string
+}
+
+// sentTwiceThenDied runs the job until the twin, held back in doubt and
 // sent again, has its held copy stored late, and ends the run there,
-// before its sweep. It returns the source folder whose twin was not held.
-func sentTwiceThenDie(t *testing.T, ctx context.Context, w *world, cfg migrate.Config, twin dovecot.Message) string {
+// before its sweep.
+func sentTwiceThenDied(t *testing.T) sweepScene {
 	t.Helper()
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 60, BadPassword: -1, Folders: []string{"INBOX", "Sent Items", "已发送"}})
+	u, twin := deliverTwins(t, w)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
 	crash, crashed := context.WithCancel(ctx)
 	defer crashed()
 	l := &twinState{body: twin.Body, landed: make(chan struct{})}
@@ -424,12 +434,13 @@ func sentTwiceThenDie(t *testing.T, ctx context.Context, w *world, cfg migrate.C
 		crashed()
 	}()
 	runner(w, cfg).Run(crash, w.Job)
+	cfg.OpenSink = nil
 	select {
 	case <-l.landed:
 	default:
 		t.Fatal("the scenario did not happen: the held copy never landed")
 	}
-	cps, err := w.Store.Checkpoints(w.Job, w.Users[0].Old)
+	cps, err := w.Store.Checkpoints(w.Job, u.Old)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +453,7 @@ func sentTwiceThenDie(t *testing.T, ctx context.Context, w *world, cfg migrate.C
 	if other == "" || len(cps["Sent Items"].Resent)+len(cps["已发送"].Resent) != 1 {
 		t.Fatalf("want one message sent twice on record, in one of the two folders: %+v %+v", cps["Sent Items"], cps["已发送"])
 	}
-	return other
+	return sweepScene{w: w, u: u, twin: twin, ctx: ctx, counts: counts, logs: logs, cfg: cfg, other: other}
 }
 
 // deliverFresh puts a new message in the source folder and returns the

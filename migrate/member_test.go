@@ -217,6 +217,9 @@ func TestFailedAccountStartedAgainWhileOthersCopy(t *testing.T) {
 	for _, u := range w.Users {
 		migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
 	}
+	after := w.Sources()
+	after[bad.Old] = migratetest.Snapshot(t, w.Src, bad.Old, bad.SourcePW)
+	migratetest.Unchanged(t, before, after)
 }
 
 // heldSink holds every APPEND until release is closed.

@@ -795,6 +795,7 @@ func TestViewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSite(t, siteOptions{accounts: 2, messages: 3, viewers: map[string]string{"vera": string(h)}})
+	s.secrets = append(s.secrets, "vera-pw-3")
 	code := s.api("POST", "/api/jobs", map[string]any{"id": "watched", "mode": "member", "domain": "old.test", "new_domain": "new.test",
 		"source": s.endpointURL(s.w.Src.IMAPAddr), "target": s.endpointURL(s.w.Dst.IMAPAddr), "start": true}, nil)
 	if code != http.StatusCreated {
@@ -863,6 +864,7 @@ func TestViewer(t *testing.T) {
 			t.Fatalf("a refused change is in the event log: %s: %s", e.Kind, e.Message)
 		}
 	}
+	s.noSecrets()
 }
 
 // TestLockoutBehindAProxy: behind a trusted reverse proxy (here every
