@@ -1,4 +1,4 @@
-# banjia: `make test` installs what the tests need (Dovecot and Chromium
+# banjia: `make test` installs what the tests need (Dovecot, Cyrus, Courier and Chromium
 # from Debian's packages, when it can) and runs every test against real
 # servers and a real browser.
 GO ?= go
@@ -12,7 +12,7 @@ build:
 	$(GO) build -o bin/banjia ./cmd/banjia
 
 deps:
-	@bash scripts/install-deps.sh || echo "WARNING: Dovecot or Chromium could not be installed: server-backed and browser tests will be SKIPPED (set BANJIA_REQUIRE_SERVERS=1 to make that an error)"
+	@bash scripts/install-deps.sh || echo "WARNING: Dovecot, Cyrus, Courier or Chromium could not be installed: server-backed and browser tests will be SKIPPED (set BANJIA_REQUIRE_SERVERS=1 to make that an error)"
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
