@@ -246,6 +246,13 @@ func (c *Conn) login(ctx context.Context) error {
 	switch mech {
 	case "plain":
 		err = c.Client.Authenticate(sasl.NewPlainClient(e.AuthzID, e.User, e.Password))
+		if plainUnsupported(err) && e.Auth == "" && e.AuthzID == "" && !caps.Has(imap.CapLoginDisabled) {
+			// Coremail (NetEase 163/126) advertises AUTH=PLAIN and SASL-IR
+			// but answers PLAIN with an initial response "BAD Request not
+			// ending with"; a BAD is about the command, not the password,
+			// and LOGIN carries the same credentials.
+			err = c.Client.Login(e.User, e.Password).Wait()
+		}
 	case "xoauth2":
 		token, terr := sources.Token(ctx, e)
 		if terr != nil {
@@ -261,7 +268,14 @@ func (c *Conn) login(ctx context.Context) error {
 	if err != nil {
 		return LoginError(e, err)
 	}
-	return nil
+	return c.identify()
+}
+
+// plainUnsupported says AUTHENTICATE PLAIN was refused as a command (BAD),
+// not as a login (NO).
+func plainUnsupported(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeBad
 }
 
 // LoginError classifies a failed login and says what to do about it.
@@ -281,8 +295,20 @@ func LoginError(e sources.Endpoint, err error) error {
 		if strings.Contains(strings.ToLower(ie.Text), "throttl") {
 			return fault.RetryAfter(backoffHint(ie.Text), fmt.Sprintf("%s is throttling logins", e.Addr()), err)
 		}
+		if strings.Contains(strings.ToLower(ie.Text), "too many simultaneous connections") {
+			// Gmail: "[ALERT] Too many simultaneous connections. (Failure)";
+			// other clients of the mailbox hold them, not a wrong password.
+			// No pause hint: the limit is this mailbox's, and a hint would
+			// pause every account on the host.
+			return fault.New(fault.Retry, fmt.Sprintf("%s has too many connections open to %s (other mail clients count too)%s", e.Addr(), e.User, said(ie)), err)
+		}
 		if e.Delegated {
 			return fault.New(fault.Account, delegatedRefusal(e, ie), err)
+		}
+		if ie.Type == imap.StatusResponseTypeBad && e.Auth == "plain" {
+			// BAD is about the command, not the credentials: Coremail
+			// (NetEase) answers AUTHENTICATE PLAIN so although it offers it.
+			return fault.New(fault.Account, fmt.Sprintf("%s refused the SASL PLAIN login as a command, not the password%s: leave auth=plain out of the address (or use auth=login)", e.Addr(), said(ie)), err)
 		}
 		return fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account%s", e.User, e.Addr(), HintSuffix(e)), err)
 	}
@@ -388,6 +414,12 @@ func CommandError(op string, err error) error {
 			return fault.New(fault.Retry, op+": server busy or unavailable", err)
 		case strings.Contains(text, "throttl"):
 			return fault.RetryAfter(backoffHint(ie.Text), op+": server is throttling", err)
+		case strings.Contains(text, "bandwidth limit"):
+			// Gmail answers FETCH "[OVERQUOTA] Account exceeded command or
+			// bandwidth limits." when the mailbox's daily IMAP allowance is
+			// spent: the source's limit, not a full target, and one that
+			// lasts hours (a pause hint would hold every account on the host).
+			return fault.New(fault.Account, op+": the provider's daily transfer limit for this mailbox is reached (Gmail allows about 2,500 MB of IMAP downloads a day): resume this account tomorrow, the copy goes on where it stopped"+said(ie), err)
 		case ie.Code == imap.ResponseCodeOverQuota || strings.Contains(text, "quota"):
 			return fault.New(fault.Account, "the target mailbox is full (over quota): raise its quota and resume", err)
 		case ie.Code == imap.ResponseCodeTooBig || ie.Code == imap.ResponseCodeLimit || strings.Contains(text, "too big") || strings.Contains(text, "too large") || strings.Contains(text, "maximum size"):
@@ -395,7 +427,10 @@ func CommandError(op string, err error) error {
 		case ie.Code == imap.ResponseCodeNoPerm:
 			return fault.New(fault.Account, op+": no permission", err)
 		case strings.Contains(text, "not connected"):
-			return fault.New(fault.Account, "the migration admin has no permission for this mailbox; grant FullAccess or check the admin account", err)
+			return fault.New(fault.Account, "the migration admin has no permission for this mailbox; grant FullAccess or check the admin account (Exchange also says \"User is authenticated but not connected\" after accepting a wrong password at login, and while too many connections to the mailbox are open)", err)
+		case strings.Contains(text, "unsafe login"):
+			return fault.New(fault.Account, op+": the provider blocks this login as unsafe until the mail client identifies itself (IMAP ID, RFC 2971), as NetEase 163/126/yeah.net and 网易企业邮 do; "+
+				"banjia identifies itself whenever the server offers ID, so the server refused that or distrusts this login anyway: sign in to the web mail once and clear any security prompt, check that IMAP is enabled and an authorization code (授权码) is used, or ask the provider"+said(ie), err)
 		}
 		return fault.New(fault.Message, op+" refused by the server"+said(ie), err)
 	}
