@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -22,20 +23,20 @@ import (
 // server finishes an APPEND it had wholly received within it.
 const crashGrace = 300 * time.Millisecond
 
-// maxReasons bounds the failure reasons kept per folder.
-const maxReasons = 50
+// maxReasons bounds the failure reasons kept per folder (a folder that
+// fails as a whole keeps one, FolderReason).
+const maxReasons = 1000
 
 // accountRun is one account being copied in one round.
 type accountRun struct {
 	r   *Runner
 	job *state.Job
 
-	mu           sync.Mutex
-	acct         *state.Account
-	cps          map[string]*state.Checkpoint
-	dirty        map[string]bool
-	acctDirty    bool
-	firstFailure string
+	mu        sync.Mutex
+	acct      *state.Account
+	cps       map[string]*state.Checkpoint
+	dirty     map[string]bool
+	acctDirty bool
 	// seen holds the cross-folder identities of messages in folders already
 	// listed in this pass (DedupeAcrossFolders).
 	seen map[string]bool
@@ -56,6 +57,9 @@ type accountRun struct {
 	// again holds, per folder, messages an in-doubt lookup did not find, so
 	// they are sent again: an earlier APPEND of theirs may still land.
 	again map[string]map[uint32]bool
+	// bare holds, per folder, messages whose keywords the target refused:
+	// they are sent without them.
+	bare map[string]map[uint32]bool
 	// resent are the messages sent more than once that ended up copied,
 	// looked at once more when the account is done (lateSweep). Each is
 	// also in its checkpoint's Resent until swept; sweepsLoaded says that
@@ -122,11 +126,9 @@ func (a *accountRun) takeProgress() (state.Progress, bool) {
 		c.Failed = append(state.Ranges(nil), c.Failed...)
 		c.Skipped = append(state.Ranges(nil), c.Skipped...)
 		c.Resent = append([]state.Resent(nil), c.Resent...)
-		reasons := make(map[uint32]string, len(c.Reasons))
-		for k, v := range c.Reasons {
-			reasons[k] = v
-		}
-		c.Reasons = reasons
+		c.Reasons = maps.Clone(c.Reasons)
+		c.Sizes = maps.Clone(c.Sizes)
+		c.Dates = maps.Clone(c.Dates)
 		p.Checkpoints = append(p.Checkpoints, &c)
 	}
 	a.dirty = map[string]bool{}
@@ -194,6 +196,8 @@ func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended)
 	cp.Done.Add(m.UID)
 	cp.Failed.Remove(m.UID)
 	delete(cp.Reasons, m.UID)
+	delete(cp.Sizes, m.UID)
+	delete(cp.Dates, m.UID)
 	cp.Bytes += m.Size
 	if res.UID != 0 && (res.Validity == 0 || res.Validity == b.target.Validity) {
 		cp.Confirmed.Add(res.UID)
@@ -230,14 +234,39 @@ func (a *accountRun) failed(b *batch, m sources.Message, reason string) {
 	if len(cp.Reasons) < maxReasons {
 		cp.Reasons[m.UID] = reason
 	}
-	if a.firstFailure == "" {
-		a.firstFailure = fmt.Sprintf("%s UID %d: %s", cp.Folder, m.UID, reason)
-	}
+	noteFailedLocked(cp, m)
 	a.acct.Counts.Failed = a.failedCount()
 	a.dirty[cp.Folder] = true
 	a.acctDirty = true
 	a.mu.Unlock()
 	a.r.event(a.job.ID, a.acct.ID, "message.failed", fmt.Sprintf("%s: message UID %d in %q (%d bytes) not copied: %s", a.acct.ID, m.UID, cp.Folder, m.Size, reason))
+}
+
+// noteFailedLocked keeps a failed message's size and date for the report.
+func noteFailedLocked(cp *state.Checkpoint, m sources.Message) {
+	if cp.Sizes == nil {
+		cp.Sizes, cp.Dates = map[uint32]int64{}, map[uint32]time.Time{}
+	}
+	if len(cp.Sizes) < maxReasons {
+		cp.Sizes[m.UID], cp.Dates[m.UID] = m.Size, m.Date
+	}
+}
+
+// folderFailed records that none of a folder's pending messages can be
+// copied, for one reason: one event, not one per message.
+func (a *accountRun) folderFailed(cp *state.Checkpoint, pending []sources.Message, reason string) {
+	a.mu.Lock()
+	for _, m := range pending {
+		cp.Failed.Add(m.UID)
+		delete(cp.Reasons, m.UID)
+		noteFailedLocked(cp, m)
+	}
+	cp.FolderReason = reason
+	a.acct.Counts.Failed = a.failedCount()
+	a.dirty[cp.Folder] = true
+	a.acctDirty = true
+	a.mu.Unlock()
+	a.r.event(a.job.ID, a.acct.ID, "folder.failed", fmt.Sprintf("%s: folder %q not copied (%d messages): %s", a.acct.ID, cp.Folder, len(pending), reason))
 }
 
 func (a *accountRun) vanished(b *batch, m sources.Message) {
@@ -323,8 +352,17 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		a.recount()
 		c := a.acct.Counts
 		reason := fmt.Sprintf("%d to import, %d imported, %d failed", c.ToImport, c.Imported, c.Failed)
-		if c.Failed > 0 && a.firstFailure != "" {
-			reason += "; first failure: " + a.firstFailure
+		groups := FailureGroups(a.cps)
+		if len(groups) > 0 {
+			reason += "; " + GroupsLine(groups, 3)
+		}
+		if c.Failed > 0 || len(groups) > 0 {
+			// 搬家成功 only when every selected message is on the target.
+			// The passwords stay sealed for the retry (banjia job retry).
+			a.mu.Unlock()
+			a.setState(state.AccountPartial, reason)
+			a.r.event(job, id, "account.partial", fmt.Sprintf("%s finished with failures: %s", id, reason))
+			return true
 		}
 		// A finished member's passwords are not kept (SPEC: secrets wiped on
 		// completion); an incremental re-run asks for them again.
@@ -428,11 +466,28 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
-	specials, err := dst.Specials(ctx)
+	// One listing of the target with its status: where the special folders
+	// are, and what a re-run checks its records against.
+	list, err := dst.Folders(ctx)
 	if err != nil {
 		return err
 	}
-	names := sinks.MapFolders(folders, dst.Delimiter(), specials, a.job.Options.Renames)
+	ns := dst.Namespace()
+	names := sinks.MapFolders(folders, ns, sinks.Specials(list, ns), a.job.Options.Renames)
+	onTarget := make(map[string]sources.Folder, len(list))
+	for _, f := range list {
+		onTarget[f.Name] = f
+	}
+	a.recheck(onTarget)
+	// A source whose member never subscribed anything does not use
+	// subscriptions: every folder is subscribed on the target, or clients
+	// that show only subscribed folders would hide the mail.
+	subscribeAll := true
+	for _, f := range folders {
+		if !f.Unsubscribed && !strings.EqualFold(f.Name, "INBOX") {
+			subscribeAll = false
+		}
+	}
 	a.setState(state.AccountRunning, "")
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -454,7 +509,10 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 			if a.skipFolder(f) {
 				continue
 			}
-			if err := a.folder(gctx, stop, src, dst, f, names[f.Name], batches); err != nil {
+			if subscribeAll {
+				f.Unsubscribed = false
+			}
+			if err := a.folder(gctx, stop, src, dst, f, names[f.Name], onTarget, batches); err != nil {
 				return err
 			}
 		}
@@ -489,6 +547,7 @@ func (a *accountRun) retryConnect(ctx context.Context, stop <-chan struct{}, ope
 		if err == nil || fault.Classify(err) != fault.Retry || attempt >= 3*a.r.cfg.Retries {
 			return err
 		}
+		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt+1, "err", err)
 		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, fault.Wait(err))) {
 			if isClosed(stop) {
 				return errStopped
@@ -513,24 +572,29 @@ func (a *accountRun) skipFolder(f sources.Folder) bool {
 // folder lists one source folder, settles anything in doubt from an earlier
 // crash, records the target's floor, and queues the rest for the lanes.
 func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sources.Source, dst sinks.Sink,
-	f sources.Folder, target string, batches chan<- *batch) error {
+	f sources.Folder, target string, onTarget map[string]sources.Folder, batches chan<- *batch) error {
 	a.mu.Lock()
 	cp := a.cps[f.Name]
 	if cp == nil {
 		cp = &state.Checkpoint{Folder: f.Name}
 		a.cps[f.Name] = cp
 	}
+	if cp.Wanted != "" && cp.Wanted == target && cp.Target != "" {
+		// The target refused the name the map chose; it took this one.
+		target = cp.Target
+	}
+	_, exists := onTarget[target]
 	revalidated := cp.Validity != 0 && cp.Validity != f.Validity
 	if revalidated {
 		// Every recorded UID is void; the in-doubt check below (from the
 		// target folder's first message) finds what is already there.
-		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, TargetValidity: cp.TargetValidity, Floor: 1}
+		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, Wanted: cp.Wanted, TargetValidity: cp.TargetValidity, Floor: 1}
 		a.forget(f.Name)
 	}
 	cp.Validity = f.Validity
 	// Nothing new since the last full listing: skip without listing (unless
 	// the folder's identities are needed to deduplicate later folders).
-	unchanged := a.seen == nil && !revalidated && f.UIDNext != 0 && cp.UIDNext == f.UIDNext && int64(f.Messages) == cp.Total && !cp.Pending() && cp.Failed.Count() == 0
+	unchanged := a.seen == nil && !revalidated && exists && f.UIDNext != 0 && cp.UIDNext == f.UIDNext && int64(f.Messages) == cp.Total && !cp.Pending() && cp.Failed.Count() == 0 && cp.FolderReason == ""
 	a.mu.Unlock()
 	if unchanged {
 		return nil
@@ -608,35 +672,33 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 			a.r.cfg.Log.Warn("folder now goes to another target folder; extra copies in the old one are not looked for", "account", a.acct.ID, "folder", f.Name, "old", cp.Target, "new", target, "messages", n)
 		}
 	}
+	if cp.Wanted != "" && cp.Target != target {
+		cp.Wanted = ""
+	}
 	cp.Target = target
 	a.dirty[f.Name] = true
 	a.recount()
 	a.mu.Unlock()
-	if len(pending) == 0 {
+	if len(pending) == 0 && exists {
 		return nil
 	}
-	a.workOnce.Do(func() { close(a.work) })
+	if len(pending) > 0 {
+		a.workOnce.Do(func() { close(a.work) })
+	}
 
-	tf, err := dst.Prepare(ctx, target)
-	if err != nil && fault.Classify(err) == fault.Message {
-		// The target refuses this folder (its name, most often): its mail
-		// fails with the server's reason; the other folders go on.
-		reason := fault.Reason(err)
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q cannot be created (%s); its %d message(s) are not copied", a.acct.ID, target, reason, len(pending)))
-		b := &batch{folder: f, cp: cp}
-		for _, m := range pending {
-			a.failed(b, m, reason)
-		}
-		return nil
-	}
-	if err != nil {
+	tf, ok, err := a.prepare(ctx, dst, f, cp, pending, exists)
+	if err != nil || !ok || len(pending) == 0 {
 		return err
 	}
+	target = tf.Name
 	a.mu.Lock()
 	if cp.TargetValidity != 0 && cp.TargetValidity != tf.Validity {
-		// The target folder was recreated: nothing we confirmed is there.
-		cp.Floor, cp.Confirmed = 1, nil
-		a.forget(f.Name)
+		// The target folder was recreated since the pass began: what we
+		// recorded as copied is not there. The pass starts again and
+		// copies the folder anew (recheck).
+		a.resetLocked(cp)
+		a.mu.Unlock()
+		return fault.New(fault.Retry, fmt.Sprintf("target folder %q was recreated while the account was being copied", target), nil)
 	}
 	cp.TargetValidity = tf.Validity
 	floor := cp.Floor
@@ -739,6 +801,118 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		return err
 	}
 	return queue(plain, false)
+}
+
+// prepare creates (if need be) and selects a folder's target folder. A
+// name the target refuses is tried once more with the characters servers
+// commonly refuse replaced, and the change is logged; a folder the target
+// refuses altogether fails as a whole (ok is false), and the account goes
+// on. A folder created here is subscribed unless the member had
+// unsubscribed it on the source.
+func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f sources.Folder, cp *state.Checkpoint,
+	pending []sources.Message, exists bool) (tf sinks.Folder, ok bool, err error) {
+	target := cp.Target
+	tf, err = dst.Prepare(ctx, target)
+	if err != nil && fault.Classify(err) == fault.Message {
+		refused := err
+		safe := sinks.SafeName(target, dst.Namespace())
+		if safe != target {
+			if tf, err = dst.Prepare(ctx, safe); err == nil {
+				a.mu.Lock()
+				cp.Wanted, cp.Target = target, safe
+				a.dirty[cp.Folder] = true
+				a.mu.Unlock()
+				a.r.event(a.job.ID, a.acct.ID, "folder.renamed", fmt.Sprintf("%s: folder %q is %q on the target: the server refused %q (%s)",
+					a.acct.ID, f.Name, safe, target, fault.Reason(refused)))
+				target = safe
+			}
+		}
+		if err != nil && fault.Classify(err) == fault.Message {
+			// The target refuses this folder (its name, most often): the
+			// folder fails once, with the server's reason.
+			a.folderFailed(cp, pending, fault.Reason(refused))
+			return tf, false, nil
+		}
+	}
+	if err != nil {
+		return tf, false, err
+	}
+	a.mu.Lock()
+	if cp.FolderReason != "" {
+		cp.FolderReason = ""
+		a.dirty[cp.Folder] = true
+	}
+	a.mu.Unlock()
+	if !exists && !f.Unsubscribed && !strings.EqualFold(target, "INBOX") {
+		if err := dst.Subscribe(ctx, target); err != nil {
+			if fault.Classify(err) != fault.Message {
+				return tf, false, err
+			}
+			a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q could not be subscribed: %s", a.acct.ID, target, fault.Reason(err)))
+		}
+	}
+	return tf, true, nil
+}
+
+// recheck holds the checkpoints against the target as it is now: a target
+// folder that was deleted, recreated (another UIDVALIDITY) or holds fewer
+// messages than were copied into it has lost mail of ours, so every source
+// folder that lands there is copied anew; the in-doubt lookups find what is
+// still there, so nothing is copied twice. One listing of the target
+// answers it, so a re-run with nothing new stays fast.
+func (a *accountRun) recheck(onTarget map[string]sources.Folder) {
+	a.mu.Lock()
+	copied := map[string]int64{}
+	validity := map[string]uint32{}
+	for _, cp := range a.cps {
+		if cp.Target == "" || cp.TargetValidity == 0 {
+			continue
+		}
+		copied[cp.Target] += cp.Done.Count()
+		if validity[cp.Target] == 0 {
+			validity[cp.Target] = cp.TargetValidity
+		}
+	}
+	var notes []string
+	for name, n := range copied {
+		st, ok := onTarget[name]
+		var why string
+		switch {
+		case !ok:
+			why = "was deleted"
+		case uint32(st.Validity) != validity[name]:
+			why = "was recreated (its UIDVALIDITY changed)"
+		case int64(st.Messages) < n:
+			why = fmt.Sprintf("holds %d messages, fewer than the %d copied into it", st.Messages, n)
+		default:
+			continue
+		}
+		for _, cp := range a.cps {
+			if cp.Target == name {
+				a.resetLocked(cp)
+			}
+		}
+		notes = append(notes, fmt.Sprintf("%s: target folder %q %s: its mail is looked for and copied again where missing", a.acct.ID, name, why))
+	}
+	if len(notes) > 0 {
+		a.recount()
+	}
+	a.mu.Unlock()
+	sort.Strings(notes)
+	for _, n := range notes {
+		a.r.event(a.job.ID, a.acct.ID, "warning", n)
+	}
+}
+
+// resetLocked forgets what a checkpoint says was copied, so the folder is
+// listed and copied again; lookups from the target's first message find
+// what is already there. Caller holds mu.
+func (a *accountRun) resetLocked(cp *state.Checkpoint) {
+	a.dropSweepsLocked(cp.Target)
+	*cp = state.Checkpoint{Folder: cp.Folder, Validity: cp.Validity, Target: cp.Target, Wanted: cp.Wanted, Floor: 1}
+	a.forget(cp.Folder)
+	a.dirty[cp.Folder] = true
+	a.acctDirty = true
 }
 
 // assignUIDs numbers messages of sources that key them by strings (POP3

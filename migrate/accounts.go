@@ -145,7 +145,7 @@ func AddAccounts(store *state.Store, job *state.Job, rows []AccountRow, now time
 				return 0, err
 			}
 		}
-		if a.State == state.AccountFailed {
+		if a.State == state.AccountFailed || a.State == state.AccountPartial {
 			a.State, a.Reason = state.AccountNotStarted, ""
 		}
 		if job.AwaitingMember(a) {

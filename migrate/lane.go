@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,6 +155,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				// Not the message's fault: wait and connect again, for a while.
 				closeAll()
 				connectFails++
+				a.r.cfg.Log.Warn("lane cannot connect; retrying", "account", a.acct.ID, "n", connectFails, "err", err)
 				if connectFails > 3*a.r.cfg.Retries {
 					return fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)
 				}
@@ -167,7 +169,15 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			}
 			connectFails = 0
 			// record takes the target's answer for one message.
+			bare := map[uint32]bool{}
 			record := func(m sources.Message, res sinks.Appended, err error) error {
+				if err != nil && errors.Is(err, sinks.ErrKeywordsRefused) && ctx.Err() == nil {
+					// Refused, so not stored: it goes again in this batch,
+					// without its keywords.
+					bare[m.UID] = true
+					a.sendBare(b, m, err)
+					return nil
+				}
 				if err != nil {
 					if ctx.Err() != nil {
 						// Cut short because the pass is ending, not refused:
@@ -214,13 +224,17 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					m := body.Message
 					a.fly(b, 1, m)
 					flew = append(flew, m)
+					flags := body.Flags
+					if a.isBare(b.folder.Name, m.UID) {
+						flags = systemFlags(flags)
+					}
 					if pipe != nil {
 						// No round trip per message: the answer is recorded
 						// when it comes, at the latest by Flush below.
-						return pipe.Send(ctx, b.target, body.Reader, body.Size, body.Flags, body.Date,
+						return pipe.Send(ctx, b.target, body.Reader, body.Size, flags, body.Date,
 							func(res sinks.Appended, err error) error { return record(m, res, err) })
 					}
-					res, err := dst.Append(ctx, b.target, body.Reader, body.Size, body.Flags, body.Date)
+					res, err := dst.Append(ctx, b.target, body.Reader, body.Size, flags, body.Date)
 					return record(m, res, err)
 				})
 				if pf, ok := src.(sources.Prefetcher); ok && err == nil && pipe != nil && next == nil && !noMore && len(asked) == len(remaining) {
@@ -273,7 +287,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				// The source did not return these: they were expunged meanwhile.
 				gone := map[uint32]bool{}
 				for _, m := range asked {
-					if !processed[m.UID] {
+					if !processed[m.UID] && !bare[m.UID] {
 						a.vanished(b, m)
 						gone[m.UID] = true
 					}
@@ -397,6 +411,37 @@ func (a *accountRun) throttledBy(err error, host string, n *int) error {
 	}
 	a.r.cfg.Log.Info("throttled", "account", a.acct.ID, "host", host, "wait", fault.Wait(err))
 	return nil
+}
+
+// sendBare records that the target refused a message's keywords: it is
+// sent again without them, and the event log names what was dropped.
+func (a *accountRun) sendBare(b *batch, m sources.Message, err error) {
+	a.mark(&a.bare, b.folder.Name, m.UID)
+	var kw []string
+	for _, f := range m.Flags {
+		if !strings.HasPrefix(f, `\`) {
+			kw = append(kw, f)
+		}
+	}
+	a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: message UID %d in %q is copied without its keywords %s: %s",
+		a.acct.ID, m.UID, b.folder.Name, strings.Join(kw, " "), fault.Reason(err)))
+}
+
+func (a *accountRun) isBare(folder string, uid uint32) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bare[folder][uid]
+}
+
+// systemFlags is flags without keywords.
+func systemFlags(flags []string) []string {
+	var out []string
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func without(msgs []sources.Message, drop map[uint32]bool) []sources.Message {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -249,4 +250,167 @@ func (m *Manager) Stop() {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+}
+
+// Retry runs again, once the admin has fixed the cause, the job's accounts
+// that failed or finished with failures (what `banjia job retry` does): their
+// failed messages and refused folders are tried once more; what is already on
+// the target is not copied again. who is recorded in the event log as the
+// one who asked. A job that is not running is started; a running one (a
+// member-triggered job waits for its members for weeks) takes the accounts
+// back as not started, as when a member types the old password again. It
+// returns the accounts retried.
+func (m *Manager) Retry(jobID, who string) ([]string, error) {
+	j, err := m.store.Job(jobID)
+	if err != nil {
+		return nil, err
+	}
+	switch j.State {
+	case state.JobEnded:
+		return nil, fmt.Errorf("job %s was ended; create a new job to move its remaining accounts", jobID)
+	case state.JobPaused:
+		return nil, fmt.Errorf("job %s is paused: resume it, then retry", jobID)
+	}
+	accts, err := m.store.Accounts(jobID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	var again []*state.Account
+	waiting := 0
+	for _, a := range accts {
+		if a.State != state.AccountFailed && a.State != state.AccountPartial {
+			continue
+		}
+		if j.ModeOf() == state.ModeMember && len(a.SourceSecret) == 0 {
+			// Only the member can give the old password again (the portal).
+			waiting++
+			continue
+		}
+		ids = append(ids, a.ID)
+		again = append(again, a)
+	}
+	if len(ids) == 0 {
+		if waiting > 0 {
+			return nil, fmt.Errorf("job %s: the %d failed accounts have no old password stored; their members type it again in the portal", jobID, waiting)
+		}
+		return nil, fmt.Errorf("job %s: no account failed or finished with failures; nothing to retry", jobID)
+	}
+	m.mu.Lock()
+	stopping := m.stopping
+	m.mu.Unlock()
+	if stopping {
+		return nil, errors.New("banjia is stopping: retry after the next start")
+	}
+	names := strings.Join(ids, ", ")
+	if len(ids) > 10 {
+		names = strings.Join(ids[:10], ", ") + fmt.Sprintf(" and %d more", len(ids)-10)
+	}
+	m.Event(jobID, "", "admin.retry", fmt.Sprintf("%s asked to retry job %s: %d %s that failed or finished with failures (%s)",
+		who, jobID, len(ids), plural(int64(len(ids)), "account", "accounts"), names))
+	m.mu.Lock()
+	if m.stopping {
+		m.mu.Unlock()
+		return nil, errors.New("banjia is stopping: retry after the next start")
+	}
+	if r := m.runners[jobID]; r != nil {
+		// The running job has finished with these accounts for this run:
+		// as not started, it takes them again (now, or as this round
+		// ends). Under m.mu, so that a run ending now sees the Wake and
+		// starts again.
+		for _, a := range again {
+			a.State, a.Reason = state.AccountNotStarted, ""
+		}
+		err := m.store.PutAccounts(jobID, again...)
+		if err == nil {
+			r.Wake()
+		}
+		m.mu.Unlock()
+		m.changes.notify()
+		return ids, err
+	}
+	m.mu.Unlock()
+	// A new run takes every account that has not succeeded.
+	return ids, m.Start(jobID)
+}
+
+// Copying names an account of the job (of accounts, when given) that a run
+// copies now or is about to; "" when none is, e.g. a completed or paused
+// job, or a member-triggered job waiting for its members.
+func (m *Manager) Copying(jobID string, accounts []string) string {
+	if m.runner(jobID) == nil {
+		return ""
+	}
+	j, err := m.store.Job(jobID)
+	if err != nil || j.State == state.JobPaused {
+		return ""
+	}
+	st, err := m.Status(jobID)
+	if err != nil {
+		return ""
+	}
+	stored, err := m.store.Accounts(jobID)
+	if err != nil {
+		return ""
+	}
+	secret := map[string]bool{}
+	for _, a := range stored {
+		secret[a.ID] = len(a.SourceSecret) > 0
+	}
+	want := map[string]bool{}
+	for _, a := range accounts {
+		want[a] = true
+	}
+	for _, a := range st.Accounts {
+		if len(want) > 0 && !want[a.ID] {
+			continue
+		}
+		switch a.State {
+		case state.AccountPreparing, state.AccountRunning:
+			return a.ID
+		case state.AccountNotStarted:
+			if j.ModeOf() != state.ModeMember || secret[a.ID] {
+				return a.ID
+			}
+		}
+	}
+	return ""
+}
+
+// Verify compares the job's source and target folder by folder (Runner.Verify)
+// with the manager's settings. It refuses while the job copies the accounts
+// checked, whose counts move meanwhile, and stops when the manager's context
+// ends.
+func (m *Manager) Verify(ctx context.Context, jobID string, accounts []string, deep bool) ([]FolderCheck, error) {
+	if _, err := m.store.Job(jobID); err != nil {
+		return nil, err
+	}
+	if a := m.Copying(jobID, accounts); a != "" {
+		return nil, fmt.Errorf("job %s is copying %s now: verify once it has finished (a running copy makes the counts move)", jobID, a)
+	}
+	m.mu.Lock()
+	stopping := m.stopping
+	m.mu.Unlock()
+	if stopping {
+		return nil, errors.New("banjia is stopping: verify after the next start")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+	checks, err := New(m.store, m.cfg).Verify(ctx, jobID, accounts, deep)
+	if err != nil || len(accounts) == 0 {
+		return checks, err
+	}
+	// Only the accounts asked for, whatever Runner.Verify checked besides.
+	want := map[string]bool{}
+	for _, a := range accounts {
+		want[a] = true
+	}
+	var out []FolderCheck
+	for _, c := range checks {
+		if want[c.Account] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }

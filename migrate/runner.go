@@ -32,7 +32,9 @@ type Config struct {
 	Grace         time.Duration // how long a stop waits for message boundaries before cutting connections; default 30s
 	// Rerun copies again (incrementally) accounts that already succeeded;
 	// their passwords must have been supplied again since.
-	Rerun      bool
+	Rerun bool
+	// Only, when set, limits the run to these accounts (banjia job retry).
+	Only       map[string]bool
 	OpenSource func(ctx context.Context, e sources.Endpoint) (sources.Source, error)
 	OpenSink   func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error)
 	Log        *slog.Logger
@@ -212,7 +214,8 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			// An account that ended in this run is not tried again in it,
 			// unless its member started it again since (it is no longer in
 			// a final state).
-			if (finished[a.ID] && a.State.Finished()) || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) {
+			if (finished[a.ID] && a.State.Finished()) || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) ||
+				(r.cfg.Only != nil && !r.cfg.Only[a.ID]) {
 				continue
 			}
 			if job.AwaitingMember(a) {
@@ -344,8 +347,8 @@ func (r *Runner) summary(jobID string) string {
 		n[a.State]++
 		c.Add(a.Counts)
 	}
-	return fmt.Sprintf("job %s completed: %d accounts, %d succeeded, %d failed; %d to import, %d imported, %d failed",
-		jobID, len(accts), n[state.AccountSucceeded], n[state.AccountFailed], c.ToImport, c.Imported, c.Failed)
+	return fmt.Sprintf("job %s completed: %d accounts, %d succeeded, %d finished with failures, %d failed; %d to import, %d imported, %d failed",
+		jobID, len(accts), n[state.AccountSucceeded], n[state.AccountPartial], n[state.AccountFailed], c.ToImport, c.Imported, c.Failed)
 }
 
 // round runs accounts until they finish or the round is stopped.

@@ -32,7 +32,7 @@ var words = state.Words{
 		"intro.acct": "The move of the mailbox %s to %s has finished: %s.",
 		"account":    "Account", "state": "State", "messages": "Messages", "reason": "Reason",
 		"job": "Job", "started": "Started", "finished": "Finished",
-		"subj.job":  "[banjia] Migration %s finished: %d succeeded, %d failed, %d abandoned",
+		"subj.job":  "[banjia] Migration %s finished: %d succeeded, %d with failures, %d failed, %d abandoned",
 		"intro.job": "The migration %s has finished (%s).",
 		"accounts":  "Accounts", "all": "all", "total": "Total",
 		"problems":     "Accounts that did not succeed:",
@@ -49,7 +49,7 @@ var words = state.Words{
 		"intro.acct": "邮箱 %s 搬到 %s 已结束: %s。",
 		"account":    "邮箱账号", "state": "进展情况", "messages": "说明", "reason": "失败原因",
 		"job": "搬家任务", "started": "开始时间", "finished": "结束时间",
-		"subj.job":  "【邮箱搬家】搬家任务 %s 已结束: 搬家成功%d个, 搬家失败%d个, 放弃%d个",
+		"subj.job":  "【邮箱搬家】搬家任务 %s 已结束: 搬家成功%d个, 部分失败%d个, 搬家失败%d个, 放弃%d个",
 		"intro.job": "搬家任务 %s 已结束 (%s)。",
 		"accounts":  "账号", "all": "所有的", "total": "合计",
 		"problems":     "未成功的账号:",
@@ -144,7 +144,7 @@ func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, 
 		}
 		byState[a.State]++
 		total.Add(a.Counts)
-		if a.State == state.AccountFailed || a.State == state.AccountAbandoned {
+		if a.State == state.AccountFailed || a.State == state.AccountPartial || a.State == state.AccountAbandoned {
 			problems = append(problems, a)
 		}
 	}
@@ -155,7 +155,7 @@ func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, 
 	var b strings.Builder
 	fmt.Fprintf(&b, word(l, "intro.job")+"\n\n", name, jobState)
 	fmt.Fprintf(&b, "%s: %s %d", word(l, "accounts"), word(l, "all"), len(accts))
-	for _, s := range []state.AccountState{state.AccountSucceeded, state.AccountFailed, state.AccountAbandoned,
+	for _, s := range []state.AccountState{state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned,
 		state.AccountNotStarted, state.AccountPreparing, state.AccountRunning} {
 		if c := byState[s]; c > 0 || s.Finished() {
 			fmt.Fprintf(&b, ", %s %d", word(l, string(s)), c)
@@ -180,7 +180,7 @@ func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, 
 		}
 	}
 	fmt.Fprintf(&b, "\n%s\n", word(l, "outro"))
-	subject := fmt.Sprintf(word(l, "subj.job"), name, byState[state.AccountSucceeded], byState[state.AccountFailed], byState[state.AccountAbandoned])
+	subject := fmt.Sprintf(word(l, "subj.job"), name, byState[state.AccountSucceeded], byState[state.AccountPartial], byState[state.AccountFailed], byState[state.AccountAbandoned])
 	return n.compose(to, subject, b.String(), l)
 }
 

@@ -280,7 +280,7 @@ func TestJobFinishedBothLanguages(t *testing.T) {
 		t.Errorf("succeeded accounts are listed in the summary:\n%s", body)
 	}
 	subject, body = decode(t, msgs[1])
-	mustContain(t, "en subject", subject, "2 succeeded, 1 failed, 1 abandoned")
+	mustContain(t, "en subject", subject, "2 succeeded, 0 with failures, 1 failed, 1 abandoned")
 	mustContain(t, "en body", body, "completed", "all 4", "succeeded 2", "failed 1", "abandoned 1",
 		"402 to import, 396 imported, 2 failed", "li.na@old.example -> li.na@new.example  failed",
 		"Reason: the job was ended")

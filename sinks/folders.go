@@ -34,24 +34,32 @@ func Role(f sources.Folder) string {
 	if f.SpecialUse != "" {
 		return f.SpecialUse
 	}
-	top := f.Name
-	if f.Delim != 0 {
-		top, _, _ = strings.Cut(f.Name, string(f.Delim))
-	}
-	return wellKnown[strings.ToLower(strings.TrimSpace(top))]
+	return wellKnown[strings.ToLower(strings.TrimSpace(splitName(f)[0]))]
+}
+
+// Namespace is where a mailbox's own folders live (RFC 2342): the personal
+// namespace's prefix ("" on Dovecot, "INBOX." on Courier and on Cyrus
+// without altnamespace) and its hierarchy delimiter.
+type Namespace struct {
+	Prefix string
+	Delim  rune
 }
 
 // MapFolders decides the target name of every source folder: INBOX stays
 // INBOX, special folders land in the target's folder of the same role (so
-// "Sent Items" and "已发送" both become the target's Sent), the hierarchy
-// delimiter is translated, a delimiter character inside a name becomes "_",
-// and two different source folders that would land on the same ordinary
-// target name are kept apart with a " (2)" suffix. specials maps roles to the
-// target's existing folders (may be nil); renames maps source names to target
-// names chosen by the admin and wins over everything else.
-func MapFolders(src []sources.Folder, delim rune, specials map[string]string, renames map[string]string) map[string]string {
-	if delim == 0 {
-		delim = '/'
+// "Sent Items" and "已发送" both become the target's Sent), names are read
+// relative to the source's personal namespace and written under the
+// target's, the hierarchy delimiter is translated, a delimiter character
+// inside a name becomes "_", and two different source folders that would
+// land on the same ordinary target name are kept apart with a " (2)"
+// suffix. Every other character is kept: a name the target refuses is
+// changed only then (SafeName). specials maps roles to the target's
+// existing folders, full names (may be nil); renames maps source names to
+// target names chosen by the admin, relative to the target's namespace,
+// and wins over everything else.
+func MapFolders(src []sources.Folder, ns Namespace, specials map[string]string, renames map[string]string) map[string]string {
+	if ns.Delim == 0 {
+		ns.Delim = '/'
 	}
 	type plan struct {
 		f       sources.Folder
@@ -62,11 +70,11 @@ func MapFolders(src []sources.Folder, delim rune, specials map[string]string, re
 	plans := make([]plan, 0, len(src))
 	for _, f := range src {
 		if r, ok := renames[f.Name]; ok && r != "" {
-			plans = append(plans, plan{f: f, name: r, merge: true})
+			plans = append(plans, plan{f: f, name: ns.full(r), merge: true})
 			continue
 		}
-		name, merge := targetName(f, delim, specials)
-		plain := strings.Join(splitName(f), string(delim))
+		name, merge := targetName(f, ns, specials)
+		plain := ns.full(strings.Join(splitName(f), string(ns.Delim)))
 		plans = append(plans, plan{f: f, name: name, merge: merge, changed: name != plain})
 	}
 	// INBOX and special folders first, then names that needed no change, so
@@ -88,8 +96,8 @@ func MapFolders(src []sources.Folder, delim rune, specials map[string]string, re
 		if prev, ok := taken[name]; ok && prev != p.f.Name && !p.merge {
 			for n := 2; ; n++ {
 				suffix := fmt.Sprintf(" (%d)", n)
-				if strings.ContainsRune(suffix, delim) {
-					suffix = clean(suffix, delim)
+				if strings.ContainsRune(suffix, ns.Delim) {
+					suffix = clean(suffix, ns.Delim)
 				}
 				cand := name + suffix
 				if _, ok := taken[cand]; !ok {
@@ -104,36 +112,78 @@ func MapFolders(src []sources.Folder, delim rune, specials map[string]string, re
 	return out
 }
 
-// targetName is a folder's name on the target before clashes are resolved,
-// and whether it may share that name with others (INBOX, special folders).
-func targetName(f sources.Folder, delim rune, specials map[string]string) (string, bool) {
+// full puts a name relative to the namespace under its prefix; INBOX and
+// its children are INBOX's on every server.
+func (ns Namespace) full(rel string) string {
+	first, _, _ := strings.Cut(rel, string(ns.Delim))
+	if ns.Prefix == "" || strings.EqualFold(first, "INBOX") || hasPrefixFold(rel, ns.Prefix) {
+		return rel
+	}
+	return ns.Prefix + rel
+}
+
+// Rel is a full name of the namespace without its prefix.
+func (ns Namespace) Rel(name string) string {
+	if ns.Prefix != "" && hasPrefixFold(name, ns.Prefix) && len(name) > len(ns.Prefix) {
+		return name[len(ns.Prefix):]
+	}
+	return name
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// targetName is a folder's full name on the target before clashes are
+// resolved, and whether it may share that name with others (INBOX, special
+// folders).
+func targetName(f sources.Folder, ns Namespace, specials map[string]string) (string, bool) {
+	delim := ns.Delim
 	segs := splitName(f)
 	role := Role(f)
-	var base []string
+	var base string
 	merge := false
 	switch {
 	case strings.EqualFold(segs[0], "INBOX"):
-		base = []string{"INBOX"}
+		base = "INBOX"
 		merge = len(segs) == 1
 	case role != "" && role != sources.SpecialAll && role != sources.SpecialFlagged:
-		name := specials[role]
-		if name == "" {
-			name = DefaultSpecialNames[role]
+		base = specials[role]
+		if base == "" {
+			base = ns.full(DefaultSpecialNames[role])
 		}
-		base = strings.Split(name, string(delim))
 		merge = len(segs) == 1 || f.SpecialUse != ""
 		if f.SpecialUse != "" {
 			// The whole name is the special folder (e.g. "[Gmail]/Sent Mail").
 			segs = segs[:1]
 		}
 	default:
-		base = []string{clean(segs[0], delim)}
+		base = ns.full(clean(segs[0], delim))
 	}
-	parts := append([]string(nil), base...)
+	parts := []string{base}
 	for _, s := range segs[1:] {
 		parts = append(parts, clean(s, delim))
 	}
 	return strings.Join(parts, string(delim)), merge
+}
+
+// SafeName is the name to try when the target refused name: the characters
+// IMAP servers commonly refuse in names (list wildcards, controls) become
+// "_", in every level but the namespace prefix. It returns name itself
+// when there is nothing to change.
+func SafeName(name string, ns Namespace) string {
+	rel := ns.Rel(name)
+	prefix := name[:len(name)-len(rel)]
+	segs := strings.Split(rel, string(ns.Delim))
+	for i, s := range segs {
+		segs[i] = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f || r == '*' || r == '%' {
+				return '_'
+			}
+			return r
+		}, s)
+	}
+	return prefix + strings.Join(segs, string(ns.Delim))
 }
 
 func rank(f sources.Folder) int {
@@ -148,12 +198,17 @@ func rank(f sources.Folder) int {
 	return 3
 }
 
+// splitName is the folder's levels below the source's personal namespace.
 func splitName(f sources.Folder) []string {
+	name := f.Name
+	if f.Prefix != "" && hasPrefixFold(name, f.Prefix) && len(name) > len(f.Prefix) {
+		name = name[len(f.Prefix):]
+	}
 	var segs []string
 	if f.Delim == 0 {
-		segs = []string{f.Name}
+		segs = []string{name}
 	} else {
-		segs = strings.Split(f.Name, string(f.Delim))
+		segs = strings.Split(name, string(f.Delim))
 	}
 	out := segs[:0]
 	for _, s := range segs {
@@ -167,18 +222,15 @@ func splitName(f sources.Folder) []string {
 	return out
 }
 
-// clean makes one level of a name safe for the target: no delimiter inside
-// it, no characters IMAP servers refuse in names.
+// clean keeps the target's delimiter out of one level of a name (it would
+// make a level of its own).
 func clean(seg string, delim rune) string {
 	sub := '_'
 	if delim == '_' {
 		sub = '-'
 	}
 	return strings.Map(func(r rune) rune {
-		switch {
-		case r == delim:
-			return sub
-		case r < 0x20 || r == 0x7f || r == '*' || r == '%':
+		if r == delim {
 			return sub
 		}
 		return r

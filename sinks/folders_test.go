@@ -12,6 +12,7 @@ func TestMapFolders(t *testing.T) {
 		name     string
 		src      []sources.Folder
 		delim    rune
+		prefix   string
 		specials map[string]string
 		renames  map[string]string
 		want     map[string]string
@@ -56,6 +57,34 @@ func TestMapFolders(t *testing.T) {
 			want:    map[string]string{"Old Stuff": "Archive/Old", "Sent": "Sent"},
 		},
 		{
+			name:   "into Courier's INBOX. namespace",
+			src:    []sources.Folder{{Name: "INBOX", Delim: '/'}, {Name: "Sent", Delim: '/'}, {Name: "Archive/2024", Delim: '/'}, {Name: "INBOX/child", Delim: '/'}, {Name: "客户", Delim: '/'}},
+			delim:  '.',
+			prefix: "INBOX.",
+			want:   map[string]string{"INBOX": "INBOX", "Sent": "INBOX.Sent", "Archive/2024": "INBOX.Archive.2024", "INBOX/child": "INBOX.child", "客户": "INBOX.客户"},
+		},
+		{
+			name:     "a special folder the target already has, under its prefix",
+			src:      []sources.Folder{{Name: "Sent Items", Delim: '/'}, {Name: "Sent Items/2019", Delim: '/'}, {Name: "Trash", Delim: '/'}},
+			delim:    '.',
+			prefix:   "INBOX.",
+			specials: map[string]string{sources.SpecialSent: "INBOX.Sent"},
+			want:     map[string]string{"Sent Items": "INBOX.Sent", "Sent Items/2019": "INBOX.Sent.2019", "Trash": "INBOX.Trash"},
+		},
+		{
+			name: "from Courier's INBOX. namespace",
+			src: []sources.Folder{{Name: "INBOX", Delim: '.'}, {Name: "INBOX.Sent", Delim: '.', Prefix: "INBOX."},
+				{Name: "INBOX.Projects.2019", Delim: '.', Prefix: "INBOX."}, {Name: "INBOX.Drafts", Delim: '.', Prefix: "INBOX."}},
+			delim: '/',
+			want:  map[string]string{"INBOX": "INBOX", "INBOX.Sent": "Sent", "INBOX.Projects.2019": "Projects/2019", "INBOX.Drafts": "Drafts"},
+		},
+		{
+			name:  "names with wildcards are tried as they are",
+			src:   []sources.Folder{{Name: "100%", Delim: '/'}, {Name: "a*b/c", Delim: '/'}},
+			delim: '/',
+			want:  map[string]string{"100%": "100%", "a*b/c": "a*b/c"},
+		},
+		{
 			name:  "no hierarchy on the source",
 			src:   []sources.Folder{{Name: "a/b"}},
 			delim: '/',
@@ -64,7 +93,7 @@ func TestMapFolders(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := MapFolders(c.src, c.delim, c.specials, c.renames)
+			got := MapFolders(c.src, Namespace{Prefix: c.prefix, Delim: c.delim}, c.specials, c.renames)
 			for k, v := range c.want {
 				if got[k] != v {
 					t.Errorf("%q -> %q, want %q", k, got[k], v)
@@ -92,7 +121,7 @@ func FuzzMapFolders(f *testing.F) {
 			seen[n] = true
 			src = append(src, sources.Folder{Name: n, Delim: sdelim})
 		}
-		got := MapFolders(src, tdelim, nil, nil)
+		got := MapFolders(src, Namespace{Delim: tdelim}, nil, nil)
 		// Two ordinary folders never land on the same target folder.
 		back := map[string]string{}
 		for _, f := range src {
@@ -111,4 +140,39 @@ func FuzzMapFolders(f *testing.F) {
 			back[name] = f.Name
 		}
 	})
+}
+
+func TestSafeName(t *testing.T) {
+	cases := []struct {
+		name string
+		ns   Namespace
+		want string
+	}{
+		{"100%", Namespace{Delim: '/'}, "100_"},
+		{"INBOX.a*b.c%", Namespace{Prefix: "INBOX.", Delim: '.'}, "INBOX.a_b.c_"},
+		{"plain/name", Namespace{Delim: '/'}, "plain/name"},
+		{"tab\there", Namespace{Delim: '/'}, "tab_here"},
+	}
+	for _, c := range cases {
+		if got := SafeName(c.name, c.ns); got != c.want {
+			t.Errorf("SafeName(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSpecialsByWellKnownName(t *testing.T) {
+	list := []sources.Folder{
+		{Name: "INBOX", Delim: '.'}, {Name: "INBOX.Sent", Delim: '.'}, {Name: "INBOX.Trash", Delim: '.'},
+		{Name: "INBOX.Drafts.old", Delim: '.'}, {Name: "INBOX.Junk", Delim: '.', SpecialUse: sources.SpecialArchive},
+	}
+	got := Specials(list, Namespace{Prefix: "INBOX.", Delim: '.'})
+	want := map[string]string{sources.SpecialSent: "INBOX.Sent", sources.SpecialTrash: "INBOX.Trash", sources.SpecialArchive: "INBOX.Junk"}
+	if len(got) != len(want) {
+		t.Errorf("specials %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s -> %q, want %q", k, got[k], v)
+		}
+	}
 }

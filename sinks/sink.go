@@ -42,12 +42,16 @@ type Message struct {
 
 // Sink is one logged-in session on the target mailbox, used by one goroutine.
 type Sink interface {
-	// Delimiter is the target's hierarchy delimiter.
-	Delimiter() rune
-	// Specials maps special-use attributes to the target's existing folders.
-	Specials(ctx context.Context) (map[string]string, error)
+	// Namespace is where the mailbox's own folders live.
+	Namespace() Namespace
+	// Folders lists the target's own folders with their special use,
+	// UIDVALIDITY, message count and UIDNEXT: what a re-run checks its
+	// records against (the target is the truth).
+	Folders(ctx context.Context) ([]sources.Folder, error)
 	// Prepare creates the folder (and its parents) if needed and reports its state.
 	Prepare(ctx context.Context, name string) (Folder, error)
+	// Subscribe subscribes the folder.
+	Subscribe(ctx context.Context, name string) error
 	// Append stores one message with its flags and INTERNALDATE, reading
 	// exactly size bytes from r.
 	Append(ctx context.Context, f Folder, r io.Reader, size int64, flags []string, date time.Time) (Appended, error)
@@ -70,8 +74,45 @@ type Expunger interface {
 // so it must be looked up there before it is sent again.
 var ErrInDoubt = errors.New("the connection was lost after the whole message was sent; the target may have stored it")
 
+// ErrKeywordsRefused marks an APPEND the target refused because of the
+// message's keywords (too many for the folder, a name it does not take):
+// the message is to be sent again without them, never failed for them.
+var ErrKeywordsRefused = errors.New("the target refused the message's keywords")
+
 // Opener opens a sink session.
 type Opener func(ctx context.Context, e sources.Endpoint) (Sink, error)
+
+// Specials maps roles to the target's folders for them: by SPECIAL-USE
+// attribute, else by a well-known name at the top of its namespace (Courier
+// has no SPECIAL-USE; its "INBOX.Sent" is the Sent folder).
+func Specials(list []sources.Folder, ns Namespace) map[string]string {
+	out := map[string]string{}
+	for _, f := range list {
+		if f.SpecialUse != "" {
+			if _, ok := out[f.SpecialUse]; !ok {
+				out[f.SpecialUse] = f.Name
+			}
+		}
+	}
+	for _, f := range list {
+		if f.SpecialUse != "" || strings.EqualFold(f.Name, "INBOX") {
+			continue
+		}
+		f.Prefix = ns.Prefix
+		if ns.Rel(f.Name) == f.Name && ns.Prefix != "" {
+			continue // outside the personal namespace
+		}
+		if len(splitName(f)) != 1 {
+			continue
+		}
+		if role := Role(f); role != "" && role != sources.SpecialAll && role != sources.SpecialFlagged {
+			if _, ok := out[role]; !ok {
+				out[role] = f.Name
+			}
+		}
+	}
+	return out
+}
 
 // KeepFlags splits flags into those the folder keeps and those it refuses.
 func KeepFlags(f Folder, flags []string) (keep, dropped []string) {

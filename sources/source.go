@@ -36,6 +36,13 @@ type Folder struct {
 	Name string
 	// Delim is the hierarchy delimiter; 0 when the source has no hierarchy.
 	Delim rune
+	// Prefix is the personal namespace's prefix that Name begins with
+	// (RFC 2342: "INBOX." on Courier), which is not a level of the folder's
+	// own: "INBOX.Sent" there is "Sent" anywhere else.
+	Prefix string
+	// Unsubscribed says the member unsubscribed the folder (IMAP LSUB);
+	// sources without subscriptions leave it false.
+	Unsubscribed bool
 	// SpecialUse is one of the Special* constants.
 	SpecialUse string
 	// Validity changes when the source renumbers the folder's keys

@@ -38,15 +38,19 @@ const (
 	AccountNotStarted AccountState = "not_started" // 未启动
 	AccountPreparing  AccountState = "preparing"   // 准备中
 	AccountRunning    AccountState = "in_progress" // 进行中
-	AccountSucceeded  AccountState = "succeeded"   // 搬家成功
+	AccountSucceeded  AccountState = "succeeded"   // 搬家成功: every selected message is on the target
+	AccountPartial    AccountState = "partial"     // 部分失败: finished, but some messages or folders were not copied
 	AccountFailed     AccountState = "failed"      // 搬家失败
 	AccountAbandoned  AccountState = "abandoned"   // 放弃
 )
 
 // Finished reports whether the state is final for this run.
 func (s AccountState) Finished() bool {
-	return s == AccountSucceeded || s == AccountFailed || s == AccountAbandoned
+	return s == AccountSucceeded || s == AccountPartial || s == AccountFailed || s == AccountAbandoned
 }
+
+// States lists the account states in the order tables show them.
+var States = []AccountState{AccountNotStarted, AccountPreparing, AccountRunning, AccountSucceeded, AccountPartial, AccountFailed, AccountAbandoned}
 
 // Options are a job's choices about what to copy.
 type Options struct {
@@ -205,7 +209,16 @@ type Checkpoint struct {
 	Failed         Ranges            // source UIDs that failed in the latest run
 	Skipped        Ranges            // source UIDs out of scope
 	Reasons        map[uint32]string `json:",omitempty"` // why, for failed UIDs (bounded)
-	Bytes          int64
+	// Sizes and Dates of failed UIDs, for the report (bounded like Reasons).
+	Sizes map[uint32]int64     `json:",omitempty"`
+	Dates map[uint32]time.Time `json:",omitempty"`
+	// FolderReason says why the whole folder could not be copied (the
+	// target refused to create it): every message of Failed failed for it.
+	FolderReason string `json:",omitempty"`
+	// Wanted is the target name the folder map chose when Target differs
+	// from it: the target refused that name and Target is the one it took.
+	Wanted string `json:",omitempty"`
+	Bytes  int64
 	// Resent are messages that may be on the target more than once (sent
 	// again after an in-doubt APPEND) whose extra copies are still to be
 	// looked for (the late sweep). Kept here so a run that dies before the

@@ -12,13 +12,13 @@ var words = map[string]map[string]string{
 	"en": {
 		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
 		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress", "succeeded": "succeeded",
-		"failed": "failed", "abandoned": "abandoned",
+		"partial": "finished with failures", "failed": "failed", "abandoned": "abandoned",
 		"counts": "%d to import, %d imported, %d failed",
 	},
 	"zh": {
 		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
 		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
-		"failed": "搬家失败", "abandoned": "放弃",
+		"partial": "部分失败", "failed": "搬家失败", "abandoned": "放弃",
 		"counts": "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
 	},
 }

@@ -103,9 +103,15 @@ type jobView struct {
 	States   []string
 	Accounts []state.Account
 	Events   []*state.Event
+	// Retryable counts the accounts that failed or finished with
+	// failures; CanRetry: the Retry button is offered (the job is not
+	// paused or ended).
+	Retryable int
+	CanRetry  bool
+	Verify    *verification // the last verification, if any
 }
 
-var accountStates = []string{"all", "not_started", "in_progress", "succeeded", "failed", "abandoned"}
+var accountStates = []string{"all", "not_started", "in_progress", "succeeded", "partial", "failed", "abandoned"}
 
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	id := r.PathValue("id")
@@ -123,6 +129,12 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
 			v.Accounts = append(v.Accounts, a)
 		}
 	}
+	v.Retryable = v.Row.N[string(state.AccountFailed)] + v.Row.N[string(state.AccountPartial)]
+	switch st.Job.State {
+	case state.JobRunning, state.JobCompleted:
+		v.CanRetry = v.Retryable > 0
+	}
+	v.Verify = s.verifies.get(id)
 	evs, _ := s.store.Events(id, 0, 0)
 	// Newest first, and not the whole history on a page that refreshes.
 	for i := len(evs) - 1; i >= 0 && len(v.Events) < 200; i-- {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -276,5 +277,70 @@ func TestInviteMembers(t *testing.T) {
 		t.Fatalf("no job.invited event: %v", evs)
 	}
 	s.secrets = append(s.secrets, "smtp-pw-inv")
+	s.noSecrets()
+}
+
+// TestBrowserRetryFailed: in Chromium, in Chinese, the job page of a job
+// whose target refused a folder offers 重试失败的账号; once the cause is
+// fixed, the button runs the account again and it succeeds; the Verify form
+// (deep) then shows that every folder holds its source's messages once.
+func TestBrowserRetryFailed(t *testing.T) {
+	browser.Require(t)
+	s := newSite(t, siteOptions{accounts: 1, messages: 8, sourceConfig: listescape})
+	u := s.w.Users[0]
+	addRefusedFolder(t, s.w, u)
+	before := s.w.Sources()
+	if code := s.api("POST", "/api/jobs", map[string]any{"id": "fix", "mode": "passwords", "source": s.endpointURL(s.w.Src.IMAPAddr),
+		"target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": s.w.CSV(), "start": true}, nil); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	s.waitAccount("fix", u.Old, "partial", 2*time.Minute)
+
+	b := browser.Start(t)
+	admin := b.Tab(t)
+	admin.SetLanguage("zh-CN,zh;q=0.9")
+	admin.Go(s.http.URL + "/admin")
+	admin.Fill("#admin-user", "admin")
+	admin.Fill("#admin-password", adminPW)
+	admin.Click("#admin-signin")
+	admin.Go(s.http.URL + "/admin/jobs/fix")
+	admin.WaitText("#accounts", "部分失败", 10*time.Second)
+	admin.WaitText("#retry-form", "重试失败的账号", 5*time.Second)
+	admin.WaitText("#not-copied", "没有搬过去的邮件: 3 封", 5*time.Second)
+	admin.Click("#report-link")
+	admin.WaitText("#report", "Begins with '~'", 5*time.Second)
+	admin.Click("#back")
+
+	j, err := s.w.Store.Job("fix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Options.Renames = map[string]string{"~home": "home"}
+	if err := s.w.Store.PutJob(j); err != nil {
+		t.Fatal(err)
+	}
+	admin.Click("#retry-fix")
+	admin.WaitText("#notice", "正在重试失败或部分失败的账号 (1 个): "+u.Old, 5*time.Second)
+	admin.WaitText("#acct-"+strings.ReplaceAll(strings.ReplaceAll(u.Old, "@", "\\@"), ".", "\\."), "搬家成功", 2*time.Minute)
+	want := before[u.Old]
+	want["home"] = want["~home"]
+	delete(want, "~home")
+	migratetest.SameMail(t, u.Old, want, s.w.Target(u))
+
+	// The passwords were wiped with the success: the admin gives them
+	// again, then verifies, deep.
+	admin.Fill("#add-accounts", fmt.Sprintf("%s,%s,%s,%s", u.Old, u.New, u.OldPW, u.NewPW))
+	admin.Click("#add")
+	waitFor(t, "the job to complete", 30*time.Second, func() bool { return s.jobState("fix") == "completed" })
+	admin.Click("#verify-deep")
+	admin.Click("#verify")
+	admin.WaitText("#notice", "核对已开始", 5*time.Second)
+	admin.WaitText("#verify-line", "每个文件夹都与原邮箱一致", time.Minute)
+	if txt := admin.Text("#verify-line"); !strings.Contains(txt, "深度") || !strings.Contains(txt, "0 个不一致") {
+		t.Fatalf("verify line: %s", txt)
+	}
+	if os.Getenv("BANJIA_SCREENSHOT") != "" {
+		admin.Screenshot(os.Getenv("BANJIA_SCREENSHOT"))
+	}
 	s.noSecrets()
 }

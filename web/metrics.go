@@ -104,7 +104,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			n[a.State]++
 			c.Add(a.Counts)
 		}
-		for _, s := range []state.AccountState{state.AccountNotStarted, state.AccountPreparing, state.AccountRunning, state.AccountSucceeded, state.AccountFailed, state.AccountAbandoned} {
+		for _, s := range state.States {
 			ch <- prometheus.MustNewConstMetric(descAccounts, prometheus.GaugeValue, float64(n[s]), id, string(s))
 		}
 		for _, s := range []state.JobState{state.JobCreated, state.JobRunning, state.JobPaused, state.JobCompleted, state.JobEnded} {

@@ -174,7 +174,7 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, tr(lang, "csrf"))
 		return
 	}
-	if v.Account != nil && !v.Job.AwaitingMember(v.Account) && v.Account.State != state.AccountFailed {
+	if v.Account != nil && !v.Job.AwaitingMember(v.Account) && v.Account.State != state.AccountFailed && v.Account.State != state.AccountPartial {
 		http.Redirect(w, r, "/me", http.StatusSeeOther)
 		return
 	}
@@ -232,7 +232,7 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 	if len(job.TargetAdminSecret) == 0 {
 		a.TargetSecret = ss.sealed
 	}
-	if a.State == state.AccountFailed {
+	if a.State == state.AccountFailed || a.State == state.AccountPartial {
 		a.State, a.Reason = state.AccountNotStarted, ""
 	}
 	a.Lang = lang

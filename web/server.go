@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -98,6 +99,8 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 	started time.Time
+	// verifies are the last verification of each job (job page, API).
+	verifies verifications
 }
 
 // New builds a server; it starts nothing until its Handler is served.
@@ -121,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, m: cfg.Manager, store: cfg.Manager.Store(), sess: &sessions{m: map[string]*session{}},
-		lock: newLockout(cfg.MaxFailures, cfg.FailWindow, cfg.LockFor), started: time.Now()}
+		lock: newLockout(cfg.MaxFailures, cfg.FailWindow, cfg.LockFor), started: time.Now(), verifies: verifications{m: map[string]*verification{}}}
 	if err := s.parse(); err != nil {
 		return nil, err
 	}
@@ -142,6 +145,9 @@ var funcs = template.FuncMap{
 	"day":  func(t time.Time) string { return t.Local().Format("2006-01-02") },
 	"list": func(v ...string) []string { return v },
 	"dict": func(v view, row jobRow, back string) buttons { return buttons{V: v, Row: row, Back: back} },
+	// why is an account's reason without the counts line a finished
+	// account's reason begins with: the page shows the counts already.
+	"why": func(reason string) string { return countsLine.ReplaceAllString(reason, "") },
 	"pct": func(c state.Counts) int {
 		if c.ToImport <= 0 {
 			return 0
@@ -149,6 +155,8 @@ var funcs = template.FuncMap{
 		return int(100 * (c.Imported + c.Failed) / c.ToImport)
 	},
 }
+
+var countsLine = regexp.MustCompile(`^\d+ to import, \d+ imported, \d+ failed(; |$)`)
 
 func (s *Server) parse() error {
 	s.pages = map[string]*template.Template{}
@@ -211,6 +219,10 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /admin/jobs/{id}", s.admin(s.jobPage))
 	mux.HandleFunc("POST /admin/jobs/{id}/accounts", s.operator(s.addAccountsForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/invite", s.operator(s.inviteForm))
+	mux.HandleFunc("GET /admin/jobs/{id}/report", s.admin(s.reportPage))
+	mux.HandleFunc("GET /admin/jobs/{id}/report.csv", s.admin(s.reportCSV))
+	mux.HandleFunc("POST /admin/jobs/{id}/retry", s.operator(s.retryForm))
+	mux.HandleFunc("POST /admin/jobs/{id}/verify", s.operator(s.verifyForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/{op}", s.operator(s.controlForm))
 	mux.HandleFunc("GET /admin/events", s.admin(s.eventsPage))
 
@@ -222,6 +234,10 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /api/jobs/{id}/accounts", s.api(s.apiAddAccounts))
 	mux.HandleFunc("POST /api/jobs/{id}/invite", s.api(s.apiInvite))
 	mux.HandleFunc("GET /api/jobs/{id}/events", s.api(s.apiEvents))
+	mux.HandleFunc("GET /api/jobs/{id}/report", s.api(s.apiReport))
+	mux.HandleFunc("POST /api/jobs/{id}/retry", s.api(s.apiRetry))
+	mux.HandleFunc("POST /api/jobs/{id}/verify", s.api(s.apiVerify))
+	mux.HandleFunc("GET /api/jobs/{id}/verify", s.api(s.apiVerifyResult))
 	mux.HandleFunc("POST /api/jobs/{id}/{op}", s.api(s.apiControl))
 	mux.HandleFunc("GET /api/events", s.api(s.apiEvents))
 	mux.HandleFunc("POST /api/check", s.api(s.apiCheck))
@@ -357,7 +373,7 @@ func (s *Server) HandleEvent(e *state.Event) {
 		return
 	}
 	switch e.Kind {
-	case "account.succeeded", "account.failed", "account.abandoned":
+	case "account.succeeded", "account.partial", "account.failed", "account.abandoned":
 		job, err := s.store.Job(e.Job)
 		if err != nil {
 			return

@@ -75,6 +75,7 @@ type siteOptions struct {
 	admins             map[string]string // named dashboard admins: name -> bcrypt hash
 	viewers            map[string]string // dashboard viewers: name -> bcrypt hash
 	proxies            []netip.Prefix    // trusted reverse proxies
+	sourceConfig       string            // more source Dovecot configuration
 	notifier           web.Notifier
 	engine             migrate.Config
 }
@@ -85,7 +86,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 		SourceAdmin: o.sourceAdmin, SourceAdminPW: sourceAdminPW,
 		// Dovecot delays failed logins, more for each from the same address (up
 		// to 15 s): the lockout tests fail logins on purpose.
-		SourceConfig: penaltyOff, TargetConfig: penaltyOff})
+		SourceConfig: penaltyOff + o.sourceConfig, TargetConfig: penaltyOff})
 	w.Open()
 	s := &site{t: t, w: w, logs: &syncBuffer{}, seen: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -11,7 +11,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/state"
 )
 
 func providersCommand() *cli.Command {
@@ -153,6 +155,11 @@ func checkCommand() *cli.Command {
 					printReport(os.Stdout, r.Role, r.Account, r.Report)
 				}
 				fmt.Printf("%d checks: %d passed, %d failed\n", len(results), len(results)-failed, failed)
+				if failed == 0 && c.String("accounts") == "" && src.Host != "" && dst.Host != "" {
+					if err := printFolderMap(c, src, dst); err != nil {
+						return err
+					}
+				}
 			}
 			if failed > 0 {
 				return cli.Exit("", 1)
@@ -178,4 +185,34 @@ func printReport(w io.Writer, role, account string, r *sources.Report) {
 			fmt.Fprintf(w, "       %-9s hint: %s\n", "", s.Hint)
 		}
 	}
+}
+
+// printFolderMap shows where each folder of one mailbox will go, before
+// anything is copied: names under the target's namespace, special folders,
+// what exists already.
+func printFolderMap(c *cli.Context, src, dst sources.Endpoint) error {
+	s, err := sources.Open(c.Context, src)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := openSink(c.Context, dst)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	plan, err := migrate.PlanFolders(c.Context, s, d, state.Options{})
+	if err != nil {
+		return err
+	}
+	fmt.Println("\nfolder map (source -> target):")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	for _, p := range plan {
+		note := "new"
+		if p.Exists {
+			note = "exists"
+		}
+		fmt.Fprintf(tw, "  %q\t-> %q\t%d messages, %s\n", p.Source, p.Target, p.Messages, note)
+	}
+	return tw.Flush()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -130,8 +131,9 @@ func TestEndToEnd20x500(t *testing.T) {
 	w.env = nil
 	err := cmd.Wait()
 	elapsed := time.Since(start)
-	if err != nil {
-		t.Fatalf("job start: %v\n%s", err, out)
+	// One account has a wrong password: the exit code says an account failed.
+	if code := exitCode(err); code != 2 || !strings.Contains(out.String(), "1 of 21 accounts failed") {
+		t.Fatalf("job start: exit code %d (%v), want 2 with the failed account named\n%s", code, err, out)
 	}
 	n := w.checkAll(t, before)
 	// Not rusage: a child shares the test's memory until exec, and the test
@@ -145,7 +147,7 @@ func TestEndToEnd20x500(t *testing.T) {
 	migratetest.Unchanged(t, before, w.Sources())
 
 	status := w.mustBanjia(t, "job", "status", w.Job)
-	if !strings.Contains(status, "completed") || !regexpLine(status, w.Job, "21", "0", "0", "20", "1", "0") {
+	if !strings.Contains(status, "completed") || !regexpLine(status, w.Job, "21", "0", "0", "20", "0", "1", "0") {
 		t.Fatalf("job table:\n%s", status)
 	}
 	accts := w.mustBanjia(t, "job", "accounts", w.Job)
@@ -186,8 +188,8 @@ func TestEndToEnd20x500(t *testing.T) {
 	w.mustBanjia(t, "job", "add", w.Job, "--accounts", w.csv)
 	rerun := time.Now()
 	cmd, out = w.start(t, "--rerun", "--parallel", "8")
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("re-run: %v\n%s", err, out)
+	if err := cmd.Wait(); exitCode(err) != 2 {
+		t.Fatalf("re-run: %v, want exit code 2 (the wrong password again)\n%s", err, out)
 	}
 	if after := w.TotalTarget(); after != count {
 		t.Fatalf("re-run changed the target from %d to %d messages", count, after)
@@ -357,8 +359,9 @@ func TestPauseResumeEndFromAnotherShell(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("job start after end: %v\n%s", err, out)
+		// Ended with accounts abandoned: not every mailbox moved.
+		if code := exitCode(err); code != 4 {
+			t.Fatalf("job start after end: exit code %d (%v), want 4\n%s", code, err, out)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("end did not reach the running job")
@@ -802,4 +805,17 @@ func TestGraphDomainCLI(t *testing.T) {
 			t.Fatal("a secret leaked into an output or the state file")
 		}
 	}
+}
+
+// exitCode is a finished command's exit code (0 for no error, -1 when it
+// did not exit by itself).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
 }

@@ -37,7 +37,11 @@ var version = "dev"
 
 var errShown = errors.New("shown")
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode runs the CLI and returns its exit code, after the deferred
+// profile and peak-RSS writers have run (os.Exit would skip them).
+func mainCode() int {
 	app := &cli.App{
 		Name:    "banjia",
 		Usage:   "move mailboxes from an old mail system into a new IMAP server (搬家)",
@@ -86,10 +90,21 @@ func main() {
 			}
 		}()
 	}
-	if err := app.Run(jobNameLast(os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "banjia:", err)
-		os.Exit(1)
+	// Exit codes are returned, not taken with os.Exit inside the library.
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	err := app.Run(jobNameLast(os.Args))
+	var ec cli.ExitCoder
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ec):
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		return ec.ExitCode()
 	}
+	fmt.Fprintln(os.Stderr, "banjia:", err)
+	return 1
 }
 
 // jobNameLast lets admins write `banjia job create acme --from ...`: the
@@ -290,7 +305,7 @@ func showProgress(ctx context.Context, r *migrate.Runner, lang string, done <-ch
 				bar.ChangeMax64(max(total.ToImport, 1))
 				n := tally(st.Accounts)
 				bar.Describe(fmt.Sprintf("%s %d/%d", word(lang, string(st.Job.State)),
-					n[state.AccountSucceeded]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts)))
+					n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts)))
 				bar.Set64(total.Imported + total.Failed)
 			} else {
 				fmt.Fprintln(os.Stderr, progressLine(lang, st, now.Sub(start), prev, now.Sub(prevT)))
@@ -311,9 +326,10 @@ func migrateCommand() *cli.Command {
 	flags = append(flags, endpointFlags()...)
 	flags = append(flags, runnerFlags()...)
 	return &cli.Command{
-		Name:  "migrate",
-		Usage: "copy one mailbox (re-runs copy only what is new)",
-		Flags: flags,
+		Name:        "migrate",
+		Usage:       "copy one mailbox (re-runs copy only what is new)",
+		Description: exitCodesHelp,
+		Flags:       flags,
 		Action: func(c *cli.Context) error {
 			src, err := parseSource(c)
 			if err != nil {
@@ -379,17 +395,7 @@ func migrateCommand() *cli.Command {
 			}
 			cfg := runnerConfig(c)
 			cfg.Rerun = true
-			if err := run(c, store, id, cfg); err != nil {
-				return err
-			}
-			a, err := store.Account(id, user)
-			if err != nil {
-				return err
-			}
-			if a.State == state.AccountFailed {
-				return cli.Exit("", 2)
-			}
-			return nil
+			return outcome(store, id, run(c, store, id, cfg), nil)
 		},
 	}
 }
@@ -599,7 +605,8 @@ func jobCommand() *cli.Command {
 			},
 			{
 				Name: "start", Usage: "run a job in the foreground until it finishes (Ctrl-C saves and stops)", ArgsUsage: "JOB",
-				Flags: append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded (needs their passwords again: job add)"}),
+				Description: exitCodesHelp,
+				Flags:       append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded (needs their passwords again: job add)"}),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					store, err := state.OpenExisting(c.String("state"))
@@ -609,7 +616,7 @@ func jobCommand() *cli.Command {
 					defer store.Close()
 					cfg := runnerConfig(c)
 					cfg.Rerun = c.Bool("rerun")
-					return run(c, store, id, cfg)
+					return outcome(store, id, run(c, store, id, cfg), nil)
 				},
 			},
 			controlCommand("pause", "pause a job at the next message boundary"),
@@ -625,8 +632,53 @@ func jobCommand() *cli.Command {
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
 				Action: func(c *cli.Context) error { return status(c, true) },
 			},
+			reportCommand(),
+			retryCommand(),
+			verifyCommand(),
 		},
 	}
+}
+
+// Exit codes of migrate and job start: a script can tell a move that left
+// mail behind from one that did not (README, "Exit codes").
+const (
+	exitFailed     = 2 // an account failed (搬家失败)
+	exitPartial    = 3 // every account finished, some messages or folders were not copied (部分失败)
+	exitUnfinished = 4 // stopped before every account finished: interrupted, or ended with accounts abandoned
+	exitCodesHelp  = "exit codes: 0 every selected message is on the target; 1 banjia could not run (bad input, state file); 2 an account failed; 3 finished with messages or folders not copied (banjia job report); 4 stopped before every account finished"
+)
+
+// outcome turns a finished run into the exit code a script reads: 0 only
+// when every selected message of every account is on the target.
+// only, when set, limits it to those accounts (a retry's).
+func outcome(store *state.Store, jobID string, runErr error, only map[string]bool) error {
+	if runErr != nil && !errors.Is(runErr, migrate.ErrInterrupted) {
+		return runErr
+	}
+	accts, err := store.Accounts(jobID)
+	if err != nil {
+		return err
+	}
+	n := map[state.AccountState]int{}
+	kept := accts[:0]
+	for _, a := range accts {
+		if only == nil || only[a.ID] {
+			n[a.State]++
+			kept = append(kept, a)
+		}
+	}
+	accts = kept
+	switch {
+	case n[state.AccountFailed] > 0:
+		return cli.Exit(fmt.Sprintf("banjia: %d of %d accounts failed (搬家失败); %d finished with messages not copied", n[state.AccountFailed], len(accts), n[state.AccountPartial]), exitFailed)
+	case runErr != nil:
+		return cli.Exit("banjia: "+runErr.Error(), exitUnfinished)
+	case n[state.AccountPartial] > 0:
+		return cli.Exit(fmt.Sprintf("banjia: %d of %d accounts finished with messages or folders not copied (部分失败): banjia job report %s lists them", n[state.AccountPartial], len(accts), jobID), exitPartial)
+	case n[state.AccountAbandoned] > 0 || n[state.AccountSucceeded] < len(accts):
+		return cli.Exit(fmt.Sprintf("banjia: %d of %d accounts finished; the rest were abandoned or not started", n[state.AccountSucceeded], len(accts)), exitUnfinished)
+	}
+	return nil
 }
 
 func readCSV(path string) ([]migrate.AccountRow, error) {

@@ -41,13 +41,13 @@ func word(lang, key string) string { return words.Get(lang, key) }
 // succeeded / failed / abandoned.
 func jobTable(w io.Writer, lang string, rows []*migrate.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", word(lang, "h.job"), word(lang, "h.state"), word(lang, "h.all"),
-		word(lang, "not_started"), word(lang, "in_progress"), word(lang, "succeeded"), word(lang, "failed"), word(lang, "abandoned"))
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", word(lang, "h.job"), word(lang, "h.state"), word(lang, "h.all"),
+		word(lang, "not_started"), word(lang, "in_progress"), word(lang, "succeeded"), word(lang, "partial"), word(lang, "failed"), word(lang, "abandoned"))
 	for _, st := range rows {
 		n := tally(st.Accounts)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Job.ID, word(lang, string(st.Job.State)), len(st.Accounts),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Job.ID, word(lang, string(st.Job.State)), len(st.Accounts),
 			n[state.AccountNotStarted], n[state.AccountPreparing]+n[state.AccountRunning], n[state.AccountSucceeded],
-			n[state.AccountFailed], n[state.AccountAbandoned])
+			n[state.AccountPartial], n[state.AccountFailed], n[state.AccountAbandoned])
 	}
 	tw.Flush()
 }
@@ -68,6 +68,8 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 		note := a.Counts.Line(lang)
 		if a.State == state.AccountFailed || a.State == state.AccountAbandoned {
 			note = a.Reason + " (" + note + ")"
+		} else if a.State == state.AccountPartial {
+			note = a.Reason
 		} else if a.State == state.AccountNotStarted {
 			note = "-"
 		}
@@ -93,8 +95,8 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 	}
 	return fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
 		elapsed.Truncate(time.Second), word(lang, string(st.Job.State)),
-		n[state.AccountSucceeded]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
-		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed], word(lang, "failed"),
+		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
+		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed]+n[state.AccountPartial], word(lang, "failed"),
 		c.Line(lang), float64(c.Bytes)/1e6, rate)
 }
 

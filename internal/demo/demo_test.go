@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sinks"
 	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
 	"github.com/banjia-mail/banjia/sources"
 	_ "github.com/banjia-mail/banjia/sources/imap"
@@ -132,10 +133,11 @@ func TestSourceLooksReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	specials, err := dst.Specials(ctx)
+	list, err := dst.Folders(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	specials := sinks.Specials(list, dst.Namespace())
 	if specials[sources.SpecialTrash] != "Trash" || specials[sources.SpecialSent] != "Sent" {
 		t.Errorf("target specials %v", specials)
 	}

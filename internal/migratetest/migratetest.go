@@ -175,12 +175,24 @@ type Mailbox map[string][]dovecot.SnapMessage
 // Snapshot reads a whole mailbox.
 func Snapshot(t testing.TB, s *dovecot.Server, user, pw string) Mailbox {
 	t.Helper()
-	m, delim, err := dovecot.Snapshot(s.IMAPAddr, user, pw)
+	return SnapshotAt(t, s.IMAPAddr, "", user, pw)
+}
+
+// SnapshotAt reads a whole mailbox of any IMAP server, with names relative
+// to its personal namespace (prefix, e.g. "INBOX." on Courier) and "/"
+// between levels, so that mailboxes of servers with different namespaces
+// compare.
+func SnapshotAt(t testing.TB, addr, prefix, user, pw string) Mailbox {
+	t.Helper()
+	m, delim, err := dovecot.Snapshot(addr, user, pw)
 	if err != nil {
 		t.Fatalf("snapshot %s: %v", user, err)
 	}
 	out := Mailbox{}
 	for name, msgs := range m {
+		if prefix != "" && strings.HasPrefix(name, prefix) && len(name) > len(prefix) {
+			name = name[len(prefix):]
+		}
 		if delim != "/" && delim != "" {
 			name = strings.ReplaceAll(name, delim, "/")
 		}

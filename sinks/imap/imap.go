@@ -25,11 +25,8 @@ import (
 // Sink is one session on the target mailbox.
 type Sink struct {
 	conn     *imapsrc.Conn
-	delim    rune
+	ns       sinks.Namespace
 	selected string
-	// noKeywords remembers folders that refused keywords on APPEND even
-	// though PERMANENTFLAGS did not say so.
-	noKeywords map[string]bool
 	// pipe is the pipelined APPEND path (pipeline.go); nil without LITERAL+.
 	pipe *pipeline
 }
@@ -46,52 +43,44 @@ func Open(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{conn: c, delim: '/', noKeywords: map[string]bool{}}
+	s := &Sink{conn: c}
 	if w != nil && c.Caps.Has(imap.CapLiteralPlus) {
 		s.pipe = newPipeline(c, w)
 		// Pipelined APPENDs the server has not read yet must die with us,
 		// not be stored after a restart has looked for them.
 		c.ResetOnClose()
 	}
-	var list []*imap.ListData
-	err = c.Do(ctx, func() (err error) {
-		list, err = c.List("", "", nil).Collect()
-		return err
-	})
+	ns, err := c.Namespaces(ctx)
 	if err != nil {
 		c.Close()
-		return nil, imapsrc.CommandError("list the target's hierarchy delimiter", err)
+		return nil, err
 	}
-	if len(list) > 0 && list[0].Delim != 0 {
-		s.delim = list[0].Delim
-	}
+	s.ns = sinks.Namespace{Prefix: ns.Prefix, Delim: ns.Delim}
 	return s, nil
 }
 
-// Delimiter is the target's hierarchy delimiter.
-func (s *Sink) Delimiter() rune { return s.delim }
+// Namespace is where the target mailbox's own folders live.
+func (s *Sink) Namespace() sinks.Namespace { return s.ns }
 
-// Specials lists the target's special-use folders.
-func (s *Sink) Specials(ctx context.Context) (map[string]string, error) {
+// Folders lists the target's own folders with their status, in one LIST
+// where the server has LIST-STATUS.
+func (s *Sink) Folders(ctx context.Context) ([]sources.Folder, error) {
 	if err := s.settlePipe(ctx); err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
-	if !s.conn.Caps.Has(imap.CapSpecialUse) {
-		return out, nil
+	return imapsrc.ListFolders(ctx, s.conn)
+}
+
+// Subscribe subscribes a target folder.
+func (s *Sink) Subscribe(ctx context.Context, name string) error {
+	if err := s.settlePipe(ctx); err != nil {
+		return err
 	}
-	folders, err := imapsrc.ListFolders(ctx, s.conn)
+	err := s.conn.Do(ctx, func() error { return s.conn.Subscribe(name).Wait() })
 	if err != nil {
-		return nil, err
+		return imapsrc.CommandError(fmt.Sprintf("subscribe target folder %q", name), err)
 	}
-	for _, f := range folders {
-		if f.SpecialUse != "" {
-			if _, ok := out[f.SpecialUse]; !ok {
-				out[f.SpecialUse] = f.Name
-			}
-		}
-	}
-	return out, nil
+	return nil
 }
 
 // Prepare creates name and its parents if missing, then selects it to learn
@@ -104,9 +93,16 @@ func (s *Sink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
 	// one round trip.
 	var paths []string
 	if !strings.EqualFold(name, "INBOX") {
-		parts := strings.Split(name, string(s.delim))
+		// Parents from the first level below the namespace's prefix: the
+		// prefix itself ("INBOX." on Courier) is not a folder to create.
+		rel := s.ns.Rel(name)
+		prefix := name[:len(name)-len(rel)]
+		parts := strings.Split(rel, string(s.ns.Delim))
 		for i := 1; i <= len(parts); i++ {
-			paths = append(paths, strings.Join(parts[:i], string(s.delim)))
+			p := prefix + strings.Join(parts[:i], string(s.ns.Delim))
+			if !strings.EqualFold(p, "INBOX") {
+				paths = append(paths, p)
+			}
 		}
 	}
 	var data *imap.SelectData
@@ -141,9 +137,6 @@ func (s *Sink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
 		}
 		f.Flags = append(f.Flags, string(fl))
 	}
-	if s.noKeywords[name] {
-		f.Keywords = false
-	}
 	return f, nil
 }
 
@@ -176,9 +169,6 @@ func (s *Sink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int
 			err = resErr
 		}
 		return res, err
-	}
-	if s.noKeywords[f.Name] {
-		f.Keywords = false
 	}
 	keep, dropped := sinks.KeepFlags(f, flags)
 	opts := &imap.AppendOptions{Time: date}

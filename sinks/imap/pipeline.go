@@ -119,9 +119,6 @@ func (s *Sink) Send(ctx context.Context, f sinks.Folder, r io.Reader, size int64
 		return err
 	}
 
-	if s.noKeywords[f.Name] {
-		f.Keywords = false
-	}
 	keep, dropped := sinks.KeepFlags(f, flags)
 	var valid []string
 	for _, fl := range keep {
@@ -288,8 +285,9 @@ func (s *Sink) refused(folder string, keep []string, err error) error {
 			return fault.New(fault.Retry, fmt.Sprintf("target folder %q disappeared", folder), err)
 		}
 		if hasKeywords(keep) && (strings.Contains(text, "keyword") || strings.Contains(text, "flag")) {
-			s.noKeywords[folder] = true
-			return fault.New(fault.Retry, "target refused keywords; retrying without them", err)
+			// Not the message's fault: the engine sends it again without
+			// its keywords.
+			return fault.New(fault.Retry, "the target refused the message's keywords", fmt.Errorf("%w (the server said: %s)", sinks.ErrKeywordsRefused, ie.Text))
 		}
 	}
 	return imapsrc.CommandError(fmt.Sprintf("append to %q", folder), err)

@@ -37,6 +37,8 @@ type Conn struct {
 	Caps     imap.CapSet
 	raw      net.Conn
 	aborted  atomic.Bool
+	// ns is the session's namespaces, once asked (namespace.go).
+	ns *Namespaces
 }
 
 // ResetOnClose makes closing the connection (or the process dying) reset

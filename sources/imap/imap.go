@@ -99,20 +99,29 @@ func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
 	return ListFolders(ctx, s.conn)
 }
 
-// ListFolders lists the selectable folders of a session, with special-use
-// attributes and status, in as few round trips as the server allows.
+// ListFolders lists the selectable folders of the member's own namespace,
+// with special-use attributes, subscriptions and status, in as few round
+// trips as the server allows. Other users' and shared folders are left out.
 func ListFolders(ctx context.Context, c *Conn) ([]sources.Folder, error) {
+	ns, err := c.Namespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
 	opts := &imap.ListOptions{}
 	if c.Caps.Has(imap.CapSpecialUse) {
 		opts.ReturnSpecialUse = true
 	}
+	// Without LIST-EXTENDED there is no way to ask go-imap for LSUB: every
+	// folder then counts as subscribed.
+	subscriptions := c.Caps.Has(imap.CapListExtended)
+	opts.ReturnSubscribed = subscriptions
 	statusOpts := &imap.StatusOptions{UIDValidity: true, NumMessages: true, UIDNext: true}
 	listStatus := c.Caps.Has(imap.CapListStatus) || c.Caps.Has(imap.CapIMAP4rev2)
 	if listStatus {
 		opts.ReturnStatus = statusOpts
 	}
 	var list []*imap.ListData
-	err := c.Do(ctx, func() (err error) {
+	err = c.Do(ctx, func() (err error) {
 		list, err = c.List("", "*", opts).Collect()
 		return err
 	})
@@ -125,10 +134,14 @@ func ListFolders(ctx context.Context, c *Conn) ([]sources.Folder, error) {
 		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
 			continue
 		}
-		f := sources.Folder{Name: l.Mailbox, Delim: l.Delim, SpecialUse: specialUse(l.Attrs)}
+		if !ns.Own(l.Mailbox) {
+			continue
+		}
+		f := sources.Folder{Name: l.Mailbox, Delim: l.Delim, SpecialUse: specialUse(l.Attrs), Prefix: ns.In(l.Mailbox)}
 		if strings.EqualFold(f.Name, "INBOX") {
 			f.Name = "INBOX"
 		}
+		f.Unsubscribed = subscriptions && !hasAttr(l.Attrs, imap.MailboxAttrSubscribed)
 		if l.Status != nil {
 			f.Validity = uint64(l.Status.UIDValidity)
 			if l.Status.NumMessages != nil {
