@@ -462,22 +462,11 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 		return err
 	}
 	defer dst.Close()
-	folders, err := src.Folders(ctx)
+	fm, err := mapFolders(ctx, src, dst, a.job.Options.Renames)
 	if err != nil {
 		return err
 	}
-	// One listing of the target with its status: where the special folders
-	// are, and what a re-run checks its records against.
-	list, err := dst.Folders(ctx)
-	if err != nil {
-		return err
-	}
-	ns := dst.Namespace()
-	names := sinks.MapFolders(folders, ns, sinks.Specials(list, ns), a.job.Options.Renames)
-	onTarget := make(map[string]sources.Folder, len(list))
-	for _, f := range list {
-		onTarget[f.Name] = f
-	}
+	folders, names, onTarget := fm.folders, fm.names, fm.onTarget
 	a.recheck(onTarget)
 	// A source whose member never subscribed anything does not use
 	// subscriptions: every folder is subscribed on the target, or clients

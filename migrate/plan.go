@@ -26,25 +26,46 @@ type FolderPlan struct {
 // makes (namespaces, special folders, clashes, the admin's renames). A name
 // the target refuses is only found out when the folder is created.
 func PlanFolders(ctx context.Context, src sources.Source, dst sinks.Sink, opts state.Options) ([]FolderPlan, error) {
-	folders, err := src.Folders(ctx)
+	fm, err := mapFolders(ctx, src, dst, opts.Renames)
 	if err != nil {
 		return nil, err
+	}
+	ar := &accountRun{job: &state.Job{Options: opts}}
+	out := make([]FolderPlan, 0, len(fm.folders))
+	for _, f := range fm.folders {
+		target := fm.names[f.Name]
+		_, exists := fm.onTarget[target]
+		out = append(out, FolderPlan{Source: f.Name, Target: target, Messages: f.Messages,
+			Exists: exists || strings.EqualFold(target, "INBOX"), Skipped: ar.skipFolder(f)})
+	}
+	return out, nil
+}
+
+// folderMap is an account's folders on both sides and where each source
+// folder goes, as a run, a verification and a check all see them.
+type folderMap struct {
+	folders  []sources.Folder          // the source's
+	names    map[string]string         // source name -> target name
+	onTarget map[string]sources.Folder // the target's, with their status
+}
+
+// mapFolders lists both sides (the target once, with its status: where its
+// special folders are, and what a re-run checks its records against) and
+// maps the source's folders into the target's namespace.
+func mapFolders(ctx context.Context, src sources.Source, dst sinks.Sink, renames map[string]string) (folderMap, error) {
+	folders, err := src.Folders(ctx)
+	if err != nil {
+		return folderMap{}, err
 	}
 	list, err := dst.Folders(ctx)
 	if err != nil {
-		return nil, err
+		return folderMap{}, err
 	}
 	ns := dst.Namespace()
-	names := sinks.MapFolders(folders, ns, sinks.Specials(list, ns), opts.Renames)
-	have := map[string]bool{}
+	fm := folderMap{folders: folders, names: sinks.MapFolders(folders, ns, sinks.Specials(list, ns), renames),
+		onTarget: make(map[string]sources.Folder, len(list))}
 	for _, f := range list {
-		have[f.Name] = true
+		fm.onTarget[f.Name] = f
 	}
-	ar := &accountRun{job: &state.Job{Options: opts}}
-	out := make([]FolderPlan, 0, len(folders))
-	for _, f := range folders {
-		out = append(out, FolderPlan{Source: f.Name, Target: names[f.Name], Messages: f.Messages,
-			Exists: have[names[f.Name]] || strings.EqualFold(names[f.Name], "INBOX"), Skipped: ar.skipFolder(f)})
-	}
-	return out, nil
+	return fm, nil
 }

@@ -102,20 +102,11 @@ func (r *Runner) verifyAccount(ctx context.Context, job *state.Job, a *state.Acc
 		return nil, err
 	}
 	defer dst.Close()
-	folders, err := src.Folders(ctx)
+	fm, err := mapFolders(ctx, src, dst, job.Options.Renames)
 	if err != nil {
 		return nil, err
 	}
-	list, err := dst.Folders(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ns := dst.Namespace()
-	names := sinks.MapFolders(folders, ns, sinks.Specials(list, ns), job.Options.Renames)
-	onTarget := map[string]sources.Folder{}
-	for _, f := range list {
-		onTarget[f.Name] = f
-	}
+	folders, names, onTarget := fm.folders, fm.names, fm.onTarget
 	// Source folders that land in one target folder are checked together.
 	type group struct {
 		checks []*FolderCheck

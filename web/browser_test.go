@@ -286,9 +286,9 @@ func TestInviteMembers(t *testing.T) {
 // (deep) then shows that every folder holds its source's messages once.
 func TestBrowserRetryFailed(t *testing.T) {
 	browser.Require(t)
-	s := newSite(t, siteOptions{accounts: 1, messages: 8, sourceConfig: listescape})
+	s := newSite(t, siteOptions{accounts: 1, messages: 8, sourceConfig: migratetest.ListEscape})
 	u := s.w.Users[0]
-	addRefusedFolder(t, s.w, u)
+	s.w.AddRefusedFolder(u)
 	before := s.w.Sources()
 	if code := s.api("POST", "/api/jobs", map[string]any{"id": "fix", "mode": "passwords", "source": s.endpointURL(s.w.Src.IMAPAddr),
 		"target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": s.w.CSV(), "start": true}, nil); code != http.StatusCreated {

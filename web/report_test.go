@@ -12,50 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
 )
-
-// listescape lets the source Dovecot keep a folder named "~home"; the
-// target, as Dovecot does by default, refuses names that begin with '~'.
-const listescape = "mail_plugins = $mail_plugins listescape\nplugin {\n  listescape_char = \"\\\\\"\n}\n"
-
-// refusedMail are the messages of the folder the target refuses.
-var refusedMail = []string{
-	"From: a@old.test\r\nSubject: one\r\n\r\nfirst\r\n",
-	"From: a@old.test\r\nSubject: two\r\n\r\nsecond\r\n",
-	"From: a@old.test\r\nSubject: three\r\n\r\nthird\r\n",
-}
-
-// addRefusedFolder creates "~home" with refusedMail in the user's source
-// mailbox, over IMAP.
-func addRefusedFolder(t *testing.T, w *migratetest.World, u migratetest.User) {
-	t.Helper()
-	c, err := imapclient.DialInsecure(w.Src.IMAPAddr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(u.Old, u.SourcePW).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create("~home", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range refusedMail {
-		cmd := c.Append("~home", int64(len(m)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}})
-		cmd.Write([]byte(m))
-		cmd.Close()
-		if _, err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Logout().Wait()
-}
 
 // verifyResult is GET /api/jobs/{id}/verify.
 type verifyResult struct {
@@ -142,11 +103,11 @@ func testNotCopied(t *testing.T, mode string) {
 		}
 		return string(h)
 	}
-	s := newSite(t, siteOptions{accounts: 2, messages: 10, sourceConfig: listescape,
+	s := newSite(t, siteOptions{accounts: 2, messages: 10, sourceConfig: migratetest.ListEscape,
 		admins: map[string]string{"alice": hash("alice-pw-9")}, viewers: map[string]string{"vera": hash("vera-pw-8")}})
 	s.secrets = append(s.secrets, "alice-pw-9", "vera-pw-8")
 	u, other := s.w.Users[0], s.w.Users[1]
-	addRefusedFolder(t, s.w, u)
+	s.w.AddRefusedFolder(u)
 	before := s.w.Sources()
 	if len(before[u.Old]["~home"]) != 3 {
 		t.Fatalf("the source does not hold ~home: %v", before[u.Old])
@@ -214,7 +175,7 @@ func testNotCopied(t *testing.T, mode string) {
 		t.Fatalf("API report: %d %+v", code, rep)
 	}
 	for i, r := range rep {
-		if r.Account != u.Old || r.Folder != "~home" || r.UID != uint32(i+1) || r.Size != int64(len(refusedMail[i])) || r.Date.IsZero() ||
+		if r.Account != u.Old || r.Folder != "~home" || r.UID != uint32(i+1) || r.Size != int64(len(migratetest.RefusedMail[i])) || r.Date.IsZero() ||
 			!strings.Contains(r.Reason, "Begins with '~'") {
 			t.Errorf("API report row %d: %+v", i, r)
 		}
@@ -232,7 +193,7 @@ func testNotCopied(t *testing.T, mode string) {
 			t.Fatalf("%s: want a header and 3 rows: %q", path, rows)
 		}
 		for i, r := range rows[1:] {
-			if r[0] != u.Old || r[1] != "~home" || r[2] != strconv.Itoa(i+1) || r[3] == "-" || r[4] != strconv.Itoa(len(refusedMail[i])) ||
+			if r[0] != u.Old || r[1] != "~home" || r[2] != strconv.Itoa(i+1) || r[3] == "-" || r[4] != strconv.Itoa(len(migratetest.RefusedMail[i])) ||
 				!strings.Contains(r[5], "Begins with '~'") {
 				t.Errorf("%s row %d: %q", path, i+1, r)
 			}
@@ -350,8 +311,8 @@ func testNotCopied(t *testing.T, mode string) {
 	if a.Counts.Failed != 0 || a.Counts.Imported != int64(len(flatten(before[u.Old]))) {
 		t.Errorf("after the retry: %+v", a)
 	}
-	if n := s.w.TotalTarget(); n != at+len(refusedMail) {
-		t.Errorf("the retry added %d messages to the target, want %d", n-at, len(refusedMail))
+	if n := s.w.TotalTarget(); n != at+len(migratetest.RefusedMail) {
+		t.Errorf("the retry added %d messages to the target, want %d", n-at, len(migratetest.RefusedMail))
 	}
 	want := before[u.Old]
 	want["home"] = want["~home"]

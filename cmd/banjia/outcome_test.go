@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/state"
 )
@@ -20,36 +17,12 @@ import (
 // every message left behind, and once the admin has fixed the cause (here
 // a rename) `job retry` copies exactly those messages, once, and exits 0.
 func TestRefusedFolderIsNeverSuccess(t *testing.T) {
-	// The source keeps "~home" (listescape); the target, as Dovecot does by
-	// default, refuses it.
-	w := newCLIWorld(t, migratetest.Options{Accounts: 2, Messages: 40, BadPassword: -1,
-		SourceConfig: "mail_plugins = $mail_plugins listescape\nplugin {\n  listescape_char = \"\\\\\"\n}\n"})
+	// The source keeps "~home"; the target, as Dovecot does by default,
+	// refuses it.
+	w := newCLIWorld(t, migratetest.Options{Accounts: 2, Messages: 40, BadPassword: -1, SourceConfig: migratetest.ListEscape})
 	u := w.Users[0]
-	refused := []string{
-		"From: a@old.test\r\nSubject: one\r\n\r\nfirst\r\n",
-		"From: a@old.test\r\nSubject: two\r\n\r\nsecond\r\n",
-		"From: a@old.test\r\nSubject: three\r\n\r\nthird\r\n",
-	}
-	c, err := imapclient.DialInsecure(w.Src.IMAPAddr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(u.Old, u.SourcePW).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create("~home", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range refused {
-		cmd := c.Append("~home", int64(len(m)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}})
-		cmd.Write([]byte(m))
-		cmd.Close()
-		if _, err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Logout().Wait()
-	c.Close()
+	w.AddRefusedFolder(u)
+	refused := migratetest.RefusedMail
 	before := w.Sources()
 	w.create(t)
 	out, err := w.banjia(t, "job", "start", w.Job)

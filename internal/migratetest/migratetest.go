@@ -393,3 +393,44 @@ func (w *World) TotalTarget() int {
 	}
 	return n
 }
+
+// ListEscape lets a source Dovecot keep a folder named "~home"
+// (RefusedFolder); a target Dovecot, by default, refuses names that begin
+// with '~': a real server refusing one folder.
+const ListEscape = "mail_plugins = $mail_plugins listescape\nplugin {\n  listescape_char = \"\\\\\"\n}\n"
+
+// RefusedFolder is the folder a default target Dovecot refuses to create.
+const RefusedFolder = "~home"
+
+// RefusedMail are the messages AddRefusedFolder puts in RefusedFolder.
+var RefusedMail = []string{
+	"From: a@old.test\r\nSubject: one\r\n\r\nfirst\r\n",
+	"From: a@old.test\r\nSubject: two\r\n\r\nsecond\r\n",
+	"From: a@old.test\r\nSubject: three\r\n\r\nthird\r\n",
+}
+
+// AddRefusedFolder creates RefusedFolder with RefusedMail (flagged \Seen)
+// in u's source mailbox, over IMAP (the source needs ListEscape).
+func (w *World) AddRefusedFolder(u User) {
+	w.T.Helper()
+	c, err := imapclient.DialInsecure(w.Src.IMAPAddr, nil)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(u.Old, u.SourcePW).Wait(); err != nil {
+		w.T.Fatal(err)
+	}
+	if err := c.Create(RefusedFolder, nil).Wait(); err != nil {
+		w.T.Fatal(err)
+	}
+	for _, m := range RefusedMail {
+		cmd := c.Append(RefusedFolder, int64(len(m)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}})
+		cmd.Write([]byte(m))
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			w.T.Fatal(err)
+		}
+	}
+	c.Logout().Wait()
+}
