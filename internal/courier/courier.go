@@ -28,15 +28,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/dovecot"
+	"github.com/banjia-mail/banjia/internal/imapfill"
+	"github.com/banjia-mail/banjia/internal/isolate"
 )
 
 // CourierDir is where scripts/install-deps.sh unpacks the courier-imap package.
@@ -62,13 +62,11 @@ type Server struct {
 	IMAPAddr string // plain IMAP on 127.0.0.1; LOGIN and AUTHENTICATE PLAIN allowed
 
 	uid, gid int
-	ns       *nsRun
+	ns       *isolate.Namespace
+	fill     *imapfill.Folders
 
 	usersMu sync.Mutex
 	users   map[string]string // login -> password
-
-	lockMu    sync.Mutex
-	userLocks map[string]*sync.Mutex
 
 	stopOnce sync.Once
 	stopErr  error
@@ -93,7 +91,7 @@ func Available() error {
 			availableErr = errors.New("Courier-IMAP is installed but private instances need root (private mount namespaces, mail owned by a dedicated user): run the tests as root")
 			return
 		}
-		availableErr = nsUsable()
+		availableErr = isolate.Usable()
 	})
 	return availableErr
 }
@@ -161,7 +159,7 @@ func Start() (*Server, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
-	uid, gid, err := mailIDs()
+	uid, gid, err := dovecot.MailIDs()
 	if err != nil {
 		return nil, err
 	}
@@ -174,36 +172,6 @@ func Start() (*Server, error) {
 			return nil, err
 		}
 	}
-}
-
-var mailIDsMu sync.Mutex
-
-// mailIDs returns the uid and gid of dovecot.MailUser, which owns the
-// instances' mail, creating the user when missing (as internal/dovecot
-// does). Several test processes may race to create it: useradd's lock
-// errors are retried and "already exists" counts as success.
-func mailIDs() (int, int, error) {
-	mailIDsMu.Lock()
-	defer mailIDsMu.Unlock()
-	var lastErr error
-	for attempt := 0; attempt < 20; attempt++ {
-		if u, err := user.Lookup(dovecot.MailUser); err == nil {
-			uid, err1 := strconv.Atoi(u.Uid)
-			gid, err2 := strconv.Atoi(u.Gid)
-			if err := errors.Join(err1, err2); err != nil {
-				return 0, 0, fmt.Errorf("system user %s: %w", dovecot.MailUser, err)
-			}
-			return uid, gid, nil
-		}
-		out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home",
-			"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", dovecot.MailUser).CombinedOutput()
-		if err == nil || strings.Contains(string(out), "already exists") {
-			continue
-		}
-		lastErr = fmt.Errorf("create system user %s: useradd: %v: %s", dovecot.MailUser, err, strings.TrimSpace(string(out)))
-		time.Sleep(100 * time.Millisecond)
-	}
-	return 0, 0, lastErr
 }
 
 // pickPort is freePort; a test swaps it to lose the port race on purpose.
@@ -254,7 +222,7 @@ func start(uid, gid int) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, uid: uid, gid: gid, users: map[string]string{}, userLocks: map[string]*sync.Mutex{}}
+	s := &Server{Dir: dir, uid: uid, gid: gid, users: map[string]string{}}
 	fail := func(err error) (*Server, error) {
 		s.Stop()
 		return nil, err
@@ -270,6 +238,7 @@ func start(uid, gid int) (*Server, error) {
 		return fail(err)
 	}
 	s.IMAPAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	s.fill = &imapfill.Folders{Addr: s.IMAPAddr, Prefix: s.Prefix(), Delim: s.Delimiter(), Password: s.password}
 	files := []struct {
 		name    string
 		content string
@@ -337,8 +306,8 @@ func (s *Server) startScript(port int) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# Runs inside private mount and pid namespaces (unshare); see internal/courier.")
-	p("mount --bind %s /etc/courier", shQuote(dir+"/etc"))
-	p("mount --bind %s /run/courier", shQuote(dir+"/run"))
+	p("mount --bind %s /etc/courier", isolate.Quote(dir+"/etc"))
+	p("mount --bind %s /run/courier", isolate.Quote(dir+"/run"))
 	p("umask 022")
 	p("env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin %s &", authdaemondBin)
 	p("i=0")
@@ -348,7 +317,7 @@ func (s *Server) startScript(port int) string {
 	p("done")
 	var e []string
 	for _, kv := range env() {
-		e = append(e, kv[0]+"="+shQuote(kv[1]))
+		e = append(e, kv[0]+"="+isolate.Quote(kv[1]))
 	}
 	// Up to 200 connections in all and from one address (Debian: 40 and
 	// 20; couriertcpd's own per-address default is 4): tests connect a lot.
@@ -361,7 +330,7 @@ func (s *Server) startScript(port int) string {
 
 // run starts the namespace and waits for the IMAP greeting.
 func (s *Server) run() error {
-	ns, err := startNS(filepath.Join(s.Dir, "start.sh"), filepath.Join(s.Dir, "log", "courier.log"))
+	ns, err := isolate.Start(filepath.Join(s.Dir, "start.sh"), filepath.Join(s.Dir, "log", "courier.log"))
 	s.ns = ns
 	if err != nil {
 		return fmt.Errorf("start courier: %w; its log ends:\n%s", err, s.Log())
@@ -369,7 +338,7 @@ func (s *Server) run() error {
 	deadline := time.Now().Add(30 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		if !ns.running() {
+		if !ns.Running() {
 			if strings.Contains(s.Log(), "Address already in use") {
 				return fmt.Errorf("start courier on %s: %w:\n%s", s.IMAPAddr, errPortInUse, s.Log())
 			}
@@ -415,7 +384,7 @@ func (s *Server) Stop() error {
 func (s *Server) stop() error {
 	var errs []error
 	if s.ns != nil {
-		if err := s.ns.stop(); err != nil {
+		if err := s.ns.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop courier: %w", err))
 		}
 	}
@@ -425,20 +394,6 @@ func (s *Server) stop() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// processes lists the instance's live processes (for tests).
-func (s *Server) processes() []proc {
-	if s.ns == nil || s.ns.nsRef == nil {
-		return nil
-	}
-	var out []proc
-	for _, pid := range processesIn(s.ns.pidNS) {
-		if _, start, ok := procStat(pid); ok {
-			out = append(out, proc{pid, start})
-		}
-	}
-	return out
 }
 
 // AddUser adds a login (any name without spaces, controls or '|', e.g.

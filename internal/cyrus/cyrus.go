@@ -33,6 +33,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/banjia-mail/banjia/internal/imapfill"
+	"github.com/banjia-mail/banjia/internal/isolate"
 )
 
 // CyrusDir is where scripts/install-deps.sh unpacks the cyrus-imapd package.
@@ -71,14 +74,12 @@ type Server struct {
 	cyrusUID int
 	mailGID  int
 
-	ns     *nsRun
+	ns     *isolate.Namespace
 	syslog *syslogReader
+	fill   *imapfill.Folders
 
 	usersMu sync.Mutex
 	users   map[string]string // login -> password
-
-	lockMu    sync.Mutex
-	userLocks map[string]*sync.Mutex
 
 	stopOnce sync.Once
 	stopErr  error
@@ -111,7 +112,7 @@ func Available() error {
 			availableErr = err
 			return
 		}
-		availableErr = nsUsable()
+		availableErr = isolate.Usable()
 	})
 	return availableErr
 }
@@ -289,7 +290,7 @@ func start(opts Options, uid, gid int) (*Server, error) {
 	}
 	s := &Server{Dir: dir, opts: opts, cyrusUID: uid, mailGID: gid,
 		AdminUser: "admin", AdminPassword: randomPassword(),
-		users: map[string]string{}, userLocks: map[string]*sync.Mutex{}}
+		users: map[string]string{}}
 	fail := func(err error) (*Server, error) {
 		s.Stop()
 		return nil, err
@@ -338,6 +339,7 @@ func start(opts Options, uid, gid int) (*Server, error) {
 		return fail(err)
 	}
 	s.IMAPAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	s.fill = &imapfill.Folders{Addr: s.IMAPAddr, Prefix: s.Prefix(), Delim: s.Delimiter(), Password: s.password}
 	s.conf = filepath.Join(dir, "imapd.conf")
 	files := map[string]string{
 		"imapd.conf": s.imapdConf(),
@@ -418,21 +420,21 @@ func (s *Server) startScript() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# Runs inside private mount and pid namespaces (unshare); see internal/cyrus.")
-	p("mount -t tmpfs -o mode=755,size=1m banjia-cyrus-dev %s", shQuote(dir+"/dev"))
+	p("mount -t tmpfs -o mode=755,size=1m banjia-cyrus-dev %s", isolate.Quote(dir+"/dev"))
 	for _, n := range []struct {
 		name         string
 		major, minor int
 	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
-		p("mknod -m 666 %s c %d %d", shQuote(dir+"/dev/"+n.name), n.major, n.minor)
+		p("mknod -m 666 %s c %d %d", isolate.Quote(dir+"/dev/"+n.name), n.major, n.minor)
 	}
-	p("ln -s /proc/self/fd %s", shQuote(dir+"/dev/fd"))
-	p("ln -s %s %s", shQuote(dir+"/log/syslog.sock"), shQuote(dir+"/dev/log"))
-	p("mount --bind %s /dev", shQuote(dir+"/dev"))
+	p("ln -s /proc/self/fd %s", isolate.Quote(dir+"/dev/fd"))
+	p("ln -s %s %s", isolate.Quote(dir+"/log/syslog.sock"), isolate.Quote(dir+"/dev/log"))
+	p("mount --bind %s /dev", isolate.Quote(dir+"/dev"))
 	// Not exec: master changes to user cyrus, which clears the parent-death
 	// signal unshare --kill-child gave it; this root shell keeps it, so the
 	// namespace (master and all) ends with unshare even when the test binary
 	// is killed. The shell ends when master does.
-	p("%s -C %s -M %s -p %s &", masterBin, shQuote(s.conf), shQuote(dir+"/cyrus.conf"), shQuote(dir+"/run/master.pid"))
+	p("%s -C %s -M %s -p %s &", masterBin, isolate.Quote(s.conf), isolate.Quote(dir+"/cyrus.conf"), isolate.Quote(dir+"/run/master.pid"))
 	p("wait $!")
 	return b.String()
 }
@@ -440,7 +442,7 @@ func (s *Server) startScript() string {
 // run starts master and waits for the IMAP greeting.
 func (s *Server) run() error {
 	started := time.Now()
-	ns, err := startNS(filepath.Join(s.Dir, "start.sh"), filepath.Join(s.Dir, "log", "start.log"))
+	ns, err := isolate.Start(filepath.Join(s.Dir, "start.sh"), filepath.Join(s.Dir, "log", "start.log"))
 	s.ns = ns
 	if err != nil {
 		return fmt.Errorf("start cyrus: %w; its log ends:\n%s", err, s.Log())
@@ -448,7 +450,7 @@ func (s *Server) run() error {
 	deadline := started.Add(30 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		if !ns.running() {
+		if !ns.Running() {
 			return fmt.Errorf("cyrus master exited at start; its log ends:\n%s", s.Log())
 		}
 		// Checked first: whoever holds the port may accept and never greet.
@@ -495,7 +497,7 @@ func (s *Server) Stop() error {
 func (s *Server) stop() error {
 	var errs []error
 	if s.ns != nil {
-		if err := s.ns.stop(); err != nil {
+		if err := s.ns.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop cyrus: %w", err))
 		}
 	}
@@ -508,20 +510,6 @@ func (s *Server) stop() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// processes lists the instance's live processes (for tests).
-func (s *Server) processes() []proc {
-	if s.ns == nil || s.ns.nsRef == nil {
-		return nil
-	}
-	var out []proc
-	for _, pid := range processesIn(s.ns.pidNS) {
-		if _, start, ok := procStat(pid); ok {
-			out = append(out, proc{pid, start})
-		}
-	}
-	return out
 }
 
 // splitLogin splits a login into its local part and domain ("" without

@@ -1,76 +1,19 @@
 package cyrus
 
 import (
-	"bufio"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
-	"github.com/banjia-mail/banjia/internal/dovecot"
+	"github.com/banjia-mail/banjia/internal/imapfill/filltest"
+	"github.com/banjia-mail/banjia/internal/isolate"
 )
-
-func msg(i int, date time.Time, flags ...string) dovecot.Message {
-	body := fmt.Sprintf("From: a@x.test\r\nTo: b@y.test\r\nSubject: test %d\r\nDate: %s\r\nMessage-ID: <%d@x.test>\r\n\r\nbody %d\r\nsecond line\r\n",
-		i, date.Format(time.RFC1123Z), i, i)
-	return dovecot.Message{Body: []byte(body), Flags: flags, Date: date}
-}
-
-func compare(t *testing.T, folder string, got []dovecot.SnapMessage, want []dovecot.Message) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%q: %d messages, want %d", folder, len(got), len(want))
-	}
-	for i, m := range want {
-		g := got[i]
-		if string(g.Body) != string(m.Body) {
-			t.Fatalf("%q message %d: body\n%q\nwant\n%q", folder, i, g.Body, m.Body)
-		}
-		if !g.Date.Equal(m.Date) {
-			t.Fatalf("%q message %d: INTERNALDATE %v, want %v", folder, i, g.Date, m.Date)
-		}
-		wantFlags := slices.Sorted(slices.Values(m.Flags))
-		if !slices.Equal(g.Flags, wantFlags) {
-			t.Fatalf("%q message %d: flags %q, want %q", folder, i, g.Flags, wantFlags)
-		}
-		if i > 0 && g.UID <= got[i-1].UID {
-			t.Fatalf("%q: UID %d after %d: not in delivery order", folder, g.UID, got[i-1].UID)
-		}
-	}
-}
-
-func dial(t *testing.T, addr string) *imapclient.Client {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := imapclient.New(conn, nil)
-	t.Cleanup(func() { c.Close() })
-	if err := c.WaitGreeting(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func login(t *testing.T, addr, user, pw string) *imapclient.Client {
-	t.Helper()
-	c := dial(t, addr)
-	if err := c.Login(user, pw).Wait(); err != nil {
-		t.Fatalf("login %s: %v", user, err)
-	}
-	return c
-}
 
 // TestNamespacesUsersDeliver runs each namespace setting: two users log in,
 // NAMESPACE answers as Prefix and Delimiter say, and what Deliver and
@@ -109,7 +52,7 @@ func TestNamespacesUsersDeliver(t *testing.T) {
 				t.Error("AddUser of an existing user: no error")
 			}
 			for _, u := range []string{alice, bob} {
-				c := login(t, s.IMAPAddr, u, "pw-"+u)
+				c := filltest.Login(t, s.IMAPAddr, u, "pw-"+u)
 				ns, err := c.Namespace().Wait()
 				if err != nil {
 					t.Fatal(err)
@@ -119,72 +62,15 @@ func TestNamespacesUsersDeliver(t *testing.T) {
 				}
 				c.Logout().Wait()
 			}
-			if c := dial(t, s.IMAPAddr); c.Login(alice, "wrong").Wait() == nil {
+			if c := filltest.Dial(t, s.IMAPAddr); c.Login(alice, "wrong").Wait() == nil {
 				t.Fatal("login with a wrong password succeeded")
 			}
 
-			d := time.Date(2017, 3, 4, 5, 6, 7, 0, time.FixedZone("", 8*3600))
-			want := map[string][]dovecot.Message{
-				"INBOX": {msg(1, d, `\Seen`, "work"), msg(2, d.Add(time.Hour)), msg(3, d.Add(-24*time.Hour), `\Flagged`, `\Seen`)},
-				"Archive/2024": {msg(4, d.Add(48*time.Hour), `\Answered`, `\Flagged`, `\Draft`, `\Seen`, "$Forwarded"),
-					msg(5, d.AddDate(-1, 0, 0), "$Label1", `\Deleted`)},
-				"客户/北京": {msg(6, d.Add(72*time.Hour), "$Forwarded", `\Seen`, "work")},
-			}
-			for _, f := range []string{"INBOX", "Archive/2024", "客户/北京"} {
-				if err := s.Deliver(alice, f, want[f]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// A second delivery to a folder lands after the first, in order.
-			more := []dovecot.Message{msg(7, d.AddDate(2, 0, 0), `\Seen`), msg(8, d.AddDate(-3, 0, 0), "$Label1")}
-			if err := s.Deliver(alice, "INBOX", more); err != nil {
-				t.Fatal(err)
-			}
-			want["INBOX"] = append(want["INBOX"], more...)
-			if err := s.CreateFolder(alice, "Empty"); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.CreateFolder(alice, "Empty"); err != nil {
-				t.Fatalf("CreateFolder of an existing folder: %v", err)
-			}
-			want["Empty"] = nil
-			want["Archive"] = nil // a parent Deliver made
-			want["客户"] = nil
-			bobWant := []dovecot.Message{msg(9, d, `\Seen`)}
-			if err := s.Deliver(bob, "INBOX", bobWant); err != nil {
-				t.Fatal(err)
-			}
+			filltest.RoundTrip(t, s, s.IMAPAddr, wantDelim, filltest.User{Name: alice, Password: "pw-" + alice}, filltest.User{Name: bob, Password: "pw-" + bob})
 
-			got, delim, err := dovecot.Snapshot(s.IMAPAddr, alice, "pw-"+alice)
-			if err != nil {
-				t.Fatalf("%v\n%s", err, s.Log())
-			}
-			if delim != wantDelim {
-				t.Fatalf("LIST delimiter %q, want %q", delim, wantDelim)
-			}
-			var names []string
-			for f := range want {
-				name, _, err := s.MailboxName(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				names = append(names, name)
-				compare(t, f, got[name], want[f])
-			}
-			if g := slices.Sorted(keys(got)); !slices.Equal(g, slices.Sorted(slices.Values(names))) {
-				t.Fatalf("folders %q, want %q", g, slices.Sorted(slices.Values(names)))
-			}
-			gotBob, _, err := dovecot.Snapshot(s.IMAPAddr, bob, "pw-"+bob)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(gotBob) != 1 {
-				t.Fatalf("bob's folders %q, want INBOX only", slices.Sorted(keys(gotBob)))
-			}
-			compare(t, "bob INBOX", gotBob["INBOX"], bobWant)
-
-			// The admin may act as a user through SASL PLAIN (authzid).
-			c := dial(t, s.IMAPAddr)
+			// The admin may act as a user through SASL PLAIN (authzid), and
+			// sees the five messages RoundTrip left in alice's INBOX.
+			c := filltest.Dial(t, s.IMAPAddr)
 			if err := c.Authenticate(sasl.NewPlainClient(alice, s.AdminUser, s.AdminPassword)); err != nil {
 				t.Fatalf("admin authorizing as %s: %v", alice, err)
 			}
@@ -198,50 +84,17 @@ func TestNamespacesUsersDeliver(t *testing.T) {
 	}
 }
 
-func keys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // stopAndCheck stops s and checks that none of its processes is left.
 func stopAndCheck(t *testing.T, s *Server) {
 	t.Helper()
-	pids := s.processes()
-	if len(pids) < 3 {
-		t.Fatalf("instance processes %v: want master and its children", pids)
-	}
-	t0 := time.Now()
-	if err := s.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stopped in %v", time.Since(t0).Round(time.Millisecond))
-	if err := s.Stop(); err != nil {
-		t.Fatalf("second Stop: %v", err)
-	}
-	// Stop checked that the namespace is empty; and each process seen
-	// before is gone (same pid and start time).
-	for _, p := range pids {
-		if _, start, ok := procStat(p.pid); ok && start == p.start && !zombie(p.pid) {
-			t.Fatalf("process %d left after Stop", p.pid)
-		}
-	}
-	select {
-	case <-s.ns.exited:
-	default:
-		t.Fatalf("unshare %d still running after Stop", s.ns.cmd.Process.Pid)
-	}
-	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
-		t.Fatalf("%s remains after Stop: %v", s.Dir, err)
-	}
-	if greeting(s.IMAPAddr) == nil {
-		t.Fatal("still answering after Stop")
-	}
+	isolate.CheckStop(t, instance(s), "master and its children", answers)
 }
+
+func instance(s *Server) isolate.Instance {
+	return isolate.Instance{NS: s.ns, Dir: s.Dir, Addr: s.IMAPAddr, Stop: s.Stop}
+}
+
+func answers(addr string) bool { return greeting(addr) == nil }
 
 // TestTwoAtOnce runs two instances side by side and stops them.
 func TestTwoAtOnce(t *testing.T) {
@@ -272,10 +125,10 @@ func TestTwoAtOnce(t *testing.T) {
 		if err := s.AddUser(u, "pw"); err != nil {
 			t.Fatal(err)
 		}
-		login(t, s.IMAPAddr, u, "pw").Logout().Wait()
+		filltest.Login(t, s.IMAPAddr, u, "pw").Logout().Wait()
 	}
 	// Each instance knows only its own users.
-	if err := dial(t, servers[1].IMAPAddr).Login("u0@x.test", "pw").Wait(); err == nil {
+	if err := filltest.Dial(t, servers[1].IMAPAddr).Login("u0@x.test", "pw").Wait(); err == nil {
 		t.Fatal("u0@x.test logged in on the other instance")
 	}
 	for _, s := range servers {
@@ -291,7 +144,7 @@ func TestQuirks(t *testing.T) {
 	if err := s.AddUser("q@x.test", "pw"); err != nil {
 		t.Fatal(err)
 	}
-	c := login(t, s.IMAPAddr, "q@x.test", "pw")
+	c := filltest.Login(t, s.IMAPAddr, "q@x.test", "pw")
 	caps, err := c.Capability().Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +200,7 @@ func TestQuirks(t *testing.T) {
 	if err := s.AddUser("bob.smith@x.test", "pw"); err != nil {
 		t.Fatal(err)
 	}
-	c = login(t, s.IMAPAddr, "bob.smith@x.test", "pw")
+	c = filltest.Login(t, s.IMAPAddr, "bob.smith@x.test", "pw")
 	if l, err := c.List("", "*", nil).Collect(); err != nil || len(l) != 0 {
 		t.Errorf("LIST for a dotted login: %v %v; Cyrus 3.6 was seen to list nothing", l, err)
 	}
@@ -388,64 +241,13 @@ func TestPortRace(t *testing.T) {
 // (as a panic or a -timeout would end it, skipping Stop): the instance's
 // processes must end with it.
 func TestKilledTestLeavesNothing(t *testing.T) {
-	if os.Getenv("BANJIA_CYRUS_HELPER") == "1" {
-		s, err := Start(Options{})
-		if err != nil {
-			fmt.Println("ERROR", err)
-			os.Exit(1)
-		}
-		fmt.Println(s.ns.pidNS, s.Dir, s.IMAPAddr, s.ns.init.pid)
-		time.Sleep(time.Minute)
-		os.Exit(0)
-	}
 	t.Parallel()
 	Require(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledTestLeavesNothing$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "BANJIA_CYRUS_HELPER=1", "BANJIA_KEEP_SERVERS=")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper: %v (%q)", err, line)
-	}
-	f := strings.Fields(line)
-	if len(f) != 4 || f[0] == "ERROR" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("helper said %q", line)
-	}
-	ns, dir, addr, initPid := f[0], f[1], f[2], f[3]
-	defer os.RemoveAll(dir)
-	// Hold the namespace open, so that its number is not reused by another
-	// instance's while we look for what is left in it.
-	ref, err := os.Open("/proc/" + initPid + "/ns/pid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ref.Close()
-	if got, err := os.Readlink("/proc/" + initPid + "/ns/pid"); err != nil || got != ns {
-		t.Fatalf("process %s is in %q (%v), not the helper's %s", initPid, got, err, ns)
-	}
-	if len(processesIn(ns)) == 0 {
-		t.Fatalf("no processes in the helper's namespace %s", ns)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(processesIn(ns)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("processes %v of the killed test's instance are left", processesIn(ns))
+	isolate.CheckKilled(t, "BANJIA_CYRUS_HELPER", func() (isolate.Instance, error) {
+		s, err := Start(Options{})
+		if err != nil {
+			return isolate.Instance{}, err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if greeting(addr) == nil {
-		t.Fatalf("%s still answers", addr)
-	}
+		return instance(s), nil
+	}, answers)
 }

@@ -3,7 +3,6 @@ package dovecot
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,17 +12,14 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/banjia-mail/banjia/internal/imapfill"
 	"github.com/banjia-mail/banjia/sources"
 )
 
-// Message is one message to deliver.
-type Message struct {
-	Body  []byte   // kept byte for byte; use CRLF line ends, as IMAP does
-	Flags []string // system flags (\Seen, \Answered, \Flagged, \Draft, \Deleted) and keywords
-	Date  time.Time
-}
+// Message is one message to deliver: imapfill's, so that every test
+// server's Deliver takes the same messages.
+type Message = imapfill.Message
 
 // Deliver fills a folder of user, in the order given (UIDs ascend with it).
 // folder is UTF-8 with "/" between levels; "INBOX" is the inbox.
@@ -260,14 +256,11 @@ func (s *Server) appendIMAP(user, name string, msgs []Message) error {
 	if err != nil {
 		return err
 	}
-	c, err := dialIMAP(s.IMAPAddr)
+	c, err := imapfill.Login(s.IMAPAddr, user, pw)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.Login(user, pw).Wait(); err != nil {
-		return fmt.Errorf("login %s: %w", user, err)
-	}
 	if name != "INBOX" {
 		parts := strings.Split(name, s.Delimiter())
 		for i := 1; i <= len(parts); i++ {
@@ -280,36 +273,8 @@ func (s *Server) appendIMAP(user, name string, msgs []Message) error {
 			}
 		}
 	}
-	for i, m := range msgs {
-		opts := &imap.AppendOptions{Time: m.Date}
-		for _, f := range m.Flags {
-			if !strings.EqualFold(f, `\Recent`) {
-				opts.Flags = append(opts.Flags, imap.Flag(f))
-			}
-		}
-		cmd := c.Append(name, int64(len(m.Body)), opts)
-		if _, err := cmd.Write(m.Body); err != nil {
-			return fmt.Errorf("append message %d: %w", i, err)
-		}
-		if err := cmd.Close(); err != nil {
-			return fmt.Errorf("append message %d: %w", i, err)
-		}
-		if _, err := cmd.Wait(); err != nil {
-			return fmt.Errorf("append message %d: %w", i, err)
-		}
+	if err := imapfill.Append(c, name, msgs); err != nil {
+		return err
 	}
 	return c.Logout().Wait()
-}
-
-func dialIMAP(addr string) (*imapclient.Client, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	c := imapclient.New(conn, nil)
-	if err := c.WaitGreeting(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("greeting from %s: %w", addr, err)
-	}
-	return c, nil
 }

@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/banjia-mail/banjia/internal/procstat"
 )
 
 // MailUser is the system user that owns the instances' mail; Start creates
@@ -176,7 +178,7 @@ func Start(opts Options) (*Server, error) {
 	if strings.ContainsAny(opts.MasterUser+opts.MasterPassword, ":\n") {
 		return nil, errors.New("dovecot: master user and password may not contain ':' or newlines")
 	}
-	uid, gid, err := mailIDs()
+	uid, gid, err := MailIDs()
 	if err != nil {
 		return nil, err
 	}
@@ -193,10 +195,10 @@ func Start(opts Options) (*Server, error) {
 
 var mailIDsMu sync.Mutex
 
-// mailIDs returns the uid and gid of MailUser, creating the user when
+// MailIDs returns the uid and gid of MailUser, creating the user when
 // missing. Several test processes may race to create it: useradd's lock
 // errors are retried and "already exists" counts as success.
-func mailIDs() (int, int, error) {
+func MailIDs() (int, int, error) {
 	mailIDsMu.Lock()
 	defer mailIDsMu.Unlock()
 	var lastErr error
@@ -517,7 +519,7 @@ func (s *Server) stop() error {
 				errs = append(errs, fmt.Errorf("%s names %d, but the master we started is %d; stopping ours", s.pidFile(), p, pid))
 			}
 		}
-		children := childrenOf(pid)
+		children := procstat.Children(pid)
 		select {
 		case <-s.exited:
 			// Already reaped: its pid may belong to another process by now.
@@ -553,63 +555,20 @@ func (s *Server) stop() error {
 	return errors.Join(errs...)
 }
 
-// proc names one process by pid and start time, so a pid the kernel has
-// since reused for something else is never mistaken for ours.
-type proc struct {
-	pid   int
-	start string
-}
-
-func (p proc) String() string { return strconv.Itoa(p.pid) }
-
-// procStat returns the parent pid and start time from /proc/PID/stat.
-func procStat(pid int) (ppid int, start string, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, "", false
-	}
-	// The command name may hold spaces and parentheses; fields resume after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, "", false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, "", false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return ppid, f[19], true
-}
-
-func childrenOf(pid int) []proc {
-	entries, _ := os.ReadDir("/proc")
-	var out []proc
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, start, ok := procStat(p); ok && ppid == pid {
-			out = append(out, proc{p, start})
-		}
-	}
-	return out
-}
-
-func signal(ps []proc, sig syscall.Signal) {
+func signal(ps []procstat.Proc, sig syscall.Signal) {
 	for _, p := range ps {
-		syscall.Kill(p.pid, sig)
+		syscall.Kill(p.Pid, sig)
 	}
 }
 
 // waitGone waits until none of ps is alive (a zombie counts as gone: it
 // holds no ports or files) and returns those still alive at the deadline.
-func waitGone(ps []proc, within time.Duration) []proc {
+func waitGone(ps []procstat.Proc, within time.Duration) []procstat.Proc {
 	deadline := time.Now().Add(within)
 	for {
-		var left []proc
+		var left []procstat.Proc
 		for _, p := range ps {
-			if _, start, ok := procStat(p.pid); ok && start == p.start && !zombie(p.pid) {
+			if p.Alive() {
 				left = append(left, p)
 			}
 		}
@@ -619,15 +578,6 @@ func waitGone(ps []proc, within time.Duration) []proc {
 		ps = left
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
 // AddUser adds a login. Dovecot re-reads a passwd-file when it changes, so

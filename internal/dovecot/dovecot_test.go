@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -18,7 +19,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/banjia-mail/banjia/internal/imapfill"
 	"github.com/banjia-mail/banjia/internal/mailgen"
+	"github.com/banjia-mail/banjia/internal/procstat"
 
 	"github.com/banjia-mail/banjia/sources"
 )
@@ -61,43 +64,10 @@ func TestDeliverAndSnapshot(t *testing.T) {
 		t.Fatalf("delimiter %q, Delimiter() %q, want .", delim, s.Delimiter())
 	}
 	if len(got) != 3 {
-		t.Fatalf("folders %v, want INBOX, Sent, 客户.北京", slices.Sorted(mapKeys(got)))
+		t.Fatalf("folders %v, want INBOX, Sent, 客户.北京", slices.Sorted(maps.Keys(got)))
 	}
 	for f, msgs := range want {
-		compare(t, f, got[strings.ReplaceAll(f, "/", ".")], msgs)
-	}
-}
-
-func compare(t *testing.T, folder string, got []SnapMessage, want []Message) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%q: %d messages, want %d", folder, len(got), len(want))
-	}
-	for i, m := range want {
-		g := got[i]
-		if string(g.Body) != string(m.Body) {
-			t.Fatalf("%q message %d: body\n%q\nwant\n%q", folder, i, g.Body, m.Body)
-		}
-		if !g.Date.Equal(m.Date) {
-			t.Fatalf("%q message %d: INTERNALDATE %v, want %v", folder, i, g.Date, m.Date)
-		}
-		wantFlags := slices.Sorted(slices.Values(m.Flags))
-		if !slices.Equal(g.Flags, wantFlags) {
-			t.Fatalf("%q message %d: flags %q, want %q", folder, i, g.Flags, wantFlags)
-		}
-		if i > 0 && g.UID <= got[i-1].UID {
-			t.Fatalf("%q: UID %d after %d: not in delivery order", folder, g.UID, got[i-1].UID)
-		}
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
+		CompareFolder(t, f, got[strings.ReplaceAll(f, "/", ".")], msgs)
 	}
 }
 
@@ -137,14 +107,14 @@ func TestSdbox(t *testing.T) {
 	if delim != "/" || s.Delimiter() != "/" {
 		t.Fatalf("delimiter %q, Delimiter() %q, want /", delim, s.Delimiter())
 	}
-	compare(t, "项目/2024/报告", got["项目/2024/报告"], want)
+	CompareFolder(t, "项目/2024/报告", got["项目/2024/报告"], want)
 }
 
 func TestCapabilitiesAndSpecialUse(t *testing.T) {
 	t.Parallel()
 	s := StartT(t, Options{TLS: true})
 	s.AddUser("u@x.test", "pw")
-	c, err := dialIMAP(s.IMAPAddr)
+	c, err := imapfill.Dial(s.IMAPAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +181,7 @@ func TestTLSAndMasterUser(t *testing.T) {
 		t.Fatalf("master SASL PLAIN: %v", err)
 	}
 	c.Close()
-	c, err = dialIMAP(s.IMAPAddr)
+	c, err = imapfill.Dial(s.IMAPAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,12 +248,12 @@ func TestStopLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := s.cmd.Process.Pid
-	c, err := dialIMAP(s.IMAPAddr)
+	c, err := imapfill.Dial(s.IMAPAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	children := childrenOf(pid)
+	children := procstat.Children(pid)
 	if len(children) == 0 {
 		t.Fatal("found no processes under the master")
 	}
@@ -405,7 +375,7 @@ func TestDeliverFast(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, f := range j.folders {
-			compare(t, f, got[strings.ReplaceAll(f, "/", ".")], j.msgs[f])
+			CompareFolder(t, f, got[strings.ReplaceAll(f, "/", ".")], j.msgs[f])
 		}
 	}
 }

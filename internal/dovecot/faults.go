@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+
+	"github.com/banjia-mail/banjia/internal/procstat"
 )
 
 // Server-side faults for reliability tests: what a real server does to a
@@ -29,12 +31,12 @@ func (s *Server) KillSessions(service string) int {
 		return 0
 	}
 	n := 0
-	for _, p := range childrenOf(s.cmd.Process.Pid) {
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.pid))
+	for _, p := range procstat.Children(s.cmd.Process.Pid) {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.Pid))
 		if err != nil || strings.TrimSpace(string(comm)) != service {
 			continue
 		}
-		if syscall.Kill(p.pid, syscall.SIGKILL) == nil {
+		if syscall.Kill(p.Pid, syscall.SIGKILL) == nil {
 			n++
 		}
 	}

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/banjia-mail/banjia/internal/imapfill"
 )
 
 // SnapMessage is one message as Snapshot reads it.
@@ -24,7 +27,7 @@ type SnapMessage struct {
 // compare a source and a target exactly. Folder names are UTF-8 with the
 // server's delimiter, which is returned too.
 func Snapshot(addr, user, password string) (map[string][]SnapMessage, string, error) {
-	c, err := dialIMAP(addr)
+	c, err := imapfill.Dial(addr)
 	if err != nil {
 		return nil, "", err
 	}
@@ -78,4 +81,29 @@ func Snapshot(addr, user, password string) (map[string][]SnapMessage, string, er
 		return nil, "", fmt.Errorf("snapshot %s: logout: %w", user, err)
 	}
 	return out, delim, nil
+}
+
+// CompareFolder fails t unless got, one folder as Snapshot read it, holds
+// want exactly: the same bodies, INTERNALDATEs and flags, in delivery order.
+func CompareFolder(t testing.TB, folder string, got []SnapMessage, want []Message) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%q: %d messages, want %d", folder, len(got), len(want))
+	}
+	for i, m := range want {
+		g := got[i]
+		if string(g.Body) != string(m.Body) {
+			t.Fatalf("%q message %d: body\n%q\nwant\n%q", folder, i, g.Body, m.Body)
+		}
+		if !g.Date.Equal(m.Date) {
+			t.Fatalf("%q message %d: INTERNALDATE %v, want %v", folder, i, g.Date, m.Date)
+		}
+		wantFlags := slices.Sorted(slices.Values(m.Flags))
+		if !slices.Equal(g.Flags, wantFlags) {
+			t.Fatalf("%q message %d: flags %q, want %q", folder, i, g.Flags, wantFlags)
+		}
+		if i > 0 && g.UID <= got[i-1].UID {
+			t.Fatalf("%q: UID %d after %d: not in delivery order", folder, g.UID, got[i-1].UID)
+		}
+	}
 }

@@ -1,44 +1,43 @@
-package cyrus
-
-// The server runs inside its own mount and pid namespaces, made by
-// unshare(1): the namespace's first process is a root shell that runs the
-// server and waits for it, so killing that shell makes the kernel end every
-// other process of the instance, and the instance's mounts (its private
-// /dev, whose /dev/log goes to this package's syslog reader) vanish with it.
-// Nothing is found or signalled by name. (A copy of this file lives in
-// internal/courier.)
+// Package isolate runs a test server's processes in their own mount and pid
+// namespaces, made by unshare(1), and stops them all by pid. The
+// namespace's first process is a root shell that runs the server and waits
+// for it, so killing that shell makes the kernel end every other process of
+// the instance, and the mounts its script made (Cyrus's private /dev,
+// Courier's folders over its compiled-in /etc/courier and /run/courier)
+// vanish with it. Nothing is found or signalled by name.
+package isolate
 
 import (
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/banjia-mail/banjia/internal/procstat"
 )
 
 const unshareBin = "/usr/bin/unshare"
 
-// nsRun is one instance's unshare process and the namespace under it.
-type nsRun struct {
+// Namespace is one instance's unshare process and the namespace under it.
+type Namespace struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when unshare has exited (and was reaped)
-	init   proc          // the namespace's first process (pid 1 inside)
+	init   procstat.Proc // the namespace's first process (pid 1 inside)
 	pidNS  string        // its pid namespace, as /proc/PID/ns/pid reads: "pid:[...]"
-	// nsRef holds the pid namespace open until stop has checked it is
+	// nsRef holds the pid namespace open until Stop has checked it is
 	// empty: a freed namespace's number is soon reused by a new one (another
 	// test's instance), which must not be mistaken for ours.
 	nsRef *os.File
 }
 
-// startNS runs script with /bin/sh inside new mount and pid namespaces,
+// Start runs script with /bin/sh inside new mount and pid namespaces,
 // output to logPath. unshare dies with the test binary (Pdeathsig) and takes
 // the namespace with it (--kill-child), so a crashed or timed-out test
 // leaves no server behind.
-func startNS(script, logPath string) (*nsRun, error) {
+func Start(script, logPath string) (*Namespace, error) {
 	stdin, err := os.Open(os.DevNull)
 	if err != nil {
 		return nil, err
@@ -58,20 +57,20 @@ func startNS(script, logPath string) (*nsRun, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", unshareBin, err)
 	}
-	r := &nsRun{cmd: cmd, exited: make(chan struct{})}
+	r := &Namespace{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		close(r.exited)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if kids := childrenOf(cmd.Process.Pid); len(kids) > 0 {
+		if kids := procstat.Children(cmd.Process.Pid); len(kids) > 0 {
 			r.init = kids[0]
-			path := fmt.Sprintf("/proc/%d/ns/pid", r.init.pid)
+			path := fmt.Sprintf("/proc/%d/ns/pid", r.init.Pid)
 			if f, err := os.Open(path); err == nil {
 				ns, err := os.Readlink(path)
 				// Still the same process (not a reused pid)?
-				if _, start, ok := procStat(r.init.pid); err == nil && ok && start == r.init.start {
+				if _, start, ok := procstat.Read(r.init.Pid); err == nil && ok && start == r.init.Start {
 					r.pidNS, r.nsRef = ns, f
 					return r, nil
 				}
@@ -84,35 +83,34 @@ func startNS(script, logPath string) (*nsRun, error) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			r.stop()
+			r.Stop()
 			return nil, errors.New("unshare started no process within 10s")
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-// running says whether the namespace's first process is still there.
-func (r *nsRun) running() bool {
+// Running says whether the namespace's first process is still there.
+func (r *Namespace) Running() bool {
 	select {
 	case <-r.exited:
 		return false
 	default:
 	}
-	_, start, ok := procStat(r.init.pid)
-	return ok && start == r.init.start && !zombie(r.init.pid)
+	return r.init.Alive()
 }
 
-// stop kills the namespace's first process by pid (the kernel then kills
+// Stop kills the namespace's first process by pid (the kernel then kills
 // all others in the namespace), waits for unshare to reap it and exit, and
 // checks that no process of the namespace is left.
-func (r *nsRun) stop() error {
+func (r *Namespace) Stop() error {
 	if r == nil || r.cmd == nil {
 		return nil
 	}
 	var errs []error
-	if r.init.pid != 0 {
-		if _, start, ok := procStat(r.init.pid); ok && start == r.init.start {
-			syscall.Kill(r.init.pid, syscall.SIGKILL)
+	if r.init.Pid != 0 {
+		if _, start, ok := procstat.Read(r.init.Pid); ok && start == r.init.Start {
+			syscall.Kill(r.init.Pid, syscall.SIGKILL)
 		}
 	}
 	select {
@@ -135,7 +133,7 @@ func (r *nsRun) stop() error {
 
 // waitEmpty waits until no live process is in the namespace and returns
 // those still there at the deadline.
-func (r *nsRun) waitEmpty(within time.Duration) []int {
+func (r *Namespace) waitEmpty(within time.Duration) []int {
 	deadline := time.Now().Add(within)
 	for {
 		left := processesIn(r.pidNS)
@@ -147,78 +145,23 @@ func (r *nsRun) waitEmpty(within time.Duration) []int {
 }
 
 // processesIn lists the live (not zombie) processes in a pid namespace
-// (named reliably only while something holds it open, as nsRun.nsRef does).
+// (named reliably only while something holds it open, as Namespace.nsRef does).
 func processesIn(pidNS string) []int {
 	if pidNS == "" {
 		return nil
 	}
-	entries, _ := os.ReadDir("/proc")
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "pid")); err == nil && ns == pidNS && !zombie(pid) {
+	for _, pid := range procstat.Pids() {
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err == nil && ns == pidNS && !procstat.Zombie(pid) {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
 
-// proc names one process by pid and start time, so a pid the kernel has
-// since reused for something else is never mistaken for ours.
-type proc struct {
-	pid   int
-	start string
-}
-
-// procStat returns the parent pid and start time from /proc/PID/stat.
-func procStat(pid int) (ppid int, start string, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, "", false
-	}
-	// The command name may hold spaces and parentheses; fields resume after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, "", false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, "", false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return ppid, f[19], true
-}
-
-func childrenOf(pid int) []proc {
-	entries, _ := os.ReadDir("/proc")
-	var out []proc
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, start, ok := procStat(p); ok && ppid == pid {
-			out = append(out, proc{p, start})
-		}
-	}
-	return out
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
-}
-
-// nsUsable checks once that this machine lets us make mount and pid
-// namespaces (a container without CAP_SYS_ADMIN does not).
-func nsUsable() error {
+// Usable says whether this machine lets us make mount and pid namespaces
+// (a container without CAP_SYS_ADMIN does not); the error says why not.
+func Usable() error {
 	if _, err := os.Stat(unshareBin); err != nil {
 		return fmt.Errorf("%s missing (util-linux)", unshareBin)
 	}
@@ -229,7 +172,7 @@ func nsUsable() error {
 	return nil
 }
 
-// shQuote quotes s for /bin/sh.
-func shQuote(s string) string {
+// Quote quotes s for the /bin/sh that runs Start's script.
+func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
