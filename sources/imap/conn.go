@@ -39,6 +39,8 @@ type Conn struct {
 	aborted  atomic.Bool
 	// ns is the session's namespaces, once asked (namespace.go).
 	ns *Namespaces
+	// idf hides the server's ID answer from go-imap (idfilter.go).
+	idf *idFilter
 }
 
 // ResetOnClose makes closing the connection (or the process dying) reset
@@ -109,6 +111,12 @@ func DialWrapped(ctx context.Context, e sources.Endpoint, opts *imapclient.Optio
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	defer stop()
 	var nc net.Conn = &deadlineConn{Conn: raw, idle: IdleTimeout}
+	var idf *idFilter
+	inner := wrap
+	wrap = func(c net.Conn) net.Conn {
+		idf = &idFilter{Conn: c}
+		return wrapped(idf, inner)
+	}
 	var c *imapclient.Client
 	switch e.Scheme {
 	case "imaps":
@@ -155,7 +163,7 @@ func DialWrapped(ctx context.Context, e sources.Endpoint, opts *imapclient.Optio
 		}
 		return nil, fault.New(fault.Retry, fmt.Sprintf("no IMAP greeting from %s", e.Addr()), err)
 	}
-	conn := &Conn{Client: c, Endpoint: e, raw: raw}
+	conn := &Conn{Client: c, Endpoint: e, raw: raw, idf: idf}
 	if err := conn.login(dctx); err != nil {
 		c.Close()
 		return nil, err

@@ -3,12 +3,10 @@ package imap
 import (
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/sources/fault"
 )
 
@@ -76,7 +74,7 @@ var skipID atomic.Bool
 // says so at the first EXAMINE, which CommandError explains. A connection
 // that breaks here does fail it, for it cannot be used any more.
 func (c *Conn) identify() error {
-	if skipID.Load() || !needsID(c.Endpoint) {
+	if skipID.Load() {
 		return nil
 	}
 	// go-imap asks for the capabilities again after LOGIN unless the
@@ -84,27 +82,11 @@ func (c *Conn) identify() error {
 	if !c.Client.Caps().Has(imap.CapID) {
 		return nil
 	}
+	if c.idf != nil {
+		c.idf.active.Store(true)
+	}
 	if _, err := c.Client.ID(clientID()).Wait(); err != nil && !isIMAPError(err) {
 		return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost after login, while identifying the client (IMAP ID)", c.Endpoint.Addr()), err)
 	}
 	return nil
-}
-
-// needsID says whether a server is one that refuses SELECT until the
-// client identifies itself: NetEase's (163, 126, 188, yeah.net, 网易企业邮
-// on qiye.163.com), known by the host or the mailbox's domain. ID goes to
-// no other server: go-imap v2.0.0-beta.8 cannot always read a server's
-// "* ID (...)" answer (Dovecot's broke 4 of 6 logins in the portal tests,
-// "cannot read tag: expected atom"), and no other server needs it.
-func needsID(e sources.Endpoint) bool {
-	_, domain, _ := strings.Cut(e.User, "@")
-	for _, name := range []string{strings.ToLower(e.Host), strings.ToLower(domain)} {
-		for _, label := range strings.Split(name, ".") {
-			switch label {
-			case "163", "126", "188", "yeah", "netease":
-				return true
-			}
-		}
-	}
-	return false
 }
