@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/banjia-mail/banjia/internal/courier"
 	"github.com/banjia-mail/banjia/internal/cyrus"
 	"github.com/banjia-mail/banjia/internal/dovecot"
@@ -136,21 +138,8 @@ func serverRun(t *testing.T, src, dst mailServer) {
 	}
 	fill := time.Now()
 	for i, u := range users {
-		msgs := mailgen.Mailbox(u.Old, mailgen.Options{Seed: int64(i + 1), Messages: messages, MaxAttachment: 100 << 10,
+		migratetest.Fill(t, src.Deliver, u.Old, mailgen.Options{Seed: int64(i + 1), Messages: messages, MaxAttachment: 100 << 10,
 			NoMessageIDEvery: 17, DuplicateIDEvery: 23})
-		byFolder := map[string][]dovecot.Message{}
-		var order []string
-		for _, m := range msgs {
-			if _, ok := byFolder[m.Folder]; !ok {
-				order = append(order, m.Folder)
-			}
-			byFolder[m.Folder] = append(byFolder[m.Folder], dovecot.Message{Body: m.Body, Flags: m.Flags, Date: m.Date})
-		}
-		for _, f := range order {
-			if err := src.Deliver(u.Old, f, byFolder[f]); err != nil {
-				t.Fatal(err)
-			}
-		}
 		for _, f := range emptyFolders {
 			if err := src.CreateFolder(u.Old, f); err != nil {
 				t.Fatal(err)
@@ -250,12 +239,7 @@ func serverRun(t *testing.T, src, dst mailServer) {
 	}
 	t.Logf("%d accounts, %d messages in %v (%.0f msg/s)", len(users), total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
 
-	for _, u := range users {
-		a, _ := store.Account(w.Job, u.Old)
-		a.SourceSecret, _ = store.Seal(u.OldPW)
-		a.TargetSecret, _ = store.Seal(u.NewPW)
-		store.PutAccounts(w.Job, a)
-	}
+	w.Resupply()
 	appended.Store(0)
 	cfg.Rerun = true
 	if err := countingRunner(w, cfg, &appended).Run(context.Background(), w.Job); err != nil {
@@ -264,6 +248,47 @@ func serverRun(t *testing.T, src, dst mailServer) {
 	if n := appended.Load(); n != 0 {
 		t.Errorf("re-run appended %d messages", n)
 	}
+
+	// The target is the truth on this server too (Courier has no
+	// LIST-STATUS): one folder deleted and INBOX emptied by the target's
+	// admin are noticed, and exactly what they held is copied again.
+	u := users[0]
+	lost := len(before[u.Old]["Archive/2019"]) + len(before[u.Old]["INBOX"])
+	c := session(t, dst.Addr(), u.New, u.NewPW)
+	if err := c.Delete(fullName(dst, "Archive/2019")).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+	if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	w.Resupply()
+	appended.Store(0)
+	if err := countingRunner(w, cfg, &appended).Run(context.Background(), w.Job); err != nil {
+		t.Fatal(err)
+	}
+	if n := appended.Load(); n != int64(lost) {
+		t.Errorf("after the target lost %d messages, the re-run appended %d", lost, n)
+	}
+	migratetest.SameMail(t, u.Old, before[u.Old], migratetest.SnapshotAt(t, dst.Addr(), dst.Prefix(), u.New, u.NewPW))
+	if a, _ := store.Account(w.Job, u.Old); a.State != state.AccountSucceeded || a.Counts.Imported != a.Counts.ToImport {
+		t.Errorf("after the target reset: %s %+v %q", a.State, a.Counts, a.Reason)
+	}
+
+	// Three runs, and the source is as it was: nothing read, flagged,
+	// moved or deleted.
+	after := map[string]migratetest.Mailbox{}
+	for _, u := range users {
+		after[u.Old] = migratetest.SnapshotAt(t, src.Addr(), src.Prefix(), u.Old, u.OldPW)
+	}
+	migratetest.Unchanged(t, before, after)
 }
 
 // fullName is a relative folder name as the server spells it.

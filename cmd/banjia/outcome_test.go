@@ -25,7 +25,9 @@ func TestRefusedFolderIsNeverSuccess(t *testing.T) {
 	refused := migratetest.RefusedMail
 	before := w.Sources()
 	w.create(t)
+	var said strings.Builder // everything the commands printed, for the secrets check
 	out, err := w.banjia(t, "job", "start", w.Job)
+	said.WriteString(out)
 	if code := exitCode(err); code != 3 {
 		t.Fatalf("job start: exit code %d (%v), want 3\n%s", code, err, out)
 	}
@@ -46,6 +48,7 @@ func TestRefusedFolderIsNeverSuccess(t *testing.T) {
 	}
 
 	rep := w.mustBanjia(t, "job", "report", w.Job, "--csv")
+	said.WriteString(rep)
 	rows, err := csv.NewReader(strings.NewReader(rep)).ReadAll()
 	if err != nil {
 		t.Fatalf("report is not CSV: %v\n%s", err, rep)
@@ -61,6 +64,7 @@ func TestRefusedFolderIsNeverSuccess(t *testing.T) {
 
 	// verify sees the same from the servers themselves.
 	out, err = w.banjia(t, "job", "verify", w.Job, "--account", u.Old, "--deep")
+	said.WriteString(out)
 	if code := exitCode(err); code != 3 || !strings.Contains(out, `DIFF u00@old.test "~home" -> "~home": source 3, target 0, 3 missing (the target folder does not exist)`) {
 		t.Errorf("job verify before the fix: exit code %d (%v), want 3 and the folder named\n%s", code, err, out)
 	}
@@ -81,6 +85,7 @@ func TestRefusedFolderIsNeverSuccess(t *testing.T) {
 	store.Close()
 	at := w.TotalTarget()
 	out, err = w.banjia(t, "job", "retry", w.Job)
+	said.WriteString(out)
 	if code := exitCode(err); code != 0 {
 		t.Fatalf("job retry: exit code %d (%v), want 0\n%s", code, err, out)
 	}
@@ -96,5 +101,17 @@ func TestRefusedFolderIsNeverSuccess(t *testing.T) {
 	}
 	if st := w.mustBanjia(t, "job", "accounts", w.Job); strings.Count(st, "succeeded") != 2 {
 		t.Errorf("accounts after the retry:\n%s", st)
+	}
+	// Passwords are wiped after success, so this verify can only say it
+	// could not log in: its words are checked for secrets too.
+	out, _ = w.banjia(t, "job", "verify", w.Job, "--json")
+	said.WriteString(out)
+	said.WriteString(w.mustBanjia(t, "job", "report", w.Job, "--json"))
+	for _, u := range w.Users {
+		for _, pw := range []string{u.OldPW, u.NewPW} {
+			if strings.Contains(said.String(), pw) {
+				t.Errorf("a password is in the output of start, report, verify or retry")
+			}
+		}
 	}
 }

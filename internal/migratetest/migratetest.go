@@ -82,21 +82,8 @@ func New(t testing.TB, o Options) *World {
 		if err := dst.AddUser(u.New, u.NewPW); err != nil {
 			t.Fatal(err)
 		}
-		msgs := mailgen.Mailbox(u.Old, mailgen.Options{Seed: int64(i + 1), Messages: o.Messages,
+		Fill(t, src.Deliver, u.Old, mailgen.Options{Seed: int64(i + 1), Messages: o.Messages,
 			MaxAttachment: o.MaxAttachment, NoMessageIDEvery: 17, DuplicateIDEvery: 23, Folders: o.Folders})
-		byFolder := map[string][]dovecot.Message{}
-		var order []string
-		for _, m := range msgs {
-			if _, ok := byFolder[m.Folder]; !ok {
-				order = append(order, m.Folder)
-			}
-			byFolder[m.Folder] = append(byFolder[m.Folder], dovecot.Message{Body: m.Body, Flags: m.Flags, Date: m.Date})
-		}
-		for _, f := range order {
-			if err := src.Deliver(u.Old, f, byFolder[f]); err != nil {
-				t.Fatal(err)
-			}
-		}
 		u.SourcePW = u.OldPW
 		if i == o.BadPassword {
 			u.OldPW = WrongPassword
@@ -125,6 +112,25 @@ func New(t testing.TB, o Options) *World {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// Fill delivers user's mailgen corpus folder by folder, in the corpus's
+// order, through any server's Deliver.
+func Fill(t testing.TB, deliver func(user, folder string, msgs []dovecot.Message) error, user string, o mailgen.Options) {
+	t.Helper()
+	byFolder := map[string][]dovecot.Message{}
+	var order []string
+	for _, m := range mailgen.Mailbox(user, o) {
+		if _, ok := byFolder[m.Folder]; !ok {
+			order = append(order, m.Folder)
+		}
+		byFolder[m.Folder] = append(byFolder[m.Folder], dovecot.Message{Body: m.Body, Flags: m.Flags, Date: m.Date})
+	}
+	for _, f := range order {
+		if err := deliver(user, f, byFolder[f]); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Open opens the state file.
