@@ -72,6 +72,8 @@ type accountRun struct {
 	workOnce *sync.Once
 	// release gives up the account's place among those copied at once.
 	release func()
+	// pat is the account's patience with failing passes and connections.
+	pat *patience
 }
 
 // batch is one FETCH worth of messages of one folder.
@@ -323,7 +325,9 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 	}
 
 	var err error
-	for attempt := 0; ; attempt++ {
+	a.pat = newPatience(a.r.cfg.Retries, a.r.cfg.ConnectFor)
+	start := a.progress()
+	for attempt := 1; ; attempt++ {
 		before := a.progress()
 		err = a.pass(ctx, stop)
 		if err == nil || errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil {
@@ -331,13 +335,19 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		}
 		if a.progress() > before {
 			// A flaky link that still moves mail is not a reason to give up.
-			attempt = 0
+			attempt = 1
+			a.pat.progress()
 		}
-		if fault.Classify(err) != fault.Retry || attempt+1 >= a.r.cfg.Retries+2 {
+		if a.progress() > start {
+			// Once mail moves, the servers were reachable: an outage is
+			// ridden out as long as a lane would.
+			a.pat.budget = a.r.cfg.RetryFor
+		}
+		if fault.Classify(err) != fault.Retry || a.pat.failed() {
 			break
 		}
 		a.r.cfg.Log.Warn("account pass failed; retrying", "account", id, "err", err)
-		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, fault.Wait(err))) {
+		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
 			break
 		}
 	}
@@ -482,7 +492,7 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a.work, a.workOnce = make(chan struct{}), &sync.Once{}
-	batches := make(chan *batch)
+	batches := newBatchQueue(a.r.cfg.Lanes)
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < a.r.cfg.Lanes; i++ {
 		g.Go(func() error { return a.lane(gctx, stop, srcEP, dstEP, batches) })
@@ -493,7 +503,6 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 		a.seen = map[string]bool{}
 	}
 	g.Go(func() error {
-		defer close(batches)
 		for _, f := range folders {
 			if a.skipFolder(f) {
 				continue
@@ -502,10 +511,15 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 				f.Unsubscribed = false
 			}
 			if err := a.folder(gctx, stop, src, dst, f, names[f.Name], onTarget, batches); err != nil {
+				batches.close()
 				return err
 			}
 		}
+		batches.close()
 		// Every batch is with a lane: the next account may start.
+		if err := batches.drained(gctx, stop); err != nil {
+			return err
+		}
 		a.release()
 		return nil
 	})
@@ -530,14 +544,20 @@ func isAllMail(f sources.Folder) bool {
 }
 
 // retryConnect tries to connect with backoff while the failures are transient.
+// It shares the account's patience with the passes: a server that cannot be
+// reached fails the account after ConnectFor, not after ConnectFor for each
+// pass.
 func (a *accountRun) retryConnect(ctx context.Context, stop <-chan struct{}, open func() error) error {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		err := open()
-		if err == nil || fault.Classify(err) != fault.Retry || attempt >= 3*a.r.cfg.Retries {
+		if err == nil {
+			return nil
+		}
+		if fault.Classify(err) != fault.Retry || a.pat.failed() {
 			return err
 		}
-		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt+1, "err", err)
-		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, attempt, fault.Wait(err))) {
+		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt, "err", err)
+		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
 			if isClosed(stop) {
 				return errStopped
 			}
@@ -561,7 +581,7 @@ func (a *accountRun) skipFolder(f sources.Folder) bool {
 // folder lists one source folder, settles anything in doubt from an earlier
 // crash, records the target's floor, and queues the rest for the lanes.
 func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sources.Source, dst sinks.Sink,
-	f sources.Folder, target string, onTarget map[string]sources.Folder, batches chan<- *batch) error {
+	f sources.Folder, target string, onTarget map[string]sources.Folder, batches *batchQueue) error {
 	a.mu.Lock()
 	cp := a.cps[f.Name]
 	if cp == nil {
@@ -734,12 +754,8 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		if cur == nil {
 			return nil
 		}
-		select {
-		case batches <- cur:
-		case <-stop:
-			return errStopped
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		if err := batches.put(ctx, stop, cur); err != nil {
+			return err
 		}
 		cur, curBytes = nil, 0
 		return nil

@@ -192,7 +192,7 @@ func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 			left, order, attempt = append(left, order[0]), order[1:], 0
 			continue
 		}
-		if (attempt > 0 || openFails > 0) && !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, max(attempt, openFails), 0)) {
+		if (attempt > 0 || openFails > 0) && !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, max(attempt, openFails), 0)) {
 			break
 		}
 		dst, err := a.r.cfg.OpenSink(ctx, dstEP)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +14,9 @@ import (
 )
 
 // lane copies batches over its own source and sink sessions.
-func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstEP sources.Endpoint, batches <-chan *batch) error {
+func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstEP sources.Endpoint, batches *batchQueue) error {
+	place := &lanePlace{}
+	defer batches.leave(place)
 	var src sources.Source
 	var dst sinks.Sink
 	slot := a.r.hostSlot(srcEP.Host)
@@ -36,8 +37,8 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 		}
 	}
 	defer closeAll()
-	// next is a batch taken early: the first one, or one prefetched;
-	// noMore says the channel was found closed meanwhile.
+	// next is a batch taken early (prefetched); noMore says the queue
+	// was found closed and empty meanwhile.
 	var next *batch
 	noMore := false
 	// Log in as soon as there is work, not when the first batch is cut;
@@ -48,15 +49,19 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			// The batch loop connects again and handles the error.
 			closeAll()
 		}
-	case b, ok := <-batches:
-		if !ok {
-			return nil
-		}
-		next = b
+	case <-batches.finished():
+		return nil
 	case <-ctx.Done():
 	case <-stop:
 	}
 	poison := 0
+	// The lane gives up (a message, or the account when it cannot even
+	// connect) only after RetryFor without progress: a link that breaks
+	// often but still moves mail is ridden out.
+	pat := newPatience(a.r.cfg.Retries, a.r.cfg.RetryFor)
+	// After a session that worked the server is there: waits stop growing
+	// sooner than while it cannot be reached at all.
+	linkUp := min(a.r.cfg.RetryMax, 16*a.r.cfg.RetryBase)
 	for {
 		var b *batch
 		var ok bool
@@ -65,12 +70,9 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 		} else if noMore {
 			return nil
 		} else {
-			select {
-			case b, ok = <-batches:
-			case <-stop:
-				return errStopped
-			case <-ctx.Done():
-				return context.Cause(ctx)
+			var err error
+			if b, ok, err = batches.take(ctx, stop, place); err != nil {
+				return err
 			}
 		}
 		if !ok {
@@ -106,6 +108,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				doubt, found, err = a.settleDoubts(ctx, src, dst, b, doubt)
 				if len(doubt) < unsettled {
 					connectFails = 0
+					pat.progress()
 				}
 				if len(found) > 0 {
 					remaining = without(remaining, found)
@@ -156,10 +159,10 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				closeAll()
 				connectFails++
 				a.r.cfg.Log.Warn("lane cannot connect; retrying", "account", a.acct.ID, "n", connectFails, "err", err)
-				if connectFails > 3*a.r.cfg.Retries {
+				if pat.failed() {
 					return fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)
 				}
-				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, connectFails, fault.Wait(err))) {
+				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, connectFails, fault.Wait(err))) {
 					if isClosed(stop) {
 						return errStopped
 					}
@@ -240,15 +243,11 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				if pf, ok := src.(sources.Prefetcher); ok && err == nil && pipe != nil && next == nil && !noMore && len(asked) == len(remaining) {
 					// While the target answers for this batch, ask the source
 					// for the next one.
-					select {
-					case nb, ok := <-batches:
-						if ok {
-							next = nb
-							pf.Prefetch(ctx, nb.folder, nb.msgs)
-						} else {
-							noMore = true
-						}
-					default:
+					if nb, more := batches.tryTake(place); nb != nil {
+						next = nb
+						pf.Prefetch(ctx, nb.folder, nb.msgs)
+					} else if !more {
+						noMore = true
 					}
 				}
 				if pipe != nil {
@@ -262,6 +261,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			}
 			if len(processed) > 0 {
 				noProgress, poison, throttled = 0, 0, 0
+				pat.progress()
 				rest := remaining[:0:0]
 				for _, m := range remaining {
 					if !processed[m.UID] {
@@ -312,14 +312,17 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				continue
 			}
 			closeAll()
+			giveUp := false
 			if len(processed) == 0 {
 				noProgress++
+				giveUp = pat.failed()
 			}
-			if noProgress >= a.r.cfg.Retries {
+			if giveUp {
 				// The same message keeps breaking the session: give it up.
-				a.failed(b, remaining[0], fmt.Sprintf("failed %d times: %s", noProgress, fault.Reason(err)))
+				a.failed(b, remaining[0], fmt.Sprintf("failed %d times over %v: %s", noProgress, time.Since(pat.since).Round(time.Second), fault.Reason(err)))
 				remaining = remaining[1:]
 				noProgress = 0
+				pat.progress()
 				poison++
 				if poison >= 3 {
 					return fault.New(fault.Account, "the connection keeps failing: "+fault.Reason(err), err)
@@ -332,7 +335,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				continue
 			}
 			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "first", remaining[0].UID, "n", noProgress, "err", err)
-			wait := backoff(a.r.cfg.RetryBase, noProgress, fault.Wait(err))
+			wait := backoff(a.r.cfg.RetryBase, linkUp, noProgress, fault.Wait(err))
 			if len(doubt) > 0 {
 				wait = max(wait, doubtGrace(doubt))
 			}
@@ -455,18 +458,6 @@ func without(msgs []sources.Message, drop map[uint32]bool) []sources.Message {
 		}
 	}
 	return out
-}
-
-// backoff doubles from base up to 30s, with jitter, or follows the server's hint.
-func backoff(base time.Duration, attempt int, hint time.Duration) time.Duration {
-	if hint > 0 {
-		return hint
-	}
-	d := base << min(attempt, 5)
-	if d > 30*time.Second {
-		d = 30 * time.Second
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // sleep waits d unless stopped; it reports whether the full wait happened.

@@ -26,8 +26,11 @@ type Config struct {
 	PerHost       int           // source connections per source host; default 10
 	BatchMessages int           // messages per FETCH; default 64
 	BatchBytes    int64         // bytes per FETCH; default 32 MiB
-	Retries       int           // attempts without progress before a message is given up; default 3
-	RetryBase     time.Duration // first backoff; default 1s, doubling to 30s
+	Retries       int           // attempts before anything is given up (see RetryFor); default 3
+	RetryFor      time.Duration // how long a lane or an account keeps retrying without progress; default 5 min
+	ConnectFor    time.Duration // how long an account keeps trying to reach its servers before any mail moved; default 1 min
+	RetryBase     time.Duration // the first wait after a failure, doubling with jitter; default 250 ms
+	RetryMax      time.Duration // the longest wait; default 30 s
 	FlushEvery    time.Duration // how often progress is written; default 250ms
 	Grace         time.Duration // how long a stop waits for message boundaries before cutting connections; default 30s
 	// Rerun copies again (incrementally) accounts that already succeeded;
@@ -63,7 +66,19 @@ func (c *Config) defaults() {
 		c.Retries = 3
 	}
 	if c.RetryBase <= 0 {
-		c.RetryBase = time.Second
+		c.RetryBase = 250 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 30 * time.Second
+	}
+	if c.RetryMax < c.RetryBase {
+		c.RetryMax = c.RetryBase
+	}
+	if c.RetryFor <= 0 {
+		c.RetryFor = 5 * time.Minute
+	}
+	if c.ConnectFor <= 0 {
+		c.ConnectFor = time.Minute
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = 250 * time.Millisecond

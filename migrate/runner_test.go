@@ -29,8 +29,17 @@ func runner(w *world, cfg migrate.Config) *migrate.Runner {
 	if cfg.OpenSink == nil {
 		cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }
 	}
+	// Tests here are about what is copied, not about riding out faults:
+	// what fails is given up within seconds. The fault trials use the
+	// shipped settings (migrate.New with no retry settings).
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase = 50 * time.Millisecond
+	}
+	if cfg.RetryFor == 0 {
+		cfg.RetryFor = 2 * time.Second
+	}
+	if cfg.ConnectFor == 0 {
+		cfg.ConnectFor = 2 * time.Second
 	}
 	return migrate.New(w.Store, cfg)
 }

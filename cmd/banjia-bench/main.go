@@ -45,6 +45,7 @@ type config struct {
 	only       string
 	fsyncToo   bool
 	repeat     int
+	seed       uint64
 	pin        bool
 	commandRun string
 }
@@ -65,7 +66,8 @@ func main() {
 	flag.BoolVar(&c.fsyncToo, "fsync", true, "also measure loopback with Dovecot's default mail_fsync")
 	flag.BoolVar(&c.pin, "pin", true, "give the target Dovecot half the CPUs to itself (see docs/performance.md)")
 	flag.StringVar(&c.commandRun, "reproduce", "", "the command to print as the way to reproduce the report (make bench sets it)")
-	flag.IntVar(&c.repeat, "repeat", 3, "runs of each raw/banjia pair, alternating; the best of each is reported")
+	flag.IntVar(&c.repeat, "repeat", 5, "raw/banjia pairs per row after a warm-up pair, each pair in random order; the verdict is the median pair ratio")
+	flag.Uint64Var(&c.seed, "seed", 0, "seed of the pairs' order (0: from the clock; the report gives the one used)")
 	flag.Parse()
 	if c.quick {
 		setIfDefault("accounts", &c.accounts, 8)
@@ -73,7 +75,7 @@ func main() {
 		setIfDefault("noop", &c.noopTotal, 10000)
 		setIfDefault("big", &c.bigMB, 20)
 		c.fsyncToo = false
-		setIfDefault("repeat", &c.repeat, 1)
+		setIfDefault("repeat", &c.repeat, 3)
 		// Quick figures are not the issue's sizes: do not overwrite the report.
 		set := false
 		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "out" })
@@ -131,9 +133,19 @@ type row struct {
 	limit    *row // the raw limit this row is compared with
 	rssKB    int64
 	note     string
-	kind     string    // loopback, rtt, noop or big: the rows the issue sets targets for
-	fetched  int       // bodies fetched (no-op re-run)
-	pairs    []float64 // each banjia run over the raw run just before it
+	kind     string        // loopback, rtt, noop or big: the rows the issue sets targets for
+	fetched  int           // bodies fetched (no-op re-run)
+	pairs    []float64     // each pair's banjia rate over its raw rate (the verdict is their median)
+	cpu      time.Duration // the target's CPU time (user + system) during the run
+	samples  []string      // every run's rate, in the order run
+}
+
+// cpuPerMsg is the target's CPU time per message copied, in ms.
+func (r *row) cpuPerMsg() float64 {
+	if r.messages == 0 {
+		return 0
+	}
+	return float64(r.cpu) / float64(time.Millisecond) / float64(r.messages)
 }
 
 func (r *row) rate() float64 { return float64(r.messages) / r.elapsed.Seconds() }
@@ -157,7 +169,11 @@ func run(c *config) error {
 	}
 	defer os.RemoveAll(work)
 
-	b := &bench{c: c, work: work, cpus: planCPUs(c.pin)}
+	if c.seed == 0 {
+		c.seed = uint64(time.Now().UnixNano())
+	}
+	b := &bench{c: c, work: work, cpus: planCPUs(c.pin), rng: rand.New(rand.NewPCG(c.seed, 1))}
+	logf("pair order seed %d (-seed to replay)", c.seed)
 	defer b.stop()
 	if err := b.cpus.pinSelf(); err != nil {
 		return fmt.Errorf("pin the benchmark's CPUs: %w", err)
@@ -260,6 +276,7 @@ type bench struct {
 	median  int
 	runs    int
 	cpus    *cpuPlan
+	rng     *rand.Rand
 }
 
 // server starts a source instance, on the feeders' CPUs.
@@ -375,18 +392,19 @@ func median(xs []int) int {
 	return s[len(s)/2]
 }
 
-// compare measures the raw limit and banjia, alternately, repeat times each
-// (fresh target users every time), and keeps the best of each: other work
-// on the machine only ever slows a run down.
+// compare measures the raw limit and banjia over the same corpus: a
+// warm-up pair that is not counted, then repeat pairs, each in random order
+// (which of the two goes first is a coin toss from the seed), into fresh
+// target users. The verdict is the median of the pairs' ratios, a rule
+// fixed before the run: a best-of-N on each side lets one lucky or unlucky
+// sample decide. The rows reported are the runs with the median rate on
+// each side; every sample is in the notes.
 func (b *bench) compare(where string, srv *dovecot.Server, srcAddr, dstAddr string, C int) ([]*row, error) {
-	var best, bestE2E *row
-	var raws, e2es, pairs []string
-	var ratios []float64
 	// Every target user of every run up front: Dovecot re-reads its
 	// passwd-file when the file's mtime changes, so two changes within one
 	// second could leave the second unseen.
 	first := b.runs + 1
-	for i := 0; i < b.c.repeat; i++ {
+	for i := 0; i <= b.c.repeat; i++ {
 		for _, u := range b.rawUsers(fmt.Sprintf("r%d", first+i)) {
 			if err := srv.AddUser(u.New, u.NewPW); err != nil {
 				return nil, err
@@ -399,37 +417,83 @@ func (b *bench) compare(where string, srv *dovecot.Server, srcAddr, dstAddr stri
 		}
 	}
 	time.Sleep(1100 * time.Millisecond)
-	for i := 0; i < b.c.repeat; i++ {
+	var raws, e2es []*row
+	var ratios []float64
+	var rawNotes, e2eNotes, order []string
+	for i := 0; i <= b.c.repeat; i++ {
 		b.runs++
-		raw, err := b.raw("raw ingest limit, "+where, srv, dstAddr, fmt.Sprintf("r%d", b.runs), C)
-		if err != nil {
-			return nil, err
+		warm := i == 0
+		label := where
+		if warm {
+			label += " (warm-up, not counted)"
 		}
-		raws = append(raws, fmt.Sprintf("%.0f", raw.rate()))
-		if best == nil || raw.rate() > best.rate() {
-			best = raw
+		var raw, e2e *row
+		runRaw := func() (err error) {
+			raw, err = b.raw("raw ingest limit, "+label, srv, dstAddr, fmt.Sprintf("r%d", b.runs), C)
+			return err
 		}
-		e2e, err := b.banjiaRun("banjia end to end, "+where, srv, srcAddr, dstAddr, fmt.Sprintf("t%d", b.runs), best)
-		if err != nil {
-			return nil, err
+		runE2E := func() (err error) {
+			e2e, err = b.banjiaRun("banjia end to end, "+label, srv, srcAddr, dstAddr, fmt.Sprintf("t%d", b.runs))
+			return err
 		}
-		e2es = append(e2es, fmt.Sprintf("%.0f", e2e.rate()))
-		pairs = append(pairs, fmt.Sprintf("%.2f", e2e.rate()/raw.rate()))
-		ratios = append(ratios, e2e.rate()/raw.rate())
-		if bestE2E == nil || e2e.rate() > bestE2E.rate() {
-			bestE2E = e2e
+		rawFirst := b.rng.IntN(2) == 0
+		steps := []func() error{runRaw, runE2E}
+		if !rawFirst {
+			steps = []func() error{runE2E, runRaw}
 		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return nil, err
+			}
+		}
+		if warm {
+			continue
+		}
+		ratio := e2e.rate() / raw.rate()
+		logf("  pair %d (%s first): %.2fx", i, map[bool]string{true: "raw", false: "banjia"}[rawFirst], ratio)
+		raws, e2es, ratios = append(raws, raw), append(e2es, e2e), append(ratios, ratio)
+		rawNotes = append(rawNotes, fmt.Sprintf("%.0f", raw.rate()))
+		e2eNotes = append(e2eNotes, fmt.Sprintf("%.0f", e2e.rate()))
+		order = append(order, map[bool]string{true: "r", false: "b"}[rawFirst])
 	}
-	bestE2E.limit = best
-	bestE2E.pairs = ratios
-	if b.c.repeat > 1 {
-		best.note = "best of " + strings.Join(raws, ", ") + " msg/s"
-		bestE2E.note = "best of " + strings.Join(e2es, ", ") + " msg/s; each run against the raw run just before it: " + strings.Join(pairs, ", ")
-	}
+	raw, e2e := medianRow(raws), medianRow(e2es)
+	e2e.limit = raw
+	e2e.pairs = ratios
+	raw.cpu, e2e.cpu = medianCPU(raws), medianCPU(e2es)
+	raw.note = fmt.Sprintf("median of %s msg/s", strings.Join(rawNotes, ", "))
+	e2e.note = fmt.Sprintf("median of %s msg/s; pair ratios %s (first of each pair: %s)", strings.Join(e2eNotes, ", "),
+		joinRatios(ratios), strings.Join(order, ""))
 	if strings.Contains(where, "RTT") {
-		bestE2E.note = strings.TrimPrefix(bestE2E.note+"; source and target both behind the delay", "; ")
+		e2e.note += "; source and target both behind the delay"
 	}
-	return []*row{best, bestE2E}, nil
+	return []*row{raw, e2e}, nil
+}
+
+// medianRow is the run with the median rate (the lower middle one of an
+// even count).
+func medianRow(rs []*row) *row {
+	s := append([]*row(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].rate() < s[j].rate() })
+	r := *s[(len(s)-1)/2]
+	return &r
+}
+
+// medianCPU is the median target CPU time of the runs.
+func medianCPU(rs []*row) time.Duration {
+	var d []time.Duration
+	for _, r := range rs {
+		d = append(d, r.cpu)
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[(len(d)-1)/2]
+}
+
+func joinRatios(xs []float64) string {
+	var s []string
+	for _, x := range xs {
+		s = append(s, fmt.Sprintf("%.2f", x))
+	}
+	return strings.Join(s, ", ")
 }
 
 // settle writes back what earlier runs left in the page cache, so a run
@@ -476,13 +540,14 @@ func (b *bench) raw(what string, srv *dovecot.Server, addr, tag string, C int) (
 	users := b.rawUsers(tag)
 	logf("%s: %d messages into %d mailboxes over %d connections", what, len(b.msgs), len(users), C)
 	settle()
-	cpu0 := dovecotCPU(srv)
+	u0 := dovecotUsage(srv)
 	elapsed, err := rawIngest(addr, users, len(b.folders), b.msgs, C)
+	du := dovecotUsage(srv).sub(u0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	r := &row{what: what, c: C, messages: len(b.msgs), bytes: b.bytes, elapsed: elapsed}
-	logf("  %.0f msg/s, %.1f MB/s, target Dovecot CPU %v", r.rate(), r.mbps(), (dovecotCPU(srv) - cpu0).Round(10*time.Millisecond))
+	r := &row{what: strings.TrimSuffix(what, " (warm-up, not counted)"), c: C, messages: len(b.msgs), bytes: b.bytes, elapsed: elapsed, cpu: du.cpu}
+	logf("  %.0f msg/s, %.1f MB/s, target Dovecot CPU %v, %.1f reads/msg", r.rate(), r.mbps(), du.cpu.Round(10*time.Millisecond), float64(du.reads)/float64(len(b.msgs)))
 	if n, err := countAll(addr, users); err != nil || n != len(b.msgs) {
 		return nil, fmt.Errorf("%s: target holds %d messages of %d (%v)", what, n, len(b.msgs), err)
 	}
@@ -492,7 +557,7 @@ func (b *bench) raw(what string, srv *dovecot.Server, addr, tag string, C int) (
 
 // banjiaRun copies the corpus with the banjia binary into target users
 // tagged tag, timing `job start` from exec to exit.
-func (b *bench) banjiaRun(what string, srv *dovecot.Server, srcAddr, dstAddr, tag string, limit *row) (*row, error) {
+func (b *bench) banjiaRun(what string, srv *dovecot.Server, srcAddr, dstAddr, tag string) (*row, error) {
 	dir := filepath.Join(b.work, tag)
 	os.MkdirAll(dir, 0o700)
 	users := b.e2eUsers(tag)
@@ -502,22 +567,27 @@ func (b *bench) banjiaRun(what string, srv *dovecot.Server, srcAddr, dstAddr, ta
 	}
 	logf("%s: --parallel %d --conns %d", what, b.c.parallel, b.c.conns)
 	settle()
-	var cpu0 []time.Duration
+	var u0 []usage
 	for _, s := range b.servers {
-		cpu0 = append(cpu0, dovecotCPU(s))
+		u0 = append(u0, dovecotUsage(s))
 	}
 	res, err := j.start(b.c.parallel, b.c.conns, false)
 	var cpus []string
 	for i, s := range b.servers {
-		if d := dovecotCPU(s) - cpu0[i]; d > 50*time.Millisecond {
-			cpus = append(cpus, fmt.Sprintf("dovecot#%d %v", i, d.Round(10*time.Millisecond)))
+		if d := dovecotUsage(s).sub(u0[i]); d.cpu > 50*time.Millisecond {
+			cpus = append(cpus, fmt.Sprintf("dovecot#%d %v %.1f reads/msg", i, d.cpu.Round(10*time.Millisecond), float64(d.reads)/float64(len(b.msgs))))
 		}
 	}
 	logf("  Dovecot CPU: %s", strings.Join(cpus, ", "))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	r := &row{what: what, c: b.c.parallel * b.c.conns, messages: len(b.msgs), bytes: b.bytes, elapsed: res.elapsed, limit: limit, rssKB: res.rssKB}
+	r := &row{what: strings.TrimSuffix(what, " (warm-up, not counted)"), c: b.c.parallel * b.c.conns, messages: len(b.msgs), bytes: b.bytes, elapsed: res.elapsed, rssKB: res.rssKB}
+	for i, s := range b.servers {
+		if s == srv {
+			r.cpu = dovecotUsage(s).sub(u0[i]).cpu
+		}
+	}
 	for _, l := range strings.Split(res.output, "\n") {
 		if strings.HasPrefix(l, "LANESTATS") {
 			logf("  %s", l)
@@ -532,7 +602,7 @@ func (b *bench) banjiaRun(what string, srv *dovecot.Server, srcAddr, dstAddr, ta
 		return nil, fmt.Errorf("%s: target holds %d messages, source %d\n%s", what, n, len(b.msgs), res.output)
 	}
 	forget(srv, users)
-	logf("  %.0f msg/s, %.1f MB/s, %.2fx the limit, peak RSS %d MB, banjia CPU %v", r.rate(), r.mbps(), r.rate()/limit.rate(), r.rssKB/1024, res.cpu.Round(10*time.Millisecond))
+	logf("  %.0f msg/s, %.1f MB/s, target CPU %.3f ms/msg, peak RSS %d MB, banjia CPU %v", r.rate(), r.mbps(), r.cpuPerMsg(), r.rssKB/1024, res.cpu.Round(10*time.Millisecond))
 	return r, nil
 }
 

@@ -14,11 +14,15 @@ func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
 		Usage: "run a real migration between two in-process IMAP servers (no setup needed)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "accounts", Value: 3},
 			&cli.IntFlag{Name: "messages", Value: 120, Usage: "messages per account"},
-		},
+		}, runnerFlags()...),
 		Action: func(c *cli.Context) error {
+			cfg, err := runnerConfig(c)
+			if err != nil {
+				return err
+			}
 			env, err := demo.Start(c.Context, demo.Options{Accounts: c.Int("accounts"), Messages: c.Int("messages")})
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
@@ -26,7 +30,6 @@ func demoCommand() *cli.Command {
 			defer env.Close()
 			fmt.Printf("banjia demo: old server (source) on %s, new server (target) on %s, %d accounts\n",
 				env.Source, env.Target, len(env.Users))
-			cfg := runnerConfig(c)
 			if err := run(c, env.Store, env.JobID, cfg); err != nil {
 				return err
 			}

@@ -28,8 +28,8 @@ import (
 	_ "github.com/banjia-mail/banjia/sources/exchange" // app-only tokens for delegated XOAUTH2 logins
 	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/graph"
-	_ "github.com/banjia-mail/banjia/sources/imap" // registers imap, imaps, imap+plain
-	_ "github.com/banjia-mail/banjia/sources/pop3" // registers pop3, pop3s, pop3+plain
+	imapsrc "github.com/banjia-mail/banjia/sources/imap" // also registers imap, imaps, imap+plain
+	pop3src "github.com/banjia-mail/banjia/sources/pop3" // also registers pop3, pop3s, pop3+plain
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -142,14 +142,32 @@ func runnerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "parallel", Value: 4, Usage: "accounts copied at once"},
 		&cli.IntFlag{Name: "conns", Value: 2, Usage: "connections per account"},
 		&cli.IntFlag{Name: "per-host", Value: 10, Usage: "most connections to one source host"},
+		&cli.DurationFlag{Name: "retry-for", Value: 5 * time.Minute, Usage: "how long a connection or message that keeps failing is retried without progress before it is given up"},
+		&cli.DurationFlag{Name: "connect-for", Value: time.Minute, Usage: "how long an account keeps trying to reach its servers before any of its mail moved"},
+		&cli.DurationFlag{Name: "retry-wait", Value: 250 * time.Millisecond, Usage: "the first wait after a failure; it doubles, with jitter, up to 30s"},
+		&cli.DurationFlag{Name: "idle-timeout", Value: imapsrc.IdleTimeout, Usage: "how long a server may stay silent while an answer is owed before the connection is given up and made again"},
 	}
 }
 
-func runnerConfig(c *cli.Context) migrate.Config {
+func runnerConfig(c *cli.Context) (migrate.Config, error) {
+	for _, name := range []string{"retry-for", "connect-for", "retry-wait", "idle-timeout"} {
+		if d := c.Duration(name); d <= 0 {
+			return migrate.Config{}, fmt.Errorf("--%s %v: give a duration above zero, such as 30s or 5m", name, d)
+		}
+	}
+	for _, name := range []string{"parallel", "conns", "per-host"} {
+		if n := c.Int(name); n <= 0 {
+			return migrate.Config{}, fmt.Errorf("--%s %d: give a number above zero", name, n)
+		}
+	}
+	// One process, one setting: every connection the run makes uses it.
+	imapsrc.IdleTimeout = c.Duration("idle-timeout")
+	pop3src.IOTimeout = c.Duration("idle-timeout")
 	return migrate.Config{
 		Accounts: c.Int("parallel"), Lanes: c.Int("conns"), PerHost: c.Int("per-host"),
+		RetryFor: c.Duration("retry-for"), ConnectFor: c.Duration("connect-for"), RetryBase: c.Duration("retry-wait"),
 		OpenSink: openSink, Log: logger(c),
-	}
+	}, nil
 }
 
 // password reads a secret from a file, an environment variable or the
@@ -393,7 +411,10 @@ func migrateCommand() *cli.Command {
 			if err := store.PutAccounts(id, acct); err != nil {
 				return err
 			}
-			cfg := runnerConfig(c)
+			cfg, err := runnerConfig(c)
+			if err != nil {
+				return err
+			}
 			cfg.Rerun = true
 			return outcome(store, id, run(c, store, id, cfg), nil)
 		},
@@ -614,7 +635,10 @@ func jobCommand() *cli.Command {
 						return err
 					}
 					defer store.Close()
-					cfg := runnerConfig(c)
+					cfg, err := runnerConfig(c)
+					if err != nil {
+						return err
+					}
 					cfg.Rerun = c.Bool("rerun")
 					return outcome(store, id, run(c, store, id, cfg), nil)
 				},

@@ -128,7 +128,10 @@ func retryCommand() *cli.Command {
 				fmt.Printf("job %s: no account failed or finished with failures; nothing to retry\n", id)
 				return nil
 			}
-			cfg := runnerConfig(c)
+			cfg, err := runnerConfig(c)
+			if err != nil {
+				return err
+			}
 			cfg.Rerun = true
 			cfg.Only = only
 			return outcome(store, id, run(c, store, id, cfg), only)
@@ -141,11 +144,11 @@ func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name: "verify", Usage: "compare source and target folder by folder (counts; --deep: every message's bytes)", ArgsUsage: "JOB",
 		Description: "exit codes: 0 every folder holds its source's messages once; 3 something is missing or copied twice; 1 the check could not run",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "account", Usage: "only this account (old address; repeat for more)"},
 			&cli.BoolFlag{Name: "deep", Usage: "compare every message by a digest of its bytes (reads every message on both sides)"},
 			&cli.BoolFlag{Name: "json"},
-		},
+		}, runnerFlags()...),
 		Action: func(c *cli.Context) error {
 			id := c.Args().First()
 			store, err := state.OpenExisting(c.String("state"))
@@ -153,7 +156,11 @@ func verifyCommand() *cli.Command {
 				return err
 			}
 			defer store.Close()
-			r := migrate.New(store, runnerConfig(c))
+			cfg, err := runnerConfig(c)
+			if err != nil {
+				return err
+			}
+			r := migrate.New(store, cfg)
 			checks, err := r.Verify(c.Context, id, c.StringSlice("account"), c.Bool("deep"))
 			if err != nil {
 				return err

@@ -80,7 +80,10 @@ func serve(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	var srv *web.Server
-	cfg := runnerConfig(c)
+	cfg, err := runnerConfig(c)
+	if err != nil {
+		return err
+	}
 	cfg.OnEvent = func(e *state.Event) {
 		if srv != nil {
 			srv.HandleEvent(e)

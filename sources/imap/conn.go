@@ -20,14 +20,6 @@ import (
 	"github.com/banjia-mail/banjia/sources/fault"
 )
 
-// IdleTimeout bounds how long a connection may stay silent while we wait for
-// a reply. go-imap waits for replies without any deadline, so a server that
-// stalls would otherwise hang a lane for ever.
-var IdleTimeout = 2 * time.Minute
-
-// DialTimeout bounds connecting, TLS and the greeting.
-var DialTimeout = 20 * time.Second
-
 // Conn is one logged-in IMAP session, shared by the IMAP source and the IMAP
 // sink. Every blocking call takes a context; cancelling it closes the
 // connection, since go-imap itself has no notion of contexts.
@@ -102,8 +94,7 @@ func DialWrapped(ctx context.Context, e sources.Endpoint, opts *imapclient.Optio
 	}
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	d := net.Dialer{}
-	raw, err := d.DialContext(dctx, "tcp", e.Addr())
+	raw, err := Dialer().DialContext(dctx, "tcp", e.Addr())
 	if err != nil {
 		return nil, DialError(e, err)
 	}

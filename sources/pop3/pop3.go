@@ -80,8 +80,7 @@ type dialer struct {
 func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(d.ctx, imapsrc.DialTimeout)
 	defer cancel()
-	var nd net.Dialer
-	raw, err := nd.DialContext(dctx, network, addr)
+	raw, err := imapsrc.Dialer().DialContext(dctx, network, addr)
 	if err != nil {
 		return nil, imapsrc.DialError(d.e, err)
 	}
