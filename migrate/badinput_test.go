@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -20,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/banjia-mail/banjia/internal/appendtap"
 	"github.com/banjia-mail/banjia/internal/badmail"
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
@@ -27,7 +27,6 @@ import (
 	"github.com/banjia-mail/banjia/sinks"
 	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -143,6 +142,12 @@ func TestBadInputs(t *testing.T) {
 	cfg := migrate.Config{Lanes: 2, Retries: 3, RetryBase: 10 * time.Millisecond, BatchMessages: 16}
 	runStart := time.Now()
 	badRun(t, w, cfg, rec, "first run")
+	// The run went through the pipelined path the binary takes (LITERAL+,
+	// several APPENDs on the wire before the first answer), not one APPEND
+	// per round trip.
+	if rec.maxInFlight < 2 {
+		t.Errorf("at most %d APPEND in flight on a target connection: the pipelined path was not exercised", rec.maxInFlight)
+	}
 	var facts []string // what the summary row may claim
 	if j, _ := w.Store.Job(w.Job); j.State != state.JobCompleted {
 		t.Errorf("job state %s after the run, want %s", j.State, state.JobCompleted)
@@ -414,14 +419,30 @@ func badRun(t *testing.T, w *migratetest.World, cfg migrate.Config, rec *badSent
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	start := time.Now()
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
-		if err != nil {
-			return nil, err
-		}
-		return &badRecordingSink{Sink: s, log: rec}, nil
+	// The real sink, pipelining as the binary does; what reaches the
+	// target is recorded on the wire.
+	tap, err := appendtap.Start(w.Dst.IMAPAddr, func(a appendtap.Append) {
+		fl := slices.Clone(a.Flags)
+		slices.Sort(fl)
+		rec.mu.Lock()
+		rec.sent[badKeyOf(dovecot.SnapMessage{Body: a.Body, Flags: fl, Date: a.Date})]++
+		rec.mu.Unlock()
+		rec.ok.Add(1)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	err := runner(w, cfg).Run(ctx, w.Job)
+	defer func() {
+		tap.Close()
+		rec.mu.Lock()
+		rec.maxInFlight = max(rec.maxInFlight, tap.MaxInFlight())
+		rec.mu.Unlock()
+	}()
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		e.Host, e.Port = "127.0.0.1", tap.Port()
+		return sinkimap.Open(ctx, e)
+	}
+	err = runner(w, cfg).Run(ctx, w.Job)
 	if ctx.Err() != nil {
 		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 		t.Fatalf("%s: the job is stuck: still running after %s (%v)", what, time.Since(start).Round(time.Second), err)
@@ -438,29 +459,9 @@ type badSentLog struct {
 	mu   sync.Mutex
 	sent map[badKey]int
 	ok   atomic.Int64
-}
-
-// badRecordingSink reads each message before passing it on, to record it.
-type badRecordingSink struct {
-	sinks.Sink
-	log *badSentLog
-}
-
-func (s *badRecordingSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
-	buf, err := io.ReadAll(io.LimitReader(r, size))
-	if err != nil {
-		return sinks.Appended{}, fault.New(fault.Retry, "message transfer interrupted", err)
-	}
-	res, err := s.Sink.Append(ctx, f, bytes.NewReader(buf), size, flags, date)
-	if err == nil {
-		fl := slices.Clone(flags)
-		slices.Sort(fl)
-		s.log.mu.Lock()
-		s.log.sent[badKeyOf(dovecot.SnapMessage{Body: buf, Flags: fl, Date: date})]++
-		s.log.mu.Unlock()
-		s.log.ok.Add(1)
-	}
-	return res, err
+	// maxInFlight is the most APPENDs seen in flight at once on one
+	// target connection.
+	maxInFlight int64
 }
 
 // badSnapshot reads a mailbox keyed by the server's own folder names: the

@@ -3,14 +3,17 @@ package migrate_test
 import (
 	"context"
 	"fmt"
-	"io"
+	"net"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/internal/appendtap"
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
@@ -44,27 +47,28 @@ func runner(w *world, cfg migrate.Config) *migrate.Runner {
 	return migrate.New(w.Store, cfg)
 }
 
-// appendCounter counts APPENDs the target accepted.
-type appendCounter struct {
-	sinks.Sink
-	n *atomic.Int64
-}
-
-func (c *appendCounter) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
-	res, err := c.Sink.Append(ctx, f, r, size, flags, date)
-	if err == nil {
-		c.n.Add(1)
-	}
-	return res, err
-}
-
+// countingRunner is runner with the real sink (pipelined APPEND, as the
+// binary uses it) reaching the target through an appendtap, which adds to
+// n every APPEND the target accepts.
 func countingRunner(w *world, cfg migrate.Config, n *atomic.Int64) *migrate.Runner {
+	var mu sync.Mutex
+	taps := map[string]*appendtap.Tap{}
 	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
-		if err != nil {
-			return nil, err
+		addr := net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+		mu.Lock()
+		tap := taps[addr]
+		if tap == nil {
+			var err error
+			if tap, err = appendtap.Start(addr, func(appendtap.Append) { n.Add(1) }); err != nil {
+				mu.Unlock()
+				return nil, err
+			}
+			taps[addr] = tap
+			w.T.Cleanup(func() { tap.Close() })
 		}
-		return &appendCounter{Sink: s, n: n}, nil
+		mu.Unlock()
+		e.Host, e.Port = "127.0.0.1", tap.Port()
+		return sinkimap.Open(ctx, e)
 	}
 	return runner(w, cfg)
 }

@@ -289,6 +289,40 @@ func sameMail(t testing.TB, who string, want, got Mailbox, withFlags bool) (mess
 	return messages
 }
 
+// PartOf fails unless got is part of want, counting copies: every message
+// of a folder of got (bytes, flags, INTERNALDATE) is a message of want's
+// folder of that name, and appears there at most as many times as in
+// want's. It is SameMail for a mailbox copied in part (a job ended midway):
+// a message copied twice fails it even where the folder still holds fewer
+// messages than the source. It returns the number of messages in got.
+func PartOf(t testing.TB, who string, want, got Mailbox) (messages int) {
+	t.Helper()
+	for name, gm := range got {
+		if len(gm) == 0 {
+			continue
+		}
+		wm, ok := want[name]
+		if !ok {
+			t.Errorf("%s: target folder %q (%d messages) has no source folder", who, name, len(gm))
+			continue
+		}
+		left := map[msgKey]int{}
+		for _, k := range keys(wm, true) {
+			left[k]++
+		}
+		for _, m := range gm {
+			k := keys([]dovecot.SnapMessage{m}, true)[0]
+			if left[k] == 0 {
+				t.Errorf("%s folder %q: target UID %d (%d bytes, %s, flags %v) is not a source message of the folder, or one copied more often than the source holds it", who, name, m.UID, len(m.Body), m.Date.Format(time.RFC3339), m.Flags)
+				continue
+			}
+			left[k]--
+		}
+		messages += len(gm)
+	}
+	return messages
+}
+
 // differing names, by UID, the messages one side holds more copies of than
 // the other, so a failure says which message was lost or duplicated.
 func differing(want, got []dovecot.SnapMessage) string {
