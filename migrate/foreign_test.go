@@ -26,7 +26,6 @@ import (
 	"github.com/banjia-mail/banjia/sinks"
 	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
 	"github.com/banjia-mail/banjia/sources"
-	imapsrc "github.com/banjia-mail/banjia/sources/imap"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -86,9 +85,6 @@ func TestForeignMailOnTarget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
-	defer func(d time.Duration) { imapsrc.IdleTimeout = d }(imapsrc.IdleTimeout)
-	imapsrc.IdleTimeout = 1 * time.Second
-
 	w := newWorld(t, migratetest.Options{Accounts: 2, Messages: 500, BadPassword: -1})
 	before := w.Sources()
 	logs := map[string]*foreignLog{}
@@ -239,10 +235,8 @@ func TestForeignMailOnTarget(t *testing.T) {
 	counts := map[string]*atomic.Int64{"in-doubt message was stored": {}, "in-doubt message not on the target": {}, "lane retry": {}, "sent again": {}}
 	logc := &logCount{counts: counts}
 	start := time.Now()
-	// The engine's default retry policy (3 tries, backoff from 1s) gives a
-	// message up on this link now and then, or waits for minutes: tries
-	// come quicker and more often here, as in TestConnectionFaults.
-	r := migrate.New(w.Store, migrate.Config{Accounts: 2, Lanes: 2, Retries: 10, RetryBase: 20 * time.Millisecond, Log: slog.New(logc),
+	// The shipped retry settings, as in TestConnectionFaults.
+	r := migrate.New(w.Store, migrate.Config{Accounts: 2, Lanes: 2, Log: slog.New(logc),
 		OpenSink: func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
