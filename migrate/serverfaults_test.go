@@ -123,7 +123,7 @@ func serverFaults(t *testing.T, format string) {
 					return
 				}
 			}
-			for i, n := 0, 3+rng.IntN(4); i < n; i++ {
+			for i, n := 0, 4+rng.IntN(5); i < n; i++ {
 				if !wait(time.Duration(50+rng.IntN(100)) * time.Millisecond) {
 					return
 				}
@@ -135,7 +135,7 @@ func serverFaults(t *testing.T, format string) {
 				// sessions) is not one: another is tried at once.
 				var kind string
 				var n int
-				for try := 0; try < 4 && n == 0; try++ {
+				for try := 0; try < 8 && n == 0; try++ {
 					u := w.Users[rng.IntN(len(w.Users))]
 					var err error
 					switch rng.IntN(kinds) {
@@ -227,7 +227,7 @@ func serverFaults(t *testing.T, format string) {
 		t.Errorf("only %d server faults hit a session during the run", faults)
 	}
 	// The late part of the job is faulted too, not only its start.
-	if late < 3 {
+	if late < 2 {
 		t.Errorf("only %d server faults after three quarters of the job (the last at %.0f%% copied)", late, 100*lastAt)
 	}
 	if t.Failed() {
