@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/banjia-mail/banjia/sinks"
@@ -630,14 +631,25 @@ func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst s
 	if err != nil {
 		return append(doubt, later...), stored, err
 	}
+	at := make(map[uint32]sinks.Message, len(cands))
+	for _, c := range cands {
+		at[c.UID] = c
+	}
 	for len(doubt) > 0 {
 		chunk := doubt[:min(len(doubt), settleChunk)]
 		found, err := a.settle(ctx, src, dst, b.folder, b.target, cands, a.known(b.cp), chunk)
 		if err != nil {
 			return append(doubt, later...), stored, err
 		}
-		for _, m := range chunk {
-			if t := found[m.UID]; t != 0 && a.claim(b, m, t) {
+		for i, m := range chunk {
+			t := found[m.UID]
+			if t != 0 {
+				if err := a.restoreFlags(ctx, dst, b, m, at[t]); err != nil {
+					// Still in doubt: looked up again, flags checked again.
+					return append(doubt[i:], later...), stored, err
+				}
+			}
+			if t != 0 && a.claim(b, m, t) {
 				stored[m.UID] = true
 				a.r.cfg.Log.Info("in-doubt message was stored", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", t)
 				if alikeUnknown(cands, t, a.known(b.cp)) {
@@ -658,6 +670,52 @@ func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst s
 		return later, stored, errTwinInFlight
 	}
 	return nil, stored, nil
+}
+
+// restoreFlags gives a copy found stored after its APPEND was in doubt the
+// source message's flags again when the target lost some of them. The
+// target is the truth, and a session killed while it saved can leave a copy
+// whose flags the server did not keep: Dovecot's sdbox keeps flags only in
+// its index, so a message whose file was written but not indexed comes back
+// without them; its maildir names keywords by letters in the file name, and
+// a letter its dovecot-keywords does not list shows as "unknown-0" instead
+// of the keyword. Only flags the folder keeps are wanted (system flags only
+// for a message sent without its refused keywords), compared without regard
+// to case; when one is missing the copy's flags are replaced by them. A
+// broken connection is returned, so the message stays in doubt and is
+// looked up (and checked) again; a refusal is reported and the copy kept as
+// it is.
+func (a *accountRun) restoreFlags(ctx context.Context, dst sinks.Sink, b *batch, m sources.Message, got sinks.Message) error {
+	fs, ok := dst.(sinks.FlagSetter)
+	if !ok || got.UID == 0 {
+		return nil
+	}
+	want, _ := sinks.KeepFlags(b.target, m.Flags)
+	if a.isBare(b.folder.Name, m.UID) {
+		want = systemFlags(want)
+	}
+	has := map[string]bool{}
+	for _, f := range got.Flags {
+		has[strings.ToLower(f)] = true
+	}
+	var missing []string
+	for _, f := range want {
+		if !has[strings.ToLower(f)] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fs.SetFlags(ctx, b.target.Name, got.UID, want); err != nil {
+		if fault.Classify(err) == fault.Retry {
+			return err
+		}
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: message UID %d of %q was found on the target without the flags %s, which could not be set again: %s", a.acct.ID, m.UID, b.folder.Name, strings.Join(missing, " "), fault.Reason(err)))
+		return nil
+	}
+	a.r.cfg.Log.Info("in-doubt message was stored without some of its flags; set again", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", got.UID, "missing", strings.Join(missing, " "), "had", strings.Join(got.Flags, " "))
+	return nil
 }
 
 // doubtGrace is how long to wait before looking up messages whose answers

@@ -677,3 +677,69 @@ func checkTwins(t *testing.T, w *world, u migratetest.User, before map[string]mi
 		t.Errorf("target Sent holds %d copies of the message in both folders (want 2) and %d messages (want %d)", n, all, want)
 	}
 }
+
+// TestInDoubtCopyLostFlags: messages whose APPEND was in doubt are found
+// stored, but the server did not keep their flags as sent (a session
+// killed while it saved: Dovecot's maildir can then show a keyword as
+// "unknown-0"). The target is the truth: the engine sets their flags again,
+// so every copy ends up exact, flags included.
+func TestInDoubtCopyLostFlags(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 120, BadPassword: -1})
+	before := w.Sources()
+	var lost atomic.Int64
+	counts := map[string]*atomic.Int64{"set again": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, Log: slog.New(logs)}
+	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+		s, err := sinkimap.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &flagLosingSink{Sink: s, lost: &lost}, nil
+	}
+	if err := runner(w, cfg).Run(context.Background(), w.Job); err != nil {
+		t.Fatal(err)
+	}
+	if lost.Load() == 0 {
+		t.Fatal("the scenario did not happen: no message was stored without its flags")
+	}
+	u := w.Users[0]
+	if a := accounts(t, w)[u.Old]; a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+	}
+	migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	migratetest.Unchanged(t, before, w.Sources())
+	if n := counts["set again"].Load(); n != lost.Load() {
+		t.Errorf("flags set again on %d copies, %d lost them", n, lost.Load())
+	}
+	if t.Failed() {
+		logs.dump(t, u.Old, 40)
+	}
+}
+
+// flagLosingSink stores every 7th message that has flags with its last flag
+// replaced by "unknown-0", at most 6 of them, and then loses the answer.
+type flagLosingSink struct {
+	sinks.Sink
+	lost  *atomic.Int64
+	calls int
+}
+
+func (s *flagLosingSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	if len(flags) == 0 {
+		return s.Sink.Append(ctx, f, r, size, flags, date)
+	}
+	if s.calls++; s.calls%7 != 0 || s.lost.Load() >= 6 {
+		return s.Sink.Append(ctx, f, r, size, flags, date)
+	}
+	wrong := append(append([]string(nil), flags[:len(flags)-1]...), "unknown-0")
+	if _, err := s.Sink.Append(ctx, f, r, size, wrong, date); err != nil {
+		return sinks.Appended{}, err
+	}
+	s.lost.Add(1)
+	return sinks.Appended{}, fault.New(fault.Retry, "connection lost while the target was storing a message", fmt.Errorf("%w: held back by the test", sinks.ErrInDoubt))
+}
+
+func (s *flagLosingSink) SetFlags(ctx context.Context, name string, uid uint32, flags []string) error {
+	return s.Sink.(sinks.FlagSetter).SetFlags(ctx, name, uid, flags)
+}

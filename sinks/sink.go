@@ -38,6 +38,9 @@ type Message struct {
 	UID  uint32
 	Size int64
 	Date time.Time
+	// Flags are the message's flags on the target (without \Recent), when
+	// the sink reports them.
+	Flags []string
 }
 
 // Sink is one logged-in session on the target mailbox, used by one goroutine.
@@ -67,6 +70,14 @@ type Sink interface {
 // recovered after the same message had been sent again.
 type Expunger interface {
 	Expunge(ctx context.Context, name string, uids []uint32) error
+}
+
+// FlagSetter replaces the flags of one target message. The engine uses it
+// for one thing only: a copy found stored after its APPEND was in doubt,
+// whose flags the server did not keep as sent (a session killed while it
+// saved can leave a maildir keyword the server no longer knows).
+type FlagSetter interface {
+	SetFlags(ctx context.Context, name string, uid uint32, flags []string) error
 }
 
 // ErrInDoubt marks an APPEND whose message was sent in full but whose answer

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,12 +220,36 @@ func regexpLine(text, first string, fields ...string) bool {
 // times the next run found messages a killed one had appended but not
 // recorded.
 func (w *cliWorld) killLoop(t *testing.T, kills int) (killed, settled int) {
-	return w.killLoopIn(t, kills, 100*time.Millisecond, 600*time.Millisecond)
+	r := w.killLoopIn(t, kills, 100*time.Millisecond, 600*time.Millisecond)
+	return r.killed, r.settled
 }
 
-func (w *cliWorld) killLoopIn(t *testing.T, kills int, lo, hi time.Duration) (killed, settled int) {
+// crashRun is what a kill loop did.
+type crashRun struct {
+	killed int // kills that landed while the job was still running
+	// grew is how many of those kills found more messages on the target
+	// than the kill before (than at the start, for the first): the killed
+	// run had been copying.
+	grew    int
+	settled int // settledCount after the loop
+}
+
+// killLoopIn is killLoop with each kill a random lo..hi after its run
+// started. The random delays come from a seed that is logged; setting
+// BANJIA_CRASH_SEED to it replays the same delays (the moments the runs
+// reach are up to the machine).
+func (w *cliWorld) killLoopIn(t *testing.T, kills int, lo, hi time.Duration) (r crashRun) {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("BANJIA_CRASH_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("BANJIA_CRASH_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("kill delays from seed %d (replay with BANJIA_CRASH_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	last := w.TotalTarget()
 	for k := 0; k < kills; k++ {
 		cmd, out := w.start(t, "--parallel", "2", "--conns", "2")
 		delay := lo + time.Duration(rng.Int64N(int64(hi-lo)))
@@ -236,24 +261,30 @@ func (w *cliWorld) killLoopIn(t *testing.T, kills int, lo, hi time.Duration) (ki
 				t.Fatalf("job start failed: %v", err)
 			}
 			t.Logf("job finished before kill %d:\n%s", k+1, out)
-			return killed, w.settledCount(t)
+			r.settled = w.settledCount(t)
+			return r
 		case <-time.After(delay):
 		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
-		killed++
-		if testing.Verbose() {
-			t.Logf("kill %d after %v: %d messages on the target", k+1, delay, w.TotalTarget())
+		r.killed++
+		n := w.TotalTarget()
+		if n > last {
+			r.grew++
 		}
+		if testing.Verbose() {
+			t.Logf("kill %d after %v: %d messages on the target (%+d)", k+1, delay, n, n-last)
+		}
+		last = n
 	}
-	t.Logf("after %d kills: %d messages on the target", killed, w.TotalTarget())
+	t.Logf("after %d kills: %d messages on the target; %d kills came after the target had grown since the one before", r.killed, last, r.grew)
 	cmd, out := w.start(t)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
-	settled = w.settledCount(t)
-	t.Logf("%d kills; %d times, messages appended before a kill were found on the target and not copied again", killed, settled)
-	return killed, settled
+	r.settled = w.settledCount(t)
+	t.Logf("%d kills; %d times, messages appended before a kill were found on the target and not copied again", r.killed, r.settled)
+	return r
 }
 
 func (w *cliWorld) settledCount(t *testing.T) int {
@@ -263,6 +294,10 @@ func (w *cliWorld) settledCount(t *testing.T) int {
 // TestCrashLoop kills `job start` with SIGKILL at 50 random moments over one
 // job (between an APPEND and its checkpoint among them) and resumes it each
 // time; then every mailbox must equal its source, nothing more, nothing less.
+// The kills must hit copying: the target grows between a good share of
+// them, and resumed runs find messages a killed one appended but did not
+// record. The kill delays' seed is logged; BANJIA_CRASH_SEED=<seed> replays
+// them.
 func TestCrashLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
@@ -275,9 +310,18 @@ func TestCrashLoop(t *testing.T) {
 	// server (about half a second after its last progress), so kills land
 	// in that wait, at login and scan, and in copying. Later kills would
 	// let the job finish before the fiftieth: pipelined APPENDs are fast.
-	killed, settled := w.killLoopIn(t, 50, 50*time.Millisecond, 700*time.Millisecond)
-	if killed < 50 {
-		t.Fatalf("the job finished after %d kills; the suite promises 50", killed)
+	r := w.killLoopIn(t, 50, 50*time.Millisecond, 700*time.Millisecond)
+	if r.killed < 50 {
+		t.Fatalf("the job finished after %d kills; the suite promises 50", r.killed)
+	}
+	// Kills that all landed before copying would test nothing of the
+	// kind: at least one in crashGrewShare found the target grown since
+	// the kill before, and some run found what a killed one left.
+	if r.grew*crashGrewShare < r.killed {
+		t.Errorf("only %d of %d kills came after the target had grown since the one before: the kills did not hit copying", r.grew, r.killed)
+	}
+	if r.settled == 0 {
+		t.Errorf("no resumed run found messages a killed run had appended but not recorded: the kills did not hit copying")
 	}
 	n := w.checkAll(t, before)
 	if total := w.TotalTarget(); total != n {
@@ -289,11 +333,15 @@ func TestCrashLoop(t *testing.T) {
 		t.Fatalf("accounts:\n%s", accts)
 	}
 	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" && !t.Failed() {
-		line := fmt.Sprintf("| SIGKILL crash loop | %d kills of `job start` at random moments (50-700 ms into each run), resumed each time | %d messages, 8 accounts | 0 lost, 0 duplicated; %d times a resumed run found messages appended but not recorded before a kill, and did not copy them again; %s |\n",
-			killed, n, settled, time.Since(start).Round(time.Second))
+		line := fmt.Sprintf("| SIGKILL crash loop | %d kills of `job start` at random moments (50-700 ms into each run), resumed each time; %d of them after the target had grown since the one before | %d messages, 8 accounts | 0 lost, 0 duplicated; %d times a resumed run found messages appended but not recorded before a kill, and did not copy them again; %s |\n",
+			r.killed, r.grew, n, r.settled, time.Since(start).Round(time.Second))
 		os.WriteFile(filepath.Join(out, "crash.md"), []byte(line), 0o644)
 	}
 }
+
+// crashGrewShare: at least one kill in this many must find the target
+// grown since the kill before.
+const crashGrewShare = 10
 
 // TestPOP3ToIMAP: a POP3 maildrop lands in the target's INBOX byte for byte,
 // stays whole on the source, survives SIGKILLs without loss or duplicates,

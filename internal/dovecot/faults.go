@@ -14,13 +14,35 @@ import (
 // client when an admin or the OS intervenes.
 
 // Kick disconnects user's sessions the way an admin does (`doveadm kick`):
-// Dovecot sends each an untagged BYE and closes it.
-func (s *Server) Kick(user string) error {
-	out, err := exec.Command(doveadmBin, "-c", s.conf, "kick", user).CombinedOutput()
-	if err != nil && !strings.Contains(string(out), "no users") && !strings.Contains(string(out), "No users") {
-		return fmt.Errorf("doveadm kick %s: %v: %s", user, err, strings.TrimSpace(string(out)))
+// Dovecot sends each an untagged BYE and closes it. It says how many
+// connections were kicked, 0 when the user had none. doveadm names only the
+// users it kicked, so the user's connections are listed (`doveadm who -1`,
+// one line per connection) just before the kick; a session that ends
+// between the two is counted although it was not kicked, one that starts
+// between them is kicked but not counted.
+func (s *Server) Kick(user string) (int, error) {
+	out, err := exec.Command(doveadmBin, "-c", s.conf, "who", "-1", user).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("doveadm who %s: %v: %s", user, err, strings.TrimSpace(string(out)))
 	}
-	return nil
+	conns := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == user {
+			conns++
+		}
+	}
+	out, err = exec.Command(doveadmBin, "-c", s.conf, "kick", user).CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "no users") || strings.Contains(string(out), "No users") {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("doveadm kick %s: %v: %s", user, err, strings.TrimSpace(string(out)))
+	}
+	if !strings.Contains(string(out), "kicked connections") {
+		return 0, nil
+	}
+	// It kicked the user, so at least one connection was there.
+	return max(conns, 1), nil
 }
 
 // KillSessions SIGKILLs this instance's mail processes of service (its

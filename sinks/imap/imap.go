@@ -258,11 +258,17 @@ func (s *Sink) Messages(ctx context.Context, name string, from uint32) ([]sinks.
 	var out []sinks.Message
 	err := s.conn.Do(ctx, func() error {
 		bufs, err := s.conn.Fetch(imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}},
-			&imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
+			&imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true, Flags: true}).Collect()
 		for _, b := range bufs {
 			// "n:*" also returns the last message when n is past it.
 			if uint32(b.UID) >= from {
-				out = append(out, sinks.Message{UID: uint32(b.UID), Size: b.RFC822Size, Date: b.InternalDate})
+				m := sinks.Message{UID: uint32(b.UID), Size: b.RFC822Size, Date: b.InternalDate}
+				for _, f := range b.Flags {
+					if !strings.EqualFold(string(f), `\Recent`) {
+						m.Flags = append(m.Flags, string(f))
+					}
+				}
+				out = append(out, m)
 			}
 		}
 		return err
@@ -342,6 +348,31 @@ func (s *Sink) Fetch(ctx context.Context, name string, uids []uint32, fn func(ui
 func (s *Sink) Close() error {
 	s.settlePipe(context.Background())
 	return s.conn.Logout()
+}
+
+// SetFlags replaces the flags of one target message (UID STORE FLAGS); the
+// caller passes only flags the folder keeps.
+func (s *Sink) SetFlags(ctx context.Context, name string, uid uint32, flags []string) error {
+	if err := s.settlePipe(ctx); err != nil {
+		return err
+	}
+	var fl []imap.Flag
+	for _, f := range flags {
+		if validFlag(f) {
+			fl = append(fl, imap.Flag(f))
+		}
+	}
+	err := s.conn.Do(ctx, func() error {
+		if _, err := s.conn.Select(name, nil).Wait(); err != nil {
+			return err
+		}
+		return s.conn.Store(imap.UIDSetNum(imap.UID(uid)), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: fl}, nil).Close()
+	})
+	s.selected = ""
+	if err != nil {
+		return imapsrc.CommandError(fmt.Sprintf("set the flags of a message in %q", name), err)
+	}
+	return nil
 }
 
 // Expunge removes exactly the given UIDs (UID EXPUNGE, RFC 4315); without
