@@ -656,7 +656,7 @@ func badReport(t *testing.T, c *badmail.Corpus, items []*badItem, exact, normali
 		}
 		return
 	}
-	row := fmt.Sprintf("| bad inputs | generated corpus (internal/badmail: %s) put on a Dovecot maildir source (\".\" delimiter, listescape) and copied to a Dovecot sdbox target (\"/\") refusing messages over %d KiB; then a re-run | %d items (%d messages, %d folder names) | %s; %s |\n",
+	row := fmt.Sprintf("| bad inputs | generated corpus (internal/badmail: %s) put on a Dovecot maildir source (\".\" delimiter, listescape) and copied to a Dovecot sdbox target (\"/\") refusing messages over %d KiB; then a re-run | %d items (%d messages, %d folder names) | %s; %s | test: `--conns 2`, 16-message batches, a message that keeps failing given up after 2 s (shipped: 5 min) |\n",
 		strings.Join(parts, ", "), badmail.Limit>>10, len(items), len(c.Messages), len(c.Folders), result, facts)
 	var b strings.Builder
 	b.WriteString("| item | kind | source folder (UID) | expected target folder | outcome |\n|---|---|---|---|---|\n")

@@ -279,7 +279,7 @@ func TestForeignMailOnTarget(t *testing.T) {
 		t.Errorf("no in-doubt lookup ran; the faults did not reach the in-doubt paths")
 	}
 	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" {
-		line := fmt.Sprintf("| foreign mail on the target | %d faults injected (target: %d resets, %d before the greeting, %d half-closes, %d stalls); %d in-doubt lookups | %d source messages, %d of the member's own on the target (%d arriving during the run; byte-identical, same Message-ID, same date and size) | every foreign message kept byte for byte with its flags; every source message copied once; job completed in %s |\n",
+		line := fmt.Sprintf("| foreign mail on the target | %d faults injected (target: %d resets, %d before the greeting, %d half-closes, %d stalls); %d in-doubt lookups | %d source messages, %d of the member's own on the target (%d arriving during the run; byte-identical, same Message-ID, same date and size) | every foreign message kept byte for byte with its flags; every source message copied once; job completed in %s | shipped: `--parallel 2 --conns 2`, retry and timeout defaults |\n",
 			sc.Total()+dc.Total(), dc.Resets, dc.EarlyResets, dc.HalfCloses, dc.Stalls, stored+missed, total, foreign, during.Load(), elapsed.Round(time.Second))
 		os.WriteFile(filepath.Join(out, "foreign.md"), []byte(line), 0o644)
 	}

@@ -236,12 +236,12 @@ func serverFaults(t *testing.T, format string) {
 	}
 	settled := fmt.Sprintf("%d APPENDs whose answer was lost found stored (flags set again on %d of them), %d copies the server recovered after a re-send removed",
 		logged["in-doubt message was stored"].Load(), logged["set again"].Load(), logged["interrupted copy of message"].Load())
-	settings := fmt.Sprintf("engine defaults (retries, backoff) with %d accounts at once, %d connections each", accts, cfg.Lanes)
+	settings := fmt.Sprintf("shipped: `--parallel %d --conns %d`, retry and timeout defaults", accts, cfg.Lanes)
 	t.Logf("%s target: %d server faults that hit (%s), %d after three quarters of the job, until %.0f%% copied; %s; %d messages, 0 lost, 0 duplicated, flags and dates exact; %s; %s",
 		format, faults, strings.Join(parts, ", "), late, 100*faultsUntil, settings, total, settled, elapsed.Round(time.Millisecond))
 	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" {
-		line := fmt.Sprintf("| server faults, %s target | %d that hit a session, in bursts until %.0f%% of the job was copied: %s | %d messages, %d accounts; %s | 0 lost, 0 duplicated, exact with flags and dates; %s; job completed in %s |\n",
-			format, faults, 100*faultsUntil, strings.Join(parts, ", "), total, len(w.Users), settings, settled, elapsed.Round(time.Second))
+		line := fmt.Sprintf("| server faults, %s target | %d that hit a session, in bursts until %.0f%% of the job was copied: %s | %d messages, %d accounts | 0 lost, 0 duplicated, exact with flags and dates; %s; job completed in %s | %s |\n",
+			format, faults, 100*faultsUntil, strings.Join(parts, ", "), total, len(w.Users), settled, elapsed.Round(time.Second), settings)
 		os.WriteFile(filepath.Join(out, "serverfaults-"+format+".md"), []byte(line), 0o644)
 	}
 }

@@ -179,7 +179,7 @@ func TestEndToEnd20x500(t *testing.T) {
 		t.Fatalf("passwords found %d times in outputs or the state file", hits)
 	}
 	if dir := os.Getenv("BANJIA_RELIABILITY_OUT"); dir != "" {
-		line := fmt.Sprintf("| secrets grep | %d passwords searched in the run's output, `job status` (text and JSON), `job accounts`, `logs --json` and the raw state file (%d KB) | %d accounts | 0 hits |\n",
+		line := fmt.Sprintf("| secrets grep | %d passwords searched in the run's output, `job status` (text and JSON), `job accounts`, `logs --json` and the raw state file (%d KB) | %d accounts | 0 hits | the binary as shipped |\n",
 			2*len(w.Users), len(raw)/1024, len(w.Users))
 		os.WriteFile(filepath.Join(dir, "secrets.md"), []byte(line), 0o644)
 	}
@@ -333,7 +333,7 @@ func TestCrashLoop(t *testing.T) {
 		t.Fatalf("accounts:\n%s", accts)
 	}
 	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" && !t.Failed() {
-		line := fmt.Sprintf("| SIGKILL crash loop | %d kills of `job start` at random moments (50-700 ms into each run), resumed each time; %d of them after the target had grown since the one before | %d messages, 8 accounts | 0 lost, 0 duplicated; %d times a resumed run found messages appended but not recorded before a kill, and did not copy them again; %s |\n",
+		line := fmt.Sprintf("| SIGKILL crash loop | %d kills of `job start` at random moments (50-700 ms into each run), resumed each time; %d of them after the target had grown since the one before | %d messages, 8 accounts | 0 lost, 0 duplicated; %d times a resumed run found messages appended but not recorded before a kill, and did not copy them again; %s | the binary as shipped |\n",
 			r.killed, r.grew, n, r.settled, time.Since(start).Round(time.Second))
 		os.WriteFile(filepath.Join(out, "crash.md"), []byte(line), 0o644)
 	}
