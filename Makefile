@@ -56,7 +56,9 @@ reliability: deps
 # the target's raw ingest limit against banjia end to end (loopback and
 # 20 ms RTT), a no-op re-run of a 100,000-message job, peak RSS with a 50 MB
 # message among 16 accounts. Prints a markdown table and writes
-# docs/performance.md. About 7 minutes; BENCHFLAGS=-quick for about two.
+# docs/performance.md. Each comparison is a warm-up pair and 5 pairs in
+# random order, judged on the median pair ratio. About 12 minutes;
+# BENCHFLAGS=-quick for about four.
 BENCHFLAGS ?=
 bench: deps build
 	$(GO) run ./cmd/banjia-bench -banjia bin/banjia -reproduce "make bench$(if $(BENCHFLAGS), BENCHFLAGS='$(BENCHFLAGS)')" $(BENCHFLAGS)

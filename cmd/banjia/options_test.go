@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,4 +46,29 @@ func join(a []string) string {
 		out += s
 	}
 	return out
+}
+
+// TestRetryFlagsRefuseBadValues: a retry or timeout setting that would make
+// the engine give up at once, or never wait, is refused with what to give.
+func TestRetryFlagsRefuseBadValues(t *testing.T) {
+	cases := []struct{ flag, value, want string }{
+		{"--retry-for", "0s", "--retry-for 0s: give a duration above zero"},
+		{"--connect-for", "-1m", "--connect-for -1m0s: give a duration above zero"},
+		{"--retry-wait", "0s", "--retry-wait 0s: give a duration above zero"},
+		{"--idle-timeout", "-5s", "--idle-timeout -5s: give a duration above zero"},
+		{"--conns", "0", "--conns 0: give a number above zero"},
+	}
+	for _, c := range cases {
+		t.Run(c.flag, func(t *testing.T) {
+			cmd := exec.Command(binary, "demo", c.flag+"="+c.value)
+			cmd.Dir = t.TempDir()
+			out, err := cmd.CombinedOutput()
+			if code := exitCode(err); code != 1 || !strings.Contains(string(out), c.want) {
+				t.Fatalf("exit %d, output:\n%s\nwant %q", code, out, c.want)
+			}
+			if strings.Contains(string(out), "old server (source)") {
+				t.Fatalf("servers were started before the flags were checked:\n%s", out)
+			}
+		})
+	}
 }
