@@ -59,8 +59,11 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 	// connect) only after RetryFor without progress: a link that breaks
 	// often but still moves mail is ridden out.
 	pat := newPatience(a.r.cfg.Retries, a.r.cfg.RetryFor)
-	// After a session that worked the server is there: waits stop growing
-	// sooner than while it cannot be reached at all.
+	// The account's servers answered when its pass began: a lane's waits
+	// stop growing sooner than an account's that cannot reach them at all.
+	// Waits of 30 s on a link that breaks every few hundred kilobytes left
+	// a lane about ten tries in its budget to look up what it had in doubt
+	// over the whole folder, and the account failed.
 	linkUp := min(a.r.cfg.RetryMax, 16*a.r.cfg.RetryBase)
 	for {
 		var b *batch
@@ -162,7 +165,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				if pat.failed() {
 					return fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)
 				}
-				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, connectFails, fault.Wait(err))) {
+				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, linkUp, connectFails, fault.Wait(err))) {
 					if isClosed(stop) {
 						return errStopped
 					}
