@@ -63,12 +63,12 @@ const faultsUntil = 0.9
 // A burst of faults comes each time the job has copied another faultEvery
 // of its messages, and is followed by at least quietGap without faults.
 const (
-	faultEvery = 0.05
-	quietGap   = 500 * time.Millisecond
+	faultEvery = 0.025
+	quietGap   = 300 * time.Millisecond
 )
 
 func serverFaults(t *testing.T, format string) {
-	const accts, perAccount = 3, 1500
+	const accts, perAccount = 3, 2500
 	w := newWorld(t, migratetest.Options{Accounts: accts, Messages: perAccount, MaxAttachment: 200 << 10, BadPassword: -1, TargetFormat: format})
 	before := w.Sources()
 
@@ -132,7 +132,8 @@ func serverFaults(t *testing.T, format string) {
 					return
 				}
 				// A fault that finds nothing (the user's lanes are between
-				// sessions) is not one: another is tried at once.
+				// sessions, waiting to connect again after the last fault)
+				// is not one: another is tried a moment later.
 				var kind string
 				var n int
 				for try := 0; try < 8 && n == 0; try++ {
@@ -158,6 +159,9 @@ func serverFaults(t *testing.T, format string) {
 						mu.Lock()
 						missed++
 						mu.Unlock()
+						if !wait(time.Duration(40+rng.IntN(40)) * time.Millisecond) {
+							return
+						}
 					}
 				}
 				if n == 0 {
@@ -227,8 +231,10 @@ func serverFaults(t *testing.T, format string) {
 		t.Errorf("only %d server faults hit a session during the run", faults)
 	}
 	// The late part of the job is faulted too, not only its start.
-	if late < 2 {
-		t.Errorf("only %d server faults after three quarters of the job (the last at %.0f%% copied)", late, 100*lastAt)
+	// (On a quick machine three quarters to 90% of the job is a second or
+	// two: room for a burst or two.)
+	if late < 1 || lastAt < 0.8 {
+		t.Errorf("%d server faults after three quarters of the job, the last at %.0f%% copied; want one at 80%% or later", late, 100*lastAt)
 	}
 	if t.Failed() {
 		t.Logf("target log:\n%s", w.Dst.Log())
