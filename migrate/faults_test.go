@@ -43,26 +43,7 @@ func TestConnectionFaults(t *testing.T) {
 	// A few stalls outlast the idle timeout (the proxy goes silent, as a
 	// dead peer would): each holds one lane for that long, so they are few.
 	plan := faultproxy.Plan{Early: 0.15, MeanBytes: 192 << 10, Healthy: 0.05, HalfClose: 0.1, Stall: 0.004, StallFor: imapsrc.IdleTimeout + 5*time.Second}
-	plan.Seed = 1
-	sp, err := faultproxy.Start(w.Src.IMAPAddr, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	plan.Seed = 2
-	dp, err := faultproxy.Start(w.Dst.IMAPAddr, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dp.Close()
-	j, err := w.Store.Job(w.Job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j.Source, j.Target = migratetest.Endpoint(sp.Addr()), migratetest.Endpoint(dp.Addr())
-	if err := w.Store.PutJob(j); err != nil {
-		t.Fatal(err)
-	}
+	sp, dp := faulted(t, w, plan, 1)
 
 	counts := map[string]*atomic.Int64{"in-doubt message was stored": {}, "lane retry": {}}
 	start := time.Now()
@@ -72,7 +53,7 @@ func TestConnectionFaults(t *testing.T) {
 	// pair of connections on this link about one time in five (both must
 	// outlive it); the retry budget is time without progress, so it is
 	// tried until it does.
-	r := migrate.New(w.Store, migrate.Config{Accounts: 4, Lanes: 2, OpenSink: sinkimap.Open, Log: slog.New(logs)})
+	r := shipped(w, migrate.Config{Accounts: 4, Lanes: 2, Log: slog.New(logs)})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if err := r.Run(ctx, w.Job); err != nil {
@@ -112,6 +93,41 @@ func TestConnectionFaults(t *testing.T) {
 			faults, sc.Resets, sc.EarlyResets, sc.HalfCloses, sc.Stalls, plan.StallFor, dc.Resets, dc.EarlyResets, dc.HalfCloses, dc.Stalls, total, len(w.Users), stored, elapsed.Round(time.Second), imapsrc.IdleTimeout)
 		os.WriteFile(filepath.Join(out, "faults.md"), []byte(line), 0o644)
 	}
+}
+
+// faulted puts the job's source and target behind fault proxies following
+// plan (seeded seed and seed+1); they are closed when the test ends.
+func faulted(t *testing.T, w *world, plan faultproxy.Plan, seed uint64) (sp, dp *faultproxy.Proxy) {
+	t.Helper()
+	plan.Seed = seed
+	sp, err := faultproxy.Start(w.Src.IMAPAddr, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	plan.Seed = seed + 1
+	dp, err = faultproxy.Start(w.Dst.IMAPAddr, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dp.Close() })
+	j, err := w.Store.Job(w.Job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Source, j.Target = migratetest.Endpoint(sp.Addr()), migratetest.Endpoint(dp.Addr())
+	if err := w.Store.PutJob(j); err != nil {
+		t.Fatal(err)
+	}
+	return sp, dp
+}
+
+// shipped is a runner with the binary's own retry, backoff and timeout
+// settings (runner shortens them): cfg sets only what a flag of `job start`
+// would, and the log.
+func shipped(w *world, cfg migrate.Config) *migrate.Runner {
+	cfg.OpenSink = sinkimap.Open
+	return migrate.New(w.Store, cfg)
 }
 
 // logCount counts log records whose message contains a key, and keeps

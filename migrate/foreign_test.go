@@ -23,9 +23,6 @@ import (
 	"github.com/banjia-mail/banjia/internal/imapfill"
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -139,26 +136,7 @@ func TestForeignMailOnTarget(t *testing.T) {
 	}
 
 	plan := faultproxy.Plan{Early: 0.1, MeanBytes: 256 << 10, Healthy: 0.05, HalfClose: 0.1, Stall: 0.03, StallFor: 1500 * time.Millisecond}
-	plan.Seed = 11
-	sp, err := faultproxy.Start(w.Src.IMAPAddr, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.Close()
-	plan.Seed = 12
-	dp, err := faultproxy.Start(w.Dst.IMAPAddr, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dp.Close()
-	j, err := w.Store.Job(w.Job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j.Source, j.Target = migratetest.Endpoint(sp.Addr()), migratetest.Endpoint(dp.Addr())
-	if err := w.Store.PutJob(j); err != nil {
-		t.Fatal(err)
-	}
+	sp, dp := faulted(t, w, plan, 11)
 
 	// New mail while the run goes on, straight to the target (the MX has
 	// switched), not through the faults.
@@ -236,8 +214,7 @@ func TestForeignMailOnTarget(t *testing.T) {
 	logc := &logCount{counts: counts}
 	start := time.Now()
 	// The shipped retry settings, as in TestConnectionFaults.
-	r := migrate.New(w.Store, migrate.Config{Accounts: 2, Lanes: 2, Log: slog.New(logc),
-		OpenSink: func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }})
+	r := shipped(w, migrate.Config{Accounts: 2, Lanes: 2, Log: slog.New(logc)})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	runErr := r.Run(ctx, w.Job)

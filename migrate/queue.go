@@ -21,14 +21,21 @@ type batchQueue struct {
 	lanes int
 
 	mu      sync.Mutex
-	pending []*batch       // in the order queued; within a folder, the order to copy
-	holds   map[string]int // target folder -> lanes working in it
+	folders []*folderBatches // with batches waiting, in the order first queued
+	holds   map[string]int   // target folder -> lanes working in it
 	closed  bool
 	changed chan struct{} // closed and replaced on every change
+	done    chan struct{} // closed once the queue is closed and empty
+}
+
+// folderBatches are one target folder's batches, in the order to copy.
+type folderBatches struct {
+	name    string
+	batches []*batch
 }
 
 func newBatchQueue(lanes int) *batchQueue {
-	return &batchQueue{lanes: max(lanes, 1), holds: map[string]int{}, changed: make(chan struct{})}
+	return &batchQueue{lanes: max(lanes, 1), holds: map[string]int{}, changed: make(chan struct{}), done: make(chan struct{})}
 }
 
 // lanePlace is what one lane holds in the queue.
@@ -37,48 +44,54 @@ type lanePlace struct{ folder string }
 func (q *batchQueue) notifyLocked() {
 	close(q.changed)
 	q.changed = make(chan struct{})
-}
-
-// wait blocks until the queue changes, or the run ends.
-func (q *batchQueue) wait(ctx context.Context, stop <-chan struct{}, ch <-chan struct{}) error {
-	select {
-	case <-ch:
-		return nil
-	case <-stop:
-		return errStopped
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-// foldersLocked counts the folders with queued batches, other than except.
-func (q *batchQueue) foldersLocked(except string) int {
-	seen := map[string]bool{}
-	for _, b := range q.pending {
-		if k := b.target.Name; k != except {
-			seen[k] = true
+	if q.closed && len(q.folders) == 0 {
+		select {
+		case <-q.done:
+		default:
+			close(q.done)
 		}
 	}
-	return len(seen)
+}
+
+// until runs try under the lock until it reports done, waiting for the
+// queue to change in between, or until the run ends.
+func (q *batchQueue) until(ctx context.Context, stop <-chan struct{}, try func() bool) error {
+	for {
+		q.mu.Lock()
+		ok := try()
+		ch := q.changed
+		q.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-stop:
+			return errStopped
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // put queues a batch. It waits while batches of as many other folders as
 // there are lanes are queued: more would only hold listings in memory.
 func (q *batchQueue) put(ctx context.Context, stop <-chan struct{}, b *batch) error {
-	for {
-		q.mu.Lock()
-		if q.foldersLocked(b.target.Name) < q.lanes {
-			q.pending = append(q.pending, b)
-			q.notifyLocked()
-			q.mu.Unlock()
-			return nil
+	return q.until(ctx, stop, func() bool {
+		for _, f := range q.folders {
+			if f.name == b.target.Name {
+				f.batches = append(f.batches, b)
+				q.notifyLocked()
+				return true
+			}
 		}
-		ch := q.changed
-		q.mu.Unlock()
-		if err := q.wait(ctx, stop, ch); err != nil {
-			return err
+		if len(q.folders) >= q.lanes {
+			return false
 		}
-	}
+		q.folders = append(q.folders, &folderBatches{name: b.target.Name, batches: []*batch{b}})
+		q.notifyLocked()
+		return true
+	})
 }
 
 // close says no more batches come.
@@ -91,40 +104,25 @@ func (q *batchQueue) close() {
 
 // drained waits until every batch is with a lane.
 func (q *batchQueue) drained(ctx context.Context, stop <-chan struct{}) error {
-	for {
-		q.mu.Lock()
-		if len(q.pending) == 0 {
-			q.mu.Unlock()
-			return nil
-		}
-		ch := q.changed
-		q.mu.Unlock()
-		if err := q.wait(ctx, stop, ch); err != nil {
-			return err
-		}
-	}
+	return q.until(ctx, stop, func() bool { return len(q.folders) == 0 })
 }
+
+// finished is closed once the queue is closed and empty: with nothing ever
+// queued, a lane waiting for work ends without logging in.
+func (q *batchQueue) finished() <-chan struct{} { return q.done }
 
 // take gives the lane its next batch, waiting for one; ok is false once
 // the queue is closed and empty. What the lane held before is given up.
 func (q *batchQueue) take(ctx context.Context, stop <-chan struct{}, p *lanePlace) (b *batch, ok bool, err error) {
-	for {
-		q.mu.Lock()
-		b, done := q.pickLocked(p)
-		ch := q.changed
-		q.mu.Unlock()
-		if b != nil {
-			return b, true, nil
-		}
-		if done {
-			return nil, false, nil
+	err = q.until(ctx, stop, func() bool {
+		if b = q.pickLocked(p); b != nil || q.closed {
+			return true
 		}
 		// Nothing to take: what the lane was in is no longer its own.
-		q.leave(p)
-		if err := q.wait(ctx, stop, ch); err != nil {
-			return nil, false, err
-		}
-	}
+		q.releaseLocked(p)
+		return false
+	})
+	return b, b != nil, err
 }
 
 // tryTake is take without waiting; more is false once the queue is closed
@@ -132,8 +130,8 @@ func (q *batchQueue) take(ctx context.Context, stop <-chan struct{}, p *lanePlac
 func (q *batchQueue) tryTake(p *lanePlace) (b *batch, more bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	b, done := q.pickLocked(p)
-	return b, !done
+	b = q.pickLocked(p)
+	return b, b != nil || !q.closed
 }
 
 // leave gives up what the lane holds (the lane is ending).
@@ -156,58 +154,33 @@ func (q *batchQueue) releaseLocked(p *lanePlace) {
 
 // pickLocked chooses for a lane: the next batch of the folder it was in if
 // no other lane is there, else the first batch of a folder no lane is in,
-// else the first batch queued. done is true when nothing is queued and
-// nothing more will be.
-func (q *batchQueue) pickLocked(p *lanePlace) (b *batch, done bool) {
-	if len(q.pending) == 0 {
-		return nil, q.closed
+// else the first batch queued; nil when nothing is queued.
+func (q *batchQueue) pickLocked(p *lanePlace) *batch {
+	if len(q.folders) == 0 {
+		return nil
 	}
 	prev := p.folder
 	q.releaseLocked(p)
 	i := -1
-	if prev != "" && q.holds[prev] == 0 {
-		for k, c := range q.pending {
-			if c.target.Name == prev {
-				i = k
-				break
-			}
+	for k, f := range q.folders {
+		if f.name == prev && q.holds[prev] == 0 {
+			i = k
+			break
 		}
-	}
-	if i < 0 {
-		for k, c := range q.pending {
-			if q.holds[c.target.Name] == 0 {
-				i = k
-				break
-			}
+		if i < 0 && q.holds[f.name] == 0 {
+			i = k
 		}
 	}
 	if i < 0 {
 		i = 0
 	}
-	b = q.pending[i]
-	q.pending = append(q.pending[:i], q.pending[i+1:]...)
-	p.folder = b.target.Name
+	f := q.folders[i]
+	b := f.batches[0]
+	if f.batches = f.batches[1:]; len(f.batches) == 0 {
+		q.folders = append(q.folders[:i], q.folders[i+1:]...)
+	}
+	p.folder = f.name
 	q.holds[p.folder]++
 	q.notifyLocked()
-	return b, false
-}
-
-// finished is closed once the queue is closed and empty: with nothing
-// queued ever, a lane waiting for work can end without logging in.
-func (q *batchQueue) finished() <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		for {
-			q.mu.Lock()
-			done := q.closed && len(q.pending) == 0
-			changed := q.changed
-			q.mu.Unlock()
-			if done {
-				close(ch)
-				return
-			}
-			<-changed
-		}
-	}()
-	return ch
+	return b
 }

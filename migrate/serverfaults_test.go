@@ -18,9 +18,6 @@ import (
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -189,11 +186,8 @@ func serverFaults(t *testing.T, format string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	logs := &logCount{counts: logged}
-	// Shipped defaults: not runner(), which shortens the backoff for
-	// quicker tests.
-	cfg := migrate.Config{Accounts: accts, Lanes: 2, Log: slog.New(logs),
-		OpenSink: func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }}
-	err := migrate.New(w.Store, cfg).Run(ctx, w.Job)
+	cfg := migrate.Config{Accounts: accts, Lanes: 2, Log: slog.New(logs)}
+	err := shipped(w, cfg).Run(ctx, w.Job)
 	close(stop)
 	wg.Wait()
 	if err != nil {

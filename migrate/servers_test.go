@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -180,6 +181,19 @@ func serverRun(t *testing.T, src, dst mailServer) {
 		before[u.Old] = migratetest.SnapshotAt(t, src.Addr(), src.Prefix(), u.Old, u.OldPW)
 	}
 
+	// The second member already used the new mailbox: mail of their own,
+	// and a byte-identical copy of a source message with other flags (an
+	// earlier try with another tool). It stays as it was, through every run.
+	owner := users[1]
+	own := putOwnMail(t, dst, owner, before[owner.Old]["INBOX"][0])
+	onTarget := func(u migratetest.User) migratetest.Mailbox {
+		got := migratetest.SnapshotAt(t, dst.Addr(), dst.Prefix(), u.New, u.NewPW)
+		if u == owner {
+			got = migratetest.WithoutOwn(t, u.New, got, "INBOX", own)
+		}
+		return got
+	}
+
 	start := time.Now()
 	var appended atomic.Int64
 	cfg := migrate.Config{Accounts: 4, Lanes: 2}
@@ -192,7 +206,7 @@ func serverRun(t *testing.T, src, dst mailServer) {
 	elapsed := time.Since(start)
 	total := 0
 	for _, u := range users {
-		got := migratetest.SnapshotAt(t, dst.Addr(), dst.Prefix(), u.New, u.NewPW)
+		got := onTarget(u)
 		n := migratetest.SameMail(t, u.Old, before[u.Old], got)
 		total += n
 		for _, f := range emptyFolders {
@@ -277,10 +291,11 @@ func serverRun(t *testing.T, src, dst mailServer) {
 	if n := appended.Load(); n != int64(lost) {
 		t.Errorf("after the target lost %d messages, the re-run appended %d", lost, n)
 	}
-	migratetest.SameMail(t, u.Old, before[u.Old], migratetest.SnapshotAt(t, dst.Addr(), dst.Prefix(), u.New, u.NewPW))
+	migratetest.SameMail(t, u.Old, before[u.Old], onTarget(u))
 	if a, _ := store.Account(w.Job, u.Old); a.State != state.AccountSucceeded || a.Counts.Imported != a.Counts.ToImport {
 		t.Errorf("after the target reset: %s %+v %q", a.State, a.Counts, a.Reason)
 	}
+	migratetest.SameMail(t, owner.Old, before[owner.Old], onTarget(owner))
 
 	// Three runs, and the source is as it was: nothing read, flagged,
 	// moved or deleted.
@@ -289,6 +304,37 @@ func serverRun(t *testing.T, src, dst mailServer) {
 		after[u.Old] = migratetest.SnapshotAt(t, src.Addr(), src.Prefix(), u.Old, u.OldPW)
 	}
 	migratetest.Unchanged(t, before, after)
+}
+
+// putOwnMail appends to the member's target INBOX a message of their own
+// and a byte-identical copy of like with other flags, and returns them as
+// the target must keep them.
+func putOwnMail(t *testing.T, dst mailServer, u migratetest.User, like dovecot.SnapMessage) []dovecot.SnapMessage {
+	t.Helper()
+	flags := []string{`\Answered`, `\Flagged`}
+	if slices.Equal(like.Flags, flags) {
+		flags = []string{`\Draft`}
+	}
+	own := []dovecot.SnapMessage{
+		{Body: []byte("From: friend@elsewhere.example\r\nTo: " + u.New + "\r\nSubject: already in the new mailbox\r\nMessage-ID: <own-1@elsewhere.example>\r\n\r\nWritten before the move.\r\n"),
+			Flags: []string{`\Flagged`, `\Seen`}, Date: time.Date(2026, 11, 30, 9, 15, 0, 0, time.UTC)},
+		{Body: like.Body, Flags: flags, Date: like.Date},
+	}
+	c := session(t, dst.Addr(), u.New, u.NewPW)
+	defer func() { c.Logout().Wait() }()
+	for _, m := range own {
+		var fl []imap.Flag
+		for _, f := range m.Flags {
+			fl = append(fl, imap.Flag(f))
+		}
+		cmd := c.Append("INBOX", int64(len(m.Body)), &imap.AppendOptions{Flags: fl, Time: m.Date})
+		cmd.Write(m.Body)
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatalf("own mail on the target: %v", err)
+		}
+	}
+	return own
 }
 
 // fullName is a relative folder name as the server spells it.

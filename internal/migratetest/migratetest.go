@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -473,4 +474,29 @@ func (w *World) AddRefusedFolder(u User) {
 		}
 	}
 	c.Logout().Wait()
+}
+
+// WithoutOwn is got with the member's own messages of folder taken out,
+// one copy each, matched by bytes, flags and INTERNALDATE (to the second).
+// It fails for every one of them that is not there as it was put: mail
+// the migration did not bring must never be touched.
+func WithoutOwn(t testing.TB, who string, got Mailbox, folder string, own []dovecot.SnapMessage) Mailbox {
+	t.Helper()
+	out := Mailbox{}
+	for name, msgs := range got {
+		out[name] = msgs
+	}
+	left := append([]dovecot.SnapMessage(nil), got[folder]...)
+	for _, o := range own {
+		i := slices.IndexFunc(left, func(m dovecot.SnapMessage) bool {
+			return bytes.Equal(m.Body, o.Body) && slices.Equal(m.Flags, o.Flags) && m.Date.Unix() == o.Date.Unix()
+		})
+		if i < 0 {
+			t.Errorf("%s folder %q: the member's own message (%d bytes, flags %q, %s) is gone or was changed", who, folder, len(o.Body), o.Flags, o.Date.UTC().Format(time.RFC3339))
+			continue
+		}
+		left = append(left[:i], left[i+1:]...)
+	}
+	out[folder] = left
+	return out
 }
