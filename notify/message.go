@@ -24,7 +24,7 @@ type message struct {
 }
 
 // words is the mails' wording; the state names and the counts line are
-// the seed's, from state.Word, as the CLI and the pages say them.
+// the product's (R6-R8), from state.Word, as the CLI and the pages say them.
 var words = state.Words{
 	"en": {
 		"skipped":    "%d skipped (outside the chosen date range or size, or gone from the old mailbox)",

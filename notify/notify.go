@@ -250,9 +250,7 @@ func (n *Notifier) AccountFinished(job *state.Job, a *state.Account, lang string
 	n.enqueue(n.accountMail(job, a, lang, to))
 }
 
-// JobFinished queues the summary mail for the admins: accounts per state,
-// the totals, and each failed or abandoned account with its reason.
-// Invite asks a member to start their move in the portal (the seed's
+// Invite asks a member to start their move in the portal (R11,
 // 发送提醒邮件给所有搬家成员): sent to the new mailbox, where they sign in.
 // It reports whether the mail was queued.
 func (n *Notifier) Invite(job *state.Job, a *state.Account, portal, lang string) bool {
@@ -268,6 +266,8 @@ func (n *Notifier) Invite(job *state.Job, a *state.Account, portal, lang string)
 	return true
 }
 
+// JobFinished queues the summary mail for the admins: accounts per state,
+// the totals, and each failed or abandoned account with its reason.
 func (n *Notifier) JobFinished(job *state.Job, accts []*state.Account, lang string) {
 	if len(n.cfg.Admins) == 0 {
 		return

@@ -172,7 +172,7 @@ func decode(t *testing.T, m smtptest.Message) (subject, body string) {
 }
 
 // A succeeded account over implicit TLS, in Chinese: one mail to the member
-// and both admins, well-formed MIME, the seed's words and counts line.
+// and both admins, well-formed MIME, the product's words and counts line (R6-R8).
 func TestAccountFinishedChineseImplicitTLS(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{Users: users()})
 	h := start(t, tlsConfig(srv))
@@ -247,7 +247,7 @@ func TestAccountFinishedEnglishStartTLS(t *testing.T) {
 }
 
 // The job summary goes to the admins only, with accounts per state, the
-// totals in the seed's wording and each failed or abandoned account.
+// totals in the product's wording and each failed or abandoned account.
 func TestJobFinishedBothLanguages(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{Users: users()})
 	h := start(t, tlsConfig(srv))

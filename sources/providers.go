@@ -31,7 +31,7 @@ type Provider struct {
 }
 
 // Providers are the presets, by name. IMAP over TLS is 993 and POP3 over TLS
-// is 995 everywhere (one of the seeds says "imap.qq.com SSL 995": a slip).
+// is 995 everywhere (a widely copied provider FAQ says "imap.qq.com SSL 995": a slip).
 var Providers = map[string]Provider{
 	"exmail": {Name: "exmail", Title: "Tencent Exmail 腾讯企业邮",
 		IMAP: Server{"imap.exmail.qq.com", 993, "implicit"}, POP3: Server{"pop.exmail.qq.com", 995, "implicit"},

@@ -20,7 +20,7 @@ import (
 	"github.com/banjia-mail/banjia/sources"
 )
 
-// JobState is a job's state, worded as the seed's job table.
+// JobState is a job's state, worded as the job table (docs/requirements.md R6, R9).
 type JobState string
 
 const (
@@ -31,7 +31,7 @@ const (
 	JobEnded     JobState = "ended"     // 搬家已结束: ended by the admin, the rest abandoned
 )
 
-// AccountState is an account's state, worded as the seed's account table.
+// AccountState is an account's state, worded as the account list (R7).
 type AccountState string
 
 const (
@@ -70,7 +70,7 @@ type Options struct {
 	Renames map[string]string `json:",omitempty"`
 }
 
-// PeriodStart turns the seed's date ranges (全部/2年/1年/3个月/30天) into a
+// PeriodStart turns the date ranges of R21 (全部/2年/1年/3个月/30天) into a
 // start date, fixed when the job is created.
 func PeriodStart(p string, now time.Time) (time.Time, error) {
 	switch strings.ToLower(p) {
@@ -96,7 +96,7 @@ const (
 )
 
 // EnrollWindow is how long after its creation a job takes new accounts
-// (the seed: accounts added in the next 30 days).
+// (R2: accounts added in the next 30 days).
 const EnrollWindow = 30 * 24 * time.Hour
 
 // Job moves one source domain into one target domain.

@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// words are the seed's names for job and account states and its counts
-// line, in English and Simplified Chinese: the CLI, the web pages and the
+// words are the product's names for job and account states and its counts
+// line (docs/requirements.md R6-R8), in English and Simplified Chinese: the CLI, the web pages and the
 // notification mails all say them the same way.
 var words = map[string]map[string]string{
 	"en": {
@@ -31,7 +31,7 @@ func Lang(tag string) string {
 	return "en"
 }
 
-// Word is the seed's wording of a state name ("running", "succeeded", ...)
+// Word is the product's wording of a state name ("running", "succeeded", ...)
 // or of "counts", if key is one of those.
 func Word(lang, key string) (string, bool) {
 	w, ok := words[Lang(lang)][key]
@@ -39,10 +39,10 @@ func Word(lang, key string) (string, bool) {
 }
 
 // Words is a program's own wording (per language, per key), in front of
-// which the seed's state words always win.
+// which the product's state words always win.
 type Words map[string]map[string]string
 
-// Get is the seed's word for key, else the program's own, else key itself.
+// Get is the product's word for key, else the program's own, else key itself.
 func (w Words) Get(lang, key string) string {
 	if s, ok := Word(lang, key); ok {
 		return s
@@ -53,13 +53,13 @@ func (w Words) Get(lang, key string) string {
 	return key
 }
 
-// Text is the job state as the seed's job table says it.
+// Text is the job state as the job table says it (R6).
 func (s JobState) Text(lang string) string { return words[Lang(lang)][string(s)] }
 
-// Text is the account state as the seed's account table says it.
+// Text is the account state as the account list says it (R7).
 func (s AccountState) Text(lang string) string { return words[Lang(lang)][string(s)] }
 
-// Line is the seed's "384 to import, 384 imported, 0 failed"
+// Line is the counts line (R8), "384 to import, 384 imported, 0 failed"
 // (总计需导入384封邮件, 已成功导入384封, 失败0封).
 func (c Counts) Line(lang string) string {
 	return fmt.Sprintf(words[Lang(lang)]["counts"], c.ToImport, c.Imported, c.Failed)

@@ -15,7 +15,7 @@ import (
 	"github.com/banjia-mail/banjia/notify/smtptest"
 )
 
-// TestBrowserEndToEnd is the seed's whole 邮箱搬家 in a real browser: the
+// TestBrowserEndToEnd is the whole 邮箱搬家 (docs/requirements.md) in a real browser: the
 // admin creates a member-triggered job on the dashboard, members sign in
 // with their new password and type the old one (a wrong one first, in
 // English and in Chinese), the move runs, the dashboard shows the counts,
@@ -217,7 +217,7 @@ func TestNotifyFailureSurfaces(t *testing.T) {
 	s.noSecrets()
 }
 
-// TestInviteMembers: the seed's 发送提醒邮件给所有搬家成员: the listed members of a
+// TestInviteMembers: 发送提醒邮件给所有搬家成员 (R11): the listed members of a
 // member-triggered job are asked by mail, once, to start at the portal, in
 // the language of the server.
 func TestInviteMembers(t *testing.T) {

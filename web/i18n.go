@@ -9,7 +9,7 @@ import (
 )
 
 // words are every page's wording in English and Simplified Chinese; the
-// state names and the counts line are the seed's, from state.Word.
+// state names and the counts line are the product's (R6-R8), from state.Word.
 var words = map[string]map[string]string{
 	"en": {
 		"all":                  "all",

@@ -1,6 +1,6 @@
 // Package web is `banjia serve`: the member portal (sign in with the new
 // mailbox, type the old password, watch the move), the admin dashboard (the
-// seed's job table, job creation, account detail, the event log), the JSON
+// job table (docs/requirements.md R9), job creation, account detail, the event log), the JSON
 // API behind both, Prometheus /metrics and /healthz. Pages are rendered on
 // the server with html/template; the only script refreshes them live.
 package web

@@ -523,7 +523,7 @@ func TestAdminControlsAndAPI(t *testing.T) {
 	if _, body = admin.get("/admin/jobs/big?error=Call+555-EVIL"); strings.Contains(body, "555-EVIL") {
 		t.Fatal("the job page shows a message from its URL")
 	}
-	// Every dashboard page renders whole, in both languages, with the seed's words.
+	// Every dashboard page renders whole, in both languages, with the product's words (R6-R8).
 	for _, page := range []struct{ path, en, zh string }{
 		{"/admin", "ended", "搬家已结束"},
 		{"/admin/jobs/big", "abandoned", "放弃"},

@@ -37,7 +37,7 @@ func langOf(flag string) string {
 
 func word(lang, key string) string { return words.Get(lang, key) }
 
-// jobTable prints the seed's job table: all / not started / in progress /
+// jobTable prints the job table (docs/requirements.md R9): all / not started / in progress /
 // succeeded / failed / abandoned.
 func jobTable(w io.Writer, lang string, rows []*migrate.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -60,7 +60,7 @@ func tally(accts []state.Account) map[state.AccountState]int {
 	return n
 }
 
-// accountTable prints one line per account with the seed's counts wording.
+// accountTable prints one line per account with the counts line (R8).
 func accountTable(w io.Writer, lang string, st *migrate.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s\t%s\t%s\n", word(lang, "h.account"), word(lang, "h.progress"), word(lang, "h.note"))
