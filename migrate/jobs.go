@@ -76,7 +76,7 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 		return nil, 0, err
 	}
 	if _, err := m.store.Job(id); err == nil {
-		return nil, 0, fmt.Errorf("job %q already exists (adding accounts to it adds them to that job)", id)
+		return nil, 0, fmt.Errorf("job %q already exists: choose another name, or add the accounts to that job", id)
 	} else if !errors.Is(err, state.ErrNotFound) {
 		return nil, 0, err
 	}

@@ -691,29 +691,15 @@ func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
 		return nil, err
 	}
 	defer store.Close()
-	r := migrate.New(store, migrate.Config{})
-	var ids []string
-	if id != "" {
-		ids = []string{id}
-	} else {
-		jobs, err := store.Jobs()
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range jobs {
-			ids = append(ids, j.ID)
-		}
+	m := migrate.NewIdleManager(store, migrate.Config{})
+	if id == "" {
+		return m.Statuses()
 	}
-	var out []*migrate.Status
-	for _, j := range ids {
-		st, err := r.StatusOf(j)
-		if err != nil {
-			return nil, err
-		}
-		st.Attached = false
-		out = append(out, st)
+	st, err := m.Status(id)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return []*migrate.Status{st}, nil
 }
 
 func status(c *cli.Context, perAccount bool) error {

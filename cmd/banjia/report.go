@@ -156,8 +156,7 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			r := migrate.New(store, cfg)
-			checks, err := r.Verify(c.Context, id, c.StringSlice("account"), c.Bool("deep"))
+			checks, err := migrate.NewIdleManager(store, cfg).Verify(c.Context, id, c.StringSlice("account"), c.Bool("deep"))
 			if err != nil {
 				return err
 			}
