@@ -23,8 +23,10 @@ import (
 
 // ControlRequest is one line a client sends.
 type ControlRequest struct {
-	Op    string // pause, resume, end, start, status, follow, add
-	Job   string
+	Op  string // pause, resume, end, start, status, follow, add
+	Job string // "": every job (status), or the one job the process runs
+	// Who asked, for the event log; "" is the command line.
+	Who   string `json:",omitempty"`
 	After uint64 `json:",omitempty"` // follow: events after this sequence
 	// Accounts, for add: rows as in an accounts CSV (the socket is the
 	// state file owner's alone, like the state file).
@@ -56,28 +58,14 @@ func SocketPath(statePath string) string {
 	return filepath.Join(os.TempDir(), "banjia-"+hex.EncodeToString(h[:8])+".sock")
 }
 
-// controlled is what the control socket drives: one Runner (banjia job
-// start) or a Manager of many jobs (banjia serve).
-type controlled interface {
-	handle(req ControlRequest) ControlReply
-	// followed is the job a follow request without a job name watches.
-	followed(job string) string
-	statusOf(job string) (*Status, error)
-	subscribe() (<-chan struct{}, func())
-	events(job string, after uint64) ([]*state.Event, error)
-}
-
-// ServeControl listens on the state file's socket until ctx ends.
-func (r *Runner) ServeControl(ctx context.Context, statePath string) error {
-	return serveControl(ctx, statePath, r)
-}
-
-// ServeControl listens on the state file's socket until ctx ends.
+// ServeControl listens on the state file's socket until ctx ends. One
+// Manager answers it, whether it runs every job (banjia serve) or one
+// (banjia job start).
 func (m *Manager) ServeControl(ctx context.Context, statePath string) error {
 	return serveControl(ctx, statePath, m)
 }
 
-func serveControl(ctx context.Context, statePath string, t controlled) error {
+func serveControl(ctx context.Context, statePath string, m *Manager) error {
 	path := SocketPath(statePath)
 	// We hold the state file's lock, so a socket file left here is stale.
 	os.Remove(path)
@@ -97,13 +85,13 @@ func serveControl(ctx context.Context, statePath string, t controlled) error {
 			if err != nil {
 				return
 			}
-			go serveConn(ctx, t, c)
+			go serveConn(ctx, m, c)
 		}
 	}()
 	return nil
 }
 
-func serveConn(ctx context.Context, t controlled, c net.Conn) {
+func serveConn(ctx context.Context, m *Manager, c net.Conn) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var req ControlRequest
@@ -113,10 +101,10 @@ func serveConn(ctx context.Context, t controlled, c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 	enc := json.NewEncoder(c)
 	if req.Op == "follow" {
-		follow(ctx, t, c, enc, req.Job, req.After)
+		follow(ctx, m, c, enc, req.Job, req.After)
 		return
 	}
-	rep := t.handle(req)
+	rep := m.handle(req)
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	enc.Encode(&rep)
 }
@@ -128,61 +116,15 @@ func replyOf(err error) ControlReply {
 	return ControlReply{OK: true}
 }
 
-func (r *Runner) handle(req ControlRequest) ControlReply {
-	r.mu.Lock()
-	current := ""
-	if r.job != nil {
-		current = r.job.ID
-	}
-	r.mu.Unlock()
-	if req.Job != "" && req.Job != current {
-		return replyOf(fmt.Errorf("this runner works on job %q, not %q", current, req.Job))
-	}
-	switch req.Op {
-	case "pause":
-		return replyOf(r.Pause())
-	case "resume":
-		return replyOf(r.Resume())
-	case "end":
-		return replyOf(r.End())
-	case "status":
-		st, err := r.Status()
-		rep := replyOf(err)
-		rep.Status = st
-		return rep
-	case "add":
-		job, err := r.store.Job(current)
-		if err != nil {
-			return replyOf(err)
-		}
-		n, err := AddAccounts(r.store, job, req.Accounts, time.Now())
-		if err == nil {
-			r.event(job.ID, "", "job.accounts", fmt.Sprintf("%d accounts added or updated", n))
-			r.Wake()
-		}
-		rep := replyOf(err)
-		rep.Added = n
-		return rep
-	}
-	return replyOf(fmt.Errorf("unknown operation %q", req.Op))
-}
-
-func (r *Runner) followed(string) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.job != nil {
-		return r.job.ID
-	}
-	return ""
-}
-
-func (r *Runner) statusOf(string) (*Status, error)     { return r.Status() }
-func (r *Runner) subscribe() (<-chan struct{}, func()) { return r.changes.Subscribe() }
-func (r *Runner) events(job string, after uint64) ([]*state.Event, error) {
-	return r.store.Events(job, after, 0)
-}
+// CommandLine is who asked, in the event log, for a banjia command run in
+// a shell (the socket, like the state file, is its owner's alone).
+const CommandLine = "the command line"
 
 func (m *Manager) handle(req ControlRequest) ControlReply {
+	who := req.Who
+	if who == "" {
+		who = CommandLine
+	}
 	switch req.Op {
 	case "status":
 		if req.Job == "" {
@@ -195,16 +137,14 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 		rep := replyOf(err)
 		rep.Status = st
 		return rep
+	}
+	if req.Job == "" {
+		// banjia job start: its job is the one meant.
+		req.Job = m.only
+	}
+	switch req.Op {
 	case "add":
-		job, err := m.store.Job(req.Job)
-		if err != nil {
-			return replyOf(fmt.Errorf("job %q: %w", req.Job, err))
-		}
-		n, err := AddAccounts(m.store, job, req.Accounts, time.Now())
-		if err == nil {
-			m.Event(job.ID, "", "job.accounts", fmt.Sprintf("%d accounts added or updated", n))
-			err = m.Wake(job.ID)
-		}
+		n, err := m.AddAccounts(req.Job, req.Accounts, who)
 		rep := replyOf(err)
 		rep.Added = n
 		return rep
@@ -212,19 +152,17 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 	if req.Job == "" {
 		return replyOf(fmt.Errorf("which job? (%s needs a job name)", req.Op))
 	}
-	return replyOf(m.Control(req.Job, req.Op))
+	return replyOf(m.Control(req.Job, req.Op, who))
 }
 
-func (m *Manager) followed(job string) string           { return job }
-func (m *Manager) statusOf(job string) (*Status, error) { return m.Status(job) }
-func (m *Manager) subscribe() (<-chan struct{}, func()) { return m.changes.Subscribe() }
-func (m *Manager) events(job string, after uint64) ([]*state.Event, error) {
-	return m.store.Events(job, after, 0)
-}
-
-func follow(ctx context.Context, t controlled, c net.Conn, enc *json.Encoder, job string, after uint64) {
-	changes, unsubscribe := t.subscribe()
+func follow(ctx context.Context, m *Manager, c net.Conn, enc *json.Encoder, job string, after uint64) {
+	if job == "" {
+		job = m.only
+	}
+	changes, unsubscribe := m.changes.Subscribe()
 	defer unsubscribe()
+	// Counts move between events, with no notice (progress is flushed,
+	// not announced): a follower sees them once a second.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	// A closed client shows up as a read error.
@@ -235,14 +173,13 @@ func follow(ctx context.Context, t controlled, c net.Conn, enc *json.Encoder, jo
 		close(gone)
 	}()
 	for {
-		id := t.followed(job)
-		evs, _ := t.events(id, after)
+		evs, _ := m.store.Events(job, after, 0)
 		if len(evs) > 0 {
 			after = evs[len(evs)-1].Seq
 		}
 		var rep ControlReply
-		if id != "" {
-			st, err := t.statusOf(id)
+		if job != "" {
+			st, err := m.Status(job)
 			rep = replyOf(err)
 			rep.Status = st
 		} else {
@@ -325,37 +262,4 @@ func Follow(ctx context.Context, statePath, job string, after uint64, fn func(*C
 			return err
 		}
 	}
-}
-
-// Offline changes a job's state when no runner has it open: pause and
-// resume only change the recorded state; end abandons what is unfinished.
-func Offline(store *state.Store, jobID, op string) error {
-	j, err := store.Job(jobID)
-	if err != nil {
-		return err
-	}
-	r := New(store, Config{})
-	switch op {
-	case "pause":
-		if j.State == state.JobEnded {
-			return fmt.Errorf("job %s was ended", jobID)
-		}
-		if err := store.SetJobState(jobID, state.JobPaused); err != nil {
-			return err
-		}
-		r.event(jobID, "", "job.paused", fmt.Sprintf("job %s paused", jobID))
-	case "resume":
-		if j.State != state.JobPaused {
-			return fmt.Errorf("job %s is not paused (it is %s)", jobID, j.State)
-		}
-		if err := store.SetJobState(jobID, state.JobRunning); err != nil {
-			return err
-		}
-		r.event(jobID, "", "job.resumed", fmt.Sprintf("job %s resumed", jobID))
-	case "end":
-		return r.finishEnded(jobID)
-	default:
-		return fmt.Errorf("unknown operation %q", op)
-	}
-	return nil
 }

@@ -4,34 +4,58 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/banjia-mail/banjia/state"
 )
 
-// Manager runs several jobs in one process (banjia serve): one Runner per
-// job, all over the same state file, which the process holds locked. The
-// CLI's `job start` runs a single Runner instead.
+// Manager runs the jobs of a state file in this process, one Runner per
+// job, and is the application layer every door calls (jobs.go). banjia
+// serve runs every job (NewManager); banjia job start and retry run one
+// (NewManagerOf); a command while no banjia process holds the state file
+// runs none (NewIdleManager) and only changes the records.
 type Manager struct {
 	store *state.Store
 	cfg   Config
 	ctx   context.Context
+	// only, when set, is the one job this manager may run: a request that
+	// would start another job leaves it for its own start.
+	only string
+	// idle: this manager runs no job at all.
+	idle bool
 
-	mu      sync.Mutex
-	runners map[string]*Runner
-	done    map[string]chan struct{}
-	errs    map[string]error
-	changes changes // any job changed
+	mu   sync.Mutex
+	runs map[string]*run
+	errs map[string]error // why a job's last run failed
+	last map[string]error // how a job's last run ended (Wait)
+	// changes: any job changed
+	changes changes
 	wg      sync.WaitGroup
 	// stopping: Stop was called; no job starts any more.
 	stopping bool
 }
 
-// NewManager makes a manager; ctx bounds every job it runs.
+// run is one Runner working on a job.
+type run struct {
+	r    *Runner
+	done chan struct{}
+}
+
+// runOptions are what one run of a job does beyond the manager's Config.
+type runOptions struct {
+	// only limits the run to these accounts and copies them even if they
+	// succeeded before (a retry).
+	only map[string]bool
+	// refusePaused: a paused job is refused instead of waiting for Resume
+	// (a person at a terminal asked for it to run now).
+	refusePaused bool
+}
+
+// NewManager makes a manager that runs every job of the store; ctx bounds
+// every job it runs.
 func NewManager(ctx context.Context, store *state.Store, cfg Config) *Manager {
-	m := &Manager{store: store, cfg: cfg, ctx: ctx, runners: map[string]*Runner{}, done: map[string]chan struct{}{}, errs: map[string]error{}}
+	m := &Manager{store: store, cfg: cfg, ctx: ctx, runs: map[string]*run{}, errs: map[string]error{}, last: map[string]error{}}
+	m.cfg.defaults()
 	prev := cfg.OnEvent
 	m.cfg.OnEvent = func(e *state.Event) {
 		m.changes.notify()
@@ -40,6 +64,41 @@ func NewManager(ctx context.Context, store *state.Store, cfg Config) *Manager {
 		}
 	}
 	return m
+}
+
+// NewManagerOf makes a manager that runs one job of the store (banjia job
+// start): the control socket reaches that job, and the file's other jobs
+// can be read and paused or ended, not run.
+func NewManagerOf(ctx context.Context, store *state.Store, cfg Config, jobID string) *Manager {
+	m := NewManager(ctx, store, cfg)
+	m.only = jobID
+	return m
+}
+
+// NewIdleManager makes a manager that runs no job: a command changes the
+// state file while no banjia process holds it, and a job it would start
+// waits for banjia job start or banjia serve.
+func NewIdleManager(store *state.Store, cfg Config) *Manager {
+	m := NewManager(context.Background(), store, cfg)
+	m.idle = true
+	return m
+}
+
+// mayRun says why this manager does not run the job, or nil.
+func (m *Manager) mayRun(jobID string) error {
+	switch {
+	case m.idle:
+		return fmt.Errorf("job %s: %w (banjia job start %s runs it)", jobID, ErrNoRunner, jobID)
+	case m.only != "" && jobID != m.only:
+		return fmt.Errorf("this banjia process runs job %s only: run job %s with banjia job start %s, or banjia serve", m.only, jobID, jobID)
+	}
+	return nil
+}
+
+func (m *Manager) isStopping() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopping
 }
 
 // Event records an event in the audit log (搬家查询) and tells whoever
@@ -51,7 +110,8 @@ func (m *Manager) Event(job, account, kind, msg string) {
 // Store is the manager's state file.
 func (m *Manager) Store() *state.Store { return m.store }
 
-// Resume restarts the jobs that were running when the process stopped.
+// ResumeRunning restarts the jobs that were running when the process
+// stopped.
 func (m *Manager) ResumeRunning() error {
 	jobs, err := m.store.Jobs()
 	if err != nil {
@@ -68,80 +128,125 @@ func (m *Manager) ResumeRunning() error {
 }
 
 // Start runs a job in the background. A job already running is left as it
-// is; a completed job runs again for the accounts added since.
+// is; a completed job runs again for the accounts added since; a paused
+// one waits for Resume.
 func (m *Manager) Start(jobID string) error {
+	return m.start(jobID, runOptions{})
+}
+
+// Run runs a job in the foreground (banjia job start) and returns how its
+// run ended, ErrInterrupted when it was stopped. A paused job is refused.
+func (m *Manager) Run(jobID string) error {
+	if err := m.start(jobID, runOptions{refusePaused: true}); err != nil {
+		return err
+	}
+	return m.Wait(jobID)
+}
+
+// Wait waits until no run of the job is left (a run that ends as an
+// account arrives is followed by another) and returns how the last ended.
+func (m *Manager) Wait(jobID string) error {
+	for {
+		m.mu.Lock()
+		ru := m.runs[jobID]
+		err := m.last[jobID]
+		m.mu.Unlock()
+		if ru == nil {
+			return err
+		}
+		<-ru.done
+	}
+}
+
+func (m *Manager) start(jobID string, o runOptions) error {
+	if err := m.mayRun(jobID); err != nil {
+		return err
+	}
 	j, err := m.store.Job(jobID)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
-	if m.stopping {
-		m.mu.Unlock()
-		return errors.New("banjia is stopping: the job starts with the next start")
-	}
-	if _, ok := m.runners[jobID]; ok {
-		m.mu.Unlock()
-		return nil
-	}
-	if j.State == state.JobEnded {
-		m.mu.Unlock()
-		return fmt.Errorf("job %s was ended; create a new job to move its remaining accounts", jobID)
-	}
-	r := New(m.store, m.cfg)
-	// A paused job comes back paused, waiting for Resume.
-	r.startPaused = j.State == state.JobPaused
-	done := make(chan struct{})
-	m.runners[jobID] = r
-	m.done[jobID] = done
-	delete(m.errs, jobID)
-	m.wg.Add(1)
+	ru, err := m.startLocked(j, o)
 	m.mu.Unlock()
-	go func() {
-		defer m.wg.Done()
-		err := r.Run(m.ctx, jobID)
-		m.mu.Lock()
-		delete(m.runners, jobID)
-		delete(m.done, jobID)
-		if err != nil && !errors.Is(err, ErrInterrupted) {
-			m.errs[jobID] = err
-			m.cfg.Log.Error("job stopped", "job", jobID, "err", err)
-		}
-		// A Wake that reached this runner after its last look at the
-		// accounts (Wake sends under m.mu, so it came before the runner
-		// was forgotten above) would be lost with it.
-		woken := false
-		select {
-		case <-r.enrolled:
-			woken = err == nil && m.ctx.Err() == nil
-		default:
-		}
-		m.mu.Unlock()
-		close(done)
-		m.changes.notify()
-		if woken && r.hasWork(jobID) {
-			if err := m.Start(jobID); err != nil {
-				m.cfg.Log.Error("job not started again for an enrolled account", "job", jobID, "err", err)
-			}
-		}
-	}()
-	// Wait until the runner holds the job, so that a pause right after
-	// this call reaches it.
-	for i := 0; i < 400; i++ {
-		r.mu.Lock()
-		ready := r.job != nil
-		r.mu.Unlock()
-		if ready || isClosed(done) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err != nil || ru == nil {
+		return err
+	}
+	// A pause right after this call must reach the runner: wait until it
+	// holds the job, or has already given up.
+	select {
+	case <-ru.r.held:
+	case <-ru.done:
 	}
 	return nil
+}
+
+// startLocked starts a run of the job unless one runs already (then it
+// returns nil, nil); m.mu is held.
+func (m *Manager) startLocked(j *state.Job, o runOptions) (*run, error) {
+	if m.stopping {
+		return nil, errors.New("banjia is stopping: the job starts with the next start")
+	}
+	if _, ok := m.runs[j.ID]; ok {
+		return nil, nil
+	}
+	if j.State == state.JobEnded {
+		return nil, fmt.Errorf("job %s was ended; create a new job to move its remaining accounts", j.ID)
+	}
+	cfg := m.cfg
+	if o.only != nil {
+		cfg.Only, cfg.Rerun = o.only, true
+	}
+	r := New(m.store, cfg)
+	// A paused job comes back paused, waiting for Resume.
+	r.startPaused = j.State == state.JobPaused && !o.refusePaused
+	ru := &run{r: r, done: make(chan struct{})}
+	m.runs[j.ID] = ru
+	delete(m.errs, j.ID)
+	m.wg.Add(1)
+	go m.run(j.ID, ru)
+	return ru, nil
+}
+
+func (m *Manager) run(jobID string, ru *run) {
+	defer m.wg.Done()
+	err := ru.r.Run(m.ctx, jobID)
+	m.mu.Lock()
+	delete(m.runs, jobID)
+	m.last[jobID] = err
+	if err != nil && !errors.Is(err, ErrInterrupted) {
+		m.errs[jobID] = err
+		m.cfg.Log.Error("job stopped", "job", jobID, "err", err)
+	}
+	// A Wake that reached this runner after its last look at the accounts
+	// (Wake sends under m.mu, so it came before the runner was forgotten
+	// above) would be lost with it: the next run is registered before this
+	// one is seen to end, so that Wait follows it.
+	select {
+	case <-ru.r.enrolled:
+		if err == nil && m.ctx.Err() == nil && ru.r.hasWork(jobID) {
+			j, jerr := m.store.Job(jobID)
+			if jerr == nil {
+				_, jerr = m.startLocked(j, runOptions{})
+			}
+			if jerr != nil {
+				m.cfg.Log.Error("job not started again for an enrolled account", "job", jobID, "err", jerr)
+			}
+		}
+	default:
+	}
+	m.mu.Unlock()
+	close(ru.done)
+	m.changes.notify()
 }
 
 func (m *Manager) runner(jobID string) *Runner {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.runners[jobID]
+	if ru := m.runs[jobID]; ru != nil {
+		return ru.r
+	}
+	return nil
 }
 
 // Running reports whether a runner works on the job now.
@@ -154,8 +259,8 @@ func (m *Manager) Err(jobID string) error {
 	return m.errs[jobID]
 }
 
-// Control pauses, resumes or ends a job, running or not.
-func (m *Manager) Control(jobID, op string) error {
+// control pauses, resumes, ends or starts a job, running or not.
+func (m *Manager) control(jobID, op string) error {
 	if r := m.runner(jobID); r != nil {
 		switch op {
 		case "pause":
@@ -164,32 +269,71 @@ func (m *Manager) Control(jobID, op string) error {
 			return r.Resume()
 		case "end":
 			return r.End()
+		case "start":
+			return nil
 		}
 		return fmt.Errorf("unknown operation %q", op)
 	}
 	if op == "start" {
 		return m.Start(jobID)
 	}
-	if err := Offline(m.store, jobID, op); err != nil {
+	if err := m.offline(jobID, op); err != nil {
 		return err
 	}
 	m.changes.notify()
-	if op == "resume" {
+	if op == "resume" && m.mayRun(jobID) == nil {
 		return m.Start(jobID)
 	}
 	return nil
 }
 
+// offline changes a job's state when no runner has it: pause and resume
+// only change the recorded state; end abandons what is unfinished.
+func (m *Manager) offline(jobID, op string) error {
+	j, err := m.store.Job(jobID)
+	if err != nil {
+		return err
+	}
+	r := New(m.store, m.cfg)
+	switch op {
+	case "pause":
+		if j.State == state.JobEnded {
+			return fmt.Errorf("job %s was ended", jobID)
+		}
+		if err := m.store.SetJobState(jobID, state.JobPaused); err != nil {
+			return err
+		}
+		r.event(jobID, "", "job.paused", fmt.Sprintf("job %s paused", jobID))
+	case "resume":
+		if j.State != state.JobPaused {
+			return fmt.Errorf("job %s is not paused (it is %s)", jobID, j.State)
+		}
+		if err := m.store.SetJobState(jobID, state.JobRunning); err != nil {
+			return err
+		}
+		r.event(jobID, "", "job.resumed", fmt.Sprintf("job %s resumed", jobID))
+	case "end":
+		return r.finishEnded(jobID)
+	default:
+		return fmt.Errorf("unknown operation %q", op)
+	}
+	return nil
+}
+
 // Wake tells a job that accounts were added or enrolled; a job that is not
-// running (created or completed) is started.
+// running (created or completed) is started, where this manager runs it.
 func (m *Manager) Wake(jobID string) error {
 	m.mu.Lock()
-	if r := m.runners[jobID]; r != nil {
-		r.Wake()
+	if ru := m.runs[jobID]; ru != nil {
+		ru.r.Wake()
 		m.mu.Unlock()
 		return nil
 	}
 	m.mu.Unlock()
+	if m.mayRun(jobID) != nil {
+		// The accounts wait in the state file for the job's next start.
+		return nil
+	}
 	j, err := m.store.Job(jobID)
 	if err != nil {
 		return err
@@ -241,97 +385,21 @@ func (m *Manager) Statuses() ([]*Status, error) {
 // Stop interrupts every job at message boundaries and waits for them to
 // save their progress.
 func (m *Manager) Stop() {
-	m.mu.Lock()
-	// No job starts after this: not even one a Wake restarts as its last
-	// run ends.
-	m.stopping = true
-	for _, r := range m.runners {
-		r.Stop()
-	}
-	m.mu.Unlock()
+	m.Interrupt()
 	m.wg.Wait()
 }
 
-// Retry runs again, once the admin has fixed the cause, the job's accounts
-// that failed or finished with failures (what `banjia job retry` does): their
-// failed messages and refused folders are tried once more; what is already on
-// the target is not copied again. who is recorded in the event log as the
-// one who asked. A job that is not running is started; a running one (a
-// member-triggered job waits for its members for weeks) takes the accounts
-// back as not started, as when a member types the old password again. It
-// returns the accounts retried.
-func (m *Manager) Retry(jobID, who string) ([]string, error) {
-	j, err := m.store.Job(jobID)
-	if err != nil {
-		return nil, err
-	}
-	switch j.State {
-	case state.JobEnded:
-		return nil, fmt.Errorf("job %s was ended; create a new job to move its remaining accounts", jobID)
-	case state.JobPaused:
-		return nil, fmt.Errorf("job %s is paused: resume it, then retry", jobID)
-	}
-	accts, err := m.store.Accounts(jobID)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	var again []*state.Account
-	waiting := 0
-	for _, a := range accts {
-		if a.State != state.AccountFailed && a.State != state.AccountPartial {
-			continue
-		}
-		if j.ModeOf() == state.ModeMember && len(a.SourceSecret) == 0 {
-			// Only the member can give the old password again (the portal).
-			waiting++
-			continue
-		}
-		ids = append(ids, a.ID)
-		again = append(again, a)
-	}
-	if len(ids) == 0 {
-		if waiting > 0 {
-			return nil, fmt.Errorf("job %s: the %d failed accounts have no old password stored; their members type it again in the portal", jobID, waiting)
-		}
-		return nil, fmt.Errorf("job %s: no account failed or finished with failures; nothing to retry", jobID)
-	}
+// Interrupt asks every job to stop at message boundaries and returns at
+// once (a signal handler, which must stay free for a second signal).
+func (m *Manager) Interrupt() {
 	m.mu.Lock()
-	stopping := m.stopping
-	m.mu.Unlock()
-	if stopping {
-		return nil, errors.New("banjia is stopping: retry after the next start")
+	defer m.mu.Unlock()
+	// No job starts after this: not even one a Wake restarts as its last
+	// run ends.
+	m.stopping = true
+	for _, ru := range m.runs {
+		ru.r.Stop()
 	}
-	names := strings.Join(ids, ", ")
-	if len(ids) > 10 {
-		names = strings.Join(ids[:10], ", ") + fmt.Sprintf(" and %d more", len(ids)-10)
-	}
-	m.Event(jobID, "", "admin.retry", fmt.Sprintf("%s asked to retry job %s: %d %s that failed or finished with failures (%s)",
-		who, jobID, len(ids), plural(int64(len(ids)), "account", "accounts"), names))
-	m.mu.Lock()
-	if m.stopping {
-		m.mu.Unlock()
-		return nil, errors.New("banjia is stopping: retry after the next start")
-	}
-	if r := m.runners[jobID]; r != nil {
-		// The running job has finished with these accounts for this run:
-		// as not started, it takes them again (now, or as this round
-		// ends). Under m.mu, so that a run ending now sees the Wake and
-		// starts again.
-		for _, a := range again {
-			a.State, a.Reason = state.AccountNotStarted, ""
-		}
-		err := m.store.PutAccounts(jobID, again...)
-		if err == nil {
-			r.Wake()
-		}
-		m.mu.Unlock()
-		m.changes.notify()
-		return ids, err
-	}
-	m.mu.Unlock()
-	// A new run takes every account that has not succeeded.
-	return ids, m.Start(jobID)
 }
 
 // Copying names an account of the job (of accounts, when given) that a run

@@ -112,6 +112,10 @@ type Runner struct {
 	stopCh   chan struct{} // closed to stop the current round at message boundaries
 	wake     chan struct{} // resume/end/stop while paused
 	enrolled chan struct{} // accounts added or enrolled (Wake)
+	// held is closed once Run holds its job and has marked it running:
+	// from then on Pause, Resume and End reach it (Manager.Start waits
+	// for it).
+	held chan struct{}
 	// startPaused lets Run take a paused job and wait for Resume (a
 	// server restarted while its job was paused).
 	startPaused bool
@@ -137,7 +141,7 @@ type Runner struct {
 func New(store *state.Store, cfg Config) *Runner {
 	cfg.defaults()
 	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{},
-		wake: make(chan struct{}, 1), enrolled: make(chan struct{}, 1), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
+		wake: make(chan struct{}, 1), enrolled: make(chan struct{}, 1), held: make(chan struct{}), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
 }
 
 // Store is the runner's state file.
@@ -181,6 +185,13 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		}
 		r.event(jobID, "", "job.started", fmt.Sprintf("job %s started", jobID))
 	}
+	// Only now: a pause from here on is not undone by the state written
+	// above.
+	r.mu.Lock()
+	if !isClosed(r.held) {
+		close(r.held)
+	}
+	r.mu.Unlock()
 
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	flushDone := make(chan struct{})

@@ -177,25 +177,10 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session
 	if r.PostFormValue("back") == "list" {
 		back = "/admin"
 	}
-	if err := s.control(id, op, who(ss)); err != nil {
+	if err := s.m.Control(id, op, who(ss)); err != nil {
 		s.sess.flash(ss, err.Error(), "")
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
-}
-
-// control carries out an admin's pause, resume, end or start and records
-// who asked.
-func (s *Server) control(id, op, who string) error {
-	switch op {
-	case "pause", "resume", "end", "start":
-	default:
-		return fmt.Errorf("unknown operation %q: want pause, resume, end or start", op)
-	}
-	if _, err := s.store.Job(id); err != nil {
-		return fmt.Errorf("job %q: %w", id, err)
-	}
-	s.event(id, "", "admin."+op, fmt.Sprintf("%s asked to %s job %s", who, op, id))
-	return s.m.Control(id, op)
 }
 
 type newJobView struct {
@@ -272,27 +257,13 @@ func (s *Server) addAccountsForm(w http.ResponseWriter, r *http.Request, ss *ses
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
+// addAccounts reads the form's or the API's CSV and adds its accounts.
 func (s *Server) addAccounts(id, csv, who string) (int, error) {
-	job, err := s.store.Job(id)
-	if err != nil {
-		return 0, fmt.Errorf("job %q: %w", id, err)
-	}
 	rows, err := migrate.ReadAccounts(strings.NewReader(csv))
 	if err != nil {
 		return 0, err
 	}
-	n, err := migrate.AddAccounts(s.store, job, rows, timeNow())
-	if err != nil {
-		return 0, fmt.Errorf("accounts CSV %w", err)
-	}
-	s.event(id, "", "job.accounts", fmt.Sprintf("%s added or updated %d accounts", who, n))
-	if job.State != state.JobCreated {
-		// A created job waits for its start; any other takes them now.
-		if err := s.m.Wake(id); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	return s.m.AddAccounts(id, rows, who)
 }
 
 func (s *Server) inviteForm(w http.ResponseWriter, r *http.Request, ss *session) {

@@ -215,7 +215,7 @@ func (s *Server) apiAddAccounts(w http.ResponseWriter, r *http.Request, who stri
 
 func (s *Server) apiControl(w http.ResponseWriter, r *http.Request, who string) {
 	id, op := r.PathValue("id"), r.PathValue("op")
-	if err := s.control(id, op, who); err != nil {
+	if err := s.m.Control(id, op, who); err != nil {
 		status := http.StatusConflict
 		if errors.Is(err, state.ErrNotFound) {
 			status = http.StatusNotFound

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -45,8 +44,6 @@ type JobRequest struct {
 	Invite bool `json:"invite,omitempty"`
 }
 
-var jobID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-
 // endpoint reads a source or target as the CLI does: a URL, or a preset.
 func endpoint(raw, provider, protocol string) (sources.Endpoint, error) {
 	raw = strings.TrimSpace(raw)
@@ -65,117 +62,53 @@ func endpoint(raw, provider, protocol string) (sources.Endpoint, error) {
 	return sources.ParseEndpoint(raw)
 }
 
-// createJob validates a request and stores the job; secrets are sealed.
+// createJob reads a request from the form or the API and creates the job
+// (migrate.Manager.Create checks and stores it); then starts it and
+// invites its members when asked.
 func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state.Job, int, error) {
-	req.ID = strings.TrimSpace(req.ID)
-	if !jobID.MatchString(req.ID) {
-		return nil, 0, errors.New("job name: letters, digits, '.', '_' or '-', at most 64")
-	}
-	if _, err := s.store.Job(req.ID); err == nil {
-		return nil, 0, fmt.Errorf("job %q already exists", req.ID)
-	}
 	if req.Mode == "" {
+		// The dashboard's own kind of job: members start their moves.
 		req.Mode = state.ModeMember
 	}
 	if req.Invite && s.cfg.Notifier == nil {
 		return nil, 0, errors.New("no mail is configured: start banjia serve with --smtp to invite members")
 	}
-	if req.Mode != state.ModeMember && req.Mode != state.ModePasswords && req.Mode != state.ModeDelegated {
-		return nil, 0, fmt.Errorf("mode %q: want member, passwords or delegated", req.Mode)
-	}
 	src, err := endpoint(req.Source, req.Provider, req.Protocol)
 	if err != nil {
 		return nil, 0, fmt.Errorf("old server: %w", err)
 	}
-	src.User, src.Password = "", ""
 	dst, err := endpoint(req.Target, "", "")
 	if err != nil {
 		return nil, 0, fmt.Errorf("new server: %w", err)
 	}
-	dst.User, dst.Password = "", ""
-	var delegation *sources.Delegation
-	if req.Mode == state.ModeDelegated {
-		if delegation, err = sources.Delegate(&src, sources.DelegationRequest{Admin: req.SourceAdmin, Method: req.AdminLogin,
-			Template: req.LoginTemplate, Tenant: strings.TrimSpace(req.Tenant), ClientID: strings.TrimSpace(req.ClientID)}); err != nil {
-			return nil, 0, err
-		}
-		if req.SourceAdminPassword == "" {
-			return nil, 0, fmt.Errorf("give the %s password", delegation.SecretName(src))
-		}
-	}
-	req.Domain = strings.ToLower(strings.TrimSpace(req.Domain))
-	req.NewDomain = strings.ToLower(strings.TrimSpace(req.NewDomain))
-	if req.Mode == state.ModeMember && (req.Domain == "" || req.NewDomain == "") {
-		return nil, 0, errors.New("a member-triggered job needs the old and the new domain")
+	if req.MaxSizeMB < 0 {
+		return nil, 0, fmt.Errorf("largest message %d MB: want 0 (no limit) or more", req.MaxSizeMB)
 	}
 	var opts state.Options
 	if opts.Since, err = state.PeriodStart(req.Period, time.Now()); err != nil {
 		return nil, 0, err
 	}
 	opts.SkipJunkTrash, opts.SkipCustomFolders = req.SkipJunkTrash, req.SkipCustomFolders
-	if req.MaxSizeMB < 0 {
-		return nil, 0, fmt.Errorf("largest message %d MB: want 0 (no limit) or more", req.MaxSizeMB)
-	}
 	opts.MaxMessageSize = int64(req.MaxSizeMB) << 20
 	var rows []migrate.AccountRow
 	if strings.TrimSpace(req.Accounts) != "" {
 		if rows, err = migrate.ReadAccounts(strings.NewReader(req.Accounts)); err != nil {
 			return nil, 0, err
 		}
-	} else if req.Mode == state.ModeDelegated && src.Scheme == "graph" && req.Domain != "" {
-		if s.cfg.Directory == nil {
-			return nil, 0, errors.New("this server cannot read a Microsoft Graph directory: give the accounts as CSV")
-		}
-		if req.NewDomain == "" {
-			return nil, 0, errors.New("give the new domain: where each user's mail goes (alice@old -> alice@NEW-DOMAIN)")
-		}
-		e := src
-		e.Password = req.SourceAdminPassword
-		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
-		rows, err = s.cfg.Directory(ctx, e, req.Domain, req.NewDomain)
-		cancel()
-		if err != nil {
-			return nil, 0, err
-		}
 	}
-	if req.Mode == state.ModeDelegated && len(rows) == 0 {
-		return nil, 0, errors.New("give the accounts (CSV: old address, new address; no passwords), or for a Microsoft Graph source the old and new domains")
-	}
-	if req.Mode == state.ModePasswords && len(rows) == 0 {
-		return nil, 0, errors.New("give the accounts (CSV: old address, new address, old password), or choose the member-triggered mode")
-	}
-	now := time.Now().UTC()
-	job := &state.Job{ID: req.ID, Name: req.ID, Mode: req.Mode, Domain: req.Domain, NewDomain: req.NewDomain,
-		Source: src, Target: dst, Options: opts, State: state.JobCreated, Created: now}
 	days := 30
 	if req.EnrollDays != nil {
 		days = *req.EnrollDays
 	}
-	if days > 0 {
-		job.EnrollUntil = now.Add(time.Duration(days) * 24 * time.Hour)
-	}
-	if delegation != nil {
-		job.Delegation = delegation
-		if job.SourceAdminSecret, err = s.store.Seal(req.SourceAdminPassword); err != nil {
-			return nil, 0, err
-		}
-	}
-	if req.TargetAdmin != "" {
-		job.Target.User = req.TargetAdmin
-		if job.TargetAdminSecret, err = s.store.Seal(req.TargetAdminPassword); err != nil {
-			return nil, 0, err
-		}
-	}
-	if err := s.store.PutJob(job); err != nil {
+	creq := migrate.JobRequest{ID: req.ID, Mode: req.Mode, Domain: req.Domain, NewDomain: req.NewDomain,
+		Source: src, Target: dst, TargetAdmin: strings.TrimSpace(req.TargetAdmin), TargetAdminPassword: req.TargetAdminPassword,
+		Delegation: sources.DelegationRequest{Admin: req.SourceAdmin, Method: req.AdminLogin, Template: req.LoginTemplate,
+			Tenant: strings.TrimSpace(req.Tenant), ClientID: strings.TrimSpace(req.ClientID)},
+		SourceAdminPassword: req.SourceAdminPassword, Options: opts, EnrollDays: days, Accounts: rows, Directory: s.cfg.Directory}
+	job, n, err := s.m.Create(r.Context(), creq, who)
+	if err != nil {
 		return nil, 0, err
 	}
-	n, err := migrate.AddAccounts(s.store, job, rows, now)
-	if err != nil {
-		// Nothing half-made stays behind: the job goes with its accounts.
-		s.store.DeleteJob(job.ID)
-		return nil, 0, fmt.Errorf("accounts CSV %w", err)
-	}
-	s.event(job.ID, "", "job.created", fmt.Sprintf("job %s created by %s: %s, %d accounts, %s -> %s", job.ID, who, job.ModeOf(), n, src, dst))
 	if req.Start {
 		if err := s.m.Start(job.ID); err != nil {
 			return job, n, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
@@ -178,10 +179,6 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/me", http.StatusSeeOther)
 		return
 	}
-	if v.Account == nil && v.Closed != "" {
-		fail(http.StatusForbidden, tr(lang, "closed", v.Closed))
-		return
-	}
 	job := v.Job
 	keys := []string{"old:" + ss.member, "ip:" + s.clientIP(r)}
 	if d := s.lock.locked(keys...); d > 0 {
@@ -198,8 +195,9 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, tr(lang, "old.domain", job.Domain))
 		return
 	}
-	if a, err := s.store.Account(job.ID, old); err == nil && !strings.EqualFold(a.Target, ss.member) {
-		fail(http.StatusConflict, tr(lang, "old.taken", old))
+	// Asked before the old password is tried: a stranger's old address is
+	// not tried on the old server at all.
+	if s.enrollRefused(job.ID, ss.member, old, s.m.CheckEnroll(job.ID, ss.member, old), lang, fail) {
 		return
 	}
 	password := r.PostFormValue("password")
@@ -221,30 +219,33 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.lock.succeed(keys...)
-	a := v.Account
-	if a == nil {
-		a = &state.Account{ID: old, Source: old, Target: ss.member, State: state.AccountNotStarted}
-	}
-	if a.SourceSecret, err = s.store.Seal(password); err != nil {
-		fail(http.StatusInternalServerError, err.Error())
+	err = s.m.Enroll(job.ID, migrate.Enrollment{Member: ss.member, Old: old, Password: password, TargetSecret: ss.sealed, Lang: lang})
+	if s.enrollRefused(job.ID, ss.member, old, err, lang, fail) {
 		return
-	}
-	if len(job.TargetAdminSecret) == 0 {
-		a.TargetSecret = ss.sealed
-	}
-	if a.State == state.AccountFailed || a.State == state.AccountPartial {
-		a.State, a.Reason = state.AccountNotStarted, ""
-	}
-	a.Lang = lang
-	if err := s.store.PutAccounts(job.ID, a); err != nil {
-		fail(http.StatusInternalServerError, err.Error())
-		return
-	}
-	s.event(job.ID, a.ID, "account.enrolled", fmt.Sprintf("%s typed the old password for %s in the portal; the move starts", ss.member, old))
-	if err := s.m.Wake(job.ID); err != nil {
-		s.cfg.Log.Error("job not woken", "job", job.ID, "err", err)
 	}
 	http.Redirect(w, r, "/me?started=1", http.StatusSeeOther)
+}
+
+// enrollRefused words the answer when err refuses an enrollment; false
+// when there is nothing to refuse.
+func (s *Server) enrollRefused(job, member, old string, err error, lang string, fail func(int, string)) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, migrate.ErrOldTaken):
+		fail(http.StatusConflict, tr(lang, "old.taken", old))
+	case errors.Is(err, migrate.ErrEnrollClosed):
+		j, jerr := s.store.Job(job)
+		if jerr != nil {
+			fail(http.StatusInternalServerError, jerr.Error())
+			break
+		}
+		fail(http.StatusForbidden, tr(lang, "closed", j.EnrollUntil.Local().Format("2006-01-02")))
+	default:
+		s.cfg.Log.Error("enrollment failed", "job", job, "member", member, "err", err)
+		fail(http.StatusInternalServerError, err.Error())
+	}
+	return true
 }
 
 // apiMe is the member's own progress, for the page's live refresh.

@@ -184,10 +184,10 @@ func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, who string) {
 // retry runs the job's failed and partly failed accounts again; the
 // manager records who asked.
 func (s *Server) retry(id, who string) ([]string, int, error) {
-	if _, err := s.store.Job(id); err != nil {
-		return nil, http.StatusNotFound, fmt.Errorf("job %q: %w", id, err)
+	ids, err := s.m.Retry(id, who, nil)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, http.StatusNotFound, err
 	}
-	ids, err := s.m.Retry(id, who)
 	if err != nil {
 		return nil, http.StatusConflict, err
 	}

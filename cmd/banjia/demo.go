@@ -30,7 +30,7 @@ func demoCommand() *cli.Command {
 			defer env.Close()
 			fmt.Printf("banjia demo: old server (source) on %s, new server (target) on %s, %d accounts\n",
 				env.Source, env.Target, len(env.Users))
-			if err := run(c, env.Store, env.JobID, cfg); err != nil {
+			if err := runJob(c, env.Store, env.JobID, cfg); err != nil {
 				return err
 			}
 			rep, err := env.Verify(c.Context)

@@ -241,13 +241,17 @@ func resolveEndpoint(c *cli.Context, raw, provider, protocol string) (sources.En
 	return e, nil
 }
 
-// run executes a job in the foreground: control socket for other shells,
-// signals for a clean stop, live progress on stderr, the table at the end.
-func run(c *cli.Context, store *state.Store, jobID string, cfg migrate.Config) error {
-	r := migrate.New(store, cfg)
+// foreground runs a job in this process until work returns: a manager
+// holding only this job answers the control socket for other shells,
+// signals stop it cleanly, progress shows on stderr and the tables at the
+// end. work starts the run and waits for it (Manager.Run, or Retry then
+// Wait).
+func foreground(c *cli.Context, store *state.Store, jobID string, cfg migrate.Config, work func(*migrate.Manager) error) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
-	if err := r.ServeControl(ctx, store.Path); err != nil {
+	m := migrate.NewManagerOf(ctx, store, cfg, jobID)
+	defer m.Stop()
+	if err := m.ServeControl(ctx, store.Path); err != nil {
 		return err
 	}
 	sig := make(chan os.Signal, 2)
@@ -257,7 +261,7 @@ func run(c *cli.Context, store *state.Store, jobID string, cfg migrate.Config) e
 		select {
 		case s := <-sig:
 			fmt.Fprintf(os.Stderr, "\n%s: stopping at the next message boundary and saving progress...\n", s)
-			r.Stop()
+			m.Interrupt()
 		case <-ctx.Done():
 			return
 		}
@@ -269,12 +273,15 @@ func run(c *cli.Context, store *state.Store, jobID string, cfg migrate.Config) e
 		}
 	}()
 	lang := langOf(c.String("lang"))
-	done := make(chan struct{})
-	go showProgress(ctx, r, lang, done)
-	err := r.Run(ctx, jobID)
+	done, shown := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(shown)
+		showProgress(ctx, m, jobID, lang, done)
+	}()
+	err := work(m)
 	close(done)
-	time.Sleep(50 * time.Millisecond)
-	if st, serr := r.StatusOf(jobID); serr == nil {
+	<-shown
+	if st, serr := m.Status(jobID); serr == nil {
 		fmt.Println()
 		jobTable(os.Stdout, lang, []*migrate.Status{st})
 		fmt.Println()
@@ -283,7 +290,12 @@ func run(c *cli.Context, store *state.Store, jobID string, cfg migrate.Config) e
 	return err
 }
 
-func showProgress(ctx context.Context, r *migrate.Runner, lang string, done <-chan struct{}) {
+// runJob runs a job in the foreground until it finishes or is stopped.
+func runJob(c *cli.Context, store *state.Store, jobID string, cfg migrate.Config) error {
+	return foreground(c, store, jobID, cfg, func(m *migrate.Manager) error { return m.Run(jobID) })
+}
+
+func showProgress(ctx context.Context, m *migrate.Manager, jobID, lang string, done <-chan struct{}) {
 	start := time.Now()
 	tty := term.IsTerminal(int(os.Stderr.Fd()))
 	var bar *progressbar.ProgressBar
@@ -306,7 +318,7 @@ func showProgress(ctx context.Context, r *migrate.Runner, lang string, done <-ch
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			st, err := r.Status()
+			st, err := m.Status(jobID)
 			if err != nil {
 				continue
 			}
@@ -416,7 +428,7 @@ func migrateCommand() *cli.Command {
 				return err
 			}
 			cfg.Rerun = true
-			return outcome(store, id, run(c, store, id, cfg), nil)
+			return outcome(store, id, runJob(c, store, id, cfg), nil)
 		},
 	}
 }
@@ -490,136 +502,39 @@ func jobCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
-				Flags: createFlags,
-				Action: func(c *cli.Context) error {
-					id := c.Args().First()
-					if id == "" {
-						return errors.New("give the job a name: banjia job create JOB --from ... --to ... --accounts FILE")
-					}
-					src, err := parseSource(c)
-					if err != nil {
-						return fmt.Errorf("--from: %w", err)
-					}
-					dst, err := parseEndpoint(c, c.String("to"))
-					if err != nil {
-						return fmt.Errorf("--to: %w", err)
-					}
-					opts, err := options(c)
-					if err != nil {
-						return err
-					}
-					if a := c.String("to-admin"); a != "" {
-						dst.User = a
-						if dst.Password, err = password(c, "to-admin", "target admin's"); err != nil {
-							return err
-						}
-					}
-					delegation, adminSecret, err := delegated(c, &src)
-					if err != nil {
-						return err
-					}
-					var rows []migrate.AccountRow
-					mode := c.String("mode")
-					switch {
-					case mode == "member":
-						if c.String("domain") == "" || c.String("new-domain") == "" {
-							return errors.New("--mode member needs --domain OLD-DOMAIN and --new-domain NEW-DOMAIN: members of the new domain enroll in banjia serve's portal")
-						}
-						if c.String("accounts") != "" {
-							if rows, err = readCSV(c.String("accounts")); err != nil {
-								return err
-							}
-						}
-					case c.String("domain") != "":
-						if delegation == nil || src.Scheme != "graph" {
-							return errors.New("--domain takes the accounts from a Microsoft Graph directory: use it with --mode delegated --from graph://CLIENT-ID@graph.microsoft.com?tenant=TENANT")
-						}
-						if rows, err = directoryAccounts(c, src, adminSecret); err != nil {
-							return err
-						}
-					case c.String("accounts") != "":
-						if rows, err = readCSV(c.String("accounts")); err != nil {
-							return err
-						}
-					default:
-						return errors.New("give the accounts: --accounts FILE (or, for a Microsoft Graph source, --domain)")
-					}
-					store, err := state.Open(c.String("state"))
-					if err != nil {
-						return err
-					}
-					defer store.Close()
-					if _, err := store.Job(id); err == nil {
-						return fmt.Errorf("job %q already exists (banjia job add %s --accounts FILE adds accounts)", id, id)
-					}
-					now := time.Now().UTC()
-					job := &state.Job{ID: id, Name: id, Mode: mode, Source: src, Target: dst, Options: opts, State: state.JobCreated, Created: now,
-						Domain: strings.ToLower(c.String("domain")), NewDomain: strings.ToLower(c.String("new-domain"))}
-					if job.Mode == "" {
-						job.Mode = state.ModePasswords
-					}
-					if d := c.Int("enroll-days"); d > 0 {
-						job.EnrollUntil = now.Add(time.Duration(d) * 24 * time.Hour)
-					}
-					if dst.Password != "" {
-						// Sealed in the account records' way: the job record holds no plain secret.
-						sealed, err := store.Seal(dst.Password)
-						if err != nil {
-							return err
-						}
-						job.Target.Password = ""
-						job.TargetAdminSecret = sealed
-					}
-					if delegation != nil {
-						job.Delegation = delegation
-						if job.SourceAdminSecret, err = store.Seal(adminSecret); err != nil {
-							return err
-						}
-					}
-					if err := store.PutJob(job); err != nil {
-						return err
-					}
-					n, err := migrate.AddAccounts(store, job, rows, now)
-					if err != nil {
-						return fmt.Errorf("accounts CSV %w", err)
-					}
-					store.AddEvent(&state.Event{Job: id, Kind: "job.created", Message: fmt.Sprintf("job %s created: %d accounts, %s -> %s", id, n, src, dst)})
-					fmt.Printf("job %s created with %d accounts; start it with: banjia job start %s\n", id, n, id)
-					return nil
-				},
+				Flags:  createFlags,
+				Action: createJob,
 			},
 			{
 				Name: "add", Usage: "add accounts to a job, or give existing ones new passwords", ArgsUsage: "JOB",
 				Flags: []cli.Flag{&cli.StringFlag{Name: "accounts", Required: true, Usage: "CSV as for create"}},
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
+					if id == "" {
+						return errors.New("which job? banjia job add JOB --accounts FILE")
+					}
 					rows, err := readCSV(c.String("accounts"))
 					if err != nil {
 						return err
 					}
 					// A running job (or banjia serve) holds the state file: it adds them.
 					rep, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "add", Job: id, Accounts: rows})
-					if err == nil {
-						fmt.Printf("%d accounts added or updated in job %s\n", rep.Added, id)
-						return nil
-					}
-					if !errors.Is(err, migrate.ErrNoRunner) {
+					n := 0
+					switch {
+					case err == nil:
+						n = rep.Added
+					case errors.Is(err, migrate.ErrNoRunner):
+						store, err := state.OpenExisting(c.String("state"))
+						if err != nil {
+							return err
+						}
+						defer store.Close()
+						if n, err = migrate.NewIdleManager(store, migrate.Config{Log: logger(c)}).AddAccounts(id, rows, migrate.CommandLine); err != nil {
+							return err
+						}
+					default:
 						return err
 					}
-					store, err := state.OpenExisting(c.String("state"))
-					if err != nil {
-						return err
-					}
-					defer store.Close()
-					job, err := store.Job(id)
-					if err != nil {
-						return err
-					}
-					n, err := migrate.AddAccounts(store, job, rows, time.Now())
-					if err != nil {
-						return fmt.Errorf("accounts CSV %w", err)
-					}
-					store.AddEvent(&state.Event{Job: id, Kind: "job.accounts", Message: fmt.Sprintf("%d accounts added or updated", n)})
 					fmt.Printf("%d accounts added or updated in job %s\n", n, id)
 					return nil
 				},
@@ -640,7 +555,7 @@ func jobCommand() *cli.Command {
 						return err
 					}
 					cfg.Rerun = c.Bool("rerun")
-					return outcome(store, id, run(c, store, id, cfg), nil)
+					return outcome(store, id, runJob(c, store, id, cfg), nil)
 				},
 			},
 			controlCommand("pause", "pause a job at the next message boundary"),
@@ -724,12 +639,14 @@ func controlCommand(op, usage string) *cli.Command {
 			}
 			_, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: op, Job: id})
 			if errors.Is(err, migrate.ErrNoRunner) {
+				// Nothing holds the state file: its records change here, and a
+				// resumed job waits for its next start.
 				store, err := state.OpenExisting(c.String("state"))
 				if err != nil {
 					return err
 				}
 				defer store.Close()
-				if err := migrate.Offline(store, id, op); err != nil {
+				if err := migrate.NewIdleManager(store, migrate.Config{Log: logger(c)}).Control(id, op, migrate.CommandLine); err != nil {
 					return err
 				}
 				if op == "resume" {
@@ -774,29 +691,15 @@ func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
 		return nil, err
 	}
 	defer store.Close()
-	r := migrate.New(store, migrate.Config{})
-	var ids []string
-	if id != "" {
-		ids = []string{id}
-	} else {
-		jobs, err := store.Jobs()
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range jobs {
-			ids = append(ids, j.ID)
-		}
+	m := migrate.NewIdleManager(store, migrate.Config{})
+	if id == "" {
+		return m.Statuses()
 	}
-	var out []*migrate.Status
-	for _, j := range ids {
-		st, err := r.StatusOf(j)
-		if err != nil {
-			return nil, err
-		}
-		st.Attached = false
-		out = append(out, st)
+	st, err := m.Status(id)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return []*migrate.Status{st}, nil
 }
 
 func status(c *cli.Context, perAccount bool) error {
@@ -892,42 +795,87 @@ func logsCommand() *cli.Command {
 	}
 }
 
-// delegated reads the delegated-mode flags: how the migration admin logs in
-// as each member, and the admin's password (or the app's client secret).
-func delegated(c *cli.Context, src *sources.Endpoint) (*sources.Delegation, string, error) {
-	switch c.String("mode") {
-	case "passwords", "", "member":
-		for _, f := range []string{"from-admin", "login-template", "tenant", "client-id"} {
-			if c.IsSet(f) {
-				return nil, "", fmt.Errorf("--%s is for --mode delegated", f)
-			}
-		}
-		return nil, "", nil
-	case "delegated":
-	default:
-		return nil, "", fmt.Errorf("--mode %q: want passwords, delegated or member", c.String("mode"))
+// createJob reads banjia job create's flags into a request; the
+// application layer (migrate.Manager.Create) checks and stores the job.
+func createJob(c *cli.Context) error {
+	id := c.Args().First()
+	if id == "" {
+		return errors.New("give the job a name: banjia job create JOB --from ... --to ... --accounts FILE")
 	}
-	d, err := sources.Delegate(src, sources.DelegationRequest{Admin: c.String("from-admin"), Method: c.String("admin-login"),
-		Template: c.String("login-template"), Tenant: c.String("tenant"), ClientID: c.String("client-id"), Authority: c.String("authority")})
+	// Before any password is asked for: a name that cannot be used is
+	// refused at once.
+	if err := migrate.CheckJobName(id); err != nil {
+		return err
+	}
+	src, err := parseSource(c)
 	if err != nil {
-		if src.Scheme != "graph" && c.String("admin-login") != sources.DelegateXOAUTH2 && c.String("from-admin") == "" {
-			return nil, "", errors.New("--mode delegated needs --from-admin (the migration admin's login)")
-		}
-		return nil, "", err
+		return fmt.Errorf("--from: %w", err)
 	}
-	secret, err := password(c, "from-admin", d.SecretName(*src))
+	dst, err := parseEndpoint(c, c.String("to"))
 	if err != nil {
-		return nil, "", err
+		return fmt.Errorf("--to: %w", err)
 	}
-	return d, secret, nil
+	opts, err := options(c)
+	if err != nil {
+		return err
+	}
+	req := migrate.JobRequest{ID: id, Mode: c.String("mode"), Domain: c.String("domain"), NewDomain: c.String("new-domain"),
+		Source: src, Target: dst, Options: opts, EnrollDays: c.Int("enroll-days"), Directory: directory}
+	if a := c.String("to-admin"); a != "" {
+		req.TargetAdmin = a
+		if req.TargetAdminPassword, err = password(c, "to-admin", "target admin's"); err != nil {
+			return err
+		}
+	}
+	if req.Delegation, req.SourceAdminPassword, err = delegated(c, src); err != nil {
+		return err
+	}
+	if f := c.String("accounts"); f != "" {
+		if req.Accounts, err = readCSV(f); err != nil {
+			return err
+		}
+	}
+	store, err := state.Open(c.String("state"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	job, n, err := migrate.NewIdleManager(store, migrate.Config{Log: logger(c)}).Create(c.Context, req, migrate.CommandLine)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("job %s created with %d accounts; start it with: banjia job start %s\n", job.ID, n, job.ID)
+	return nil
 }
 
-// directoryAccounts lists the source domain's users from Microsoft Graph;
-// each moves to the same name at --new-domain.
-func directoryAccounts(c *cli.Context, src sources.Endpoint, secret string) ([]migrate.AccountRow, error) {
-	e := src
-	e.Password = secret
-	return directory(c.Context, e, c.String("domain"), c.String("new-domain"))
+// delegated reads the delegated-mode flags: how the migration admin logs in
+// as each member, and the admin's password (or the app's client secret).
+func delegated(c *cli.Context, src sources.Endpoint) (sources.DelegationRequest, string, error) {
+	var dr sources.DelegationRequest
+	if c.String("mode") != state.ModeDelegated {
+		for _, f := range []string{"from-admin", "login-template", "tenant", "client-id"} {
+			if c.IsSet(f) {
+				return dr, "", fmt.Errorf("--%s is for --mode delegated", f)
+			}
+		}
+		return dr, "", nil
+	}
+	dr = sources.DelegationRequest{Admin: c.String("from-admin"), Method: c.String("admin-login"),
+		Template: c.String("login-template"), Tenant: c.String("tenant"), ClientID: c.String("client-id"), Authority: c.String("authority")}
+	// The job is checked when it is created; this names the secret to ask
+	// for, and refuses a request that cannot work before asking.
+	d, err := sources.Delegate(&src, dr)
+	if err != nil {
+		if src.Scheme != "graph" && c.String("admin-login") != sources.DelegateXOAUTH2 && c.String("from-admin") == "" {
+			return dr, "", errors.New("--mode delegated needs --from-admin (the migration admin's login)")
+		}
+		return dr, "", err
+	}
+	secret, err := password(c, "from-admin", d.SecretName(src))
+	if err != nil {
+		return dr, "", err
+	}
+	return dr, secret, nil
 }
 
 // directory lists the users of domain in a Microsoft Graph directory (src

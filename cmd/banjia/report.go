@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -98,43 +99,38 @@ func retryCommand() *cli.Command {
 		Flags:       append(runnerFlags(), &cli.StringSliceFlag{Name: "account", Usage: "only this account (old address; repeat for more)"}),
 		Action: func(c *cli.Context) error {
 			id := c.Args().First()
-			store, err := state.OpenExisting(c.String("state"))
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			accts, err := store.Accounts(id)
-			if err != nil {
-				return err
-			}
-			only := map[string]bool{}
-			asked := map[string]bool{}
-			for _, a := range c.StringSlice("account") {
-				asked[a] = true
-			}
-			for _, a := range accts {
-				if len(asked) > 0 && !asked[a.ID] {
-					continue
-				}
-				delete(asked, a.ID)
-				if a.State == state.AccountFailed || a.State == state.AccountPartial || (len(c.StringSlice("account")) > 0 && a.State != state.AccountAbandoned) {
-					only[a.ID] = true
-				}
-			}
-			for a := range asked {
-				return fmt.Errorf("job %s has no account %s", id, a)
-			}
-			if len(only) == 0 {
-				fmt.Printf("job %s: no account failed or finished with failures; nothing to retry\n", id)
-				return nil
+			if id == "" {
+				return errors.New("which job? banjia job retry JOB")
 			}
 			cfg, err := runnerConfig(c)
 			if err != nil {
 				return err
 			}
-			cfg.Rerun = true
-			cfg.Only = only
-			return outcome(store, id, run(c, store, id, cfg), only)
+			store, err := state.OpenExisting(c.String("state"))
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			var only map[string]bool
+			err = foreground(c, store, id, cfg, func(m *migrate.Manager) error {
+				ids, err := m.Retry(id, migrate.CommandLine, c.StringSlice("account"))
+				if err != nil {
+					return err
+				}
+				only = map[string]bool{}
+				for _, a := range ids {
+					only[a] = true
+				}
+				return m.Wait(id)
+			})
+			if errors.Is(err, migrate.ErrNothingToRetry) {
+				fmt.Printf("job %s: %s\n", id, migrate.ErrNothingToRetry)
+				return nil
+			}
+			if only == nil && err != nil {
+				return err
+			}
+			return outcome(store, id, err, only)
 		},
 	}
 }
@@ -160,8 +156,7 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			r := migrate.New(store, cfg)
-			checks, err := r.Verify(c.Context, id, c.StringSlice("account"), c.Bool("deep"))
+			checks, err := migrate.NewIdleManager(store, cfg).Verify(c.Context, id, c.StringSlice("account"), c.Bool("deep"))
 			if err != nil {
 				return err
 			}

@@ -59,7 +59,7 @@ func TestServeCLI(t *testing.T) {
 	w.env = []string{"BANJIA_ADMIN_PASSWORD=admin-pw-cli-31"}
 	from, to := "imap+plain://"+w.Src.IMAPAddr, "imap+plain://"+w.Dst.IMAPAddr
 	out, err := w.banjia(t, "job", "create", "acme", "--mode", "member", "--from", from, "--to", to)
-	if err == nil || !strings.Contains(out, "--mode member needs --domain OLD-DOMAIN and --new-domain NEW-DOMAIN") {
+	if err == nil || !strings.Contains(out, "a member-triggered job needs the old domain and the new domain") {
 		t.Fatalf("member job without domains: %v\n%s", err, out)
 	}
 	w.mustBanjia(t, "job", "create", "acme", "--mode", "member", "--domain", "old.test", "--new-domain", "new.test", "--from", from, "--to", to)
