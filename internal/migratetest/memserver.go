@@ -27,10 +27,14 @@ import (
 // no fault controls (Kick, KillSessions), and it stores every flag in lower
 // case (go-imap's client gives the system flags and the registered $
 // keywords their usual spelling back; other keywords come back lower case).
+//
+// One thing it gets wrong is put right here (memSession): its
+// PERMANENTFLAGS list only the flags some message of the folder has, so
+// \Answered on the first answered message would look refused and be
+// dropped.
 type MemServer struct {
 	Addr string
 
-	mem *imapmemserver.Server
 	srv *imapserver.Server
 
 	mu    sync.Mutex
@@ -68,10 +72,10 @@ func StartMem(t testing.TB, caps []imap.Cap) *MemServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &MemServer{Addr: ln.Addr().String(), mem: imapmemserver.New(), users: map[string]*imapmemserver.User{}}
+	s := &MemServer{Addr: ln.Addr().String(), users: map[string]*imapmemserver.User{}}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return s.mem.NewSession(), nil, nil
+			return &memSession{server: s}, nil, nil
 		},
 		Caps: set,
 		// Plain IMAP on loopback, like the private Dovecots.
@@ -108,8 +112,49 @@ func (s *MemServer) AddUser(addr, password string) error {
 		return err
 	}
 	s.users[addr] = u
-	s.mem.AddUser(u)
 	return nil
+}
+
+// memSession is imapmemserver's session with its own login (against
+// AddUser's mailboxes) and the PERMANENTFLAGS a real server announces.
+// Before login the embedded session is nil, as in imapmemserver's own.
+type memSession struct {
+	*imapmemserver.UserSession
+	server *MemServer
+}
+
+func (s *memSession) Login(user, password string) error {
+	s.server.mu.Lock()
+	u := s.server.users[user]
+	s.server.mu.Unlock()
+	if u == nil {
+		return imapserver.ErrAuthFailed
+	}
+	if err := u.Login(user, password); err != nil {
+		return err
+	}
+	s.UserSession = imapmemserver.NewUserSession(u)
+	return nil
+}
+
+// systemFlags are the flags every folder keeps, whatever its messages have.
+var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
+
+func (s *memSession) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	data, err := s.UserSession.Select(name, options)
+	if err != nil {
+		return nil, err
+	}
+	have := map[imap.Flag]bool{}
+	for _, f := range data.PermanentFlags {
+		have[imap.Flag(strings.ToLower(string(f)))] = true
+	}
+	for _, f := range systemFlags {
+		if !have[imap.Flag(strings.ToLower(string(f)))] {
+			data.PermanentFlags = append(data.PermanentFlags, f)
+		}
+	}
+	return data, nil
 }
 
 // Deliver appends msgs to folder ("/" between levels, as on the server),
