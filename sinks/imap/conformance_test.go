@@ -80,5 +80,5 @@ func TestConformanceCourier(t *testing.T) {
 	courier.Require(t)
 	s := courier.StartT(t)
 	addUser(t, s.AddUser)
-	sinktest.Run(t, sinktest.Options{UIDPlus: true}, opener(s.IMAPAddr))
+	sinktest.Run(t, sinktest.Options{UIDPlus: true, NoUIDNext: true, AddsLineEnd: true}, opener(s.IMAPAddr))
 }
