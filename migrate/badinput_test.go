@@ -77,13 +77,14 @@ type badMsg struct {
 // reason naming its folder and UID; that nothing is duplicated, the job
 // completes, a re-run appends nothing and the source is unchanged.
 func TestBadInputs(t *testing.T) {
+	migratetest.NeedsRealServers(t, "what a Dovecot source serves and a Dovecot target refuses or rewrites")
 	corpus := badmail.New()
 	if n := corpus.Len(); n < 100 {
 		t.Fatalf("corpus has %d items; the suite promises at least 100", n)
 	}
 	src := dovecot.StartT(t, dovecot.Options{ExtraConfig: badSourceConfig})
 	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox", ExtraConfig: badTargetConfig})
-	w := &migratetest.World{T: t, Src: src, Dst: dst, Job: "bad"}
+	w := &migratetest.World{T: t, Src: migratetest.FromDovecot(src), Dst: migratetest.FromDovecot(dst), Job: "bad"}
 	// Account 0 holds the corpus; account 1 the folder names the target
 	// refuses (see badmail.Folder.Group).
 	for i, name := range []string{"bad", "refused"} {
@@ -479,7 +480,7 @@ func badSnapshot(t *testing.T, s *dovecot.Server, user, pw string) (migratetest.
 func badSources(t *testing.T, w *migratetest.World) map[string]migratetest.Mailbox {
 	out := map[string]migratetest.Mailbox{}
 	for _, u := range w.Users {
-		out[u.Old], _ = badSnapshot(t, w.Src, u.Old, u.OldPW)
+		out[u.Old], _ = badSnapshot(t, w.Src.Server, u.Old, u.OldPW)
 	}
 	return out
 }
@@ -758,7 +759,7 @@ func badNormalForms(t *testing.T, w *migratetest.World, items []*badItem, before
 			}
 		}
 	}
-	got, _ := badSnapshot(t, w.Dst, badScratchUser, badScratchPW)
+	got, _ := badSnapshot(t, w.Dst.Server, badScratchUser, badScratchPW)
 	out := badNormals{}
 	for _, sm := range got["INBOX"] {
 		k, ok := byUID[sm.UID]

@@ -17,6 +17,7 @@ import (
 // "{user}*{admin}" template. One member the admin may not open fails with a
 // reason the admin can act on; the others arrive exactly.
 func TestDelegatedJob(t *testing.T) {
+	migratetest.NeedsRealServers(t, "a source master user and a refused login")
 	for _, d := range []sources.Delegation{
 		{Method: sources.DelegateAuthzID},
 		{Method: sources.DelegateTemplate, Template: "{user}*{admin}"},

@@ -243,6 +243,17 @@ func (s *lateSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 	st.mu.Lock()
 	again := st.body != nil && bytes.Equal(st.body, body)
 	st.mu.Unlock()
+	if st.crash && st.resent.Load() && !again {
+		// The run is to die before the account ends and sweeps: on a
+		// fast target the rest of the mail would otherwise be copied
+		// before the late copy is stored.
+		for !st.landed.Load() && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		if err := ctx.Err(); err != nil {
+			return sinks.Appended{}, err
+		}
+	}
 	res, err := s.Sink.Append(ctx, f, bytes.NewReader(body), size, flags, date)
 	if again && err == nil {
 		st.resent.Store(true)

@@ -17,6 +17,7 @@ import (
 // next batch, into a target that refuses every message over 150 KB: those
 // fail alone with the server's reason, everything else arrives exactly.
 func TestPipelinedLanesOverDelay(t *testing.T) {
+	migratetest.NeedsRealServers(t, "the target's quota refuses the large messages")
 	const limit = 150 << 10
 	w := newWorld(t, migratetest.Options{Accounts: 2, Messages: 300, MaxAttachment: 400 << 10, BadPassword: -1,
 		TargetConfig: "mail_plugins = $mail_plugins quota\nplugin {\n  quota = count:User quota\n  quota_vsizes = yes\n  quota_max_mail_size = 150k\n}\n"})

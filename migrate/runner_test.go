@@ -26,7 +26,14 @@ import (
 
 type world = migratetest.World
 
-func newWorld(t *testing.T, o migratetest.Options) *world { return migratetest.New(t, o) }
+// newWorld runs on the in-memory server under -short (see
+// migratetest.EngineBackend) unless the test names its backend.
+func newWorld(t *testing.T, o migratetest.Options) *world {
+	if o.Backend == "" {
+		o.Backend = migratetest.EngineBackend()
+	}
+	return migratetest.New(t, o)
+}
 
 func runner(w *world, cfg migrate.Config) *migrate.Runner {
 	if cfg.OpenSink == nil {

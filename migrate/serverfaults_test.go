@@ -250,6 +250,7 @@ func serverFaults(t *testing.T, format string) {
 // what to do (NO [OVERQUOTA]), the other accounts go on; after the admin
 // raises the quota, resuming copies the rest, nothing twice.
 func TestTargetOverQuota(t *testing.T) {
+	migratetest.NeedsRealServers(t, "a Dovecot quota, raised while the job waits")
 	w := newWorld(t, migratetest.Options{Accounts: 2, Messages: 40, BadPassword: -1,
 		TargetConfig: "mail_plugins = $mail_plugins quota\nplugin {\n  quota = count:User quota\n  quota_vsizes = yes\n  quota_rule = *:storage=3M\n}\n"})
 	// The second account holds more than the quota allows.

@@ -106,6 +106,7 @@ var emptyFolders = []string{"Empty", "空文件夹/子"}
 // subscriptions come along, every account reads 搬家成功 with counts the
 // target proves, and a re-run appends nothing.
 func TestEveryServer(t *testing.T) {
+	migratetest.NeedsRealServers(t, "Cyrus and Courier, with their namespaces and limits")
 	cases := []struct{ src, dst string }{
 		{"dovecot", "cyrus"},
 		{"dovecot", "cyrus-altnamespace"},
@@ -408,6 +409,7 @@ func lsub(t *testing.T, addr, user, pw string) []string {
 // keywords Cyrus refuses arrive without them (an event names what was
 // dropped) and are not failures: the account reads 搬家成功.
 func TestCyrusLimits(t *testing.T) {
+	migratetest.NeedsRealServers(t, "what Cyrus refuses in folder names and keywords")
 	cyrus.Require(t)
 	src := dovecotServer{dovecot.StartT(t, dovecot.Options{Format: "sdbox"})}
 	dst := cyrusServer{cyrus.StartT(t, cyrus.Options{})}

@@ -108,8 +108,8 @@ func TestTargetResetIsNoticed(t *testing.T) {
 				t.Errorf("verify (deep %v): %s", deep, migrate.VerifyLine(c))
 			}
 		}
-		for _, f := range []string{"INBOX", "Archive.2019"} {
-			if want := len(before[u.Old][strings.ReplaceAll(f, ".", "/")]); missing[f] != want {
+		for _, f := range []string{"INBOX", "Archive" + w.Src.Delimiter() + "2019"} {
+			if want := len(before[u.Old][strings.ReplaceAll(f, w.Src.Delimiter(), "/")]); missing[f] != want {
 				t.Errorf("verify (deep %v) finds %d missing in %q, want %d: %v", deep, missing[f], f, want, checks)
 			}
 		}
@@ -172,7 +172,7 @@ func TestEveryFolderArrives(t *testing.T) {
 		Folders: []string{"INBOX", "Sent", "Archive/2019", "100%", "a*b"}})
 	u := w.Users[0]
 	c := session(t, w.Src.IMAPAddr, u.Old, u.SourcePW)
-	for _, name := range []string{"Empty", "空文件夹.子"} {
+	for _, name := range []string{"Empty", "空文件夹" + w.Src.Delimiter() + "子"} {
 		if err := c.Create(name, nil).Wait(); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,8 @@
-// Package migratetest builds a source and a target Dovecot filled with sample
-// mail and a job over them, and compares mailboxes exactly. The engine's and
-// the CLI's tests share it.
+// Package migratetest builds a source and a target IMAP server filled with
+// sample mail and a job over them, and compares mailboxes exactly. The
+// engine's and the CLI's tests share it. The servers are private Dovecots,
+// or go-imap's in-memory server (Options.Backend) where a test checks the
+// engine's logic rather than a real server's behaviour.
 package migratetest
 
 import (
@@ -25,11 +27,11 @@ import (
 	"github.com/banjia-mail/banjia/state"
 )
 
-// World is a source and a target Dovecot with users and mail, and a state
+// World is a source and a target server with users and mail, and a state
 // file holding a job over them.
 type World struct {
 	T        testing.TB
-	Src, Dst *dovecot.Server
+	Src, Dst *Server
 	Store    *state.Store
 	Path     string
 	Job      string
@@ -63,16 +65,47 @@ type Options struct {
 	TargetConfig string
 	// TargetFormat is the target's mailbox format (default sdbox).
 	TargetFormat string
+	// Backend is the servers' kind (default Dovecot).
+	Backend Backend
+}
+
+// dovecotOnly names the options set in o that only a Dovecot can honour.
+func (o Options) dovecotOnly() []string {
+	var out []string
+	if o.SourceAdmin != "" || o.SourceAdminPW != "" {
+		out = append(out, "SourceAdmin")
+	}
+	if o.SourceConfig != "" {
+		out = append(out, "SourceConfig")
+	}
+	if o.TargetConfig != "" {
+		out = append(out, "TargetConfig")
+	}
+	if o.TargetFormat != "" {
+		out = append(out, "TargetFormat")
+	}
+	return out
 }
 
 // New starts both servers, fills the source and creates the job.
 func New(t testing.TB, o Options) *World {
 	t.Helper()
-	src := dovecot.StartT(t, dovecot.Options{MasterUser: o.SourceAdmin, MasterPassword: o.SourceAdminPW, ExtraConfig: o.SourceConfig})
-	if o.TargetFormat == "" {
-		o.TargetFormat = "sdbox"
+	var src, dst *Server
+	switch o.Backend {
+	case "", Dovecot:
+		src = FromDovecot(dovecot.StartT(t, dovecot.Options{MasterUser: o.SourceAdmin, MasterPassword: o.SourceAdminPW, ExtraConfig: o.SourceConfig}))
+		if o.TargetFormat == "" {
+			o.TargetFormat = "sdbox"
+		}
+		dst = FromDovecot(dovecot.StartT(t, dovecot.Options{Format: o.TargetFormat, ExtraConfig: o.TargetConfig}))
+	case Memory:
+		if d := o.dovecotOnly(); len(d) > 0 {
+			t.Fatalf("migratetest: %s need a Dovecot world, not the in-memory server", strings.Join(d, ", "))
+		}
+		src, dst = memServer(StartMem(t, nil)), memServer(StartMem(t, nil))
+	default:
+		t.Fatalf("migratetest: unknown backend %q", o.Backend)
 	}
-	dst := dovecot.StartT(t, dovecot.Options{Format: o.TargetFormat, ExtraConfig: o.TargetConfig})
 	w := &World{T: t, Src: src, Dst: dst, Job: "acme"}
 	for i := 0; i < o.Accounts; i++ {
 		u := User{Old: fmt.Sprintf("u%02d@old.test", i), New: fmt.Sprintf("u%02d@new.test", i),
@@ -180,9 +213,9 @@ func (w *World) Resupply() {
 type Mailbox map[string][]dovecot.SnapMessage
 
 // Snapshot reads a whole mailbox.
-func Snapshot(t testing.TB, s *dovecot.Server, user, pw string) Mailbox {
+func Snapshot[S Reachable](t testing.TB, s S, user, pw string) Mailbox {
 	t.Helper()
-	return SnapshotAt(t, s.IMAPAddr, "", user, pw)
+	return SnapshotAt(t, imapAddr(s), "", user, pw)
 }
 
 // SnapshotAt reads a whole mailbox of any IMAP server, with names relative
@@ -385,12 +418,12 @@ func Unchanged(t testing.TB, before, after map[string]Mailbox) {
 // on a lock-order deadlock (fcntl EDEADLK on dovecot.list.index.log) when a
 // LIST-STATUS meets CREATEs and APPENDs of the same user, which is the
 // poller's bad luck, not what a test checks.
-func Count(t testing.TB, s *dovecot.Server, user, pw string) int {
+func Count[S Reachable](t testing.TB, s S, user, pw string) int {
 	t.Helper()
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var n int
-		if n, err = count(s, user, pw); err == nil {
+		if n, err = count(imapAddr(s), user, pw); err == nil {
 			return n
 		}
 		var ie *imap.Error
@@ -403,8 +436,8 @@ func Count(t testing.TB, s *dovecot.Server, user, pw string) int {
 	return 0
 }
 
-func count(s *dovecot.Server, user, pw string) (int, error) {
-	c, err := imapclient.DialInsecure(s.IMAPAddr, nil)
+func count(addr, user, pw string) (int, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		return 0, err
 	}

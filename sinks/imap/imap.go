@@ -27,6 +27,9 @@ type Sink struct {
 	conn     *imapsrc.Conn
 	ns       sinks.Namespace
 	selected string
+	// examined says selected was opened read-only (EXAMINE), where
+	// Courier refuses APPEND to it.
+	examined bool
 	// pipe is the pipelined APPEND path (pipeline.go); nil without LITERAL+.
 	pipe *pipeline
 }
@@ -128,7 +131,7 @@ func (s *Sink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
 		}
 		return sinks.Folder{}, imapsrc.CommandError(fmt.Sprintf("select target folder %q", name), err)
 	}
-	s.selected = name
+	s.selected, s.examined = name, false
 	f := sinks.Folder{Name: name, Validity: data.UIDValidity, UIDNext: uint32(data.UIDNext)}
 	for _, fl := range data.PermanentFlags {
 		if fl == imap.FlagWildcard {
@@ -169,6 +172,20 @@ func (s *Sink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int
 			err = resErr
 		}
 		return res, err
+	}
+	if s.examined && s.selected == f.Name {
+		// Courier answers APPEND to the folder open read-only with "NO
+		// Current box is selected READ-ONLY" (an in-doubt lookup looked
+		// there just before): open it for writing again.
+		err := s.conn.Do(ctx, func() error {
+			_, err := s.conn.Select(f.Name, nil).Wait()
+			return err
+		})
+		if err != nil {
+			s.selected = ""
+			return sinks.Appended{}, imapsrc.CommandError(fmt.Sprintf("select target folder %q", f.Name), err)
+		}
+		s.examined = false
 	}
 	keep, dropped := sinks.KeepFlags(f, flags)
 	opts := &imap.AppendOptions{Time: date}
@@ -243,7 +260,7 @@ func (s *Sink) examine(ctx context.Context, name string) error {
 		s.selected = ""
 		return imapsrc.CommandError(fmt.Sprintf("examine target folder %q", name), err)
 	}
-	s.selected = name
+	s.selected, s.examined = name, true
 	return nil
 }
 
