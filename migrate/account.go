@@ -31,6 +31,10 @@ const maxReasons = 1000
 type accountRun struct {
 	r   *Runner
 	job *state.Job
+	// edge is the round's message boundary (see Runner.round): done with
+	// cause errStopped when the account is to stop after the message in
+	// progress, and whenever the round's connections are cut.
+	edge context.Context
 
 	mu        sync.Mutex
 	acct      *state.Account
@@ -97,8 +101,8 @@ func (a *accountRun) progress() int64 {
 	return a.acct.Counts.Imported + a.acct.Counts.Failed + int64(len(a.listed))
 }
 
-func (r *Runner) newAccountRun(job *state.Job, a *state.Account) *accountRun {
-	ar := &accountRun{r: r, job: job, acct: a, dirty: map[string]bool{}, release: func() {}}
+func (r *Runner) newAccountRun(job *state.Job, a *state.Account, edge context.Context) *accountRun {
+	ar := &accountRun{r: r, job: job, edge: edge, acct: a, dirty: map[string]bool{}, release: func() {}}
 	r.mu.Lock()
 	r.live[a.ID] = ar
 	r.mu.Unlock()
@@ -297,8 +301,9 @@ func (a *accountRun) saveNow() error {
 	return nil
 }
 
-// run copies the account; it reports whether the account reached a final state.
-func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
+// run copies the account over connections that live as long as ctx; it
+// reports whether the account reached a final state.
+func (a *accountRun) run(ctx context.Context) bool {
 	defer func() {
 		a.r.flush()
 		a.r.mu.Lock()
@@ -320,7 +325,7 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		// after we are gone. Looking for them before the server is done
 		// would miss it and send the message again.
 		if wait := time.Until(a.acct.Updated.Add(a.r.cfg.FlushEvery + crashGrace)); wait > 0 {
-			sleep(ctx, stop, wait)
+			sleep(a.edge, wait)
 		}
 	}
 
@@ -329,8 +334,8 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 	start := a.progress()
 	for attempt := 1; ; attempt++ {
 		before := a.progress()
-		err = a.pass(ctx, stop)
-		if err == nil || errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil {
+		err = a.pass(ctx)
+		if err == nil || errors.Is(err, errStopped) || a.edge.Err() != nil {
 			break
 		}
 		if a.progress() > before {
@@ -347,14 +352,14 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 			break
 		}
 		a.r.cfg.Log.Warn("account pass failed; retrying", "account", id, "err", err)
-		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
+		if !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
 			break
 		}
 	}
 	if ctx.Err() == nil {
 		// Every lane is done: whatever the outcome, look for first copies
 		// of the messages sent again.
-		a.lateSweep(ctx, stop)
+		a.lateSweep(ctx)
 	}
 	switch {
 	case err == nil:
@@ -381,7 +386,7 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		a.setState(state.AccountSucceeded, reason)
 		a.r.event(job, id, "account.succeeded", fmt.Sprintf("%s succeeded: %s", id, reason))
 		return true
-	case errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil:
+	case errors.Is(err, errStopped) || a.edge.Err() != nil:
 		a.setState(state.AccountRunning, "")
 		return false
 	default:
@@ -433,7 +438,7 @@ func (a *accountRun) endpoints() (src, dst sources.Endpoint, err error) {
 
 // pass is one attempt at the whole account: list folders, then copy every
 // folder through the lanes.
-func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
+func (a *accountRun) pass(ctx context.Context) error {
 	srcEP, dstEP, err := a.endpoints()
 	if err != nil {
 		return err
@@ -456,7 +461,7 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 
 	var src sources.Source
 	var dst sinks.Sink
-	err = a.retryConnect(ctx, stop, func() (err error) {
+	err = a.retryConnect(func() (err error) {
 		src, err = a.r.cfg.OpenSource(ctx, srcEP)
 		return err
 	})
@@ -464,7 +469,7 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 		return err
 	}
 	defer src.Close()
-	err = a.retryConnect(ctx, stop, func() (err error) {
+	err = a.retryConnect(func() (err error) {
 		dst, err = a.r.cfg.OpenSink(ctx, dstEP)
 		return err
 	})
@@ -494,8 +499,12 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 	a.work, a.workOnce = make(chan struct{}), &sync.Once{}
 	batches := newBatchQueue(a.r.cfg.Lanes)
 	g, gctx := errgroup.WithContext(ctx)
+	// The lanes and the listing wait on edge: done at the account's
+	// boundary, or when the pass fails.
+	edge, release := boundary(gctx, a.edge)
+	defer release()
 	for i := 0; i < a.r.cfg.Lanes; i++ {
-		g.Go(func() error { return a.lane(gctx, stop, srcEP, dstEP, batches) })
+		g.Go(func() error { return a.lane(gctx, edge, srcEP, dstEP, batches) })
 	}
 	if a.job.Options.DedupeAcrossFolders {
 		// Labels first, All Mail last: it keeps only what no label had.
@@ -510,24 +519,41 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 			if subscribeAll {
 				f.Unsubscribed = false
 			}
-			if err := a.folder(gctx, stop, src, dst, f, names[f.Name], onTarget, batches); err != nil {
+			if err := a.folder(gctx, edge, src, dst, f, names[f.Name], onTarget, batches); err != nil {
 				batches.close()
 				return err
 			}
 		}
 		batches.close()
 		// Every batch is with a lane: the next account may start.
-		if err := batches.drained(gctx, stop); err != nil {
+		if err := batches.drained(edge); err != nil {
 			return err
 		}
 		a.release()
 		return nil
 	})
 	err = g.Wait()
-	if err == nil && isClosed(stop) {
+	if err == nil && errors.Is(context.Cause(a.edge), errStopped) {
 		return errStopped
 	}
 	return err
+}
+
+// boundary is a message boundary for work under io: done, with edge's
+// cause, when edge is (the account stops after the message in progress),
+// and with io's when io is (the connections are cut).
+func boundary(io, edge context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(io)
+	if edge.Err() != nil {
+		// At once, not when AfterFunc's goroutine runs: a stop that came
+		// first is seen by the first check.
+		cancel(context.Cause(edge))
+	}
+	unhook := context.AfterFunc(edge, func() { cancel(context.Cause(edge)) })
+	return ctx, func() {
+		unhook()
+		cancel(nil)
+	}
 }
 
 func isAllMail(f sources.Folder) bool {
@@ -547,7 +573,7 @@ func isAllMail(f sources.Folder) bool {
 // It shares the account's patience with the passes: a server that cannot be
 // reached fails the account after ConnectFor, not after ConnectFor for each
 // pass.
-func (a *accountRun) retryConnect(ctx context.Context, stop <-chan struct{}, open func() error) error {
+func (a *accountRun) retryConnect(open func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := open()
 		if err == nil {
@@ -557,11 +583,8 @@ func (a *accountRun) retryConnect(ctx context.Context, stop <-chan struct{}, ope
 			return err
 		}
 		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt, "err", err)
-		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
-			if isClosed(stop) {
-				return errStopped
-			}
-			return context.Cause(ctx)
+		if !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
+			return context.Cause(a.edge)
 		}
 	}
 }
@@ -580,7 +603,7 @@ func (a *accountRun) skipFolder(f sources.Folder) bool {
 
 // folder lists one source folder, settles anything in doubt from an earlier
 // crash, records the target's floor, and queues the rest for the lanes.
-func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sources.Source, dst sinks.Sink,
+func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst sinks.Sink,
 	f sources.Folder, target string, onTarget map[string]sources.Folder, batches *batchQueue) error {
 	a.mu.Lock()
 	cp := a.cps[f.Name]
@@ -754,7 +777,7 @@ func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sourc
 		if cur == nil {
 			return nil
 		}
-		if err := batches.put(ctx, stop, cur); err != nil {
+		if err := batches.put(edge, cur); err != nil {
 			return err
 		}
 		cur, curBytes = nil, 0

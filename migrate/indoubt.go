@@ -163,7 +163,7 @@ type resent struct {
 // waiting for its answer is never taken for a stray. A broken connection
 // is retried like any other. What a run leaves unswept (it died, or the
 // target could not be checked) stays in the checkpoints for the next run.
-func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
+func (a *accountRun) lateSweep(ctx context.Context) {
 	a.mu.Lock()
 	list := a.resent
 	a.resent = nil
@@ -193,7 +193,7 @@ func (a *accountRun) lateSweep(ctx context.Context, stop <-chan struct{}) {
 			left, order, attempt = append(left, order[0]), order[1:], 0
 			continue
 		}
-		if (attempt > 0 || openFails > 0) && !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, max(attempt, openFails), 0)) {
+		if (attempt > 0 || openFails > 0) && !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, max(attempt, openFails), 0)) {
 			break
 		}
 		dst, err := a.r.cfg.OpenSink(ctx, dstEP)

@@ -14,7 +14,7 @@ import (
 )
 
 // lane copies batches over its own source and sink sessions.
-func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstEP sources.Endpoint, batches *batchQueue) error {
+func (a *accountRun) lane(ctx, edge context.Context, srcEP, dstEP sources.Endpoint, batches *batchQueue) error {
 	place := &lanePlace{}
 	defer batches.leave(place)
 	var src sources.Source
@@ -45,14 +45,13 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 	// with nothing to copy the lanes never log in.
 	select {
 	case <-a.work:
-		if err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP); err != nil {
+		if err := a.connect(ctx, edge, slot, &held, &src, &dst, srcEP, dstEP); err != nil {
 			// The batch loop connects again and handles the error.
 			closeAll()
 		}
 	case <-batches.finished():
 		return nil
-	case <-ctx.Done():
-	case <-stop:
+	case <-edge.Done():
 	}
 	poison := 0
 	// The lane gives up (a message, or the account when it cannot even
@@ -74,7 +73,7 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			return nil
 		} else {
 			var err error
-			if b, ok, err = batches.take(ctx, stop, place); err != nil {
+			if b, ok, err = batches.take(edge, place); err != nil {
 				return err
 			}
 		}
@@ -90,16 +89,13 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 		doubt := append([]sources.Message(nil), b.doubt...)
 		earlier := len(doubt)
 		for len(remaining) > 0 {
-			if isClosed(stop) {
-				return errStopped
+			if edge.Err() != nil {
+				return context.Cause(edge)
 			}
-			if d := a.r.hostDelay(srcEP.Host, dstEP.Host); d > 0 && !sleep(ctx, stop, d) {
-				if isClosed(stop) {
-					return errStopped
-				}
-				return context.Cause(ctx)
+			if d := a.r.hostDelay(srcEP.Host, dstEP.Host); d > 0 && !sleep(edge, d) {
+				return context.Cause(edge)
 			}
-			err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP)
+			err := a.connect(ctx, edge, slot, &held, &src, &dst, srcEP, dstEP)
 			processed := map[uint32]bool{}
 			var asked []sources.Message
 			if err == nil && len(doubt) > 0 {
@@ -139,11 +135,8 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 					// link) is waited for ever more patiently.
 					d := twinWait
 					twinWait = min(2*twinWait, twinWaitMax)
-					if !sleep(ctx, stop, d) {
-						if isClosed(stop) {
-							return errStopped
-						}
-						return context.Cause(ctx)
+					if !sleep(edge, d) {
+						return context.Cause(edge)
 					}
 					continue
 				}
@@ -165,11 +158,8 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				if pat.failed() {
 					return fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)
 				}
-				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, linkUp, connectFails, fault.Wait(err))) {
-					if isClosed(stop) {
-						return errStopped
-					}
-					return context.Cause(ctx)
+				if !sleep(edge, backoff(a.r.cfg.RetryBase, linkUp, connectFails, fault.Wait(err))) {
+					return context.Cause(edge)
 				}
 				continue
 			}
@@ -224,8 +214,8 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				// once the round is flushed.
 				var flew []sources.Message
 				err = src.Fetch(ctx, b.folder, asked, func(body *sources.Body) error {
-					if isClosed(stop) {
-						return errStopped
+					if edge.Err() != nil {
+						return context.Cause(edge)
 					}
 					m := body.Message
 					a.fly(b, 1, m)
@@ -298,11 +288,11 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 				remaining = without(remaining, gone)
 				continue
 			}
-			if errors.Is(err, errStopped) || isClosed(stop) {
+			if errors.Is(err, errStopped) {
 				return errStopped
 			}
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
+			if edge.Err() != nil {
+				return context.Cause(edge)
 			}
 			if fault.Classify(err) == fault.Account || errors.Is(err, sources.ErrValidityChanged) {
 				return err
@@ -342,36 +332,28 @@ func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstE
 			if len(doubt) > 0 {
 				wait = max(wait, doubtGrace(doubt))
 			}
-			if !sleep(ctx, stop, wait) {
-				if isClosed(stop) {
-					return errStopped
-				}
-				return context.Cause(ctx)
+			if !sleep(edge, wait) {
+				return context.Cause(edge)
 			}
 		}
 	}
 }
 
-func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,
+func (a *accountRun) connect(ctx, edge context.Context, slot chan struct{}, held *bool,
 	src *sources.Source, dst *sinks.Sink, srcEP, dstEP sources.Endpoint) error {
 	if !*held {
 		// The source host's limit, then the lanes' (see Runner.lanes).
 		select {
 		case slot <- struct{}{}:
-		case <-stop:
-			return errStopped
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		case <-edge.Done():
+			return context.Cause(edge)
 		}
 		select {
 		case a.r.lanes <- struct{}{}:
 			*held = true
-		case <-stop:
+		case <-edge.Done():
 			<-slot
-			return errStopped
-		case <-ctx.Done():
-			<-slot
-			return context.Cause(ctx)
+			return context.Cause(edge)
 		}
 	}
 	// Both logins at once: each is a few round trips.
@@ -463,15 +445,14 @@ func without(msgs []sources.Message, drop map[uint32]bool) []sources.Message {
 	return out
 }
 
-// sleep waits d unless stopped; it reports whether the full wait happened.
-func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+// sleep waits d unless ctx (a boundary) is done first; it reports whether
+// the full wait happened.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-stop:
-		return false
 	case <-ctx.Done():
 		return false
 	}
