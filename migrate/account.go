@@ -47,29 +47,11 @@ type accountRun struct {
 	// listed holds the folders listed at least once in this run: a pass that
 	// lists one more than before made progress, even if no mail moved yet.
 	listed map[string]bool
-	// unsure holds, per folder, messages whose APPEND was in doubt and not
-	// yet found on the target: a folder keeps its floor while any is open
-	// (the first copy may still appear above it), and one sent again is
-	// looked for once more when the account is done (lateSweep). Kept
-	// across passes of this run.
-	unsure map[string]map[uint32]bool
-	// flying counts, per target folder, our APPENDs not answered yet, by
-	// date and size: an in-doubt lookup waits while an identical message is
-	// on its way (from another source folder that lands in the same target
-	// folder), or it could take that unanswered copy for the one it seeks.
-	flying map[string]map[twinKey]int
-	// again holds, per folder, messages an in-doubt lookup did not find, so
-	// they are sent again: an earlier APPEND of theirs may still land.
-	again map[string]map[uint32]bool
+	// doubts is the in-doubt protocol (indoubt.go), under mu too.
+	doubts *doubts
 	// bare holds, per folder, messages whose keywords the target refused:
 	// they are sent without them.
 	bare map[string]map[uint32]bool
-	// resent are the messages sent more than once that ended up copied,
-	// looked at once more when the account is done (lateSweep). Each is
-	// also in its checkpoint's Resent until swept; sweepsLoaded says that
-	// those a run that died before its sweep left are queued too.
-	resent       []resent
-	sweepsLoaded bool
 	// work is closed when the pass finds the first message to copy: the
 	// lanes log in then, while the first folder is still being prepared.
 	work     chan struct{}
@@ -103,6 +85,7 @@ func (a *accountRun) progress() int64 {
 
 func (r *Runner) newAccountRun(job *state.Job, a *state.Account, edge context.Context) *accountRun {
 	ar := &accountRun{r: r, job: job, edge: edge, acct: a, dirty: map[string]bool{}, release: func() {}}
+	ar.doubts = newDoubts(&ar.mu, func(folder string) { ar.dirty[folder] = true })
 	r.mu.Lock()
 	r.live[a.ID] = ar
 	r.mu.Unlock()
@@ -194,10 +177,15 @@ func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 	}
 }
 
-// doneLocked is done with a.mu held. It also settles the message's doubts:
-// it is no longer unsure, and if it was sent more than once, its copy is
-// queued for the late sweep (the result says so).
+// doneLocked is done with a.mu held. It also settles the message's doubts
+// (storedLocked); again says it was sent more than once.
 func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended) (again bool) {
+	a.copiedLocked(b, m)
+	return a.doubts.storedLocked(b, m, res)
+}
+
+// copiedLocked counts m as copied. Caller holds mu.
+func (a *accountRun) copiedLocked(b *batch, m sources.Message) {
 	cp := b.cp
 	cp.Done.Add(m.UID)
 	cp.Failed.Remove(m.UID)
@@ -205,21 +193,23 @@ func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended)
 	delete(cp.Sizes, m.UID)
 	delete(cp.Dates, m.UID)
 	cp.Bytes += m.Size
-	if res.UID != 0 && (res.Validity == 0 || res.Validity == b.target.Validity) {
-		cp.Confirmed.Add(res.UID)
-	}
 	a.acct.Counts.Imported++
 	a.acct.Counts.Failed = a.failedCount()
 	a.acct.Counts.Bytes += m.Size
 	a.dirty[cp.Folder] = true
 	a.acctDirty = true
-	delete(a.unsure[b.folder.Name], m.UID)
-	if a.again[b.folder.Name][m.UID] {
-		delete(a.again[b.folder.Name], m.UID)
-		a.queueSweepLocked(b, m, res.UID)
-		return true
+}
+
+// claim records m as copied by the target message uid found by a lookup,
+// unless that copy was taken meanwhile for another message.
+func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.doubts.claimLocked(b, m, uid) {
+		return false
 	}
-	return false
+	a.copiedLocked(b, m)
+	return true
 }
 
 func (a *accountRun) failedCount() int64 {
@@ -455,9 +445,9 @@ func (a *accountRun) pass(ctx context.Context) error {
 		}
 		a.mu.Lock()
 		a.cps = cps
+		a.doubts.loadLocked(cps)
 		a.mu.Unlock()
 	}
-	a.loadSweeps()
 
 	var src sources.Source
 	var dst sinks.Sink
@@ -621,7 +611,7 @@ func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst s
 		// Every recorded UID is void; the in-doubt check below (from the
 		// target folder's first message) finds what is already there.
 		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, Wanted: cp.Wanted, TargetValidity: cp.TargetValidity, Floor: 1}
-		a.forget(f.Name)
+		a.doubts.forgetLocked(f.Name)
 	}
 	cp.Validity = f.Validity
 	// Nothing new since the last full listing: skip without listing (unless
@@ -700,7 +690,7 @@ func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst s
 		// its checkpoint no longer says so: a sweep there could take them
 		// for strays. Sweeps of that folder are given up (a message sent
 		// twice may stay there twice) rather than risk a copy.
-		if n := a.dropSweepsLocked(cp.Target); n > 0 {
+		if n := a.doubts.dropSweepsLocked(cp.Target); n > 0 {
 			a.r.cfg.Log.Warn("folder now goes to another target folder; extra copies in the old one are not looked for", "account", a.acct.ID, "folder", f.Name, "old", cp.Target, "new", target, "messages", n)
 		}
 	}
@@ -724,7 +714,7 @@ func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst s
 	}
 	target = tf.Name
 	a.mu.Lock()
-	if cp.TargetValidity != 0 && cp.TargetValidity != tf.Validity {
+	if a.doubts.targetLocked(cp, tf) {
 		// The target folder was recreated since the pass began: what we
 		// recorded as copied is not there. The pass starts again and
 		// copies the folder anew (recheck).
@@ -732,13 +722,9 @@ func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst s
 		a.mu.Unlock()
 		return fault.New(fault.Retry, fmt.Sprintf("target folder %q was recreated while the account was being copied", target), nil)
 	}
-	cp.TargetValidity = tf.Validity
 	floor := cp.Floor
-	unsure := map[uint32]bool{}
-	for u := range a.unsure[f.Name] {
-		unsure[u] = true
-	}
 	a.mu.Unlock()
+	unsure := a.doubts.unsureIn(f.Name)
 	var doubtful map[uint32]bool
 	if floor != 0 {
 		// Only a listing here: the lookups themselves go to the lanes, which
@@ -749,19 +735,10 @@ func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst s
 		if err != nil {
 			return err
 		}
-		doubtful = suspects(pending, cands, a.known(cp), unsure)
+		doubtful = suspects(pending, cands, a.doubts.known(cp), unsure)
 	}
 	a.mu.Lock()
-	if len(doubtful) == 0 {
-		// Nothing can be in doubt below here any more. Confirmed stays
-		// whole: a check that looks below the new floor (the late sweep,
-		// a lookup for a folder that lands in the same target folder) must
-		// never take our own copy for a stray, in this run or a later one.
-		cp.Floor = tf.UIDNext
-		if cp.Floor == 0 {
-			cp.Floor = 1
-		}
-	}
+	a.doubts.raiseFloorLocked(cp, doubtful, tf.UIDNext)
 	a.dirty[f.Name] = true
 	a.mu.Unlock()
 	if err := a.saveNow(); err != nil {
@@ -936,9 +913,9 @@ func (a *accountRun) recheck(onTarget map[string]sources.Folder) {
 // listed and copied again; lookups from the target's first message find
 // what is already there. Caller holds mu.
 func (a *accountRun) resetLocked(cp *state.Checkpoint) {
-	a.dropSweepsLocked(cp.Target)
+	a.doubts.dropSweepsLocked(cp.Target)
 	*cp = state.Checkpoint{Folder: cp.Folder, Validity: cp.Validity, Target: cp.Target, Wanted: cp.Wanted, Floor: 1}
-	a.forget(cp.Folder)
+	a.doubts.forgetLocked(cp.Folder)
 	a.dirty[cp.Folder] = true
 	a.acctDirty = true
 }

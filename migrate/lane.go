@@ -179,7 +179,7 @@ func (a *accountRun) lane(ctx, edge context.Context, srcEP, dstEP sources.Endpoi
 						// Cut short because the pass is ending, not refused:
 						// the message may have been stored. The next pass
 						// looks for it before sending it again.
-						a.markUnsure(b.folder.Name, m.UID)
+						a.doubts.lostAnswer(b, m)
 						return err
 					}
 					if fault.Classify(err) == fault.Message {
@@ -189,7 +189,7 @@ func (a *accountRun) lane(ctx, edge context.Context, srcEP, dstEP sources.Endpoi
 					}
 					if errors.Is(err, sinks.ErrInDoubt) {
 						doubt = append(doubt, m)
-						a.markUnsure(b.folder.Name, m.UID)
+						a.doubts.lostAnswer(b, m)
 					}
 					return err
 				}
@@ -218,7 +218,7 @@ func (a *accountRun) lane(ctx, edge context.Context, srcEP, dstEP sources.Endpoi
 						return context.Cause(edge)
 					}
 					m := body.Message
-					a.fly(b, 1, m)
+					a.doubts.sent(b, m)
 					flew = append(flew, m)
 					flags := body.Flags
 					if a.isBare(b.folder.Name, m.UID) {
@@ -250,7 +250,7 @@ func (a *accountRun) lane(ctx, edge context.Context, srcEP, dstEP sources.Endpoi
 						err = ferr
 					}
 				}
-				a.fly(b, -1, flew...)
+				a.doubts.answered(b, flew...)
 			}
 			if len(processed) > 0 {
 				noProgress, poison, throttled = 0, 0, 0
@@ -404,7 +404,15 @@ func (a *accountRun) throttledBy(err error, host string, n *int) error {
 // sendBare records that the target refused a message's keywords: it is
 // sent again without them, and the event log names what was dropped.
 func (a *accountRun) sendBare(b *batch, m sources.Message, err error) {
-	a.mark(&a.bare, b.folder.Name, m.UID)
+	a.mu.Lock()
+	if a.bare == nil {
+		a.bare = map[string]map[uint32]bool{}
+	}
+	if a.bare[b.folder.Name] == nil {
+		a.bare[b.folder.Name] = map[uint32]bool{}
+	}
+	a.bare[b.folder.Name][m.UID] = true
+	a.mu.Unlock()
 	var kw []string
 	for _, f := range m.Flags {
 		if !strings.HasPrefix(f, `\`) {
