@@ -36,6 +36,9 @@ type accountRun struct {
 	// progress, and whenever the round's connections are cut.
 	edge context.Context
 
+	// mu guards acct, the checkpoints (cps; a flush copies them under
+	// it), dirty, acctDirty, listed, bare and everything in doubts. seen
+	// is the folder listing's alone (one goroutine per pass).
 	mu        sync.Mutex
 	acct      *state.Account
 	cps       map[string]*state.Checkpoint
