@@ -31,7 +31,14 @@ const maxReasons = 1000
 type accountRun struct {
 	r   *Runner
 	job *state.Job
+	// edge is the round's message boundary (see Runner.round): done with
+	// cause errStopped when the account is to stop after the message in
+	// progress, and whenever the round's connections are cut.
+	edge context.Context
 
+	// mu guards acct, the checkpoints (cps; a flush copies them under
+	// it), dirty, acctDirty, listed, bare and everything in doubts. seen
+	// is the folder listing's alone (one goroutine per pass).
 	mu        sync.Mutex
 	acct      *state.Account
 	cps       map[string]*state.Checkpoint
@@ -43,29 +50,11 @@ type accountRun struct {
 	// listed holds the folders listed at least once in this run: a pass that
 	// lists one more than before made progress, even if no mail moved yet.
 	listed map[string]bool
-	// unsure holds, per folder, messages whose APPEND was in doubt and not
-	// yet found on the target: a folder keeps its floor while any is open
-	// (the first copy may still appear above it), and one sent again is
-	// looked for once more when the account is done (lateSweep). Kept
-	// across passes of this run.
-	unsure map[string]map[uint32]bool
-	// flying counts, per target folder, our APPENDs not answered yet, by
-	// date and size: an in-doubt lookup waits while an identical message is
-	// on its way (from another source folder that lands in the same target
-	// folder), or it could take that unanswered copy for the one it seeks.
-	flying map[string]map[twinKey]int
-	// again holds, per folder, messages an in-doubt lookup did not find, so
-	// they are sent again: an earlier APPEND of theirs may still land.
-	again map[string]map[uint32]bool
+	// doubts is the in-doubt protocol (indoubt.go), under mu too.
+	doubts *doubts
 	// bare holds, per folder, messages whose keywords the target refused:
 	// they are sent without them.
 	bare map[string]map[uint32]bool
-	// resent are the messages sent more than once that ended up copied,
-	// looked at once more when the account is done (lateSweep). Each is
-	// also in its checkpoint's Resent until swept; sweepsLoaded says that
-	// those a run that died before its sweep left are queued too.
-	resent       []resent
-	sweepsLoaded bool
 	// work is closed when the pass finds the first message to copy: the
 	// lanes log in then, while the first folder is still being prepared.
 	work     chan struct{}
@@ -97,8 +86,9 @@ func (a *accountRun) progress() int64 {
 	return a.acct.Counts.Imported + a.acct.Counts.Failed + int64(len(a.listed))
 }
 
-func (r *Runner) newAccountRun(job *state.Job, a *state.Account) *accountRun {
-	ar := &accountRun{r: r, job: job, acct: a, dirty: map[string]bool{}, release: func() {}}
+func (r *Runner) newAccountRun(job *state.Job, a *state.Account, edge context.Context) *accountRun {
+	ar := &accountRun{r: r, job: job, edge: edge, acct: a, dirty: map[string]bool{}, release: func() {}}
+	ar.doubts = newDoubts(&ar.mu, func(folder string) { ar.dirty[folder] = true })
 	r.mu.Lock()
 	r.live[a.ID] = ar
 	r.mu.Unlock()
@@ -190,10 +180,15 @@ func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 	}
 }
 
-// doneLocked is done with a.mu held. It also settles the message's doubts:
-// it is no longer unsure, and if it was sent more than once, its copy is
-// queued for the late sweep (the result says so).
+// doneLocked is done with a.mu held. It also settles the message's doubts
+// (storedLocked); again says it was sent more than once.
 func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended) (again bool) {
+	a.copiedLocked(b, m)
+	return a.doubts.storedLocked(b, m, res)
+}
+
+// copiedLocked counts m as copied. Caller holds mu.
+func (a *accountRun) copiedLocked(b *batch, m sources.Message) {
 	cp := b.cp
 	cp.Done.Add(m.UID)
 	cp.Failed.Remove(m.UID)
@@ -201,21 +196,23 @@ func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended)
 	delete(cp.Sizes, m.UID)
 	delete(cp.Dates, m.UID)
 	cp.Bytes += m.Size
-	if res.UID != 0 && (res.Validity == 0 || res.Validity == b.target.Validity) {
-		cp.Confirmed.Add(res.UID)
-	}
 	a.acct.Counts.Imported++
 	a.acct.Counts.Failed = a.failedCount()
 	a.acct.Counts.Bytes += m.Size
 	a.dirty[cp.Folder] = true
 	a.acctDirty = true
-	delete(a.unsure[b.folder.Name], m.UID)
-	if a.again[b.folder.Name][m.UID] {
-		delete(a.again[b.folder.Name], m.UID)
-		a.queueSweepLocked(b, m, res.UID)
-		return true
+}
+
+// claim records m as copied by the target message uid found by a lookup,
+// unless that copy was taken meanwhile for another message.
+func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.doubts.claimLocked(b, m, uid) {
+		return false
 	}
-	return false
+	a.copiedLocked(b, m)
+	return true
 }
 
 func (a *accountRun) failedCount() int64 {
@@ -297,8 +294,9 @@ func (a *accountRun) saveNow() error {
 	return nil
 }
 
-// run copies the account; it reports whether the account reached a final state.
-func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
+// run copies the account over connections that live as long as ctx; it
+// reports whether the account reached a final state.
+func (a *accountRun) run(ctx context.Context) bool {
 	defer func() {
 		a.r.flush()
 		a.r.mu.Lock()
@@ -320,7 +318,7 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		// after we are gone. Looking for them before the server is done
 		// would miss it and send the message again.
 		if wait := time.Until(a.acct.Updated.Add(a.r.cfg.FlushEvery + crashGrace)); wait > 0 {
-			sleep(ctx, stop, wait)
+			sleep(a.edge, wait)
 		}
 	}
 
@@ -329,8 +327,8 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 	start := a.progress()
 	for attempt := 1; ; attempt++ {
 		before := a.progress()
-		err = a.pass(ctx, stop)
-		if err == nil || errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil {
+		err = a.pass(ctx)
+		if err == nil || errors.Is(err, errStopped) || a.edge.Err() != nil {
 			break
 		}
 		if a.progress() > before {
@@ -347,14 +345,14 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 			break
 		}
 		a.r.cfg.Log.Warn("account pass failed; retrying", "account", id, "err", err)
-		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
+		if !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
 			break
 		}
 	}
 	if ctx.Err() == nil {
 		// Every lane is done: whatever the outcome, look for first copies
 		// of the messages sent again.
-		a.lateSweep(ctx, stop)
+		a.lateSweep(ctx)
 	}
 	switch {
 	case err == nil:
@@ -381,7 +379,7 @@ func (a *accountRun) run(ctx context.Context, stop <-chan struct{}) bool {
 		a.setState(state.AccountSucceeded, reason)
 		a.r.event(job, id, "account.succeeded", fmt.Sprintf("%s succeeded: %s", id, reason))
 		return true
-	case errors.Is(err, errStopped) || isClosed(stop) || ctx.Err() != nil:
+	case errors.Is(err, errStopped) || a.edge.Err() != nil:
 		a.setState(state.AccountRunning, "")
 		return false
 	default:
@@ -433,7 +431,7 @@ func (a *accountRun) endpoints() (src, dst sources.Endpoint, err error) {
 
 // pass is one attempt at the whole account: list folders, then copy every
 // folder through the lanes.
-func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
+func (a *accountRun) pass(ctx context.Context) error {
 	srcEP, dstEP, err := a.endpoints()
 	if err != nil {
 		return err
@@ -450,13 +448,13 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 		}
 		a.mu.Lock()
 		a.cps = cps
+		a.doubts.loadLocked(cps)
 		a.mu.Unlock()
 	}
-	a.loadSweeps()
 
 	var src sources.Source
 	var dst sinks.Sink
-	err = a.retryConnect(ctx, stop, func() (err error) {
+	err = a.retryConnect(func() (err error) {
 		src, err = a.r.cfg.OpenSource(ctx, srcEP)
 		return err
 	})
@@ -464,7 +462,7 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 		return err
 	}
 	defer src.Close()
-	err = a.retryConnect(ctx, stop, func() (err error) {
+	err = a.retryConnect(func() (err error) {
 		dst, err = a.r.cfg.OpenSink(ctx, dstEP)
 		return err
 	})
@@ -494,8 +492,12 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 	a.work, a.workOnce = make(chan struct{}), &sync.Once{}
 	batches := newBatchQueue(a.r.cfg.Lanes)
 	g, gctx := errgroup.WithContext(ctx)
+	// The lanes and the listing wait on edge: done at the account's
+	// boundary, or when the pass fails.
+	edge, release := boundary(gctx, a.edge)
+	defer release()
 	for i := 0; i < a.r.cfg.Lanes; i++ {
-		g.Go(func() error { return a.lane(gctx, stop, srcEP, dstEP, batches) })
+		g.Go(func() error { return a.lane(gctx, edge, srcEP, dstEP, batches) })
 	}
 	if a.job.Options.DedupeAcrossFolders {
 		// Labels first, All Mail last: it keeps only what no label had.
@@ -510,24 +512,41 @@ func (a *accountRun) pass(ctx context.Context, stop <-chan struct{}) error {
 			if subscribeAll {
 				f.Unsubscribed = false
 			}
-			if err := a.folder(gctx, stop, src, dst, f, names[f.Name], onTarget, batches); err != nil {
+			if err := a.folder(gctx, edge, src, dst, f, names[f.Name], onTarget, batches); err != nil {
 				batches.close()
 				return err
 			}
 		}
 		batches.close()
 		// Every batch is with a lane: the next account may start.
-		if err := batches.drained(gctx, stop); err != nil {
+		if err := batches.drained(edge); err != nil {
 			return err
 		}
 		a.release()
 		return nil
 	})
 	err = g.Wait()
-	if err == nil && isClosed(stop) {
+	if err == nil && errors.Is(context.Cause(a.edge), errStopped) {
 		return errStopped
 	}
 	return err
+}
+
+// boundary is a message boundary for work under io: done, with edge's
+// cause, when edge is (the account stops after the message in progress),
+// and with io's when io is (the connections are cut).
+func boundary(io, edge context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(io)
+	if edge.Err() != nil {
+		// At once, not when AfterFunc's goroutine runs: a stop that came
+		// first is seen by the first check.
+		cancel(context.Cause(edge))
+	}
+	unhook := context.AfterFunc(edge, func() { cancel(context.Cause(edge)) })
+	return ctx, func() {
+		unhook()
+		cancel(nil)
+	}
 }
 
 func isAllMail(f sources.Folder) bool {
@@ -547,7 +566,7 @@ func isAllMail(f sources.Folder) bool {
 // It shares the account's patience with the passes: a server that cannot be
 // reached fails the account after ConnectFor, not after ConnectFor for each
 // pass.
-func (a *accountRun) retryConnect(ctx context.Context, stop <-chan struct{}, open func() error) error {
+func (a *accountRun) retryConnect(open func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := open()
 		if err == nil {
@@ -557,11 +576,8 @@ func (a *accountRun) retryConnect(ctx context.Context, stop <-chan struct{}, ope
 			return err
 		}
 		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt, "err", err)
-		if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
-			if isClosed(stop) {
-				return errStopped
-			}
-			return context.Cause(ctx)
+		if !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
+			return context.Cause(a.edge)
 		}
 	}
 }
@@ -576,404 +592,4 @@ func (a *accountRun) skipFolder(f sources.Folder) bool {
 		return true
 	}
 	return false
-}
-
-// folder lists one source folder, settles anything in doubt from an earlier
-// crash, records the target's floor, and queues the rest for the lanes.
-func (a *accountRun) folder(ctx context.Context, stop <-chan struct{}, src sources.Source, dst sinks.Sink,
-	f sources.Folder, target string, onTarget map[string]sources.Folder, batches *batchQueue) error {
-	a.mu.Lock()
-	cp := a.cps[f.Name]
-	if cp == nil {
-		cp = &state.Checkpoint{Folder: f.Name}
-		a.cps[f.Name] = cp
-	}
-	if cp.Wanted != "" && cp.Wanted == target && cp.Target != "" {
-		// The target refused the name the map chose; it took this one.
-		target = cp.Target
-	}
-	_, exists := onTarget[target]
-	revalidated := cp.Validity != 0 && cp.Validity != f.Validity
-	if revalidated {
-		// Every recorded UID is void; the in-doubt check below (from the
-		// target folder's first message) finds what is already there.
-		*cp = state.Checkpoint{Folder: f.Name, Target: cp.Target, Wanted: cp.Wanted, TargetValidity: cp.TargetValidity, Floor: 1}
-		a.forget(f.Name)
-	}
-	cp.Validity = f.Validity
-	// Nothing new since the last full listing: skip without listing (unless
-	// the folder's identities are needed to deduplicate later folders).
-	unchanged := a.seen == nil && !revalidated && exists && f.UIDNext != 0 && cp.UIDNext == f.UIDNext && int64(f.Messages) == cp.Total && !cp.Pending() && cp.Failed.Count() == 0 && cp.FolderReason == ""
-	a.mu.Unlock()
-	if unchanged {
-		return nil
-	}
-	if revalidated {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: folder %q was renumbered on the source (UIDVALIDITY changed); checking the target before copying", a.acct.ID, f.Name))
-	}
-
-	msgs, err := src.Messages(ctx, f)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	if a.listed == nil {
-		a.listed = map[string]bool{}
-	}
-	a.listed[f.Name] = true
-	a.mu.Unlock()
-	if err := a.assignUIDs(f, msgs); err != nil {
-		return err
-	}
-	opts := a.job.Options
-	if d, ok := src.(sources.Dater); ok && !opts.Since.IsZero() {
-		if err := d.Dates(ctx, f, msgs); err != nil {
-			return err
-		}
-	}
-	var dup map[uint32]bool
-	if a.seen != nil {
-		if id, ok := src.(sources.Identifier); ok {
-			if err := id.Identities(ctx, f, msgs); err != nil {
-				return err
-			}
-		}
-		dup = map[uint32]bool{}
-		for _, m := range msgs {
-			if m.ID != "" && a.seen[m.ID] {
-				dup[m.UID] = true
-			}
-		}
-		for _, m := range msgs {
-			if m.ID != "" {
-				a.seen[m.ID] = true
-			}
-		}
-	}
-	var pending []sources.Message
-	a.mu.Lock()
-	listed := make(map[uint32]bool, len(msgs))
-	for _, m := range msgs {
-		listed[m.UID] = true
-	}
-	cp.Done = keepListed(cp.Done, listed)
-	cp.Failed = keepListed(cp.Failed, listed)
-	cp.Skipped = nil
-	for _, m := range msgs {
-		switch {
-		case cp.Done.Contains(m.UID):
-		case !opts.Since.IsZero() && m.Date.Before(opts.Since),
-			opts.MaxMessageSize > 0 && m.Size > opts.MaxMessageSize,
-			dup[m.UID]:
-			cp.Skipped.Add(m.UID)
-		default:
-			pending = append(pending, m)
-		}
-	}
-	cp.Total = int64(len(msgs))
-	cp.UIDNext = f.UIDNext
-	if cp.Target != "" && cp.Target != target {
-		// This folder's copies so far stay in the old target folder, but
-		// its checkpoint no longer says so: a sweep there could take them
-		// for strays. Sweeps of that folder are given up (a message sent
-		// twice may stay there twice) rather than risk a copy.
-		if n := a.dropSweepsLocked(cp.Target); n > 0 {
-			a.r.cfg.Log.Warn("folder now goes to another target folder; extra copies in the old one are not looked for", "account", a.acct.ID, "folder", f.Name, "old", cp.Target, "new", target, "messages", n)
-		}
-	}
-	if cp.Wanted != "" && cp.Target != target {
-		cp.Wanted = ""
-	}
-	cp.Target = target
-	a.dirty[f.Name] = true
-	a.recount()
-	a.mu.Unlock()
-	if len(pending) == 0 && exists {
-		return nil
-	}
-	if len(pending) > 0 {
-		a.workOnce.Do(func() { close(a.work) })
-	}
-
-	tf, ok, err := a.prepare(ctx, dst, f, cp, pending, exists)
-	if err != nil || !ok || len(pending) == 0 {
-		return err
-	}
-	target = tf.Name
-	a.mu.Lock()
-	if cp.TargetValidity != 0 && cp.TargetValidity != tf.Validity {
-		// The target folder was recreated since the pass began: what we
-		// recorded as copied is not there. The pass starts again and
-		// copies the folder anew (recheck).
-		a.resetLocked(cp)
-		a.mu.Unlock()
-		return fault.New(fault.Retry, fmt.Sprintf("target folder %q was recreated while the account was being copied", target), nil)
-	}
-	cp.TargetValidity = tf.Validity
-	floor := cp.Floor
-	unsure := map[uint32]bool{}
-	for u := range a.unsure[f.Name] {
-		unsure[u] = true
-	}
-	a.mu.Unlock()
-	var doubtful map[uint32]bool
-	if floor != 0 {
-		// Only a listing here: the lookups themselves go to the lanes, which
-		// keep the connections that work. A pass that had to fetch every
-		// candidate over its one connection could not get through a link
-		// that breaks every few hundred kilobytes.
-		cands, err := dst.Messages(ctx, tf.Name, floor)
-		if err != nil {
-			return err
-		}
-		doubtful = suspects(pending, cands, a.known(cp), unsure)
-	}
-	a.mu.Lock()
-	if len(doubtful) == 0 {
-		// Nothing can be in doubt below here any more. Confirmed stays
-		// whole: a check that looks below the new floor (the late sweep,
-		// a lookup for a folder that lands in the same target folder) must
-		// never take our own copy for a stray, in this run or a later one.
-		cp.Floor = tf.UIDNext
-		if cp.Floor == 0 {
-			cp.Floor = 1
-		}
-	}
-	a.dirty[f.Name] = true
-	a.mu.Unlock()
-	if err := a.saveNow(); err != nil {
-		return err
-	}
-	if dropped := droppedFlags(tf, pending); len(dropped) > 0 {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q does not keep the flags %s; messages are copied without them", a.acct.ID, target, strings.Join(dropped, " ")))
-	}
-
-	var cur *batch
-	var curBytes int64
-	send := func() error {
-		if cur == nil {
-			return nil
-		}
-		if err := batches.put(ctx, stop, cur); err != nil {
-			return err
-		}
-		cur, curBytes = nil, 0
-		return nil
-	}
-	// Messages alike in date and size (a folder can hold identical copies)
-	// go to one batch, looked up by one lane in turn: two lanes at once
-	// could both take one target copy, or one could take the other's copy
-	// while its answer is still on the way.
-	twins := map[twinKey][]sources.Message{}
-	for _, m := range pending {
-		k := keyOf(m)
-		twins[k] = append(twins[k], m)
-	}
-	queue := func(list []sources.Message, doubt bool) error {
-		for _, m := range list {
-			g, ok := twins[keyOf(m)]
-			if !ok {
-				continue // went out with an earlier twin
-			}
-			delete(twins, keyOf(m))
-			if cur == nil {
-				cur = &batch{folder: f, target: tf, cp: cp}
-			}
-			cur.msgs = append(cur.msgs, g...)
-			if doubt {
-				cur.doubt = append(cur.doubt, g...)
-			}
-			for _, t := range g {
-				curBytes += t.Size
-			}
-			if len(cur.msgs) >= a.r.cfg.BatchMessages || curBytes >= a.r.cfg.BatchBytes {
-				if err := send(); err != nil {
-					return err
-				}
-			}
-		}
-		return send()
-	}
-	var plain, doubt []sources.Message
-	for _, m := range pending {
-		if doubtful[m.UID] {
-			doubt = append(doubt, m)
-		} else {
-			plain = append(plain, m)
-		}
-	}
-	if err := queue(doubt, true); err != nil {
-		return err
-	}
-	return queue(plain, false)
-}
-
-// prepare creates (if need be) and selects a folder's target folder. A
-// name the target refuses is tried once more with the characters servers
-// commonly refuse replaced, and the change is logged; a folder the target
-// refuses altogether fails as a whole (ok is false), and the account goes
-// on. A folder created here is subscribed unless the member had
-// unsubscribed it on the source.
-func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f sources.Folder, cp *state.Checkpoint,
-	pending []sources.Message, exists bool) (tf sinks.Folder, ok bool, err error) {
-	target := cp.Target
-	tf, err = dst.Prepare(ctx, target)
-	if err != nil && fault.Classify(err) == fault.Message {
-		refused := err
-		safe := sinks.SafeName(target, dst.Namespace())
-		if safe != target {
-			if tf, err = dst.Prepare(ctx, safe); err == nil {
-				a.mu.Lock()
-				cp.Wanted, cp.Target = target, safe
-				a.dirty[cp.Folder] = true
-				a.mu.Unlock()
-				a.r.event(a.job.ID, a.acct.ID, "folder.renamed", fmt.Sprintf("%s: folder %q is %q on the target: the server refused %q (%s)",
-					a.acct.ID, f.Name, safe, target, fault.Reason(refused)))
-				target = safe
-			}
-		}
-		if err != nil && fault.Classify(err) == fault.Message {
-			// The target refuses this folder (its name, most often): the
-			// folder fails once, with the server's reason.
-			a.folderFailed(cp, pending, fault.Reason(refused))
-			return tf, false, nil
-		}
-	}
-	if err != nil {
-		return tf, false, err
-	}
-	a.mu.Lock()
-	if cp.FolderReason != "" {
-		cp.FolderReason = ""
-		a.dirty[cp.Folder] = true
-	}
-	a.mu.Unlock()
-	if !exists && !f.Unsubscribed && !strings.EqualFold(target, "INBOX") {
-		if err := dst.Subscribe(ctx, target); err != nil {
-			if fault.Classify(err) != fault.Message {
-				return tf, false, err
-			}
-			a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q could not be subscribed: %s", a.acct.ID, target, fault.Reason(err)))
-		}
-	}
-	return tf, true, nil
-}
-
-// recheck holds the checkpoints against the target as it is now: a target
-// folder that was deleted, recreated (another UIDVALIDITY) or holds fewer
-// messages than were copied into it has lost mail of ours, so every source
-// folder that lands there is copied anew; the in-doubt lookups find what is
-// still there, so nothing is copied twice. One listing of the target
-// answers it, so a re-run with nothing new stays fast.
-func (a *accountRun) recheck(onTarget map[string]sources.Folder) {
-	a.mu.Lock()
-	copied := map[string]int64{}
-	validity := map[string]uint32{}
-	for _, cp := range a.cps {
-		if cp.Target == "" || cp.TargetValidity == 0 {
-			continue
-		}
-		copied[cp.Target] += cp.Done.Count()
-		if validity[cp.Target] == 0 {
-			validity[cp.Target] = cp.TargetValidity
-		}
-	}
-	var notes []string
-	for name, n := range copied {
-		st, ok := onTarget[name]
-		var why string
-		switch {
-		case !ok:
-			why = "was deleted"
-		case uint32(st.Validity) != validity[name]:
-			why = "was recreated (its UIDVALIDITY changed)"
-		case int64(st.Messages) < n:
-			why = fmt.Sprintf("holds %d messages, fewer than the %d copied into it", st.Messages, n)
-		default:
-			continue
-		}
-		for _, cp := range a.cps {
-			if cp.Target == name {
-				a.resetLocked(cp)
-			}
-		}
-		notes = append(notes, fmt.Sprintf("%s: target folder %q %s: its mail is looked for and copied again where missing", a.acct.ID, name, why))
-	}
-	if len(notes) > 0 {
-		a.recount()
-	}
-	a.mu.Unlock()
-	sort.Strings(notes)
-	for _, n := range notes {
-		a.r.event(a.job.ID, a.acct.ID, "warning", n)
-	}
-}
-
-// resetLocked forgets what a checkpoint says was copied, so the folder is
-// listed and copied again; lookups from the target's first message find
-// what is already there. Caller holds mu.
-func (a *accountRun) resetLocked(cp *state.Checkpoint) {
-	a.dropSweepsLocked(cp.Target)
-	*cp = state.Checkpoint{Folder: cp.Folder, Validity: cp.Validity, Target: cp.Target, Wanted: cp.Wanted, Floor: 1}
-	a.forget(cp.Folder)
-	a.dirty[cp.Folder] = true
-	a.acctDirty = true
-}
-
-// assignUIDs numbers messages of sources that key them by strings (POP3
-// UIDL, Graph ids), through a mapping kept in the state, and sorts them by
-// that number so they are copied in the source's order.
-func (a *accountRun) assignUIDs(f sources.Folder, msgs []sources.Message) error {
-	var keys []string
-	for _, m := range msgs {
-		if m.UID == 0 {
-			keys = append(keys, m.Key)
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	if len(keys) != len(msgs) {
-		return fault.New(fault.Account, fmt.Sprintf("folder %q mixes numeric and string message keys", f.Name), nil)
-	}
-	uids, err := a.r.store.AssignUIDs(a.job.ID, a.acct.ID, f.Name, keys)
-	if err != nil {
-		return fault.New(fault.Account, "cannot write the state file", err)
-	}
-	for i := range msgs {
-		msgs[i].UID = uids[i]
-	}
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].UID < msgs[j].UID })
-	return nil
-}
-
-func keepListed(rs state.Ranges, listed map[uint32]bool) state.Ranges {
-	var out state.Ranges
-	for _, r := range rs {
-		for u := r.Lo; ; u++ {
-			if listed[u] {
-				out.Add(u)
-			}
-			if u == r.Hi {
-				break
-			}
-		}
-	}
-	return out
-}
-
-// droppedFlags lists the flags of msgs that the target folder will not keep.
-func droppedFlags(tf sinks.Folder, msgs []sources.Message) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range msgs {
-		_, dropped := sinks.KeepFlags(tf, m.Flags)
-		for _, d := range dropped {
-			if !seen[d] {
-				seen[d] = true
-				out = append(out, d)
-			}
-		}
-	}
-	return out
 }

@@ -13,391 +13,370 @@ import (
 	"github.com/banjia-mail/banjia/sources/fault"
 )
 
-// lane copies batches over its own source and sink sessions.
-func (a *accountRun) lane(ctx context.Context, stop <-chan struct{}, srcEP, dstEP sources.Endpoint, batches *batchQueue) error {
-	place := &lanePlace{}
-	defer batches.leave(place)
-	var src sources.Source
-	var dst sinks.Sink
-	slot := a.r.hostSlot(srcEP.Host)
-	held := false
-	closeAll := func() {
-		if src != nil {
-			src.Close()
-			src = nil
-		}
-		if dst != nil {
-			dst.Close()
-			dst = nil
-		}
-		if held {
-			<-a.r.lanes
-			<-slot
-			held = false
-		}
-	}
-	defer closeAll()
+// A lane copies an account's batches over its own source and sink
+// sessions. For each batch it goes round: connect, settle (look up on the
+// target what is in doubt), copy (fetch, append, record each answer), and
+// after a failure ask its pacer what to do next.
+type lane struct {
+	a *accountRun
+	// io carries the sessions: cut when the pass fails, or Grace after a
+	// stop. edge is the message boundary: done at a stop, and with io.
+	io, edge     context.Context
+	srcEP, dstEP sources.Endpoint
+	batches      *batchQueue
+	place        *lanePlace
+	slot         chan struct{} // the source host's connections
+	held         bool          // a place in slot and among the runner's lanes
+	src          sources.Source
+	dst          sinks.Sink
 	// next is a batch taken early (prefetched); noMore says the queue
 	// was found closed and empty meanwhile.
-	var next *batch
-	noMore := false
+	next   *batch
+	noMore bool
+	pace   *pacer
+}
+
+// work is the batch in a lane's hands.
+type work struct {
+	b *batch
+	// remaining are the messages not settled yet.
+	remaining []sources.Message
+	// doubt are messages that may be on the target already: sent in full
+	// in this batch with their answers lost, or suspected by the folder's
+	// preparation. They are looked up before anything is sent.
+	doubt []sources.Message
+	// earlier says doubt still holds suspects of the folder's preparation
+	// (an interrupted run's).
+	earlier bool
+}
+
+// round is what one copy round did.
+type round struct {
+	asked     []sources.Message
+	processed map[uint32]bool // settled: copied or failed
+	bare      map[uint32]bool // their keywords refused: sent again without
+}
+
+// lane copies batches until the queue is closed and empty, or it must end.
+func (a *accountRun) lane(io, edge context.Context, srcEP, dstEP sources.Endpoint, batches *batchQueue) error {
+	l := &lane{a: a, io: io, edge: edge, srcEP: srcEP, dstEP: dstEP, batches: batches,
+		place: &lanePlace{}, slot: a.r.hostSlot(srcEP.Host), pace: newPacer(&a.r.cfg)}
+	defer batches.leave(l.place)
+	defer l.hangUp()
 	// Log in as soon as there is work, not when the first batch is cut;
 	// with nothing to copy the lanes never log in.
 	select {
 	case <-a.work:
-		if err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP); err != nil {
+		if err := l.connect(); err != nil {
 			// The batch loop connects again and handles the error.
-			closeAll()
+			l.hangUp()
 		}
 	case <-batches.finished():
 		return nil
-	case <-ctx.Done():
-	case <-stop:
+	case <-edge.Done():
 	}
-	poison := 0
-	// The lane gives up (a message, or the account when it cannot even
-	// connect) only after RetryFor without progress: a link that breaks
-	// often but still moves mail is ridden out.
-	pat := newPatience(a.r.cfg.Retries, a.r.cfg.RetryFor)
-	// The account's servers answered when its pass began: a lane's waits
-	// stop growing sooner than an account's that cannot reach them at all.
-	// Waits of 30 s on a link that breaks every few hundred kilobytes left
-	// a lane about ten tries in its budget to look up what it had in doubt
-	// over the whole folder, and the account failed.
-	linkUp := min(a.r.cfg.RetryMax, 16*a.r.cfg.RetryBase)
 	for {
-		var b *batch
-		var ok bool
-		if next != nil {
-			b, ok, next = next, true, nil
-		} else if noMore {
-			return nil
-		} else {
-			var err error
-			if b, ok, err = batches.take(ctx, stop, place); err != nil {
-				return err
-			}
+		b, ok, err := l.take()
+		if err != nil || !ok {
+			return err
 		}
-		if !ok {
-			return nil
-		}
-		remaining := b.msgs
-		noProgress, connectFails, throttled := 0, 0, 0
-		twinWait := twinWaitFirst
-		// doubt holds messages that may be on the target already: sent in
-		// full in this batch with their answers lost, or suspected by the
-		// folder's preparation.
-		doubt := append([]sources.Message(nil), b.doubt...)
-		earlier := len(doubt)
-		for len(remaining) > 0 {
-			if isClosed(stop) {
-				return errStopped
-			}
-			if d := a.r.hostDelay(srcEP.Host, dstEP.Host); d > 0 && !sleep(ctx, stop, d) {
-				if isClosed(stop) {
-					return errStopped
-				}
-				return context.Cause(ctx)
-			}
-			err := a.connect(ctx, stop, slot, &held, &src, &dst, srcEP, dstEP)
-			processed := map[uint32]bool{}
-			var asked []sources.Message
-			if err == nil && len(doubt) > 0 {
-				// Answers were lost with the connection: look on the target
-				// before sending those messages again. Those found are
-				// recorded as copied at once, even if a later lookup fails.
-				var found map[uint32]bool
-				unsettled := len(doubt)
-				doubt, found, err = a.settleDoubts(ctx, src, dst, b, doubt)
-				if len(doubt) < unsettled {
-					connectFails = 0
-					pat.progress()
-				}
-				if len(found) > 0 {
-					remaining = without(remaining, found)
-					if earlier > 0 {
-						// Found for the folder's preparation: the operator
-						// learns that an interrupted run had copied them.
-						n := 0
-						for _, m := range b.doubt {
-							if found[m.UID] {
-								n++
-							}
-						}
-						if n > 0 {
-							a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were already on the target from an interrupted run; not copied again", a.acct.ID, n, b.folder.Name))
-						}
-					}
-				}
-				if len(doubt) == 0 {
-					earlier = 0
-				}
-				if errors.Is(err, errTwinInFlight) {
-					// Found ones are recorded above; look for the rest again
-					// once that APPEND is answered. Each look lists the
-					// folder, so a long APPEND (a large message on a slow
-					// link) is waited for ever more patiently.
-					d := twinWait
-					twinWait = min(2*twinWait, twinWaitMax)
-					if !sleep(ctx, stop, d) {
-						if isClosed(stop) {
-							return errStopped
-						}
-						return context.Cause(ctx)
-					}
-					continue
-				}
-			}
-			if err != nil && fault.Classify(err) == fault.Retry && fault.Wait(err) > 0 {
-				// The server is throttling: slow every lane on it down for as
-				// long as it asks; not the message's fault.
-				closeAll()
-				if err := a.throttledBy(err, srcEP.Host, &throttled); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil && fault.Classify(err) == fault.Retry {
-				// Not the message's fault: wait and connect again, for a while.
-				closeAll()
-				connectFails++
-				a.r.cfg.Log.Warn("lane cannot connect; retrying", "account", a.acct.ID, "n", connectFails, "err", err)
-				if pat.failed() {
-					return fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)
-				}
-				if !sleep(ctx, stop, backoff(a.r.cfg.RetryBase, linkUp, connectFails, fault.Wait(err))) {
-					if isClosed(stop) {
-						return errStopped
-					}
-					return context.Cause(ctx)
-				}
-				continue
-			}
-			connectFails = 0
-			// record takes the target's answer for one message.
-			bare := map[uint32]bool{}
-			record := func(m sources.Message, res sinks.Appended, err error) error {
-				if err != nil && errors.Is(err, sinks.ErrKeywordsRefused) && ctx.Err() == nil {
-					// Refused, so not stored: it goes again in this batch,
-					// without its keywords.
-					bare[m.UID] = true
-					a.sendBare(b, m, err)
-					return nil
-				}
-				if err != nil {
-					if ctx.Err() != nil {
-						// Cut short because the pass is ending, not refused:
-						// the message may have been stored. The next pass
-						// looks for it before sending it again.
-						a.markUnsure(b.folder.Name, m.UID)
-						return err
-					}
-					if fault.Classify(err) == fault.Message {
-						processed[m.UID] = true
-						a.failed(b, m, fault.Reason(err))
-						return nil
-					}
-					if errors.Is(err, sinks.ErrInDoubt) {
-						doubt = append(doubt, m)
-						a.markUnsure(b.folder.Name, m.UID)
-					}
-					return err
-				}
-				processed[m.UID] = true
-				a.done(b, m, res)
-				return nil
-			}
-			if err == nil {
-				asked = without(remaining, processed)
-				if noProgress > 0 && len(asked) > 1 {
-					// After a failure, ask for the failing message alone: a
-					// whole batch streamed ahead would ride on the same
-					// connection, and a reset discards what was buffered.
-					asked = asked[:1]
-				}
-				if len(asked) == 0 {
-					remaining = nil
-					continue
-				}
-				pipe, _ := dst.(sinks.Pipeliner)
-				// flew are the APPENDs of this round: answered (or in doubt)
-				// once the round is flushed.
-				var flew []sources.Message
-				err = src.Fetch(ctx, b.folder, asked, func(body *sources.Body) error {
-					if isClosed(stop) {
-						return errStopped
-					}
-					m := body.Message
-					a.fly(b, 1, m)
-					flew = append(flew, m)
-					flags := body.Flags
-					if a.isBare(b.folder.Name, m.UID) {
-						flags = systemFlags(flags)
-					}
-					if pipe != nil {
-						// No round trip per message: the answer is recorded
-						// when it comes, at the latest by Flush below.
-						return pipe.Send(ctx, b.target, body.Reader, body.Size, flags, body.Date,
-							func(res sinks.Appended, err error) error { return record(m, res, err) })
-					}
-					res, err := dst.Append(ctx, b.target, body.Reader, body.Size, flags, body.Date)
-					return record(m, res, err)
-				})
-				if pf, ok := src.(sources.Prefetcher); ok && err == nil && pipe != nil && next == nil && !noMore && len(asked) == len(remaining) {
-					// While the target answers for this batch, ask the source
-					// for the next one.
-					if nb, more := batches.tryTake(place); nb != nil {
-						next = nb
-						pf.Prefetch(ctx, nb.folder, nb.msgs)
-					} else if !more {
-						noMore = true
-					}
-				}
-				if pipe != nil {
-					// Whatever ended the fetch, the answers owed are recorded
-					// before the batch is looked at again.
-					if ferr := pipe.Flush(ctx); err == nil {
-						err = ferr
-					}
-				}
-				a.fly(b, -1, flew...)
-			}
-			if len(processed) > 0 {
-				noProgress, poison, throttled = 0, 0, 0
-				pat.progress()
-				rest := remaining[:0:0]
-				for _, m := range remaining {
-					if !processed[m.UID] {
-						rest = append(rest, m)
-					}
-				}
-				remaining = rest
-			}
-			var me *sources.MessageError
-			if errors.As(err, &me) {
-				// One unreadable message: fail it alone, go on with the rest.
-				a.failed(b, me.Message, fault.Reason(me.Err))
-				rest := remaining[:0:0]
-				for _, m := range remaining {
-					if m.UID != me.Message.UID {
-						rest = append(rest, m)
-					}
-				}
-				remaining = rest
-				continue
-			}
-			if err == nil {
-				// The source did not return these: they were expunged meanwhile.
-				gone := map[uint32]bool{}
-				for _, m := range asked {
-					if !processed[m.UID] && !bare[m.UID] {
-						a.vanished(b, m)
-						gone[m.UID] = true
-					}
-				}
-				remaining = without(remaining, gone)
-				continue
-			}
-			if errors.Is(err, errStopped) || isClosed(stop) {
-				return errStopped
-			}
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			if fault.Classify(err) == fault.Account || errors.Is(err, sources.ErrValidityChanged) {
-				return err
-			}
-			if fault.Wait(err) > 0 && len(processed) == 0 {
-				closeAll()
-				if err := a.throttledBy(err, srcEP.Host, &throttled); err != nil {
-					return err
-				}
-				continue
-			}
-			closeAll()
-			giveUp := false
-			if len(processed) == 0 {
-				noProgress++
-				giveUp = pat.failed()
-			}
-			if giveUp {
-				// The same message keeps breaking the session: give it up.
-				a.failed(b, remaining[0], fmt.Sprintf("failed %d times over %v: %s", noProgress, time.Since(pat.since).Round(time.Second), fault.Reason(err)))
-				remaining = remaining[1:]
-				noProgress = 0
-				pat.progress()
-				poison++
-				if poison >= 3 {
-					return fault.New(fault.Account, "the connection keeps failing: "+fault.Reason(err), err)
-				}
-			}
-			if len(remaining) == 0 {
-				// The batch is settled after all (its last answers came in
-				// before the connection failed, or its last message was
-				// given up): nothing to retry.
-				continue
-			}
-			a.r.cfg.Log.Warn("lane retry", "account", a.acct.ID, "folder", b.folder.Name, "first", remaining[0].UID, "n", noProgress, "err", err)
-			wait := backoff(a.r.cfg.RetryBase, linkUp, noProgress, fault.Wait(err))
-			if len(doubt) > 0 {
-				wait = max(wait, doubtGrace(doubt))
-			}
-			if !sleep(ctx, stop, wait) {
-				if isClosed(stop) {
-					return errStopped
-				}
-				return context.Cause(ctx)
-			}
+		if err := l.copyBatch(b); err != nil {
+			return err
 		}
 	}
 }
 
-func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot chan struct{}, held *bool,
-	src *sources.Source, dst *sinks.Sink, srcEP, dstEP sources.Endpoint) error {
-	if !*held {
-		// The source host's limit, then the lanes' (see Runner.lanes).
-		select {
-		case slot <- struct{}{}:
-		case <-stop:
-			return errStopped
-		case <-ctx.Done():
-			return context.Cause(ctx)
+func (l *lane) take() (*batch, bool, error) {
+	if b := l.next; b != nil {
+		l.next = nil
+		return b, true, nil
+	}
+	if l.noMore {
+		return nil, false, nil
+	}
+	return l.batches.take(l.edge, l.place)
+}
+
+// copyBatch goes round until every message of b is settled.
+func (l *lane) copyBatch(b *batch) error {
+	w := &work{b: b, remaining: b.msgs, doubt: append([]sources.Message(nil), b.doubt...)}
+	w.earlier = len(w.doubt) > 0
+	l.pace.batch()
+	for len(w.remaining) > 0 {
+		if l.edge.Err() != nil {
+			return context.Cause(l.edge)
 		}
-		select {
-		case a.r.lanes <- struct{}{}:
-			*held = true
-		case <-stop:
-			<-slot
-			return errStopped
-		case <-ctx.Done():
-			<-slot
-			return context.Cause(ctx)
+		if d := l.a.r.hostDelay(l.srcEP.Host, l.dstEP.Host); d > 0 && !sleep(l.edge, d) {
+			return context.Cause(l.edge)
+		}
+		err := l.connect()
+		if err == nil && len(w.doubt) > 0 {
+			if err = l.settle(w); errors.Is(err, errTwinInFlight) {
+				// Found ones are recorded; look for the rest again once
+				// that APPEND is answered.
+				if !sleep(l.edge, l.pace.twinWait()) {
+					return context.Cause(l.edge)
+				}
+				continue
+			}
+		}
+		if err != nil && fault.Classify(err) == fault.Retry {
+			// Not the message's fault: wait and connect again, for a while.
+			l.hangUp()
+			d := l.pace.connectFailed(err)
+			if d.act != throttle {
+				l.a.r.cfg.Log.Warn("lane cannot connect; retrying", "account", l.a.acct.ID, "n", l.pace.connectFails, "err", err)
+			}
+			if err := l.obey(d, w); err != nil {
+				return err
+			}
+			if d.act == retry && !sleep(l.edge, d.wait) {
+				return context.Cause(l.edge)
+			}
+			continue
+		}
+		l.pace.connected()
+		var r round
+		if err == nil {
+			if r, err = l.copyRound(w); len(r.asked) == 0 && err == nil {
+				w.remaining = nil
+				continue
+			}
+		}
+		if len(r.processed) > 0 {
+			l.pace.moved()
+			w.remaining = without(w.remaining, r.processed)
+		}
+		var me *sources.MessageError
+		if errors.As(err, &me) {
+			// One unreadable message: fail it alone, go on with the rest.
+			l.a.failed(b, me.Message, fault.Reason(me.Err))
+			w.remaining = without(w.remaining, map[uint32]bool{me.Message.UID: true})
+			continue
+		}
+		if err == nil {
+			l.vanished(w, r)
+			continue
+		}
+		d := l.pace.afterRound(err, context.Cause(l.edge), len(r.processed) > 0, w.doubt)
+		if d.act == stop || d.act == failAccount {
+			return d.err
+		}
+		l.hangUp()
+		if err := l.obey(d, w); err != nil {
+			return err
+		}
+		if d.act == throttle || len(w.remaining) == 0 {
+			// The batch is settled after all (its last answers came in
+			// before the connection failed, or its last message was
+			// given up): nothing to retry.
+			continue
+		}
+		l.a.r.cfg.Log.Warn("lane retry", "account", l.a.acct.ID, "folder", b.folder.Name, "first", w.remaining[0].UID, "n", l.pace.noProgress, "err", err)
+		if !sleep(l.edge, d.wait) {
+			return context.Cause(l.edge)
 		}
 	}
-	// Both logins at once: each is a few round trips.
+	return nil
+}
+
+// obey does what a decision asks short of its wait; an error ends the lane.
+func (l *lane) obey(d decision, w *work) error {
+	switch d.act {
+	case stop, failAccount:
+		return d.err
+	case throttle:
+		// Slow every lane on the host down for as long as it asks; not the
+		// message's fault.
+		l.a.r.slowHost(l.srcEP.Host, d.wait)
+		if d.err != nil {
+			return d.err
+		}
+		l.a.r.cfg.Log.Info("throttled", "account", l.a.acct.ID, "host", l.srcEP.Host, "wait", d.wait)
+	case giveUp:
+		l.a.failed(w.b, w.remaining[0], d.reason)
+		w.remaining = w.remaining[1:]
+		return d.err
+	}
+	return nil
+}
+
+// settle looks up on the target what is in doubt, before any of it is
+// sent again: answers were lost with a connection. Those found are
+// recorded as copied at once, even if a later lookup fails.
+func (l *lane) settle(w *work) error {
+	unsettled := len(w.doubt)
+	doubt, found, err := l.a.settleDoubts(l.io, l.src, l.dst, w.b, w.doubt)
+	w.doubt = doubt
+	if len(w.doubt) < unsettled {
+		l.pace.settled()
+	}
+	if len(found) > 0 {
+		w.remaining = without(w.remaining, found)
+		if w.earlier {
+			// Found for the folder's preparation: the operator learns
+			// that an interrupted run had copied them.
+			n := 0
+			for _, m := range w.b.doubt {
+				if found[m.UID] {
+					n++
+				}
+			}
+			if n > 0 {
+				l.a.r.event(l.a.job.ID, l.a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were already on the target from an interrupted run; not copied again", l.a.acct.ID, n, w.b.folder.Name))
+			}
+		}
+	}
+	if len(w.doubt) == 0 {
+		w.earlier = false
+	}
+	return err
+}
+
+// copyRound fetches what is left of the batch and appends it, recording
+// each answer as it comes; every answer owed is in before it returns.
+func (l *lane) copyRound(w *work) (round, error) {
+	r := round{asked: w.remaining, processed: map[uint32]bool{}, bare: map[uint32]bool{}}
+	if l.pace.retrying() && len(r.asked) > 1 {
+		r.asked = r.asked[:1]
+	}
+	if len(r.asked) == 0 {
+		return r, nil
+	}
+	b := w.b
+	pipe, _ := l.dst.(sinks.Pipeliner)
+	// flew are the APPENDs of this round: answered (or in doubt) once the
+	// round is flushed.
+	var flew []sources.Message
+	err := l.src.Fetch(l.io, b.folder, r.asked, func(body *sources.Body) error {
+		if l.edge.Err() != nil {
+			return context.Cause(l.edge)
+		}
+		m := body.Message
+		l.a.doubts.sent(b, m)
+		flew = append(flew, m)
+		flags := body.Flags
+		if l.a.isBare(b.folder.Name, m.UID) {
+			flags = systemFlags(flags)
+		}
+		if pipe != nil {
+			// No round trip per message: the answer is recorded when it
+			// comes, at the latest by Flush below.
+			return pipe.Send(l.io, b.target, body.Reader, body.Size, flags, body.Date,
+				func(res sinks.Appended, err error) error { return l.record(w, &r, m, res, err) })
+		}
+		res, err := l.dst.Append(l.io, b.target, body.Reader, body.Size, flags, body.Date)
+		return l.record(w, &r, m, res, err)
+	})
+	if err == nil && pipe != nil && len(r.asked) == len(w.remaining) {
+		l.prefetch()
+	}
+	if pipe != nil {
+		// Whatever ended the fetch, the answers owed are recorded before
+		// the batch is looked at again.
+		if ferr := pipe.Flush(l.io); err == nil {
+			err = ferr
+		}
+	}
+	l.a.doubts.answered(b, flew...)
+	return r, err
+}
+
+// prefetch asks the source for the next batch while the target answers
+// for this one.
+func (l *lane) prefetch() {
+	pf, ok := l.src.(sources.Prefetcher)
+	if !ok || l.next != nil || l.noMore {
+		return
+	}
+	if nb, more := l.batches.tryTake(l.place); nb != nil {
+		l.next = nb
+		pf.Prefetch(l.io, nb.folder, nb.msgs)
+	} else if !more {
+		l.noMore = true
+	}
+}
+
+// record takes the target's answer for one message.
+func (l *lane) record(w *work, r *round, m sources.Message, res sinks.Appended, err error) error {
+	b := w.b
+	if err != nil && errors.Is(err, sinks.ErrKeywordsRefused) && l.io.Err() == nil {
+		// Refused, so not stored: it goes again in this batch, without
+		// its keywords.
+		r.bare[m.UID] = true
+		l.a.sendBare(b, m, err)
+		return nil
+	}
+	if err != nil {
+		if l.io.Err() != nil {
+			// Cut short because the pass is ending, not refused: the
+			// message may have been stored. The next pass looks for it
+			// before sending it again.
+			l.a.doubts.lostAnswer(b, m)
+			return err
+		}
+		if fault.Classify(err) == fault.Message {
+			r.processed[m.UID] = true
+			l.a.failed(b, m, fault.Reason(err))
+			return nil
+		}
+		if errors.Is(err, sinks.ErrInDoubt) {
+			w.doubt = append(w.doubt, m)
+			l.a.doubts.lostAnswer(b, m)
+		}
+		return err
+	}
+	r.processed[m.UID] = true
+	l.a.done(b, m, res)
+	return nil
+}
+
+// vanished records the messages asked for that the source did not return:
+// they were expunged meanwhile.
+func (l *lane) vanished(w *work, r round) {
+	gone := map[uint32]bool{}
+	for _, m := range r.asked {
+		if !r.processed[m.UID] && !r.bare[m.UID] {
+			l.a.vanished(w.b, m)
+			gone[m.UID] = true
+		}
+	}
+	w.remaining = without(w.remaining, gone)
+}
+
+// connect logs in where the lane has no session, both at once (each is a
+// few round trips), first taking its places: the source host's limit, then
+// the lanes' (see Runner.lanes).
+func (l *lane) connect() error {
+	if !l.held {
+		select {
+		case l.slot <- struct{}{}:
+		case <-l.edge.Done():
+			return context.Cause(l.edge)
+		}
+		select {
+		case l.a.r.lanes <- struct{}{}:
+			l.held = true
+		case <-l.edge.Done():
+			<-l.slot
+			return context.Cause(l.edge)
+		}
+	}
 	var srcErr, dstErr error
 	var wg sync.WaitGroup
-	if *src == nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := a.r.cfg.OpenSource(ctx, srcEP)
-			if err == nil {
-				*src = s
+	if l.src == nil {
+		wg.Go(func() {
+			if l.src, srcErr = l.a.r.cfg.OpenSource(l.io, l.srcEP); srcErr != nil {
+				l.src = nil
 			}
-			srcErr = err
-		}()
+		})
 	}
-	if *dst == nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d, err := a.r.cfg.OpenSink(ctx, dstEP)
-			if err == nil {
-				*dst = d
+	if l.dst == nil {
+		wg.Go(func() {
+			if l.dst, dstErr = l.a.r.cfg.OpenSink(l.io, l.dstEP); dstErr != nil {
+				l.dst = nil
 			}
-			dstErr = err
-		}()
+		})
 	}
 	wg.Wait()
 	if srcErr != nil {
@@ -406,23 +385,35 @@ func (a *accountRun) connect(ctx context.Context, stop <-chan struct{}, slot cha
 	return dstErr
 }
 
-// maxThrottled bounds how many throttling replies in a row a lane accepts
-// before it gives the account up.
-const maxThrottled = 200
-
-func (a *accountRun) throttledBy(err error, host string, n *int) error {
-	a.r.slowHost(host, fault.Wait(err))
-	if *n++; *n > maxThrottled {
-		return fault.New(fault.Account, "the server kept throttling requests: "+fault.Reason(err), err)
+// hangUp closes the lane's sessions and gives up its places.
+func (l *lane) hangUp() {
+	if l.src != nil {
+		l.src.Close()
+		l.src = nil
 	}
-	a.r.cfg.Log.Info("throttled", "account", a.acct.ID, "host", host, "wait", fault.Wait(err))
-	return nil
+	if l.dst != nil {
+		l.dst.Close()
+		l.dst = nil
+	}
+	if l.held {
+		<-l.a.r.lanes
+		<-l.slot
+		l.held = false
+	}
 }
 
 // sendBare records that the target refused a message's keywords: it is
 // sent again without them, and the event log names what was dropped.
 func (a *accountRun) sendBare(b *batch, m sources.Message, err error) {
-	a.mark(&a.bare, b.folder.Name, m.UID)
+	a.mu.Lock()
+	if a.bare == nil {
+		a.bare = map[string]map[uint32]bool{}
+	}
+	if a.bare[b.folder.Name] == nil {
+		a.bare[b.folder.Name] = map[uint32]bool{}
+	}
+	a.bare[b.folder.Name][m.UID] = true
+	a.mu.Unlock()
 	var kw []string
 	for _, f := range m.Flags {
 		if !strings.HasPrefix(f, `\`) {
@@ -463,15 +454,14 @@ func without(msgs []sources.Message, drop map[uint32]bool) []sources.Message {
 	return out
 }
 
-// sleep waits d unless stopped; it reports whether the full wait happened.
-func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+// sleep waits d unless ctx (a boundary) is done first; it reports whether
+// the full wait happened.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-stop:
-		return false
 	case <-ctx.Done():
 		return false
 	}

@@ -54,8 +54,9 @@ func (q *batchQueue) notifyLocked() {
 }
 
 // until runs try under the lock until it reports done, waiting for the
-// queue to change in between, or until the run ends.
-func (q *batchQueue) until(ctx context.Context, stop <-chan struct{}, try func() bool) error {
+// queue to change in between, or until ctx (a boundary: see Runner.round)
+// is done.
+func (q *batchQueue) until(ctx context.Context, try func() bool) error {
 	for {
 		q.mu.Lock()
 		ok := try()
@@ -66,8 +67,6 @@ func (q *batchQueue) until(ctx context.Context, stop <-chan struct{}, try func()
 		}
 		select {
 		case <-ch:
-		case <-stop:
-			return errStopped
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
@@ -76,8 +75,8 @@ func (q *batchQueue) until(ctx context.Context, stop <-chan struct{}, try func()
 
 // put queues a batch. It waits while batches of as many other folders as
 // there are lanes are queued: more would only hold listings in memory.
-func (q *batchQueue) put(ctx context.Context, stop <-chan struct{}, b *batch) error {
-	return q.until(ctx, stop, func() bool {
+func (q *batchQueue) put(ctx context.Context, b *batch) error {
+	return q.until(ctx, func() bool {
 		for _, f := range q.folders {
 			if f.name == b.target.Name {
 				f.batches = append(f.batches, b)
@@ -103,8 +102,8 @@ func (q *batchQueue) close() {
 }
 
 // drained waits until every batch is with a lane.
-func (q *batchQueue) drained(ctx context.Context, stop <-chan struct{}) error {
-	return q.until(ctx, stop, func() bool { return len(q.folders) == 0 })
+func (q *batchQueue) drained(ctx context.Context) error {
+	return q.until(ctx, func() bool { return len(q.folders) == 0 })
 }
 
 // finished is closed once the queue is closed and empty: with nothing ever
@@ -113,8 +112,8 @@ func (q *batchQueue) finished() <-chan struct{} { return q.done }
 
 // take gives the lane its next batch, waiting for one; ok is false once
 // the queue is closed and empty. What the lane held before is given up.
-func (q *batchQueue) take(ctx context.Context, stop <-chan struct{}, p *lanePlace) (b *batch, ok bool, err error) {
-	err = q.until(ctx, stop, func() bool {
+func (q *batchQueue) take(ctx context.Context, p *lanePlace) (b *batch, ok bool, err error) {
+	err = q.until(ctx, func() bool {
 		if b = q.pickLocked(p); b != nil || q.closed {
 			return true
 		}

@@ -39,7 +39,7 @@ func TestBatchQueuePicks(t *testing.T) {
 			q := newBatchQueue(3)
 			ctx := context.Background()
 			for _, f := range tc.queued {
-				if err := q.put(ctx, nil, qb(f, 1)); err != nil {
+				if err := q.put(ctx, qb(f, 1)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -71,12 +71,12 @@ func TestBatchQueueRunsAhead(t *testing.T) {
 	q := newBatchQueue(2)
 	ctx := context.Background()
 	for _, f := range []string{"A", "A", "B", "B"} {
-		if err := q.put(ctx, nil, qb(f, 1)); err != nil {
+		if err := q.put(ctx, qb(f, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	third := make(chan error, 1)
-	go func() { third <- q.put(ctx, nil, qb("C", 1)) }()
+	go func() { third <- q.put(ctx, qb("C", 1)) }()
 	select {
 	case err := <-third:
 		t.Fatalf("a third folder was queued beside two waiting ones (%v)", err)
@@ -93,16 +93,16 @@ func TestBatchQueueRunsAhead(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the third folder was not queued once the first was taken")
 	}
-	stop := make(chan struct{})
-	close(stop)
-	if err := q.put(ctx, stop, qb("D", 1)); err != errStopped {
+	stopped, stop := context.WithCancelCause(ctx)
+	stop(errStopped)
+	if err := q.put(stopped, qb("D", 1)); err != errStopped {
 		t.Fatalf("put after stop: %v", err)
 	}
 	q.close()
 	done := make(chan struct{})
 	go func() {
 		for {
-			if _, ok, _ := q.take(ctx, nil, p); !ok {
+			if _, ok, _ := q.take(ctx, p); !ok {
 				close(done)
 				return
 			}

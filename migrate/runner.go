@@ -98,7 +98,8 @@ func (c *Config) defaults() {
 // before the job finished; checkpoints are saved and a later Run continues.
 var ErrInterrupted = errors.New("interrupted: progress is saved; run the job again to continue")
 
-// errStopped is how lanes unwind at a message boundary.
+// errStopped is the cause of a round's boundary context (see round): work
+// unwinds at the next message boundary with it.
 var errStopped = errors.New("stopped")
 
 // Runner runs one job at a time.
@@ -106,10 +107,12 @@ type Runner struct {
 	cfg   Config
 	store *state.Store
 
-	mu       sync.Mutex
-	job      *state.Job
-	live     map[string]*accountRun
-	stopCh   chan struct{} // closed to stop the current round at message boundaries
+	mu   sync.Mutex
+	job  *state.Job
+	live map[string]*accountRun
+	// stopAt ends the current round at message boundaries (cancels its
+	// boundary context with errStopped); nil between rounds.
+	stopAt   context.CancelCauseFunc
 	wake     chan struct{} // resume/end/stop while paused
 	enrolled chan struct{} // accounts added or enrolled (Wake)
 	// held is closed once Run holds its job and has marked it running:
@@ -378,29 +381,35 @@ func (r *Runner) summary(jobID string) string {
 }
 
 // round runs accounts until they finish or the round is stopped.
+//
+// A round has two contexts. io carries the connections: cancelling it cuts
+// whatever is on the wire. edge, its child, is the message boundary: a
+// stop (pause, end, interrupt, a failed save) cancels it with errStopped,
+// and work that checks it finishes the message in progress, records the
+// answer and unwinds. io is cancelled only Grace after a stop, for work
+// that does not reach a boundary in time. Because edge is io's child, a
+// wait on edge alone also ends when io does.
 func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Account, finished map[string]bool) {
-	stop := make(chan struct{})
-	roundCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	io, cut := context.WithCancel(ctx)
+	defer cut()
+	edge, stopAt := context.WithCancelCause(io)
+	defer stopAt(nil)
 	r.mu.Lock()
-	r.stopCh = stop
+	r.stopAt = stopAt
 	if r.paused || r.ended || r.stopped {
 		// Asked to stop between the loop's check and here.
-		close(stop)
+		stopAt(errStopped)
 	}
 	r.mu.Unlock()
 	// A stop waits for message boundaries, but not for ever.
 	go func() {
+		<-edge.Done()
+		t := time.NewTimer(r.cfg.Grace)
+		defer t.Stop()
 		select {
-		case <-stop:
-			t := time.NewTimer(r.cfg.Grace)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				cancel()
-			case <-roundCtx.Done():
-			}
-		case <-roundCtx.Done():
+		case <-t.C:
+			cut()
+		case <-io.Done():
 		}
 	}()
 
@@ -412,22 +421,21 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 	running := 0
 	queue := todo
 	for {
-		for len(queue) > 0 && !isClosed(stop) && roundCtx.Err() == nil {
+		for len(queue) > 0 && edge.Err() == nil {
 			a := queue[0]
 			queue = queue[1:]
 			select {
 			case sem <- struct{}{}:
-			case <-stop:
-			case <-roundCtx.Done():
+			case <-edge.Done():
 			}
-			if isClosed(stop) || roundCtx.Err() != nil {
+			if edge.Err() != nil {
 				break
 			}
 			started[a.ID] = true
 			mu.Lock()
 			delete(finished, a.ID)
 			mu.Unlock()
-			ar := r.newAccountRun(job, a)
+			ar := r.newAccountRun(job, a, edge)
 			// The account's place is given up when it has queued all its
 			// batches (or ends): the next account logs in and lists while the
 			// lanes finish, which keeps the target busy between accounts.
@@ -439,7 +447,7 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 			go func() {
 				defer wg.Done()
 				defer ar.release()
-				done := ar.run(roundCtx, stop)
+				done := ar.run(io)
 				mu.Lock()
 				if done {
 					finished[a.ID] = true
@@ -457,22 +465,21 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 		mu.Lock()
 		idle := running == 0
 		mu.Unlock()
-		if idle || isClosed(stop) || roundCtx.Err() != nil {
+		if idle || edge.Err() != nil {
 			break
 		}
 		// A member who enrolls while others copy starts now, not when
 		// this round is over.
 		select {
 		case <-allDone:
-		case <-stop:
-		case <-roundCtx.Done():
+		case <-edge.Done():
 		case <-r.enrolled:
 			queue = r.enrolledAccounts(job.ID, started, finished, &mu)
 		}
 	}
 	wg.Wait()
 	r.mu.Lock()
-	r.stopCh = nil
+	r.stopAt = nil
 	r.mu.Unlock()
 }
 
@@ -485,9 +492,10 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
+// stopRound ends the current round at message boundaries. Caller holds mu.
 func (r *Runner) stopRound() {
-	if r.stopCh != nil && !isClosed(r.stopCh) {
-		close(r.stopCh)
+	if r.stopAt != nil {
+		r.stopAt(errStopped)
 	}
 	select {
 	case r.wake <- struct{}{}:

@@ -1,0 +1,194 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sources/fault"
+)
+
+// lateSweep looks, when the account is done, for extra copies of the
+// messages sent more than once. An earlier APPEND of one may have reached
+// the target after the lookup that did not find it: a server finishing
+// what it had read from a dead connection, or recovering a half-saved file
+// (Dovecot's sdbox rebuilds its index when the next save meets the
+// orphaned file). Such a copy is not known as ours, lies above the floor
+// the message was sent under, and is byte for byte equal to the copy
+// recorded as the message's; it is removed, so the message is on the
+// target once. This runs from a new session (a fresh SELECT makes Dovecot
+// finish any recovery before it lists the folder) and only once no APPEND
+// of the account is in flight, so an identical message's copy still
+// waiting for its answer is never taken for a stray. A broken connection
+// is retried like any other. What a run leaves unswept (it died, or the
+// target could not be checked) stays in the checkpoints for the next run.
+func (a *accountRun) lateSweep(ctx context.Context) {
+	list := a.doubts.takeSweeps()
+	if len(list) == 0 || a.r.cfg.OpenSink == nil {
+		return
+	}
+	_, dstEP, err := a.endpoints()
+	if err != nil {
+		return
+	}
+	byFolder := map[string][]resent{}
+	var order []string
+	for _, r := range list {
+		name := r.b.target.Name
+		if byFolder[name] == nil {
+			order = append(order, name)
+		}
+		byFolder[name] = append(byFolder[name], r)
+	}
+	// A folder that cannot be checked is left for the next run after its
+	// retries; it does not hold up the others.
+	var left []string
+	attempt, openFails := 0, 0
+	for len(order) > 0 && openFails <= a.r.cfg.Retries {
+		if attempt > a.r.cfg.Retries {
+			left, order, attempt = append(left, order[0]), order[1:], 0
+			continue
+		}
+		if (attempt > 0 || openFails > 0) && !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, max(attempt, openFails), 0)) {
+			break
+		}
+		dst, err := a.r.cfg.OpenSink(ctx, dstEP)
+		if err != nil {
+			a.r.cfg.Log.Warn("late check after in-doubt APPENDs: cannot open the target", "account", a.acct.ID, "err", err)
+			openFails++
+			continue
+		}
+		openFails = 0
+		for len(order) > 0 {
+			if err := a.sweep(ctx, dst, byFolder[order[0]]); err != nil {
+				a.r.cfg.Log.Warn("late check after in-doubt APPENDs failed", "account", a.acct.ID, "folder", order[0], "err", err)
+				if fault.Classify(err) == fault.Retry {
+					attempt++
+					break
+				}
+				left, order, attempt = append(left, order[0]), order[1:], 0
+				continue
+			}
+			a.doubts.swept(byFolder[order[0]])
+			order, attempt = order[1:], 0
+		}
+		dst.Close()
+	}
+	order = append(left, order...)
+	for _, name := range order {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were sent more than once after in-doubt APPENDs, and the target could not be checked for extra copies yet; the next run of this account checks again", a.acct.ID, len(byFolder[name]), byFolder[name][0].b.folder.Name))
+	}
+}
+
+// sweep is lateSweep for the messages of one folder: one listing, and
+// bodies fetched only for copies alike in date and size to ours.
+func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) error {
+	ex, ok := dst.(sinks.Expunger)
+	if !ok {
+		return nil
+	}
+	name := list[0].b.target.Name
+	tf, err := dst.Prepare(ctx, name)
+	if err != nil {
+		return err
+	}
+	// Entries recorded in another incarnation of the folder (recreated
+	// since: its UIDs start over) name nothing of ours here.
+	kept := list[:0:0]
+	for _, r := range list {
+		if r.b.target.Validity == 0 || tf.Validity == 0 || r.b.target.Validity == tf.Validity {
+			kept = append(kept, r)
+		}
+	}
+	list = kept
+	if len(list) == 0 {
+		return nil
+	}
+	b := list[0].b
+	floor := list[0].floor
+	for _, r := range list {
+		floor = min(floor, r.floor)
+	}
+	a.mu.Lock()
+	known := a.doubts.copiesInLocked(name, tf.Validity, nil)
+	a.mu.Unlock()
+	for _, r := range list {
+		// A recorded copy is never a stray, whatever the checkpoints say.
+		known.Add(r.uid)
+	}
+	cands, err := dst.Messages(ctx, b.target.Name, floor)
+	if err != nil {
+		return err
+	}
+	at := map[uint32]sinks.Message{}
+	for _, c := range cands {
+		at[c.UID] = c
+	}
+	// Ours, by what a stray copy of each would share with it.
+	mine := map[twinKey][]resent{}
+	for _, r := range list {
+		if c, ok := at[r.uid]; ok {
+			k := twinKey{c.Date.Unix(), c.Size}
+			mine[k] = append(mine[k], r)
+		}
+	}
+	var strays, fetch []uint32
+	queued := map[uint32]bool{}
+	for _, c := range cands {
+		k := twinKey{c.Date.Unix(), c.Size}
+		if known.Contains(c.UID) || len(mine[k]) == 0 {
+			continue
+		}
+		strays = append(strays, c.UID)
+		fetch = append(fetch, c.UID)
+		for _, r := range mine[k] {
+			if !queued[r.uid] {
+				queued[r.uid] = true
+				fetch = append(fetch, r.uid)
+			}
+		}
+	}
+	if len(strays) == 0 {
+		return nil
+	}
+	digests := map[uint32]string{}
+	err = dst.Fetch(ctx, b.target.Name, fetch, func(uid uint32, r io.Reader) error {
+		d, err := digest(r)
+		digests[uid] = d
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	whose := map[string]resent{}
+	for _, rs := range mine {
+		for _, r := range rs {
+			if d, ok := digests[r.uid]; ok {
+				whose[d] = r
+			}
+		}
+	}
+	var extra []uint32
+	var of []resent
+	for _, u := range strays {
+		if r, ok := whose[digests[u]]; ok && digests[u] != "" {
+			extra = append(extra, u)
+			of = append(of, r)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	if err := ex.Expunge(ctx, b.target.Name, extra); err != nil {
+		if fault.Classify(err) == fault.Retry {
+			return err
+		}
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d extra copies in %q of messages sent more than once could not be removed: %s", a.acct.ID, len(extra), b.folder.Name, fault.Reason(err)))
+		return nil
+	}
+	for _, r := range of {
+		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent more than once; the extra copy was removed", a.acct.ID, r.m.UID, r.b.folder.Name))
+	}
+	return nil
+}
