@@ -42,7 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRanges$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./state/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadAccounts$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./migrate/
 	$(GO) test -run '^$$' -fuzz '^FuzzMapFolders$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./sinks/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./sources/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./mail/
 
 demo:
 	$(GO) run ./cmd/banjia demo

@@ -12,9 +12,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -67,15 +68,15 @@ type accountRun struct {
 
 // batch is one FETCH worth of messages of one folder.
 type batch struct {
-	folder sources.Folder
+	folder mail.Folder
 	target sinks.Folder
 	cp     *state.Checkpoint
-	msgs   []sources.Message
+	msgs   []mail.Message
 	// doubt are messages of msgs that may already be on the target (from
 	// an interrupted run or pass): the lane looks them up before it sends
 	// anything. Messages alike in date and size are never split between
 	// batches, so two lanes never match one target copy.
-	doubt []sources.Message
+	doubt []mail.Message
 }
 
 // progress grows with every message settled and every folder listed for
@@ -165,7 +166,7 @@ func (a *accountRun) setState(st state.AccountState, reason string) {
 	a.mu.Unlock()
 }
 
-func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
+func (a *accountRun) done(b *batch, m mail.Message, res sinks.Appended) {
 	a.mu.Lock()
 	again := a.doneLocked(b, m, res)
 	a.mu.Unlock()
@@ -182,13 +183,13 @@ func (a *accountRun) done(b *batch, m sources.Message, res sinks.Appended) {
 
 // doneLocked is done with a.mu held. It also settles the message's doubts
 // (storedLocked); again says it was sent more than once.
-func (a *accountRun) doneLocked(b *batch, m sources.Message, res sinks.Appended) (again bool) {
+func (a *accountRun) doneLocked(b *batch, m mail.Message, res sinks.Appended) (again bool) {
 	a.copiedLocked(b, m)
 	return a.doubts.storedLocked(b, m, res)
 }
 
 // copiedLocked counts m as copied. Caller holds mu.
-func (a *accountRun) copiedLocked(b *batch, m sources.Message) {
+func (a *accountRun) copiedLocked(b *batch, m mail.Message) {
 	cp := b.cp
 	cp.Done.Add(m.UID)
 	cp.Failed.Remove(m.UID)
@@ -205,7 +206,7 @@ func (a *accountRun) copiedLocked(b *batch, m sources.Message) {
 
 // claim records m as copied by the target message uid found by a lookup,
 // unless that copy was taken meanwhile for another message.
-func (a *accountRun) claim(b *batch, m sources.Message, uid uint32) bool {
+func (a *accountRun) claim(b *batch, m mail.Message, uid uint32) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.doubts.claimLocked(b, m, uid) {
@@ -223,7 +224,7 @@ func (a *accountRun) failedCount() int64 {
 	return n
 }
 
-func (a *accountRun) failed(b *batch, m sources.Message, reason string) {
+func (a *accountRun) failed(b *batch, m mail.Message, reason string) {
 	a.mu.Lock()
 	cp := b.cp
 	cp.Failed.Add(m.UID)
@@ -242,7 +243,7 @@ func (a *accountRun) failed(b *batch, m sources.Message, reason string) {
 }
 
 // noteFailedLocked keeps a failed message's size and date for the report.
-func noteFailedLocked(cp *state.Checkpoint, m sources.Message) {
+func noteFailedLocked(cp *state.Checkpoint, m mail.Message) {
 	if cp.Sizes == nil {
 		cp.Sizes, cp.Dates = map[uint32]int64{}, map[uint32]time.Time{}
 	}
@@ -253,7 +254,7 @@ func noteFailedLocked(cp *state.Checkpoint, m sources.Message) {
 
 // folderFailed records that none of a folder's pending messages can be
 // copied, for one reason: one event, not one per message.
-func (a *accountRun) folderFailed(cp *state.Checkpoint, pending []sources.Message, reason string) {
+func (a *accountRun) folderFailed(cp *state.Checkpoint, pending []mail.Message, reason string) {
 	a.mu.Lock()
 	for _, m := range pending {
 		cp.Failed.Add(m.UID)
@@ -268,7 +269,7 @@ func (a *accountRun) folderFailed(cp *state.Checkpoint, pending []sources.Messag
 	a.r.event(a.job.ID, a.acct.ID, "folder.failed", fmt.Sprintf("%s: folder %q not copied (%d messages): %s", a.acct.ID, cp.Folder, len(pending), reason))
 }
 
-func (a *accountRun) vanished(b *batch, m sources.Message) {
+func (a *accountRun) vanished(b *batch, m mail.Message) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b.cp.Skipped.Add(m.UID)
@@ -395,7 +396,7 @@ func (a *accountRun) run(ctx context.Context) bool {
 	}
 }
 
-func (a *accountRun) endpoints() (src, dst sources.Endpoint, err error) {
+func (a *accountRun) endpoints() (src, dst mail.Endpoint, err error) {
 	src, dst = a.job.Source, a.job.Target
 	src.User, dst.User = a.acct.Source, a.acct.Target
 	if src.Password, err = a.r.store.Unseal(a.acct.SourceSecret); err != nil {
@@ -419,7 +420,7 @@ func (a *accountRun) endpoints() (src, dst sources.Endpoint, err error) {
 		}
 		d := a.job.Delegation
 		if d == nil {
-			d = &sources.Delegation{Method: sources.DelegateAuthzID}
+			d = &mail.Delegation{Method: mail.DelegateAuthzID}
 		}
 		src = d.For(a.job.Source, a.acct.Source, secret)
 	}
@@ -549,8 +550,8 @@ func boundary(io, edge context.Context) (context.Context, context.CancelFunc) {
 	}
 }
 
-func isAllMail(f sources.Folder) bool {
-	if f.SpecialUse == sources.SpecialAll {
+func isAllMail(f mail.Folder) bool {
+	if f.SpecialUse == mail.SpecialAll {
 		return true
 	}
 	name := f.Name
@@ -582,11 +583,11 @@ func (a *accountRun) retryConnect(open func() error) error {
 	}
 }
 
-func (a *accountRun) skipFolder(f sources.Folder) bool {
+func (a *accountRun) skipFolder(f mail.Folder) bool {
 	role := sinks.Role(f)
 	o := a.job.Options
 	switch {
-	case o.SkipJunkTrash && (role == sources.SpecialJunk || role == sources.SpecialTrash):
+	case o.SkipJunkTrash && (role == mail.SpecialJunk || role == mail.SpecialTrash):
 		return true
 	case o.SkipCustomFolders && role == "" && !strings.EqualFold(f.Name, "INBOX"):
 		return true

@@ -23,10 +23,10 @@ import (
 	"github.com/banjia-mail/banjia/internal/badmail"
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -439,9 +439,9 @@ func badRun(t *testing.T, w *migratetest.World, cfg migrate.Config, rec *badSent
 		rec.maxInFlight = max(rec.maxInFlight, tap.MaxInFlight())
 		rec.mu.Unlock()
 	}()
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
 		e.Host, e.Port = "127.0.0.1", tap.Port()
-		return sinkimap.Open(ctx, e)
+		return imapsink.Open(ctx, e)
 	}
 	err = runner(w, cfg).Run(ctx, w.Job)
 	if ctx.Err() != nil {

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -18,9 +18,9 @@ import (
 // reason the admin can act on; the others arrive exactly.
 func TestDelegatedJob(t *testing.T) {
 	migratetest.NeedsRealServers(t, "a source master user and a refused login")
-	for _, d := range []sources.Delegation{
-		{Method: sources.DelegateAuthzID},
-		{Method: sources.DelegateTemplate, Template: "{user}*{admin}"},
+	for _, d := range []mail.Delegation{
+		{Method: mail.DelegateAuthzID},
+		{Method: mail.DelegateTemplate, Template: "{user}*{admin}"},
 	} {
 		t.Run(d.Method, func(t *testing.T) {
 			const admin, adminPW = "migration-admin", "admin-secret-4711"

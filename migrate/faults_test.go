@@ -14,9 +14,9 @@ import (
 
 	"github.com/banjia-mail/banjia/internal/faultproxy"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail/imapconn"
 	"github.com/banjia-mail/banjia/migrate"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	imapsrc "github.com/banjia-mail/banjia/sources/imap"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -42,7 +42,7 @@ func TestConnectionFaults(t *testing.T) {
 
 	// A few stalls outlast the idle timeout (the proxy goes silent, as a
 	// dead peer would): each holds one lane for that long, so they are few.
-	plan := faultproxy.Plan{Early: 0.15, MeanBytes: 192 << 10, Healthy: 0.05, HalfClose: 0.1, Stall: 0.004, StallFor: imapsrc.IdleTimeout + 5*time.Second}
+	plan := faultproxy.Plan{Early: 0.15, MeanBytes: 192 << 10, Healthy: 0.05, HalfClose: 0.1, Stall: 0.004, StallFor: imapconn.IdleTimeout + 5*time.Second}
 	sp, dp := faulted(t, w, plan, 1)
 
 	counts := map[string]*atomic.Int64{"in-doubt message was stored": {}, "lane retry": {}}
@@ -90,7 +90,7 @@ func TestConnectionFaults(t *testing.T) {
 	}
 	if out := os.Getenv("BANJIA_RELIABILITY_OUT"); out != "" {
 		line := fmt.Sprintf("| connection faults | %d injected (source: %d resets mid-transfer, %d before the greeting, %d half-closes, %d stalls of %v; target: %d, %d, %d, %d) | %d messages, %d accounts | 0 lost, 0 duplicated; %d APPENDs whose answer was lost were found stored and not sent again; job completed in %s | shipped: `--parallel 4 --conns 2 --retry-wait 250ms --retry-for 5m --idle-timeout %v` |\n",
-			faults, sc.Resets, sc.EarlyResets, sc.HalfCloses, sc.Stalls, plan.StallFor, dc.Resets, dc.EarlyResets, dc.HalfCloses, dc.Stalls, total, len(w.Users), stored, elapsed.Round(time.Second), imapsrc.IdleTimeout)
+			faults, sc.Resets, sc.EarlyResets, sc.HalfCloses, sc.Stalls, plan.StallFor, dc.Resets, dc.EarlyResets, dc.HalfCloses, dc.Stalls, total, len(w.Users), stored, elapsed.Round(time.Second), imapconn.IdleTimeout)
 		os.WriteFile(filepath.Join(out, "faults.md"), []byte(line), 0o644)
 	}
 }
@@ -126,7 +126,7 @@ func faulted(t *testing.T, w *world, plan faultproxy.Plan, seed uint64) (sp, dp 
 // settings (runner shortens them): cfg sets only what a flag of `job start`
 // would, and the log.
 func shipped(w *world, cfg migrate.Config) *migrate.Runner {
-	cfg.OpenSink = sinkimap.Open
+	cfg.OpenSink = imapsink.Open
 	return migrate.New(w.Store, cfg)
 }
 

@@ -6,9 +6,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -17,7 +18,7 @@ import (
 // Its listing and target calls run under ctx; waiting for room in the
 // queue ends at edge.
 func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst sinks.Sink,
-	f sources.Folder, target string, onTarget map[string]sources.Folder, batches *batchQueue) error {
+	f mail.Folder, target string, onTarget map[string]mail.Folder, batches *batchQueue) error {
 	cp, target, exists, unchanged := a.checkpointFor(f, target, onTarget)
 	if unchanged {
 		return nil
@@ -58,7 +59,7 @@ func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst s
 // whether that exists, and whether nothing changed since the last full
 // listing, so the folder is skipped without listing (unless its identities
 // are needed to deduplicate later folders).
-func (a *accountRun) checkpointFor(f sources.Folder, target string, onTarget map[string]sources.Folder) (cp *state.Checkpoint, to string, exists, unchanged bool) {
+func (a *accountRun) checkpointFor(f mail.Folder, target string, onTarget map[string]mail.Folder) (cp *state.Checkpoint, to string, exists, unchanged bool) {
 	a.mu.Lock()
 	cp = a.cps[f.Name]
 	if cp == nil {
@@ -89,7 +90,7 @@ func (a *accountRun) checkpointFor(f sources.Folder, target string, onTarget map
 // list lists f's messages, with what the job's options need of them (dates
 // for Since; identities for DedupeAcrossFolders, where dup are those a
 // folder listed earlier in this pass already holds).
-func (a *accountRun) list(ctx context.Context, src sources.Source, f sources.Folder) (msgs []sources.Message, dup map[uint32]bool, err error) {
+func (a *accountRun) list(ctx context.Context, src sources.Source, f mail.Folder) (msgs []mail.Message, dup map[uint32]bool, err error) {
 	if msgs, err = src.Messages(ctx, f); err != nil {
 		return nil, nil, err
 	}
@@ -133,7 +134,7 @@ func (a *accountRun) list(ctx context.Context, src sources.Source, f sources.Fol
 // listed is forgotten, what the options leave out is skipped, and the
 // rest not copied yet is pending. It records the target folder the copies
 // go to now.
-func (a *accountRun) reconcile(cp *state.Checkpoint, f sources.Folder, target string, msgs []sources.Message, dup map[uint32]bool) (pending []sources.Message) {
+func (a *accountRun) reconcile(cp *state.Checkpoint, f mail.Folder, target string, msgs []mail.Message, dup map[uint32]bool) (pending []mail.Message) {
 	opts := a.job.Options
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -178,8 +179,8 @@ func (a *accountRun) reconcile(cp *state.Checkpoint, f sources.Folder, target st
 // findSuspects decides which pending messages the lanes look up before
 // sending (see suspects), and raises the floor when there are none. The
 // floor is on disk before the first APPEND into the folder.
-func (a *accountRun) findSuspects(ctx context.Context, dst sinks.Sink, f sources.Folder, cp *state.Checkpoint,
-	tf sinks.Folder, pending []sources.Message) (map[uint32]bool, error) {
+func (a *accountRun) findSuspects(ctx context.Context, dst sinks.Sink, f mail.Folder, cp *state.Checkpoint,
+	tf sinks.Folder, pending []mail.Message) (map[uint32]bool, error) {
 	a.mu.Lock()
 	if a.doubts.targetLocked(cp, tf) {
 		// The target folder was recreated since the pass began: what we
@@ -213,7 +214,7 @@ func (a *accountRun) findSuspects(ctx context.Context, dst sinks.Sink, f sources
 
 // cut is one batch's messages, before it has a folder.
 type cut struct {
-	msgs, doubt []sources.Message
+	msgs, doubt []mail.Message
 }
 
 // cutBatches cuts a folder's pending messages into batches of about
@@ -223,8 +224,8 @@ type cut struct {
 // turn: two lanes at once could both take one target copy, or one could
 // take the other's copy while its answer is still on the way. A group of
 // twins may make a batch larger than the limits.
-func cutBatches(pending []sources.Message, doubtful map[uint32]bool, maxMsgs int, maxBytes int64) []cut {
-	twins := map[twinKey][]sources.Message{}
+func cutBatches(pending []mail.Message, doubtful map[uint32]bool, maxMsgs int, maxBytes int64) []cut {
+	twins := map[twinKey][]mail.Message{}
 	for _, m := range pending {
 		k := keyOf(m)
 		twins[k] = append(twins[k], m)
@@ -238,7 +239,7 @@ func cutBatches(pending []sources.Message, doubtful map[uint32]bool, maxMsgs int
 			cur, curBytes = nil, 0
 		}
 	}
-	queue := func(list []sources.Message, doubt bool) {
+	queue := func(list []mail.Message, doubt bool) {
 		for _, m := range list {
 			g, ok := twins[keyOf(m)]
 			if !ok {
@@ -261,7 +262,7 @@ func cutBatches(pending []sources.Message, doubtful map[uint32]bool, maxMsgs int
 		}
 		send()
 	}
-	var plain, doubt []sources.Message
+	var plain, doubt []mail.Message
 	for _, m := range pending {
 		if doubtful[m.UID] {
 			doubt = append(doubt, m)
@@ -280,8 +281,8 @@ func cutBatches(pending []sources.Message, doubtful map[uint32]bool, maxMsgs int
 // refuses altogether fails as a whole (ok is false), and the account goes
 // on. A folder created here is subscribed unless the member had
 // unsubscribed it on the source.
-func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f sources.Folder, cp *state.Checkpoint,
-	pending []sources.Message, exists bool) (tf sinks.Folder, ok bool, err error) {
+func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f mail.Folder, cp *state.Checkpoint,
+	pending []mail.Message, exists bool) (tf sinks.Folder, ok bool, err error) {
 	target := cp.Target
 	tf, err = dst.Prepare(ctx, target)
 	if err != nil && fault.Classify(err) == fault.Message {
@@ -331,7 +332,7 @@ func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f sources.Fold
 // folder that lands there is copied anew; the in-doubt lookups find what is
 // still there, so nothing is copied twice. One listing of the target
 // answers it, so a re-run with nothing new stays fast.
-func (a *accountRun) recheck(onTarget map[string]sources.Folder) {
+func (a *accountRun) recheck(onTarget map[string]mail.Folder) {
 	a.mu.Lock()
 	copied := map[string]int64{}
 	validity := map[string]uint32{}
@@ -389,7 +390,7 @@ func (a *accountRun) resetLocked(cp *state.Checkpoint) {
 // assignUIDs numbers messages of sources that key them by strings (POP3
 // UIDL, Graph ids), through a mapping kept in the state, and sorts them by
 // that number so they are copied in the source's order.
-func (a *accountRun) assignUIDs(f sources.Folder, msgs []sources.Message) error {
+func (a *accountRun) assignUIDs(f mail.Folder, msgs []mail.Message) error {
 	var keys []string
 	for _, m := range msgs {
 		if m.UID == 0 {
@@ -429,7 +430,7 @@ func keepListed(rs state.Ranges, listed map[uint32]bool) state.Ranges {
 }
 
 // droppedFlags lists the flags of msgs that the target folder will not keep.
-func droppedFlags(tf sinks.Folder, msgs []sources.Message) []string {
+func droppedFlags(tf sinks.Folder, msgs []mail.Message) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, m := range msgs {

@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/sinks"
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -129,21 +129,21 @@ func (d *doubts) loadLocked(cps map[string]*state.Checkpoint) {
 		if len(cp.Resent) == 0 || cp.Target == "" {
 			continue
 		}
-		b := &batch{folder: sources.Folder{Name: cp.Folder}, target: sinks.Folder{Name: cp.Target, Validity: cp.TargetValidity}, cp: cp}
+		b := &batch{folder: mail.Folder{Name: cp.Folder}, target: sinks.Folder{Name: cp.Target, Validity: cp.TargetValidity}, cp: cp}
 		for _, r := range cp.Resent {
-			d.resent = append(d.resent, resent{b: b, m: sources.Message{UID: r.UID}, uid: r.Copy, floor: r.Floor})
+			d.resent = append(d.resent, resent{b: b, m: mail.Message{UID: r.UID}, uid: r.Copy, floor: r.Floor})
 		}
 	}
 }
 
 // sent: an APPEND of m into b's target folder is on its way (flying).
-func (d *doubts) sent(b *batch, m sources.Message) { d.fly(b, 1, m) }
+func (d *doubts) sent(b *batch, m mail.Message) { d.fly(b, 1, m) }
 
 // answered: the answers to these APPENDs came, or were lost; either way
 // they are no longer on their way.
-func (d *doubts) answered(b *batch, msgs ...sources.Message) { d.fly(b, -1, msgs...) }
+func (d *doubts) answered(b *batch, msgs ...mail.Message) { d.fly(b, -1, msgs...) }
 
-func (d *doubts) fly(b *batch, n int, msgs ...sources.Message) {
+func (d *doubts) fly(b *batch, n int, msgs ...mail.Message) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.flying == nil {
@@ -165,11 +165,11 @@ func (d *doubts) fly(b *batch, n int, msgs ...sources.Message) {
 // lostAnswer: m's APPEND may have stored it, and we will not hear (the
 // connection broke, or the pass ended before the answer). It is unsure,
 // and the folder keeps its floor until it is settled.
-func (d *doubts) lostAnswer(b *batch, m sources.Message) { d.mark(&d.unsure, b.folder.Name, m.UID) }
+func (d *doubts) lostAnswer(b *batch, m mail.Message) { d.mark(&d.unsure, b.folder.Name, m.UID) }
 
 // notFound: a lookup did not find m, so it is sent again; an earlier APPEND
 // of it may still land, so once copied it is swept.
-func (d *doubts) notFound(b *batch, m sources.Message) { d.mark(&d.again, b.folder.Name, m.UID) }
+func (d *doubts) notFound(b *batch, m mail.Message) { d.mark(&d.again, b.folder.Name, m.UID) }
 
 func (d *doubts) mark(set *map[string]map[uint32]bool, folder string, uid uint32) {
 	d.mu.Lock()
@@ -186,7 +186,7 @@ func (d *doubts) mark(set *map[string]map[uint32]bool, folder string, uid uint32
 // storedLocked: m is on the target as res (the target's OK, or a claim).
 // Its copy is confirmed, it is no longer unsure, and if it was sent again
 // it is queued for the sweep (resend says so).
-func (d *doubts) storedLocked(b *batch, m sources.Message, res sinks.Appended) (resend bool) {
+func (d *doubts) storedLocked(b *batch, m mail.Message, res sinks.Appended) (resend bool) {
 	if res.UID != 0 && (res.Validity == 0 || res.Validity == b.target.Validity) {
 		b.cp.Confirmed.Add(res.UID)
 	}
@@ -202,7 +202,7 @@ func (d *doubts) storedLocked(b *batch, m sources.Message, res sinks.Appended) (
 // claimLocked: a lookup found m on the target as uid. It is recorded as
 // m's copy (storedLocked) unless known: taken meanwhile for another
 // message. The caller counts the message as copied when it reports true.
-func (d *doubts) claimLocked(b *batch, m sources.Message, uid uint32) bool {
+func (d *doubts) claimLocked(b *batch, m mail.Message, uid uint32) bool {
 	if d.knownLocked(b.cp).Contains(uid) {
 		return false
 	}
@@ -212,7 +212,7 @@ func (d *doubts) claimLocked(b *batch, m sources.Message, uid uint32) bool {
 
 // sweepLaterLocked queues m, copied as target UID uid, for the sweep, in
 // memory and in its checkpoint (once).
-func (d *doubts) sweepLaterLocked(b *batch, m sources.Message, uid uint32) {
+func (d *doubts) sweepLaterLocked(b *batch, m mail.Message, uid uint32) {
 	cp := b.cp
 	for _, e := range cp.Resent {
 		if e.UID == m.UID {
@@ -225,7 +225,7 @@ func (d *doubts) sweepLaterLocked(b *batch, m sources.Message, uid uint32) {
 }
 
 // sweepLater is sweepLaterLocked for a caller without the lock.
-func (d *doubts) sweepLater(b *batch, m sources.Message, uid uint32) {
+func (d *doubts) sweepLater(b *batch, m mail.Message, uid uint32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.sweepLaterLocked(b, m, uid)
@@ -347,7 +347,7 @@ func (d *doubts) unsureIn(folder string) map[uint32]bool {
 
 // inFlight says whether a message alike to m is on its way to b's target
 // folder.
-func (d *doubts) inFlight(b *batch, m sources.Message) bool {
+func (d *doubts) inFlight(b *batch, m mail.Message) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.flying[b.target.Name][keyOf(m)] > 0
@@ -391,7 +391,7 @@ func (d *doubts) copiesInLocked(name string, validity uint32, self *state.Checkp
 // twice). It ended up recorded as target message uid.
 type resent struct {
 	b     *batch
-	m     sources.Message
+	m     mail.Message
 	uid   uint32 // the copy recorded as the message's
 	floor uint32 // the folder's floor when it was recorded: every APPEND of it since is above
 }
@@ -435,14 +435,14 @@ type twinKey struct {
 	size int64
 }
 
-func keyOf(m sources.Message) twinKey { return twinKey{m.Date.Unix(), m.Size} }
+func keyOf(m mail.Message) twinKey { return twinKey{m.Date.Unix(), m.Size} }
 
 // suspects are the pending messages that may already be on the target: one
 // whose APPEND was in doubt earlier in this run (its copy may still appear),
 // or one alike in date or size to a target message at or above the floor
 // that is not known as the copy of another (an APPEND whose answer a crash
 // or a broken connection lost).
-func suspects(pending []sources.Message, cands []sinks.Message, known state.Ranges, unsure map[uint32]bool) map[uint32]bool {
+func suspects(pending []mail.Message, cands []sinks.Message, known state.Ranges, unsure map[uint32]bool) map[uint32]bool {
 	dates := map[int64]bool{}
 	sizes := map[int64]bool{}
 	for _, c := range cands {
@@ -472,7 +472,7 @@ func suspects(pending []sources.Message, cands []sinks.Message, known state.Rang
 // were lost: the server may still be storing what it had received when the
 // connection went, and a message looked for too early would be sent twice.
 // A base, plus the time to store what was in flight at a modest 32 MB/s.
-func doubtGrace(doubt []sources.Message) time.Duration {
+func doubtGrace(doubt []mail.Message) time.Duration {
 	var bytes int64
 	for _, m := range doubt {
 		bytes += m.Size

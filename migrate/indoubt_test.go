@@ -14,11 +14,11 @@ import (
 
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -36,8 +36,8 @@ func TestLateFirstCopy(t *testing.T) {
 	counts := map[string]*atomic.Int64{"interrupted copy of message": {}, "message sent again": {}}
 	logs := &logCount{counts: counts}
 	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}
@@ -79,8 +79,8 @@ func TestLateFirstCopyAfterACrash(t *testing.T) {
 	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
 	logs := &logCount{counts: counts}
 	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}
@@ -156,8 +156,8 @@ func TestTwoCopiesBeforeACrash(t *testing.T) {
 	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
 	logs := &logCount{counts: counts}
 	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +205,7 @@ type lateState struct {
 
 type lateSink struct {
 	expunging
-	ep sources.Endpoint
+	ep mail.Endpoint
 	st *lateState
 }
 
@@ -228,7 +228,7 @@ func (s *lateSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 			for !st.failedPrepare.Load() && !(st.crash && st.resent.Load()) {
 				time.Sleep(5 * time.Millisecond)
 			}
-			late, err := sinkimap.Open(context.Background(), s.ep)
+			late, err := imapsink.Open(context.Background(), s.ep)
 			if err != nil {
 				panic(err)
 			}
@@ -292,8 +292,8 @@ func TestLateCopyBesideAnIdenticalOne(t *testing.T) {
 	counts := map[string]*atomic.Int64{"interrupted copy of message": {}}
 	logs := &logCount{counts: counts}
 	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, Log: slog.New(logs)}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}
@@ -336,8 +336,8 @@ func TestSweepKeepsTheOtherFoldersCopy(t *testing.T) {
 	// its first APPEND there.
 	before := deliverFresh(t, w, u, other)
 	crash2, crashed2 := context.WithCancel(ctx)
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}
@@ -430,8 +430,8 @@ func sentTwiceThenDied(t *testing.T) sweepScene {
 	crash, crashed := context.WithCancel(ctx)
 	defer crashed()
 	l := &twinState{body: twin.Body, landed: make(chan struct{})}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}
@@ -503,7 +503,7 @@ type twinState struct {
 
 type twinSink struct {
 	expunging
-	ep sources.Endpoint
+	ep mail.Endpoint
 	st *twinState
 }
 
@@ -531,7 +531,7 @@ func (s *twinSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 		release := st.stored == 2
 		st.mu.Unlock()
 		if release {
-			late, err := sinkimap.Open(context.Background(), s.ep)
+			late, err := imapsink.Open(context.Background(), s.ep)
 			if err != nil {
 				return res, err
 			}
@@ -559,8 +559,8 @@ func TestLookupWaitsForIdenticalInFlight(t *testing.T) {
 	st := &flightState{body: twin.Body, second: make(chan struct{}), looked: make(chan struct{})}
 	logs := &logCount{counts: map[string]*atomic.Int64{}}
 	cfg := migrate.Config{Accounts: 1, Lanes: 2, Retries: 5, Log: slog.New(logs)}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}
@@ -701,8 +701,8 @@ func TestInDoubtCopyLostFlags(t *testing.T) {
 	counts := map[string]*atomic.Int64{"set again": {}}
 	logs := &logCount{counts: counts}
 	cfg := migrate.Config{Accounts: 1, Lanes: 2, Log: slog.New(logs)}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}

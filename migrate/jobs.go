@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -31,14 +31,14 @@ type JobRequest struct {
 	// Source and Target are the servers. The accounts (and the admin
 	// fields below) say who logs in: a user or password in them is not
 	// kept, except a Graph source's user, which names the app.
-	Source, Target sources.Endpoint
+	Source, Target mail.Endpoint
 	// TargetAdmin logs in to the target for every account without a new
 	// password of its own (a master user).
 	TargetAdmin, TargetAdminPassword string
 	// Delegation is how a delegated job's migration admin logs in as each
 	// member; SourceAdminPassword is that admin's password, or the app's
 	// client secret.
-	Delegation          sources.DelegationRequest
+	Delegation          mail.DelegationRequest
 	SourceAdminPassword string
 	Options             state.Options
 	// EnrollDays is how long after its creation the job takes new
@@ -48,7 +48,7 @@ type JobRequest struct {
 	// Directory lists a Microsoft Graph directory's users as accounts (src
 	// carries the client secret as its password); nil when this door
 	// cannot read a directory.
-	Directory func(ctx context.Context, src sources.Endpoint, domain, newDomain string) ([]AccountRow, error)
+	Directory func(ctx context.Context, src mail.Endpoint, domain, newDomain string) ([]AccountRow, error)
 }
 
 // A job's name is typed in commands and shown in URLs: nothing that needs
@@ -93,10 +93,10 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 	}
 	src.Password = ""
 	dst.User, dst.Password = "", ""
-	var delegation *sources.Delegation
+	var delegation *mail.Delegation
 	if mode == state.ModeDelegated {
 		var err error
-		if delegation, err = sources.Delegate(&src, req.Delegation); err != nil {
+		if delegation, err = mail.Delegate(&src, req.Delegation); err != nil {
 			return nil, 0, err
 		}
 		if req.SourceAdminPassword == "" {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -27,7 +27,7 @@ func tempStore(t *testing.T) *state.Store {
 
 func memberRequest(id string) migrate.JobRequest {
 	return migrate.JobRequest{ID: id, Mode: state.ModeMember, Domain: "old.test", NewDomain: "new.test", EnrollDays: 30,
-		Source: sources.Endpoint{Scheme: "imap", Host: "old.test", Port: 143}, Target: sources.Endpoint{Scheme: "imap", Host: "new.test", Port: 143}}
+		Source: mail.Endpoint{Scheme: "imap", Host: "old.test", Port: 143}, Target: mail.Endpoint{Scheme: "imap", Host: "new.test", Port: 143}}
 }
 
 // TestCreateChecksAndLeavesNothingHalfMade: every door creates a job

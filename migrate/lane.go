@@ -8,9 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 )
 
 // A lane copies an account's batches over its own source and sink
@@ -22,7 +23,7 @@ type lane struct {
 	// io carries the sessions: cut when the pass fails, or Grace after a
 	// stop. edge is the message boundary: done at a stop, and with io.
 	io, edge     context.Context
-	srcEP, dstEP sources.Endpoint
+	srcEP, dstEP mail.Endpoint
 	batches      *batchQueue
 	place        *lanePlace
 	slot         chan struct{} // the source host's connections
@@ -40,11 +41,11 @@ type lane struct {
 type work struct {
 	b *batch
 	// remaining are the messages not settled yet.
-	remaining []sources.Message
+	remaining []mail.Message
 	// doubt are messages that may be on the target already: sent in full
 	// in this batch with their answers lost, or suspected by the folder's
 	// preparation. They are looked up before anything is sent.
-	doubt []sources.Message
+	doubt []mail.Message
 	// earlier says doubt still holds suspects of the folder's preparation
 	// (an interrupted run's).
 	earlier bool
@@ -52,13 +53,13 @@ type work struct {
 
 // round is what one copy round did.
 type round struct {
-	asked     []sources.Message
+	asked     []mail.Message
 	processed map[uint32]bool // settled: copied or failed
 	bare      map[uint32]bool // their keywords refused: sent again without
 }
 
 // lane copies batches until the queue is closed and empty, or it must end.
-func (a *accountRun) lane(io, edge context.Context, srcEP, dstEP sources.Endpoint, batches *batchQueue) error {
+func (a *accountRun) lane(io, edge context.Context, srcEP, dstEP mail.Endpoint, batches *batchQueue) error {
 	l := &lane{a: a, io: io, edge: edge, srcEP: srcEP, dstEP: dstEP, batches: batches,
 		place: &lanePlace{}, slot: a.r.hostSlot(srcEP.Host), pace: newPacer(&a.r.cfg)}
 	defer batches.leave(l.place)
@@ -99,7 +100,7 @@ func (l *lane) take() (*batch, bool, error) {
 
 // copyBatch goes round until every message of b is settled.
 func (l *lane) copyBatch(b *batch) error {
-	w := &work{b: b, remaining: b.msgs, doubt: append([]sources.Message(nil), b.doubt...)}
+	w := &work{b: b, remaining: b.msgs, doubt: append([]mail.Message(nil), b.doubt...)}
 	w.earlier = len(w.doubt) > 0
 	l.pace.batch()
 	for len(w.remaining) > 0 {
@@ -147,7 +148,7 @@ func (l *lane) copyBatch(b *batch) error {
 			l.pace.moved()
 			w.remaining = without(w.remaining, r.processed)
 		}
-		var me *sources.MessageError
+		var me *mail.MessageError
 		if errors.As(err, &me) {
 			// One unreadable message: fail it alone, go on with the rest.
 			l.a.failed(b, me.Message, fault.Reason(me.Err))
@@ -247,8 +248,8 @@ func (l *lane) copyRound(w *work) (round, error) {
 	pipe, _ := l.dst.(sinks.Pipeliner)
 	// flew are the APPENDs of this round: answered (or in doubt) once the
 	// round is flushed.
-	var flew []sources.Message
-	err := l.src.Fetch(l.io, b.folder, r.asked, func(body *sources.Body) error {
+	var flew []mail.Message
+	err := l.src.Fetch(l.io, b.folder, r.asked, func(body *mail.Body) error {
 		if l.edge.Err() != nil {
 			return context.Cause(l.edge)
 		}
@@ -298,7 +299,7 @@ func (l *lane) prefetch() {
 }
 
 // record takes the target's answer for one message.
-func (l *lane) record(w *work, r *round, m sources.Message, res sinks.Appended, err error) error {
+func (l *lane) record(w *work, r *round, m mail.Message, res sinks.Appended, err error) error {
 	b := w.b
 	if err != nil && errors.Is(err, sinks.ErrKeywordsRefused) && l.io.Err() == nil {
 		// Refused, so not stored: it goes again in this batch, without
@@ -404,7 +405,7 @@ func (l *lane) hangUp() {
 
 // sendBare records that the target refused a message's keywords: it is
 // sent again without them, and the event log names what was dropped.
-func (a *accountRun) sendBare(b *batch, m sources.Message, err error) {
+func (a *accountRun) sendBare(b *batch, m mail.Message, err error) {
 	a.mu.Lock()
 	if a.bare == nil {
 		a.bare = map[string]map[uint32]bool{}
@@ -441,11 +442,11 @@ func systemFlags(flags []string) []string {
 	return out
 }
 
-func without(msgs []sources.Message, drop map[uint32]bool) []sources.Message {
+func without(msgs []mail.Message, drop map[uint32]bool) []mail.Message {
 	if len(drop) == 0 {
 		return msgs
 	}
-	out := make([]sources.Message, 0, len(msgs))
+	out := make([]mail.Message, 0, len(msgs))
 	for _, m := range msgs {
 		if !drop[m.UID] {
 			out = append(out, m)

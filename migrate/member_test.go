@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -175,8 +175,8 @@ func TestFailedAccountStartedAgainWhileOthersCopy(t *testing.T) {
 	before[bad.Old] = migratetest.Snapshot(t, w.Src, bad.Old, bad.SourcePW)
 	release := make(chan struct{})
 	cfg := migrate.Config{Accounts: 2, Lanes: 1}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-		s, err := sinkimap.Open(ctx, e)
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		s, err := imapsink.Open(ctx, e)
 		if err != nil {
 			return nil, err
 		}

@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 )
 
 // patience decides how long a failing thing is retried: until it has been
@@ -188,13 +188,13 @@ func (p *pacer) throttle(err error) decision {
 // cause), or nil; moved says the round settled a message; doubt are the
 // messages in doubt, which are not looked up before the target may have
 // stored them.
-func (p *pacer) afterRound(err, halted error, moved bool, doubt []sources.Message) decision {
+func (p *pacer) afterRound(err, halted error, moved bool, doubt []mail.Message) decision {
 	switch {
 	case errors.Is(err, errStopped):
 		return decision{act: stop, err: errStopped}
 	case halted != nil:
 		return decision{act: stop, err: halted}
-	case fault.Classify(err) == fault.Account || errors.Is(err, sources.ErrValidityChanged):
+	case fault.Classify(err) == fault.Account || errors.Is(err, mail.ErrValidityChanged):
 		return decision{act: failAccount, err: err}
 	case fault.Wait(err) > 0 && !moved:
 		return p.throttle(err)

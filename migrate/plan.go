@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
@@ -44,9 +45,9 @@ func PlanFolders(ctx context.Context, src sources.Source, dst sinks.Sink, opts s
 // folderMap is an account's folders on both sides and where each source
 // folder goes, as a run, a verification and a check all see them.
 type folderMap struct {
-	folders  []sources.Folder          // the source's
-	names    map[string]string         // source name -> target name
-	onTarget map[string]sources.Folder // the target's, with their status
+	folders  []mail.Folder          // the source's
+	names    map[string]string      // source name -> target name
+	onTarget map[string]mail.Folder // the target's, with their status
 }
 
 // mapFolders lists both sides (the target once, with its status: where its
@@ -63,7 +64,7 @@ func mapFolders(ctx context.Context, src sources.Source, dst sinks.Sink, renames
 	}
 	ns := dst.Namespace()
 	fm := folderMap{folders: folders, names: sinks.MapFolders(folders, ns, sinks.Specials(list, ns), renames),
-		onTarget: make(map[string]sources.Folder, len(list))}
+		onTarget: make(map[string]mail.Folder, len(list))}
 	for _, f := range list {
 		fm.onTarget[f.Name] = f
 	}

@@ -15,16 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
-	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/state"
 )
 
 var t0 = time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC)
 
-func srcMsg(uid uint32, sec int, size int64) sources.Message {
-	return sources.Message{UID: uid, Date: t0.Add(time.Duration(sec) * time.Second), Size: size}
+func srcMsg(uid uint32, sec int, size int64) mail.Message {
+	return mail.Message{UID: uid, Date: t0.Add(time.Duration(sec) * time.Second), Size: size}
 }
 
 func dstMsg(uid uint32, sec int, size int64) sinks.Message {
@@ -50,7 +50,7 @@ func uidSet(m map[uint32]bool) string {
 }
 
 func TestProtoSuspects(t *testing.T) {
-	pending := []sources.Message{srcMsg(1, 10, 100), srcMsg(2, 20, 200), srcMsg(3, 30, 300), srcMsg(4, 30, 300), srcMsg(5, 50, 500)}
+	pending := []mail.Message{srcMsg(1, 10, 100), srcMsg(2, 20, 200), srcMsg(3, 30, 300), srcMsg(4, 30, 300), srcMsg(5, 50, 500)}
 	cases := []struct {
 		name   string
 		cands  []sinks.Message
@@ -81,16 +81,16 @@ type fakeSource struct {
 	fetched []uint32
 }
 
-func (s *fakeSource) Folders(context.Context) ([]sources.Folder, error) { return nil, nil }
-func (s *fakeSource) Messages(context.Context, sources.Folder) ([]sources.Message, error) {
+func (s *fakeSource) Folders(context.Context) ([]mail.Folder, error) { return nil, nil }
+func (s *fakeSource) Messages(context.Context, mail.Folder) ([]mail.Message, error) {
 	return nil, nil
 }
-func (s *fakeSource) Fetch(_ context.Context, _ sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
+func (s *fakeSource) Fetch(_ context.Context, _ mail.Folder, msgs []mail.Message, fn func(*mail.Body) error) error {
 	for _, m := range msgs {
 		s.fetched = append(s.fetched, m.UID)
 		body := s.bodies[m.UID]
 		m.Size = int64(len(body))
-		if err := fn(&sources.Body{Message: m, Reader: strings.NewReader(body)}); err != nil {
+		if err := fn(&mail.Body{Message: m, Reader: strings.NewReader(body)}); err != nil {
 			return err
 		}
 	}
@@ -104,8 +104,8 @@ type fakeSink struct {
 	fetched []uint32
 }
 
-func (s *fakeSink) Namespace() sinks.Namespace                        { return sinks.Namespace{} }
-func (s *fakeSink) Folders(context.Context) ([]sources.Folder, error) { return nil, nil }
+func (s *fakeSink) Namespace() sinks.Namespace                     { return sinks.Namespace{} }
+func (s *fakeSink) Folders(context.Context) ([]mail.Folder, error) { return nil, nil }
 func (s *fakeSink) Prepare(_ context.Context, name string) (sinks.Folder, error) {
 	return sinks.Folder{Name: name}, nil
 }
@@ -133,7 +133,7 @@ func (s *fakeSink) Close() error { return nil }
 func TestProtoSettleOneToOne(t *testing.T) {
 	same := "Subject: same\r\n\r\nidentical body\r\n"
 	other := "Subject: other\r\n\r\nanother body..\r\n" // same length as same
-	pending := []sources.Message{srcMsg(1, 10, int64(len(same))), srcMsg(2, 10, int64(len(same))), srcMsg(3, 10, int64(len(same))), srcMsg(4, 10, int64(len(other)))}
+	pending := []mail.Message{srcMsg(1, 10, int64(len(same))), srcMsg(2, 10, int64(len(same))), srcMsg(3, 10, int64(len(same))), srcMsg(4, 10, int64(len(other)))}
 	src := &fakeSource{bodies: map[uint32]string{1: same, 2: same, 3: same, 4: other}}
 	bare := strings.ReplaceAll(same, "\r", "")
 	dst := &fakeSink{bodies: map[uint32]string{10: same, 11: bare, 12: same, 13: "Subject: far\r\n\r\nunrelated\r\n"}}
@@ -143,7 +143,7 @@ func TestProtoSettleOneToOne(t *testing.T) {
 		dstMsg(12, 10, int64(len(same))), // known: another message's copy
 		dstMsg(13, 99, 7),                // alike in nothing
 	}
-	found, err := settle(context.Background(), src, dst, sources.Folder{Name: "INBOX"}, sinks.Folder{Name: "INBOX"}, cands, ranges(12), pending)
+	found, err := settle(context.Background(), src, dst, mail.Folder{Name: "INBOX"}, sinks.Folder{Name: "INBOX"}, cands, ranges(12), pending)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +176,8 @@ func TestProtoSettleShortBody(t *testing.T) {
 	body := "Subject: x\r\n\r\nbody\r\n"
 	src := &shortSource{fakeSource{bodies: map[uint32]string{1: body}}}
 	dst := &fakeSink{bodies: map[uint32]string{10: body}}
-	pending := []sources.Message{srcMsg(1, 10, int64(len(body)))}
-	_, err := settle(context.Background(), src, dst, sources.Folder{}, sinks.Folder{}, []sinks.Message{dstMsg(10, 10, int64(len(body)))}, nil, pending)
+	pending := []mail.Message{srcMsg(1, 10, int64(len(body)))}
+	_, err := settle(context.Background(), src, dst, mail.Folder{}, sinks.Folder{}, []sinks.Message{dstMsg(10, 10, int64(len(body)))}, nil, pending)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("settle over a short body: %v, want io.ErrUnexpectedEOF", err)
 	}
@@ -186,11 +186,11 @@ func TestProtoSettleShortBody(t *testing.T) {
 // shortSource reports the full size but streams one byte less.
 type shortSource struct{ fakeSource }
 
-func (s *shortSource) Fetch(_ context.Context, _ sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
+func (s *shortSource) Fetch(_ context.Context, _ mail.Folder, msgs []mail.Message, fn func(*mail.Body) error) error {
 	for _, m := range msgs {
 		body := s.bodies[m.UID]
 		m.Size = int64(len(body))
-		if err := fn(&sources.Body{Message: m, Reader: strings.NewReader(body[:len(body)-1])}); err != nil {
+		if err := fn(&mail.Body{Message: m, Reader: strings.NewReader(body[:len(body)-1])}); err != nil {
 			return err
 		}
 	}
@@ -230,7 +230,7 @@ func TestProtoDigestN(t *testing.T) {
 // TestProtoCutBatches: twins never split, suspects go first, every
 // message goes out once, and batches keep to the limits but for twins.
 func TestProtoCutBatches(t *testing.T) {
-	var pending []sources.Message
+	var pending []mail.Message
 	for i := 1; i <= 20; i++ {
 		pending = append(pending, srcMsg(uint32(i), i%7, int64(100+i%7))) // keys repeat every 7
 	}
@@ -325,7 +325,7 @@ func TestProtoDoubtGrace(t *testing.T) {
 	if d := doubtGrace(nil); d != 100*time.Millisecond {
 		t.Errorf("grace for nothing = %v", d)
 	}
-	if d := doubtGrace([]sources.Message{{Size: 16 << 20}, {Size: 16 << 20}}); d != 1100*time.Millisecond {
+	if d := doubtGrace([]mail.Message{{Size: 16 << 20}, {Size: 16 << 20}}); d != 1100*time.Millisecond {
 		t.Errorf("grace for 32 MiB = %v, want 1.1s", d)
 	}
 }
@@ -336,13 +336,13 @@ func TestProtoPacer(t *testing.T) {
 	transient := fault.New(fault.Retry, "connection reset", nil)
 	slowDown := fault.RetryAfter(3*time.Second, "slow down", nil)
 	account := fault.New(fault.Account, "wrong password", nil)
-	doubt := []sources.Message{{Size: 64 << 20}}
+	doubt := []mail.Message{{Size: 64 << 20}}
 	cases := []struct {
 		name     string
 		err      error
 		halted   error
 		moved    bool
-		doubt    []sources.Message
+		doubt    []mail.Message
 		idle     time.Duration // since the lane's last progress
 		want     action
 		wantErr  bool
@@ -353,7 +353,7 @@ func TestProtoPacer(t *testing.T) {
 		{"stopped at a boundary", errStopped, nil, false, nil, 0, stop, true, 0, 0, true},
 		{"boundary passed", transient, errStopped, true, nil, 0, stop, true, 0, 0, true},
 		{"account error", account, nil, false, nil, 0, failAccount, true, 0, 0, true},
-		{"source folder renumbered", sources.ErrValidityChanged, nil, true, nil, 0, failAccount, true, 0, 0, true},
+		{"source folder renumbered", mail.ErrValidityChanged, nil, true, nil, 0, failAccount, true, 0, 0, true},
 		{"throttled without progress", slowDown, nil, false, nil, 0, throttle, false, 3 * time.Second, 3 * time.Second, true},
 		{"throttled after progress", slowDown, nil, true, nil, 0, retry, false, 3 * time.Second, 3 * time.Second, true},
 		{"transient after progress", transient, nil, true, nil, time.Hour, retry, false, 0, time.Second, true},
@@ -452,7 +452,7 @@ func TestProtoDoubts(t *testing.T) {
 		w.d = newDoubts(&sync.Mutex{}, func(f string) { w.dirty[f] = true })
 		w.cp = &state.Checkpoint{Folder: "INBOX", Target: "INBOX", TargetValidity: 7, Floor: 5}
 		w.d.loadLocked(map[string]*state.Checkpoint{"INBOX": w.cp})
-		w.b = &batch{folder: sources.Folder{Name: "INBOX"}, target: sinks.Folder{Name: "INBOX", Validity: 7}, cp: w.cp}
+		w.b = &batch{folder: mail.Folder{Name: "INBOX"}, target: sinks.Folder{Name: "INBOX", Validity: 7}, cp: w.cp}
 		return w
 	}
 	m := srcMsg(1, 10, 100)
@@ -490,7 +490,7 @@ func TestProtoDoubts(t *testing.T) {
 			if !w.d.unsureIn("INBOX")[1] {
 				t.Fatal("not unsure")
 			}
-			if w.d.raiseFloorLocked(w.cp, suspects([]sources.Message{m}, nil, nil, w.d.unsureIn("INBOX")), 50) || w.cp.Floor != 5 {
+			if w.d.raiseFloorLocked(w.cp, suspects([]mail.Message{m}, nil, nil, w.d.unsureIn("INBOX")), 50) || w.cp.Floor != 5 {
 				t.Fatalf("the floor rose to %d while a message was in doubt", w.cp.Floor)
 			}
 			w.d.storedLocked(w.b, m, sinks.Appended{UID: 9})

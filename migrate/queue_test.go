@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/sinks"
-	"github.com/banjia-mail/banjia/sources"
 )
 
 func qb(folder string, n int) *batch {
-	return &batch{target: sinks.Folder{Name: folder}, msgs: make([]sources.Message, n)}
+	return &batch{target: sinks.Folder{Name: folder}, msgs: make([]mail.Message, n)}
 }
 
 // TestBatchQueuePicks: lanes keep to target folders of their own while

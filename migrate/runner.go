@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
@@ -38,8 +39,8 @@ type Config struct {
 	Rerun bool
 	// Only, when set, limits the run to these accounts (banjia job retry).
 	Only       map[string]bool
-	OpenSource func(ctx context.Context, e sources.Endpoint) (sources.Source, error)
-	OpenSink   func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error)
+	OpenSource func(ctx context.Context, e mail.Endpoint) (sources.Source, error)
+	OpenSink   func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error)
 	Log        *slog.Logger
 	// OnEvent, when set, sees every event after it is saved (notifications,
 	// metrics); it must not block.

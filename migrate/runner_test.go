@@ -16,11 +16,11 @@ import (
 	"github.com/banjia-mail/banjia/internal/appendtap"
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
-	_ "github.com/banjia-mail/banjia/sources/imap"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
+	_ "github.com/banjia-mail/banjia/sources/imapsource"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -37,7 +37,7 @@ func newWorld(t *testing.T, o migratetest.Options) *world {
 
 func runner(w *world, cfg migrate.Config) *migrate.Runner {
 	if cfg.OpenSink == nil {
-		cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }
+		cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }
 	}
 	// Tests here are about what is copied, not about riding out faults:
 	// what fails is given up within seconds. The fault trials use the
@@ -60,7 +60,7 @@ func runner(w *world, cfg migrate.Config) *migrate.Runner {
 func countingRunner(w *world, cfg migrate.Config, n *atomic.Int64) *migrate.Runner {
 	var mu sync.Mutex
 	taps := map[string]*appendtap.Tap{}
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
 		addr := net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
 		mu.Lock()
 		tap := taps[addr]
@@ -75,7 +75,7 @@ func countingRunner(w *world, cfg migrate.Config, n *atomic.Int64) *migrate.Runn
 		}
 		mu.Unlock()
 		e.Host, e.Port = "127.0.0.1", tap.Port()
-		return sinkimap.Open(ctx, e)
+		return imapsink.Open(ctx, e)
 	}
 	return runner(w, cfg)
 }

@@ -23,8 +23,8 @@ import (
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -242,7 +242,7 @@ func serverRun(t *testing.T, src, dst mailServer) {
 			}
 		}
 		for i := range want {
-			want[i] = sources.EncodeMailbox(want[i])
+			want[i] = mail.EncodeMailbox(want[i])
 		}
 		sort.Strings(want)
 		if strings.Join(subs, ",") != strings.Join(want, ",") {

@@ -9,9 +9,10 @@ import (
 	"io"
 	"strings"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -31,9 +32,9 @@ const settleChunk = 4
 // once per call: the floor stays low while anything is in doubt, and a
 // listing per chunk would grow with the folder.
 func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst sinks.Sink, b *batch,
-	doubt []sources.Message) ([]sources.Message, map[uint32]bool, error) {
+	doubt []mail.Message) ([]mail.Message, map[uint32]bool, error) {
 	stored := map[uint32]bool{}
-	var later []sources.Message
+	var later []mail.Message
 	ready := doubt[:0:0]
 	for _, m := range doubt {
 		if a.doubts.inFlight(b, m) {
@@ -98,8 +99,8 @@ func (a *accountRun) settleDoubts(ctx context.Context, src sources.Source, dst s
 // and pairs are matched one to one, so duplicate Message-IDs or messages
 // without one are told apart correctly. The result maps each source UID
 // found to the target UID it matched.
-func settle(ctx context.Context, src sources.Source, dst sinks.Sink, f sources.Folder,
-	tf sinks.Folder, cands []sinks.Message, known state.Ranges, pending []sources.Message) (map[uint32]uint32, error) {
+func settle(ctx context.Context, src sources.Source, dst sinks.Sink, f mail.Folder,
+	tf sinks.Folder, cands []sinks.Message, known state.Ranges, pending []mail.Message) (map[uint32]uint32, error) {
 	dates := map[int64]bool{}
 	sizes := map[int64]bool{}
 	for _, m := range pending {
@@ -135,14 +136,14 @@ func settle(ctx context.Context, src sources.Source, dst sinks.Sink, f sources.F
 	if err != nil {
 		return nil, err
 	}
-	var check []sources.Message
+	var check []mail.Message
 	for _, m := range pending {
 		if tDates[m.Date.Unix()] || tSizes[m.Size] {
 			check = append(check, m)
 		}
 	}
 	found := map[uint32]uint32{}
-	err = src.Fetch(ctx, f, check, func(b *sources.Body) error {
+	err = src.Fetch(ctx, f, check, func(b *mail.Body) error {
 		d, err := digestN(b.Reader, b.Size)
 		if err != nil {
 			return err
@@ -171,7 +172,7 @@ func settle(ctx context.Context, src sources.Source, dst sinks.Sink, f sources.F
 // broken connection is returned, so the message stays in doubt and is
 // looked up (and checked) again; a refusal is reported and the copy kept as
 // it is.
-func (a *accountRun) restoreFlags(ctx context.Context, dst sinks.Sink, b *batch, m sources.Message, got sinks.Message) error {
+func (a *accountRun) restoreFlags(ctx context.Context, dst sinks.Sink, b *batch, m mail.Message, got sinks.Message) error {
 	fs, ok := dst.(sinks.FlagSetter)
 	if !ok || got.UID == 0 {
 		return nil

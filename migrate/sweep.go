@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
-	"github.com/banjia-mail/banjia/sources/fault"
 )
 
 // lateSweep looks, when the account is done, for extra copies of the

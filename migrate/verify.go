@@ -7,9 +7,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -110,8 +111,8 @@ func (r *Runner) verifyAccount(ctx context.Context, job *state.Job, a *state.Acc
 	// Source folders that land in one target folder are checked together.
 	type group struct {
 		checks []*FolderCheck
-		msgs   [][]sources.Message
-		f      []sources.Folder
+		msgs   [][]mail.Message
+		f      []mail.Folder
 	}
 	groups := map[string]*group{}
 	var order []string
@@ -128,7 +129,7 @@ func (r *Runner) verifyAccount(ctx context.Context, job *state.Job, a *state.Acc
 		if err != nil {
 			return nil, err
 		}
-		var inScope []sources.Message
+		var inScope []mail.Message
 		for _, m := range msgs {
 			if cp != nil && m.UID != 0 && cp.Skipped.Contains(m.UID) {
 				continue
@@ -191,8 +192,8 @@ func (r *Runner) verifyAccount(ctx context.Context, job *state.Job, a *state.Acc
 }
 
 // verifyDeep matches source and target messages by digest, one to one.
-func verifyDeep(ctx context.Context, src sources.Source, dst sinks.Sink, target string, fs []sources.Folder,
-	msgs [][]sources.Message, checks []*FolderCheck) error {
+func verifyDeep(ctx context.Context, src sources.Source, dst sinks.Sink, target string, fs []mail.Folder,
+	msgs [][]mail.Message, checks []*FolderCheck) error {
 	tmsgs, err := dst.Messages(ctx, target, 1)
 	if err != nil {
 		return err
@@ -219,7 +220,7 @@ func verifyDeep(ctx context.Context, src sources.Source, dst sinks.Sink, target 
 		if len(msgs[i]) == 0 {
 			continue
 		}
-		err := src.Fetch(ctx, f, msgs[i], func(b *sources.Body) error {
+		err := src.Fetch(ctx, f, msgs[i], func(b *mail.Body) error {
 			d, err := digestN(b.Reader, b.Size)
 			if err != nil {
 				return err

@@ -5,32 +5,32 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // wellKnown maps lower-cased top-level folder names that clients create
 // without SPECIAL-USE attributes to their role. Chinese names are the ones
 // Exmail, QQ, 163/126, Sina and Aliyun use.
 var wellKnown = map[string]string{
-	"sent": sources.SpecialSent, "sent items": sources.SpecialSent, "sent messages": sources.SpecialSent,
-	"sent mail": sources.SpecialSent, "sent-mail": sources.SpecialSent, "已发送": sources.SpecialSent,
-	"已发送邮件": sources.SpecialSent, "已发邮件": sources.SpecialSent,
-	"drafts": sources.SpecialDrafts, "draft": sources.SpecialDrafts, "草稿箱": sources.SpecialDrafts, "草稿": sources.SpecialDrafts,
-	"trash": sources.SpecialTrash, "deleted items": sources.SpecialTrash, "deleted messages": sources.SpecialTrash,
-	"deleted": sources.SpecialTrash, "bin": sources.SpecialTrash, "已删除": sources.SpecialTrash, "已删除邮件": sources.SpecialTrash,
-	"junk": sources.SpecialJunk, "spam": sources.SpecialJunk, "junk e-mail": sources.SpecialJunk, "junk email": sources.SpecialJunk,
-	"junk mail": sources.SpecialJunk, "bulk mail": sources.SpecialJunk, "垃圾箱": sources.SpecialJunk, "垃圾邮件": sources.SpecialJunk,
-	"archive": sources.SpecialArchive, "archives": sources.SpecialArchive, "归档": sources.SpecialArchive,
+	"sent": mail.SpecialSent, "sent items": mail.SpecialSent, "sent messages": mail.SpecialSent,
+	"sent mail": mail.SpecialSent, "sent-mail": mail.SpecialSent, "已发送": mail.SpecialSent,
+	"已发送邮件": mail.SpecialSent, "已发邮件": mail.SpecialSent,
+	"drafts": mail.SpecialDrafts, "draft": mail.SpecialDrafts, "草稿箱": mail.SpecialDrafts, "草稿": mail.SpecialDrafts,
+	"trash": mail.SpecialTrash, "deleted items": mail.SpecialTrash, "deleted messages": mail.SpecialTrash,
+	"deleted": mail.SpecialTrash, "bin": mail.SpecialTrash, "已删除": mail.SpecialTrash, "已删除邮件": mail.SpecialTrash,
+	"junk": mail.SpecialJunk, "spam": mail.SpecialJunk, "junk e-mail": mail.SpecialJunk, "junk email": mail.SpecialJunk,
+	"junk mail": mail.SpecialJunk, "bulk mail": mail.SpecialJunk, "垃圾箱": mail.SpecialJunk, "垃圾邮件": mail.SpecialJunk,
+	"archive": mail.SpecialArchive, "archives": mail.SpecialArchive, "归档": mail.SpecialArchive,
 }
 
 // DefaultSpecialNames are created on the target when it has no folder for a role.
 var DefaultSpecialNames = map[string]string{
-	sources.SpecialSent: "Sent", sources.SpecialDrafts: "Drafts", sources.SpecialTrash: "Trash",
-	sources.SpecialJunk: "Junk", sources.SpecialArchive: "Archive",
+	mail.SpecialSent: "Sent", mail.SpecialDrafts: "Drafts", mail.SpecialTrash: "Trash",
+	mail.SpecialJunk: "Junk", mail.SpecialArchive: "Archive",
 }
 
 // Role is a folder's special use: its attribute, else its well-known name.
-func Role(f sources.Folder) string {
+func Role(f mail.Folder) string {
 	if f.SpecialUse != "" {
 		return f.SpecialUse
 	}
@@ -57,12 +57,12 @@ type Namespace struct {
 // existing folders, full names (may be nil); renames maps source names to
 // target names chosen by the admin, relative to the target's namespace,
 // and wins over everything else.
-func MapFolders(src []sources.Folder, ns Namespace, specials map[string]string, renames map[string]string) map[string]string {
+func MapFolders(src []mail.Folder, ns Namespace, specials map[string]string, renames map[string]string) map[string]string {
 	if ns.Delim == 0 {
 		ns.Delim = '/'
 	}
 	type plan struct {
-		f       sources.Folder
+		f       mail.Folder
 		name    string
 		merge   bool
 		changed bool
@@ -137,7 +137,7 @@ func hasPrefixFold(s, prefix string) bool {
 // targetName is a folder's full name on the target before clashes are
 // resolved, and whether it may share that name with others (INBOX, special
 // folders).
-func targetName(f sources.Folder, ns Namespace, specials map[string]string) (string, bool) {
+func targetName(f mail.Folder, ns Namespace, specials map[string]string) (string, bool) {
 	delim := ns.Delim
 	segs := splitName(f)
 	role := Role(f)
@@ -147,7 +147,7 @@ func targetName(f sources.Folder, ns Namespace, specials map[string]string) (str
 	case strings.EqualFold(segs[0], "INBOX"):
 		base = "INBOX"
 		merge = len(segs) == 1
-	case role != "" && role != sources.SpecialAll && role != sources.SpecialFlagged:
+	case role != "" && role != mail.SpecialAll && role != mail.SpecialFlagged:
 		base = specials[role]
 		if base == "" {
 			base = ns.full(DefaultSpecialNames[role])
@@ -186,7 +186,7 @@ func SafeName(name string, ns Namespace) string {
 	return prefix + strings.Join(segs, string(ns.Delim))
 }
 
-func rank(f sources.Folder) int {
+func rank(f mail.Folder) int {
 	switch {
 	case strings.EqualFold(f.Name, "INBOX"):
 		return 0
@@ -199,7 +199,7 @@ func rank(f sources.Folder) int {
 }
 
 // splitName is the folder's levels below the source's personal namespace.
-func splitName(f sources.Folder) []string {
+func splitName(f mail.Folder) []string {
 	name := f.Name
 	if f.Prefix != "" && hasPrefixFold(name, f.Prefix) && len(name) > len(f.Prefix) {
 		name = name[len(f.Prefix):]

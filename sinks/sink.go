@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // Folder is a target folder ready to receive mail.
@@ -50,7 +50,7 @@ type Sink interface {
 	// Folders lists the target's own folders with their special use,
 	// UIDVALIDITY, message count and UIDNEXT: what a re-run checks its
 	// records against (the target is the truth).
-	Folders(ctx context.Context) ([]sources.Folder, error)
+	Folders(ctx context.Context) ([]mail.Folder, error)
 	// Prepare creates the folder (and its parents) if needed and reports its state.
 	Prepare(ctx context.Context, name string) (Folder, error)
 	// Subscribe subscribes the folder.
@@ -91,12 +91,12 @@ var ErrInDoubt = errors.New("the connection was lost after the whole message was
 var ErrKeywordsRefused = errors.New("the target refused the message's keywords")
 
 // Opener opens a sink session.
-type Opener func(ctx context.Context, e sources.Endpoint) (Sink, error)
+type Opener func(ctx context.Context, e mail.Endpoint) (Sink, error)
 
 // Specials maps roles to the target's folders for them: by SPECIAL-USE
 // attribute, else by a well-known name at the top of its namespace (Courier
 // has no SPECIAL-USE; its "INBOX.Sent" is the Sent folder).
-func Specials(list []sources.Folder, ns Namespace) map[string]string {
+func Specials(list []mail.Folder, ns Namespace) map[string]string {
 	out := map[string]string{}
 	for _, f := range list {
 		if f.SpecialUse != "" {
@@ -116,7 +116,7 @@ func Specials(list []sources.Folder, ns Namespace) map[string]string {
 		if len(splitName(f)) != 1 {
 			continue
 		}
-		if role := Role(f); role != "" && role != sources.SpecialAll && role != sources.SpecialFlagged {
+		if role := Role(f); role != "" && role != mail.SpecialAll && role != mail.SpecialFlagged {
 			if _, ok := out[role]; !ok {
 				out[role] = f.Name
 			}

@@ -1,6 +1,10 @@
 package sources
 
-import "context"
+import (
+	"context"
+
+	"github.com/banjia-mail/banjia/mail"
+)
 
 // Prefetcher is a Source that can ask for the next bodies before the
 // current work is finished: a lane requests its next batch while the
@@ -11,5 +15,5 @@ type Prefetcher interface {
 	// Prefetch sends the request for msgs' bodies and returns at once; the
 	// next Fetch of the same folder and messages reads them. Any other use
 	// of the session first discards the prefetched bodies.
-	Prefetch(ctx context.Context, folder Folder, msgs []Message)
+	Prefetch(ctx context.Context, folder mail.Folder, msgs []mail.Message)
 }

@@ -9,27 +9,29 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // Source is one logged-in session on one source mailbox. A Source is used by
 // one goroutine at a time; the engine opens several for parallel lanes.
 type Source interface {
 	// Folders lists every selectable folder.
-	Folders(ctx context.Context) ([]Folder, error)
+	Folders(ctx context.Context) ([]mail.Folder, error)
 	// Messages lists a folder's messages in ascending key order. It never
 	// changes the folder (read-only select).
-	Messages(ctx context.Context, folder Folder) ([]Message, error)
+	Messages(ctx context.Context, folder mail.Folder) ([]mail.Message, error)
 	// Fetch streams the bodies of msgs (all from folder) in the order given,
 	// calling fn once per message that still exists. fn must consume or
 	// abandon the body before returning. An error from fn stops the fetch and is
 	// returned as is. Fetch never marks a message read.
-	Fetch(ctx context.Context, folder Folder, msgs []Message, fn func(*Body) error) error
+	Fetch(ctx context.Context, folder mail.Folder, msgs []mail.Message, fn func(*mail.Body) error) error
 	// Close ends the session without changing the mailbox.
 	Close() error
 }
 
 // Opener opens a session for an endpoint.
-type Opener func(ctx context.Context, e Endpoint) (Source, error)
+type Opener func(ctx context.Context, e mail.Endpoint) (Source, error)
 
 var (
 	regMu    sync.Mutex
@@ -58,7 +60,7 @@ func Schemes() []string {
 }
 
 // Open opens a source session for e with the adapter registered for its scheme.
-func Open(ctx context.Context, e Endpoint) (Source, error) {
+func Open(ctx context.Context, e mail.Endpoint) (Source, error) {
 	regMu.Lock()
 	open, ok := registry[e.Scheme]
 	regMu.Unlock()
@@ -72,12 +74,12 @@ func Open(ctx context.Context, e Endpoint) (Source, error) {
 // fills in the dates of msgs when the caller needs them before fetching,
 // e.g. to apply a date range.
 type Dater interface {
-	Dates(ctx context.Context, folder Folder, msgs []Message) error
+	Dates(ctx context.Context, folder mail.Folder, msgs []mail.Message) error
 }
 
 // Identifier is implemented by sources that can tell the same message in
 // several folders apart from a mere look-alike (Gmail shows one message
 // under every label): it fills Message.ID.
 type Identifier interface {
-	Identities(ctx context.Context, folder Folder, msgs []Message) error
+	Identities(ctx context.Context, folder mail.Folder, msgs []mail.Message) error
 }

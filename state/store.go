@@ -17,7 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // JobState is a job's state, worded as the job table (docs/requirements.md R6, R9).
@@ -112,17 +112,17 @@ type Job struct {
 	NewDomain string `json:",omitempty"`
 	// EnrollUntil is when the job stops taking new accounts; zero means
 	// no window (only the accounts given).
-	EnrollUntil time.Time        `json:",omitempty"`
-	Source      sources.Endpoint // template: User comes from each account
-	Target      sources.Endpoint
+	EnrollUntil time.Time     `json:",omitempty"`
+	Source      mail.Endpoint // template: User comes from each account
+	Target      mail.Endpoint
 	Options     Options
 	// Admin logins (a target master user, a delegated source admin) whose
 	// passwords are sealed here instead of in the endpoints.
 	SourceAdminSecret []byte `json:",omitempty"`
 	// Delegation, for a delegated job, says how Source.User (the migration
 	// admin) opens each member's mailbox.
-	Delegation        *sources.Delegation `json:",omitempty"`
-	TargetAdminSecret []byte              `json:",omitempty"`
+	Delegation        *mail.Delegation `json:",omitempty"`
+	TargetAdminSecret []byte           `json:",omitempty"`
 	State             JobState
 	Created           time.Time
 	Updated           time.Time

@@ -10,7 +10,8 @@ import (
 	"strings"
 
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/check"
+	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -184,15 +185,15 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session
 }
 
 type newJobView struct {
-	Providers []sources.Provider
+	Providers []presets.Provider
 	Req       JobRequest
-	Check     *sources.Report
+	Check     *check.Report
 }
 
-func (s *Server) providers() []sources.Provider {
-	var ps []sources.Provider
-	for _, n := range sources.ProviderNames() {
-		ps = append(ps, sources.Providers[n])
+func (s *Server) providers() []presets.Provider {
+	var ps []presets.Provider
+	for _, n := range presets.ProviderNames() {
+		ps = append(ps, presets.Providers[n])
 	}
 	return ps
 }

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/check"
+	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -45,7 +47,7 @@ type JobRequest struct {
 }
 
 // endpoint reads a source or target as the CLI does: a URL, or a preset.
-func endpoint(raw, provider, protocol string) (sources.Endpoint, error) {
+func endpoint(raw, provider, protocol string) (mail.Endpoint, error) {
 	raw = strings.TrimSpace(raw)
 	if provider != "" && provider != "other" {
 		if protocol == "" {
@@ -54,12 +56,12 @@ func endpoint(raw, provider, protocol string) (sources.Endpoint, error) {
 		if raw != "" && !strings.Contains(raw, "://") {
 			raw = protocol + "s://" + raw
 		}
-		return sources.ResolveEndpoint(raw, provider, protocol)
+		return presets.ResolveEndpoint(raw, provider, protocol)
 	}
 	if raw == "" {
-		return sources.Endpoint{}, errors.New("give the server, e.g. imaps://imap.old.example:993")
+		return mail.Endpoint{}, errors.New("give the server, e.g. imaps://imap.old.example:993")
 	}
-	return sources.ParseEndpoint(raw)
+	return mail.ParseEndpoint(raw)
 }
 
 // createJob reads a request from the form or the API and creates the job
@@ -102,7 +104,7 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	}
 	creq := migrate.JobRequest{ID: req.ID, Mode: req.Mode, Domain: req.Domain, NewDomain: req.NewDomain,
 		Source: src, Target: dst, TargetAdmin: strings.TrimSpace(req.TargetAdmin), TargetAdminPassword: req.TargetAdminPassword,
-		Delegation: sources.DelegationRequest{Admin: req.SourceAdmin, Method: req.AdminLogin, Template: req.LoginTemplate,
+		Delegation: mail.DelegationRequest{Admin: req.SourceAdmin, Method: req.AdminLogin, Template: req.LoginTemplate,
 			Tenant: strings.TrimSpace(req.Tenant), ClientID: strings.TrimSpace(req.ClientID)},
 		SourceAdminPassword: req.SourceAdminPassword, Options: opts, EnrollDays: days, Accounts: rows, Directory: s.cfg.Directory}
 	job, n, err := s.m.Create(r.Context(), creq, who)
@@ -131,7 +133,7 @@ type CheckRequest struct {
 	Password string `json:"password"`
 }
 
-func (s *Server) check(ctx context.Context, req *CheckRequest) (*sources.Report, error) {
+func (s *Server) check(ctx context.Context, req *CheckRequest) (*check.Report, error) {
 	e, err := endpoint(req.Source, req.Provider, req.Protocol)
 	if err != nil {
 		return nil, err
@@ -139,5 +141,5 @@ func (s *Server) check(ctx context.Context, req *CheckRequest) (*sources.Report,
 	e.User, e.Password = req.User, req.Password
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return sources.Check(ctx, e), nil
+	return check.Check(ctx, e), nil
 }

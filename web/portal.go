@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -116,7 +116,7 @@ func (s *Server) meData(ss *session) (*meView, error) {
 		if job.Domain != "" {
 			v.OldGuess = local + "@" + job.Domain
 		}
-		for _, p := range sources.Providers {
+		for _, p := range presets.Providers {
 			if p.AuthCode && (p.IMAP.Host != "" && strings.EqualFold(p.IMAP.Host, job.Source.Host) || p.POP3.Host != "" && strings.EqualFold(p.POP3.Host, job.Source.Host)) {
 				v.AuthCode = true
 			}

@@ -26,8 +26,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
-	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -63,12 +63,12 @@ type Config struct {
 	// Login checks a login against a mail server (the target for members'
 	// new passwords, the source for old ones) and returns the server's
 	// refusal. It must not change the mailbox.
-	Login    func(ctx context.Context, e sources.Endpoint) error
+	Login    func(ctx context.Context, e mail.Endpoint) error
 	Notifier Notifier // nil: no mail
 	// Directory lists the users of a domain in a Microsoft Graph directory
 	// (src's app and tenant, its secret as Password) as accounts old ->
 	// same name at newDomain; nil: delegated Graph jobs need a CSV.
-	Directory func(ctx context.Context, src sources.Endpoint, domain, newDomain string) ([]migrate.AccountRow, error)
+	Directory func(ctx context.Context, src mail.Endpoint, domain, newDomain string) ([]migrate.AccountRow, error)
 	// PublicURL is the portal's address as members reach it, for the
 	// invitation mails; empty: the address the admin's request came to.
 	PublicURL string

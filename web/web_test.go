@@ -23,11 +23,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/sources"
-	_ "github.com/banjia-mail/banjia/sources/imap"
+	_ "github.com/banjia-mail/banjia/sources/imapsource"
 	"github.com/banjia-mail/banjia/state"
 	"github.com/banjia-mail/banjia/web"
 )
@@ -93,7 +94,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	cfg := o.engine
-	cfg.OpenSink = func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }
 	cfg.Log = log
 	cfg.RetryBase = 50 * time.Millisecond
 	cfg.OnEvent = func(e *state.Event) {
@@ -103,7 +104,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 	}
 	s.m = migrate.NewManager(ctx, w.Store, cfg)
 	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins, Viewers: o.viewers, TrustedProxies: o.proxies,
-		Login: func(ctx context.Context, e sources.Endpoint) error {
+		Login: func(ctx context.Context, e mail.Endpoint) error {
 			src, err := sources.Open(ctx, e)
 			if err != nil {
 				return err

@@ -11,8 +11,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sources/check"
+	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -23,22 +26,22 @@ func providersCommand() *cli.Command {
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json"}},
 		Action: func(c *cli.Context) error {
 			if c.Bool("json") {
-				var ps []sources.Provider
-				for _, n := range sources.ProviderNames() {
-					ps = append(ps, sources.Providers[n])
+				var ps []presets.Provider
+				for _, n := range presets.ProviderNames() {
+					ps = append(ps, presets.Providers[n])
 				}
 				return json.NewEncoder(os.Stdout).Encode(ps)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tPROVIDER\tIMAP\tPOP3\tSMTP\tAUTH CODE")
-			addr := func(s sources.Server) string {
+			addr := func(s presets.Server) string {
 				if s.Host == "" {
 					return fmt.Sprintf("(your host):%d %s", s.Port, s.TLS)
 				}
 				return fmt.Sprintf("%s:%d %s", s.Host, s.Port, s.TLS)
 			}
-			for _, n := range sources.ProviderNames() {
-				p := sources.Providers[n]
+			for _, n := range presets.ProviderNames() {
+				p := presets.Providers[n]
 				code := "-"
 				if p.AuthCode {
 					code = "yes (授权码)"
@@ -74,10 +77,10 @@ func checkCommand() *cli.Command {
 			}
 			type job struct {
 				role, account string
-				e             sources.Endpoint
+				e             mail.Endpoint
 			}
 			var jobs []job
-			var src, dst sources.Endpoint
+			var src, dst mail.Endpoint
 			var err error
 			if c.String("from") != "" || c.String("provider") != "" {
 				if src, err = parseSource(c); err != nil {
@@ -122,7 +125,7 @@ func checkCommand() *cli.Command {
 			}
 			type result struct {
 				Role, Account string
-				*sources.Report
+				*check.Report
 			}
 			results := make([]result, len(jobs))
 			sem := make(chan struct{}, 8)
@@ -133,7 +136,7 @@ func checkCommand() *cli.Command {
 					defer wg.Done()
 					sem <- struct{}{}
 					defer func() { <-sem }()
-					results[i] = result{Role: j.role, Account: j.account, Report: sources.Check(c.Context, j.e)}
+					results[i] = result{Role: j.role, Account: j.account, Report: check.Check(c.Context, j.e)}
 				}()
 			}
 			wg.Wait()
@@ -169,7 +172,7 @@ func checkCommand() *cli.Command {
 	}
 }
 
-func printReport(w io.Writer, role, account string, r *sources.Report) {
+func printReport(w io.Writer, role, account string, r *check.Report) {
 	mark := "passed"
 	if !r.OK {
 		mark = "FAILED"
@@ -190,7 +193,7 @@ func printReport(w io.Writer, role, account string, r *sources.Report) {
 // printFolderMap shows where each folder of one mailbox will go, before
 // anything is copied: names under the target's namespace, special folders,
 // what exists already.
-func printFolderMap(c *cli.Context, src, dst sources.Endpoint) error {
+func printFolderMap(c *cli.Context, src, dst mail.Endpoint) error {
 	s, err := sources.Open(c.Context, src)
 	if err != nil {
 		return err

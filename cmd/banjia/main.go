@@ -21,14 +21,17 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/mail/imapconn"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	_ "github.com/banjia-mail/banjia/sources/exchange" // app-only tokens for delegated XOAUTH2 logins
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/graph"
-	imapsrc "github.com/banjia-mail/banjia/sources/imap" // also registers imap, imaps, imap+plain
+	"github.com/banjia-mail/banjia/sources/presets"
+
+	// also registers imap, imaps, imap+plain
 	pop3src "github.com/banjia-mail/banjia/sources/pop3" // also registers pop3, pop3s, pop3+plain
 	"github.com/banjia-mail/banjia/state"
 )
@@ -133,8 +136,8 @@ func logger(c *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-func openSink(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-	return sinkimap.Open(ctx, e)
+func openSink(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+	return imapsink.Open(ctx, e)
 }
 
 func runnerFlags() []cli.Flag {
@@ -145,7 +148,7 @@ func runnerFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "retry-for", Value: 5 * time.Minute, Usage: "how long a connection or message that keeps failing is retried without progress before it is given up"},
 		&cli.DurationFlag{Name: "connect-for", Value: time.Minute, Usage: "how long an account keeps trying to reach its servers before any of its mail moved"},
 		&cli.DurationFlag{Name: "retry-wait", Value: 250 * time.Millisecond, Usage: "the first wait after a failure; it doubles, with jitter, up to 30s"},
-		&cli.DurationFlag{Name: "idle-timeout", Value: imapsrc.IdleTimeout, Usage: "how long a server may stay silent while an answer is owed before the connection is given up and made again"},
+		&cli.DurationFlag{Name: "idle-timeout", Value: imapconn.IdleTimeout, Usage: "how long a server may stay silent while an answer is owed before the connection is given up and made again"},
 	}
 }
 
@@ -161,7 +164,7 @@ func runnerConfig(c *cli.Context) (migrate.Config, error) {
 		}
 	}
 	// One process, one setting: every connection the run makes uses it.
-	imapsrc.IdleTimeout = c.Duration("idle-timeout")
+	imapconn.IdleTimeout = c.Duration("idle-timeout")
 	pop3src.IOTimeout = c.Duration("idle-timeout")
 	return migrate.Config{
 		Accounts: c.Int("parallel"), Lanes: c.Int("conns"), PerHost: c.Int("per-host"),
@@ -213,17 +216,17 @@ func endpointFlags() []cli.Flag {
 	}
 }
 
-func parseEndpoint(c *cli.Context, raw string) (sources.Endpoint, error) {
+func parseEndpoint(c *cli.Context, raw string) (mail.Endpoint, error) {
 	return resolveEndpoint(c, raw, "", "")
 }
 
 // parseSource reads --from, with --provider/--protocol when given.
-func parseSource(c *cli.Context) (sources.Endpoint, error) {
+func parseSource(c *cli.Context) (mail.Endpoint, error) {
 	return resolveEndpoint(c, c.String("from"), c.String("provider"), c.String("protocol"))
 }
 
-func resolveEndpoint(c *cli.Context, raw, provider, protocol string) (sources.Endpoint, error) {
-	e, err := sources.ResolveEndpoint(raw, provider, protocol)
+func resolveEndpoint(c *cli.Context, raw, provider, protocol string) (mail.Endpoint, error) {
+	e, err := presets.ResolveEndpoint(raw, provider, protocol)
 	if err != nil {
 		return e, err
 	}
@@ -486,7 +489,7 @@ func jobCommand() *cli.Command {
 		&cli.StringFlag{Name: "mode", Value: "passwords", Usage: "passwords (the CSV gives old passwords), delegated (a migration admin opens every mailbox: 无感搬家) or member (each member types the old password in banjia serve's portal)"},
 		&cli.IntFlag{Name: "enroll-days", Value: 30, Usage: "accounts can be added (or, in member mode, members can enroll) for this many days after the job is created; 0: only the accounts given"},
 		&cli.StringFlag{Name: "from-admin", Usage: "delegated: the migration admin's login on the old server (for xoauth2: not needed)"},
-		&cli.StringFlag{Name: "admin-login", Value: sources.DelegateAuthzID, Usage: "delegated: authzid (SASL PLAIN as the member: Exchange 2010-2019, Dovecot), template (LOGIN with --login-template) or xoauth2 (Exchange Online app-only token)"},
+		&cli.StringFlag{Name: "admin-login", Value: mail.DelegateAuthzID, Usage: "delegated: authzid (SASL PLAIN as the member: Exchange 2010-2019, Dovecot), template (LOGIN with --login-template) or xoauth2 (Exchange Online app-only token)"},
 		&cli.StringFlag{Name: "login-template", Usage: "delegated, template: the login name, e.g. 'DOMAIN\\admin\\{alias}' or '{user}*{admin}' ({user}, {alias}, {domain}, {admin})"},
 		&cli.StringFlag{Name: "tenant", Usage: "delegated, xoauth2: the Entra ID tenant id"},
 		&cli.StringFlag{Name: "client-id", Usage: "delegated, xoauth2: the application (client) id; its secret is the admin password"},
@@ -850,8 +853,8 @@ func createJob(c *cli.Context) error {
 
 // delegated reads the delegated-mode flags: how the migration admin logs in
 // as each member, and the admin's password (or the app's client secret).
-func delegated(c *cli.Context, src sources.Endpoint) (sources.DelegationRequest, string, error) {
-	var dr sources.DelegationRequest
+func delegated(c *cli.Context, src mail.Endpoint) (mail.DelegationRequest, string, error) {
+	var dr mail.DelegationRequest
 	if c.String("mode") != state.ModeDelegated {
 		for _, f := range []string{"from-admin", "login-template", "tenant", "client-id"} {
 			if c.IsSet(f) {
@@ -860,13 +863,13 @@ func delegated(c *cli.Context, src sources.Endpoint) (sources.DelegationRequest,
 		}
 		return dr, "", nil
 	}
-	dr = sources.DelegationRequest{Admin: c.String("from-admin"), Method: c.String("admin-login"),
+	dr = mail.DelegationRequest{Admin: c.String("from-admin"), Method: c.String("admin-login"),
 		Template: c.String("login-template"), Tenant: c.String("tenant"), ClientID: c.String("client-id"), Authority: c.String("authority")}
 	// The job is checked when it is created; this names the secret to ask
 	// for, and refuses a request that cannot work before asking.
-	d, err := sources.Delegate(&src, dr)
+	d, err := mail.Delegate(&src, dr)
 	if err != nil {
-		if src.Scheme != "graph" && c.String("admin-login") != sources.DelegateXOAUTH2 && c.String("from-admin") == "" {
+		if src.Scheme != "graph" && c.String("admin-login") != mail.DelegateXOAUTH2 && c.String("from-admin") == "" {
 			return dr, "", errors.New("--mode delegated needs --from-admin (the migration admin's login)")
 		}
 		return dr, "", err
@@ -881,7 +884,7 @@ func delegated(c *cli.Context, src sources.Endpoint) (sources.DelegationRequest,
 // directory lists the users of domain in a Microsoft Graph directory (src
 // names the app and tenant; its Password is the client secret) as accounts
 // that move to the same name at newDomain. The dashboard uses it too.
-func directory(ctx context.Context, src sources.Endpoint, domain, newDomain string) ([]migrate.AccountRow, error) {
+func directory(ctx context.Context, src mail.Endpoint, domain, newDomain string) ([]migrate.AccountRow, error) {
 	newDomain = strings.TrimPrefix(newDomain, "@")
 	if newDomain == "" {
 		return nil, errors.New("--domain needs --new-domain: where each user's mail goes (alice@old -> alice@NEW-DOMAIN)")

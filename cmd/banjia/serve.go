@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
@@ -163,7 +164,7 @@ func serve(c *cli.Context) error {
 }
 
 // login checks a login against a mail server without touching the mailbox.
-func login(ctx context.Context, e sources.Endpoint) error {
+func login(ctx context.Context, e mail.Endpoint) error {
 	src, err := sources.Open(ctx, e)
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/banjia-mail/banjia/internal/mailgen"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -142,16 +142,16 @@ func (e *Env) start(ctx context.Context, o Options) error {
 	return e.Store.PutAccounts(e.JobID, accts...)
 }
 
-func endpoint(addr string) (sources.Endpoint, error) {
+func endpoint(addr string) (mail.Endpoint, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return sources.Endpoint{}, err
+		return mail.Endpoint{}, err
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil {
-		return sources.Endpoint{}, fmt.Errorf("port of %s: %w", addr, err)
+		return mail.Endpoint{}, fmt.Errorf("port of %s: %w", addr, err)
 	}
-	return sources.Endpoint{Scheme: "imap+plain", Host: host, Port: p}, nil
+	return mail.Endpoint{Scheme: "imap+plain", Host: host, Port: p}, nil
 }
 
 // specials are the folders both demo servers mark special-use, as Dovecot's

@@ -10,11 +10,12 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/sources"
-	_ "github.com/banjia-mail/banjia/sources/imap"
+	_ "github.com/banjia-mail/banjia/sources/imapsource"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -48,7 +49,7 @@ func TestDemoMigratesEverything(t *testing.T) {
 		t.Fatalf("job as created: %+v", job)
 	}
 
-	r := migrate.New(env.Store, migrate.Config{OpenSink: sinkimap.Open, RetryBase: 10 * time.Millisecond})
+	r := migrate.New(env.Store, migrate.Config{OpenSink: imapsink.Open, RetryBase: 10 * time.Millisecond})
 	if err := r.Run(ctx, env.JobID); err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -116,18 +117,18 @@ func TestSourceLooksReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]sources.Folder{}
+	got := map[string]mail.Folder{}
 	for _, f := range folders {
 		got[f.Name] = f
 	}
-	if f := got["Sent"]; f.SpecialUse != sources.SpecialSent || f.Messages == 0 || f.Validity == 0 {
+	if f := got["Sent"]; f.SpecialUse != mail.SpecialSent || f.Messages == 0 || f.Validity == 0 {
 		t.Errorf("Sent listed as %+v", f)
 	}
 	if f, ok := got["客户/北京"]; !ok || f.Delim != '/' || f.SpecialUse != "" {
 		t.Errorf("客户/北京 listed as %+v (present %v)", f, ok)
 	}
 
-	dst, err := sinkimap.Open(ctx, sources.Endpoint{Scheme: "imap+plain", Host: job.Target.Host, Port: job.Target.Port,
+	dst, err := imapsink.Open(ctx, mail.Endpoint{Scheme: "imap+plain", Host: job.Target.Host, Port: job.Target.Port,
 		User: env.Users[0].New, Password: env.Users[0].NewPassword})
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +139,7 @@ func TestSourceLooksReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	specials := sinks.Specials(list, dst.Namespace())
-	if specials[sources.SpecialTrash] != "Trash" || specials[sources.SpecialSent] != "Sent" {
+	if specials[mail.SpecialTrash] != "Trash" || specials[mail.SpecialSent] != "Sent" {
 		t.Errorf("target specials %v", specials)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/banjia-mail/banjia/internal/imapfill"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // Message is one message to deliver: imapfill's, so that every test
@@ -97,7 +97,7 @@ func (s *Server) writeMaildir(user string, parts []string, msgs []Message) error
 	if !(len(parts) == 1 && parts[0] == "INBOX") {
 		enc := make([]string, len(parts))
 		for i, p := range parts {
-			enc[i] = sources.EncodeMailbox(p)
+			enc[i] = mail.EncodeMailbox(p)
 		}
 		// maildir++: one folder per mailbox, ".a.b" for a/b, names in modified UTF-7.
 		dir = filepath.Join(root, "."+strings.Join(enc, "."))

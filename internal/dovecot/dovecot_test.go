@@ -22,8 +22,7 @@ import (
 	"github.com/banjia-mail/banjia/internal/imapfill"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/procstat"
-
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 func msg(i int, date time.Time, flags ...string) Message {
@@ -383,7 +382,7 @@ func TestDeliverFast(t *testing.T) {
 func TestEncodeUTF7(t *testing.T) {
 	for in, want := range map[string]string{"INBOX": "INBOX", "客户": "&W6JiNw-", "a&b": "a&-b", "Entwürfe": "Entw&APw-rfe",
 		"Projects & Plans": "Projects &- Plans", "~peter/mail/台北/日本語": "~peter/mail/&U,BTFw-/&ZeVnLIqe-"} {
-		if got := sources.EncodeMailbox(in); got != want {
+		if got := mail.EncodeMailbox(in); got != want {
 			t.Errorf("%q -> %q, want %q", in, got, want)
 		}
 	}

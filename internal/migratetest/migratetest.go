@@ -23,7 +23,7 @@ import (
 
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -177,11 +177,11 @@ func (w *World) Open() {
 }
 
 // Endpoint is a plain-IMAP endpoint for a loopback address.
-func Endpoint(addr string) sources.Endpoint {
+func Endpoint(addr string) mail.Endpoint {
 	host, port, _ := strings.Cut(addr, ":")
 	var p int
 	fmt.Sscanf(port, "%d", &p)
-	return sources.Endpoint{Scheme: "imap+plain", Host: host, Port: p}
+	return mail.Endpoint{Scheme: "imap+plain", Host: host, Port: p}
 }
 
 // CSV is the accounts file for the World's users.

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
-	"github.com/banjia-mail/banjia/sources/fault"
 )
 
 // Options say what the server under test offers.

@@ -20,7 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // Scope is Exchange Online's resource for IMAP.AccessAsApp tokens.
@@ -30,7 +30,7 @@ const Scope = "https://outlook.office365.com/.default"
 // tests point it at an emulator's certificate).
 var HTTPClient *http.Client
 
-func init() { sources.RegisterTokenSource(Token) }
+func init() { mail.RegisterTokenSource(Token) }
 
 var (
 	mu    sync.Mutex
@@ -40,7 +40,7 @@ var (
 // Token gets an app-only token for e.App, with e.Password as the client
 // secret. Credentials are kept per application so azidentity's cache spares
 // a token request per connection.
-func Token(ctx context.Context, e sources.Endpoint) (string, error) {
+func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	app := e.App
 	if app == nil {
 		return "", errors.New("no application given")
@@ -60,7 +60,7 @@ func Token(ctx context.Context, e sources.Endpoint) (string, error) {
 	return tok.Token, nil
 }
 
-func credential(app *sources.App, secret string) (*azidentity.ClientSecretCredential, error) {
+func credential(app *mail.App, secret string) (*azidentity.ClientSecretCredential, error) {
 	key := sha256.Sum256([]byte(app.Authority + "\x00" + app.Tenant + "\x00" + app.ClientID + "\x00" + secret))
 	mu.Lock()
 	defer mu.Unlock()
@@ -87,7 +87,7 @@ func credential(app *sources.App, secret string) (*azidentity.ClientSecretCreden
 // tokenError turns Entra ID's answers into what the admin must fix. The
 // AADSTS codes are Microsoft's documented ones; azidentity's own message is a
 // multi-line dump, so only the AADSTS sentence of it is kept.
-func tokenError(app *sources.App, err error) error {
+func tokenError(app *mail.App, err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "AADSTS7000215"), strings.Contains(msg, "AADSTS7000222"):

@@ -12,11 +12,12 @@ import (
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/sources"
-	imapsrc "github.com/banjia-mail/banjia/sources/imap"
+	"github.com/banjia-mail/banjia/sources/imapsource"
 	"github.com/banjia-mail/banjia/sources/sourcetest"
 	"github.com/banjia-mail/banjia/state"
 )
@@ -51,13 +52,13 @@ func TestConformanceDelegatedDovecot(t *testing.T) {
 	}
 	base := migratetest.Endpoint(s.IMAPAddr)
 	base.User = admin
-	for _, d := range []sources.Delegation{
-		{Method: sources.DelegateAuthzID},
-		{Method: sources.DelegateTemplate, Template: "{user}*{admin}"},
+	for _, d := range []mail.Delegation{
+		{Method: mail.DelegateAuthzID},
+		{Method: mail.DelegateTemplate, Template: "{user}*{admin}"},
 	} {
 		t.Run(d.Method, func(t *testing.T) {
 			sourcetest.Run(t, fx, func(t *testing.T) sources.Source {
-				src, err := imapsrc.Open(context.Background(), d.For(base, member, adminPW))
+				src, err := imapsource.Open(context.Background(), d.For(base, member, adminPW))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -76,10 +77,10 @@ func TestConformanceXOAUTH2(t *testing.T) {
 	const member = "alice@contoso.test"
 	fx := fixture(member, 4, 60)
 	x.addMailbox(t, member, true, fx, folderOrder)
-	d := sources.Delegation{Method: sources.DelegateXOAUTH2, App: &sources.App{Tenant: id.tenant, ClientID: id.clientID, Authority: id.Authority()}}
+	d := mail.Delegation{Method: mail.DelegateXOAUTH2, App: &mail.App{Tenant: id.tenant, ClientID: id.clientID, Authority: id.Authority()}}
 	ep := d.For(migratetest.Endpoint(x.Addr), member, id.secret)
 	sourcetest.Run(t, fx, func(t *testing.T) sources.Source {
-		src, err := imapsrc.Open(context.Background(), ep)
+		src, err := imapsource.Open(context.Background(), ep)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +121,7 @@ func TestExchangeOnlineJob(t *testing.T) {
 		defer store.Close()
 		src := migratetest.Endpoint(x.Addr)
 		job := &state.Job{ID: "exo", State: state.JobCreated, Created: time.Now(), Source: src, Target: migratetest.Endpoint(dst.IMAPAddr),
-			Delegation: &sources.Delegation{Method: sources.DelegateXOAUTH2, App: &sources.App{Tenant: id.tenant, ClientID: id.clientID, Authority: id.Authority()}}}
+			Delegation: &mail.Delegation{Method: mail.DelegateXOAUTH2, App: &mail.App{Tenant: id.tenant, ClientID: id.clientID, Authority: id.Authority()}}}
 		if job.SourceAdminSecret, err = store.Seal(secret); err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +136,7 @@ func TestExchangeOnlineJob(t *testing.T) {
 			}
 		}
 		r := migrate.New(store, migrate.Config{Accounts: 3, Lanes: 2, RetryBase: 20 * time.Millisecond,
-			OpenSink: func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) { return sinkimap.Open(ctx, e) }})
+			OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := r.Run(ctx, job.ID); err != nil {

@@ -28,8 +28,8 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
-	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 )
 
 // Tunables; tests shorten some of them.
@@ -59,7 +59,7 @@ type cloudConf struct {
 	discovery bool
 }
 
-func cloudOf(e sources.Endpoint) cloudConf {
+func cloudOf(e mail.Endpoint) cloudConf {
 	host := strings.ToLower(e.Host)
 	if host == "" {
 		host = "graph.microsoft.com"
@@ -97,12 +97,12 @@ var shared = struct {
 	limiters   map[string]*limiter
 }{transports: map[string]*http.Transport{}, creds: map[string]*azidentity.ClientSecretCredential{}, limiters: map[string]*limiter{}}
 
-func tlsKey(e sources.Endpoint) string {
+func tlsKey(e mail.Endpoint) string {
 	h := sha256.Sum256(e.RootCAs)
 	return fmt.Sprintf("%t|%x", e.Insecure, h[:8])
 }
 
-func transportFor(e sources.Endpoint) (*http.Transport, error) {
+func transportFor(e mail.Endpoint) (*http.Transport, error) {
 	key := tlsKey(e)
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -132,7 +132,7 @@ func transportFor(e sources.Endpoint) (*http.Transport, error) {
 	return t, nil
 }
 
-func credentialFor(e sources.Endpoint, c cloudConf, t *http.Transport) (*azidentity.ClientSecretCredential, error) {
+func credentialFor(e mail.Endpoint, c cloudConf, t *http.Transport) (*azidentity.ClientSecretCredential, error) {
 	secret := sha256.Sum256([]byte(e.Password))
 	key := strings.Join([]string{c.authority, e.Tenant, e.User, hex.EncodeToString(secret[:]), tlsKey(e)}, "|")
 	shared.mu.Lock()
@@ -306,7 +306,7 @@ func (b *releasingBody) Close() error {
 
 // client is one mailbox (or the directory) of one tenant, as one app.
 type client struct {
-	e       sources.Endpoint
+	e       mail.Endpoint
 	cloud   cloudConf
 	cred    *azidentity.ClientSecretCredential
 	http    *http.Client // paced; no overall timeout, see IOTimeout
@@ -317,7 +317,7 @@ var registerJSON sync.Once
 
 // newClient prepares the credential and the SDK for e; mailbox names the
 // limiter (the member mailbox, or "" for directory calls).
-func newClient(e sources.Endpoint, mailbox string) (*client, error) {
+func newClient(e mail.Endpoint, mailbox string) (*client, error) {
 	switch {
 	case e.Tenant == "":
 		return nil, fault.New(fault.Account, "no tenant: give the Entra ID tenant id or primary domain (tenant=...)", nil)

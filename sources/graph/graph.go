@@ -44,12 +44,13 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 )
 
 func init() {
-	sources.Register(func(ctx context.Context, e sources.Endpoint) (sources.Source, error) {
+	sources.Register(func(ctx context.Context, e mail.Endpoint) (sources.Source, error) {
 		return Open(ctx, e)
 	}, "graph")
 }
@@ -75,7 +76,7 @@ var _ sources.Source = (*Source)(nil)
 
 // Open prepares the app's credential and checks, with one request, that the
 // token is granted, the app may read the mailbox and the mailbox exists.
-func Open(ctx context.Context, e sources.Endpoint) (*Source, error) {
+func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	if e.AuthzID == "" {
 		return nil, fault.New(fault.Account, "no mailbox to read: give the member's address as the authorization identity (authzid=...)", nil)
 	}
@@ -109,17 +110,17 @@ func folderGet() *users.ItemMailFoldersMailFolderItemRequestBuilderGetRequestCon
 // maps to (inbox only to recognise it: it becomes INBOX).
 var wellKnown = []struct{ name, special string }{
 	{"inbox", ""},
-	{"sentitems", sources.SpecialSent},
-	{"drafts", sources.SpecialDrafts},
-	{"deleteditems", sources.SpecialTrash},
-	{"junkemail", sources.SpecialJunk},
-	{"archive", sources.SpecialArchive},
+	{"sentitems", mail.SpecialSent},
+	{"drafts", mail.SpecialDrafts},
+	{"deleteditems", mail.SpecialTrash},
+	{"junkemail", mail.SpecialJunk},
+	{"archive", mail.SpecialArchive},
 }
 
 // Folders lists every mail folder, hidden ones too, one level at a time
 // (Graph has no recursive listing), as "/"-joined paths. Search folders are
 // left out: their messages live in other folders.
-func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
+func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 	role := map[string]int{} // folder id -> index in wellKnown
 	for i, wk := range wellKnown {
 		f, err := s.user().MailFolders().ByMailFolderId(wk.name).Get(ctx, folderGet())
@@ -132,7 +133,7 @@ func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
 		role[deref(f.GetId())] = i + 1
 	}
 	type node struct{ path, id string }
-	var out []sources.Folder
+	var out []mail.Folder
 	folders := map[string]string{}
 	queue := []node{{}}
 	for len(queue) > 0 {
@@ -158,7 +159,7 @@ func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
 			if _, dup := folders[name]; dup {
 				name += " (" + id[max(0, len(id)-6):] + ")"
 			}
-			sf := sources.Folder{Name: name, Delim: '/', Validity: validity(id)}
+			sf := mail.Folder{Name: name, Delim: '/', Validity: validity(id)}
 			if r > 0 {
 				sf.SpecialUse = wellKnown[r-1].special
 			}
@@ -224,7 +225,7 @@ func validity(id string) uint64 {
 	return 1
 }
 
-func (s *Source) folderID(ctx context.Context, f sources.Folder) (string, error) {
+func (s *Source) folderID(ctx context.Context, f mail.Folder) (string, error) {
 	if s.folders == nil {
 		if _, err := s.Folders(ctx); err != nil {
 			return "", err
@@ -283,7 +284,7 @@ func flagsOf(m models.Messageable) []string {
 // Messages lists a folder in ascending received time, with exact MIME sizes.
 // With a DeltaStore (the default) the listing is a delta query: the first
 // time it reads the folder whole, later only what changed since.
-func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Message, error) {
+func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, error) {
 	id, err := s.folderID(ctx, f)
 	if err != nil {
 		return nil, err
@@ -320,7 +321,7 @@ func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Mess
 		return nil, s.fail(fmt.Sprintf("reading message sizes of folder %q", f.Name), err)
 	}
 	save()
-	out := make([]sources.Message, 0, len(snap.Messages))
+	out := make([]mail.Message, 0, len(snap.Messages))
 	for key, e := range snap.Messages {
 		if unmeasured[key] {
 			// Graph would not give this one's MIME: listed without a size,
@@ -328,7 +329,7 @@ func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Mess
 			// up after a few tries) rather than the whole folder here.
 			e.Size = 0
 		}
-		out = append(out, sources.Message{Key: key, Size: e.Size, Flags: e.Flags, Date: e.Date})
+		out = append(out, mail.Message{Key: key, Size: e.Size, Flags: e.Flags, Date: e.Date})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Date.Equal(out[j].Date) {
@@ -561,14 +562,14 @@ func (b *idleBody) Close() error {
 // Content-Length the body goes straight through; without one it is first
 // spooled (SpoolMemory in memory, the rest in an unlinked temporary file)
 // so that its size is exact before the sink sees it.
-func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
+func (s *Source) Fetch(ctx context.Context, f mail.Folder, msgs []mail.Message, fn func(*mail.Body) error) error {
 	for _, m := range msgs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		resp, err := s.value(ctx, m.Key)
 		if ae := asAPIError(err); ae != nil && messageLevel(ae) && ae.Status < 500 {
-			return &sources.MessageError{Message: m, Err: fault.New(fault.Message, fmt.Sprintf("Graph refuses this message's MIME (%d %s)", ae.Status, ae.Code), ae)}
+			return &mail.MessageError{Message: m, Err: fault.New(fault.Message, fmt.Sprintf("Graph refuses this message's MIME (%d %s)", ae.Status, ae.Code), ae)}
 		}
 		if err != nil {
 			return s.fail(fmt.Sprintf("fetching a message of folder %q", f.Name), err)
@@ -590,7 +591,7 @@ type fetchError struct{ err error }
 func (e *fetchError) Error() string { return e.err.Error() }
 func (e *fetchError) Unwrap() error { return e.err }
 
-func (s *Source) deliver(ctx context.Context, resp *http.Response, m sources.Message, fn func(*sources.Body) error) error {
+func (s *Source) deliver(ctx context.Context, resp *http.Response, m mail.Message, fn func(*mail.Body) error) error {
 	meta := m
 	var r io.Reader
 	if resp.ContentLength >= 0 {
@@ -606,7 +607,7 @@ func (s *Source) deliver(ctx context.Context, resp *http.Response, m sources.Mes
 		defer cleanup()
 		meta.Size, r = size, sp
 	}
-	err := fn(&sources.Body{Message: meta, Reader: r})
+	err := fn(&mail.Body{Message: meta, Reader: r})
 	var fe *fetchError
 	if errors.As(err, &fe) {
 		// The stream from Graph broke under the sink: a source error.

@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/mailgen"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/graph"
 	"github.com/banjia-mail/banjia/sources/graph/graphtest"
 	"github.com/banjia-mail/banjia/sources/sourcetest"
@@ -24,11 +25,11 @@ import (
 // Graph display names and well-known names of mailgen's special folders.
 var graphFolders = map[string]struct{ display, wellKnown, special string }{
 	"INBOX":   {"Inbox", "inbox", ""},
-	"Sent":    {"Sent Items", "sentitems", sources.SpecialSent},
-	"Drafts":  {"Drafts", "drafts", sources.SpecialDrafts},
-	"Trash":   {"Deleted Items", "deleteditems", sources.SpecialTrash},
-	"Junk":    {"Junk Email", "junkemail", sources.SpecialJunk},
-	"Archive": {"Archive", "archive", sources.SpecialArchive},
+	"Sent":    {"Sent Items", "sentitems", mail.SpecialSent},
+	"Drafts":  {"Drafts", "drafts", mail.SpecialDrafts},
+	"Trash":   {"Deleted Items", "deleteditems", mail.SpecialTrash},
+	"Junk":    {"Junk Email", "junkemail", mail.SpecialJunk},
+	"Archive": {"Archive", "archive", mail.SpecialArchive},
 }
 
 // Categories given to some messages and the keywords the source must turn them into.
@@ -147,7 +148,7 @@ var names = map[*graphtest.Folder]string{}
 
 func sourceName(byPath map[string]*graphtest.Folder, path string) string { return names[byPath[path]] }
 
-func open(t *testing.T, e sources.Endpoint) sources.Source {
+func open(t *testing.T, e mail.Endpoint) sources.Source {
 	t.Helper()
 	s, err := sources.Open(context.Background(), e)
 	if err != nil {
@@ -191,7 +192,7 @@ func TestConformance(t *testing.T) {
 
 // readAll lists and fetches a whole mailbox over `sessions` sessions at
 // once, each fetching its share of every folder, and compares with want.
-func readAll(t *testing.T, e sources.Endpoint, want map[string][]sourcetest.Message, sessions int) (messages int) {
+func readAll(t *testing.T, e mail.Endpoint, want map[string][]sourcetest.Message, sessions int) (messages int) {
 	t.Helper()
 	ctx := context.Background()
 	lister := open(t, e)
@@ -226,7 +227,7 @@ func readAll(t *testing.T, e sources.Endpoint, want map[string][]sourcetest.Mess
 		got := map[string][]byte{}
 		var wg sync.WaitGroup
 		for k := 0; k < sessions; k++ {
-			var share []sources.Message
+			var share []mail.Message
 			for i := k; i < len(msgs); i += sessions {
 				share = append(share, msgs[i])
 			}
@@ -239,7 +240,7 @@ func readAll(t *testing.T, e sources.Endpoint, want map[string][]sourcetest.Mess
 					return
 				}
 				defer s.Close()
-				err = s.Fetch(ctx, f, share, func(b *sources.Body) error {
+				err = s.Fetch(ctx, f, share, func(b *mail.Body) error {
 					data, err := io.ReadAll(b)
 					if err != nil {
 						return err
@@ -369,7 +370,7 @@ func TestForbiddenMissingAndBadSecret(t *testing.T) {
 	noTenant := srv.Endpoint("ok@contoso.com")
 	noTenant.Tenant = "fabrikam-tenant"
 	for _, c := range []struct {
-		e      sources.Endpoint
+		e      mail.Endpoint
 		reason string
 	}{
 		{srv.Endpoint("locked@contoso.com"), "the app has no permission to read mailbox locked@contoso.com: grant the Mail.Read application permission with admin consent"},
@@ -455,7 +456,7 @@ func TestDeltaRelisting(t *testing.T) {
 			mb := seed(srv, "delta@contoso.com", 60, 7, 0)
 			ctx := context.Background()
 			e := srv.Endpoint("delta@contoso.com")
-			inbox := func(s sources.Source) (sources.Folder, []sources.Message) {
+			inbox := func(s sources.Source) (mail.Folder, []mail.Message) {
 				t.Helper()
 				fs, err := s.Folders(ctx)
 				if err != nil {
@@ -471,7 +472,7 @@ func TestDeltaRelisting(t *testing.T) {
 					}
 				}
 				t.Fatal("no INBOX")
-				return sources.Folder{}, nil
+				return mail.Folder{}, nil
 			}
 			_, first := inbox(open(t, e))
 			if len(first) != len(mb.want["INBOX"]) {
@@ -505,7 +506,7 @@ func TestDeltaRelisting(t *testing.T) {
 			}
 			// Fetch of the deleted message skips it.
 			n := 0
-			if err := open(t, e).Fetch(ctx, f, []sources.Message{first[0], second[len(second)-1]}, func(b *sources.Body) error { n++; return nil }); err != nil || n != 1 {
+			if err := open(t, e).Fetch(ctx, f, []mail.Message{first[0], second[len(second)-1]}, func(b *mail.Body) error { n++; return nil }); err != nil || n != 1 {
 				t.Fatalf("fetch with a deleted message: %d bodies, %v", n, err)
 			}
 
@@ -542,7 +543,7 @@ func TestOrderedListingAndSpool(t *testing.T) {
 }
 
 func TestEndpointURL(t *testing.T) {
-	e, err := sources.ParseEndpoint("graph://11111111-2222-3333-4444-555555555555@graph.microsoft.com?tenant=contoso.onmicrosoft.com&authzid=ann@contoso.com")
+	e, err := mail.ParseEndpoint("graph://11111111-2222-3333-4444-555555555555@graph.microsoft.com?tenant=contoso.onmicrosoft.com&authzid=ann@contoso.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +553,7 @@ func TestEndpointURL(t *testing.T) {
 	if !slices.Contains(sources.Schemes(), "graph") {
 		t.Fatal("graph scheme not registered")
 	}
-	_, err = sources.Open(context.Background(), sources.Endpoint{Scheme: "graph", Host: "127.0.0.1", Port: 1, User: "x", Password: "y", Tenant: "t"})
+	_, err = sources.Open(context.Background(), mail.Endpoint{Scheme: "graph", Host: "127.0.0.1", Port: 1, User: "x", Password: "y", Tenant: "t"})
 	if err == nil || !strings.Contains(fault.Reason(err), "no mailbox") {
 		t.Fatalf("no mailbox: %v", err)
 	}
@@ -582,13 +583,13 @@ func TestUnreadableMessage(t *testing.T) {
 		t.Fatalf("listing: %v %+v", err, msgs)
 	}
 	var got []string
-	err = s.Fetch(ctx, fs[0], msgs, func(b *sources.Body) error { got = append(got, b.Key); return nil })
-	var me *sources.MessageError
+	err = s.Fetch(ctx, fs[0], msgs, func(b *mail.Body) error { got = append(got, b.Key); return nil })
+	var me *mail.MessageError
 	if !errors.As(err, &me) || me.Message.Key != bad.ID || fault.Classify(err) != fault.Message || len(got) != 1 {
 		t.Fatalf("fetch: %v (%s), %d bodies before", err, classOf(err), len(got))
 	}
 	srv.Update("odd@contoso.com", bad.ID, func(m *graphtest.Message) { m.Status = 500 })
-	err = s.Fetch(ctx, fs[0], msgs[1:2], func(b *sources.Body) error { return nil })
+	err = s.Fetch(ctx, fs[0], msgs[1:2], func(b *mail.Body) error { return nil })
 	if fault.Classify(err) != fault.Retry {
 		t.Fatalf("server error: %v (%s)", err, classOf(err))
 	}

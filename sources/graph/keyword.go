@@ -3,7 +3,7 @@ package graph
 import (
 	"strings"
 
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // keyword turns an Outlook category into an IMAP keyword, which must be an
@@ -16,7 +16,7 @@ func keyword(category string) string {
 	var b strings.Builder
 	var run []rune
 	flush := func() {
-		b.WriteString(sources.UTF7Run(run))
+		b.WriteString(mail.UTF7Run(run))
 		run = run[:0]
 	}
 	for _, r := range category {

@@ -14,10 +14,10 @@ import (
 
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
-	sinkimap "github.com/banjia-mail/banjia/sinks/imap"
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
 	"github.com/banjia-mail/banjia/sources/graph"
 	"github.com/banjia-mail/banjia/sources/graph/graphtest"
 	"github.com/banjia-mail/banjia/sources/sourcetest"
@@ -102,8 +102,8 @@ func TestMigrateIntoDovecot(t *testing.T) {
 	supply()
 	var appended atomic.Int64
 	cfg := migrate.Config{Accounts: 3, Lanes: 2, RetryBase: 50 * time.Millisecond,
-		OpenSink: func(ctx context.Context, e sources.Endpoint) (sinks.Sink, error) {
-			s, err := sinkimap.Open(ctx, e)
+		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+			s, err := imapsink.Open(ctx, e)
 			if err != nil {
 				return nil, err
 			}

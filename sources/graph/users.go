@@ -9,8 +9,8 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
-	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 )
 
 // User is one account of the source directory.
@@ -27,7 +27,7 @@ type User struct {
 // Users lists the directory's users whose mail address is in domain, for a
 // job that takes its accounts from the source directory. e is the app's
 // endpoint (AuthzID unused); the app needs User.Read.All.
-func Users(ctx context.Context, e sources.Endpoint, domain string) ([]User, error) {
+func Users(ctx context.Context, e mail.Endpoint, domain string) ([]User, error) {
 	domain = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(domain)), "@")
 	if domain == "" || strings.ContainsAny(domain, "'\"/\\ ?#&@") {
 		return nil, fault.New(fault.Account, fmt.Sprintf("%q is not a domain name", domain), nil)

@@ -19,19 +19,20 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"strings"
 	"time"
 
 	gopop3 "github.com/knadh/go-pop3"
 
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/mail/imapconn"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
-	imapsrc "github.com/banjia-mail/banjia/sources/imap"
 )
 
 func init() {
-	sources.Register(func(ctx context.Context, e sources.Endpoint) (sources.Source, error) {
+	sources.Register(func(ctx context.Context, e mail.Endpoint) (sources.Source, error) {
 		return Open(ctx, e)
 	}, "pop3", "pop3s", "pop3+plain")
 }
@@ -45,7 +46,7 @@ var IOTimeout = 2 * time.Minute
 
 // Source is one POP3 session.
 type Source struct {
-	e      sources.Endpoint
+	e      mail.Endpoint
 	conn   *gopop3.Conn
 	raw    net.Conn
 	noUIDL bool
@@ -73,16 +74,16 @@ func (c *deadlineConn) Write(b []byte) (int, error) {
 // dialer secures the connection as the scheme says before go-pop3 sees it.
 type dialer struct {
 	ctx context.Context
-	e   sources.Endpoint
+	e   mail.Endpoint
 	raw net.Conn
 }
 
 func (d *dialer) Dial(network, addr string) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(d.ctx, imapsrc.DialTimeout)
+	dctx, cancel := context.WithTimeout(d.ctx, imapconn.DialTimeout)
 	defer cancel()
-	raw, err := imapsrc.Dialer().DialContext(dctx, network, addr)
+	raw, err := imapconn.Dialer().DialContext(dctx, network, addr)
 	if err != nil {
-		return nil, imapsrc.DialError(d.e, err)
+		return nil, imapconn.DialError(d.e, err)
 	}
 	d.raw = raw
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
@@ -97,14 +98,14 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
-			return nil, imapsrc.TLSError(d.e, err, "use pop3:// (STLS) or the TLS port 995")
+			return nil, imapconn.TLSError(d.e, err, "use pop3:// (STLS) or the TLS port 995")
 		}
 		return &deadlineConn{Conn: tc, r: tc}, nil
 	case "pop3":
 		// STLS (RFC 2595): read the greeting, upgrade, then hand go-pop3 a
 		// greeting of our own, since it reads one as soon as it connects.
 		br := bufio.NewReader(raw)
-		raw.SetDeadline(time.Now().Add(imapsrc.DialTimeout))
+		raw.SetDeadline(time.Now().Add(imapconn.DialTimeout))
 		greet, err := br.ReadString('\n')
 		if err != nil || !strings.HasPrefix(greet, "+OK") {
 			raw.Close()
@@ -123,7 +124,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			raw.Close()
-			return nil, imapsrc.TLSError(d.e, err, "use pop3:// (STLS) or the TLS port 995")
+			return nil, imapconn.TLSError(d.e, err, "use pop3:// (STLS) or the TLS port 995")
 		}
 		return &deadlineConn{Conn: tc, r: io.MultiReader(strings.NewReader("+OK after STLS\r\n"), tc)}, nil
 	case "pop3+plain":
@@ -134,9 +135,9 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 }
 
 // Open connects and logs in with USER/PASS.
-func Open(ctx context.Context, e sources.Endpoint) (*Source, error) {
+func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	d := &dialer{ctx: ctx, e: e}
-	c := gopop3.New(gopop3.Opt{Host: e.Host, Port: e.Port, Dialer: d, DialTimeout: imapsrc.DialTimeout})
+	c := gopop3.New(gopop3.Opt{Host: e.Host, Port: e.Port, Dialer: d, DialTimeout: imapconn.DialTimeout})
 	conn, err := c.NewConn()
 	if err != nil {
 		if d.raw != nil {
@@ -164,19 +165,19 @@ func Open(ctx context.Context, e sources.Endpoint) (*Source, error) {
 		if strings.Contains(text, "[in-use]") || strings.Contains(text, "locked") || strings.Contains(text, "in use") {
 			return nil, fault.New(fault.Retry, "the maildrop is in use by another POP3 session; trying again later", err)
 		}
-		return nil, fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or POP3 is disabled for this account%s", e.User, e.Addr(), imapsrc.HintSuffix(e)), err)
+		return nil, fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or POP3 is disabled for this account%s", e.User, e.Addr(), imapconn.HintSuffix(e)), err)
 	}
 	return s, nil
 }
 
 // Folders is the one maildrop, as INBOX.
-func (s *Source) Folders(ctx context.Context) ([]sources.Folder, error) {
+func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 	n, _, err := s.conn.Stat()
 	if err != nil {
 		return nil, s.cmdError("STAT", err)
 	}
 	// UIDLs do not change meaning, so the validity never changes.
-	return []sources.Folder{{Name: "INBOX", Validity: 1, Messages: uint32(n)}}, nil
+	return []mail.Folder{{Name: "INBOX", Validity: 1, Messages: uint32(n)}}, nil
 }
 
 type entry struct {
@@ -233,20 +234,20 @@ func (s *Source) NoUIDL() bool { return s.noUIDL }
 // Messages lists the maildrop in server order with UIDL keys and sizes. The
 // date comes with the body (POP3 has no INTERNALDATE) unless the caller
 // needs it now: see Dates.
-func (s *Source) Messages(ctx context.Context, f sources.Folder) ([]sources.Message, error) {
+func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, error) {
 	es, err := s.list(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]sources.Message, 0, len(es))
+	out := make([]mail.Message, 0, len(es))
 	for _, e := range es {
-		out = append(out, sources.Message{Key: e.key, Size: e.size})
+		out = append(out, mail.Message{Key: e.key, Size: e.size})
 	}
 	return out, nil
 }
 
 // Dates reads each message's headers (TOP n 0) for its date.
-func (s *Source) Dates(ctx context.Context, f sources.Folder, msgs []sources.Message) error {
+func (s *Source) Dates(ctx context.Context, f mail.Folder, msgs []mail.Message) error {
 	es, err := s.list(ctx)
 	if err != nil {
 		return err
@@ -275,7 +276,7 @@ func (s *Source) Dates(ctx context.Context, f sources.Folder, msgs []sources.Mes
 var _ sources.Dater = (*Source)(nil)
 
 // Fetch retrieves each message with RETR, one in memory at a time.
-func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Message, fn func(*sources.Body) error) error {
+func (s *Source) Fetch(ctx context.Context, f mail.Folder, msgs []mail.Message, fn func(*mail.Body) error) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -295,7 +296,7 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 			continue
 		}
 		if e.size > MaxMessageSize {
-			return &sources.MessageError{Message: m, Err: fault.New(fault.Message, fmt.Sprintf("message of %d bytes is larger than the %d bytes one POP3 fetch may hold", e.size, MaxMessageSize), nil)}
+			return &mail.MessageError{Message: m, Err: fault.New(fault.Message, fmt.Sprintf("message of %d bytes is larger than the %d bytes one POP3 fetch may hold", e.size, MaxMessageSize), nil)}
 		}
 		// TOP with every line is RETR without the side effect: servers such
 		// as Dovecot mark a RETR'd message \Seen in their IMAP view.
@@ -316,7 +317,7 @@ func (s *Source) Fetch(ctx context.Context, f sources.Folder, msgs []sources.Mes
 		meta := m
 		meta.Size = int64(len(body))
 		meta.Date = DateOf(body, time.Now())
-		if err := fn(&sources.Body{Message: meta, Reader: bytes.NewReader(body)}); err != nil {
+		if err := fn(&mail.Body{Message: meta, Reader: bytes.NewReader(body)}); err != nil {
 			return err
 		}
 	}
@@ -330,14 +331,14 @@ func DateOf(msg []byte, now time.Time) time.Time {
 	if end < 0 {
 		end = len(msg)
 	}
-	m, err := mail.ReadMessage(bytes.NewReader(append(append([]byte(nil), msg[:end]...), "\r\n\r\n"...)))
+	m, err := netmail.ReadMessage(bytes.NewReader(append(append([]byte(nil), msg[:end]...), "\r\n\r\n"...)))
 	if err != nil {
 		return now
 	}
 	if rs := m.Header["Received"]; len(rs) > 0 {
 		last := rs[len(rs)-1]
 		if i := strings.LastIndexByte(last, ';'); i >= 0 {
-			if t, err := mail.ParseDate(strings.TrimSpace(last[i+1:])); err == nil {
+			if t, err := netmail.ParseDate(strings.TrimSpace(last[i+1:])); err == nil {
 				return t
 			}
 		}

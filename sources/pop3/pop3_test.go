@@ -9,13 +9,14 @@ import (
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
 	"github.com/banjia-mail/banjia/sources/pop3"
 	"github.com/banjia-mail/banjia/sources/sourcetest"
 )
 
-func endpoint(scheme, addr, user, pw string, ca []byte) sources.Endpoint {
+func endpoint(scheme, addr, user, pw string, ca []byte) mail.Endpoint {
 	e := migratetest.Endpoint(addr)
 	e.Scheme, e.User, e.Password, e.RootCAs = scheme, user, pw, ca
 	return e
@@ -51,7 +52,7 @@ func TestLoginFailures(t *testing.T) {
 	s.AddUser("u@x.test", "pw")
 	cases := []struct {
 		name, want string
-		e          sources.Endpoint
+		e          mail.Endpoint
 		class      fault.Class
 	}{
 		{"wrong password", "wrong user name, password or authorization code", endpoint("pop3+plain", s.POP3Addr, "u@x.test", "bad", nil), fault.Account},

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/banjia-mail/banjia/sources"
-	"github.com/banjia-mail/banjia/sources/fault"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sources/pop3"
 )
 
@@ -96,9 +96,9 @@ func TestWithoutUIDLOrTopAndSizeCap(t *testing.T) {
 	host, port, _ := net.SplitHostPort(s.ln.Addr().String())
 	var p int
 	fmt.Sscanf(port, "%d", &p)
-	e := sources.Endpoint{Scheme: "pop3+plain", Host: host, Port: p, User: "u", Password: "pw"}
+	e := mail.Endpoint{Scheme: "pop3+plain", Host: host, Port: p, User: "u", Password: "pw"}
 	ctx := context.Background()
-	list := func() []sources.Message {
+	list := func() []mail.Message {
 		src, err := pop3.Open(ctx, e)
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +113,7 @@ func TestWithoutUIDLOrTopAndSizeCap(t *testing.T) {
 			t.Fatal("UIDL refusal not noticed")
 		}
 		var got []string
-		err = src.Fetch(ctx, f[0], msgs, func(b *sources.Body) error {
+		err = src.Fetch(ctx, f[0], msgs, func(b *mail.Body) error {
 			data, err := io.ReadAll(b)
 			got = append(got, string(data))
 			return err
@@ -141,11 +141,11 @@ func TestWithoutUIDLOrTopAndSizeCap(t *testing.T) {
 	}
 	defer src.Close()
 	f, _ := src.Folders(ctx)
-	err = src.Fetch(ctx, f[0], a[1:], func(*sources.Body) error { return nil })
+	err = src.Fetch(ctx, f[0], a[1:], func(*mail.Body) error { return nil })
 	if fault.Classify(err) != fault.Message || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("size cap: %v", err)
 	}
-	var me *sources.MessageError
+	var me *mail.MessageError
 	if !errors.As(err, &me) || me.Message.Key != a[1].Key {
 		t.Fatalf("size cap error does not name the message: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/sources"
 )
 
@@ -103,7 +104,7 @@ func Run(t *testing.T, fx Fixture, open func(t *testing.T) sources.Source) {
 				t.Fatal(err)
 			}
 			i := 0
-			err = s.Fetch(ctx, f, msgs, func(b *sources.Body) error {
+			err = s.Fetch(ctx, f, msgs, func(b *mail.Body) error {
 				got, err := io.ReadAll(b)
 				if err != nil {
 					return err
@@ -156,9 +157,9 @@ func Run(t *testing.T, fx Fixture, open func(t *testing.T) sources.Source) {
 			} else {
 				gone.Key = "no-such-key"
 			}
-			subset := []sources.Message{msgs[0], gone, msgs[2]}
+			subset := []mail.Message{msgs[0], gone, msgs[2]}
 			var got [][]byte
-			err = s.Fetch(ctx, f, subset, func(b *sources.Body) error {
+			err = s.Fetch(ctx, f, subset, func(b *mail.Body) error {
 				data, err := io.ReadAll(b)
 				got = append(got, data)
 				return err
@@ -170,7 +171,7 @@ func Run(t *testing.T, fx Fixture, open func(t *testing.T) sources.Source) {
 				t.Fatalf("%q: subset fetch returned %d bodies", name, len(got))
 			}
 			stop := errors.New("stop here")
-			if err := s.Fetch(ctx, f, msgs, func(*sources.Body) error { return stop }); !errors.Is(err, stop) {
+			if err := s.Fetch(ctx, f, msgs, func(*mail.Body) error { return stop }); !errors.Is(err, stop) {
 				t.Fatalf("callback error not returned: %v", err)
 			}
 			return
@@ -178,7 +179,7 @@ func Run(t *testing.T, fx Fixture, open func(t *testing.T) sources.Source) {
 	})
 }
 
-func mustFolders(t *testing.T, s sources.Source) map[string]sources.Folder {
+func mustFolders(t *testing.T, s sources.Source) map[string]mail.Folder {
 	t.Helper()
 	folders, err := s.Folders(context.Background())
 	if err != nil {
@@ -188,8 +189,8 @@ func mustFolders(t *testing.T, s sources.Source) map[string]sources.Folder {
 }
 
 // byName keys folders by their "/"-separated name.
-func byName(folders []sources.Folder) map[string]sources.Folder {
-	out := map[string]sources.Folder{}
+func byName(folders []mail.Folder) map[string]mail.Folder {
+	out := map[string]mail.Folder{}
 	for _, f := range folders {
 		name := f.Name
 		if f.Delim != 0 && f.Delim != '/' {
@@ -200,7 +201,7 @@ func byName(folders []sources.Folder) map[string]sources.Folder {
 	return out
 }
 
-func names(folders []sources.Folder) []string {
+func names(folders []mail.Folder) []string {
 	var out []string
 	for _, f := range folders {
 		out = append(out, f.Name)

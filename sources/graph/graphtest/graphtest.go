@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/mail"
 )
 
 // Message is one seeded message.
@@ -168,8 +168,8 @@ func New(t testing.TB) *Server {
 func (s *Server) URL() string { return s.srv.URL }
 
 // Endpoint is the Graph source endpoint reading mailbox as the emulator's app.
-func (s *Server) Endpoint(mailbox string) sources.Endpoint {
-	return sources.Endpoint{Scheme: "graph", Host: s.Host, Port: s.Port, User: s.ClientID, Password: s.Secret,
+func (s *Server) Endpoint(mailbox string) mail.Endpoint {
+	return mail.Endpoint{Scheme: "graph", Host: s.Host, Port: s.Port, User: s.ClientID, Password: s.Secret,
 		Tenant: s.Tenant, AuthzID: mailbox, RootCAs: s.CA}
 }
 
