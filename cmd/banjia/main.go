@@ -29,10 +29,9 @@ import (
 	"github.com/banjia-mail/banjia/sinks/imapsink"
 	_ "github.com/banjia-mail/banjia/sources/exchange" // app-only tokens for delegated XOAUTH2 logins
 	"github.com/banjia-mail/banjia/sources/graph"
-	"github.com/banjia-mail/banjia/sources/presets"
-
-	// also registers imap, imaps, imap+plain
+	_ "github.com/banjia-mail/banjia/sources/imapsource" // registers imap, imaps, imap+plain
 	pop3src "github.com/banjia-mail/banjia/sources/pop3" // also registers pop3, pop3s, pop3+plain
+	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
 )
 

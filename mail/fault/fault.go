@@ -76,12 +76,15 @@ func RetryAfter(d time.Duration, reason string, err error) error {
 // Classify says what to do about err. Unclassified network and timeout errors
 // are transient; anything else unclassified fails the message, since the
 // engine cannot know it would help to try again and must not stop the job.
+// A cancelled context is ours, not the message's or the folder's: a pass
+// cut short (a stop, or another lane failing the account) must not record
+// what it was doing as failed.
 func Classify(err error) Class {
 	var fe *Error
 	if errors.As(err, &fe) {
 		return fe.Class
 	}
-	if IsTransient(err) {
+	if IsTransient(err) || errors.Is(err, context.Canceled) {
 		return Retry
 	}
 	return Message

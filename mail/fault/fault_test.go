@@ -67,13 +67,15 @@ func TestClassify(t *testing.T) {
 		{"timeout net.Error", timeoutErr{}, fault.Retry},
 		{"timeout wrapped", fmt.Errorf("dial: %w", timeoutErr{}), fault.Retry},
 		{"context deadline", context.DeadlineExceeded, fault.Retry},
+		// Cut short by us, not refused by the server.
+		{"context canceled", context.Canceled, fault.Retry},
+		{"context canceled wrapped", fmt.Errorf("select: %w", context.Canceled), fault.Retry},
 		{"reset only in the text", errors.New("read tcp: connection reset by peer"), fault.Retry},
 		{"closed only in the text", errors.New("use of closed network connection"), fault.Retry},
 		{"broken pipe only in the text", errors.New("write: broken pipe"), fault.Retry},
 
 		// Anything else unclassified fails the message, not the job.
 		{"net.Error without timeout", refusedNetErr{}, fault.Message},
-		{"context canceled", context.Canceled, fault.Message},
 		{"plain error", errors.New("malformed message"), fault.Message},
 		// A server's NO or BAD the source or sink did not classify: the
 		// engine cannot know that trying again helps.
