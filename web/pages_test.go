@@ -90,7 +90,32 @@ func putJob(t *testing.T, store *state.Store, j *state.Job, accts ...*state.Acco
 func TestListedMemberGetsTheForm(t *testing.T) {
 	s, store := pageSite(t)
 	putJob(t, store, &state.Job{ID: "m", Mode: state.ModeMember, Domain: "old.test", NewDomain: "new.test", State: state.JobRunning},
-		&state.Account{ID: "ann@old.test", State: state.AccountNotStarted})
+		&state.Account{ID: "ann@old.test", State: state.AccountNotStarted},
+		&state.Account{ID: "bob@old.test", State: state.AccountRunning, Counts: state.Counts{ToImport: 10, Imported: 5}},
+		&state.Account{ID: "cy@old.test", State: state.AccountFailed, Counts: state.Counts{ToImport: 10, Imported: 2},
+			Reason: "login as cy@old.test at " + oldHost + `:993 refused (the server said: "Account locked")`})
+
+	// Started members watch a bar; one whose move failed reads why in
+	// plain words, with the form to try again.
+	bob := s.client("en")
+	bob.get("/")
+	code, body := bob.post("/login", url.Values{"address": {"bob@new.test"}, "password": {"new-pw"}})
+	if code != 200 || !strings.Contains(body, `<progress class="bar s-in_progress" value="5" max="10"`) || strings.Contains(body, `id="start-form"`) {
+		t.Fatalf("a member whose move runs: %d\n%s", code, body)
+	}
+	req, _ := http.NewRequest("GET", s.http.URL+"/me", nil)
+	req.Header.Set("X-Partial", "1")
+	if code, body = bob.do(req); code != 200 || !strings.Contains(body, `value="5" max="10"`) || strings.Contains(body, "<html") {
+		t.Fatalf("the live part: %d\n%s", code, body)
+	}
+	cy := s.client("zh-CN")
+	cy.get("/")
+	code, body = cy.post("/login", url.Values{"address": {"cy@new.test"}, "password": {"new-pw"}})
+	if code != 200 || !strings.Contains(body, "搬家没有完成。管理员可以看到原因。") || !strings.Contains(body, `id="start-form"`) ||
+		strings.Contains(body, oldHost) || strings.Contains(body, "Account locked") {
+		t.Fatalf("a member whose move failed: %d\n%s", code, body)
+	}
+
 	for _, lang := range []string{"en", "zh-CN"} {
 		c := s.client(lang)
 		c.get("/")
