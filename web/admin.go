@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +63,49 @@ type jobRow struct {
 	Running bool
 	Mode    string
 	Err     string
+	// Failures counts the accounts that failed or finished with failures:
+	// a completed job with any is not shown as a plain success.
+	Failures int
+	// Waiting counts the listed members who have not started: they have
+	// nothing to count yet.
+	Waiting int
+}
+
+func init() {
+	funcs["bar"] = barOf
+}
+
+// progressBar is an account's <progress>: its value and max are
+// attributes, since the content policy refuses inline styles.
+type progressBar struct {
+	Lang  string
+	State string
+	// Counting: the account's folders are still being listed, so the
+	// number to import still grows and a share of it would run backwards.
+	Counting   bool
+	Value, Max int64
+	Pct        int64
+}
+
+// barOf shows how much of an account's mail is on the new server: what
+// failed is not, so a partial account's bar stays short of the end.
+func barOf(lang string, st state.AccountState, c state.Counts) progressBar {
+	b := progressBar{Lang: lang, State: string(st)}
+	if st == state.AccountPreparing || st == state.AccountRunning && c.ToImport == 0 {
+		b.Counting = true
+		return b
+	}
+	b.Value, b.Max = c.Imported, c.ToImport
+	if b.Max <= 0 {
+		// Nothing to import: done is all of nothing, anything else none.
+		b.Max, b.Value = 1, 0
+		if st == state.AccountSucceeded {
+			b.Value = 1
+		}
+	}
+	b.Value = min(b.Value, b.Max)
+	b.Pct = 100 * b.Value / b.Max
+	return b
 }
 
 func rowOf(st *migrate.Status, err error) jobRow {
@@ -69,9 +113,13 @@ func rowOf(st *migrate.Status, err error) jobRow {
 	for _, a := range st.Accounts {
 		row.N[string(a.State)]++
 		row.Counts.Add(a.Counts)
+		if st.Job.AwaitingMember(&a) {
+			row.Waiting++
+		}
 	}
 	// The seed's table shows preparing accounts as in progress.
 	row.N[string(state.AccountRunning)] += row.N[string(state.AccountPreparing)]
+	row.Failures = row.N[string(state.AccountFailed)] + row.N[string(state.AccountPartial)]
 	if err != nil {
 		row.Err = err.Error()
 	}
@@ -102,7 +150,7 @@ type jobView struct {
 	Row      jobRow
 	Filter   string
 	States   []string
-	Accounts []state.Account
+	Accounts []accountRow
 	Events   []*state.Event
 	// Retryable counts the accounts that failed or finished with
 	// failures; CanRetry: the Retry button is offered (the job is not
@@ -110,6 +158,14 @@ type jobView struct {
 	Retryable int
 	CanRetry  bool
 	Verify    *verification // the last verification, if any
+}
+
+// accountRow is an account on its job's page.
+type accountRow struct {
+	state.Account
+	// Waiting: listed in a member-triggered job, its member has not typed
+	// the old password yet; it has no counts to show.
+	Waiting bool
 }
 
 var accountStates = []string{"all", "not_started", "in_progress", "succeeded", "partial", "failed", "abandoned"}
@@ -127,10 +183,10 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	}
 	for _, a := range st.Accounts {
 		if accountIn(a.State, v.Filter) {
-			v.Accounts = append(v.Accounts, a)
+			v.Accounts = append(v.Accounts, accountRow{Account: a, Waiting: st.Job.AwaitingMember(&a)})
 		}
 	}
-	v.Retryable = v.Row.N[string(state.AccountFailed)] + v.Row.N[string(state.AccountPartial)]
+	v.Retryable = v.Row.Failures
 	switch st.Job.State {
 	case state.JobRunning, state.JobCompleted:
 		v.CanRetry = v.Retryable > 0
@@ -171,12 +227,31 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, ss *session)
 	s.render(w, r, "events", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: out, Refresh: true})
 }
 
-// controlForm is a pause / resume / end / start button.
+// endView asks the admin to confirm ending a job.
+type endView struct {
+	Row  jobRow
+	Back string // "list" or "job", where the answer returns
+}
+
+// controlForm is a pause / resume / end / start button. End cannot be
+// undone, so its button only asks: the job ends when the confirmation
+// page's form comes back with confirm set (the content policy allows no
+// script for a dialog).
 func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	id, op := r.PathValue("id"), r.PathValue("op")
 	back := "/admin/jobs/" + url.PathEscape(id)
 	if r.PostFormValue("back") == "list" {
 		back = "/admin"
+	}
+	if op == "end" && r.PostFormValue("confirm") == "" {
+		st, err := s.m.Status(id)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		s.render(w, r, "end", http.StatusOK, view{CSRF: ss.csrf, Admin: true,
+			Data: endView{Row: rowOf(st, s.m.Err(id)), Back: r.PostFormValue("back")}})
+		return
 	}
 	if err := s.m.Control(id, op, who(ss)); err != nil {
 		s.sess.flash(ss, err.Error(), "")
@@ -186,6 +261,7 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session
 
 type newJobView struct {
 	Providers []presets.Provider
+	Modes     []string
 	Req       JobRequest
 	Check     *check.Report
 }
@@ -198,9 +274,18 @@ func (s *Server) providers() []presets.Provider {
 	return ps
 }
 
+// jobModes are the new-job form's modes, in the order of its tabs.
+var jobModes = []string{state.ModeMember, state.ModePasswords, state.ModeDelegated}
+
+// newJobPage is the form for one mode (?mode=, member by default): each
+// mode's own fields and CSV, chosen by a link rather than by script.
 func (s *Server) newJobPage(w http.ResponseWriter, r *http.Request, ss *session) {
+	mode := r.URL.Query().Get("mode")
+	if !slices.Contains(jobModes, mode) {
+		mode = state.ModeMember
+	}
 	s.render(w, r, "newjob", http.StatusOK, view{CSRF: ss.csrf, Admin: true,
-		Data: newJobView{Providers: s.providers(), Req: JobRequest{Mode: state.ModeMember, Period: "all"}}})
+		Data: newJobView{Providers: s.providers(), Modes: jobModes, Req: JobRequest{Mode: mode, Period: "all"}}})
 }
 
 func jobRequestOf(r *http.Request) JobRequest {
@@ -227,7 +312,7 @@ func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *sessi
 		// Secrets typed into the form are not sent back into the page.
 		req.TargetAdminPassword, req.SourceAdminPassword, req.Accounts = "", "", ""
 		s.render(w, r, "newjob", http.StatusBadRequest, view{CSRF: ss.csrf, Admin: true, Error: err.Error(),
-			Data: newJobView{Providers: s.providers(), Req: req}})
+			Data: newJobView{Providers: s.providers(), Modes: jobModes, Req: req}})
 		return
 	}
 	http.Redirect(w, r, "/admin/jobs/"+url.PathEscape(job.ID), http.StatusSeeOther)
@@ -239,7 +324,7 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ss *session) 
 		User: r.PostFormValue("check_user"), Password: r.PostFormValue("check_password")}
 	rep, err := s.check(r.Context(), &creq)
 	req.TargetAdminPassword, req.Accounts = "", ""
-	v := view{CSRF: ss.csrf, Admin: true, Data: newJobView{Providers: s.providers(), Req: req, Check: rep}}
+	v := view{CSRF: ss.csrf, Admin: true, Data: newJobView{Providers: s.providers(), Modes: jobModes, Req: req, Check: rep}}
 	if err != nil {
 		v.Error = err.Error()
 	}

@@ -99,6 +99,10 @@ type jobOut struct {
 	Accounts    map[string]int `json:"accounts"` // by state
 	Counts      state.Counts   `json:"counts"`
 	Summary     string         `json:"summary"`
+	// Failures: accounts failed or finished with failures; Waiting:
+	// listed members who have not started.
+	Failures int `json:"failures"`
+	Waiting  int `json:"waiting_members"`
 }
 
 func jobJSON(lang string, row jobRow) jobOut {
@@ -106,7 +110,7 @@ func jobJSON(lang string, row jobRow) jobOut {
 	out := jobOut{ID: j.ID, State: string(j.State), StateText: j.State.Text(lang), Mode: j.ModeOf(), Domain: j.Domain,
 		NewDomain: j.NewDomain, Source: j.Source.String(), Target: j.Target.String(), Created: j.Created, Running: row.Running,
 		Error: row.Err, All: row.All, Accounts: map[string]int{}, Counts: row.Counts,
-		Summary: row.Counts.Line(lang)}
+		Summary: row.Counts.Line(lang), Failures: row.Failures, Waiting: row.Waiting}
 	if !j.EnrollUntil.IsZero() {
 		t := j.EnrollUntil
 		out.EnrollUntil = &t

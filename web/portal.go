@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
@@ -103,6 +104,13 @@ type meView struct {
 	OldGuess string // the old address the form suggests
 	AuthCode bool   // the old provider wants an authorization code
 	Closed   string // the job no longer takes members (date)
+	// Waiting: the admin listed the account (CSV, invitation) and it waits
+	// for its member's old password; nothing has moved yet, so the page
+	// shows the form, not a progress bar.
+	Waiting bool
+	// CanStart: the page offers the old-password form (no account yet, a
+	// listed one waiting, or one that failed and may be tried again).
+	CanStart bool
 }
 
 func (s *Server) meData(ss *session) (*meView, error) {
@@ -111,16 +119,22 @@ func (s *Server) meData(ss *session) (*meView, error) {
 		return nil, err
 	}
 	v := &meView{Job: job, Account: a}
-	if a == nil {
-		local, _, _ := strings.Cut(ss.member, "@")
-		if job.Domain != "" {
-			v.OldGuess = local + "@" + job.Domain
-		}
+	v.Waiting = a != nil && job.AwaitingMember(a)
+	v.CanStart = a == nil || v.Waiting || a.State == state.AccountFailed || a.State == state.AccountPartial
+	if v.CanStart {
 		for _, p := range presets.Providers {
 			if p.AuthCode && (p.IMAP.Host != "" && strings.EqualFold(p.IMAP.Host, job.Source.Host) || p.POP3.Host != "" && strings.EqualFold(p.POP3.Host, job.Source.Host)) {
 				v.AuthCode = true
 			}
 		}
+	}
+	if a == nil {
+		local, _, _ := strings.Cut(ss.member, "@")
+		if job.Domain != "" {
+			v.OldGuess = local + "@" + job.Domain
+		}
+		// A listed account may start after the window closed (the admin
+		// added it); only a new one is refused.
 		if !job.Enrolling(time.Now()) {
 			v.Closed = job.EnrollUntil.Local().Format("2006-01-02")
 		}
@@ -139,7 +153,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, "portal", http.StatusOK, view{CSRF: ss.csrf, Error: tr(langOf(r, s.cfg.Lang), "not.member", ss.member)})
 		return
 	}
-	s.render(w, r, "me", http.StatusOK, view{CSRF: ss.csrf, Member: ss.member, Data: v, Refresh: v.Account != nil,
+	s.render(w, r, "me", http.StatusOK, view{CSRF: ss.csrf, Member: ss.member, Data: v, Refresh: v.Account != nil && !v.Waiting,
 		Notice: noticeOf(r)})
 }
 
@@ -211,11 +225,14 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	if err != nil {
 		locked := s.lock.fail(keys...)
-		s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s typed an old password for %s that the old server refused; nothing started", ss.member, old))
+		// The admin reads the server's own words in the event log; the
+		// member is told what to do, without the old server's internal
+		// address or its raw replies.
+		s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s typed an old password for %s that the old server refused; nothing started: %s", ss.member, old, fault.Reason(err)))
 		if locked {
 			s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated wrong old passwords", ss.member, minutes(s.cfg.LockFor)))
 		}
-		fail(http.StatusUnauthorized, tr(lang, "bad.old")+" ("+err.Error()+")")
+		fail(http.StatusUnauthorized, tr(lang, oldRefusal(err)))
 		return
 	}
 	s.lock.succeed(keys...)
@@ -224,6 +241,23 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/me?started=1", http.StatusSeeOther)
+}
+
+// oldRefusal is the member's wording of why the old server refused the
+// old password: only a wrong password is theirs to fix by typing again.
+func oldRefusal(err error) string {
+	switch fault.RefusalOf(err) {
+	case fault.Disabled:
+		return "old.disabled"
+	case fault.Expired:
+		return "old.expired"
+	case fault.BadCredentials:
+		return "bad.old"
+	}
+	if fault.Classify(err) == fault.Retry {
+		return "old.unreachable"
+	}
+	return "bad.old"
 }
 
 // enrollRefused words the answer when err refuses an enrollment; false
@@ -263,7 +297,12 @@ func (s *Server) apiMe(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{"member": ss.member, "job": v.Job.ID}
 	if v.Account != nil {
 		lang := langOf(r, s.cfg.Lang)
-		out["account"] = accountJSON(lang, v.Account)
+		a := accountJSON(lang, v.Account)
+		// The reason holds the old server's address and replies: the
+		// admin's to read, not the member's.
+		a.Reason = ""
+		out["account"] = a
+		out["waiting"] = v.Waiting
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -48,7 +48,53 @@ type Error struct {
 	Reason string
 	// After, when set on a Retry, is how long the server asked us to wait.
 	After time.Duration
-	Err   error
+	// Refusal, on a refused login, says which kind of refusal it was: the
+	// same class (Account) covers a mistyped password, which the member can
+	// fix, and a disabled account, which only the old provider's admin can.
+	Refusal Refusal
+	Err     error
+}
+
+// Refusal is why a server refused a login, as far as it said.
+type Refusal int
+
+const (
+	// NotRefused: not a refused login (or the server did not say why).
+	NotRefused Refusal = iota
+	// BadCredentials: wrong user name, password or authorization code, or
+	// IMAP off for the account: servers word these the same way.
+	BadCredentials
+	// Disabled: the server says the account may not log in and to contact
+	// its admin (IMAP [CONTACTADMIN]).
+	Disabled
+	// Expired: the password has expired (IMAP [EXPIRED]).
+	Expired
+)
+
+func (r Refusal) String() string {
+	switch r {
+	case BadCredentials:
+		return "bad credentials"
+	case Disabled:
+		return "disabled"
+	case Expired:
+		return "expired"
+	}
+	return "not refused"
+}
+
+// Refused wraps err as a refused login (class Account) of kind r.
+func Refused(r Refusal, reason string, err error) error {
+	return &Error{Class: Account, Reason: reason, Refusal: r, Err: err}
+}
+
+// RefusalOf is the kind of login refusal err is, NotRefused if none.
+func RefusalOf(err error) Refusal {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe.Refusal
+	}
+	return NotRefused
 }
 
 func (e *Error) Error() string {

@@ -139,3 +139,20 @@ func TestReasonAndWait(t *testing.T) {
 		t.Error("nil is transient")
 	}
 }
+
+// TestRefusal: a refused login keeps its kind through wrapping; other
+// errors are not refusals.
+func TestRefusal(t *testing.T) {
+	err := fault.Refused(fault.Disabled, "disabled", imapNo(imap.ResponseCodeContactAdmin, "locked"))
+	if got := fault.RefusalOf(fmt.Errorf("opening source: %w", err)); got != fault.Disabled {
+		t.Fatalf("wrapped refusal: %v", got)
+	}
+	if fault.Classify(err) != fault.Account {
+		t.Fatalf("a refused login is class %v", fault.Classify(err))
+	}
+	for _, e := range []error{nil, io.EOF, fault.New(fault.Account, "over quota", nil)} {
+		if got := fault.RefusalOf(e); got != fault.NotRefused {
+			t.Fatalf("RefusalOf(%v) = %v", e, got)
+		}
+	}
+}

@@ -294,7 +294,11 @@ func LoginError(e mail.Endpoint, err error) error {
 		case imap.ResponseCodeAuthorizationFailed:
 			return fault.New(fault.Account, fmt.Sprintf("%s may not act as %s: no permission for this mailbox", e.User, e.AuthzID), err)
 		case imap.ResponseCodeExpired:
-			return fault.New(fault.Account, fmt.Sprintf("the password of %s has expired", e.User), err)
+			return fault.Refused(fault.Expired, fmt.Sprintf("the password of %s has expired%s", e.User, said(ie)), err)
+		case imap.ResponseCodeContactAdmin:
+			// The password may well be right: retyping it cannot help, the
+			// old provider's admin must enable the account (or IMAP for it).
+			return fault.Refused(fault.Disabled, fmt.Sprintf("%s refused the login for %s: the account is disabled or may not use IMAP; its admin must enable it [CONTACTADMIN]%s", e.Addr(), e.User, said(ie)), err)
 		case imap.ResponseCodePrivacyRequired:
 			return fault.New(fault.Account, fmt.Sprintf("%s requires TLS before login; use imaps:// or imap://", e.Addr()), err)
 		}
@@ -316,7 +320,7 @@ func LoginError(e mail.Endpoint, err error) error {
 			// (NetEase) answers AUTHENTICATE PLAIN so although it offers it.
 			return fault.New(fault.Account, fmt.Sprintf("%s refused the SASL PLAIN login as a command, not the password%s: leave auth=plain out of the address (or use auth=login)", e.Addr(), said(ie)), err)
 		}
-		return fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account%s", e.User, e.Addr(), HintSuffix(e)), err)
+		return fault.Refused(fault.BadCredentials, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account%s%s", e.User, e.Addr(), said(ie), HintSuffix(e)), err)
 	}
 	// Servers refuse logins with a tagged NO (handled above); anything else
 	// is the connection failing under us.
