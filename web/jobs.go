@@ -83,15 +83,12 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if err != nil {
 		return nil, 0, fmt.Errorf("new server: %w", err)
 	}
-	if req.MaxSizeMB < 0 {
-		return nil, 0, fmt.Errorf("largest message %d MB: want 0 (no limit) or more", req.MaxSizeMB)
-	}
 	var opts state.Options
 	if opts.Since, err = state.PeriodStart(req.Period, time.Now()); err != nil {
 		return nil, 0, err
 	}
 	opts.SkipJunkTrash, opts.SkipCustomFolders = req.SkipJunkTrash, req.SkipCustomFolders
-	opts.MaxMessageSize = int64(req.MaxSizeMB) << 20
+	opts.MaxMessageSize = migrate.MessageSizeBytes(req.MaxSizeMB)
 	var rows []migrate.AccountRow
 	if strings.TrimSpace(req.Accounts) != "" {
 		if rows, err = migrate.ReadAccounts(strings.NewReader(req.Accounts)); err != nil {
