@@ -13,7 +13,7 @@ import (
 // a lock still in force is kept.
 func TestLockoutForgetsOldKeys(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLockout(2, 15*time.Minute, 15*time.Minute)
+	l := newLockout(2, 15*time.Minute, 15*time.Minute, 10*time.Second)
 	l.now = func() time.Time { return now }
 	l.fail("login:victim@1.2.3.4")
 	if !l.fail("login:victim@1.2.3.4") {
