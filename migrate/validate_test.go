@@ -25,7 +25,9 @@ func TestCreateBounds(t *testing.T) {
 		{"enroll days none", func(r *migrate.JobRequest) { r.EnrollDays = 0 }, ""},
 		{"size past the bound", func(r *migrate.JobRequest) { r.Options.MaxMessageSize = migrate.MessageSizeBytes(1 << 40) }, "largest message: more than 10240 MB"},
 		{"size negative", func(r *migrate.JobRequest) { r.Options.MaxMessageSize = migrate.MessageSizeBytes(-3) }, "largest message -3 MB"},
-		{"size at the bound", func(r *migrate.JobRequest) { r.Options.MaxMessageSize = migrate.MessageSizeBytes(migrate.MaxMessageSizeMB) }, ""},
+		{"size at the bound", func(r *migrate.JobRequest) {
+			r.Options.MaxMessageSize = migrate.MessageSizeBytes(migrate.MaxMessageSizeMB)
+		}, ""},
 		{"domain markup", func(r *migrate.JobRequest) { r.Domain = "<script>x</script>" }, "old domain"},
 		{"domain trailing dot", func(r *migrate.JobRequest) { r.Domain = "old.test." }, "old domain"},
 		{"domain hyphen first", func(r *migrate.JobRequest) { r.NewDomain = "-new.test" }, "new domain"},
