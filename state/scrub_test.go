@@ -1,74 +1,24 @@
 package state
 
 import (
-	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/banjia-mail/banjia/internal/sealscan"
 )
 
 // recoverable is what someone holding a copy of the state file and its key
-// file could decrypt: every window of the file, raw or inside any base64
-// run (at each of the four alignments), of the length a sealed password
-// has, opened as nonce | ciphertext | tag. It returns the passwords found.
+// file could decrypt of passwords.
 func recoverable(t *testing.T, path string, passwords []string) []string {
 	t.Helper()
-	raw, err := os.ReadFile(path)
+	got, err := sealscan.Recoverable(path, passwords)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := os.ReadFile(path + ".key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(kb)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := aes.NewCipher(key)
-	gcm, _ := cipher.NewGCM(block)
-	blobs := [][]byte{raw}
-	for _, run := range regexp.MustCompile(`[A-Za-z0-9+/]{16,}`).FindAll(raw, -1) {
-		for shift := 0; shift < 4 && shift < len(run); shift++ {
-			r := run[shift:]
-			if len(r)%4 == 1 {
-				r = r[:len(r)-1]
-			}
-			if b, err := base64.RawStdEncoding.DecodeString(string(r)); err == nil {
-				blobs = append(blobs, b)
-			}
-		}
-	}
-	found := map[string]bool{}
-	for _, pw := range passwords {
-		if bytes.Contains(raw, []byte(pw)) {
-			found[pw] = true
-		}
-		n := gcm.NonceSize() + len(pw) + gcm.Overhead()
-		for _, b := range blobs {
-			for i := 0; i+n <= len(b); i++ {
-				w := b[i : i+n]
-				plain, err := gcm.Open(nil, w[:gcm.NonceSize()], w[gcm.NonceSize():], nil)
-				if err == nil && string(plain) == pw {
-					found[pw] = true
-				}
-			}
-		}
-	}
-	var out []string
-	for _, pw := range passwords {
-		if found[pw] {
-			out = append(out, pw)
-		}
-	}
-	return out
+	return got
 }
 
 // TestWipedSecretsScrubbed: a password wiped from an account can no longer
