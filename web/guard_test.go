@@ -517,6 +517,19 @@ func TestSpreadGuessingNoLockout(t *testing.T) {
 	if !b.hasEvent("warning", `dashboard sign-in as "admin" from 127.0.3.1 locked for 15 minutes`) {
 		t.Fatalf("an admin lockout is not in the event log: %v", b.events())
 	}
+	// A name that is no admin's may be a password typed into the wrong
+	// field: the event log does not repeat it.
+	pw := b.visitor("127.0.3.3")
+	pw.do("GET", "/admin/login", nil)
+	for i := 0; i < 2; i++ {
+		pw.do("POST", "/admin/login", url.Values{"user": {"Hunter2-typed-here"}, "password": {"x"}})
+	}
+	if !b.hasEvent("warning", "dashboard sign-in as a name that is no admin's from 127.0.3.3 locked") {
+		t.Fatalf("the lockout of an unknown name is not in the event log: %v", b.events())
+	}
+	if strings.Contains(fmt.Sprint(b.events()), "Hunter2") {
+		t.Fatal("the event log repeats a name that is no admin's")
+	}
 	// Wrong API tokens too.
 	tg := b.visitor("127.0.3.2")
 	for i := 0; i < 8; i++ {

@@ -201,10 +201,11 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 	// Asked before the old password is tried: a stranger's old address is
 	// not tried on the old server at all. The answer says whether another
 	// member enrolled the address, so asking counts as a failed attempt.
-	if err := s.m.CheckEnroll(job.ID, ss.member, old); errors.Is(err, migrate.ErrOldTaken) {
+	err = s.m.CheckEnroll(job.ID, ss.member, old)
+	if errors.Is(err, migrate.ErrOldTaken) {
 		s.probed(job.ID, ss.member, old, keys)
 	}
-	if s.enrollRefused(job.ID, ss.member, old, s.m.CheckEnroll(job.ID, ss.member, old), lang, fail) {
+	if s.enrollRefused(job.ID, ss.member, old, err, lang, fail) {
 		return
 	}
 	password := r.PostFormValue("password")

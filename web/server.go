@@ -17,9 +17,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"net/netip"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -132,8 +134,8 @@ type Server struct {
 	started time.Time
 	// verifies are the last verification of each job (job page, API).
 	verifies verifications
-	// portal is the portal's address in invitation links ("" when none
-	// can be trusted).
+	// portalLink is the portal's address in invitation links ("" when
+	// none can be trusted).
 	portalLink string
 }
 
@@ -621,9 +623,9 @@ func (s *Server) spreadGuessing(key string, failures int) {
 	what := strings.TrimPrefix(key, "any:")
 	switch {
 	case strings.HasPrefix(what, "admin:"):
-		what = fmt.Sprintf("dashboard sign-in as %q", strings.TrimPrefix(what, "admin:"))
+		what = "dashboard sign-in as " + s.nameShown(strings.TrimPrefix(what, "admin:"))
 	case strings.HasPrefix(what, "login:"):
-		what = "portal sign-in of " + strings.TrimPrefix(what, "login:")
+		what = "portal sign-in of " + addressShown(strings.TrimPrefix(what, "login:"))
 	}
 	msg := fmt.Sprintf("%s: %d failed attempts within %d minutes from several clients; every attempt for it now waits up to %s (no lockout: the right password still works)",
 		what, failures, minutes(s.cfg.FailWindow), s.cfg.MaxSpreadDelay)
@@ -636,13 +638,31 @@ func (s *Server) spreadGuessing(key string, failures int) {
 func (s *Server) adminLocked(client, user string) {
 	what := "the API token"
 	if user != "" {
-		if len(user) > 64 {
-			user = user[:64] + "..."
-		}
-		what = fmt.Sprintf("dashboard sign-in as %q", user)
+		what = "dashboard sign-in as " + s.nameShown(user)
 	}
 	s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", client)
 	s.event("", "", "warning", fmt.Sprintf("%s from %s locked for %d minutes after repeated failures", what, client, minutes(s.cfg.LockFor)))
+}
+
+// nameShown is an admin name as the event log shows it: a name that is no
+// admin's or viewer's is not repeated, since it may be a password typed
+// into the wrong field.
+func (s *Server) nameShown(name string) string {
+	_, admin := s.cfg.Admins[name]
+	_, viewer := s.cfg.Viewers[name]
+	if admin || viewer || (name != "" && name == s.cfg.AdminUser) {
+		return strconv.Quote(name)
+	}
+	return "a name that is no admin's"
+}
+
+// addressShown is a typed member address as the event log shows it, for
+// the same reason: only what looks like an address.
+func addressShown(a string) string {
+	if _, err := netmail.ParseAddress(a); err != nil || strings.ContainsAny(a, " <>\"\t") {
+		return "a text that is no address"
+	}
+	return a
 }
 
 // probed counts a member's question whether another member moves an old
