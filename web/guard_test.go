@@ -460,6 +460,14 @@ func TestInviteLinksIgnoreHost(t *testing.T) {
 	if got := open.inv.take(); len(got) != 0 {
 		t.Fatalf("invited with no public URL: %v", got)
 	}
+	if code := open.callJSON("POST", "/api/jobs", map[string]any{"id": "inv", "mode": "member", "domain": "old.test", "new_domain": "new.test",
+		"source": "imap+plain://127.0.0.1:1", "target": "imap+plain://127.0.0.1:2", "accounts": "a@old.test,a@new.test\n", "invite": true}, &out); code != 400 ||
+		!strings.Contains(fmt.Sprint(out["error"]), "--public-url") {
+		t.Fatalf("a job with invite and no public URL: %d %v", code, out)
+	}
+	if code := open.call("GET", "/api/jobs/inv", nil, nil); code != http.StatusNotFound {
+		t.Fatalf("the job refused for its invitation stayed behind: %d", code)
+	}
 	if _, err := web.New(web.Config{Manager: migrate.NewManager(context.Background(), open.store, migrate.Config{}), AdminToken: "x",
 		Login: func(context.Context, mail.Endpoint) error { return nil }, PublicURL: "javascript:alert(1)"}); err == nil {
 		t.Fatal("a public URL that is no http(s) address was taken")

@@ -75,6 +75,11 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if req.Invite && s.cfg.Notifier == nil {
 		return nil, 0, errors.New("no mail is configured: start banjia serve with --smtp to invite members")
 	}
+	if req.Invite && s.portalLink == "" {
+		// Refused before the job is made: an error after it would leave a
+		// job the answer says was not created.
+		return nil, 0, errNoPortal
+	}
 	src, err := endpoint(req.Source, req.Provider, req.Protocol)
 	if err != nil {
 		return nil, 0, fmt.Errorf("old server: %w", err)
