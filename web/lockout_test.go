@@ -68,3 +68,41 @@ func TestClientIP(t *testing.T) {
 		}
 	}
 }
+
+// TestSpreadLimitSlowsNeverLocks: failures for one name from many clients
+// never lock the name; past the all-clients limit each attempt waits, from
+// a fortieth of the bound, doubling, never past it, and the wait ends
+// with the window. The notice comes once, when the limit is reached.
+func TestSpreadLimitSlowsNeverLocks(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLockout(2, 15*time.Minute, 15*time.Minute, 8*time.Second) // all-clients limit 20
+	l.now = func() time.Time { return now }
+	var told []int
+	l.spread = func(key string, n int) { told = append(told, n) }
+	key := "any:admin:admin"
+	var waits []time.Duration
+	for i := 0; i < 30; i++ {
+		if l.fail(fmt.Sprintf("admin:admin@10.0.0.%d", i), key) && l.locked(key) > 0 {
+			t.Fatal("the all-clients key was locked")
+		}
+		waits = append(waits, l.delay(key))
+	}
+	if l.locked(key) != 0 {
+		t.Fatal("the all-clients key is locked")
+	}
+	for i, w := range waits[:19] {
+		if w != 0 {
+			t.Fatalf("failure %d: wait %v before the limit", i+1, w)
+		}
+	}
+	if waits[19] != 200*time.Millisecond || waits[20] != 400*time.Millisecond || waits[29] != 8*time.Second {
+		t.Fatalf("waits past the limit: %v", waits[19:])
+	}
+	if len(told) != 1 || told[0] != 20 {
+		t.Fatalf("notices: %v", told)
+	}
+	now = now.Add(16 * time.Minute)
+	if d := l.delay(key); d != 0 {
+		t.Fatalf("a wait after the window: %v", d)
+	}
+}
