@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,5 +176,77 @@ func TestWipeSchedulesScrub(t *testing.T) {
 			t.Fatal("the wiped password is still recoverable 5 s after the wipe")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestScrubWhileWriting: scrubs swap the file under readers and writers;
+// nothing written is lost and nothing fails.
+func TestScrubWhileWriting(t *testing.T) {
+	scrubSoon = time.Hour
+	defer func() { scrubSoon = 5 * time.Second }()
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				sealed, _ := s.Seal(fmt.Sprintf("pw-%d-%d", w, i))
+				a := &Account{ID: fmt.Sprintf("w%d-%d@old", w, i), SourceSecret: sealed}
+				if err := s.PutAccounts("j", a); err != nil {
+					errs <- err
+					return
+				}
+				a.SourceSecret = nil
+				if err := s.Save([]Progress{{Job: "j", Account: a}}); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.AddEvent(&Event{Job: "j", Kind: "k"}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.Accounts("j"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	for i := 0; i < 20; i++ {
+		time.Sleep(5 * time.Millisecond)
+		if err := s.Scrub(); err != nil {
+			t.Error(err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	evs, err := s.Events("j", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts, _ := s.Accounts("j")
+	if len(evs) != len(accts) || len(evs) == 0 {
+		t.Fatalf("%d events for %d accounts: a write was lost across a scrub", len(evs), len(accts))
+	}
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, e.Seq)
+		}
 	}
 }
