@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/state"
@@ -63,6 +64,54 @@ func CheckJobName(id string) error {
 	return nil
 }
 
+// MaxEnrollDays bounds a job's enrollment window: ten years, far past any
+// move, and far from the dates a larger number would overflow to.
+const MaxEnrollDays = 3650
+
+// MaxMessageSizeMB bounds the largest-message option: no mail server
+// takes a message of 10 GB, and a larger number would overflow.
+const MaxMessageSizeMB = 10 << 10
+
+// MessageSizeBytes turns a largest-message option in megabytes into bytes,
+// past MaxMessageSizeMB as one more MB than the bound rather than an
+// overflow into "no limit": Create refuses it with the bound.
+func MessageSizeBytes(mb int) int64 {
+	if mb > MaxMessageSizeMB {
+		return (MaxMessageSizeMB + 1) << 20
+	}
+	return int64(mb) << 20
+}
+
+// CheckMessageSize says why a largest-message option (bytes) is refused.
+func CheckMessageSize(bytes int64) error {
+	switch {
+	case bytes < 0:
+		return fmt.Errorf("largest message %d MB: want 0 (no limit) or more", bytes>>20)
+	case bytes > MaxMessageSizeMB<<20:
+		return fmt.Errorf("largest message: more than %d MB; want 0 (no limit) up to %d MB", MaxMessageSizeMB, MaxMessageSizeMB)
+	}
+	return nil
+}
+
+// A domain's labels: letters (any script: 中文.example is a domain),
+// digits and inner hyphens, at most 63 each.
+var domainLabel = regexp.MustCompile(`^[\p{L}\p{N}]([\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?$`)
+
+// CheckDomain says why a mail domain is refused, or nil; what names it in
+// the message ("old domain").
+func CheckDomain(what, d string) error {
+	bad := len(d) > 253 || d == ""
+	for _, l := range strings.Split(d, ".") {
+		if !domainLabel.MatchString(l) || utf8.RuneCountInString(l) > 63 {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("%s %q: want a mail domain such as old.example.com (letters, digits, '-' and '.')", what, d)
+	}
+	return nil
+}
+
 // directoryTimeout bounds the listing of a Graph directory's users.
 const directoryTimeout = time.Minute
 
@@ -108,8 +157,21 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 	if mode == state.ModeMember && (domain == "" || newDomain == "") {
 		return nil, 0, errors.New("a member-triggered job needs the old domain and the new domain: members of the new domain enroll in the portal")
 	}
-	if req.Options.MaxMessageSize < 0 {
-		return nil, 0, errors.New("largest message: want 0 (no limit) or more")
+	if domain != "" {
+		if err := CheckDomain("old domain", domain); err != nil {
+			return nil, 0, err
+		}
+	}
+	if newDomain != "" {
+		if err := CheckDomain("new domain", newDomain); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := CheckMessageSize(req.Options.MaxMessageSize); err != nil {
+		return nil, 0, err
+	}
+	if req.EnrollDays < 0 || req.EnrollDays > MaxEnrollDays {
+		return nil, 0, fmt.Errorf("enrollment window %d days: want 0 (only the accounts given now) up to %d", req.EnrollDays, MaxEnrollDays)
 	}
 	if req.TargetAdmin != "" && req.TargetAdminPassword == "" {
 		return nil, 0, fmt.Errorf("give the password of the target admin %s", req.TargetAdmin)

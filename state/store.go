@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -277,9 +278,26 @@ var (
 
 // Store is an open state file.
 type Store struct {
-	db   *bolt.DB
-	key  []byte
-	Path string
+	// mu guards db, which a scrub replaces with a compacted copy: every
+	// transaction holds it shared, the swap holds it alone.
+	mu     sync.RWMutex
+	db     *bolt.DB
+	closed bool
+	key    []byte
+	Path   string
+	scrub  scrubber
+}
+
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.Update(fn)
 }
 
 // Open opens (or creates) the state file; its key file is path + ".key".
@@ -291,6 +309,11 @@ func Open(path string) (*Store, error) {
 			return nil, fmt.Errorf("%s: %w (a job is running: use banjia job pause/resume/end/status, which talk to it)", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	// A scrub cut short by a crash leaves its copy: the state file is whole.
+	if err := os.Remove(scrubPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		db.Close()
+		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	// bbolt keeps the mode of an existing file; secrets inside must stay private.
 	if err := os.Chmod(path, 0o600); err != nil {
@@ -317,8 +340,18 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db, key: key, Path: path}, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the file, first scrubbing it if a secret was dropped since
+// the last scrub: a copy taken after banjia stopped holds no wiped password.
+func (s *Store) Close() error {
+	serr := s.closeScrub()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return serr
+}
 
 func writeError(path string, err error) error {
 	return fmt.Errorf("cannot write the state file %s (disk full or read-only?): %w", path, err)
@@ -335,9 +368,17 @@ func put(b *bolt.Bucket, key string, v any) error {
 // PutJob creates or replaces a job.
 func (s *Store) PutJob(j *Job) error {
 	j.Updated = time.Now().UTC()
-	err := s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bJobs), j.ID, j) })
+	dropped := false
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bJobs)
+		dropped = secretsDropped(b.Get([]byte(j.ID)), j.SourceAdminSecret, j.TargetAdminSecret)
+		return put(b, j.ID, j)
+	})
 	if err != nil {
 		return writeError(s.Path, err)
+	}
+	if dropped {
+		s.wiped()
 	}
 	return nil
 }
@@ -345,7 +386,7 @@ func (s *Store) PutJob(j *Job) error {
 // Job loads a job.
 func (s *Store) Job(id string) (*Job, error) {
 	var j Job
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bJobs).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("job %q: %w", id, ErrNotFound)
@@ -358,7 +399,7 @@ func (s *Store) Job(id string) (*Job, error) {
 // Jobs lists every job, oldest first.
 func (s *Store) Jobs() ([]*Job, error) {
 	var out []*Job
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bJobs).ForEach(func(k, v []byte) error {
 			var j Job
 			if err := json.Unmarshal(v, &j); err != nil {
@@ -374,7 +415,7 @@ func (s *Store) Jobs() ([]*Job, error) {
 
 // SetJobState changes a job's state.
 func (s *Store) SetJobState(id string, st JobState) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bJobs)
 		v := b.Get([]byte(id))
 		if v == nil {
@@ -396,7 +437,9 @@ func (s *Store) SetJobState(id string, st JobState) error {
 // DeleteJob removes a job that never ran (one whose creation failed half
 // way): its record and its accounts. Checkpoints are never deleted.
 func (s *Store) DeleteJob(id string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// The job's and its accounts' secrets go with them: scrubbed too.
+	defer s.wiped()
+	err := s.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bJobs).Delete([]byte(id)); err != nil {
 			return err
 		}
@@ -421,14 +464,15 @@ func accountBucket(tx *bolt.Tx, job string, create bool) (*bolt.Bucket, error) {
 // PutAccounts stores accounts of a job in one transaction.
 func (s *Store) PutAccounts(job string, accts ...*Account) error {
 	now := time.Now().UTC()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	dropped := false
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := accountBucket(tx, job, true)
 		if err != nil {
 			return err
 		}
 		for _, a := range accts {
 			a.Updated = now
-			if err := put(b, a.ID, a); err != nil {
+			if err := putAccount(b, a, &dropped); err != nil {
 				return err
 			}
 		}
@@ -437,13 +481,25 @@ func (s *Store) PutAccounts(job string, accts ...*Account) error {
 	if err != nil {
 		return writeError(s.Path, err)
 	}
+	if dropped {
+		s.wiped()
+	}
 	return nil
+}
+
+// putAccount stores an account and notes in dropped whether a secret the
+// stored record held is gone from it (wiped, or replaced by a new one).
+func putAccount(b *bolt.Bucket, a *Account, dropped *bool) error {
+	if secretsDropped(b.Get([]byte(a.ID)), a.SourceSecret, a.TargetSecret) {
+		*dropped = true
+	}
+	return put(b, a.ID, a)
 }
 
 // Accounts lists a job's accounts in ID order.
 func (s *Store) Accounts(job string) ([]*Account, error) {
 	var out []*Account
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b, _ := accountBucket(tx, job, false)
 		if b == nil {
 			return nil
@@ -463,7 +519,7 @@ func (s *Store) Accounts(job string) ([]*Account, error) {
 // Account loads one account.
 func (s *Store) Account(job, id string) (*Account, error) {
 	var a Account
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b, _ := accountBucket(tx, job, false)
 		var v []byte
 		if b != nil {
@@ -496,7 +552,7 @@ func folderBucket(tx *bolt.Tx, job, account string, create bool) (*bolt.Bucket, 
 // Checkpoints loads every folder checkpoint of an account, by source folder name.
 func (s *Store) Checkpoints(job, account string) (map[string]*Checkpoint, error) {
 	out := map[string]*Checkpoint{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b, _ := folderBucket(tx, job, account, false)
 		if b == nil {
 			return nil
@@ -527,7 +583,8 @@ func (s *Store) Save(batch []Progress) error {
 		return nil
 	}
 	now := time.Now().UTC()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	dropped := false
+	err := s.update(func(tx *bolt.Tx) error {
 		for _, p := range batch {
 			if p.Account != nil {
 				b, err := accountBucket(tx, p.Job, true)
@@ -535,7 +592,7 @@ func (s *Store) Save(batch []Progress) error {
 					return err
 				}
 				p.Account.Updated = now
-				if err := put(b, p.Account.ID, p.Account); err != nil {
+				if err := putAccount(b, p.Account, &dropped); err != nil {
 					return err
 				}
 			}
@@ -556,6 +613,9 @@ func (s *Store) Save(batch []Progress) error {
 	if err != nil {
 		return writeError(s.Path, err)
 	}
+	if dropped {
+		s.wiped()
+	}
 	return nil
 }
 
@@ -564,7 +624,7 @@ func (s *Store) AddEvent(e *Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bEvents)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -588,7 +648,7 @@ func (s *Store) AddEvent(e *Event) error {
 // Events lists events after seq (0: from the start), of one job or all ("").
 func (s *Store) Events(job string, after uint64, limit int) ([]*Event, error) {
 	var out []*Event
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bEvents).Cursor()
 		var k [8]byte
 		binary.BigEndian.PutUint64(k[:], after+1)
@@ -617,7 +677,7 @@ func (s *Store) Events(job string, after uint64, limit int) ([]*Event, error) {
 func (s *Store) AssignUIDs(job, account, folder string, keys []string) ([]uint32, error) {
 	out := make([]uint32, len(keys))
 	missing := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := keyBucket(tx, job, account, folder)
 		for i, k := range keys {
 			if b != nil {
@@ -633,7 +693,7 @@ func (s *Store) AssignUIDs(job, account, folder string, keys []string) ([]uint32
 	if err != nil || missing == 0 {
 		return out, err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bKeys)
 		for _, name := range []string{job, account, folder} {
 			var err error

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -39,10 +38,13 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
 		return
 	}
+	if !s.slowDown(r, keys...) {
+		return
+	}
 	name, viewer, ok := s.adminName(user, r.PostFormValue("password"), r.PostFormValue("token"))
 	if !ok {
 		if s.lock.fail(keys...) {
-			s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", s.clientIP(r))
+			s.adminLocked(ip, user)
 		}
 		fail(http.StatusUnauthorized, tr(lang, "bad.admin"))
 		return
@@ -361,55 +363,4 @@ func (s *Server) inviteForm(w http.ResponseWriter, r *http.Request, ss *session)
 		s.sess.flash(ss, "", tr(langOf(r, s.cfg.Lang), "invited", n))
 	}
 	http.Redirect(w, r, "/admin/jobs/"+url.PathEscape(id), http.StatusSeeOther)
-}
-
-// portalURL is where members sign in.
-func (s *Server) portalURL(r *http.Request) string {
-	if s.cfg.PublicURL != "" {
-		return strings.TrimSuffix(s.cfg.PublicURL, "/") + "/"
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + "/"
-}
-
-// invite mails every member of a member-triggered job who has not started
-// and was not invited yet (the seed's 发送提醒邮件给所有搬家成员).
-func (s *Server) invite(r *http.Request, id, who string) (int, error) {
-	job, err := s.store.Job(id)
-	if err != nil {
-		return 0, fmt.Errorf("job %q: %w", id, err)
-	}
-	if s.cfg.Notifier == nil {
-		return 0, errors.New("no mail is configured: start banjia serve with --smtp to invite members")
-	}
-	if job.ModeOf() != state.ModeMember {
-		return 0, fmt.Errorf("job %s does not wait for its members (mode %s): there is no one to invite", id, job.ModeOf())
-	}
-	accts, err := s.store.Accounts(id)
-	if err != nil {
-		return 0, err
-	}
-	portal := s.portalURL(r)
-	var invited []*state.Account
-	for _, a := range accts {
-		if !job.AwaitingMember(a) || !a.Invited.IsZero() {
-			continue
-		}
-		lang := a.Lang
-		if lang == "" {
-			lang = norm(s.cfg.Lang)
-		}
-		if s.cfg.Notifier.Invite(job, a, portal, lang) {
-			a.Invited = timeNow().UTC()
-			invited = append(invited, a)
-		}
-	}
-	if err := s.store.PutAccounts(id, invited...); err != nil {
-		return 0, err
-	}
-	s.event(id, "", "job.invited", fmt.Sprintf("%s invited %d members by mail to start their move at %s", who, len(invited), portal))
-	return len(invited), nil
 }

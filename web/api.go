@@ -3,8 +3,10 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +31,9 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, who string))
 				return
 			}
 			if !s.adminOK(strings.TrimSpace(tok)) {
-				s.lock.fail("ip:" + s.clientIP(r))
+				if s.lock.fail("ip:" + s.clientIP(r)) {
+					s.adminLocked(s.clientIP(r), "")
+				}
 				writeJSON(w, http.StatusUnauthorized, apiError{Error: "wrong API token"})
 				return
 			}
@@ -163,6 +167,10 @@ func (s *Server) apiAccounts(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	lang := langOf(r, s.cfg.Lang)
 	filter := r.URL.Query().Get("state")
+	if err := checkStateFilter(filter); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
 	out := []accountOut{}
 	for i := range st.Accounts {
 		if accountIn(st.Accounts[i].State, filter) {
@@ -172,11 +180,33 @@ func (s *Server) apiAccounts(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// readBody reads a JSON request body of bounded size.
+// checkStateFilter refuses a ?state= that names no state: an empty list
+// would say no account is in it.
+func checkStateFilter(f string) error {
+	names := []string{"all", "in_progress"}
+	for _, st := range state.States {
+		if !slices.Contains(names, string(st)) {
+			names = append(names, string(st))
+		}
+	}
+	if f == "" || slices.Contains(names, f) {
+		return nil
+	}
+	return fmt.Errorf("state %q: want one of %s", f, strings.Join(names, ", "))
+}
+
+// readBody reads a JSON request body (limitBody bounds its size; a body
+// over the limit is an error refuseBody answers with 413).
 func readBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if tooLarge(err) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return errors.New("request body: empty; send a JSON object")
+		}
 		return errors.New("request body: " + err.Error())
 	}
 	return nil
@@ -185,7 +215,7 @@ func readBody(r *http.Request, v any) error {
 func (s *Server) apiCreateJob(w http.ResponseWriter, r *http.Request, who string) {
 	var req JobRequest
 	if err := readBody(r, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		s.refuseBody(w, r, err)
 		return
 	}
 	job, _, err := s.createJob(r, &req, who)
@@ -206,7 +236,7 @@ func (s *Server) apiAddAccounts(w http.ResponseWriter, r *http.Request, who stri
 		Accounts string `json:"accounts"` // CSV
 	}
 	if err := readBody(r, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		s.refuseBody(w, r, err)
 		return
 	}
 	n, err := s.addAccounts(r.PathValue("id"), req.Accounts, who)
@@ -250,7 +280,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ string) {
 func (s *Server) apiCheck(w http.ResponseWriter, r *http.Request, _ string) {
 	var req CheckRequest
 	if err := readBody(r, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		s.refuseBody(w, r, err)
 		return
 	}
 	rep, err := s.check(r.Context(), &req)

@@ -75,6 +75,11 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if req.Invite && s.cfg.Notifier == nil {
 		return nil, 0, errors.New("no mail is configured: start banjia serve with --smtp to invite members")
 	}
+	if req.Invite && s.portalLink == "" {
+		// Refused before the job is made: an error after it would leave a
+		// job the answer says was not created.
+		return nil, 0, errNoPortal
+	}
 	src, err := endpoint(req.Source, req.Provider, req.Protocol)
 	if err != nil {
 		return nil, 0, fmt.Errorf("old server: %w", err)
@@ -83,15 +88,12 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if err != nil {
 		return nil, 0, fmt.Errorf("new server: %w", err)
 	}
-	if req.MaxSizeMB < 0 {
-		return nil, 0, fmt.Errorf("largest message %d MB: want 0 (no limit) or more", req.MaxSizeMB)
-	}
 	var opts state.Options
 	if opts.Since, err = state.PeriodStart(req.Period, time.Now()); err != nil {
 		return nil, 0, err
 	}
 	opts.SkipJunkTrash, opts.SkipCustomFolders = req.SkipJunkTrash, req.SkipCustomFolders
-	opts.MaxMessageSize = int64(req.MaxSizeMB) << 20
+	opts.MaxMessageSize = migrate.MessageSizeBytes(req.MaxSizeMB)
 	var rows []migrate.AccountRow
 	if strings.TrimSpace(req.Accounts) != "" {
 		if rows, err = migrate.ReadAccounts(strings.NewReader(req.Accounts)); err != nil {

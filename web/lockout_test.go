@@ -13,7 +13,7 @@ import (
 // a lock still in force is kept.
 func TestLockoutForgetsOldKeys(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLockout(2, 15*time.Minute, 15*time.Minute)
+	l := newLockout(2, 15*time.Minute, 15*time.Minute, 10*time.Second)
 	l.now = func() time.Time { return now }
 	l.fail("login:victim@1.2.3.4")
 	if !l.fail("login:victim@1.2.3.4") {
@@ -66,5 +66,43 @@ func TestClientIP(t *testing.T) {
 		if got := s.clientIP(r); got != c.want {
 			t.Errorf("%s with X-Forwarded-For %q: %s, want %s", c.remote, c.xff, got, c.want)
 		}
+	}
+}
+
+// TestSpreadLimitSlowsNeverLocks: failures for one name from many clients
+// never lock the name; past the all-clients limit each attempt waits, from
+// a fortieth of the bound, doubling, never past it, and the wait ends
+// with the window. The notice comes once, when the limit is reached.
+func TestSpreadLimitSlowsNeverLocks(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLockout(2, 15*time.Minute, 15*time.Minute, 8*time.Second) // all-clients limit 20
+	l.now = func() time.Time { return now }
+	var told []int
+	l.spread = func(key string, n int) { told = append(told, n) }
+	key := "any:admin:admin"
+	var waits []time.Duration
+	for i := 0; i < 30; i++ {
+		if l.fail(fmt.Sprintf("admin:admin@10.0.0.%d", i), key) && l.locked(key) > 0 {
+			t.Fatal("the all-clients key was locked")
+		}
+		waits = append(waits, l.delay(key))
+	}
+	if l.locked(key) != 0 {
+		t.Fatal("the all-clients key is locked")
+	}
+	for i, w := range waits[:19] {
+		if w != 0 {
+			t.Fatalf("failure %d: wait %v before the limit", i+1, w)
+		}
+	}
+	if waits[19] != 200*time.Millisecond || waits[20] != 400*time.Millisecond || waits[29] != 8*time.Second {
+		t.Fatalf("waits past the limit: %v", waits[19:])
+	}
+	if len(told) != 1 || told[0] != 20 {
+		t.Fatalf("notices: %v", told)
+	}
+	now = now.Add(16 * time.Minute)
+	if d := l.delay(key); d != 0 {
+		t.Fatalf("a wait after the window: %v", d)
 	}
 }

@@ -46,6 +46,9 @@ func (s *Server) memberLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusTooManyRequests, tr(lang, "locked", minutes(d)))
 		return
 	}
+	if !s.slowDown(r, keys...) {
+		return
+	}
 	password := r.PostFormValue("password")
 	job, _, err := s.jobsForMember(address)
 	if errors.Is(err, state.ErrNotFound) || address == "" || password == "" {
@@ -210,8 +213,13 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Asked before the old password is tried: a stranger's old address is
-	// not tried on the old server at all.
-	if s.enrollRefused(job.ID, ss.member, old, s.m.CheckEnroll(job.ID, ss.member, old), lang, fail) {
+	// not tried on the old server at all. The answer says whether another
+	// member enrolled the address, so asking counts as a failed attempt.
+	err = s.m.CheckEnroll(job.ID, ss.member, old)
+	if errors.Is(err, migrate.ErrOldTaken) {
+		s.probed(job.ID, ss.member, old, keys)
+	}
+	if s.enrollRefused(job.ID, ss.member, old, err, lang, fail) {
 		return
 	}
 	password := r.PostFormValue("password")

@@ -17,9 +17,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"net/netip"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,9 +72,15 @@ type Config struct {
 	// same name at newDomain; nil: delegated Graph jobs need a CSV.
 	Directory func(ctx context.Context, src mail.Endpoint, domain, newDomain string) ([]migrate.AccountRow, error)
 	// PublicURL is the portal's address as members reach it, for the
-	// invitation mails; empty: the address the admin's request came to.
+	// invitation mails. Empty: the listen address when it is a loopback
+	// one (a trial on one machine); otherwise invitations are refused. A
+	// request's Host header is never used: anyone can write it.
 	PublicURL string
-	Lang      string // default language of pages and admin mail
+	// Listen and TLS are where and how serve listens, for the invitation
+	// links when there is no PublicURL.
+	Listen string
+	TLS    bool
+	Lang   string // default language of pages and admin mail
 	// SecureCookies marks cookies Secure even on plain HTTP (behind a TLS
 	// proxy); over TLS they always are.
 	SecureCookies bool
@@ -85,8 +93,33 @@ type Config struct {
 	MaxFailures int
 	FailWindow  time.Duration
 	LockFor     time.Duration
-	Log         *slog.Logger
+	// MaxSpreadDelay bounds the wait the all-clients limit puts on every
+	// attempt for a name guessed from many clients (see lockout).
+	MaxSpreadDelay time.Duration
+	// MaxBody bounds a request's body, MaxUpload that of the requests that
+	// carry an accounts CSV (a new job, added accounts). Larger bodies are
+	// refused with 413, before they are read when they say their length.
+	MaxBody, MaxUpload int64
+	// Timeouts of the HTTP server (HTTPServer): for a request's headers,
+	// for the whole request with its body, for writing the answer (which
+	// includes the handler's time: a connection check takes up to a
+	// minute), and for an idle keep-alive connection.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	Log                                                       *slog.Logger
 }
+
+// Defaults of the limits a person would pick: a form or JSON body is a few
+// kilobytes, a CSV of 100,000 accounts a few megabytes; a person's browser
+// sends a request in well under half a minute.
+const (
+	DefaultMaxBody           = 1 << 20
+	DefaultMaxUpload         = 16 << 20
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 2 * time.Minute
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultMaxSpreadDelay    = 10 * time.Second
+)
 
 // Server serves the portal, the dashboard and the API.
 type Server struct {
@@ -101,6 +134,9 @@ type Server struct {
 	started time.Time
 	// verifies are the last verification of each job (job page, API).
 	verifies verifications
+	// portalLink is the portal's address in invitation links ("" when
+	// none can be trusted).
+	portalLink string
 }
 
 // New builds a server; it starts nothing until its Handler is served.
@@ -123,8 +159,37 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&cfg.ReadTimeout, DefaultReadTimeout},
+		{&cfg.WriteTimeout, DefaultWriteTimeout}, {&cfg.IdleTimeout, DefaultIdleTimeout}, {&cfg.MaxSpreadDelay, DefaultMaxSpreadDelay}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = DefaultMaxUpload
+	}
+	if cfg.MaxUpload < cfg.MaxBody {
+		cfg.MaxUpload = cfg.MaxBody
+	}
+	portal, err := portalBase(cfg.PublicURL, cfg.Listen, cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if portal == "" {
+		cfg.Log.Warn("no --public-url and serve does not listen on a loopback address: inviting members is refused until --public-url gives the portal's address as members reach it")
+	} else if cfg.PublicURL == "" {
+		cfg.Log.Warn("no --public-url: invitation links point to the loopback listen address, which only this machine reaches", "portal", portal)
+	}
 	s := &Server{cfg: cfg, m: cfg.Manager, store: cfg.Manager.Store(), sess: &sessions{m: map[string]*session{}},
-		lock: newLockout(cfg.MaxFailures, cfg.FailWindow, cfg.LockFor), started: time.Now(), verifies: verifications{m: map[string]*verification{}}}
+		lock:    newLockout(cfg.MaxFailures, cfg.FailWindow, cfg.LockFor, cfg.MaxSpreadDelay),
+		started: time.Now(), verifies: verifications{m: map[string]*verification{}}, portalLink: portal}
+	s.lock.spread = s.spreadGuessing
 	if err := s.parse(); err != nil {
 		return nil, err
 	}
@@ -178,7 +243,14 @@ func (s *Server) parse() error {
 }
 
 // Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.headers(s.mux) }
+func (s *Server) Handler() http.Handler { return s.headers(s.limitBody(s.mux)) }
+
+// HTTPServer is an http.Server for Handler with the configured timeouts:
+// a client that sends slowly or holds an idle connection is cut off.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{Handler: s.Handler(), ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, ReadTimeout: s.cfg.ReadTimeout,
+		WriteTimeout: s.cfg.WriteTimeout, IdleTimeout: s.cfg.IdleTimeout}
+}
 
 // headers sets what every response carries: no framing, no sniffing, a
 // strict content policy (pages use only their own script and style).
@@ -543,6 +615,81 @@ func (s *Server) memberAccount(ss *session) (*state.Job, *state.Account, error) 
 		}
 	}
 	return j, nil, nil
+}
+
+// spreadGuessing tells the admins, in the event log, that one name is being
+// guessed from many clients: from now on every attempt for it waits.
+func (s *Server) spreadGuessing(key string, failures int) {
+	what := strings.TrimPrefix(key, "any:")
+	switch {
+	case strings.HasPrefix(what, "admin:"):
+		what = "dashboard sign-in as " + s.nameShown(strings.TrimPrefix(what, "admin:"))
+	case strings.HasPrefix(what, "login:"):
+		what = "portal sign-in of " + addressShown(strings.TrimPrefix(what, "login:"))
+	}
+	msg := fmt.Sprintf("%s: %d failed attempts within %d minutes from several clients; every attempt for it now waits up to %s (no lockout: the right password still works)",
+		what, failures, minutes(s.cfg.FailWindow), s.cfg.MaxSpreadDelay)
+	s.cfg.Log.Warn("spread-out password guessing", "what", what, "failures", failures)
+	s.event("", "", "warning", msg)
+}
+
+// adminLocked records in the event log, not only the process log, that a
+// client is locked out of the dashboard or the API (user "" for tokens).
+func (s *Server) adminLocked(client, user string) {
+	what := "the API token"
+	if user != "" {
+		what = "dashboard sign-in as " + s.nameShown(user)
+	}
+	s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", client)
+	s.event("", "", "warning", fmt.Sprintf("%s from %s locked for %d minutes after repeated failures", what, client, minutes(s.cfg.LockFor)))
+}
+
+// nameShown is an admin name as the event log shows it: a name that is no
+// admin's or viewer's is not repeated, since it may be a password typed
+// into the wrong field.
+func (s *Server) nameShown(name string) string {
+	_, admin := s.cfg.Admins[name]
+	_, viewer := s.cfg.Viewers[name]
+	if admin || viewer || (name != "" && name == s.cfg.AdminUser) {
+		return strconv.Quote(name)
+	}
+	return "a name that is no admin's"
+}
+
+// addressShown is a typed member address as the event log shows it, for
+// the same reason: only what looks like an address.
+func addressShown(a string) string {
+	if _, err := netmail.ParseAddress(a); err != nil || strings.ContainsAny(a, " <>\"\t") {
+		return "a text that is no address"
+	}
+	return a
+}
+
+// probed counts a member's question whether another member moves an old
+// address as a failed attempt: so it cannot be asked outside the lockout.
+func (s *Server) probed(job, member, old string, keys []string) {
+	locked := s.lock.fail(keys...)
+	s.event(job, "", "warning", fmt.Sprintf("portal: %s asked to move %s, which another member moves; counted as a failed attempt", member, old))
+	if locked {
+		s.event(job, "", "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated failures", member, minutes(s.cfg.LockFor)))
+	}
+}
+
+// slowDown waits as the lockout asks before an attempt on keys is checked;
+// false if the client went away meanwhile.
+func (s *Server) slowDown(r *http.Request, keys ...string) bool {
+	d := s.lock.delay(keys...)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 func minutes(d time.Duration) int {

@@ -136,21 +136,41 @@ func csrfOK(r *http.Request, ss *session) bool {
 // where ("login:ADDRESS@CLIENT", "admin:NAME@CLIENT"), so a stranger who types
 // wrong passwords locks out only himself, not the member or the admin.
 // Two wider keys bound what many tries can do: "ip:CLIENT" (every name one
-// client tries, at 4 times the limit: a shared office NAT) and "any:NAME"
-// (one name tried from every client, at 10 times: a spread-out guesser).
-// Success clears only the narrow key.
+// client tries, locked at 4 times the limit: a shared office NAT) and
+// "any:NAME" (one name tried from every client, at 10 times: a spread-out
+// guesser). The "any:" key is never locked: a guesser with a dozen
+// addresses would lock the real admin or member out. Past its limit every
+// attempt for the name waits instead, longer with each failure up to
+// maxDelay, which bounds the guesses a second; the right password still
+// works. Success clears only the narrow key.
 type lockout struct {
 	mu     sync.Mutex
 	max    int
 	window time.Duration
 	lock   time.Duration
-	fails  map[string][]time.Time
-	until  map[string]time.Time
-	now    func() time.Time
+	// maxDelay is the longest wait an "any:" key past its limit imposes.
+	maxDelay time.Duration
+	fails    map[string][]time.Time
+	until    map[string]time.Time
+	now      func() time.Time
+	// spread, when set, is told (outside the lock) when an "any:" key
+	// reaches its limit: the attempts start to wait.
+	spread func(key string, failures int)
 }
 
-func newLockout(max int, window, lock time.Duration) *lockout {
-	return &lockout{max: max, window: window, lock: lock, fails: map[string][]time.Time{}, until: map[string]time.Time{}, now: time.Now}
+func newLockout(max int, window, lock, maxDelay time.Duration) *lockout {
+	return &lockout{max: max, window: window, lock: lock, maxDelay: maxDelay, fails: map[string][]time.Time{},
+		until: map[string]time.Time{}, now: time.Now}
+}
+
+func (l *lockout) limit(k string) int {
+	switch {
+	case strings.HasPrefix(k, "ip:"):
+		return l.max * 4
+	case strings.HasPrefix(k, "any:"):
+		return l.max * 10
+	}
+	return l.max
 }
 
 // locked says how long the first locked key stays locked.
@@ -169,16 +189,48 @@ func (l *lockout) locked(keys ...string) time.Duration {
 	return 0
 }
 
+// delay is how long an attempt on these keys waits before it is checked:
+// nothing until an "any:" key reaches its limit within the window, then
+// from a fortieth of maxDelay, doubling with each failure, up to maxDelay.
+func (l *lockout) delay(keys ...string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	var d time.Duration
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "any:") {
+			continue
+		}
+		n := 0
+		for _, t := range l.fails[k] {
+			if now.Sub(t) < l.window {
+				n++
+			}
+		}
+		over := n - l.limit(k)
+		if over < 0 {
+			continue
+		}
+		kd := l.maxDelay / 40
+		for i := 0; i < over && kd < l.maxDelay; i++ {
+			kd *= 2
+		}
+		d = max(d, min(kd, l.maxDelay))
+	}
+	return d
+}
+
 // fail records a failure against every key and says whether one of them
 // is now locked.
 func (l *lockout) fail(keys ...string) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
 	if len(l.fails)+len(l.until) > maxLockKeys {
 		l.prune(now)
 	}
 	lockedNow := false
+	var spread []string
+	var spreadN []int
 	for _, k := range keys {
 		var recent []time.Time
 		for _, t := range l.fails[k] {
@@ -187,18 +239,28 @@ func (l *lockout) fail(keys ...string) bool {
 			}
 		}
 		recent = append(recent, now)
-		l.fails[k] = recent
-		limit := l.max
-		switch {
-		case strings.HasPrefix(k, "ip:"):
-			limit = l.max * 4
-		case strings.HasPrefix(k, "any:"):
-			limit = l.max * 10
+		limit := l.limit(k)
+		if len(recent) > limit+64 {
+			// Past the limit only the count up to the longest wait matters.
+			recent = recent[len(recent)-limit-64:]
 		}
-		if len(recent) >= limit {
+		l.fails[k] = recent
+		switch {
+		case strings.HasPrefix(k, "any:"):
+			if len(recent) == limit {
+				spread, spreadN = append(spread, k), append(spreadN, len(recent))
+			}
+		case len(recent) >= limit:
 			l.until[k] = now.Add(l.lock)
 			delete(l.fails, k)
 			lockedNow = true
+		}
+	}
+	tell := l.spread
+	l.mu.Unlock()
+	if tell != nil {
+		for i, k := range spread {
+			tell(k, spreadN[i])
 		}
 	}
 	return lockedNow

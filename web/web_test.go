@@ -103,7 +103,10 @@ func newSite(t *testing.T, o siteOptions) *site {
 		}
 	}
 	s.m = migrate.NewManager(ctx, w.Store, cfg)
-	srv, err := web.New(web.Config{Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins, Viewers: o.viewers, TrustedProxies: o.proxies,
+	// Listening before the server is made: invitation links name this
+	// loopback address.
+	s.http = httptest.NewUnstartedServer(nil)
+	srv, err := web.New(web.Config{Listen: s.http.Listener.Addr().String(), Manager: s.m, AdminUser: "admin", AdminPassword: adminPW, AdminToken: adminToken, Admins: o.admins, Viewers: o.viewers, TrustedProxies: o.proxies,
 		Login: func(ctx context.Context, e mail.Endpoint) error {
 			src, err := sources.Open(ctx, e)
 			if err != nil {
@@ -116,7 +119,8 @@ func newSite(t *testing.T, o siteOptions) *site {
 		t.Fatal(err)
 	}
 	s.srv = srv
-	s.http = httptest.NewServer(srv.Handler())
+	s.http.Config.Handler = srv.Handler()
+	s.http.Start()
 	t.Cleanup(func() {
 		s.http.Close()
 		s.m.Stop()

@@ -458,10 +458,9 @@ func options(c *cli.Context) (state.Options, error) {
 	o.SkipJunkTrash = c.Bool("skip-junk-trash")
 	o.SkipCustomFolders = c.Bool("skip-custom-folders")
 	o.DedupeAcrossFolders = c.Bool("dedupe-across-folders") || strings.EqualFold(c.String("provider"), "gmail")
-	if mb := c.Int("max-size"); mb > 0 {
-		o.MaxMessageSize = int64(mb) << 20
-	} else if mb < 0 {
-		return o, fmt.Errorf("--max-size %d: want megabytes, 0 for no limit", mb)
+	o.MaxMessageSize = migrate.MessageSizeBytes(c.Int("max-size"))
+	if err := migrate.CheckMessageSize(o.MaxMessageSize); err != nil {
+		return o, fmt.Errorf("--max-size: %w", err)
 	}
 	return o, nil
 }

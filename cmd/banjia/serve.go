@@ -35,7 +35,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
 		&cli.BoolFlag{Name: "secure-cookies", Usage: "mark cookies Secure on plain HTTP too (behind a TLS proxy)"},
-		&cli.StringFlag{Name: "public-url", Usage: "the portal's address as members reach it, for invitation mails (default: the address the admin's browser used)"},
+		&cli.StringFlag{Name: "public-url", Usage: "the portal's address as members reach it, for the links in invitation mails, e.g. https://move.example.com/ (without it, invitations link to --listen when that is a loopback address and are refused otherwise)"},
 	}
 	flags = append(flags, notifyFlags()...)
 	flags = append(flags, runnerFlags()...)
@@ -101,6 +101,7 @@ func serve(c *cli.Context) error {
 	}
 	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, Admins: admins, Viewers: viewers,
 		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log,
+		Listen: c.String("listen"), TLS: c.String("tls-cert") != "",
 		Directory: directory, TrustedProxies: proxies}
 	if notifier != nil {
 		wcfg.Notifier = notifier
@@ -115,7 +116,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	hs := srv.HTTPServer()
 	scheme := "http"
 	go func() {
 		var err error
