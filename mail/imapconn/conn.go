@@ -296,6 +296,11 @@ func LoginError(e mail.Endpoint, err error) error {
 		case imap.ResponseCodeExpired:
 			return fault.Refused(fault.Expired, fmt.Sprintf("the password of %s has expired%s", e.User, said(ie)), err)
 		case imap.ResponseCodeContactAdmin:
+			if e.Delegated {
+				// The admin logs in for the member: which of the two is
+				// disabled, or lacks the right, the server does not say.
+				return fault.Refused(fault.Disabled, delegatedRefusal(e, ie), err)
+			}
 			// The password may well be right: retyping it cannot help, the
 			// old provider's admin must enable the account (or IMAP for it).
 			return fault.Refused(fault.Disabled, fmt.Sprintf("%s refused the login for %s: the account is disabled or may not use IMAP; its admin must enable it [CONTACTADMIN]%s", e.Addr(), e.User, said(ie)), err)
