@@ -17,9 +17,11 @@ import (
 var words = state.Words{
 	"en": {
 		"h.job": "JOB", "h.state": "STATE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
+		"eta": "about %s left", "outside": "outside its window %s: waits until it opens",
 	},
 	"zh": {
 		"h.job": "搬家任务", "h.state": "任务状态", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
+		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始",
 	},
 }
 
@@ -72,6 +74,8 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 			note = a.Reason
 		} else if a.State == state.AccountNotStarted {
 			note = "-"
+		} else if eta, ok := st.AccountETA[a.ID]; ok {
+			note += "; " + fmt.Sprintf(word(lang, "eta"), eta)
 		}
 		name := a.ID
 		if a.Target != "" && a.Target != a.ID {
@@ -93,11 +97,18 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 	if dt > 0 {
 		rate = float64(c.Imported-prevImported) / dt.Seconds()
 	}
-	return fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
+	line := fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
 		elapsed.Truncate(time.Second), word(lang, string(st.Job.State)),
 		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
 		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed]+n[state.AccountPartial], word(lang, "failed"),
 		c.Line(lang), float64(c.Bytes)/1e6, rate)
+	switch {
+	case st.Outside:
+		line += "; " + fmt.Sprintf(word(lang, "outside"), st.Job.Options.Window)
+	case st.ETA > 0:
+		line += "; " + fmt.Sprintf(word(lang, "eta"), st.ETA)
+	}
+	return line
 }
 
 func eventLine(e *state.Event) string {
