@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -428,16 +426,7 @@ func (a *accountRun) endpoints() (src, dst mail.Endpoint, err error) {
 		}
 		src = d.For(a.job.Source, a.acct.Source, secret)
 	}
-	if a.acct.Server != "" {
-		host, port := a.acct.Server, ""
-		if h, p, err := net.SplitHostPort(host); err == nil {
-			host, port = h, p
-		}
-		src.Host = host
-		if n, err := strconv.Atoi(port); err == nil {
-			src.Port = n
-		}
-	}
+	src = OnServer(src, a.acct.Server)
 	if src.Password == "" {
 		return src, dst, fault.New(fault.Account, "no old password is stored for this account (it is wiped after success): supply it again with banjia job add", nil)
 	}

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -25,80 +25,15 @@ type AccountRow struct {
 	Server string
 }
 
-// ReadAccounts reads an accounts CSV: old address, new address, old password,
-// optional new password, optional old server (host or host:port, for a
-// mailbox that is not on the job's old server). A header line, blank lines and lines starting with
-// '#' are skipped. Errors name the line and never echo a password.
+// ReadAccounts reads an accounts file (see ImportAccounts) with its
+// encoding detected, refusing it while any row is bad.
 func ReadAccounts(r io.Reader) ([]AccountRow, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.Comment = '#'
-	cr.TrimLeadingSpace = true
-	var out []AccountRow
-	seen := map[string]int{}
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("accounts CSV line %d: %v", pe.Line, pe.Err)
-			}
-			return nil, fmt.Errorf("accounts CSV: %w", err)
-		}
-		line, _ := cr.FieldPos(0)
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue
-		}
-		for i := range rec {
-			rec[i] = strings.TrimSpace(rec[i])
-		}
-		if len(out) == 0 && len(seen) == 0 && isHeader(rec) {
-			continue
-		}
-		if len(rec) < 2 || len(rec) > 5 {
-			return nil, fmt.Errorf("accounts CSV line %d: want old address, new address, old password[, new password[, old server]]; got %d columns", line, len(rec))
-		}
-		row := AccountRow{Line: line, Old: rec[0], New: rec[1]}
-		if len(rec) > 2 {
-			row.OldPassword = rec[2]
-		}
-		if len(rec) > 3 {
-			row.NewPassword = rec[3]
-		}
-		if len(rec) > 4 && rec[4] != "" {
-			if err := checkServer(rec[4]); err != nil {
-				return nil, fmt.Errorf("accounts CSV line %d: old server %v", line, err)
-			}
-			row.Server = rec[4]
-		}
-		for _, a := range []struct{ name, v string }{{"old address", row.Old}, {"new address", row.New}} {
-			if err := checkAddress(a.v); err != nil {
-				return nil, fmt.Errorf("accounts CSV line %d: %s %v", line, a.name, err)
-			}
-		}
-		key := strings.ToLower(row.Old)
-		if prev, ok := seen[key]; ok {
-			return nil, fmt.Errorf("accounts CSV line %d: %s is already listed on line %d", line, row.Old, prev)
-		}
-		seen[key] = line
-		out = append(out, row)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("accounts file: %w", err)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("accounts CSV has no accounts")
-	}
-	return out, nil
-}
-
-func isHeader(rec []string) bool {
-	if len(rec) < 2 {
-		return false
-	}
-	h := strings.ToLower(rec[0] + " " + rec[1])
-	return !strings.Contains(rec[0], "@") && (strings.Contains(h, "old") || strings.Contains(h, "address") ||
-		strings.Contains(h, "旧") || strings.Contains(h, "source") || strings.Contains(h, "email"))
+	rows, _, err := ImportAccounts(data, ImportOptions{})
+	return rows, err
 }
 
 // checkServer accepts host or host:port: the scheme (and so TLS) is the
@@ -119,6 +54,23 @@ func checkServer(s string) error {
 		}
 	}
 	return nil
+}
+
+// OnServer is e on an account's own old server (host or host:port, as
+// checkServer accepts it; "" leaves e as it is).
+func OnServer(e mail.Endpoint, server string) mail.Endpoint {
+	if server == "" {
+		return e
+	}
+	host, port := server, ""
+	if h, p, err := net.SplitHostPort(server); err == nil {
+		host, port = h, p
+	}
+	e.Host = host
+	if n, err := strconv.Atoi(port); err == nil {
+		e.Port = n
+	}
+	return e
 }
 
 func checkAddress(s string) error {

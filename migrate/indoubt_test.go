@@ -348,6 +348,12 @@ func (s *lateSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size
 // Prepare fails once after the message was sent again, so the pass fails
 // and the next one prepares the folders again and moves their floors.
 func (s *lateSink) Prepare(ctx context.Context, name string) (sinks.Folder, error) {
+	if s.st.crash && s.st.landed.Load() {
+		// The run dies now: the account must not finish and sweep
+		// first (it would when the message sent again was its last).
+		<-ctx.Done()
+		return sinks.Folder{}, ctx.Err()
+	}
 	if !s.st.crash && s.st.resent.Load() && s.st.failedPrepare.CompareAndSwap(false, true) {
 		return sinks.Folder{}, fault.New(fault.Retry, "connection lost", errors.New("cut by the test"))
 	}

@@ -61,11 +61,12 @@ func checkCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "from", Usage: "source: a URL with the user, or with --provider just the user; with --accounts the server only"},
 		&cli.StringFlag{Name: "to", Usage: "target: a URL (with the user unless --accounts is given)"},
-		&cli.StringFlag{Name: "accounts", Usage: "check every row of this accounts CSV, concurrently"},
+		&cli.StringFlag{Name: "accounts", Usage: "check every row of this accounts file (CSV or .xlsx), concurrently"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable reports"},
 	}
 	flags = append(flags, passFlags("from", "old mailbox's", "BANJIA_FROM_PASSWORD")...)
 	flags = append(flags, passFlags("to", "new mailbox's", "BANJIA_TO_PASSWORD")...)
+	flags = append(flags, importFlags()...)
 	flags = append(flags, endpointFlags()...)
 	return &cli.Command{
 		Name:  "check",
@@ -93,13 +94,13 @@ func checkCommand() *cli.Command {
 				}
 			}
 			if f := c.String("accounts"); f != "" {
-				rows, err := readCSV(f)
+				rows, err := readCSV(c)
 				if err != nil {
 					return err
 				}
 				for _, row := range rows {
 					if src.Host != "" {
-						e := src
+						e := migrate.OnServer(src, row.Server)
 						e.User, e.Password = row.Old, row.OldPassword
 						jobs = append(jobs, job{"source", row.Old, e})
 					}

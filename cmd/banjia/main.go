@@ -4,11 +4,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -493,7 +493,7 @@ func jobCommand() *cli.Command {
 	createFlags := []cli.Flag{
 		&cli.StringFlag{Name: "from", Usage: "source server, e.g. imaps://imap.old.example:993 (users come from the CSV); may be left out with --provider"},
 		&cli.StringFlag{Name: "to", Required: true, Usage: "target server, e.g. imaps://imap.new.example:993"},
-		&cli.StringFlag{Name: "accounts", Usage: "CSV: old address, new address, old password[, new password] (not needed with --domain)"},
+		&cli.StringFlag{Name: "accounts", Usage: "CSV or .xlsx: old address, new address, old password[, new password[, old server]], or columns headed 旧邮箱, 新邮箱, 密码, 新密码, 旧服务器 (not needed with --domain)"},
 		&cli.StringFlag{Name: "domain", Usage: "delegated Microsoft Graph source: take the accounts from the directory's users of this domain"},
 		&cli.StringFlag{Name: "new-domain", Usage: "with --domain: the new address is the same name at this domain"},
 		&cli.StringFlag{Name: "to-admin", Usage: "log in to the target as this admin (master user) for accounts without a new password"},
@@ -507,6 +507,7 @@ func jobCommand() *cli.Command {
 		&cli.StringFlag{Name: "authority", Usage: "delegated, xoauth2: authority host other than https://login.microsoftonline.com/ (national clouds)"},
 	}
 	createFlags = append(createFlags, optionFlags()...)
+	createFlags = append(createFlags, importFlags()...)
 	createFlags = append(createFlags, passFlags("to-admin", "target admin's", "BANJIA_TO_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, passFlags("from-admin", "migration admin's (or client secret)", "BANJIA_FROM_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, endpointFlags()...)
@@ -521,13 +522,13 @@ func jobCommand() *cli.Command {
 			},
 			{
 				Name: "add", Usage: "add accounts to a job, or give existing ones new passwords", ArgsUsage: "JOB",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "accounts", Required: true, Usage: "CSV as for create"}},
+				Flags: append([]cli.Flag{&cli.StringFlag{Name: "accounts", Required: true, Usage: "accounts file as for create"}}, importFlags()...),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					if id == "" {
 						return errors.New("which job? banjia job add JOB --accounts FILE")
 					}
-					rows, err := readCSV(c.String("accounts"))
+					rows, err := readCSV(c)
 					if err != nil {
 						return err
 					}
@@ -634,13 +635,43 @@ func outcome(store *state.Store, jobID string, runErr error, only map[string]boo
 	return nil
 }
 
-func readCSV(path string) ([]migrate.AccountRow, error) {
+// maxAccountsFile bounds an accounts file read into memory: a million rows
+// of a CSV are well under it.
+const maxAccountsFile = 256 << 20
+
+// readCSV reads the accounts file given by --accounts (CSV or .xlsx; see
+// migrate.ImportAccounts), with --encoding and --skip-bad-rows where the
+// command has them. Skipped rows are listed on stderr.
+func readCSV(c *cli.Context) ([]migrate.AccountRow, error) {
+	path := c.String("accounts")
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("accounts CSV: %w", err)
+		return nil, fmt.Errorf("accounts file: %w", err)
 	}
 	defer f.Close()
-	return migrate.ReadAccounts(bufio.NewReader(f))
+	data, err := io.ReadAll(io.LimitReader(f, maxAccountsFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("accounts file: %w", err)
+	}
+	if len(data) > maxAccountsFile {
+		return nil, fmt.Errorf("accounts file %s: larger than %d MB; split it and add the rest with banjia job add", path, maxAccountsFile>>20)
+	}
+	rows, skipped, err := migrate.ImportAccounts(data, migrate.ImportOptions{Encoding: c.String("encoding"), SkipBadRows: c.Bool("skip-bad-rows")})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(os.Stderr, "banjia: skipped %s\n", s)
+	}
+	return rows, nil
+}
+
+// importFlags go with every --accounts file.
+func importFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "encoding", Usage: "the CSV's encoding: utf-8, gbk, gb18030 or utf-16 (default: detected)"},
+		&cli.BoolFlag{Name: "skip-bad-rows", Usage: "import the good rows of a file with bad ones (default: nothing until the file is clean)"},
+	}
 }
 
 func controlCommand(op, usage string) *cli.Command {
@@ -845,7 +876,7 @@ func createJob(c *cli.Context) error {
 		return err
 	}
 	if f := c.String("accounts"); f != "" {
-		if req.Accounts, err = readCSV(f); err != nil {
+		if req.Accounts, err = readCSV(c); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/banjia-mail/banjia/state"
 )
@@ -96,5 +99,51 @@ func TestScheduleFlagsRefuseBadValues(t *testing.T) {
 				t.Fatalf("exit %d, output:\n%s\nwant %q", code, out, c.want)
 			}
 		})
+	}
+}
+
+// TestImportFromTheCLI: an accounts CSV saved by Excel as "CSV UTF-8" (with
+// a BOM) and one saved as GBK make the same job; a file with bad rows
+// makes none unless --skip-bad-rows, which names what it left out.
+func TestImportFromTheCLI(t *testing.T) {
+	const csv = "旧邮箱,新邮箱,密码,新密码\nzhang@old.example,zhang@new.example,密码1,n1\nli@old.example,li@new.example,pw2,n2\n"
+	gbk, err := simplifiedchinese.GBK.NewEncoder().String(csv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(binary, append([]string{"--state", dir + "/s.db"}, args...)...).CombinedOutput()
+		return string(out), exitCode(err)
+	}
+	var listed []string
+	for name, data := range map[string]string{"bom": "\ufeff" + csv, "gbk": gbk} {
+		path := dir + "/" + name + ".csv"
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := run("job", "create", name, "--from", "imaps://imap.old.example", "--to", "imaps://imap.new.example", "--accounts", path); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", name, code, out)
+		}
+		out, _ := run("job", "accounts", name)
+		listed = append(listed, out)
+	}
+	if listed[0] != listed[1] || !strings.Contains(listed[0], "zhang@old.example -> zhang@new.example") || strings.Contains(listed[0], "\ufeff") {
+		t.Fatalf("the two files made different jobs:\n%s\n%s", listed[0], listed[1])
+	}
+	bad := dir + "/bad.csv"
+	if err := os.WriteFile(bad, []byte(csv+"x y@old.example,x@new.example,pw\nz@old.example,,pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run("job", "create", "bad", "--from", "imaps://imap.old.example", "--to", "imaps://imap.new.example", "--accounts", bad)
+	if code != 1 || !strings.Contains(out, "2 bad rows, nothing imported") || !strings.Contains(out, "line 4:") || !strings.Contains(out, "line 5:") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if out, _ := run("job", "status"); strings.Contains(out, "bad") {
+		t.Fatalf("a job was made from a bad file:\n%s", out)
+	}
+	out, code = run("job", "create", "some", "--from", "imaps://imap.old.example", "--to", "imaps://imap.new.example", "--accounts", bad, "--skip-bad-rows")
+	if code != 0 || !strings.Contains(out, "skipped line 4:") || !strings.Contains(out, "skipped line 5:") {
+		t.Fatalf("--skip-bad-rows: exit %d\n%s", code, out)
 	}
 }
