@@ -49,6 +49,8 @@ type runOptions struct {
 	// refusePaused: a paused job is refused instead of waiting for Resume
 	// (a person at a terminal asked for it to run now).
 	refusePaused bool
+	// sync: copy what is new in every account (Sync).
+	sync bool
 }
 
 // NewManager makes a manager that runs every job of the store; ctx bounds
@@ -190,12 +192,18 @@ func (m *Manager) startLocked(j *state.Job, o runOptions) (*run, error) {
 	if _, ok := m.runs[j.ID]; ok {
 		return nil, nil
 	}
+	if !j.Closed.IsZero() {
+		return nil, closedError(j)
+	}
 	if j.State == state.JobEnded {
 		return nil, fmt.Errorf("job %s was ended; create a new job to move its remaining accounts", j.ID)
 	}
 	cfg := m.cfg
 	if o.only != nil {
 		cfg.Only, cfg.Rerun = o.only, true
+	}
+	if o.sync {
+		cfg.sync, cfg.Rerun = true, true
 	}
 	r := New(m.store, cfg)
 	// A paused job comes back paused, waiting for Resume.

@@ -38,7 +38,10 @@ type Config struct {
 	// their passwords must have been supplied again since.
 	Rerun bool
 	// Only, when set, limits the run to these accounts (banjia job retry).
-	Only       map[string]bool
+	Only map[string]bool
+	// sync: the run is a sync (cutover.go): it copies what is new in every
+	// account, does not wait for members, and is recorded on the job.
+	sync       bool
 	OpenSource func(ctx context.Context, e mail.Endpoint) (sources.Source, error)
 	OpenSink   func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error)
 	Log        *slog.Logger
@@ -170,6 +173,9 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 	if err != nil {
 		return err
 	}
+	if !job.Closed.IsZero() {
+		return closedError(job)
+	}
 	switch job.State {
 	case state.JobEnded:
 		return fmt.Errorf("job %s was ended; its remaining accounts are abandoned (create a new job to move them)", jobID)
@@ -227,6 +233,10 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			}
 			continue
 		}
+		// Between rounds no account is copied: the retention is kept here.
+		if err := r.expire(jobID); err != nil {
+			return err
+		}
 		accts, err := r.store.Accounts(jobID)
 		if err != nil {
 			return err
@@ -254,11 +264,16 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			}
 			todo = append(todo, a)
 		}
-		if len(todo) == 0 && job.ModeOf() == state.ModeMember {
+		if len(todo) == 0 && job.ModeOf() == state.ModeMember && !r.cfg.sync {
 			if job.Enrolling(time.Now()) {
 				// Members sign in over days (the seed: accounts added in
-				// the next 30 days): the job waits for them.
-				r.waitEnroll(ctx, job.EnrollUntil)
+				// the next 30 days): the job waits for them, and wakes
+				// when a stored password's retention runs out.
+				until := job.EnrollUntil
+				if next := nextExpiry(r.store, job); !next.IsZero() && next.Before(until) {
+					until = next
+				}
+				r.waitEnroll(ctx, until)
 				continue
 			}
 			if awaiting > 0 {
@@ -270,6 +285,11 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		if len(todo) == 0 {
 			if err := r.store.SetJobState(jobID, state.JobCompleted); err != nil {
 				return err
+			}
+			if r.cfg.sync {
+				if err := r.synced(jobID); err != nil {
+					return err
+				}
 			}
 			r.event(jobID, "", "job.completed", r.summary(jobID))
 			return nil
@@ -607,6 +627,8 @@ type Status struct {
 	Job      state.Job
 	Accounts []state.Account
 	Attached bool // a runner is working on the job right now
+	// Phase is the job's cutover phase (state.PhaseFirstPass, ...).
+	Phase string
 }
 
 // Status returns the job with live account counts.
@@ -630,7 +652,7 @@ func (r *Runner) StatusOf(jobID string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Job: *j, Attached: true}
+	st := &Status{Job: *j, Attached: true, Phase: j.Phase()}
 	// Sealed secrets are no one's business outside the state file.
 	st.Job.SourceAdminSecret, st.Job.TargetAdminSecret = nil, nil
 	r.mu.Lock()
