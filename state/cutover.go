@@ -53,7 +53,7 @@ type Cutover struct {
 }
 
 // Keep is the job's retention of stored credentials.
-func (c *Cutover) Keep() time.Duration {
+func (c Cutover) Keep() time.Duration {
 	if c.KeepCredentials <= 0 {
 		return DefaultKeepCredentials
 	}
@@ -61,7 +61,7 @@ func (c *Cutover) Keep() time.Duration {
 }
 
 // Phase is the job's phase: PhaseFirstPass, PhaseSynced or PhaseClosed.
-func (c *Cutover) Phase() string {
+func (c Cutover) Phase() string {
 	switch {
 	case !c.Closed.IsZero():
 		return PhaseClosed
@@ -73,7 +73,7 @@ func (c *Cutover) Phase() string {
 
 // PhaseText is the phase as the job table says it: "first pass", "synced
 // at 2026-12-03 10:00 UTC", "closed at ...".
-func (c *Cutover) PhaseText(lang string) string {
+func (c Cutover) PhaseText(lang string) string {
 	w := words[Lang(lang)]
 	switch c.Phase() {
 	case PhaseClosed:
