@@ -311,8 +311,12 @@ func expireCredentials(store *state.Store, jobID string, now time.Time) (wiped m
 			changed = append(changed, a)
 		}
 	}
-	if err := store.PutAccounts(jobID, changed...); err != nil {
-		return nil, "", err
+	if len(changed) > 0 {
+		// Only then: a write (and its fsync) between rounds would delay
+		// every enrolled member's start.
+		if err := store.PutAccounts(jobID, changed...); err != nil {
+			return nil, "", err
+		}
 	}
 	admin := len(j.SourceAdminSecret)+len(j.TargetAdminSecret) > 0 && (closed || state.Expired(j.JobSecretsDeadline(), now))
 	if admin || (len(changed) > 0 && !closed) {
