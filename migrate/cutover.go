@@ -119,6 +119,22 @@ func (m *Manager) Sync(jobID, who string) error {
 	return m.start(jobID, runOptions{sync: true})
 }
 
+// waitMembersAgain: a sync interrupted a member-triggered job's wait for
+// its members (Sync); once it has ended, banjia serve waits for them
+// again, as before the sync. m.mu is held.
+func (m *Manager) waitMembersAgain(jobID string, ru *run, err error) {
+	if !ru.sync || err != nil || m.only != "" || m.idle || m.ctx.Err() != nil {
+		return
+	}
+	j, jerr := m.store.Job(jobID)
+	if jerr != nil || j.ModeOf() != state.ModeMember || !j.Enrolling(time.Now()) {
+		return
+	}
+	if _, jerr = m.startLocked(j, runOptions{}); jerr != nil {
+		m.cfg.Log.Error("member-triggered job not waiting for its members again after a sync", "job", jobID, "err", jerr)
+	}
+}
+
 // canSync says why the job has nothing to log in with, or nil.
 func (m *Manager) canSync(j *state.Job) error {
 	if len(j.SourceAdminSecret) > 0 {

@@ -151,6 +151,40 @@ func deliverNew(t *testing.T, w *world, u migratetest.User, round int) int {
 	return n
 }
 
+// syncOf waits for the job's sync number n to end: Wait for a job that
+// ends with it, the recorded count for a member-triggered one (the manager
+// waits for its members again after a sync, as banjia serve does).
+func syncOf(t *testing.T, m *migrate.Manager, job, mode string, n int) {
+	t.Helper()
+	if mode != state.ModeMember {
+		if err := m.Wait(job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		st, err := m.Status(job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Job.Syncs >= n && mode != state.ModeMember {
+			return
+		}
+		if st.Job.Syncs >= n {
+			// The sync ended; the job must be back to waiting for members.
+			for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+				if st, _ := m.Status(job); m.Running(job) && st.Job.State == state.JobRunning {
+					return
+				}
+			}
+			st, _ = m.Status(job)
+			t.Fatalf("10 s after sync %d the member-triggered job does not wait for its members: %s, running %v", n, st.Job.State, m.Running(job))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("sync %d did not end within 3 minutes", n)
+}
+
 // waitStates waits until every account of the job is in a final state.
 func waitStates(t *testing.T, m *migrate.Manager, job string) *migrate.Status {
 	t.Helper()
@@ -265,9 +299,7 @@ func TestCutoverSync(t *testing.T) {
 			if err := m.Sync(w.Job, "test"); err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Wait(w.Job); err != nil {
-				t.Fatal(err)
-			}
+			syncOf(t, m, w.Job, mode, 1)
 			if b, p, a := n.bodies.Load(), n.prefetched.Load(), n.appended.Load(); b != 0 || p != 0 || a != 0 {
 				t.Fatalf("a sync with nothing new fetched %d bodies, prefetched %d, appended %d", b, p, a)
 			}
@@ -299,9 +331,7 @@ func TestCutoverSync(t *testing.T) {
 				if err := m.Sync(w.Job, "test"); err != nil {
 					t.Fatal(err)
 				}
-				if err := m.Wait(w.Job); err != nil {
-					t.Fatal(err)
-				}
+				syncOf(t, m, w.Job, mode, round+1)
 				if a, b := n.appended.Load(), n.bodies.Load(); a != int64(added) || b != int64(added) {
 					t.Fatalf("sync %d: %d new messages on the sources; %d bodies fetched, %d appended", round+1, added, b, a)
 				}

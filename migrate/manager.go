@@ -39,6 +39,7 @@ type Manager struct {
 type run struct {
 	r    *Runner
 	done chan struct{}
+	sync bool // a sync (cutover.go)
 }
 
 // runOptions are what one run of a job does beyond the manager's Config.
@@ -208,7 +209,7 @@ func (m *Manager) startLocked(j *state.Job, o runOptions) (*run, error) {
 	r := New(m.store, cfg)
 	// A paused job comes back paused, waiting for Resume.
 	r.startPaused = j.State == state.JobPaused && !o.refusePaused
-	ru := &run{r: r, done: make(chan struct{})}
+	ru := &run{r: r, done: make(chan struct{}), sync: o.sync}
 	m.runs[j.ID] = ru
 	delete(m.errs, j.ID)
 	m.wg.Add(1)
@@ -242,6 +243,9 @@ func (m *Manager) run(jobID string, ru *run) {
 			}
 		}
 	default:
+	}
+	if _, again := m.runs[jobID]; !again {
+		m.waitMembersAgain(jobID, ru, err)
 	}
 	m.mu.Unlock()
 	close(ru.done)
