@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,71 @@ func TestRetentionWipesPasswords(t *testing.T) {
 	err = m.Sync(w.Job, "test")
 	if err == nil || !strings.Contains(err.Error(), "stored credentials were wiped at") || !strings.Contains(err.Error(), "banjia job add") {
 		t.Fatalf("sync without credentials: %v", err)
+	}
+}
+
+// TestRetentionWhileWaitingForMembers: a member-triggered job that waits
+// for its members wakes when a member's password reaches its retention,
+// wipes it from the state file and from its own copy of the account, and
+// goes on waiting.
+func TestRetentionWhileWaitingForMembers(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 2, Messages: 5, BadPassword: -1})
+	memberJob(t, w, time.Now().Add(time.Hour))
+	for _, u := range w.Users {
+		enroll(t, w, u)
+	}
+	as, _ := w.Store.Accounts(w.Job)
+	soon := time.Now().Add(3 * time.Second)
+	for _, a := range as {
+		a.SecretsUntil = soon
+	}
+	if err := w.Store.PutAccounts(w.Job, as...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := runner(w, migrate.Config{})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, w.Job) }()
+	waitFor(t, "both members moved", func() bool {
+		for _, a := range accounts(t, w) {
+			if a.State != state.AccountSucceeded || !a.HasSecrets() {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, "the passwords wiped at their retention", func() bool {
+		for _, a := range accounts(t, w) {
+			if a.HasSecrets() {
+				return false
+			}
+		}
+		return true
+	})
+	if time.Now().Before(soon) {
+		t.Fatal("passwords wiped before their retention ran out")
+	}
+	var all []string
+	for _, u := range w.Users {
+		all = append(all, u.OldPW, u.NewPW)
+	}
+	if got, err := sealscan.Recoverable(w.Path, all); err != nil || len(got) > 0 {
+		t.Fatalf("passwords past their retention are recoverable: %q (%v)", got, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the job stopped waiting for its members: %v", err)
+	default:
+	}
+	r.Stop()
+	if err := <-done; !errors.Is(err, migrate.ErrInterrupted) {
+		t.Fatal(err)
+	}
+	// Nothing the runner held wrote them back.
+	for _, a := range accounts(t, w) {
+		if a.HasSecrets() {
+			t.Fatalf("%s: passwords written back after the wipe", a.ID)
+		}
 	}
 }

@@ -544,7 +544,7 @@ func jobCommand() *cli.Command {
 			{
 				Name: "start", Usage: "run a job in the foreground until it finishes (Ctrl-C saves and stops)", ArgsUsage: "JOB",
 				Description: exitCodesHelp,
-				Flags:       append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded (needs their passwords again: job add)"}),
+				Flags:       append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					store, err := state.OpenExisting(c.String("state"))
