@@ -103,3 +103,54 @@ func TestCutoverCommands(t *testing.T) {
 		t.Fatalf("passwords readable from the state file after job close: %q (%v)", got, err)
 	}
 }
+
+// TestSyncAndCloseThroughServe: while banjia serve holds the state file,
+// `job sync` and `job close` from another shell reach it over the control
+// socket: the sync copies the new mail in the background, the close wipes
+// the passwords, and a sync after it is refused with the reason (exit 1).
+func TestSyncAndCloseThroughServe(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 2, Messages: 10, BadPassword: -1})
+	w.env = []string{"BANJIA_ADMIN_PASSWORD=admin-pw-cut-77"}
+	w.create(t)
+	w.mustBanjia(t, "job", "start", w.Job)
+	_, stop := w.startServe(t)
+	for i, u := range w.Users {
+		c, err := imapfill.Login(w.Src.IMAPAddr, u.Old, u.SourcePW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := fmt.Sprintf("From: a@elsewhere.test\r\nTo: %s\r\nSubject: late %d\r\n\r\nafter the MX switch\r\n", u.Old, i)
+		if err := imapfill.Append(c, "INBOX", []imapfill.Message{{Body: []byte(body), Date: time.Date(2026, 12, 3, 11, 5, i, 0, time.UTC)}}); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	if out := w.mustBanjia(t, "job", "sync", w.Job); !strings.Contains(out, "the running banjia syncs it now") {
+		t.Fatalf("job sync through serve:\n%s", out)
+	}
+	waitUntil(t, func() bool {
+		st, err := w.banjia(t, "job", "status", w.Job)
+		return err == nil && strings.Contains(st, "synced at ") && strings.Contains(st, "completed")
+	})
+	after := w.Sources()
+	for _, u := range w.Users {
+		migratetest.SameMail(t, u.Old, after[u.Old], w.Target(u))
+	}
+	if out := w.mustBanjia(t, "job", "close", w.Job); !strings.Contains(out, "every stored credential is wiped") {
+		t.Fatalf("job close through serve:\n%s", out)
+	}
+	out, err := w.banjia(t, "job", "sync", w.Job)
+	if code := exitCode(err); code != 1 || !strings.Contains(out, "was closed at") {
+		t.Fatalf("job sync through serve after close: exit %d\n%s", code, out)
+	}
+	if _, err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var pws []string
+	for _, u := range w.Users {
+		pws = append(pws, u.OldPW, u.NewPW)
+	}
+	if got, err := sealscan.Recoverable(w.Path, pws); err != nil || len(got) > 0 {
+		t.Fatalf("passwords readable from the state file after job close: %q (%v)", got, err)
+	}
+}
