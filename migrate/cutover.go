@@ -112,7 +112,7 @@ func (m *Manager) Sync(jobID, who string) error {
 			return fmt.Errorf("job %s is still copying (%s, among others): sync once this pass has finished", jobID, a)
 		}
 		// A member-triggered job waits for its members: the wait gives way
-		// to the sync, and the next member who enrolls starts it again.
+		// to the sync, and resumes after it (waitMembersAgain).
 		m.stopWaiting(jobID)
 	}
 	m.Event(jobID, "", "admin.sync", fmt.Sprintf("%s asked to sync job %s: copy what arrived in the old mailboxes since the last pass", who, jobID))
