@@ -306,6 +306,9 @@ func (a *accountRun) run(ctx context.Context) bool {
 	}()
 	id, job := a.acct.ID, a.job.ID
 	prev := a.acct.State
+	// A sync of an account that had succeeded says so in its own event:
+	// the member is not told again that the move finished.
+	resync, importedBefore := a.r.cfg.sync && prev == state.AccountSucceeded, a.acct.Counts.Imported
 	a.setState(state.AccountPreparing, "")
 	if prev == state.AccountNotStarted {
 		a.r.event(job, id, "account.started", fmt.Sprintf("%s started (%s -> %s)", id, a.acct.Source, a.acct.Target))
@@ -377,6 +380,11 @@ func (a *accountRun) run(ctx context.Context) bool {
 		// until the job is closed or their retention runs out (cutover.go).
 		a.mu.Unlock()
 		a.setState(state.AccountSucceeded, reason)
+		if resync {
+			n := max(c.Imported-importedBefore, 0)
+			a.r.event(job, id, "account.synced", fmt.Sprintf("%s synced: %d new %s copied; %s", id, n, plural(n, "message", "messages"), reason))
+			return true
+		}
 		a.r.event(job, id, "account.succeeded", fmt.Sprintf("%s succeeded: %s", id, reason))
 		return true
 	case errors.Is(err, errStopped) || a.edge.Err() != nil:

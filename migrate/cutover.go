@@ -416,6 +416,7 @@ func (r *Runner) synced(jobID string) error {
 	if err != nil {
 		return err
 	}
-	r.event(jobID, "", "job.synced", fmt.Sprintf("job %s synced (sync %d): what arrived in the old mailboxes since the last pass is on the target", jobID, n))
+	summary := strings.Replace(r.summary(jobID), "completed:", fmt.Sprintf("synced (sync %d):", n), 1)
+	r.event(jobID, "", "job.synced", summary)
 	return nil
 }

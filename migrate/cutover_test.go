@@ -328,10 +328,25 @@ func TestCutoverSync(t *testing.T) {
 					targetBefore[u.Old] = migratetest.Count(t, w.Dst, u.New, u.NewPW)
 				}
 				n.reset()
+				evs, _ := w.Store.Events(w.Job, 0, 0)
+				last := evs[len(evs)-1].Seq
 				if err := m.Sync(w.Job, "test"); err != nil {
 					t.Fatal(err)
 				}
 				syncOf(t, m, w.Job, mode, round+1)
+				// The members are not told again that their move finished:
+				// the sync has its own events.
+				evs, _ = w.Store.Events(w.Job, last, 0)
+				kinds := map[string]int{}
+				for _, e := range evs {
+					kinds[e.Kind]++
+					if e.Kind == "account.synced" && !strings.Contains(e.Message, "synced: 3 new messages copied") {
+						t.Fatalf("sync event: %s", e.Message)
+					}
+				}
+				if kinds["account.synced"] != len(w.Users) || kinds["account.succeeded"] != 0 || kinds["job.synced"] != 1 || kinds["job.completed"] != 0 {
+					t.Fatalf("events of sync %d: %v", round+1, kinds)
+				}
 				if a, b := n.appended.Load(), n.bodies.Load(); a != int64(added) || b != int64(added) {
 					t.Fatalf("sync %d: %d new messages on the sources; %d bodies fetched, %d appended", round+1, added, b, a)
 				}

@@ -287,9 +287,9 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 				return err
 			}
 			if r.cfg.sync {
-				if err := r.synced(jobID); err != nil {
-					return err
-				}
+				// Not job.completed: the admins were told when the first
+				// pass completed, and are not told again at every sync.
+				return r.synced(jobID)
 			}
 			r.event(jobID, "", "job.completed", r.summary(jobID))
 			return nil
