@@ -49,7 +49,7 @@ func ParseKeep(s string) (time.Duration, error) {
 func CheckKeep(d time.Duration) error {
 	switch {
 	case d <= 0:
-		return fmt.Errorf("keep credentials %s: want more than 0 (the syncs after the MX switch need them)", d)
+		return fmt.Errorf("keep credentials %s: want more than 0 (the syncs after the MX switch need them)", FormatKeep(d))
 	case d > state.MaxKeepCredentials:
 		return fmt.Errorf("keep credentials: more than %d days; want at most %dd (close the job to wipe them sooner)",
 			state.MaxKeepCredentials/(24*time.Hour), state.MaxKeepCredentials/(24*time.Hour))
@@ -59,8 +59,11 @@ func CheckKeep(d time.Duration) error {
 
 // FormatKeep writes a retention the way ParseKeep reads it.
 func FormatKeep(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
+	switch {
+	case d != 0 && d%(24*time.Hour) == 0:
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
 	}
 	return d.String()
 }
@@ -296,9 +299,10 @@ func (m *Manager) ExpireJobCredentials(jobID string) error {
 	_, msg, err := expireCredentials(m.store, jobID, time.Now())
 	m.mu.Unlock()
 	if msg != "" {
-		m.Event(jobID, "", "job.credentials_wiped", msg)
-		// At once: the retention is a promise, not a few seconds more.
+		// At once, and before the event says so: the retention is a
+		// promise, not a few seconds more.
 		err = errors.Join(err, m.store.Scrub())
+		m.Event(jobID, "", "job.credentials_wiped", msg)
 	}
 	return err
 }
@@ -364,10 +368,7 @@ func expireCredentials(store *state.Store, jobID string, now time.Time) (wiped m
 // a later save would otherwise write back).
 func (r *Runner) expire(jobID string) error {
 	wiped, msg, err := expireCredentials(r.store, jobID, time.Now())
-	if msg != "" {
-		r.event(jobID, "", "job.credentials_wiped", msg)
-	}
-	if err != nil || len(wiped) == 0 {
+	if err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -379,7 +380,13 @@ func (r *Runner) expire(jobID string) error {
 		}
 	}
 	r.mu.Unlock()
-	return r.store.Scrub()
+	if msg == "" {
+		return nil
+	}
+	// Before the event says so, as ExpireJobCredentials.
+	err = r.store.Scrub()
+	r.event(jobID, "", "job.credentials_wiped", msg)
+	return err
 }
 
 // nextExpiry is the earliest retention deadline of a credential the job

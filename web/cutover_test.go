@@ -60,6 +60,22 @@ func TestCutoverFromDashboardAndAPI(t *testing.T) {
 		!strings.Contains(body, `id="phase-cut">first pass<`) || !strings.Contains(body, `id="sync-cut"`) {
 		t.Fatalf("dashboard: %d %s", code, body)
 	}
+	// The new job form takes the retention too, and refuses a bad one.
+	if _, body := admin.get("/admin/jobs/new?mode=member"); !strings.Contains(body, `id="f-keep-credentials" value="14d"`) {
+		t.Fatalf("new job form: %s", body)
+	}
+	form := url.Values{"id": {"formed"}, "mode": {"member"}, "domain": {"old.test"}, "new_domain": {"new.test"},
+		"source": {s.endpointURL(s.w.Src.IMAPAddr)}, "target": {s.endpointURL(s.w.Dst.IMAPAddr)}, "keep_credentials": {"-3d"}}
+	if code, body := admin.post("/admin/jobs", form); code != http.StatusBadRequest || !strings.Contains(body, "keep credentials -3d: want more than 0") {
+		t.Fatalf("form with a bad retention: %d %s", code, body)
+	}
+	form.Set("keep_credentials", "36h")
+	if code, body := admin.post("/admin/jobs", form); code != 200 {
+		t.Fatalf("form: %d %s", code, body)
+	}
+	if s.api("GET", "/api/jobs/formed", nil, &out); out["keep_credentials"] != "36h" {
+		t.Fatalf("job made with the form: %v", out)
+	}
 	if code, body := admin.get("/admin/jobs/cut"); code != 200 || !strings.Contains(body, `id="job-phase">first pass<`) || !strings.Contains(body, `id="close-cut"`) {
 		t.Fatalf("job page: %d %s", code, body)
 	}
