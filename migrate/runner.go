@@ -34,20 +34,21 @@ type Config struct {
 	RetryMax      time.Duration // the longest wait; default 30 s
 	FlushEvery    time.Duration // how often progress is written; default 250ms
 	Grace         time.Duration // how long a stop waits for message boundaries before cutting connections; default 30s
-	// Rerun copies again (incrementally) accounts that already succeeded;
-	// their passwords must have been supplied again since.
+	// Rerun copies again (incrementally) accounts that already succeeded,
+	// with the passwords kept for the syncs (cutover.go).
 	Rerun bool
 	// Only, when set, limits the run to these accounts (banjia job retry).
-	Only map[string]bool
-	// sync: the run is a sync (cutover.go): it copies what is new in every
-	// account, does not wait for members, and is recorded on the job.
-	sync       bool
+	Only       map[string]bool
 	OpenSource func(ctx context.Context, e mail.Endpoint) (sources.Source, error)
 	OpenSink   func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error)
 	Log        *slog.Logger
 	// OnEvent, when set, sees every event after it is saved (notifications,
 	// metrics); it must not block.
 	OnEvent func(*state.Event)
+
+	// sync: the run is a sync (cutover.go): it copies what is new in every
+	// account, does not wait for members, and is recorded on the job.
+	sync bool
 }
 
 func (c *Config) defaults() {
