@@ -306,6 +306,9 @@ func (a *accountRun) run(ctx context.Context) bool {
 	}()
 	id, job := a.acct.ID, a.job.ID
 	prev := a.acct.State
+	// A sync of an account that had succeeded says so in its own event:
+	// the member is not told again that the move finished.
+	resync, importedBefore := a.r.cfg.sync && prev == state.AccountSucceeded, a.acct.Counts.Imported
 	a.setState(state.AccountPreparing, "")
 	if prev == state.AccountNotStarted {
 		a.r.event(job, id, "account.started", fmt.Sprintf("%s started (%s -> %s)", id, a.acct.Source, a.acct.Target))
@@ -375,11 +378,15 @@ func (a *accountRun) run(ctx context.Context) bool {
 			a.r.event(job, id, "account.partial", fmt.Sprintf("%s finished with failures: %s", id, reason))
 			return true
 		}
-		// A finished member's passwords are not kept (SPEC: secrets wiped on
-		// completion); an incremental re-run asks for them again.
-		a.acct.SourceSecret, a.acct.TargetSecret = nil, nil
+		// The passwords stay sealed for the syncs after the MX switch,
+		// until the job is closed or their retention runs out (cutover.go).
 		a.mu.Unlock()
 		a.setState(state.AccountSucceeded, reason)
+		if resync {
+			n := max(c.Imported-importedBefore, 0)
+			a.r.event(job, id, "account.synced", fmt.Sprintf("%s synced: %d new %s copied; %s", id, n, plural(n, "message", "messages"), reason))
+			return true
+		}
 		a.r.event(job, id, "account.succeeded", fmt.Sprintf("%s succeeded: %s", id, reason))
 		return true
 	case errors.Is(err, errStopped) || a.edge.Err() != nil:
@@ -401,20 +408,27 @@ func (a *accountRun) run(ctx context.Context) bool {
 func (a *accountRun) endpoints() (src, dst mail.Endpoint, err error) {
 	src, dst = a.job.Source, a.job.Target
 	src.User, dst.User = a.acct.Source, a.acct.Target
-	if src.Password, err = a.r.store.Unseal(a.acct.SourceSecret); err != nil {
-		return src, dst, fault.New(fault.Account, "cannot read the stored old password", err)
+	// A credential past its retention is not used, even before the wipe
+	// between rounds reaches it.
+	now := time.Now()
+	acctSecrets := !state.Expired(a.job.SecretsDeadline(a.acct), now)
+	jobSecrets := !state.Expired(a.job.JobSecretsDeadline(), now)
+	if acctSecrets {
+		if src.Password, err = a.r.store.Unseal(a.acct.SourceSecret); err != nil {
+			return src, dst, fault.New(fault.Account, "cannot read the stored old password", err)
+		}
+		if dst.Password, err = a.r.store.Unseal(a.acct.TargetSecret); err != nil {
+			return src, dst, fault.New(fault.Account, "cannot read the stored new password", err)
+		}
 	}
-	if dst.Password, err = a.r.store.Unseal(a.acct.TargetSecret); err != nil {
-		return src, dst, fault.New(fault.Account, "cannot read the stored new password", err)
-	}
-	if dst.Password == "" && len(a.job.TargetAdminSecret) > 0 {
+	if dst.Password == "" && len(a.job.TargetAdminSecret) > 0 && jobSecrets {
 		// Target reached through an admin (e.g. a Dovecot master user): act as the member.
 		dst.User, dst.AuthzID = a.job.Target.User, a.acct.Target
 		if dst.Password, err = a.r.store.Unseal(a.job.TargetAdminSecret); err != nil {
 			return src, dst, fault.New(fault.Account, "cannot read the stored target admin password", err)
 		}
 	}
-	if src.Password == "" && len(a.job.SourceAdminSecret) > 0 {
+	if src.Password == "" && len(a.job.SourceAdminSecret) > 0 && jobSecrets {
 		// Delegated (无感搬家): the migration admin opens the member's mailbox.
 		secret, err := a.r.store.Unseal(a.job.SourceAdminSecret)
 		if err != nil {
@@ -428,7 +442,7 @@ func (a *accountRun) endpoints() (src, dst mail.Endpoint, err error) {
 	}
 	src = OnServer(src, a.acct.Server)
 	if src.Password == "" {
-		return src, dst, fault.New(fault.Account, "no old password is stored for this account (it is wiped after success): supply it again with banjia job add", nil)
+		return src, dst, fault.New(fault.Account, "no old password is stored for this account (wiped when the job was closed or its --keep-credentials retention ran out): supply it again with banjia job add", nil)
 	}
 	return src, dst, nil
 }

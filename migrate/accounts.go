@@ -135,6 +135,10 @@ func AddAccounts(store *state.Store, job *state.Job, rows []AccountRow, now time
 				return 0, err
 			}
 		}
+		if a.HasSecrets() {
+			// Kept for the syncs, from now: never past the job's retention.
+			a.SecretsUntil = now.UTC().Add(job.Keep())
+		}
 		if a.State == state.AccountFailed || a.State == state.AccountPartial {
 			a.State, a.Reason = state.AccountNotStarted, ""
 		}

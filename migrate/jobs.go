@@ -45,7 +45,11 @@ type JobRequest struct {
 	// EnrollDays is how long after its creation the job takes new
 	// accounts (members enroll); 0: only those given now.
 	EnrollDays int
-	Accounts   []AccountRow
+	// KeepCredentials is how long the passwords stay sealed for the
+	// syncs after the MX switch, unless the job is closed sooner; 0: the
+	// default (state.DefaultKeepCredentials).
+	KeepCredentials time.Duration
+	Accounts        []AccountRow
 	// Directory lists a Microsoft Graph directory's users as accounts (src
 	// carries the client secret as its password); nil when this door
 	// cannot read a directory.
@@ -176,6 +180,13 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 	if req.EnrollDays < 0 || req.EnrollDays > MaxEnrollDays {
 		return nil, 0, fmt.Errorf("enrollment window %d days: want 0 (only the accounts given now) up to %d", req.EnrollDays, MaxEnrollDays)
 	}
+	keep := req.KeepCredentials
+	if keep == 0 {
+		keep = state.DefaultKeepCredentials
+	}
+	if err := CheckKeep(keep); err != nil {
+		return nil, 0, err
+	}
 	if req.TargetAdmin != "" && req.TargetAdminPassword == "" {
 		return nil, 0, fmt.Errorf("give the password of the target admin %s", req.TargetAdmin)
 	}
@@ -207,7 +218,8 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 
 	now := time.Now().UTC()
 	job := &state.Job{ID: id, Name: id, Mode: mode, Domain: domain, NewDomain: newDomain,
-		Source: src, Target: dst, Options: req.Options, State: state.JobCreated, Created: now}
+		Source: src, Target: dst, Options: req.Options, State: state.JobCreated, Created: now,
+		Cutover: state.Cutover{KeepCredentials: keep, CredentialsUntil: now.Add(keep)}}
 	if req.EnrollDays > 0 {
 		job.EnrollUntil = now.Add(time.Duration(req.EnrollDays) * 24 * time.Hour)
 	}
@@ -247,6 +259,9 @@ func (m *Manager) AddAccounts(jobID string, rows []AccountRow, who string) (int,
 	job, err := m.store.Job(jobID)
 	if err != nil {
 		return 0, fmt.Errorf("job %q: %w", jobID, err)
+	}
+	if !job.Closed.IsZero() {
+		return 0, closedError(job)
 	}
 	n, err := AddAccounts(m.store, job, rows, time.Now())
 	if err != nil {
@@ -288,6 +303,9 @@ func (m *Manager) CheckEnroll(jobID, member, old string) error {
 	if err != nil {
 		return fmt.Errorf("job %q: %w", jobID, err)
 	}
+	if !job.Closed.IsZero() {
+		return ErrEnrollClosed
+	}
 	a, err := m.store.Account(jobID, old)
 	switch {
 	case err == nil && !strings.EqualFold(a.Target, member):
@@ -324,6 +342,7 @@ func (m *Manager) Enroll(jobID string, e Enrollment) error {
 	if len(job.TargetAdminSecret) == 0 {
 		a.TargetSecret = e.TargetSecret
 	}
+	a.SecretsUntil = time.Now().UTC().Add(job.Keep())
 	if a.State == state.AccountFailed || a.State == state.AccountPartial {
 		a.State, a.Reason = state.AccountNotStarted, ""
 	}
@@ -343,12 +362,18 @@ func (m *Manager) Enroll(jobID string, e Enrollment) error {
 // running or not, and records who asked.
 func (m *Manager) Control(jobID, op, who string) error {
 	switch op {
+	case "sync":
+		return m.Sync(jobID, who)
+	case "close":
+		return m.Close(jobID, who)
 	case "pause", "resume", "end", "start":
 	default:
-		return fmt.Errorf("unknown operation %q: want pause, resume, end or start", op)
+		return fmt.Errorf("unknown operation %q: want pause, resume, end, start, sync or close", op)
 	}
-	if _, err := m.store.Job(jobID); err != nil {
+	if j, err := m.store.Job(jobID); err != nil {
 		return fmt.Errorf("job %q: %w", jobID, err)
+	} else if !j.Closed.IsZero() {
+		return closedError(j)
 	}
 	m.Event(jobID, "", "admin."+op, fmt.Sprintf("%s asked to %s job %s", who, op, jobID))
 	return m.control(jobID, op)

@@ -39,6 +39,7 @@ type Manager struct {
 type run struct {
 	r    *Runner
 	done chan struct{}
+	sync bool // a sync (cutover.go)
 }
 
 // runOptions are what one run of a job does beyond the manager's Config.
@@ -49,6 +50,8 @@ type runOptions struct {
 	// refusePaused: a paused job is refused instead of waiting for Resume
 	// (a person at a terminal asked for it to run now).
 	refusePaused bool
+	// sync: copy what is new in every account (Sync).
+	sync bool
 }
 
 // NewManager makes a manager that runs every job of the store; ctx bounds
@@ -190,6 +193,9 @@ func (m *Manager) startLocked(j *state.Job, o runOptions) (*run, error) {
 	if _, ok := m.runs[j.ID]; ok {
 		return nil, nil
 	}
+	if !j.Closed.IsZero() {
+		return nil, closedError(j)
+	}
 	if j.State == state.JobEnded {
 		return nil, fmt.Errorf("job %s was ended; create a new job to move its remaining accounts", j.ID)
 	}
@@ -197,10 +203,13 @@ func (m *Manager) startLocked(j *state.Job, o runOptions) (*run, error) {
 	if o.only != nil {
 		cfg.Only, cfg.Rerun = o.only, true
 	}
+	if o.sync {
+		cfg.sync, cfg.Rerun = true, true
+	}
 	r := New(m.store, cfg)
 	// A paused job comes back paused, waiting for Resume.
 	r.startPaused = j.State == state.JobPaused && !o.refusePaused
-	ru := &run{r: r, done: make(chan struct{})}
+	ru := &run{r: r, done: make(chan struct{}), sync: o.sync}
 	m.runs[j.ID] = ru
 	delete(m.errs, j.ID)
 	m.wg.Add(1)
@@ -234,6 +243,9 @@ func (m *Manager) run(jobID string, ru *run) {
 			}
 		}
 	default:
+	}
+	if _, again := m.runs[jobID]; !again {
+		m.waitMembersAgain(jobID, ru, err)
 	}
 	m.mu.Unlock()
 	close(ru.done)

@@ -34,8 +34,8 @@ type Config struct {
 	RetryMax      time.Duration // the longest wait; default 30 s
 	FlushEvery    time.Duration // how often progress is written; default 250ms
 	Grace         time.Duration // how long a stop waits for message boundaries before cutting connections; default 30s
-	// Rerun copies again (incrementally) accounts that already succeeded;
-	// their passwords must have been supplied again since.
+	// Rerun copies again (incrementally) accounts that already succeeded,
+	// with the passwords kept for the syncs (cutover.go).
 	Rerun bool
 	// Only, when set, limits the run to these accounts (banjia job retry).
 	Only       map[string]bool
@@ -50,6 +50,10 @@ type Config struct {
 	// WindowCheck is the longest time between two looks at the window;
 	// default 30s.
 	WindowCheck time.Duration
+
+	// sync: the run is a sync (cutover.go): it copies what is new in every
+	// account, does not wait for members, and is recorded on the job.
+	sync bool
 }
 
 func (c *Config) defaults() {
@@ -187,6 +191,9 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 	if err != nil {
 		return err
 	}
+	if !job.Closed.IsZero() {
+		return closedError(job)
+	}
 	switch job.State {
 	case state.JobEnded:
 		return fmt.Errorf("job %s was ended; its remaining accounts are abandoned (create a new job to move them)", jobID)
@@ -252,6 +259,10 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			}
 			continue
 		}
+		// Between rounds no account is copied: the retention is kept here.
+		if err := r.expire(jobID); err != nil {
+			return err
+		}
 		accts, err := r.store.Accounts(jobID)
 		if err != nil {
 			return err
@@ -279,11 +290,16 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			}
 			todo = append(todo, a)
 		}
-		if len(todo) == 0 && job.ModeOf() == state.ModeMember {
+		if len(todo) == 0 && job.ModeOf() == state.ModeMember && !r.cfg.sync {
 			if job.Enrolling(time.Now()) {
 				// Members sign in over days (the seed: accounts added in
-				// the next 30 days): the job waits for them.
-				r.waitEnroll(ctx, job.EnrollUntil)
+				// the next 30 days): the job waits for them, and wakes
+				// when a stored password's retention runs out.
+				until := job.EnrollUntil
+				if next := nextExpiry(r.store, job); !next.IsZero() && next.Before(until) {
+					until = next
+				}
+				r.waitEnroll(ctx, until)
 				continue
 			}
 			if awaiting > 0 {
@@ -295,6 +311,11 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		if len(todo) == 0 {
 			if err := r.store.SetJobState(jobID, state.JobCompleted); err != nil {
 				return err
+			}
+			if r.cfg.sync {
+				// Not job.completed: the admins were told when the first
+				// pass completed, and are not told again at every sync.
+				return r.synced(jobID)
 			}
 			r.event(jobID, "", "job.completed", r.summary(jobID))
 			return nil
@@ -639,6 +660,8 @@ type Status struct {
 	// nothing can be told yet.
 	ETA        time.Duration            `json:",omitempty"`
 	AccountETA map[string]time.Duration `json:",omitempty"`
+	// Phase is the job's cutover phase (state.PhaseFirstPass, ...).
+	Phase string
 }
 
 // Status returns the job with live account counts.
@@ -662,7 +685,7 @@ func (r *Runner) StatusOf(jobID string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Job: *j, Attached: true}
+	st := &Status{Job: *j, Attached: true, Phase: j.Phase()}
 	// Sealed secrets are no one's business outside the state file.
 	st.Job.SourceAdminSecret, st.Job.TargetAdminSecret = nil, nil
 	r.mu.Lock()

@@ -135,6 +135,9 @@ type Job struct {
 	State             JobState
 	Created           time.Time
 	Updated           time.Time
+	// Cutover (see cutover.go): how long stored credentials are kept
+	// for syncs, and the job's phase.
+	Cutover
 }
 
 // ModeOf is the job's mode, with older records read by what they hold.
@@ -150,7 +153,7 @@ func (j *Job) ModeOf() string {
 
 // Enrolling reports whether the job takes new accounts at t.
 func (j *Job) Enrolling(t time.Time) bool {
-	return j.State != JobEnded && !j.EnrollUntil.IsZero() && t.Before(j.EnrollUntil)
+	return j.State != JobEnded && j.Closed.IsZero() && !j.EnrollUntil.IsZero() && t.Before(j.EnrollUntil)
 }
 
 // AwaitingMember reports whether an account waits for its member to type
@@ -188,9 +191,13 @@ type Account struct {
 	State  AccountState
 	Reason string `json:",omitempty"`
 	Counts Counts
-	// Sealed secrets: never printed, wiped when the account finishes.
+	// Sealed secrets: never printed; kept for syncs until the job is
+	// closed or SecretsUntil (Job.SecretsDeadline) passes, then wiped.
 	SourceSecret []byte `json:",omitempty"`
 	TargetSecret []byte `json:",omitempty"`
+	// SecretsUntil is when this account's secrets are wiped at the
+	// latest: when they were stored plus the job's KeepCredentials.
+	SecretsUntil time.Time `json:",omitempty"`
 	Started      time.Time
 	Finished     time.Time
 	Updated      time.Time

@@ -13,13 +13,15 @@ var words = map[string]map[string]string{
 		"created": "not started", "running": "running", "paused": "paused", "completed": "completed", "ended": "ended",
 		"not_started": "not started", "preparing": "preparing", "in_progress": "in progress", "succeeded": "succeeded",
 		"partial": "finished with failures", "failed": "failed", "abandoned": "abandoned",
-		"counts": "%d to import, %d imported, %d failed",
+		"counts":           "%d to import, %d imported, %d failed",
+		"phase.first_pass": "first pass", "phase.synced": "synced at %s", "phase.closed": "closed at %s",
 	},
 	"zh": {
 		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
 		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
 		"partial": "部分失败", "failed": "搬家失败", "abandoned": "放弃",
-		"counts": "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
+		"counts":           "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
+		"phase.first_pass": "首次搬家", "phase.synced": "已于%s同步", "phase.closed": "已于%s关闭",
 	},
 }
 

@@ -229,10 +229,11 @@ func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, ss *session)
 	s.render(w, r, "events", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: out, Refresh: true})
 }
 
-// endView asks the admin to confirm ending a job.
+// endView asks the admin to confirm ending or closing a job.
 type endView struct {
 	Row  jobRow
 	Back string // "list" or "job", where the answer returns
+	Op   string // end or close
 }
 
 // controlForm is a pause / resume / end / start button. End cannot be
@@ -245,18 +246,20 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session
 	if r.PostFormValue("back") == "list" {
 		back = "/admin"
 	}
-	if op == "end" && r.PostFormValue("confirm") == "" {
+	if (op == "end" || op == "close") && r.PostFormValue("confirm") == "" {
 		st, err := s.m.Status(id)
 		if err != nil {
 			http.NotFound(w, r)
 			return
 		}
 		s.render(w, r, "end", http.StatusOK, view{CSRF: ss.csrf, Admin: true,
-			Data: endView{Row: rowOf(st, s.m.Err(id)), Back: r.PostFormValue("back")}})
+			Data: endView{Row: rowOf(st, s.m.Err(id)), Back: r.PostFormValue("back"), Op: op}})
 		return
 	}
 	if err := s.m.Control(id, op, who(ss)); err != nil {
 		s.sess.flash(ss, err.Error(), "")
+	} else if op == "sync" || op == "close" {
+		s.sess.flash(ss, "", tr(langOf(r, s.cfg.Lang), op+".done", id))
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
@@ -298,6 +301,7 @@ func jobRequestOf(r *http.Request) JobRequest {
 		AdminLogin: f("admin_login"), LoginTemplate: f("login_template"), Tenant: f("tenant"), ClientID: f("client_id"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
 		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
 	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
+	req.KeepCredentials = f("keep_credentials")
 	if d := strings.TrimSpace(f("enroll_days")); d != "" {
 		n, err := strconv.Atoi(d)
 		if err == nil {

@@ -107,6 +107,7 @@ type jobOut struct {
 	// listed members who have not started.
 	Failures int `json:"failures"`
 	Waiting  int `json:"waiting_members"`
+	cutoverOut
 }
 
 func jobJSON(lang string, row jobRow) jobOut {
@@ -119,6 +120,7 @@ func jobJSON(lang string, row jobRow) jobOut {
 		t := j.EnrollUntil
 		out.EnrollUntil = &t
 	}
+	out.cutoverOut = cutoverJSON(lang, &j)
 	for _, st := range []state.AccountState{state.AccountNotStarted, state.AccountRunning, state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned} {
 		out.Accounts[string(st)] = row.N[string(st)]
 	}

@@ -336,8 +336,8 @@ func TestBrowserRetryFailed(t *testing.T) {
 	delete(want, "~home")
 	migratetest.SameMail(t, u.Old, want, s.w.Target(u))
 
-	// The passwords were wiped with the success: the admin gives them
-	// again, then verifies, deep.
+	// The admin gives the passwords again (new ones replace the kept
+	// ones), then verifies, deep.
 	admin.Fill("#add-accounts", fmt.Sprintf("%s,%s,%s,%s", u.Old, u.New, u.OldPW, u.NewPW))
 	admin.Click("#add")
 	waitFor(t, "the job to complete", 30*time.Second, func() bool { return s.jobState("fix") == "completed" })

@@ -44,6 +44,8 @@ type JobRequest struct {
 	Start               bool   `json:"start"`
 	// Invite mails the listed members of a member-triggered job (needs --smtp).
 	Invite bool `json:"invite,omitempty"`
+	// KeepCredentials: how long passwords are kept for the syncs ("14d").
+	KeepCredentials string `json:"keep_credentials,omitempty"`
 }
 
 // endpoint reads a source or target as the CLI does: a URL, or a preset.
@@ -104,11 +106,15 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if req.EnrollDays != nil {
 		days = *req.EnrollDays
 	}
+	keep, err := migrate.ParseKeep(req.KeepCredentials)
+	if err != nil {
+		return nil, 0, err
+	}
 	creq := migrate.JobRequest{ID: req.ID, Mode: req.Mode, Domain: req.Domain, NewDomain: req.NewDomain,
 		Source: src, Target: dst, TargetAdmin: strings.TrimSpace(req.TargetAdmin), TargetAdminPassword: req.TargetAdminPassword,
 		Delegation: mail.DelegationRequest{Admin: req.SourceAdmin, Method: req.AdminLogin, Template: req.LoginTemplate,
 			Tenant: strings.TrimSpace(req.Tenant), ClientID: strings.TrimSpace(req.ClientID)},
-		SourceAdminPassword: req.SourceAdminPassword, Options: opts, EnrollDays: days, Accounts: rows, Directory: s.cfg.Directory}
+		SourceAdminPassword: req.SourceAdminPassword, Options: opts, EnrollDays: days, KeepCredentials: keep, Accounts: rows, Directory: s.cfg.Directory}
 	job, n, err := s.m.Create(r.Context(), creq, who)
 	if err != nil {
 		return nil, 0, err

@@ -336,8 +336,17 @@ func testNotCopied(t *testing.T, mode string) {
 		t.Errorf("second retry: %d %v", code, out)
 	}
 
-	// A succeeded account's passwords are wiped: verifying it says so, as
-	// an error, not as a pass.
+	// The account's passwords ran out of their retention (as
+	// --keep-credentials makes them): verifying it says so, as an error,
+	// not as a pass.
+	wiped, err := s.w.Store.Account(job, u.Old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wiped.WipeSecrets()
+	if err := s.w.Store.PutAccounts(job, wiped); err != nil {
+		t.Fatal(err)
+	}
 	code, body = admin.post("/admin/jobs/"+job+"/verify", url.Values{"account": {u.Old}})
 	if code != 200 || !strings.Contains(body, "Verification started") {
 		t.Fatalf("verify form: %d\n%s", code, body)

@@ -608,7 +608,11 @@ func (s *Server) memberAccount(ss *session) (*state.Job, *state.Account, error) 
 	for _, a := range accts {
 		if strings.EqualFold(a.Target, ss.member) {
 			live, err := s.m.Account(j.ID, a.ID)
-			if err != nil {
+			if err != nil || live.State == state.AccountNotStarted {
+				// Not started, the stored record is as live as any, and
+				// it still says whether the member typed the old password
+				// (the live copy has no secrets: it would read as waiting
+				// for the member, and the page would show the form again).
 				return j, a, nil
 			}
 			return j, live, nil

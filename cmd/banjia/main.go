@@ -498,6 +498,7 @@ func jobCommand() *cli.Command {
 		&cli.StringFlag{Name: "new-domain", Usage: "with --domain: the new address is the same name at this domain"},
 		&cli.StringFlag{Name: "to-admin", Usage: "log in to the target as this admin (master user) for accounts without a new password"},
 		&cli.StringFlag{Name: "mode", Value: "passwords", Usage: "passwords (the CSV gives old passwords), delegated (a migration admin opens every mailbox: 无感搬家) or member (each member types the old password in banjia serve's portal)"},
+		&cli.StringFlag{Name: "keep-credentials", Value: migrate.FormatKeep(state.DefaultKeepCredentials), Usage: "keep the passwords sealed for the syncs after the MX switch (banjia job sync) this long at most, e.g. 14d or 36h (at most 90d); banjia job close wipes them sooner"},
 		&cli.IntFlag{Name: "enroll-days", Value: 30, Usage: "accounts can be added (or, in member mode, members can enroll) for this many days after the job is created; 0: only the accounts given"},
 		&cli.StringFlag{Name: "from-admin", Usage: "delegated: the migration admin's login on the old server (for xoauth2: not needed)"},
 		&cli.StringFlag{Name: "admin-login", Value: mail.DelegateAuthzID, Usage: "delegated: authzid (SASL PLAIN as the member: Exchange 2010-2019, Dovecot), template (LOGIN with --login-template) or xoauth2 (Exchange Online app-only token)"},
@@ -513,7 +514,7 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, endpointFlags()...)
 	return &cli.Command{
 		Name:  "job",
-		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, sync, close",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
@@ -557,7 +558,7 @@ func jobCommand() *cli.Command {
 			{
 				Name: "start", Usage: "run a job in the foreground until it finishes (Ctrl-C saves and stops)", ArgsUsage: "JOB",
 				Description: exitCodesHelp,
-				Flags:       append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded (needs their passwords again: job add)"}),
+				Flags:       append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					store, err := state.OpenExisting(c.String("state"))
@@ -586,6 +587,8 @@ func jobCommand() *cli.Command {
 				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
 				Action: func(c *cli.Context) error { return status(c, true) },
 			},
+			syncCommand(),
+			closeCommand(),
 			reportCommand(),
 			retryCommand(),
 			verifyCommand(),
@@ -593,7 +596,7 @@ func jobCommand() *cli.Command {
 	}
 }
 
-// Exit codes of migrate and job start: a script can tell a move that left
+// Exit codes of migrate, job start, job sync and job retry: a script can tell a move that left
 // mail behind from one that did not (README, "Exit codes").
 const (
 	exitFailed     = 2 // an account failed (搬家失败)
@@ -864,8 +867,12 @@ func createJob(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	keep, err := migrate.ParseKeep(c.String("keep-credentials"))
+	if err != nil {
+		return fmt.Errorf("--keep-credentials: %w", err)
+	}
 	req := migrate.JobRequest{ID: id, Mode: c.String("mode"), Domain: c.String("domain"), NewDomain: c.String("new-domain"),
-		Source: src, Target: dst, Options: opts, EnrollDays: c.Int("enroll-days"), Directory: directory}
+		Source: src, Target: dst, Options: opts, EnrollDays: c.Int("enroll-days"), KeepCredentials: keep, Directory: directory}
 	if a := c.String("to-admin"); a != "" {
 		req.TargetAdmin = a
 		if req.TargetAdminPassword, err = password(c, "to-admin", "target admin's"); err != nil {

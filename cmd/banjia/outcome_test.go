@@ -102,8 +102,8 @@ func TestRefusedFolderIsNeverSuccess(t *testing.T) {
 	if st := w.mustBanjia(t, "job", "accounts", w.Job); strings.Count(st, "succeeded") != 2 {
 		t.Errorf("accounts after the retry:\n%s", st)
 	}
-	// Passwords are wiped after success, so this verify can only say it
-	// could not log in: its words are checked for secrets too.
+	// The verify logs in with the kept passwords: its words are checked
+	// for secrets too.
 	out, _ = w.banjia(t, "job", "verify", w.Job, "--json")
 	said.WriteString(out)
 	said.WriteString(w.mustBanjia(t, "job", "report", w.Job, "--json"))

@@ -16,11 +16,11 @@ import (
 // state names and the counts line come from state.Word.
 var words = state.Words{
 	"en": {
-		"h.job": "JOB", "h.state": "STATE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
+		"h.job": "JOB", "h.state": "STATE", "h.phase": "PHASE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
 		"eta": "about %s left", "outside": "outside its window %s: waits until it opens",
 	},
 	"zh": {
-		"h.job": "搬家任务", "h.state": "任务状态", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
+		"h.job": "搬家任务", "h.state": "任务状态", "h.phase": "阶段", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
 		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始",
 	},
 }
@@ -43,11 +43,11 @@ func word(lang, key string) string { return words.Get(lang, key) }
 // succeeded / failed / abandoned.
 func jobTable(w io.Writer, lang string, rows []*migrate.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", word(lang, "h.job"), word(lang, "h.state"), word(lang, "h.all"),
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", word(lang, "h.job"), word(lang, "h.state"), word(lang, "h.phase"), word(lang, "h.all"),
 		word(lang, "not_started"), word(lang, "in_progress"), word(lang, "succeeded"), word(lang, "partial"), word(lang, "failed"), word(lang, "abandoned"))
 	for _, st := range rows {
 		n := tally(st.Accounts)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Job.ID, word(lang, string(st.Job.State)), len(st.Accounts),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", st.Job.ID, word(lang, string(st.Job.State)), st.Job.PhaseText(lang), len(st.Accounts),
 			n[state.AccountNotStarted], n[state.AccountPreparing]+n[state.AccountRunning], n[state.AccountSucceeded],
 			n[state.AccountPartial], n[state.AccountFailed], n[state.AccountAbandoned])
 	}

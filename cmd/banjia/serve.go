@@ -136,6 +136,7 @@ func serve(c *cli.Context) error {
 	if err := m.ResumeRunning(); err != nil {
 		return err
 	}
+	go m.KeepRetention(ctx, time.Minute)
 	fmt.Fprintf(os.Stderr, "banjia serve: portal %s://%s/  dashboard %s://%s/admin  metrics %s://%s/metrics\n",
 		scheme, l.Addr(), scheme, l.Addr(), scheme, l.Addr())
 

@@ -194,7 +194,8 @@ func (w *World) CSV() string {
 	return b.String()
 }
 
-// Resupply stores the passwords again (they are wiped when an account succeeds).
+// Resupply stores the passwords again (as banjia job add does after a
+// close or the retention wiped them).
 func (w *World) Resupply() {
 	for _, u := range w.Users {
 		a, err := w.Store.Account(w.Job, u.Old)
