@@ -117,6 +117,10 @@ func jobNameLast(args []string) []string {
 		if args[i] != "job" {
 			continue
 		}
+		if args[i+1] == "account" {
+			// It reads its own arguments, flags anywhere.
+			return args
+		}
 		name := args[i+2]
 		if strings.HasPrefix(name, "-") || i+3 >= len(args) {
 			return args
@@ -462,18 +466,18 @@ func options(c *cli.Context) (state.Options, error) {
 	if err := migrate.CheckMessageSize(o.MaxMessageSize); err != nil {
 		return o, fmt.Errorf("--max-size: %w", err)
 	}
-	return o, nil
+	return o, folderOptions(c, &o)
 }
 
 func optionFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "period", Usage: "copy only recent mail: all, 2y, 1y, 3m or 30d"},
 		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
 		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
 		&cli.BoolFlag{Name: "skip-custom-folders", Usage: "copy only INBOX and the special folders (Sent, Drafts, ...)"},
 		&cli.IntFlag{Name: "max-size", Usage: "skip messages larger than this many MB (0: no limit)"},
 		&cli.BoolFlag{Name: "dedupe-across-folders", Usage: "copy a message filed in several folders once, All Mail last (on with --provider gmail)"},
-	}
+	}, folderFlags()...)
 }
 
 func jobCommand() *cli.Command {
@@ -575,6 +579,9 @@ func jobCommand() *cli.Command {
 			reportCommand(),
 			retryCommand(),
 			verifyCommand(),
+			accountCommand(),
+			showCommand(),
+			deleteCommand(),
 		},
 	}
 }

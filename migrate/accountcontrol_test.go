@@ -1,0 +1,176 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// slowSink holds every APPEND for a moment: the job is still running when
+// the test's requests arrive, however fast the machine.
+type slowSink struct {
+	sinks.Sink
+	n *atomic.Int64
+}
+
+func (s slowSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	time.Sleep(3 * time.Millisecond)
+	res, err := s.Sink.Append(ctx, f, r, size, flags, date)
+	if err == nil {
+		s.n.Add(1)
+	}
+	return res, err
+}
+
+func accountIn(t *testing.T, m *migrate.Manager, job, id string) *state.Account {
+	t.Helper()
+	a, err := m.Account(job, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestAccountControlWhileRunning: while a job copies one account at a
+// time, the admin abandons a queued account, moves another to the front
+// and pauses the one copying. The paused account stops at a message
+// boundary and stays paused (the job waits for it), the one moved to the
+// front starts next, the abandoned one never starts and a job-wide retry
+// leaves it out; resumed, the paused account finishes with every message
+// on the target, and the abandoned one, retried by name, too.
+func TestAccountControlWhileRunning(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 4, Messages: 150, BadPassword: -1})
+	var appended atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := migrate.Config{Accounts: 1, Lanes: 1, RetryBase: 50 * time.Millisecond, RetryFor: 2 * time.Second, ConnectFor: 2 * time.Second,
+		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+			s, err := imapsink.Open(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			// Without the pipeline, every APPEND goes through Append.
+			return slowSink{Sink: s, n: &appended}, nil
+		}}
+	m := migrate.NewManager(ctx, w.Store, cfg)
+	defer m.Stop()
+	u := w.Users
+	if err := m.Start(w.Job); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "u00 copying", func() bool { return accountIn(t, m, w.Job, u[0].Old).Counts.Imported > 10 })
+
+	do := func(op string, ids ...string) []string {
+		t.Helper()
+		got, err := m.AccountControl(w.Job, migrate.AccountRequest{Op: op, Accounts: ids}, "test admin")
+		if err != nil {
+			t.Fatalf("%s %v: %v", op, ids, err)
+		}
+		return got
+	}
+	if got := do("abandon", u[1].Old); len(got) != 1 {
+		t.Fatalf("abandon: %v", got)
+	}
+	do("first", u[3].Old)
+	do("pause", u[0].Old)
+	waitFor(t, "u00 paused", func() bool { return accountIn(t, m, w.Job, u[0].Old).State == state.AccountPaused })
+	at := accountIn(t, m, w.Job, u[0].Old).Counts.Imported
+	if at >= 150 {
+		t.Fatalf("u00 finished before the pause reached it (%d imported): the test proves nothing", at)
+	}
+	onTarget := migratetest.Count(t, w.Dst, u[0].New, u[0].NewPW)
+	if int64(onTarget) != at {
+		cps, _ := w.Store.Checkpoints(w.Job, u[0].Old)
+		for n, c := range cps {
+			t.Logf("%s: done %d failed %d total %d", n, c.Done.Count(), c.Failed.Count(), c.Total)
+		}
+		for n, f := range w.Target(u[0]) {
+			t.Logf("target %s: %d", n, len(f))
+		}
+		t.Fatalf("paused u00: %d imported, %d on the target", at, onTarget)
+	}
+	// A request that does not fit is refused with the reason, and nothing changes.
+	if _, err := m.AccountControl(w.Job, migrate.AccountRequest{Op: "resume", Accounts: []string{u[2].Old, u[0].Old}}, "x"); err == nil || !strings.Contains(err.Error(), "is not paused") {
+		t.Fatalf("resume of an account not paused: %v", err)
+	}
+	if _, err := m.AccountControl(w.Job, migrate.AccountRequest{Op: "pause", Accounts: []string{"nobody@old.test"}}, "x"); err == nil || !strings.Contains(err.Error(), "has no account") {
+		t.Fatalf("pause of an unknown account: %v", err)
+	}
+
+	// The others finish; the paused account holds the job running.
+	waitFor(t, "u02 and u03 done", func() bool {
+		return accountIn(t, m, w.Job, u[2].Old).State == state.AccountSucceeded && accountIn(t, m, w.Job, u[3].Old).State == state.AccountSucceeded
+	})
+	time.Sleep(300 * time.Millisecond)
+	if !m.Running(w.Job) {
+		t.Fatal("the job stopped with an account paused")
+	}
+	if a := accountIn(t, m, w.Job, u[0].Old); a.State != state.AccountPaused || a.Counts.Imported != at {
+		t.Fatalf("paused u00 moved on: %s, %d imported (was %d)", a.State, a.Counts.Imported, at)
+	}
+	if n := migratetest.Count(t, w.Dst, u[0].New, u[0].NewPW); n != onTarget {
+		t.Fatalf("paused u00: %d messages on the target, was %d", n, onTarget)
+	}
+	a1 := accountIn(t, m, w.Job, u[1].Old)
+	if a1.State != state.AccountAbandoned || !a1.Started.IsZero() || !strings.Contains(a1.Reason, "abandoned by test admin") {
+		t.Fatalf("abandoned u01: %+v", a1)
+	}
+	var order []string
+	evs, _ := w.Store.Events(w.Job, 0, 0)
+	for _, e := range evs {
+		if e.Kind == "account.started" {
+			order = append(order, e.Account)
+		}
+	}
+	if strings.Join(order, " ") != u[0].Old+" "+u[3].Old+" "+u[2].Old {
+		t.Fatalf("accounts started in the order %v; want u00, u03 (moved to the front), u02", order)
+	}
+
+	do("resume", u[0].Old)
+	if err := m.Wait(w.Job); err != nil {
+		t.Fatal(err)
+	}
+	if a := accountIn(t, m, w.Job, u[0].Old); a.State != state.AccountSucceeded || a.Counts.Imported != 150 {
+		t.Fatalf("resumed u00: %s, %+v", a.State, a.Counts)
+	}
+	src := w.Sources()
+	migratetest.SameMail(t, u[0].Old, src[u[0].Old], w.Target(u[0]))
+	if j, _ := w.Store.Job(w.Job); j.State != state.JobCompleted {
+		t.Fatalf("job %s", j.State)
+	}
+
+	// A job-wide retry leaves the abandoned account alone; by name it runs.
+	if _, err := m.Retry(w.Job, "test", nil); !errors.Is(err, migrate.ErrNothingToRetry) {
+		t.Fatalf("job-wide retry with only an abandoned account: %v", err)
+	}
+	if n := migratetest.Count(t, w.Dst, u[1].New, u[1].NewPW); n != 0 {
+		t.Fatalf("abandoned u01 has %d messages on the target", n)
+	}
+	got, err := m.AccountControl(w.Job, migrate.AccountRequest{Op: "retry", State: "abandoned"}, "test admin")
+	if err != nil || len(got) != 1 || got[0] != u[1].Old {
+		t.Fatalf("retry of the abandoned: %v, %v", got, err)
+	}
+	if err := m.Wait(w.Job); err != nil {
+		t.Fatal(err)
+	}
+	if a := accountIn(t, m, w.Job, u[1].Old); a.State != state.AccountSucceeded {
+		t.Fatalf("retried u01: %s %s", a.State, a.Reason)
+	}
+	migratetest.SameMail(t, u[1].Old, src[u[1].Old], w.Target(u[1]))
+	for _, e := range evs {
+		if strings.Contains(e.Message, u[0].OldPW) {
+			t.Fatalf("a password in an event: %s", e.Message)
+		}
+	}
+}
