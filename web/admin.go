@@ -298,6 +298,7 @@ func jobRequestOf(r *http.Request) JobRequest {
 		AdminLogin: f("admin_login"), LoginTemplate: f("login_template"), Tenant: f("tenant"), ClientID: f("client_id"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
 		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
 	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
+	req.Renames, req.Excludes = lines(f("renames")), lines(f("excludes"))
 	if d := strings.TrimSpace(f("enroll_days")); d != "" {
 		n, err := strconv.Atoi(d)
 		if err == nil {

@@ -39,6 +39,10 @@ type JobRequest struct {
 	SkipJunkTrash       bool   `json:"skip_junk_trash,omitempty"`
 	SkipCustomFolders   bool   `json:"skip_custom_folders,omitempty"`
 	MaxSizeMB           int    `json:"max_size_mb,omitempty"`
+	// Renames ("OLD=NEW", '/' between levels) and Excludes (patterns of
+	// source folder names) are the job's folder choices.
+	Renames  []string `json:"renames,omitempty"`
+	Excludes []string `json:"excludes,omitempty"`
 	EnrollDays          *int   `json:"enroll_days,omitempty"` // default 30
 	Accounts            string `json:"accounts,omitempty"`    // CSV, as for banjia job create
 	Start               bool   `json:"start"`
@@ -94,6 +98,9 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	}
 	opts.SkipJunkTrash, opts.SkipCustomFolders = req.SkipJunkTrash, req.SkipCustomFolders
 	opts.MaxMessageSize = migrate.MessageSizeBytes(req.MaxSizeMB)
+	if err := folderChoices(req.Renames, req.Excludes, &opts); err != nil {
+		return nil, 0, err
+	}
 	var rows []migrate.AccountRow
 	if strings.TrimSpace(req.Accounts) != "" {
 		if rows, err = migrate.ReadAccounts(strings.NewReader(req.Accounts)); err != nil {
