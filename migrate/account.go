@@ -71,6 +71,9 @@ type accountRun struct {
 	stopEdge context.CancelCauseFunc
 	hold     *accountHold
 	held     bool
+	// resumed: a resume came once it had stopped paused (by resumedBy).
+	resumed   bool
+	resumedBy string
 }
 
 // batch is one FETCH worth of messages of one folder.

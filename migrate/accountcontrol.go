@@ -84,14 +84,42 @@ func (a *accountRun) takeHold() *accountHold {
 	return h
 }
 
-// stopDone releases the account's edge once its run is over and says
-// whether a request stopped it (the round then no longer counts it as
-// running, and takes it again once it is resumed).
+// stopDone releases the account's edge once its run is over (it is no
+// longer live) and says whether a request stopped it: the round then no
+// longer counts it as running, and takes it again once it is resumed. A
+// resume that came after it had stopped as paused, while it was still
+// live, is carried out now on the stored record.
 func (a *accountRun) stopDone() bool {
 	a.stopEdge(nil)
+	r := a.r
+	r.ctl.Lock()
+	defer r.ctl.Unlock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.held
+	held, resumed := a.held, a.resumed
+	a.mu.Unlock()
+	if resumed {
+		if err := r.resumeStored(a.job.ID, a.acct.ID, a.resumedBy); err != nil {
+			r.cfg.Log.Error("account not resumed", "job", a.job.ID, "account", a.acct.ID, "err", err)
+		}
+	}
+	return held
+}
+
+// resumeStored puts a paused account back in the queue, as stored.
+func (r *Runner) resumeStored(jobID, id, who string) error {
+	a, err := r.store.Account(jobID, id)
+	if err != nil || a.State != state.AccountPaused {
+		return err
+	}
+	a.State, a.Reason = state.AccountNotStarted, ""
+	if !a.Started.IsZero() {
+		a.State = state.AccountRunning
+	}
+	if err := r.store.PutAccounts(jobID, a); err != nil {
+		return err
+	}
+	r.event(jobID, id, "account.resumed", fmt.Sprintf("%s resumed by %s", id, who))
+	return nil
 }
 
 // request stops a live account at its next message boundary as h says.
@@ -103,16 +131,21 @@ func (a *accountRun) request(h *accountHold) {
 }
 
 // unhold lets an account that is stopping for a pause go on: it is left
-// in progress and the round takes it again. It reports whether the
-// account was stopping for a pause.
-func (a *accountRun) unhold() bool {
+// in progress and the round takes it again; one that has stopped paused
+// already is resumed as it leaves (stopDone). It reports whether the
+// account was paused or stopping for a pause.
+func (a *accountRun) unhold(who string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.hold == nil || a.hold.to != state.AccountPaused {
-		return false
+	switch {
+	case a.hold != nil && a.hold.to == state.AccountPaused:
+		a.hold = nil
+		return true
+	case a.hold == nil && a.acct.State == state.AccountPaused:
+		a.resumed, a.resumedBy = true, who
+		return true
 	}
-	a.hold = nil
-	return true
+	return false
 }
 
 // next takes from the queue the account to start now, the one the admin
@@ -155,6 +188,25 @@ func (r *Runner) noteFront(accts []*state.Account) {
 			r.front[a.ID] = a.First
 		}
 	}
+}
+
+// holds are the live accounts stopping for a request, and what they become.
+func (r *Runner) holds() map[string]state.AccountState {
+	r.mu.Lock()
+	live := make([]*accountRun, 0, len(r.live))
+	for _, ar := range r.live {
+		live = append(live, ar)
+	}
+	r.mu.Unlock()
+	out := map[string]state.AccountState{}
+	for _, ar := range live {
+		ar.mu.Lock()
+		if ar.hold != nil {
+			out[ar.acct.ID] = ar.hold.to
+		}
+		ar.mu.Unlock()
+	}
+	return out
 }
 
 func (r *Runner) liveAccount(id string) *accountRun {
@@ -261,6 +313,13 @@ func (m *Manager) AccountControl(jobID string, req AccountRequest, who string) (
 	for _, a := range st.Accounts {
 		now[a.ID] = a.State
 	}
+	if r := m.runner(jobID); r != nil {
+		// An account stopping for a request is what it will be: a pause
+		// and a resume in quick succession both count.
+		for id, to := range r.holds() {
+			now[id] = to
+		}
+	}
 	var ids []string
 	if len(req.Accounts) > 0 {
 		var bad []string
@@ -348,7 +407,7 @@ func (m *Manager) accountOp(job *state.Job, r *Runner, id, op, who string) (chan
 			return true, false, nil
 		case AccountResume:
 			// Still stopping for the pause: it goes on instead.
-			return ar.unhold(), false, nil
+			return ar.unhold(who), false, nil
 		case AccountFirst:
 			// Copying already.
 			return false, false, nil

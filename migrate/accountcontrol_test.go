@@ -174,3 +174,73 @@ func TestAccountControlWhileRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountControlOfflineAndQuickResume: with no run, a pause and a move
+// to the front change the stored records, and the next start obeys them
+// (the account moved first starts first, the paused one waits, holding the
+// job); a pause followed at once by a resume, while the account is still
+// stopping, leaves it copying; every account ends with all its mail.
+func TestAccountControlOfflineAndQuickResume(t *testing.T) {
+	w := newWorld(t, migratetest.Options{Accounts: 3, Messages: 150, BadPassword: -1})
+	u := w.Users
+	cfg := migrate.Config{Accounts: 1, Lanes: 1, RetryBase: 50 * time.Millisecond, RetryFor: 2 * time.Second, ConnectFor: 2 * time.Second,
+		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+			s, err := imapsink.Open(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			return slowSink{Sink: s, n: new(atomic.Int64)}, nil
+		}}
+	idle := migrate.NewIdleManager(w.Store, cfg)
+	for _, c := range []struct{ op, id string }{{"pause", u[0].Old}, {"first", u[2].Old}} {
+		if got, err := idle.AccountControl(w.Job, migrate.AccountRequest{Op: c.op, Accounts: []string{c.id}}, "test"); err != nil || len(got) != 1 {
+			t.Fatalf("%s %s with no run: %v %v", c.op, c.id, got, err)
+		}
+	}
+	if a, _ := w.Store.Account(w.Job, u[0].Old); a.State != state.AccountPaused {
+		t.Fatalf("paused with no run: %s", a.State)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := migrate.NewManagerOf(ctx, w.Store, cfg, w.Job)
+	defer m.Stop()
+	if err := m.Start(w.Job); err != nil {
+		t.Fatal(err)
+	}
+	// u02 first, then u01; while u01 copies, a pause and a resume at once.
+	waitFor(t, "u01 copying", func() bool { return accountIn(t, m, w.Job, u[1].Old).Counts.Imported > 10 })
+	for _, op := range []string{"pause", "resume"} {
+		if _, err := m.AccountControl(w.Job, migrate.AccountRequest{Op: op, Accounts: []string{u[1].Old}}, "test"); err != nil {
+			t.Fatalf("%s u01 while it copies: %v", op, err)
+		}
+	}
+	waitFor(t, "u01 and u02 done", func() bool {
+		return accountIn(t, m, w.Job, u[1].Old).State == state.AccountSucceeded && accountIn(t, m, w.Job, u[2].Old).State == state.AccountSucceeded
+	})
+	if a := accountIn(t, m, w.Job, u[0].Old); a.State != state.AccountPaused || a.Counts.Imported != 0 || !m.Running(w.Job) {
+		t.Fatalf("u00 paused before the start: %s, %d imported; job running: %v", a.State, a.Counts.Imported, m.Running(w.Job))
+	}
+	evs, _ := w.Store.Events(w.Job, 0, 0)
+	var order []string
+	for _, e := range evs {
+		if e.Kind == "account.started" {
+			order = append(order, e.Account)
+		}
+	}
+	if len(order) < 2 || order[0] != u[2].Old || order[1] != u[1].Old {
+		t.Fatalf("start order %v: want u02 (moved to the front) then u01", order)
+	}
+	if _, err := m.AccountControl(w.Job, migrate.AccountRequest{Op: "resume", State: "paused"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(w.Job); err != nil {
+		t.Fatal(err)
+	}
+	src := w.Sources()
+	for _, uu := range u {
+		if a := accountIn(t, m, w.Job, uu.Old); a.State != state.AccountSucceeded {
+			t.Fatalf("%s: %s %s", uu.Old, a.State, a.Reason)
+		}
+		migratetest.SameMail(t, uu.Old, src[uu.Old], w.Target(uu))
+	}
+}

@@ -170,7 +170,7 @@ type accountRow struct {
 	Waiting bool
 }
 
-var accountStates = []string{"all", "not_started", "in_progress", "succeeded", "partial", "failed", "abandoned"}
+var accountStates = []string{"all", "not_started", "in_progress", "paused", "succeeded", "partial", "failed", "abandoned"}
 
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	id := r.PathValue("id")

@@ -119,7 +119,7 @@ func jobJSON(lang string, row jobRow) jobOut {
 		t := j.EnrollUntil
 		out.EnrollUntil = &t
 	}
-	for _, st := range []state.AccountState{state.AccountNotStarted, state.AccountRunning, state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned} {
+	for _, st := range []state.AccountState{state.AccountNotStarted, state.AccountRunning, state.AccountPaused, state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned} {
 		out.Accounts[string(st)] = row.N[string(st)]
 	}
 	return out

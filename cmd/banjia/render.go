@@ -66,7 +66,7 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 	fmt.Fprintf(tw, "%s\t%s\t%s\n", word(lang, "h.account"), word(lang, "h.progress"), word(lang, "h.note"))
 	for _, a := range st.Accounts {
 		note := a.Counts.Line(lang)
-		if a.State == state.AccountFailed || a.State == state.AccountAbandoned {
+		if a.State == state.AccountFailed || a.State == state.AccountAbandoned || a.State == state.AccountPaused {
 			note = a.Reason + " (" + note + ")"
 		} else if a.State == state.AccountPartial {
 			note = a.Reason
