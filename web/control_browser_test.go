@@ -62,7 +62,7 @@ func TestBrowserFolderChoicesAndAccountActions(t *testing.T) {
 	admin.Fill("#acct-state", "failed")
 	admin.Click("#acct-abandon")
 	admin.WaitText("#notice", "放弃: 1 个帐号 ("+u[1].Old+")", 5*time.Second)
-	if a := s.accounts("moves")[u[1].Old]; a.State != "abandoned" || !strings.HasPrefix(a.Reason, "abandoned by admin") {
+	if a := s.accounts("moves")[u[1].Old]; a.State != "abandoned" || a.Reason != "abandoned by the admin (dashboard)" {
 		t.Fatalf("abandoned from the page: %+v", a)
 	}
 	admin.Fill("#acct-state", "abandoned")
