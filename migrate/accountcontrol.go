@@ -356,11 +356,12 @@ func (m *Manager) AccountControl(jobID string, req AccountRequest, who string) (
 			return nil, fmt.Errorf("job %s has no account in %s that can be %s", jobID, f, opDone(req.Op))
 		}
 	}
-	m.Event(jobID, "", "admin.account", fmt.Sprintf("%s asked to %s %d %s of job %s (%s)", who, req.Op, len(ids),
-		plural(int64(len(ids)), "account", "accounts"), jobID, listed(ids)))
 	if req.Op == AccountRetry {
+		// Retry checks and records it.
 		return m.Retry(jobID, who, ids)
 	}
+	m.Event(jobID, "", "admin.account", fmt.Sprintf("%s asked to %s %d %s of job %s (%s)", who, req.Op, len(ids),
+		plural(int64(len(ids)), "account", "accounts"), jobID, listed(ids)))
 	r := m.runner(jobID)
 	if r != nil {
 		r.ctl.Lock()

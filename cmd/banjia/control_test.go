@@ -206,3 +206,25 @@ func TestFolderChoicesCLI(t *testing.T) {
 	w.mustBanjia(t, "job", "start", w.Job, "--rerun")
 	check("re-run")
 }
+
+// TestAccountArgs: job account reads its flags wherever they stand, and the
+// job name is not moved behind them (as it is for job create).
+func TestAccountArgs(t *testing.T) {
+	args := []string{"banjia", "--state", "x.db", "job", "account", "acme", "retry", "--state", "failed", "--json"}
+	if got := jobNameLast(args); strings.Join(got, " ") != strings.Join(args, " ") {
+		t.Fatalf("jobNameLast moved job account's arguments: %v", got)
+	}
+	job, req, asJSON, _, err := accountArgs(args[5:])
+	if err != nil || job != "acme" || req.Op != "retry" || req.State != "failed" || len(req.Accounts) != 0 || !asJSON {
+		t.Fatalf("job %q, %+v, json %v, %v", job, req, asJSON, err)
+	}
+	job, req, _, _, err = accountArgs([]string{"acme", "pause", "a@old.test", "--state=failed", "b@old.test"})
+	if err != nil || job != "acme" || req.Op != "pause" || strings.Join(req.Accounts, " ") != "a@old.test b@old.test" || req.State != "failed" {
+		t.Fatalf("job %q, %+v, %v", job, req, err)
+	}
+	for _, bad := range [][]string{{"acme"}, {"acme", "pause", "--state"}, {"acme", "pause", "--force"}} {
+		if _, _, _, _, err := accountArgs(bad); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
