@@ -453,9 +453,9 @@ func (m *Manager) Retry(jobID, who string, accounts []string) ([]string, error) 
 	var revived []*state.Account
 	for _, a := range again {
 		only[a.ID] = true
-		if a.State == state.AccountAbandoned {
-			// Given up by the admin, asked for again by name: a run takes
-			// it only once it is no longer abandoned.
+		if a.State == state.AccountAbandoned || a.State == state.AccountPaused {
+			// Given up or paused by the admin, asked for again by name: a
+			// run takes it only once it is neither.
 			a.State, a.Reason = state.AccountNotStarted, ""
 			revived = append(revived, a)
 		}

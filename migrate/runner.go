@@ -248,15 +248,15 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		var todo []*state.Account
 		awaiting, held := 0, 0
 		for _, a := range accts {
-			if a.State == state.AccountPaused {
-				held++
-				continue
-			}
 			// An account that ended in this run is not tried again in it,
 			// unless its member started it again since (it is no longer in
 			// a final state).
 			if (finished[a.ID] && a.State.Finished()) || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) ||
 				(r.cfg.Only != nil && !r.cfg.Only[a.ID]) {
+				continue
+			}
+			if a.State == state.AccountPaused {
+				held++
 				continue
 			}
 			if job.AwaitingMember(a) {
