@@ -41,11 +41,11 @@ type JobRequest struct {
 	MaxSizeMB           int    `json:"max_size_mb,omitempty"`
 	// Renames ("OLD=NEW", '/' between levels) and Excludes (patterns of
 	// source folder names) are the job's folder choices.
-	Renames  []string `json:"renames,omitempty"`
-	Excludes []string `json:"excludes,omitempty"`
-	EnrollDays          *int   `json:"enroll_days,omitempty"` // default 30
-	Accounts            string `json:"accounts,omitempty"`    // CSV, as for banjia job create
-	Start               bool   `json:"start"`
+	Renames    []string `json:"renames,omitempty"`
+	Excludes   []string `json:"excludes,omitempty"`
+	EnrollDays *int     `json:"enroll_days,omitempty"` // default 30
+	Accounts   string   `json:"accounts,omitempty"`    // CSV, as for banjia job create
+	Start      bool     `json:"start"`
 	// Invite mails the listed members of a member-triggered job (needs --smtp).
 	Invite bool `json:"invite,omitempty"`
 }
