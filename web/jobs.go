@@ -39,15 +39,16 @@ type JobRequest struct {
 	SkipJunkTrash       bool   `json:"skip_junk_trash,omitempty"`
 	SkipCustomFolders   bool   `json:"skip_custom_folders,omitempty"`
 	MaxSizeMB           int    `json:"max_size_mb,omitempty"`
-	// Renames ("OLD=NEW", '/' between levels) and Excludes (patterns of
-	// source folder names) are the job's folder choices.
-	Renames    []string `json:"renames,omitempty"`
-	Excludes   []string `json:"excludes,omitempty"`
-	EnrollDays *int     `json:"enroll_days,omitempty"` // default 30
-	Accounts   string   `json:"accounts,omitempty"`    // CSV, as for banjia job create
-	Start      bool     `json:"start"`
+	EnrollDays          *int   `json:"enroll_days,omitempty"` // default 30
+	Accounts            string `json:"accounts,omitempty"`    // CSV, as for banjia job create
+	Start               bool   `json:"start"`
 	// Invite mails the listed members of a member-triggered job (needs --smtp).
 	Invite bool `json:"invite,omitempty"`
+
+	// Renames ("OLD=NEW", '/' between levels) and Excludes (patterns of
+	// source folder names) are the job's folder choices.
+	Renames  []string `json:"renames,omitempty"`
+	Excludes []string `json:"excludes,omitempty"`
 }
 
 // endpoint reads a source or target as the CLI does: a URL, or a preset.
