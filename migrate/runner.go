@@ -297,8 +297,7 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 }
 
 // waitEnroll waits for an enrollment (Wake), a control request, or the
-// end of the enrollment window.
-// A zero until waits without end.
+// end of the enrollment window (a zero until: no end).
 func (r *Runner) waitEnroll(ctx context.Context, until time.Time) {
 	var timeout <-chan time.Time
 	if !until.IsZero() {
@@ -339,7 +338,8 @@ func (r *Runner) enrolledAccounts(jobID string, started, finished map[string]boo
 		// One still running is not started twice; one that ended in this
 		// round and was started again by its member (failed, then the old
 		// password typed once more) is.
-		if (started[a.ID] && !finished[a.ID]) || a.State.Finished() || a.State == state.AccountPaused || job.AwaitingMember(a) {
+		if (started[a.ID] && !finished[a.ID]) || a.State.Finished() || a.State == state.AccountPaused || job.AwaitingMember(a) ||
+			(r.cfg.Only != nil && !r.cfg.Only[a.ID]) {
 			continue
 		}
 		out = append(out, a)
