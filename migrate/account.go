@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,8 +62,8 @@ type accountRun struct {
 	// lanes log in then, while the first folder is still being prepared.
 	work     chan struct{}
 	workOnce *sync.Once
-	// release gives up the account's place among those copied at once.
-	release func()
+	// place is the account's place among those copied at once.
+	place *place
 	// pat is the account's patience with failing passes and connections.
 	pat *patience
 	// stopEdge ends this account alone at its next message boundary (the
@@ -99,7 +101,7 @@ func (a *accountRun) progress() int64 {
 
 func (r *Runner) newAccountRun(job *state.Job, a *state.Account, edge context.Context) *accountRun {
 	edge, stop := context.WithCancelCause(edge)
-	ar := &accountRun{r: r, job: job, edge: edge, stopEdge: stop, acct: a, dirty: map[string]bool{}, release: func() {}}
+	ar := &accountRun{r: r, job: job, edge: edge, stopEdge: stop, acct: a, dirty: map[string]bool{}, place: &place{}}
 	ar.doubts = newDoubts(&ar.mu, func(folder string) { ar.dirty[folder] = true })
 	r.mu.Lock()
 	r.live[a.ID] = ar
@@ -445,6 +447,16 @@ func (a *accountRun) endpoints() (src, dst mail.Endpoint, err error) {
 		}
 		src = d.For(a.job.Source, a.acct.Source, secret)
 	}
+	if a.acct.Server != "" {
+		host, port := a.acct.Server, ""
+		if h, p, err := net.SplitHostPort(host); err == nil {
+			host, port = h, p
+		}
+		src.Host = host
+		if n, err := strconv.Atoi(port); err == nil {
+			src.Port = n
+		}
+	}
 	if src.Password == "" {
 		return src, dst, fault.New(fault.Account, "no old password is stored for this account (it is wiped after success): supply it again with banjia job add", nil)
 	}
@@ -476,19 +488,29 @@ func (a *accountRun) pass(ctx context.Context) error {
 
 	var src sources.Source
 	var dst sinks.Sink
-	err = a.retryConnect(func() (err error) {
-		src, err = a.r.cfg.OpenSource(ctx, srcEP)
+	err = a.retryConnect(ctx, srcEP.Addr(), func() (err error) {
+		if src, err = a.r.cfg.OpenSource(ctx, srcEP); err != nil {
+			src = nil
+		}
 		return err
 	})
 	if err != nil {
+		if src != nil {
+			src.Close()
+		}
 		return err
 	}
 	defer src.Close()
-	err = a.retryConnect(func() (err error) {
-		dst, err = a.r.cfg.OpenSink(ctx, dstEP)
+	err = a.retryConnect(ctx, dstEP.Addr(), func() (err error) {
+		if dst, err = a.r.cfg.OpenSink(ctx, dstEP); err != nil {
+			dst = nil
+		}
 		return err
 	})
 	if err != nil {
+		if dst != nil {
+			dst.Close()
+		}
 		return err
 	}
 	defer dst.Close()
@@ -544,7 +566,7 @@ func (a *accountRun) pass(ctx context.Context) error {
 		if err := batches.drained(edge); err != nil {
 			return atBoundary(err)
 		}
-		a.release()
+		a.place.give()
 		return nil
 	})
 	err = g.Wait()
@@ -595,20 +617,29 @@ func isAllMail(f mail.Folder) bool {
 	return strings.EqualFold(name, "All Mail") || name == "所有邮件"
 }
 
-// retryConnect tries to connect with backoff while the failures are transient.
-// It shares the account's patience with the passes: a server that cannot be
-// reached fails the account after ConnectFor, not after ConnectFor for each
-// pass.
-func (a *accountRun) retryConnect(open func() error) error {
+// retryConnect tries to connect to addr with backoff while the failures are
+// transient. It shares the account's patience with the passes: a server
+// that cannot be reached fails the account after ConnectFor, not after
+// ConnectFor for each pass; and it shares what other accounts learnt about
+// addr (outages). While it waits to try again the account gives up its
+// place, so accounts whose servers answer copy meanwhile; once connected it
+// waits for a place again (the source connection may then sit idle in a
+// busy job: servers keep an idle IMAP session 30 minutes).
+func (a *accountRun) retryConnect(ctx context.Context, addr string, open func() error) error {
+	gaveUp := false
 	for attempt := 1; ; attempt++ {
-		err := open()
+		err := a.r.outages.open(ctx, addr, a.r.cfg.ConnectFor, open)
 		if err == nil {
+			if gaveUp {
+				return a.place.take(a.edge)
+			}
 			return nil
 		}
 		if fault.Classify(err) != fault.Retry || a.pat.failed() {
 			return err
 		}
 		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt, "err", err)
+		gaveUp = a.place.give() || gaveUp
 		if !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
 			return context.Cause(a.edge)
 		}

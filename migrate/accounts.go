@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -18,10 +20,14 @@ type AccountRow struct {
 	Old, New    string
 	OldPassword string
 	NewPassword string
+	// Server is the old server of this account (host or host:port) when it
+	// is not the job's.
+	Server string
 }
 
 // ReadAccounts reads an accounts CSV: old address, new address, old password,
-// optional new password. A header line, blank lines and lines starting with
+// optional new password, optional old server (host or host:port, for a
+// mailbox that is not on the job's old server). A header line, blank lines and lines starting with
 // '#' are skipped. Errors name the line and never echo a password.
 func ReadAccounts(r io.Reader) ([]AccountRow, error) {
 	cr := csv.NewReader(r)
@@ -52,8 +58,8 @@ func ReadAccounts(r io.Reader) ([]AccountRow, error) {
 		if len(out) == 0 && len(seen) == 0 && isHeader(rec) {
 			continue
 		}
-		if len(rec) < 2 || len(rec) > 4 {
-			return nil, fmt.Errorf("accounts CSV line %d: want old address, new address, old password[, new password]; got %d columns", line, len(rec))
+		if len(rec) < 2 || len(rec) > 5 {
+			return nil, fmt.Errorf("accounts CSV line %d: want old address, new address, old password[, new password[, old server]]; got %d columns", line, len(rec))
 		}
 		row := AccountRow{Line: line, Old: rec[0], New: rec[1]}
 		if len(rec) > 2 {
@@ -61,6 +67,12 @@ func ReadAccounts(r io.Reader) ([]AccountRow, error) {
 		}
 		if len(rec) > 3 {
 			row.NewPassword = rec[3]
+		}
+		if len(rec) > 4 && rec[4] != "" {
+			if err := checkServer(rec[4]); err != nil {
+				return nil, fmt.Errorf("accounts CSV line %d: old server %v", line, err)
+			}
+			row.Server = rec[4]
 		}
 		for _, a := range []struct{ name, v string }{{"old address", row.Old}, {"new address", row.New}} {
 			if err := checkAddress(a.v); err != nil {
@@ -87,6 +99,26 @@ func isHeader(rec []string) bool {
 	h := strings.ToLower(rec[0] + " " + rec[1])
 	return !strings.Contains(rec[0], "@") && (strings.Contains(h, "old") || strings.Contains(h, "address") ||
 		strings.Contains(h, "旧") || strings.Contains(h, "source") || strings.Contains(h, "email"))
+}
+
+// checkServer accepts host or host:port: the scheme (and so TLS) is the
+// job's, so that one job never mixes a TLS and a plain-text login.
+func checkServer(s string) error {
+	host, port := s, ""
+	if strings.ContainsAny(s, "/@?# \t") {
+		host = ""
+	} else if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+	}
+	if host == "" || strings.ContainsAny(host, "/@:?# \t") || len(host) > 253 {
+		return fmt.Errorf("%q: want a host name or host:port, such as mail2.old.example or mail2.old.example:993", s)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: the port must be a number from 1 to 65535", s)
+		}
+	}
+	return nil
 }
 
 func checkAddress(s string) error {
@@ -129,6 +161,12 @@ func AddAccounts(store *state.Store, job *state.Job, rows []AccountRow, now time
 			return 0, err
 		}
 		a.Target = row.New
+		if row.Server != "" {
+			if !strings.HasPrefix(job.Source.Scheme, "imap") && !strings.HasPrefix(job.Source.Scheme, "pop3") {
+				return 0, fmt.Errorf("line %d: an old server per account is for IMAP and POP3 sources; job %s reads %s", row.Line, job.ID, job.Source.Scheme)
+			}
+			a.Server = row.Server
+		}
 		if row.OldPassword == "" && len(job.SourceAdminSecret) == 0 && mode != state.ModeMember {
 			return 0, fmt.Errorf("line %d: no old password for %s (or create the job with --mode delegated or --mode member)", row.Line, row.Old)
 		}

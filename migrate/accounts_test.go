@@ -19,7 +19,12 @@ func TestReadAccounts(t *testing.T) {
 				{Line: 5, Old: "bob@old.example", New: "bob@new.example", OldPassword: "p,w", NewPassword: "np"}},
 		},
 		{name: "too few columns", in: "alice@old.example\n", wantErr: "line 1: want old address"},
-		{name: "too many columns", in: "a@x,b@y,p,q,r\n", wantErr: "got 5 columns"},
+		{name: "too many columns", in: "a@x,b@y,p,q,r,s\n", wantErr: "got 6 columns"},
+		{name: "own old server", in: "a@x,b@y,p,,mail2.old.example:993\nc@x,d@y,p,q,mail3.old.example\n", want: []AccountRow{
+			{Line: 1, Old: "a@x", New: "b@y", OldPassword: "p", Server: "mail2.old.example:993"},
+			{Line: 2, Old: "c@x", New: "d@y", OldPassword: "p", NewPassword: "q", Server: "mail3.old.example"}}},
+		{name: "old server with a scheme", in: "a@x,b@y,p,,imaps://mail2.old.example\n", wantErr: "line 1: old server \"imaps://mail2.old.example\": want a host name or host:port"},
+		{name: "old server bad port", in: "a@x,b@y,p,,mail2.old.example:99999\n", wantErr: "the port must be a number from 1 to 65535"},
 		{name: "duplicate", in: "a@x,b@y,p\nA@x,c@y,q\n", wantErr: "line 2: A@x is already listed on line 1"},
 		{name: "space in address", in: "a b@x,b@y,secretpw\n", wantErr: "contains a space"},
 		{name: "empty", in: "# nothing\n", wantErr: "no accounts"},

@@ -66,6 +66,83 @@ func TestLateFirstCopy(t *testing.T) {
 	}
 }
 
+// TestLateSweepOutlastsAnOutage: as TestLateFirstCopy, but the target
+// cannot be reached for 12 s from the moment the last message is stored,
+// when the held-back first copy lands, so the late sweep meets an outage. A few quick tries would give up and
+// leave the late first copy on the target (the account still succeeds);
+// the sweep must keep trying as a lane would and remove it.
+func TestLateSweepOutlastsAnOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 12 s outage")
+	}
+	w := newWorld(t, migratetest.Options{Accounts: 1, Messages: 240, BadPassword: -1, Folders: []string{"INBOX"}})
+	before := w.Sources()
+	u := w.Users[0]
+	total := int64(len(before[u.Old]["INBOX"]))
+
+	l := &lateState{pick: 12}
+	var stored, refused atomic.Int64
+	var downUntil atomic.Int64
+	counts := map[string]*atomic.Int64{"interrupted copy of message": {}, "message sent again": {}}
+	logs := &logCount{counts: counts}
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, BatchMessages: 8, Retries: 5, RetryFor: time.Minute, Log: slog.New(logs)}
+	cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+		if time.Now().UnixNano() < downUntil.Load() {
+			refused.Add(1)
+			return nil, fault.New(fault.Retry, "cannot connect to the target", errors.New("connection refused (outage made by the test)"))
+		}
+		s, err := imapsink.Open(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &countingSink{Sink: &lateSink{expunging: expunging{s}, ep: e, st: l}, stored: func() {
+			if stored.Add(1) == total {
+				downUntil.Store(time.Now().Add(12 * time.Second).UnixNano())
+				// The held-back copy lands now (no pass has to fail first).
+				l.failedPrepare.Store(true)
+			}
+		}}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := runner(w, cfg).Run(ctx, w.Job); err != nil {
+		t.Fatal(err)
+	}
+	if !l.landed.Load() || refused.Load() == 0 {
+		t.Fatalf("the scenario did not happen: late copy stored %v, sessions refused in the outage %d", l.landed.Load(), refused.Load())
+	}
+	a := accounts(t, w)[u.Old]
+	if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
+		t.Errorf("%s: %s %+v %q", u.Old, a.State, a.Counts, a.Reason)
+	}
+	migratetest.SameMail(t, u.Old, before[u.Old], w.Target(u))
+	migratetest.Unchanged(t, before, w.Sources())
+	if n := counts["interrupted copy of message"].Load(); n != 1 {
+		t.Errorf("%d late copies reported removed, want 1", n)
+	}
+	if t.Failed() {
+		logs.dump(t, u.Old, 80)
+	}
+}
+
+// countingSink reports every message the target answered as stored.
+type countingSink struct {
+	sinks.Sink
+	stored func()
+}
+
+func (s *countingSink) Append(ctx context.Context, f sinks.Folder, r io.Reader, size int64, flags []string, date time.Time) (sinks.Appended, error) {
+	res, err := s.Sink.Append(ctx, f, r, size, flags, date)
+	if err == nil {
+		s.stored()
+	}
+	return res, err
+}
+
+func (s *countingSink) Expunge(ctx context.Context, name string, uids []uint32) error {
+	return s.Sink.(sinks.Expunger).Expunge(ctx, name, uids)
+}
+
 // TestLateFirstCopyAfterACrash: as TestLateFirstCopy, but the run dies
 // once the late first copy is stored, before its sweep. The next run must
 // still find that copy and remove it: the message sent twice is on record

@@ -380,6 +380,13 @@ func (l *lane) connect() error {
 		})
 	}
 	wg.Wait()
+	// A lane that gets through ends any outage other accounts see.
+	if srcErr == nil {
+		l.a.r.outages.reached(l.srcEP.Addr())
+	}
+	if dstErr == nil {
+		l.a.r.outages.reached(l.dstEP.Addr())
+	}
 	if srcErr != nil {
 		return srcErr
 	}

@@ -129,8 +129,10 @@ type Runner struct {
 	hostSems    map[string]chan struct{}
 	// hostPause holds hosts that asked us to back off (throttling), until when.
 	hostPause map[string]time.Time
-	changes   changes // state changed: events, progress flushes
-	saveErr   error   // the state file could not be written
+	// outages are the servers nobody of this run has reached lately.
+	outages *outages
+	changes changes // state changed: events, progress flushes
+	saveErr error   // the state file could not be written
 	// saveMu orders progress writes: a snapshot taken later must never be
 	// overwritten by one taken earlier but saved after it (an account's
 	// final state by a periodic flush's older copy, say).
@@ -151,7 +153,8 @@ type Runner struct {
 // New makes a runner over a store.
 func New(store *state.Store, cfg Config) *Runner {
 	cfg.defaults()
-	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{}, front: map[string]time.Time{},
+	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{}, outages: newOutages(),
+		front: map[string]time.Time{},
 		wake: make(chan struct{}, 1), enrolled: make(chan struct{}, 1), held: make(chan struct{}), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
 }
 
@@ -468,14 +471,14 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 			// The account's place is given up when it has queued all its
 			// batches (or ends): the next account logs in and lists while the
 			// lanes finish, which keeps the target busy between accounts.
-			ar.release = sync.OnceFunc(func() { <-sem })
+			ar.place = &place{sem: sem, held: true}
 			wg.Add(1)
 			mu.Lock()
 			running++
 			mu.Unlock()
 			go func() {
 				defer wg.Done()
-				defer ar.release()
+				defer ar.place.give()
 				done := ar.run(io)
 				held := ar.stopDone()
 				mu.Lock()

@@ -41,39 +41,46 @@ func (a *accountRun) lateSweep(ctx context.Context) {
 		}
 		byFolder[name] = append(byFolder[name], r)
 	}
-	// A folder that cannot be checked is left for the next run after its
-	// retries; it does not hold up the others.
+	// A folder that cannot be checked for a reason retrying does not cure
+	// is left for the next run; it does not hold up the others. A target
+	// that keeps breaking gets the patience a lane gets (Retries tries and
+	// RetryFor without progress): the copies in question are what a
+	// faulty target leaves behind, so giving up after a few quick tries
+	// would leave them exactly when they are likely.
 	var left []string
-	attempt, openFails := 0, 0
-	for len(order) > 0 && openFails <= a.r.cfg.Retries {
-		if attempt > a.r.cfg.Retries {
-			left, order, attempt = append(left, order[0]), order[1:], 0
-			continue
-		}
-		if (attempt > 0 || openFails > 0) && !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, max(attempt, openFails), 0)) {
+	pat := newPatience(a.r.cfg.Retries, a.r.cfg.RetryFor)
+	limit := min(a.r.cfg.RetryMax, 16*a.r.cfg.RetryBase)
+	for len(order) > 0 {
+		if pat.tries > 0 && !sleep(a.edge, backoff(a.r.cfg.RetryBase, limit, pat.tries, 0)) {
 			break
 		}
 		dst, err := a.r.cfg.OpenSink(ctx, dstEP)
 		if err != nil {
 			a.r.cfg.Log.Warn("late check after in-doubt APPENDs: cannot open the target", "account", a.acct.ID, "err", err)
-			openFails++
+			if pat.failed() {
+				break
+			}
 			continue
 		}
-		openFails = 0
+		gaveUp := false
 		for len(order) > 0 {
 			if err := a.sweep(ctx, dst, byFolder[order[0]]); err != nil {
 				a.r.cfg.Log.Warn("late check after in-doubt APPENDs failed", "account", a.acct.ID, "folder", order[0], "err", err)
 				if fault.Classify(err) == fault.Retry {
-					attempt++
+					gaveUp = pat.failed()
 					break
 				}
-				left, order, attempt = append(left, order[0]), order[1:], 0
+				left, order = append(left, order[0]), order[1:]
 				continue
 			}
 			a.doubts.swept(byFolder[order[0]])
-			order, attempt = order[1:], 0
+			order = order[1:]
+			pat.progress()
 		}
 		dst.Close()
+		if gaveUp {
+			break
+		}
 	}
 	order = append(left, order...)
 	for _, name := range order {

@@ -178,6 +178,9 @@ type Account struct {
 	ID     string // the old address; unique within the job
 	Source string // login on the old system
 	Target string // login on the new system
+	// Server is the account's own old server, host or host:port, when its
+	// mailbox is not on the job's (a domain spread over several servers).
+	Server string `json:",omitempty"`
 	State  AccountState
 	Reason string `json:",omitempty"`
 	Counts Counts

@@ -152,11 +152,13 @@ func runnerFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "connect-for", Value: time.Minute, Usage: "how long an account keeps trying to reach its servers before any of its mail moved"},
 		&cli.DurationFlag{Name: "retry-wait", Value: 250 * time.Millisecond, Usage: "the first wait after a failure; it doubles, with jitter, up to 30s"},
 		&cli.DurationFlag{Name: "idle-timeout", Value: imapconn.IdleTimeout, Usage: "how long a server may stay silent while an answer is owed before the connection is given up and made again"},
+		&cli.DurationFlag{Name: "connect-timeout", Value: imapconn.ConnectTimeout, Usage: "how long a server may take to accept a connection"},
+		&cli.DurationFlag{Name: "login-timeout", Value: imapconn.LoginTimeout, Usage: "how long TLS, the greeting and the login may take once connected"},
 	}
 }
 
 func runnerConfig(c *cli.Context) (migrate.Config, error) {
-	for _, name := range []string{"retry-for", "connect-for", "retry-wait", "idle-timeout"} {
+	for _, name := range []string{"retry-for", "connect-for", "retry-wait", "idle-timeout", "connect-timeout", "login-timeout"} {
 		if d := c.Duration(name); d <= 0 {
 			return migrate.Config{}, fmt.Errorf("--%s %v: give a duration above zero, such as 30s or 5m", name, d)
 		}
@@ -169,6 +171,8 @@ func runnerConfig(c *cli.Context) (migrate.Config, error) {
 	// One process, one setting: every connection the run makes uses it.
 	imapconn.IdleTimeout = c.Duration("idle-timeout")
 	pop3src.IOTimeout = c.Duration("idle-timeout")
+	imapconn.ConnectTimeout = c.Duration("connect-timeout")
+	imapconn.LoginTimeout = c.Duration("login-timeout")
 	return migrate.Config{
 		Accounts: c.Int("parallel"), Lanes: c.Int("conns"), PerHost: c.Int("per-host"),
 		RetryFor: c.Duration("retry-for"), ConnectFor: c.Duration("connect-for"), RetryBase: c.Duration("retry-wait"),

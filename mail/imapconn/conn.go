@@ -97,12 +97,14 @@ func DialWrapped(ctx context.Context, e mail.Endpoint, opts *imapclient.Options,
 	if err != nil {
 		return nil, fault.New(fault.Account, "bad CA certificate", err)
 	}
-	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
-	defer cancel()
-	raw, err := Dialer().DialContext(dctx, "tcp", e.Addr())
+	cctx, ccancel := context.WithTimeout(ctx, ConnectTimeout)
+	raw, err := Dialer().DialContext(cctx, "tcp", e.Addr())
+	ccancel()
 	if err != nil {
 		return nil, DialError(e, err)
 	}
+	dctx, cancel := context.WithTimeout(ctx, LoginTimeout)
+	defer cancel()
 	// The greeting and STARTTLS have no context in go-imap: close on timeout.
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	defer stop()
@@ -155,7 +157,7 @@ func DialWrapped(ctx context.Context, e mail.Endpoint, opts *imapclient.Options,
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		if dctx.Err() != nil {
-			return nil, fault.New(fault.Retry, fmt.Sprintf("%s accepted the connection but sent no IMAP greeting within %s (wrong port, or a TLS port spoken to without TLS?)", e.Addr(), DialTimeout), err)
+			return nil, fault.New(fault.Retry, fmt.Sprintf("%s accepted the connection but sent no IMAP greeting within %s (wrong port, a TLS port spoken to without TLS, or a server too busy to answer?)", e.Addr(), LoginTimeout), err)
 		}
 		return nil, fault.New(fault.Retry, fmt.Sprintf("no IMAP greeting from %s", e.Addr()), err)
 	}
@@ -344,7 +346,7 @@ func DialError(e mail.Endpoint, err error) error {
 		return fault.New(fault.Account, fmt.Sprintf("cannot resolve host %q: check the server name", e.Host), err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fault.New(fault.Retry, fmt.Sprintf("no answer from %s within %s (firewall, or wrong host?)", e.Addr(), DialTimeout), err)
+		return fault.New(fault.Retry, fmt.Sprintf("no answer from %s within %s (firewall, or wrong host?)", e.Addr(), ConnectTimeout), err)
 	}
 	return fault.New(fault.Retry, fmt.Sprintf("cannot connect to %s (is the port right and the service up?)", e.Addr()), err)
 }

@@ -12,8 +12,15 @@ import (
 // slow server) can be given it with --idle-timeout.
 var IdleTimeout = 30 * time.Second
 
-// DialTimeout bounds connecting, TLS and the greeting.
-var DialTimeout = 20 * time.Second
+// ConnectTimeout bounds the TCP connect. A server that answers does so in
+// well under a second; one that has not answered in 15 s sits behind a
+// firewall that drops packets, and waiting longer only holds an account.
+var ConnectTimeout = 15 * time.Second
+
+// LoginTimeout bounds what follows the connect: TLS, the greeting and the
+// login. A busy server may take seconds to check a password, so it is
+// longer than the connect.
+var LoginTimeout = 30 * time.Second
 
 // A peer that is gone (a dead host, a dropped NAT entry, a cable pulled)
 // sends nothing and answers nothing: TCP would retransmit for a quarter of

@@ -79,12 +79,14 @@ type dialer struct {
 }
 
 func (d *dialer) Dial(network, addr string) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(d.ctx, imapconn.DialTimeout)
-	defer cancel()
-	raw, err := imapconn.Dialer().DialContext(dctx, network, addr)
+	cctx, ccancel := context.WithTimeout(d.ctx, imapconn.ConnectTimeout)
+	raw, err := imapconn.Dialer().DialContext(cctx, network, addr)
+	ccancel()
 	if err != nil {
 		return nil, imapconn.DialError(d.e, err)
 	}
+	dctx, cancel := context.WithTimeout(d.ctx, imapconn.LoginTimeout)
+	defer cancel()
 	d.raw = raw
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	defer stop()
@@ -105,7 +107,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		// STLS (RFC 2595): read the greeting, upgrade, then hand go-pop3 a
 		// greeting of our own, since it reads one as soon as it connects.
 		br := bufio.NewReader(raw)
-		raw.SetDeadline(time.Now().Add(imapconn.DialTimeout))
+		raw.SetDeadline(time.Now().Add(imapconn.LoginTimeout))
 		greet, err := br.ReadString('\n')
 		if err != nil || !strings.HasPrefix(greet, "+OK") {
 			raw.Close()
@@ -137,7 +139,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 // Open connects and logs in with USER/PASS.
 func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	d := &dialer{ctx: ctx, e: e}
-	c := gopop3.New(gopop3.Opt{Host: e.Host, Port: e.Port, Dialer: d, DialTimeout: imapconn.DialTimeout})
+	c := gopop3.New(gopop3.Opt{Host: e.Host, Port: e.Port, Dialer: d, DialTimeout: imapconn.ConnectTimeout})
 	conn, err := c.NewConn()
 	if err != nil {
 		if d.raw != nil {
