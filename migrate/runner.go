@@ -154,8 +154,7 @@ type Runner struct {
 func New(store *state.Store, cfg Config) *Runner {
 	cfg.defaults()
 	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{}, outages: newOutages(),
-		front: map[string]time.Time{},
-		wake:  make(chan struct{}, 1), enrolled: make(chan struct{}, 1), held: make(chan struct{}), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
+		front: map[string]time.Time{}, wake: make(chan struct{}, 1), enrolled: make(chan struct{}, 1), held: make(chan struct{}), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
 }
 
 // Store is the runner's state file.
