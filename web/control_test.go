@@ -15,14 +15,15 @@ import (
 
 // TestAccountControlAPIAndDashboard: while a job copies one account at a
 // time, the API pauses the account copying and moves a waiting one to the
-// front, the dashboard abandons another; the paused account stays paused
+// front, the dashboard abandons another, the failed one is retried and then
+// abandoned through the API; the paused account stays paused
 // with the job running, resumes from the dashboard and finishes with every
 // message on the target. The job's settings (查看设置) show its folder
 // choices and limits and no secret; it cannot be deleted while it runs,
 // and once deleted nothing of it, not even a sealed password on a freed
 // page, is left in the state file.
 func TestAccountControlAPIAndDashboard(t *testing.T) {
-	s := newSite(t, siteOptions{accounts: 4, messages: 300, engine: migrate.Config{Accounts: 1, Lanes: 1}})
+	s := newSite(t, siteOptions{accounts: 4, messages: 300, bad: 3, engine: migrate.Config{Accounts: 1, Lanes: 1}})
 	u := s.w.Users
 	var out map[string]any
 	code := s.api("POST", "/api/jobs", map[string]any{"id": "big", "mode": "passwords", "source": s.endpointURL(s.w.Src.IMAPAddr),
@@ -69,7 +70,7 @@ func TestAccountControlAPIAndDashboard(t *testing.T) {
 		t.Fatalf("paused u00: %d imported, %d on the target", at, migratetest.Count(t, s.w.Dst, u[0].New, u[0].NewPW))
 	}
 	s.waitAccount("big", u[3].Old, "succeeded", time.Minute)
-	s.waitAccount("big", u[2].Old, "succeeded", time.Minute)
+	s.waitAccount("big", u[2].Old, "failed", time.Minute)
 	if a := s.accounts("big")[u[1].Old]; a.State != "abandoned" || !strings.Contains(a.Reason, "abandoned by the admin (dashboard)") || a.Counts.Imported != 0 {
 		t.Fatalf("abandoned u01: %+v", a)
 	}
@@ -93,6 +94,28 @@ func TestAccountControlAPIAndDashboard(t *testing.T) {
 	}
 	if strings.Join(started, " ") != u[0].Old+" "+u[3].Old+" "+u[2].Old {
 		t.Fatalf("start order %v: want u00, u03 (moved to the front), u02", started)
+	}
+
+	// The failed account (a wrong old password) is retried by state while
+	// the job runs, fails again, and is then abandoned.
+	if code, res := ctl("retry", map[string]any{"state": "failed"}); code != 200 || fmt.Sprint(res["accounts"]) != "["+u[2].Old+"]" {
+		t.Fatalf("retry: %d %v", code, res)
+	}
+	waitFor(t, "u02 to run again", time.Minute, func() bool {
+		n := 0
+		s.api("GET", "/api/jobs/big/events", nil, &evs)
+		for _, e := range evs {
+			if e["Kind"] == "account.started" && e["Account"] == u[2].Old {
+				n++
+			}
+		}
+		return n == 2 && s.accounts("big")[u[2].Old].State == "failed"
+	})
+	if code, res := ctl("abandon", map[string]any{"state": "failed"}); code != 200 || fmt.Sprint(res["accounts"]) != "["+u[2].Old+"]" {
+		t.Fatalf("abandon: %d %v", code, res)
+	}
+	if a := s.accounts("big")[u[2].Old]; a.State != "abandoned" || a.Reason != "abandoned by the API" {
+		t.Fatalf("abandoned through the API: %+v", a)
 	}
 
 	code, body = admin.post("/admin/jobs/big/accounts/resume", url.Values{"state": {"paused"}})

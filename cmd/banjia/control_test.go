@@ -32,11 +32,12 @@ func (w *cliWorld) accountsNow(t *testing.T) map[string]state.Account {
 // time, `banjia job account` from another shell abandons a waiting
 // account, moves another to the front and pauses the one copying; the
 // paused one stops at a message boundary and waits while the others
-// finish, the job cannot be deleted while it runs, and resumed (by state)
-// the paused account finishes with all its mail. `job show` shows the
+// finish, the failed one is retried by state and runs again, the job
+// cannot be deleted while it runs, and resumed (by state) the paused
+// account finishes with all its mail. `job show` shows the
 // settings; `job delete` then removes the job and every password.
 func TestAccountControlCLI(t *testing.T) {
-	w := newCLIWorld(t, migratetest.Options{Accounts: 4, Messages: 300, BadPassword: -1})
+	w := newCLIWorld(t, migratetest.Options{Accounts: 4, Messages: 300, BadPassword: 2})
 	before := w.Sources()
 	u := w.Users
 	w.create(t)
@@ -70,7 +71,7 @@ func TestAccountControlCLI(t *testing.T) {
 	}
 	waitUntil(t, func() bool {
 		a := w.accountsNow(t)
-		return a[u[2].Old].State == state.AccountSucceeded && a[u[3].Old].State == state.AccountSucceeded
+		return a[u[2].Old].State == state.AccountFailed && a[u[3].Old].State == state.AccountSucceeded
 	})
 	a := w.accountsNow(t)
 	if a[u[0].Old].State != state.AccountPaused || a[u[0].Old].Counts.Imported != at || cmd.ProcessState != nil {
@@ -94,6 +95,15 @@ func TestAccountControlCLI(t *testing.T) {
 		t.Errorf("accounts did not start in the order u00, u03 (moved to the front), u02:\n%s", logs)
 	}
 
+	// The failed account (a wrong old password) is retried by state while
+	// the job runs: it runs again (and fails again: nothing was fixed).
+	if got := w.mustBanjia(t, "job", "account", w.Job, "retry", "--state", "failed"); !strings.Contains(got, "retry: 1 account ("+u[2].Old+")") {
+		t.Fatalf("retry: %s", got)
+	}
+	waitUntil(t, func() bool {
+		return strings.Count(w.mustBanjia(t, "logs", "--job", w.Job), u[2].Old+" started") == 2 && w.accountsNow(t)[u[2].Old].State == state.AccountFailed
+	})
+
 	w.mustBanjia(t, "job", "account", w.Job, "resume", "--state", "paused")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -106,7 +116,7 @@ func TestAccountControlCLI(t *testing.T) {
 	if a[u[0].Old].State != state.AccountSucceeded {
 		t.Fatalf("resumed u00: %+v\n%s", a[u[0].Old], out.String())
 	}
-	for _, i := range []int{0, 2, 3} {
+	for _, i := range []int{0, 3} {
 		migratetest.SameMail(t, u[i].Old, before[u[i].Old], w.Target(u[i]))
 	}
 	if n := migratetest.Count(t, w.Dst, u[1].New, u[1].NewPW); n != 0 {
