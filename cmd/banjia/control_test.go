@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -185,8 +186,18 @@ func TestFolderChoicesCLI(t *testing.T) {
 			t.Errorf("create with %v: %v %s", c.args, err, got)
 		}
 	}
-	w.mustBanjia(t, "job", "create", w.Job, "--from", "imap+plain://"+w.Src.IMAPAddr, "--to", "imap+plain://"+w.Dst.IMAPAddr, "--accounts", w.csv,
-		"--rename", "Archive/2019=Old/2019", "--rename", "客户/北京=Clients/Beijing", "--exclude", "Junk", "--exclude", "项目*")
+	choices := []string{"--rename", "Archive/2019=Old/2019", "--rename", "客户/北京=Clients/Beijing", "--exclude", "Junk", "--exclude", "项目*"}
+	// check shows the folder map these choices make, before any job (the
+	// source's names with its own delimiter).
+	w.env = []string{"BANJIA_FROM_PASSWORD=" + u.OldPW, "BANJIA_TO_PASSWORD=" + u.NewPW}
+	plan := w.mustBanjia(t, append([]string{"check", "--from", "imap+plain://" + u.Old + "@" + w.Src.IMAPAddr, "--to", "imap+plain://" + u.New + "@" + w.Dst.IMAPAddr}, choices...)...)
+	w.env = nil
+	for _, re := range []string{`"Archive[./]2019"\s+-> "Old/2019"`, `"客户[./]北京"\s+-> "Clients/Beijing"`, `"Junk"\s+\(left behind\)`, `"项目[./]2024[./]报告"\s+\(left behind\)`, `"INBOX"\s+-> "INBOX"`} {
+		if !regexp.MustCompile(re).MatchString(plan) {
+			t.Errorf("check's folder map lacks %s:\n%s", re, plan)
+		}
+	}
+	w.mustBanjia(t, append([]string{"job", "create", w.Job, "--from", "imap+plain://" + w.Src.IMAPAddr, "--to", "imap+plain://" + w.Dst.IMAPAddr, "--accounts", w.csv}, choices...)...)
 	show := w.mustBanjia(t, "job", "show", w.Job)
 	for _, want := range []string{"Archive/2019 -> Old/2019", "客户/北京 -> Clients/Beijing", "Junk, 项目*"} {
 		if !strings.Contains(show, want) {
