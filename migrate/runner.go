@@ -268,12 +268,6 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			todo = append(todo, a)
 		}
 		r.noteFront(todo)
-		if len(todo) == 0 && held > 0 {
-			// Accounts the admin paused keep the job running until they
-			// are resumed or abandoned, as a paused job waits for Resume.
-			r.waitEnroll(ctx, time.Time{})
-			continue
-		}
 		if len(todo) == 0 && job.ModeOf() == state.ModeMember {
 			if job.Enrolling(time.Now()) {
 				// Members sign in over days (the seed: accounts added in
@@ -286,6 +280,12 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 					return err
 				}
 			}
+		}
+		if len(todo) == 0 && held > 0 {
+			// Accounts the admin paused keep the job running until they
+			// are resumed or abandoned, as a paused job waits for Resume.
+			r.waitEnroll(ctx, time.Time{})
+			continue
 		}
 		if len(todo) == 0 {
 			if err := r.store.SetJobState(jobID, state.JobCompleted); err != nil {

@@ -507,7 +507,7 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, endpointFlags()...)
 	return &cli.Command{
 		Name:  "job",
-		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, account, show, delete",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
