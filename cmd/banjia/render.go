@@ -93,11 +93,16 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 	if dt > 0 {
 		rate = float64(c.Imported-prevImported) / dt.Seconds()
 	}
-	return fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
+	line := fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
 		elapsed.Truncate(time.Second), word(lang, string(st.Job.State)),
 		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
 		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed]+n[state.AccountPartial], word(lang, "failed"),
 		c.Line(lang), float64(c.Bytes)/1e6, rate)
+	if p := n[state.AccountPaused]; p > 0 {
+		// They hold the job until resumed (banjia job account JOB resume).
+		line += fmt.Sprintf("; %d %s", p, word(lang, "paused"))
+	}
+	return line
 }
 
 func eventLine(e *state.Event) string {
