@@ -28,11 +28,14 @@ import (
 //
 //	not started, in progress --pause--> paused --resume--> not started (never began) or in progress (began)
 //	anything but succeeded ----abandon--> abandoned (kept out of a job-wide retry; retried when named)
-//	failed, finished with failures, abandoned --retry--> not started (Manager.Retry)
+//	failed, finished with failures (any state when named) --retry--> not started (Manager.Retry)
 //	not started, in progress (queued) --first--> the same, taken before every other queued account
 //
 // A paused account keeps the job running (the job waits for it, as a
-// paused job waits for Resume); end abandons it with the rest.
+// paused job waits for Resume); end abandons it with the rest. A resume
+// that comes while the account is still stopping for its pause lets it go
+// on (unhold), or, once it has stopped, is carried out as it leaves
+// (stopDone).
 
 // Per-account operations.
 const (
