@@ -366,7 +366,9 @@ func (a *accountRun) run(ctx context.Context) bool {
 	if ctx.Err() == nil {
 		// Every lane is done: whatever the outcome, look for first copies
 		// of the messages sent again.
-		a.lateSweep(ctx)
+		if a.lateSweep(ctx) && err == nil {
+			err = errStopped
+		}
 	}
 	switch {
 	case err == nil:

@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -242,5 +243,54 @@ func TestAccountControlOfflineAndQuickResume(t *testing.T) {
 			t.Fatalf("%s: %s %s", uu.Old, a.State, a.Reason)
 		}
 		migratetest.SameMail(t, uu.Old, src[uu.Old], w.Target(uu))
+	}
+}
+
+// TestSettingsAndDelete: the settings show the admin's choices and limits
+// and no secret; a job is deleted with everything of it, and what is
+// unknown says so.
+func TestSettingsAndDelete(t *testing.T) {
+	store := tempStore(t)
+	m := migrate.NewIdleManager(store, migrate.Config{Accounts: 3, Lanes: 2, PerHost: 7})
+	req := memberRequest("acme")
+	req.TargetAdmin, req.TargetAdminPassword = "master", "target-admin-secret-91"
+	req.Options = state.Options{SkipJunkTrash: true, MaxMessageSize: 25 << 20, Renames: map[string]string{"Sent Items": "Sent"},
+		Excludes: []string{"Archive*"}, Window: "22:00-07:00", TimeZone: "Asia/Shanghai", MaxRate: 5 << 20}
+	if _, _, err := m.Create(context.Background(), req, "test"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Settings("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(s)
+	for _, want := range []string{`"mode":"member"`, `"target_admin":"master"`, `"renames":{"Sent Items":"Sent"}`, `"excludes":["Archive*"]`,
+		`"window":"22:00-07:00"`, `"time_zone":"Asia/Shanghai"`, `"max_rate":5242880`, `"max_message_size":26214400`, `"skip_junk_trash":true`,
+		`"parallel":3`, `"connections_per_account":2`, `"connections_per_host":7`, `"source":"imap://old.test:143"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("settings lack %s: %s", want, b)
+		}
+	}
+	if strings.Contains(string(b), req.TargetAdminPassword) || strings.Contains(string(b), "Secret") {
+		t.Fatalf("a secret in the settings: %s", b)
+	}
+	if err := m.Delete("acme", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Settings("acme"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("settings of a deleted job: %v", err)
+	}
+	if err := m.Delete("acme", "test"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("delete of a deleted job: %v", err)
+	}
+	if _, err := m.AccountControl("acme", migrate.AccountRequest{Op: "pause", State: "all"}, "test"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("account control of a deleted job: %v", err)
+	}
+	// The name can be used again, with nothing of the old job.
+	if _, _, err := m.Create(context.Background(), memberRequest("acme"), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := store.Events("acme", 0, 0); len(evs) != 1 || evs[0].Kind != "job.created" {
+		t.Fatalf("events of the new job: %+v", evs)
 	}
 }

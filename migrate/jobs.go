@@ -167,6 +167,9 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 			return nil, 0, err
 		}
 	}
+	if err := CheckSchedule(req.Options); err != nil {
+		return nil, 0, err
+	}
 	if err := CheckMessageSize(req.Options.MaxMessageSize); err != nil {
 		return nil, 0, err
 	}

@@ -260,13 +260,14 @@ func (l *lane) copyRound(w *work) (round, error) {
 		if l.a.isBare(b.folder.Name, m.UID) {
 			flags = systemFlags(flags)
 		}
+		rd := l.a.r.rates.reader(l.io, l.srcEP.Host, body.Reader)
 		if pipe != nil {
 			// No round trip per message: the answer is recorded when it
 			// comes, at the latest by Flush below.
-			return pipe.Send(l.io, b.target, body.Reader, body.Size, flags, body.Date,
+			return pipe.Send(l.io, b.target, rd, body.Size, flags, body.Date,
 				func(res sinks.Appended, err error) error { return l.record(w, &r, m, res, err) })
 		}
-		res, err := l.dst.Append(l.io, b.target, body.Reader, body.Size, flags, body.Date)
+		res, err := l.dst.Append(l.io, b.target, rd, body.Size, flags, body.Date)
 		return l.record(w, &r, m, res, err)
 	})
 	if err == nil && pipe != nil && len(r.asked) == len(w.remaining) {

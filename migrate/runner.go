@@ -45,6 +45,11 @@ type Config struct {
 	// OnEvent, when set, sees every event after it is saved (notifications,
 	// metrics); it must not block.
 	OnEvent func(*state.Event)
+	// Now is the clock the job's window is read by; default time.Now.
+	Now func() time.Time
+	// WindowCheck is the longest time between two looks at the window;
+	// default 30s.
+	WindowCheck time.Duration
 }
 
 func (c *Config) defaults() {
@@ -77,6 +82,12 @@ func (c *Config) defaults() {
 	}
 	if c.RetryFor <= 0 {
 		c.RetryFor = 5 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.WindowCheck <= 0 {
+		c.WindowCheck = 30 * time.Second
 	}
 	if c.ConnectFor <= 0 {
 		c.ConnectFor = time.Minute
@@ -124,6 +135,8 @@ type Runner struct {
 	// server restarted while its job was paused).
 	startPaused bool
 	paused      bool
+	outside     bool // outside the job's window (see checkWindow)
+	windowSeen  bool
 	ended       bool
 	stopped     bool
 	hostSems    map[string]chan struct{}
@@ -131,6 +144,8 @@ type Runner struct {
 	hostPause map[string]time.Time
 	// outages are the servers nobody of this run has reached lately.
 	outages *outages
+	// rates caps the bytes read from the old servers (nil: no cap).
+	rates   *rates
 	changes changes // state changed: events, progress flushes
 	saveErr error   // the state file could not be written
 	// saveMu orders progress writes: a snapshot taken later must never be
@@ -190,7 +205,15 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 	r.mu.Lock()
 	r.job = job
 	r.paused, r.ended, r.stopped, r.saveErr = job.State == state.JobPaused, false, false, nil
+	r.rates = newRates(job.Options.MaxRate, job.Options.MaxRatePerHost)
+	r.outside, r.windowSeen = false, false
 	r.mu.Unlock()
+	if w := jobWindow(job); w != nil {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		wait := r.checkWindow(job, w)
+		go r.watchWindow(wctx, job, w, wait)
+	}
 
 	if job.State != state.JobPaused {
 		if err := r.store.SetJobState(jobID, state.JobRunning); err != nil {
@@ -218,7 +241,7 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 	finished := map[string]bool{}
 	for {
 		r.mu.Lock()
-		paused, ended, stopped, saveErr := r.paused, r.ended, r.stopped, r.saveErr
+		paused, ended, stopped, saveErr := r.paused || r.outside, r.ended, r.stopped, r.saveErr
 		r.mu.Unlock()
 		if saveErr != nil {
 			return fmt.Errorf("stopped: %w (nothing is lost: what was copied since the last save is found on the target at the next start)", saveErr)
@@ -422,7 +445,7 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 	defer stopAt(nil)
 	r.mu.Lock()
 	r.stopAt = stopAt
-	if r.paused || r.ended || r.stopped {
+	if r.paused || r.outside || r.ended || r.stopped {
 		// Asked to stop between the loop's check and here.
 		stopAt(errStopped)
 	}
@@ -643,6 +666,13 @@ type Status struct {
 	Job      state.Job
 	Accounts []state.Account
 	Attached bool // a runner is working on the job right now
+	// Outside says the job waits for its window to open.
+	Outside bool `json:",omitempty"`
+	// ETA is the time left for the job at the rate it moves now, and
+	// AccountETA each running account's (see estimate); absent while
+	// nothing can be told yet.
+	ETA        time.Duration            `json:",omitempty"`
+	AccountETA map[string]time.Duration `json:",omitempty"`
 }
 
 // Status returns the job with live account counts.
@@ -678,8 +708,10 @@ func (r *Runner) StatusOf(jobID string) (*Status, error) {
 		c.SourceSecret, c.TargetSecret = nil, nil
 		st.Accounts = append(st.Accounts, c)
 	}
+	st.Outside = r.outside && r.job != nil && r.job.ID == jobID
 	r.mu.Unlock()
 	sort.Slice(st.Accounts, func(i, k int) bool { return st.Accounts[i].ID < st.Accounts[k].ID })
+	st.estimate(time.Now())
 	return st, nil
 }
 

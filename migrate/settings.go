@@ -35,6 +35,13 @@ type Settings struct {
 	MaxMessageSize      int64             `json:"max_message_size"` // bytes, 0: no limit
 	Renames             map[string]string `json:"renames,omitempty"`
 	Excludes            []string          `json:"excludes,omitempty"`
+	// Window ("22:00-07:00", in TimeZone: "" is the machine's) is when the
+	// job copies; MaxRate and MaxRatePerHost cap what it reads (bytes/s,
+	// 0: no cap).
+	Window         string `json:"window,omitempty"`
+	TimeZone       string `json:"time_zone,omitempty"`
+	MaxRate        int64  `json:"max_rate"`
+	MaxRatePerHost int64  `json:"max_rate_per_host"`
 
 	// Parallel, Lanes and PerHost are the limits of the process that
 	// answers (banjia serve's, or banjia job start's): accounts copied at
@@ -74,6 +81,7 @@ func (m *Manager) Settings(jobID string) (*Settings, error) {
 		Source: j.Source.String(), Target: j.Target.String(), SourceInsecure: j.Source.Insecure, TargetInsecure: j.Target.Insecure,
 		SkipJunkTrash: o.SkipJunkTrash, SkipCustomFolders: o.SkipCustomFolders, DedupeAcrossFolders: o.DedupeAcrossFolders,
 		MaxMessageSize: o.MaxMessageSize, Renames: o.Renames, Excludes: o.Excludes,
+		Window: o.Window, TimeZone: o.TimeZone, MaxRate: o.MaxRate, MaxRatePerHost: o.MaxRatePerHost,
 		Parallel: m.cfg.Accounts, Lanes: m.cfg.Lanes, PerHost: m.cfg.PerHost,
 		Created: j.Created, Updated: j.Updated, Accounts: len(accts)}
 	if j.Delegation != nil {

@@ -23,14 +23,18 @@ import (
 // waiting for its answer is never taken for a stray. A broken connection
 // is retried like any other. What a run leaves unswept (it died, or the
 // target could not be checked) stays in the checkpoints for the next run.
-func (a *accountRun) lateSweep(ctx context.Context) {
+//
+// It reports whether a stop cut it short with copies left to check: the
+// account is then not finished, so that the next run (which resumes it)
+// checks them; a finished account is not run again.
+func (a *accountRun) lateSweep(ctx context.Context) (cut bool) {
 	list := a.doubts.takeSweeps()
 	if len(list) == 0 || a.r.cfg.OpenSink == nil {
-		return
+		return false
 	}
 	_, dstEP, err := a.endpoints()
 	if err != nil {
-		return
+		return false
 	}
 	byFolder := map[string][]resent{}
 	var order []string
@@ -82,10 +86,14 @@ func (a *accountRun) lateSweep(ctx context.Context) {
 			break
 		}
 	}
+	if len(order) > 0 && (ctx.Err() != nil || a.edge.Err() != nil) {
+		return true
+	}
 	order = append(left, order...)
 	for _, name := range order {
 		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were sent more than once after in-doubt APPENDs, and the target could not be checked for extra copies yet; the next run of this account checks again", a.acct.ID, len(byFolder[name]), byFolder[name][0].b.folder.Name))
 	}
+	return false
 }
 
 // sweep is lateSweep for the messages of one folder: one listing, and

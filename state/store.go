@@ -73,6 +73,14 @@ type Options struct {
 	// Excludes are glob patterns of source folder names left behind
 	// (migrate.FolderExcluded says how they match).
 	Excludes []string `json:",omitempty"`
+	// Window, when set ("22:00-07:00"), is the daily span in which the job
+	// copies, in TimeZone (an IANA name; "" is the machine's own).
+	Window   string `json:",omitempty"`
+	TimeZone string `json:",omitempty"`
+	// MaxRate and MaxRatePerHost cap the bytes read from the old servers
+	// per second, for the whole job and per old server (0: no cap).
+	MaxRate        int64 `json:",omitempty"`
+	MaxRatePerHost int64 `json:",omitempty"`
 }
 
 // PeriodStart turns the date ranges of R21 (全部/2年/1年/3个月/30天) into a

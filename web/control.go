@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,6 +17,12 @@ import (
 func init() {
 	funcs["filterStates"] = accountFilterStates
 	funcs["mb"] = func(b int64) int64 { return b >> 20 }
+	funcs["mbs"] = func(b int64) string {
+		if b <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f MB/s", float64(b)/(1<<20))
+	}
 	for lang, ws := range controlWords {
 		for k, v := range ws {
 			words[lang][k] = v
@@ -55,6 +62,9 @@ var controlWords = map[string]map[string]string{
 		"set.renames":        "Renamed folders",
 		"set.excludes":       "Folders left behind",
 		"set.none":           "none",
+		"set.window":         "Copies only",
+		"set.rate":           "Reads at most",
+		"set.rate.v":         "%s for the job, %s per old server",
 		"set.parallel":       "Parallel",
 		"set.parallel.v":     "%d accounts at once, %d connections each, at most %d per old server",
 		"set.created":        "Created",
@@ -99,6 +109,9 @@ var controlWords = map[string]map[string]string{
 		"set.renames":        "文件夹改名",
 		"set.excludes":       "不搬的文件夹",
 		"set.none":           "无",
+		"set.window":         "搬家时段",
+		"set.rate":           "读取速度上限",
+		"set.rate.v":         "整个任务 %s, 每个原服务器 %s",
 		"set.parallel":       "并行",
 		"set.parallel.v":     "同时%d个帐号, 每个帐号%d个连接, 每个原服务器最多%d个连接",
 		"set.created":        "创建时间",

@@ -30,6 +30,7 @@ var settingWords = state.Words{
 		"s.renames": "renamed folders", "s.excludes": "folders left out", "s.none": "none",
 		"s.parallel": "parallel", "s.parallel.v": "%d accounts at once, %d connections each, at most %d per source host (this process)",
 		"s.created": "created", "s.enroll": "takes accounts until", "s.accounts": "accounts", "yes": "yes", "no": "no",
+		"s.window": "copies only", "s.local": "this machine's time", "s.rate": "reads at most", "s.rate.v": "%s for the job, %s per old server",
 		"mode.passwords": "passwords", "mode.delegated": "delegated (无感搬家)", "mode.member": "member-triggered",
 	},
 	"zh": {
@@ -40,6 +41,7 @@ var settingWords = state.Words{
 		"s.renames": "文件夹改名", "s.excludes": "不搬的文件夹", "s.none": "无",
 		"s.parallel": "并行", "s.parallel.v": "同时%d个帐号, 每个帐号%d个连接, 每个原服务器最多%d个连接 (本进程)",
 		"s.created": "创建时间", "s.enroll": "接受新帐号至", "s.accounts": "帐号数", "yes": "是", "no": "否",
+		"s.window": "搬家时段", "s.local": "本机时间", "s.rate": "读取速度上限", "s.rate.v": "整个任务 %s, 每个原服务器 %s",
 		"mode.passwords": "管理员提供密码", "mode.delegated": "无感搬家", "mode.member": "成员输入旧密码",
 	},
 }
@@ -254,6 +256,16 @@ func printSettings(w io.Writer, lang string, s *migrate.Settings) {
 		excludes = sw(lang, "s.none")
 	}
 	line("s.excludes", excludes)
+	if s.Window != "" {
+		tz := s.TimeZone
+		if tz == "" {
+			tz = sw(lang, "s.local")
+		}
+		line("s.window", s.Window+" ("+tz+")")
+	}
+	if s.MaxRate > 0 || s.MaxRatePerHost > 0 {
+		line("s.rate", fmt.Sprintf(sw(lang, "s.rate.v"), rateText(lang, s.MaxRate), rateText(lang, s.MaxRatePerHost)))
+	}
 	line("s.parallel", fmt.Sprintf(sw(lang, "s.parallel.v"), s.Parallel, s.Lanes, s.PerHost))
 	line("s.accounts", fmt.Sprint(s.Accounts))
 	line("s.created", s.Created.Local().Format("2006-01-02 15:04 MST"))
@@ -261,6 +273,13 @@ func printSettings(w io.Writer, lang string, s *migrate.Settings) {
 		line("s.enroll", s.EnrollUntil.Local().Format("2006-01-02 15:04 MST"))
 	}
 	tw.Flush()
+}
+
+func rateText(lang string, bps int64) string {
+	if bps <= 0 {
+		return sw(lang, "s.no_limit")
+	}
+	return fmt.Sprintf("%.1f MB/s", float64(bps)/(1<<20))
 }
 
 func deleteCommand() *cli.Command {

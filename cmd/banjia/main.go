@@ -470,6 +470,11 @@ func options(c *cli.Context) (state.Options, error) {
 	if err := migrate.CheckMessageSize(o.MaxMessageSize); err != nil {
 		return o, fmt.Errorf("--max-size: %w", err)
 	}
+	o.Window, o.TimeZone = c.String("window"), c.String("time-zone")
+	o.MaxRate, o.MaxRatePerHost = migrate.RateBytes(c.Float64("max-rate")), migrate.RateBytes(c.Float64("max-rate-per-host"))
+	if err := migrate.CheckSchedule(o); err != nil {
+		return o, err
+	}
 	return o, folderOptions(c, &o)
 }
 
@@ -481,6 +486,10 @@ func optionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "skip-custom-folders", Usage: "copy only INBOX and the special folders (Sent, Drafts, ...)"},
 		&cli.IntFlag{Name: "max-size", Usage: "skip messages larger than this many MB (0: no limit)"},
 		&cli.BoolFlag{Name: "dedupe-across-folders", Usage: "copy a message filed in several folders once, All Mail last (on with --provider gmail)"},
+		&cli.StringFlag{Name: "window", Usage: "copy only during this daily span, e.g. 22:00-07:00; outside it accounts stop at a message boundary and go on when it opens"},
+		&cli.StringFlag{Name: "time-zone", Usage: "the --window's time zone, e.g. Asia/Shanghai (default: this machine's)"},
+		&cli.Float64Flag{Name: "max-rate", Usage: "read at most this many MB/s from the old servers, the whole job together (0: no cap)"},
+		&cli.Float64Flag{Name: "max-rate-per-host", Usage: "read at most this many MB/s from each old server (0: no cap)"},
 	}, folderFlags()...)
 }
 

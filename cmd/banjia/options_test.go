@@ -72,3 +72,29 @@ func TestRetryFlagsRefuseBadValues(t *testing.T) {
 		})
 	}
 }
+
+// TestScheduleFlagsRefuseBadValues: a window, time zone or rate cap that
+// cannot be honoured is refused at job create, before anything is stored.
+func TestScheduleFlagsRefuseBadValues(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--window", "25:00-07:00"}, `window "25:00-07:00": "25:00" is not a time of day (HH:MM)`},
+		{[]string{"--window", "22:00"}, `window "22:00": want HH:MM-HH:MM, such as 22:00-07:00`},
+		{[]string{"--window", "22:00-07:00", "--time-zone", "Mars/Olympus"}, `time zone "Mars/Olympus": not known`},
+		{[]string{"--time-zone", "Asia/Shanghai"}, `time zone "Asia/Shanghai" given without a window`},
+		{[]string{"--max-rate", "-1"}, "largest rate: want 0 (no cap) up to 100000 MB/s"},
+		{[]string{"--max-rate-per-host", "0.001"}, "largest rate per old server 1048 bytes/s: want at least 16 KB/s"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"--state", dir + "/s.db", "job", "create", "acme", "--from", "imaps://imap.old.example", "--to", "imaps://imap.new.example", "--mode", "member", "--domain", "old.example", "--new-domain", "new.example"}, c.args...)
+			out, err := exec.Command(binary, args...).CombinedOutput()
+			if code := exitCode(err); code != 1 || !strings.Contains(string(out), c.want) {
+				t.Fatalf("exit %d, output:\n%s\nwant %q", code, out, c.want)
+			}
+		})
+	}
+}

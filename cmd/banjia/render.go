@@ -17,9 +17,11 @@ import (
 var words = state.Words{
 	"en": {
 		"h.job": "JOB", "h.state": "STATE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
+		"eta": "about %s left", "outside": "outside its window %s: waits until it opens",
 	},
 	"zh": {
 		"h.job": "搬家任务", "h.state": "任务状态", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
+		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始",
 	},
 }
 
@@ -72,6 +74,8 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 			note = a.Reason
 		} else if a.State == state.AccountNotStarted {
 			note = "-"
+		} else if eta, ok := st.AccountETA[a.ID]; ok {
+			note += "; " + fmt.Sprintf(word(lang, "eta"), eta)
 		}
 		name := a.ID
 		if a.Target != "" && a.Target != a.ID {
@@ -101,6 +105,12 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 	if p := n[state.AccountPaused]; p > 0 {
 		// They hold the job until resumed (banjia job account JOB resume).
 		line += fmt.Sprintf("; %d %s", p, word(lang, "paused"))
+	}
+	switch {
+	case st.Outside:
+		line += "; " + fmt.Sprintf(word(lang, "outside"), st.Job.Options.Window)
+	case st.ETA > 0:
+		line += "; " + fmt.Sprintf(word(lang, "eta"), st.ETA)
 	}
 	return line
 }
