@@ -294,7 +294,7 @@ func (m *Manager) AccountControl(jobID string, req AccountRequest, who string) (
 	}
 	job, err := m.store.Job(jobID)
 	if err != nil {
-		return nil, fmt.Errorf("job %q: %w", jobID, err)
+		return nil, err
 	}
 	if len(req.Accounts) > 0 && req.State != "" {
 		return nil, errors.New("give account addresses or a state, not both")

@@ -70,7 +70,7 @@ func (s *Settings) RenameList() []string {
 func (m *Manager) Settings(jobID string) (*Settings, error) {
 	j, err := m.store.Job(jobID)
 	if err != nil {
-		return nil, fmt.Errorf("job %q: %w", jobID, err)
+		return nil, err
 	}
 	accts, err := m.store.Accounts(jobID)
 	if err != nil {
@@ -109,7 +109,7 @@ func (m *Manager) Settings(jobID string) (*Settings, error) {
 func (m *Manager) Delete(jobID, who string) error {
 	j, err := m.store.Job(jobID)
 	if err != nil {
-		return fmt.Errorf("job %q: %w", jobID, err)
+		return err
 	}
 	m.mu.Lock()
 	if m.runs[jobID] != nil {
