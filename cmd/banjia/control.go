@@ -109,6 +109,9 @@ func accountAction(c *cli.Context) error {
 	switch {
 	case err == nil:
 		changed = rep.Changed
+	case errors.Is(err, migrate.ErrNoRunner) && req.Op == migrate.AccountRetry:
+		// A retry runs accounts: here, that is banjia job retry's work.
+		return fmt.Errorf("no banjia process is running job %s: banjia job retry %s runs its failed accounts now (--account ADDRESS, repeated, for others)", id, id)
 	case errors.Is(err, migrate.ErrNoRunner):
 		running = false
 		store, err := state.OpenExisting(c.String("state"))
@@ -133,7 +136,7 @@ func accountAction(c *cli.Context) error {
 		fmt.Printf(" (%s)", strings.Join(changed, ", "))
 	}
 	fmt.Println()
-	if !running && (req.Op == migrate.AccountResume || req.Op == migrate.AccountRetry) {
+	if !running && req.Op == migrate.AccountResume {
 		fmt.Printf("no banjia process is running job %s: banjia job start %s continues it\n", id, id)
 	}
 	return nil
