@@ -64,6 +64,16 @@ type accountRun struct {
 	place *place
 	// pat is the account's patience with failing passes and connections.
 	pat *patience
+	// stopEdge ends this account alone at its next message boundary (the
+	// admin's pause or abandon of one account: accountcontrol.go); hold
+	// (under mu) is what it becomes then, nil when resumed meanwhile, and
+	// held says a request stopped it.
+	stopEdge context.CancelCauseFunc
+	hold     *accountHold
+	held     bool
+	// resumed: a resume came once it had stopped paused (by resumedBy).
+	resumed   bool
+	resumedBy string
 }
 
 // batch is one FETCH worth of messages of one folder.
@@ -88,7 +98,8 @@ func (a *accountRun) progress() int64 {
 }
 
 func (r *Runner) newAccountRun(job *state.Job, a *state.Account, edge context.Context) *accountRun {
-	ar := &accountRun{r: r, job: job, edge: edge, acct: a, dirty: map[string]bool{}, place: &place{}}
+	edge, stop := context.WithCancelCause(edge)
+	ar := &accountRun{r: r, job: job, edge: edge, stopEdge: stop, acct: a, dirty: map[string]bool{}, place: &place{}}
 	ar.doubts = newDoubts(&ar.mu, func(folder string) { ar.dirty[folder] = true })
 	r.mu.Lock()
 	r.live[a.ID] = ar
@@ -390,6 +401,16 @@ func (a *accountRun) run(ctx context.Context) bool {
 		a.r.event(job, id, "account.succeeded", fmt.Sprintf("%s succeeded: %s", id, reason))
 		return true
 	case errors.Is(err, errStopped) || a.edge.Err() != nil:
+		if h := a.takeHold(); h != nil {
+			a.mu.Lock()
+			if a.cps != nil {
+				a.recount()
+			}
+			a.mu.Unlock()
+			a.setState(h.to, h.reason())
+			a.r.event(job, id, h.kind(), h.line(id))
+			return h.to.Finished()
+		}
 		a.setState(state.AccountRunning, "")
 		return false
 	default:
@@ -525,7 +546,7 @@ func (a *accountRun) pass(ctx context.Context) error {
 	edge, release := boundary(gctx, a.edge)
 	defer release()
 	for i := 0; i < a.r.cfg.Lanes; i++ {
-		g.Go(func() error { return a.lane(gctx, edge, srcEP, dstEP, batches) })
+		g.Go(func() error { return atBoundary(a.lane(gctx, edge, srcEP, dstEP, batches)) })
 	}
 	if a.job.Options.DedupeAcrossFolders {
 		// Labels first, All Mail last: it keeps only what no label had.
@@ -542,13 +563,13 @@ func (a *accountRun) pass(ctx context.Context) error {
 			}
 			if err := a.folder(gctx, edge, src, dst, f, names[f.Name], onTarget, batches); err != nil {
 				batches.close()
-				return err
+				return atBoundary(err)
 			}
 		}
 		batches.close()
 		// Every batch is with a lane: the next account may start.
 		if err := batches.drained(edge); err != nil {
-			return err
+			return atBoundary(err)
 		}
 		a.place.give()
 		return nil
@@ -556,6 +577,17 @@ func (a *accountRun) pass(ctx context.Context) error {
 	err = g.Wait()
 	if err == nil && errors.Is(context.Cause(a.edge), errStopped) {
 		return errStopped
+	}
+	return err
+}
+
+// atBoundary is nil for a stop at a message boundary: returned to the
+// pass's errgroup as an error, it would cancel the other lanes' connections
+// with an APPEND in flight, leaving that message in doubt. The pass sees
+// the stop in its edge's cause.
+func atBoundary(err error) error {
+	if errors.Is(err, errStopped) {
+		return nil
 	}
 	return err
 }
@@ -626,6 +658,8 @@ func (a *accountRun) skipFolder(f mail.Folder) bool {
 	case o.SkipJunkTrash && (role == mail.SpecialJunk || role == mail.SpecialTrash):
 		return true
 	case o.SkipCustomFolders && role == "" && !strings.EqualFold(f.Name, "INBOX"):
+		return true
+	case FolderExcluded(f, o.Excludes):
 		return true
 	}
 	return false

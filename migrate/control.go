@@ -31,6 +31,8 @@ type ControlRequest struct {
 	// Accounts, for add: rows as in an accounts CSV (the socket is the
 	// state file owner's alone, like the state file).
 	Accounts []AccountRow `json:",omitempty"`
+	// Account, for account: a per-account request (accountcontrol.go).
+	Account *AccountRequest `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
@@ -41,6 +43,8 @@ type ControlReply struct {
 	Statuses []*Status      `json:",omitempty"` // status of every job (banjia serve)
 	Events   []*state.Event `json:",omitempty"`
 	Added    int            `json:",omitempty"`
+	Changed  []string       `json:",omitempty"` // account: the accounts changed
+	Settings *Settings      `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -148,6 +152,8 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 		rep := replyOf(err)
 		rep.Added = n
 		return rep
+	case "account", "delete", "settings":
+		return m.handleMore(req, who)
 	}
 	if req.Job == "" {
 		return replyOf(fmt.Errorf("which job? (%s needs a job name)", req.Op))

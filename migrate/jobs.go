@@ -177,6 +177,9 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 	if err := CheckMessageSize(req.Options.MaxMessageSize); err != nil {
 		return nil, 0, err
 	}
+	if err := CheckFolderChoices(req.Options); err != nil {
+		return nil, 0, err
+	}
 	if req.EnrollDays < 0 || req.EnrollDays > MaxEnrollDays {
 		return nil, 0, fmt.Errorf("enrollment window %d days: want 0 (only the accounts given now) up to %d", req.EnrollDays, MaxEnrollDays)
 	}
@@ -385,7 +388,7 @@ var ErrNothingToRetry = errors.New("no account failed or finished with failures;
 
 // Retry runs again, once the admin has fixed the cause, the job's accounts
 // that failed or finished with failures, or those named in accounts
-// (whatever their state, except abandoned): their failed messages and
+// (whatever their state: an abandoned account is retried only when named): their failed messages and
 // refused folders are tried once more; what is already on the target is
 // not copied again. who is recorded in the event log as the one who asked.
 // A job that is not running is started for these accounts only; a running
@@ -420,9 +423,6 @@ func (m *Manager) Retry(jobID, who string, accounts []string) ([]string, error) 
 				continue
 			}
 			delete(asked, a.ID)
-			if a.State == state.AccountAbandoned {
-				continue
-			}
 		} else if a.State != state.AccountFailed && a.State != state.AccountPartial {
 			continue
 		}
@@ -478,8 +478,18 @@ func (m *Manager) Retry(jobID, who string, accounts []string) ([]string, error) 
 	}
 	m.mu.Unlock()
 	only := map[string]bool{}
-	for _, id := range ids {
-		only[id] = true
+	var revived []*state.Account
+	for _, a := range again {
+		only[a.ID] = true
+		if a.State == state.AccountAbandoned || a.State == state.AccountPaused {
+			// Given up or paused by the admin, asked for again by name: a
+			// run takes it only once it is neither.
+			a.State, a.Reason = state.AccountNotStarted, ""
+			revived = append(revived, a)
+		}
+	}
+	if err := m.store.PutAccounts(jobID, revived...); err != nil {
+		return nil, err
 	}
 	return ids, m.start(jobID, runOptions{only: only})
 }

@@ -63,7 +63,7 @@ func mapFolders(ctx context.Context, src sources.Source, dst sinks.Sink, renames
 		return folderMap{}, err
 	}
 	ns := dst.Namespace()
-	fm := folderMap{folders: folders, names: sinks.MapFolders(folders, ns, sinks.Specials(list, ns), renames),
+	fm := folderMap{folders: folders, names: sinks.MapFolders(folders, ns, sinks.Specials(list, ns), targetRenames(folders, renames, ns)),
 		onTarget: make(map[string]mail.Folder, len(list))}
 	for _, f := range list {
 		fm.onTarget[f.Name] = f

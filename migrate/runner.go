@@ -160,13 +160,20 @@ type Runner struct {
 	// (Accounts x Lanes): an account that has queued all its batches lets
 	// the next one start while its lanes finish, without more connections.
 	lanes chan struct{}
+	// ctl orders the admin's per-account requests with the round taking
+	// accounts to start (accountcontrol.go): a request finds an account
+	// either live or as stored, never between.
+	ctl sync.Mutex
+	// front holds, per account, when the admin moved it to the front of
+	// the queue (under mu).
+	front map[string]time.Time
 }
 
 // New makes a runner over a store.
 func New(store *state.Store, cfg Config) *Runner {
 	cfg.defaults()
 	return &Runner{cfg: cfg, store: store, live: map[string]*accountRun{}, hostSems: map[string]chan struct{}{}, hostPause: map[string]time.Time{}, outages: newOutages(),
-		wake: make(chan struct{}, 1), enrolled: make(chan struct{}, 1), held: make(chan struct{}), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
+		front: map[string]time.Time{}, wake: make(chan struct{}, 1), enrolled: make(chan struct{}, 1), held: make(chan struct{}), lanes: make(chan struct{}, cfg.Accounts*cfg.Lanes)}
 }
 
 // Store is the runner's state file.
@@ -275,7 +282,7 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			r.mu.Unlock()
 		}
 		var todo []*state.Account
-		awaiting := 0
+		awaiting, held := 0, 0
 		for _, a := range accts {
 			// An account that ended in this run is not tried again in it,
 			// unless its member started it again since (it is no longer in
@@ -284,12 +291,17 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 				(r.cfg.Only != nil && !r.cfg.Only[a.ID]) {
 				continue
 			}
+			if a.State == state.AccountPaused {
+				held++
+				continue
+			}
 			if job.AwaitingMember(a) {
 				awaiting++
 				continue
 			}
 			todo = append(todo, a)
 		}
+		r.noteFront(todo)
 		if len(todo) == 0 && job.ModeOf() == state.ModeMember && !r.cfg.sync {
 			if job.Enrolling(time.Now()) {
 				// Members sign in over days (the seed: accounts added in
@@ -308,6 +320,12 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 				}
 			}
 		}
+		if len(todo) == 0 && held > 0 {
+			// Accounts the admin paused keep the job running until they
+			// are resumed or abandoned, as a paused job waits for Resume.
+			r.waitEnroll(ctx, time.Time{})
+			continue
+		}
 		if len(todo) == 0 {
 			if err := r.store.SetJobState(jobID, state.JobCompleted); err != nil {
 				return err
@@ -325,14 +343,18 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 }
 
 // waitEnroll waits for an enrollment (Wake), a control request, or the
-// end of the enrollment window.
+// end of the enrollment window (a zero until: no end).
 func (r *Runner) waitEnroll(ctx context.Context, until time.Time) {
-	t := time.NewTimer(time.Until(until))
-	defer t.Stop()
+	var timeout <-chan time.Time
+	if !until.IsZero() {
+		t := time.NewTimer(time.Until(until))
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case <-r.wake:
 	case <-r.enrolled:
-	case <-t.C:
+	case <-timeout:
 	case <-ctx.Done():
 	}
 }
@@ -362,7 +384,8 @@ func (r *Runner) enrolledAccounts(jobID string, started, finished map[string]boo
 		// One still running is not started twice; one that ended in this
 		// round and was started again by its member (failed, then the old
 		// password typed once more) is.
-		if (started[a.ID] && !finished[a.ID]) || a.State.Finished() || job.AwaitingMember(a) {
+		if (started[a.ID] && !finished[a.ID]) || a.State.Finished() || a.State == state.AccountPaused || job.AwaitingMember(a) ||
+			(r.cfg.Only != nil && !r.cfg.Only[a.ID]) {
 			continue
 		}
 		out = append(out, a)
@@ -382,7 +405,7 @@ func (r *Runner) hasWork(jobID string) bool {
 		return false
 	}
 	for _, a := range accts {
-		if !a.State.Finished() && !job.AwaitingMember(a) {
+		if !a.State.Finished() && a.State != state.AccountPaused && !job.AwaitingMember(a) {
 			return true
 		}
 	}
@@ -469,8 +492,8 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 	queue := todo
 	for {
 		for len(queue) > 0 && edge.Err() == nil {
-			a := queue[0]
-			queue = queue[1:]
+			// The place first, then the account: one moved to the front
+			// while every place is taken still goes next.
 			select {
 			case sem <- struct{}{}:
 			case <-edge.Done():
@@ -478,11 +501,16 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 			if edge.Err() != nil {
 				break
 			}
+			ar := r.next(job, &queue, edge)
+			if ar == nil {
+				<-sem
+				continue
+			}
+			a := ar.acct
 			started[a.ID] = true
 			mu.Lock()
 			delete(finished, a.ID)
 			mu.Unlock()
-			ar := r.newAccountRun(job, a, edge)
 			// The account's place is given up when it has queued all its
 			// batches (or ends): the next account logs in and lists while the
 			// lanes finish, which keeps the target busy between accounts.
@@ -495,8 +523,9 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 				defer wg.Done()
 				defer ar.place.give()
 				done := ar.run(io)
+				held := ar.stopDone()
 				mu.Lock()
-				if done {
+				if done || held {
 					finished[a.ID] = true
 				}
 				running--
@@ -507,6 +536,11 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 					}
 				}
 				mu.Unlock()
+				if held {
+					// Resumed while it was stopping: the round takes it
+					// again (enrolledAccounts).
+					r.Wake()
+				}
 			}()
 		}
 		mu.Lock()

@@ -39,6 +39,7 @@ const (
 	AccountNotStarted AccountState = "not_started" // 未启动
 	AccountPreparing  AccountState = "preparing"   // 准备中
 	AccountRunning    AccountState = "in_progress" // 进行中
+	AccountPaused     AccountState = "paused"      // 搬家已暂停: paused by the admin, waiting to be resumed
 	AccountSucceeded  AccountState = "succeeded"   // 搬家成功: every selected message is on the target
 	AccountPartial    AccountState = "partial"     // 部分失败: finished, but some messages or folders were not copied
 	AccountFailed     AccountState = "failed"      // 搬家失败
@@ -51,7 +52,7 @@ func (s AccountState) Finished() bool {
 }
 
 // States lists the account states in the order tables show them.
-var States = []AccountState{AccountNotStarted, AccountPreparing, AccountRunning, AccountSucceeded, AccountPartial, AccountFailed, AccountAbandoned}
+var States = []AccountState{AccountNotStarted, AccountPreparing, AccountRunning, AccountPaused, AccountSucceeded, AccountPartial, AccountFailed, AccountAbandoned}
 
 // Options are a job's choices about what to copy.
 type Options struct {
@@ -69,6 +70,9 @@ type Options struct {
 	MaxMessageSize int64 `json:",omitempty"`
 	// Renames maps source folder names to target names.
 	Renames map[string]string `json:",omitempty"`
+	// Excludes are glob patterns of source folder names left behind
+	// (migrate.FolderExcluded says how they match).
+	Excludes []string `json:",omitempty"`
 	// Window, when set ("22:00-07:00"), is the daily span in which the job
 	// copies, in TimeZone (an IANA name; "" is the machine's own).
 	Window   string `json:",omitempty"`
@@ -205,6 +209,9 @@ type Account struct {
 	Lang string `json:",omitempty"`
 	// Invited is when the member was asked by mail to start their move.
 	Invited time.Time `json:",omitempty"`
+	// First is when the admin moved the account to the front of the
+	// queue: the latest goes first.
+	First time.Time `json:",omitempty"`
 }
 
 // Checkpoint is how far one source folder has been copied.

@@ -170,7 +170,7 @@ type accountRow struct {
 	Waiting bool
 }
 
-var accountStates = []string{"all", "not_started", "in_progress", "succeeded", "partial", "failed", "abandoned"}
+var accountStates = []string{"all", "not_started", "in_progress", "paused", "succeeded", "partial", "failed", "abandoned"}
 
 func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	id := r.PathValue("id")
@@ -302,6 +302,7 @@ func jobRequestOf(r *http.Request) JobRequest {
 		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
 	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
 	req.KeepCredentials = f("keep_credentials")
+	req.Renames, req.Excludes = lines(f("renames")), lines(f("excludes"))
 	if d := strings.TrimSpace(f("enroll_days")); d != "" {
 		n, err := strconv.Atoi(d)
 		if err == nil {

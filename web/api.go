@@ -121,7 +121,7 @@ func jobJSON(lang string, row jobRow) jobOut {
 		out.EnrollUntil = &t
 	}
 	out.cutoverOut = cutoverJSON(lang, &j)
-	for _, st := range []state.AccountState{state.AccountNotStarted, state.AccountRunning, state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned} {
+	for _, st := range []state.AccountState{state.AccountNotStarted, state.AccountRunning, state.AccountPaused, state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned} {
 		out.Accounts[string(st)] = row.N[string(st)]
 	}
 	return out

@@ -46,6 +46,11 @@ type JobRequest struct {
 	Invite bool `json:"invite,omitempty"`
 	// KeepCredentials: how long passwords are kept for the syncs ("14d").
 	KeepCredentials string `json:"keep_credentials,omitempty"`
+
+	// Renames ("OLD=NEW", '/' between levels) and Excludes (patterns of
+	// source folder names) are the job's folder choices.
+	Renames  []string `json:"renames,omitempty"`
+	Excludes []string `json:"excludes,omitempty"`
 }
 
 // endpoint reads a source or target as the CLI does: a URL, or a preset.
@@ -96,6 +101,9 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	}
 	opts.SkipJunkTrash, opts.SkipCustomFolders = req.SkipJunkTrash, req.SkipCustomFolders
 	opts.MaxMessageSize = migrate.MessageSizeBytes(req.MaxSizeMB)
+	if err := folderChoices(req.Renames, req.Excludes, &opts); err != nil {
+		return nil, 0, err
+	}
 	var rows []migrate.AccountRow
 	if strings.TrimSpace(req.Accounts) != "" {
 		if rows, err = migrate.ReadAccounts(strings.NewReader(req.Accounts)); err != nil {

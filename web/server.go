@@ -296,6 +296,9 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /admin/jobs/{id}/retry", s.operator(s.retryForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/verify", s.operator(s.verifyForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/{op}", s.operator(s.controlForm))
+	mux.HandleFunc("GET /admin/jobs/{id}/settings", s.admin(s.settingsPage))
+	mux.HandleFunc("POST /admin/jobs/{id}/accounts/{op}", s.operator(s.accountForm))
+	mux.HandleFunc("POST /admin/jobs/{id}/delete", s.operator(s.deleteForm))
 	mux.HandleFunc("GET /admin/events", s.admin(s.eventsPage))
 
 	// JSON API (the dashboard's every action).
@@ -311,6 +314,9 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /api/jobs/{id}/verify", s.api(s.apiVerify))
 	mux.HandleFunc("GET /api/jobs/{id}/verify", s.api(s.apiVerifyResult))
 	mux.HandleFunc("POST /api/jobs/{id}/{op}", s.api(s.apiControl))
+	mux.HandleFunc("GET /api/jobs/{id}/settings", s.api(s.apiSettings))
+	mux.HandleFunc("POST /api/jobs/{id}/accounts/{op}", s.api(s.apiAccountControl))
+	mux.HandleFunc("DELETE /api/jobs/{id}", s.api(s.apiDelete))
 	mux.HandleFunc("GET /api/events", s.api(s.apiEvents))
 	mux.HandleFunc("POST /api/check", s.api(s.apiCheck))
 	mux.HandleFunc("GET /api/providers", s.api(s.apiProviders))

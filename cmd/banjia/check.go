@@ -68,6 +68,9 @@ func checkCommand() *cli.Command {
 	flags = append(flags, passFlags("to", "new mailbox's", "BANJIA_TO_PASSWORD")...)
 	flags = append(flags, importFlags()...)
 	flags = append(flags, endpointFlags()...)
+	// The folder choices a job would be created with: the folder map
+	// shows them.
+	flags = append(flags, folderFlags()...)
 	return &cli.Command{
 		Name:  "check",
 		Usage: "check that the old and new servers can be reached and logged in to, step by step",
@@ -195,6 +198,10 @@ func printReport(w io.Writer, role, account string, r *check.Report) {
 // anything is copied: names under the target's namespace, special folders,
 // what exists already.
 func printFolderMap(c *cli.Context, src, dst mail.Endpoint) error {
+	var opts state.Options
+	if err := folderOptions(c, &opts); err != nil {
+		return err
+	}
 	s, err := sources.Open(c.Context, src)
 	if err != nil {
 		return err
@@ -205,7 +212,7 @@ func printFolderMap(c *cli.Context, src, dst mail.Endpoint) error {
 		return err
 	}
 	defer d.Close()
-	plan, err := migrate.PlanFolders(c.Context, s, d, state.Options{})
+	plan, err := migrate.PlanFolders(c.Context, s, d, opts)
 	if err != nil {
 		return err
 	}
@@ -215,6 +222,10 @@ func printFolderMap(c *cli.Context, src, dst mail.Endpoint) error {
 		note := "new"
 		if p.Exists {
 			note = "exists"
+		}
+		if p.Skipped {
+			fmt.Fprintf(tw, "  %q\t   (left behind)\t%d messages\n", p.Source, p.Messages)
+			continue
 		}
 		fmt.Fprintf(tw, "  %q\t-> %q\t%d messages, %s\n", p.Source, p.Target, p.Messages, note)
 	}

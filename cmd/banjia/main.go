@@ -117,6 +117,10 @@ func jobNameLast(args []string) []string {
 		if args[i] != "job" {
 			continue
 		}
+		if args[i+1] == "account" {
+			// It reads its own arguments, flags anywhere.
+			return args
+		}
 		name := args[i+2]
 		if strings.HasPrefix(name, "-") || i+3 >= len(args) {
 			return args
@@ -471,11 +475,11 @@ func options(c *cli.Context) (state.Options, error) {
 	if err := migrate.CheckSchedule(o); err != nil {
 		return o, err
 	}
-	return o, nil
+	return o, folderOptions(c, &o)
 }
 
 func optionFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "period", Usage: "copy only recent mail: all, 2y, 1y, 3m or 30d"},
 		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
 		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
@@ -486,7 +490,7 @@ func optionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "time-zone", Usage: "the --window's time zone, e.g. Asia/Shanghai (default: this machine's)"},
 		&cli.Float64Flag{Name: "max-rate", Usage: "read at most this many MB/s from the old servers, the whole job together (0: no cap)"},
 		&cli.Float64Flag{Name: "max-rate-per-host", Usage: "read at most this many MB/s from each old server (0: no cap)"},
-	}
+	}, folderFlags()...)
 }
 
 func jobCommand() *cli.Command {
@@ -514,7 +518,7 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, endpointFlags()...)
 	return &cli.Command{
 		Name:  "job",
-		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, sync, close",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, account, show, delete, sync, close",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
@@ -592,6 +596,9 @@ func jobCommand() *cli.Command {
 			reportCommand(),
 			retryCommand(),
 			verifyCommand(),
+			accountCommand(),
+			showCommand(),
+			deleteCommand(),
 		},
 	}
 }

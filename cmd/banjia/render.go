@@ -68,7 +68,7 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 	fmt.Fprintf(tw, "%s\t%s\t%s\n", word(lang, "h.account"), word(lang, "h.progress"), word(lang, "h.note"))
 	for _, a := range st.Accounts {
 		note := a.Counts.Line(lang)
-		if a.State == state.AccountFailed || a.State == state.AccountAbandoned {
+		if a.State == state.AccountFailed || a.State == state.AccountAbandoned || a.State == state.AccountPaused {
 			note = a.Reason + " (" + note + ")"
 		} else if a.State == state.AccountPartial {
 			note = a.Reason
@@ -102,6 +102,10 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
 		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed]+n[state.AccountPartial], word(lang, "failed"),
 		c.Line(lang), float64(c.Bytes)/1e6, rate)
+	if p := n[state.AccountPaused]; p > 0 {
+		// They hold the job until resumed (banjia job account JOB resume).
+		line += fmt.Sprintf("; %d %s", p, word(lang, "paused"))
+	}
 	switch {
 	case st.Outside:
 		line += "; " + fmt.Sprintf(word(lang, "outside"), st.Job.Options.Window)
