@@ -319,3 +319,40 @@ func quoteJSON(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// TotalsWith is Totals with the stored records of some of the job's
+// accounts, read in one transaction: a caller holding fresher copies of
+// those accounts swaps them in without counting a write twice or never.
+func (s *Store) TotalsWith(job string, ids []string) (*Totals, map[string]*Account, error) {
+	var tot *Totals
+	accts := map[string]*Account{}
+	err := s.view(func(tx *bolt.Tx) error {
+		b, _ := accountBucket(tx, job, false)
+		var err error
+		if tot, err = loadTotals(tx, job, b != nil); err != nil || b == nil {
+			return err
+		}
+		for _, id := range ids {
+			if v := b.Get([]byte(id)); v != nil {
+				a, err := s.decodeAccount(v)
+				if err != nil {
+					return fmt.Errorf("account %q of job %q: %w", id, job, err)
+				}
+				accts[id] = a
+			}
+		}
+		return nil
+	})
+	return tot, accts, err
+}
+
+// EventSeq is the sequence number of the newest event of any job: a
+// reader that has seen the log up to it asks Events for what follows.
+func (s *Store) EventSeq() uint64 {
+	var seq uint64
+	s.view(func(tx *bolt.Tx) error {
+		seq = tx.Bucket(bEvents).Sequence()
+		return nil
+	})
+	return seq
+}

@@ -289,6 +289,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /admin/jobs", s.operator(s.createJobForm))
 	mux.HandleFunc("POST /admin/check", s.operator(s.checkForm))
 	mux.HandleFunc("GET /admin/jobs/{id}", s.admin(s.jobPage))
+	mux.HandleFunc("GET /admin/jobs/{id}/live", s.admin(s.jobLive))
 	mux.HandleFunc("POST /admin/jobs/{id}/accounts", s.operator(s.addAccountsForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/invite", s.operator(s.inviteForm))
 	mux.HandleFunc("GET /admin/jobs/{id}/report", s.admin(s.reportPage))
