@@ -329,7 +329,13 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bJobs, bAccounts, bFolders, bEvents, bKeys, bTotals, bByState} {
+		if tx.Bucket(bByTarget) == nil && tx.Bucket(bTotals) != nil {
+			// Totals from before the new-address index: all rebuilt.
+			if err := tx.DeleteBucket(bTotals); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bJobs, bAccounts, bFolders, bEvents, bKeys, bTotals, bByState, bByTarget} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -15,15 +15,19 @@ import (
 //   - totals/<job>: the job's Totals (accounts by state, summed counts);
 //   - bystate/<job>/<state>/<account>: an empty key per account, so one
 //     page of the accounts in a state is found by a cursor without reading
-//     the others.
+//     the others;
+//   - bytarget/<new address, lower case> NUL <job> NUL <account>: which
+//     jobs move into a new mailbox (the portal's sign-in, and the check
+//     that one new address is in one job at a time).
 //
 // Both are derived from the accounts bucket and never the other way round:
 // Open builds them for a file written before they existed, and a job whose
 // totals are missing is summed by reading its accounts.
 
 var (
-	bTotals  = []byte("totals")
-	bByState = []byte("bystate")
+	bTotals   = []byte("totals")
+	bByState  = []byte("bystate")
+	bByTarget = []byte("bytarget")
 )
 
 // Totals sum a job's accounts.
@@ -101,6 +105,12 @@ func (t *tally) put(job string, old []byte, a *Account) error {
 				return err
 			}
 		}
+		if err := t.tx.Bucket(bByTarget).Delete(targetKey(was.Target, job, a.ID)); err != nil {
+			return err
+		}
+	}
+	if err := t.tx.Bucket(bByTarget).Put(targetKey(a.Target, job, a.ID), nil); err != nil {
+		return err
 	}
 	tot.Count(a, 1)
 	b, err := idx.CreateBucketIfNotExists(stateKey(a.State))
@@ -190,6 +200,18 @@ func buildDerived(tx *bolt.Tx) error {
 }
 
 func dropDerived(tx *bolt.Tx, job string) error {
+	if b, _ := accountBucket(tx, job, false); b != nil {
+		err := b.ForEach(func(k, v []byte) error {
+			var a Account
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("account %q of job %q: %w", k, job, err)
+			}
+			return tx.Bucket(bByTarget).Delete(targetKey(a.Target, job, a.ID))
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if err := tx.Bucket(bTotals).Delete([]byte(job)); err != nil {
 		return err
 	}

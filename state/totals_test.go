@@ -148,3 +148,43 @@ func TestTotalsFollowEveryWrite(t *testing.T) {
 	}
 	checkTotals(t, s, "b")
 }
+
+// TestByTarget: the new-address index follows new accounts, a changed
+// new address, and a deleted job.
+func TestByTarget(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, j := range []string{"a", "b"} {
+		if err := s.PutJob(&Job{ID: j, State: JobRunning, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(job, id, target string) {
+		t.Helper()
+		if err := s.PutAccounts(job, &Account{ID: id, Target: target, State: AccountNotStarted}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a", "x@old", "X@new")
+	put("a", "y@old", "x@new")
+	put("b", "x@old", "x@New")
+	put("b", "z@old", "z@new")
+	refs, _ := s.ByTarget("x@NEW")
+	if want := []TargetRef{{"a", "x@old"}, {"a", "y@old"}, {"b", "x@old"}}; !reflect.DeepEqual(refs, want) {
+		t.Fatalf("by target: %v, want %v", refs, want)
+	}
+	put("a", "y@old", "y@new")
+	if err := s.DeleteJob("b"); err != nil {
+		t.Fatal(err)
+	}
+	refs, _ = s.ByTarget("x@new")
+	if want := []TargetRef{{"a", "x@old"}}; !reflect.DeepEqual(refs, want) {
+		t.Fatalf("by target after changes: %v, want %v", refs, want)
+	}
+	if refs, _ = s.ByTarget("z@new"); len(refs) != 0 {
+		t.Fatalf("a deleted job's account is still indexed: %v", refs)
+	}
+}
