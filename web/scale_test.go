@@ -175,6 +175,7 @@ func TestBigJobPage(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &out); err != nil || out.Head != "" || len(out.Rows) != 0 || out.N != 100 || len(body) > 100 {
 		t.Fatalf("an unchanged page's update: %v %s", err, body)
 	}
+	t.Logf("live update, nothing changed: request URL %d bytes, answer %d bytes, %v", len(feed), len(body), tm.last("/admin/jobs/big/live"))
 	a := bigAccount(103)
 	a.State, a.Counts = state.AccountSucceeded, state.Counts{ToImport: 100, Imported: 100}
 	if err := store.PutAccounts("big", a); err != nil {
