@@ -188,3 +188,33 @@ func TestByTarget(t *testing.T) {
 		t.Fatalf("a deleted job's account is still indexed: %v", refs)
 	}
 }
+
+// TestLatestEvents: a job's newest events, newest first, read from the
+// end of the log.
+func TestLatestEvents(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 10 {
+		job := []string{"a", "ab", "b"}[i%3]
+		if err := s.AddEvent(&Event{Job: job, Kind: "warning", Message: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	evs, _ := s.LatestEvents("a", 3)
+	for _, e := range evs {
+		got = append(got, e.Job+e.Message)
+	}
+	if want := []string{"a9", "a6", "a3"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("latest of a: %v, want %v", got, want)
+	}
+	if evs, _ = s.LatestEvents("", 2); len(evs) != 2 || evs[0].Message != "9" || evs[1].Message != "8" {
+		t.Fatalf("latest of all: %+v", evs)
+	}
+	if s.EventSeq() != 10 {
+		t.Fatalf("event seq %d", s.EventSeq())
+	}
+}

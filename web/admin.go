@@ -145,14 +145,12 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, ss *session) 
 }
 
 func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	evs, err := s.store.Events(r.URL.Query().Get("job"), 0, 0)
+	// Newest first, read from the end of the log: a large job's history
+	// is hundreds of thousands of events.
+	out, err := s.store.LatestEvents(r.URL.Query().Get("job"), 500)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
-	}
-	var out []*state.Event
-	for i := len(evs) - 1; i >= 0 && len(out) < 500; i-- {
-		out = append(out, evs[i])
 	}
 	s.render(w, r, "events", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: out, Refresh: true})
 }
