@@ -23,7 +23,7 @@ import (
 
 // ControlRequest is one line a client sends.
 type ControlRequest struct {
-	Op  string // pause, resume, end, start, status, follow, add
+	Op  string // pause, resume, end, start, status, follow, add, invite
 	Job string // "": every job (status), or the one job the process runs
 	// Who asked, for the event log; "" is the command line.
 	Who   string `json:",omitempty"`
@@ -31,6 +31,8 @@ type ControlRequest struct {
 	// Accounts, for add: rows as in an accounts CSV (the socket is the
 	// state file owner's alone, like the state file).
 	Accounts []AccountRow `json:",omitempty"`
+	// Invite, for invite: whom (banjia serve sends the mails).
+	Invite *Invitation `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
@@ -41,6 +43,7 @@ type ControlReply struct {
 	Statuses []*Status      `json:",omitempty"` // status of every job (banjia serve)
 	Events   []*state.Event `json:",omitempty"`
 	Added    int            `json:",omitempty"`
+	Invited  int            `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -147,6 +150,15 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 		n, err := m.AddAccounts(req.Job, req.Accounts, who)
 		rep := replyOf(err)
 		rep.Added = n
+		return rep
+	case "invite":
+		inv := Invitation{Job: req.Job, Who: who}
+		if req.Invite != nil {
+			inv.Accounts, inv.Again = req.Invite.Accounts, req.Invite.Again
+		}
+		n, err := m.Invite(inv)
+		rep := replyOf(err)
+		rep.Invited = n
 		return rep
 	}
 	if req.Job == "" {

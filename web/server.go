@@ -194,6 +194,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.routes()
+	// banjia job invite, through the control socket, sends from here.
+	s.m.SetInviter(s.Invite)
 	return s, nil
 }
 
