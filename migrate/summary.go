@@ -87,30 +87,20 @@ func (m *Manager) AccountPage(jobID string, states []state.AccountState, skip, c
 }
 
 // unsaved are copies of the job's accounts whose record in the state may
-// be behind: those still copied and those with progress not yet flushed.
+// be behind: every account of the round, until the flush that follows its
+// end has been written (a copy taken for a flush is not yet in the file).
+// A round holds as many accounts as are copied at once, not the job.
 func (r *Runner) unsaved(jobID string) []*state.Account {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.job == nil || r.job.ID != jobID {
 		return nil
 	}
-	var out []*state.Account
+	out := make([]*state.Account, 0, len(r.live))
 	for _, ar := range r.live {
-		if a, ok := ar.unsaved(); ok {
-			out = append(out, a)
-		}
+		out = append(out, ar.snapshot())
 	}
 	return out
-}
-
-func (a *accountRun) unsaved() (*state.Account, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.acct.State.Finished() && !a.acctDirty && len(a.dirty) == 0 {
-		return nil, false
-	}
-	c := *a.acct
-	return &c, true
 }
 
 // liveAccount is a copy of an account being copied in this runner's job,
