@@ -85,7 +85,7 @@ func (t *tally) put(job string, old []byte, a *Account) error {
 	tot, ok := t.jobs[job]
 	if !ok {
 		var err error
-		if tot, err = loadTotals(t.tx, job, old != nil); err != nil {
+		if tot, err = loadTotals(t.tx, job); err != nil {
 			return err
 		}
 		t.jobs[job] = tot
@@ -140,7 +140,7 @@ func (t *tally) store() error {
 
 // loadTotals reads a job's totals, or sums its accounts when it has none
 // yet but has accounts (a file from before totals were kept).
-func loadTotals(tx *bolt.Tx, job string, hasAccounts bool) (*Totals, error) {
+func loadTotals(tx *bolt.Tx, job string) (*Totals, error) {
 	var tot Totals
 	if v := tx.Bucket(bTotals).Get([]byte(job)); v != nil {
 		if err := json.Unmarshal(v, &tot); err != nil {
@@ -226,8 +226,7 @@ func (s *Store) Totals(job string) (*Totals, error) {
 	var tot *Totals
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		b, _ := accountBucket(tx, job, false)
-		tot, err = loadTotals(tx, job, b != nil)
+		tot, err = loadTotals(tx, job)
 		return err
 	})
 	return tot, err
@@ -351,7 +350,7 @@ func (s *Store) TotalsWith(job string, ids []string) (*Totals, map[string]*Accou
 	err := s.view(func(tx *bolt.Tx) error {
 		b, _ := accountBucket(tx, job, false)
 		var err error
-		if tot, err = loadTotals(tx, job, b != nil); err != nil || b == nil {
+		if tot, err = loadTotals(tx, job); err != nil || b == nil {
 			return err
 		}
 		for _, id := range ids {
