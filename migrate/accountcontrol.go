@@ -212,7 +212,7 @@ func (r *Runner) holds() map[string]state.AccountState {
 	return out
 }
 
-func (r *Runner) liveAccount(id string) *accountRun {
+func (r *Runner) liveRun(id string) *accountRun {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.live[id]
@@ -402,7 +402,7 @@ func (m *Manager) AccountControl(jobID string, req AccountRequest, who string) (
 func (m *Manager) accountOp(job *state.Job, r *Runner, id, op, who string) (changed, woke bool, err error) {
 	var ar *accountRun
 	if r != nil {
-		ar = r.liveAccount(id)
+		ar = r.liveRun(id)
 	}
 	if ar != nil {
 		switch op {

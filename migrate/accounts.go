@@ -119,6 +119,11 @@ func AddAccounts(store *state.Store, job *state.Job, rows []AccountRow, now time
 			}
 			a.Server = row.Server
 		}
+		if taken, err := newTaken(store, job.ID, row.New); err != nil {
+			return 0, err
+		} else if taken != nil {
+			return 0, fmt.Errorf("line %d: %w", row.Line, taken)
+		}
 		if row.OldPassword == "" && len(job.SourceAdminSecret) == 0 && mode != state.ModeMember {
 			return 0, fmt.Errorf("line %d: no old password for %s (or create the job with --mode delegated or --mode member)", row.Line, row.Old)
 		}

@@ -23,7 +23,7 @@ import (
 
 // ControlRequest is one line a client sends.
 type ControlRequest struct {
-	Op  string // pause, resume, end, start, status, follow, add
+	Op  string // pause, resume, end, start, status, follow, add, invite
 	Job string // "": every job (status), or the one job the process runs
 	// Who asked, for the event log; "" is the command line.
 	Who   string `json:",omitempty"`
@@ -33,6 +33,8 @@ type ControlRequest struct {
 	Accounts []AccountRow `json:",omitempty"`
 	// Account, for account: a per-account request (accountcontrol.go).
 	Account *AccountRequest `json:",omitempty"`
+	// Invite, for invite: whom (banjia serve sends the mails).
+	Invite *Invitation `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
@@ -45,6 +47,7 @@ type ControlReply struct {
 	Added    int            `json:",omitempty"`
 	Changed  []string       `json:",omitempty"` // account: the accounts changed
 	Settings *Settings      `json:",omitempty"`
+	Invited  int            `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -154,6 +157,15 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 		return rep
 	case "account", "delete", "settings":
 		return m.handleMore(req, who)
+	case "invite":
+		inv := Invitation{Job: req.Job, Who: who}
+		if req.Invite != nil {
+			inv.Accounts, inv.Again = req.Invite.Accounts, req.Invite.Again
+		}
+		n, err := m.Invite(inv)
+		rep := replyOf(err)
+		rep.Invited = n
+		return rep
 	}
 	if req.Job == "" {
 		return replyOf(fmt.Errorf("which job? (%s needs a job name)", req.Op))

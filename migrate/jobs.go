@@ -298,7 +298,8 @@ var ErrOldTaken = errors.New("another member already moves this old address")
 var ErrEnrollClosed = errors.New("the job no longer takes new members")
 
 // CheckEnroll says whether member may move the old address in the job:
-// ErrOldTaken, ErrEnrollClosed, or nil. The portal asks before it tries
+// ErrOldTaken, ErrEnrollClosed, ErrNewTaken (another job moves into the
+// member's new address), or nil. The portal asks before it tries
 // the old password on the old server (a stranger's address is not tried
 // there at all); Enroll asks again.
 func (m *Manager) CheckEnroll(jobID, member, old string) error {
@@ -308,6 +309,12 @@ func (m *Manager) CheckEnroll(jobID, member, old string) error {
 	}
 	if !job.Closed.IsZero() {
 		return ErrEnrollClosed
+	}
+	if taken, err := newTaken(m.store, jobID, member); err != nil || taken != nil {
+		if taken != nil {
+			return taken
+		}
+		return err
 	}
 	a, err := m.store.Account(jobID, old)
 	switch {

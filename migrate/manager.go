@@ -33,6 +33,7 @@ type Manager struct {
 	wg      sync.WaitGroup
 	// stopping: Stop was called; no job starts any more.
 	stopping bool
+	inviter  Inviter // see SetInviter
 }
 
 // run is one Runner working on a job.

@@ -89,7 +89,9 @@ func stamp(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05 -0700")
 }
 
-func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to []string) *message {
+// accountMail is the mail about one finished account; forMember words a
+// move that did not succeed as the portal does, without the reason.
+func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to []string, forMember bool) *message {
 	l := state.Lang(lang)
 	st := word(l, string(a.State))
 	target := a.Target
@@ -104,7 +106,10 @@ func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to
 	if a.Counts.Skipped > 0 {
 		fmt.Fprintf(&b, "    "+word(l, "skipped")+"\n", a.Counts.Skipped)
 	}
-	if a.Reason != "" && a.State != state.AccountSucceeded {
+	switch {
+	case forMember:
+		fmt.Fprintf(&b, "%s\n", word(l, "member."+string(a.State)))
+	case a.Reason != "" && a.State != state.AccountSucceeded:
 		fmt.Fprintf(&b, "%s: %s\n", word(l, "reason"), a.Reason)
 	}
 	if job != nil {

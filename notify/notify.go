@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,11 +244,17 @@ func (n *Notifier) AccountFinished(job *state.Job, a *state.Account, lang string
 	} else if a.Target != "" {
 		n.log.Warn("member not notified: the new login is not an email address", "account", a.ID, "target", a.Target)
 	}
+	if len(to) == 1 && a.Reason != "" && a.State != state.AccountSucceeded && !slices.ContainsFunc(n.cfg.Admins, func(s string) bool { return strings.EqualFold(s, to[0]) }) {
+		// The reason names the old server and quotes its replies: the
+		// member reads what the portal says instead, the admins the reason.
+		n.enqueue(n.accountMail(job, a, lang, to, true))
+		to = nil
+	}
 	to = appendNew(to, n.cfg.Admins...)
 	if len(to) == 0 {
 		return
 	}
-	n.enqueue(n.accountMail(job, a, lang, to))
+	n.enqueue(n.accountMail(job, a, lang, to, false))
 }
 
 // Invite asks a member to start their move in the portal (R11,

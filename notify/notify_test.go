@@ -228,22 +228,45 @@ func TestAccountFinishedEnglishStartTLS(t *testing.T) {
 	cfg.Port, cfg.Security = srv.StartTLSPort, "starttls"
 	cfg.Admins = []string{admin1}
 	h := start(t, cfg)
-	h.n.AccountFinished(testJob(), failed(), "en")
+	a := failed()
+	a.Reason = `login as li.na@old.example at 10.0.0.7:993 refused: the account is disabled [CONTACTADMIN] (the server said: "Account locked by policy 7")`
+	h.n.AccountFinished(testJob(), a, "en")
+	h.n.AccountFinished(testJob(), a, "zh")
 	if err := h.close(t); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	msgs := srv.Messages()
-	if len(msgs) != 1 {
-		t.Fatalf("%d mails, want 1", len(msgs))
+	if len(msgs) != 4 {
+		t.Fatalf("%d mails, want 4 (member and admin, twice)", len(msgs))
 	}
-	m := msgs[0]
-	if want := []string{"li.na@new.example", admin1}; !slices.Equal(m.To, want) || !m.TLS {
-		t.Errorf("recipients %v (TLS %v), want %v over STARTTLS", m.To, m.TLS, want)
+	for i, m := range msgs {
+		subject, body := decode(t, m)
+		if !m.TLS {
+			t.Errorf("mail %d not over STARTTLS", i)
+		}
+		lang := []string{"en", "zh"}[i/2]
+		if lang == "en" {
+			mustContain(t, "subject", subject, "li.na@old.example -> li.na@new.example", "failed")
+			mustContain(t, "body", body, "State: failed", "12 to import, 10 imported, 2 failed")
+		} else {
+			mustContain(t, "subject", subject, "搬家失败")
+		}
+		switch want := []string{"li.na@new.example"}; {
+		case slices.Equal(m.To, want):
+			// The member reads what the portal says: not the old server's
+			// address, nor its words.
+			mustContain(t, "member's body", body, map[string]string{"en": "The move stopped before it finished. Your admin can see why.", "zh": "搬家没有完成。管理员可以看到原因。"}[lang])
+			for _, not := range []string{"10.0.0.7", "CONTACTADMIN", "Account locked", "Reason", "失败原因"} {
+				if strings.Contains(body, not) {
+					t.Errorf("the member's mail holds %q:\n%s", not, body)
+				}
+			}
+		case slices.Equal(m.To, []string{admin1}):
+			mustContain(t, "admin's body", body, a.Reason)
+		default:
+			t.Errorf("recipients %v", m.To)
+		}
 	}
-	subject, body := decode(t, m)
-	mustContain(t, "subject", subject, "li.na@old.example -> li.na@new.example", "failed")
-	mustContain(t, "body", body, "State: failed", "12 to import, 10 imported, 2 failed",
-		"Reason: the admin has no migration permission for this mailbox")
 }
 
 // The job summary goes to the admins only, with accounts per state, the

@@ -23,6 +23,10 @@ func (s *Store) RemoveJob(id string) error {
 		if err := tx.Bucket(bJobs).Delete([]byte(id)); err != nil {
 			return err
 		}
+		// The totals and indexes first: they are read from the accounts.
+		if err := dropDerived(tx, id); err != nil {
+			return err
+		}
 		for _, name := range [][]byte{bAccounts, bFolders, bKeys} {
 			if tx.Bucket(name).Bucket([]byte(id)) != nil {
 				if err := tx.Bucket(name).DeleteBucket([]byte(id)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -311,6 +312,8 @@ type Store struct {
 	key    []byte
 	Path   string
 	scrub  scrubber
+	// decoded counts account records read (AccountsRead).
+	decoded atomic.Int64
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
@@ -351,12 +354,18 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bJobs, bAccounts, bFolders, bEvents, bKeys} {
+		if tx.Bucket(bByTarget) == nil && tx.Bucket(bTotals) != nil {
+			// Totals from before the new-address index: all rebuilt.
+			if err := tx.DeleteBucket(bTotals); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bJobs, bAccounts, bFolders, bEvents, bKeys, bTotals, bByState, bByTarget} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		return buildDerived(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -468,6 +477,9 @@ func (s *Store) DeleteJob(id string) error {
 		if err := tx.Bucket(bJobs).Delete([]byte(id)); err != nil {
 			return err
 		}
+		if err := dropDerived(tx, id); err != nil {
+			return err
+		}
 		if tx.Bucket(bAccounts).Bucket([]byte(id)) != nil {
 			return tx.Bucket(bAccounts).DeleteBucket([]byte(id))
 		}
@@ -495,13 +507,14 @@ func (s *Store) PutAccounts(job string, accts ...*Account) error {
 		if err != nil {
 			return err
 		}
+		t := newTally(tx)
 		for _, a := range accts {
 			a.Updated = now
-			if err := putAccount(b, a, &dropped); err != nil {
+			if err := putAccount(t, job, b, a, &dropped); err != nil {
 				return err
 			}
 		}
-		return nil
+		return t.store()
 	})
 	if err != nil {
 		return writeError(s.Path, err)
@@ -512,11 +525,16 @@ func (s *Store) PutAccounts(job string, accts ...*Account) error {
 	return nil
 }
 
-// putAccount stores an account and notes in dropped whether a secret the
-// stored record held is gone from it (wiped, or replaced by a new one).
-func putAccount(b *bolt.Bucket, a *Account, dropped *bool) error {
-	if secretsDropped(b.Get([]byte(a.ID)), a.SourceSecret, a.TargetSecret) {
+// putAccount stores an account of job (in bucket b), counts it in t, and
+// notes in dropped whether a secret the stored record held is gone from
+// it (wiped, or replaced by a new one).
+func putAccount(t *tally, job string, b *bolt.Bucket, a *Account, dropped *bool) error {
+	old := b.Get([]byte(a.ID))
+	if secretsDropped(old, a.SourceSecret, a.TargetSecret) {
 		*dropped = true
+	}
+	if err := t.put(job, old, a); err != nil {
+		return err
 	}
 	return put(b, a.ID, a)
 }
@@ -530,11 +548,11 @@ func (s *Store) Accounts(job string) ([]*Account, error) {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			var a Account
-			if err := json.Unmarshal(v, &a); err != nil {
+			a, err := s.decodeAccount(v)
+			if err != nil {
 				return err
 			}
-			out = append(out, &a)
+			out = append(out, a)
 			return nil
 		})
 	})
@@ -553,6 +571,7 @@ func (s *Store) Account(job, id string) (*Account, error) {
 		if v == nil {
 			return fmt.Errorf("account %q of job %q: %w", id, job, ErrNotFound)
 		}
+		s.decoded.Add(1)
 		return json.Unmarshal(v, &a)
 	})
 	return &a, err
@@ -610,6 +629,7 @@ func (s *Store) Save(batch []Progress) error {
 	now := time.Now().UTC()
 	dropped := false
 	err := s.update(func(tx *bolt.Tx) error {
+		t := newTally(tx)
 		for _, p := range batch {
 			if p.Account != nil {
 				b, err := accountBucket(tx, p.Job, true)
@@ -617,7 +637,7 @@ func (s *Store) Save(batch []Progress) error {
 					return err
 				}
 				p.Account.Updated = now
-				if err := putAccount(b, p.Account, &dropped); err != nil {
+				if err := putAccount(t, p.Job, b, p.Account, &dropped); err != nil {
 					return err
 				}
 			}
@@ -633,7 +653,7 @@ func (s *Store) Save(batch []Progress) error {
 				}
 			}
 		}
-		return nil
+		return t.store()
 	})
 	if err != nil {
 		return writeError(s.Path, err)

@@ -15,6 +15,12 @@ var words = map[string]map[string]string{
 		"partial": "finished with failures", "failed": "failed", "abandoned": "abandoned",
 		"counts":           "%d to import, %d imported, %d failed",
 		"phase.first_pass": "first pass", "phase.synced": "synced at %s", "phase.closed": "closed at %s",
+		// What a member reads of a move that did not succeed, in the
+		// portal and in the mail: the reason itself (the old server's
+		// address and replies) is the admin's.
+		"member.failed":    "The move stopped before it finished. Your admin can see why.",
+		"member.partial":   "Some messages could not be moved. Your admin has the list of them.",
+		"member.abandoned": "This move was stopped by your admin.",
 	},
 	"zh": {
 		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
@@ -22,6 +28,9 @@ var words = map[string]map[string]string{
 		"partial": "部分失败", "failed": "搬家失败", "abandoned": "放弃",
 		"counts":           "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",
 		"phase.first_pass": "首次搬家", "phase.synced": "已于%s同步", "phase.closed": "已于%s关闭",
+		"member.failed":    "搬家没有完成。管理员可以看到原因。",
+		"member.partial":   "部分邮件没有搬过来。管理员有这些邮件的清单。",
+		"member.abandoned": "管理员已结束本次搬家。",
 	},
 }
 
@@ -33,8 +42,9 @@ func Lang(tag string) string {
 	return "en"
 }
 
-// Word is the product's wording of a state name ("running", "succeeded", ...)
-// or of "counts", if key is one of those.
+// Word is the product's wording of a state name ("running", "succeeded", ...),
+// of "counts", or of what a member reads of a move that did not succeed
+// ("member." and the state), if key is one of those.
 func Word(lang, key string) (string, bool) {
 	w, ok := words[Lang(lang)][key]
 	return w, ok

@@ -110,14 +110,12 @@ func barOf(lang string, st state.AccountState, c state.Counts) progressBar {
 	return b
 }
 
-func rowOf(st *migrate.Status, err error) jobRow {
-	row := jobRow{Job: st.Job, All: len(st.Accounts), N: map[string]int{}, Running: st.Attached, Mode: st.Job.ModeOf()}
-	for _, a := range st.Accounts {
-		row.N[string(a.State)]++
-		row.Counts.Add(a.Counts)
-		if st.Job.AwaitingMember(&a) {
-			row.Waiting++
-		}
+func rowOf(sm *migrate.Summary, err error) jobRow {
+	t := &sm.Totals
+	row := jobRow{Job: sm.Job, All: t.Accounts, N: map[string]int{}, Running: sm.Attached, Mode: sm.Job.ModeOf(),
+		Counts: t.Counts, Waiting: t.Waiting(&sm.Job)}
+	for st, n := range t.N {
+		row.N[string(st)] += n
 	}
 	// The seed's table shows preparing accounts as in progress.
 	row.N[string(state.AccountRunning)] += row.N[string(state.AccountPreparing)]
@@ -129,7 +127,7 @@ func rowOf(st *migrate.Status, err error) jobRow {
 }
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, ss *session) {
-	sts, err := s.m.Statuses()
+	sts, err := s.m.Summaries()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -146,85 +144,13 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, ss *session) 
 	s.render(w, r, "dashboard", http.StatusOK, v)
 }
 
-// jobView is a job's page: the table row, the accounts (filtered by
-// state), its events.
-type jobView struct {
-	Row      jobRow
-	Filter   string
-	States   []string
-	Accounts []accountRow
-	Events   []*state.Event
-	// Retryable counts the accounts that failed or finished with
-	// failures; CanRetry: the Retry button is offered (the job is not
-	// paused or ended).
-	Retryable int
-	CanRetry  bool
-	Verify    *verification // the last verification, if any
-}
-
-// accountRow is an account on its job's page.
-type accountRow struct {
-	state.Account
-	// Waiting: listed in a member-triggered job, its member has not typed
-	// the old password yet; it has no counts to show.
-	Waiting bool
-}
-
-var accountStates = []string{"all", "not_started", "in_progress", "paused", "succeeded", "partial", "failed", "abandoned"}
-
-func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	id := r.PathValue("id")
-	st, err := s.m.Status(id)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	v := jobView{Row: rowOf(st, s.m.Err(id)), Filter: r.URL.Query().Get("state"), States: accountStates}
-	if v.Filter == "" {
-		v.Filter = "all"
-	}
-	for _, a := range st.Accounts {
-		if accountIn(a.State, v.Filter) {
-			v.Accounts = append(v.Accounts, accountRow{Account: a, Waiting: st.Job.AwaitingMember(&a)})
-		}
-	}
-	v.Retryable = v.Row.Failures
-	switch st.Job.State {
-	case state.JobRunning, state.JobCompleted:
-		v.CanRetry = v.Retryable > 0
-	}
-	v.Verify = s.verifies.get(id)
-	evs, _ := s.store.Events(id, 0, 0)
-	// Newest first, and not the whole history on a page that refreshes.
-	for i := len(evs) - 1; i >= 0 && len(v.Events) < 200; i-- {
-		v.Events = append(v.Events, evs[i])
-	}
-	page := view{CSRF: ss.csrf, Admin: true, Data: v, Refresh: true}
-	if r.Header.Get("X-Partial") == "" {
-		page.Error, page.Notice = s.sess.takeFlash(ss)
-	}
-	s.render(w, r, "job", http.StatusOK, page)
-}
-
-func accountIn(st state.AccountState, filter string) bool {
-	switch filter {
-	case "", "all":
-		return true
-	case "in_progress":
-		return st == state.AccountRunning || st == state.AccountPreparing
-	}
-	return string(st) == filter
-}
-
 func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	evs, err := s.store.Events(r.URL.Query().Get("job"), 0, 0)
+	// Newest first, read from the end of the log: a large job's history
+	// is hundreds of thousands of events.
+	out, err := s.store.LatestEvents(r.URL.Query().Get("job"), 500)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
-	}
-	var out []*state.Event
-	for i := len(evs) - 1; i >= 0 && len(out) < 500; i-- {
-		out = append(out, evs[i])
 	}
 	s.render(w, r, "events", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: out, Refresh: true})
 }
@@ -247,7 +173,7 @@ func (s *Server) controlForm(w http.ResponseWriter, r *http.Request, ss *session
 		back = "/admin"
 	}
 	if (op == "end" || op == "close") && r.PostFormValue("confirm") == "" {
-		st, err := s.m.Status(id)
+		st, err := s.m.Summary(id)
 		if err != nil {
 			http.NotFound(w, r)
 			return

@@ -128,7 +128,7 @@ func jobJSON(lang string, row jobRow) jobOut {
 }
 
 func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request, _ string) {
-	sts, err := s.m.Statuses()
+	sts, err := s.m.Summaries()
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 		return
@@ -155,11 +155,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) (*migrate.Status
 }
 
 func (s *Server) apiJob(w http.ResponseWriter, r *http.Request, _ string) {
-	st, ok := s.status(w, r)
+	sm, ok := s.summary(w, r)
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, jobJSON(langOf(r, s.cfg.Lang), rowOf(st, s.m.Err(st.Job.ID))))
+	writeJSON(w, http.StatusOK, jobJSON(langOf(r, s.cfg.Lang), rowOf(sm, s.m.Err(sm.Job.ID))))
 }
 
 func (s *Server) apiAccounts(w http.ResponseWriter, r *http.Request, _ string) {
@@ -230,7 +230,7 @@ func (s *Server) apiCreateJob(w http.ResponseWriter, r *http.Request, who string
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusCreated, jobJSON(langOf(r, s.cfg.Lang), rowOf(st, nil)))
+	writeJSON(w, http.StatusCreated, jobJSON(langOf(r, s.cfg.Lang), rowOf(st.Summary(), nil)))
 }
 
 func (s *Server) apiAddAccounts(w http.ResponseWriter, r *http.Request, who string) {

@@ -226,28 +226,37 @@ func TestNotifyFailureSurfaces(t *testing.T) {
 	s.noSecrets()
 }
 
-// TestInviteMembers: 发送提醒邮件给所有搬家成员 (R11): the listed members of a
-// member-triggered job are asked by mail, once, to start at the portal, in
-// the language of the server.
-func TestInviteMembers(t *testing.T) {
-	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": "smtp-pw-inv"}})
+// invitedJob is a site with mail (the SMTP login's password smtpPW) whose
+// member-triggered job id lists its two users (old address, new address)
+// with messages each, started and its members invited at creation.
+func invitedJob(t *testing.T, id string, messages int, smtpPW string) (*site, *smtptest.Server) {
+	t.Helper()
+	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": smtpPW}})
 	nt, err := notify.New(notify.Config{Host: mail.Host, Port: mail.TLSPort, Security: notify.SecurityTLS, User: "banjia@new.test",
-		Password: "smtp-pw-inv", RootCAs: mail.RootCAs}, nil)
+		Password: smtpPW, RootCAs: mail.RootCAs, Backoff: 100 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSite(t, siteOptions{accounts: 2, messages: 3, notifier: nt})
+	s := newSite(t, siteOptions{accounts: 2, messages: messages, notifier: nt})
 	t.Cleanup(func() { nt.Close(t.Context()) })
 	var csv strings.Builder
 	for _, u := range s.w.Users {
 		fmt.Fprintf(&csv, "%s,%s\n", u.Old, u.New)
 	}
 	var out map[string]any
-	if code := s.api("POST", "/api/jobs", map[string]any{"id": "inv", "mode": "member", "domain": "old.test", "new_domain": "new.test",
+	if code := s.api("POST", "/api/jobs", map[string]any{"id": id, "mode": "member", "domain": "old.test", "new_domain": "new.test",
 		"source": s.endpointURL(s.w.Src.IMAPAddr), "target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": csv.String(),
 		"start": true, "invite": true}, &out); code != http.StatusCreated {
 		t.Fatalf("create: %d %v", code, out)
 	}
+	return s, mail
+}
+
+// TestInviteMembers: 发送提醒邮件给所有搬家成员 (R11): the listed members of a
+// member-triggered job are asked by mail, once, to start at the portal, in
+// the language of the server.
+func TestInviteMembers(t *testing.T) {
+	s, mail := invitedJob(t, "inv", 3, "smtp-pw-inv")
 	msgs := mail.Wait(t, 2, 30*time.Second)
 	for i, u := range s.w.Users {
 		var m *smtptest.Message

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -47,6 +48,17 @@ var errNoPortal = errors.New("the portal's address for the invitation links is n
 // again=1 (a form field or the query) those invited before too. account=A
 // (repeatable, in the query) limits it to those accounts.
 func (s *Server) invite(r *http.Request, id, who string) (int, error) {
+	again := r.FormValue("again") == "1" || r.FormValue("again") == "true"
+	return s.Invite(migrate.Invitation{Job: id, Accounts: r.URL.Query()["account"], Again: again, Who: who})
+}
+
+// Invite sends a job's invitations (see migrate.Invitation); banjia job
+// invite reaches it through the control socket.
+func (s *Server) Invite(inv migrate.Invitation) (int, error) {
+	id, who, again := inv.Job, inv.Who, inv.Again
+	if id == "" {
+		return 0, errors.New("which job? (invite needs a job name)")
+	}
 	job, err := s.store.Job(id)
 	if err != nil {
 		return 0, fmt.Errorf("job %q: %w", id, err)
@@ -60,9 +72,8 @@ func (s *Server) invite(r *http.Request, id, who string) (int, error) {
 	if s.portalLink == "" {
 		return 0, errNoPortal
 	}
-	again := r.FormValue("again") == "1" || r.FormValue("again") == "true"
 	only := map[string]bool{}
-	for _, a := range r.URL.Query()["account"] {
+	for _, a := range inv.Accounts {
 		only[strings.ToLower(strings.TrimSpace(a))] = true
 	}
 	accts, err := s.store.Accounts(id)

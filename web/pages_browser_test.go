@@ -12,8 +12,6 @@ import (
 
 	"github.com/banjia-mail/banjia/internal/browser"
 	"github.com/banjia-mail/banjia/internal/migratetest"
-	"github.com/banjia-mail/banjia/notify"
-	"github.com/banjia-mail/banjia/notify/smtptest"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -37,25 +35,8 @@ var portalLink = regexp.MustCompile(`https?://[^\s"<>]+/`)
 // One member reads the pages in English, the other in Chinese.
 func TestBrowserInvitedMemberStarts(t *testing.T) {
 	browser.Require(t)
-	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": "smtp-pw-walk"}})
-	nt, err := notify.New(notify.Config{Host: mail.Host, Port: mail.TLSPort, Security: notify.SecurityTLS, User: "banjia@new.test",
-		Password: "smtp-pw-walk", RootCAs: mail.RootCAs, Backoff: 100 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newSite(t, siteOptions{accounts: 2, messages: 25, notifier: nt})
-	t.Cleanup(func() { nt.Close(t.Context()) })
+	s, mail := invitedJob(t, "walk", 25, "smtp-pw-walk")
 	before := s.w.Sources()
-	var csv strings.Builder
-	for _, u := range s.w.Users {
-		fmt.Fprintf(&csv, "%s,%s\n", u.Old, u.New)
-	}
-	var out map[string]any
-	if code := s.api("POST", "/api/jobs", map[string]any{"id": "walk", "mode": "member", "domain": "old.test", "new_domain": "new.test",
-		"source": s.endpointURL(s.w.Src.IMAPAddr), "target": s.endpointURL(s.w.Dst.IMAPAddr), "accounts": csv.String(),
-		"start": true, "invite": true}, &out); code != http.StatusCreated {
-		t.Fatalf("create: %d %v", code, out)
-	}
 	msgs := mail.Wait(t, 2, 30*time.Second)
 	link := func(u migratetest.User) string {
 		for _, m := range msgs {

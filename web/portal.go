@@ -51,6 +51,12 @@ func (s *Server) memberLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	password := r.PostFormValue("password")
 	job, _, err := s.jobsForMember(address)
+	// In several jobs: the password is checked on the first's new server,
+	// and only then is the member told to ask the admin.
+	var several *errSeveralJobs
+	if errors.As(err, &several) {
+		job, err = several.first, nil
+	}
 	if errors.Is(err, state.ErrNotFound) || address == "" || password == "" {
 		// Counted too: probing for addresses is a failure like any other.
 		s.lock.fail(keys...)
@@ -75,6 +81,10 @@ func (s *Server) memberLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.lock.succeed(keys...)
+	if several != nil {
+		s.severalJobs(address, several, lang, fail)
+		return
+	}
 	sealed, err := s.store.Seal(password)
 	if err != nil {
 		fail(http.StatusInternalServerError, err.Error())
@@ -276,6 +286,9 @@ func (s *Server) enrollRefused(job, member, old string, err error, lang string, 
 		return false
 	case errors.Is(err, migrate.ErrOldTaken):
 		fail(http.StatusConflict, tr(lang, "old.taken", old))
+	case errors.Is(err, migrate.ErrNewTaken):
+		s.event(job, old, "warning", fmt.Sprintf("portal: %s could not start: %v", member, err))
+		fail(http.StatusConflict, tr(lang, "new.taken"))
 	case errors.Is(err, migrate.ErrEnrollClosed):
 		j, jerr := s.store.Job(job)
 		if jerr != nil {

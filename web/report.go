@@ -178,7 +178,7 @@ func (s *Server) apiRetry(w http.ResponseWriter, r *http.Request, who string) {
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"retried": ids, "job": jobJSON(langOf(r, s.cfg.Lang), rowOf(st, s.m.Err(id)))})
+	writeJSON(w, http.StatusOK, map[string]any{"retried": ids, "job": jobJSON(langOf(r, s.cfg.Lang), rowOf(st.Summary(), s.m.Err(id)))})
 }
 
 // retry runs the job's failed and partly failed accounts again; the

@@ -20,7 +20,6 @@ import (
 	netmail "net/mail"
 	"net/netip"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,6 +194,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.routes()
+	// banjia job invite, through the control socket, sends from here.
+	s.m.SetInviter(s.Invite)
 	return s, nil
 }
 
@@ -289,6 +290,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /admin/jobs", s.operator(s.createJobForm))
 	mux.HandleFunc("POST /admin/check", s.operator(s.checkForm))
 	mux.HandleFunc("GET /admin/jobs/{id}", s.admin(s.jobPage))
+	mux.HandleFunc("GET /admin/jobs/{id}/live", s.admin(s.jobLive))
 	mux.HandleFunc("POST /admin/jobs/{id}/accounts", s.operator(s.addAccountsForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/invite", s.operator(s.inviteForm))
 	mux.HandleFunc("GET /admin/jobs/{id}/report", s.admin(s.reportPage))
@@ -564,67 +566,6 @@ func (s *Server) operator(h func(w http.ResponseWriter, r *http.Request, ss *ses
 		}
 		h(w, r, ss)
 	})
-}
-
-// jobsForMember finds the job a new address belongs to: one that lists it,
-// else a member-triggered job of its domain that still takes members.
-func (s *Server) jobsForMember(address string) (*state.Job, *state.Account, error) {
-	jobs, err := s.store.Jobs()
-	if err != nil {
-		return nil, nil, err
-	}
-	sort.Slice(jobs, func(i, k int) bool { return jobs[i].Created.After(jobs[k].Created) })
-	for _, j := range jobs {
-		if j.State == state.JobEnded {
-			continue
-		}
-		accts, err := s.store.Accounts(j.ID)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, a := range accts {
-			if strings.EqualFold(a.Target, address) {
-				return j, a, nil
-			}
-		}
-	}
-	_, domain, _ := strings.Cut(address, "@")
-	for _, j := range jobs {
-		if j.ModeOf() == state.ModeMember && strings.EqualFold(j.NewDomain, domain) && j.Enrolling(time.Now()) {
-			return j, nil, nil
-		}
-	}
-	return nil, nil, state.ErrNotFound
-}
-
-// memberAccount is the account a signed-in member moves, if any yet.
-func (s *Server) memberAccount(ss *session) (*state.Job, *state.Account, error) {
-	// The job found at sign-in, while it lasts: the page refreshes every
-	// second, and looking through every job each time costs more.
-	j, err := s.store.Job(ss.job)
-	if err != nil || j.State == state.JobEnded {
-		if j, _, err = s.jobsForMember(ss.member); err != nil {
-			return nil, nil, err
-		}
-	}
-	accts, err := s.store.Accounts(j.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, a := range accts {
-		if strings.EqualFold(a.Target, ss.member) {
-			live, err := s.m.Account(j.ID, a.ID)
-			if err != nil || live.State == state.AccountNotStarted {
-				// Not started, the stored record is as live as any, and
-				// it still says whether the member typed the old password
-				// (the live copy has no secrets: it would read as waiting
-				// for the member, and the page would show the form again).
-				return j, a, nil
-			}
-			return j, live, nil
-		}
-	}
-	return j, nil, nil
 }
 
 // spreadGuessing tells the admins, in the event log, that one name is being

@@ -518,13 +518,14 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, endpointFlags()...)
 	return &cli.Command{
 		Name:  "job",
-		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, account, show, delete, sync, close",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, account, show, delete, sync, close",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
 				Flags:  createFlags,
 				Action: createJob,
 			},
+			inviteCommand(),
 			{
 				Name: "add", Usage: "add accounts to a job, or give existing ones new passwords", ArgsUsage: "JOB",
 				Flags: append([]cli.Flag{&cli.StringFlag{Name: "accounts", Required: true, Usage: "accounts file as for create"}}, importFlags()...),

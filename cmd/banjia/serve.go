@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -99,9 +100,16 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Listening before the server is made: with port 0 the invitation
+	// links name the port the system chose.
+	l, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer l.Close()
 	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, Admins: admins, Viewers: viewers,
 		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log,
-		Listen: c.String("listen"), TLS: c.String("tls-cert") != "",
+		Listen: boundAddr(c.String("listen"), l.Addr()), TLS: c.String("tls-cert") != "",
 		Directory: directory, TrustedProxies: proxies}
 	if notifier != nil {
 		wcfg.Notifier = notifier
@@ -111,10 +119,6 @@ func serve(c *cli.Context) error {
 	}
 	if err := m.ServeControl(ctx, store.Path); err != nil {
 		return err
-	}
-	l, err := net.Listen("tcp", c.String("listen"))
-	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
 	}
 	hs := srv.HTTPServer()
 	scheme := "http"
@@ -163,6 +167,17 @@ func serve(c *cli.Context) error {
 		ndone()
 	}
 	return nil
+}
+
+// boundAddr is the address as given (a host name stays a name) with the
+// port the listener got.
+func boundAddr(given string, bound net.Addr) string {
+	host, _, err := net.SplitHostPort(given)
+	ta, ok := bound.(*net.TCPAddr)
+	if err != nil || !ok {
+		return given
+	}
+	return net.JoinHostPort(host, strconv.Itoa(ta.Port))
 }
 
 // login checks a login against a mail server without touching the mailbox.
