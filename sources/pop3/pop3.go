@@ -160,16 +160,44 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	}
 	if err := conn.Auth(e.User, e.Password); err != nil {
 		s.Close()
-		if fault.IsTransient(err) {
-			return nil, fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
-		}
-		text := strings.ToLower(err.Error())
-		if strings.Contains(text, "[in-use]") || strings.Contains(text, "locked") || strings.Contains(text, "in use") {
-			return nil, fault.New(fault.Retry, "the maildrop is in use by another POP3 session; trying again later", err)
-		}
-		return nil, fault.New(fault.Account, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or POP3 is disabled for this account%s", e.User, e.Addr(), imapconn.HintSuffix(e)), err)
+		return nil, loginError(e, err)
 	}
 	return s, nil
+}
+
+// loginDelay is how long to wait after [LOGIN-DELAY]: servers that use it
+// allow a login every few minutes.
+const loginDelay = 5 * time.Minute
+
+// loginError says why a POP3 login was refused, by the response codes of
+// RFC 3206 where the server gives them: [AUTH] (or none) is the
+// credentials, [SYS/PERM] the account on the server's side, [SYS/TEMP],
+// [IN-USE] and [LOGIN-DELAY] pass. The server's own words are kept for
+// the admin; the Refusal lets the portal word it for the member.
+func loginError(e mail.Endpoint, err error) error {
+	if fault.IsTransient(err) {
+		return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
+	}
+	line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(err.Error()), "-ERR"))
+	text := strings.ToLower(line)
+	said := ""
+	if line != "" {
+		if len(line) > 200 {
+			line = line[:200] + "..."
+		}
+		said = fmt.Sprintf(" (the server said: %q)", line)
+	}
+	switch {
+	case strings.Contains(text, "[in-use]") || strings.Contains(text, "in use") || (strings.Contains(text, "locked") && !strings.Contains(text, "[auth]") && !strings.Contains(text, "[sys/perm]")):
+		return fault.New(fault.Retry, "the maildrop is in use by another POP3 session; trying again later", err)
+	case strings.Contains(text, "[login-delay]"):
+		return fault.RetryAfter(loginDelay, fmt.Sprintf("%s allows a login only every few minutes [LOGIN-DELAY]; trying again later%s", e.Addr(), said), err)
+	case strings.Contains(text, "[sys/temp]"):
+		return fault.New(fault.Retry, fmt.Sprintf("%s cannot log in %s just now, a passing problem on its side [SYS/TEMP]; trying again%s", e.Addr(), e.User, said), err)
+	case strings.Contains(text, "[sys/perm]"):
+		return fault.Refused(fault.Disabled, fmt.Sprintf("%s refused the login for %s: the account is disabled or may not use POP3; its admin must enable it [SYS/PERM]%s", e.Addr(), e.User, said), err)
+	}
+	return fault.Refused(fault.BadCredentials, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or POP3 is disabled for this account%s%s", e.User, e.Addr(), said, imapconn.HintSuffix(e)), err)
 }
 
 // Folders is the one maildrop, as INBOX.

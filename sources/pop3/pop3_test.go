@@ -50,15 +50,20 @@ func TestConformance(t *testing.T) {
 func TestLoginFailures(t *testing.T) {
 	s := dovecot.StartT(t, dovecot.Options{TLS: true})
 	s.AddUser("u@x.test", "pw")
+	if err := s.AddRefusedUser("locked@x.test", "pw", "Account_locked_by_policy"); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, want string
 		e          mail.Endpoint
 		class      fault.Class
+		refusal    fault.Refusal
 	}{
-		{"wrong password", "wrong user name, password or authorization code", endpoint("pop3+plain", s.POP3Addr, "u@x.test", "bad", nil), fault.Account},
-		{"untrusted certificate", "is not trusted", endpoint("pop3s", s.POP3SAddr, "u@x.test", "pw", nil), fault.Account},
-		{"TLS to a plain port", "does not speak TLS on this port; use pop3:// (STLS) or the TLS port 995", endpoint("pop3s", s.POP3Addr, "u@x.test", "pw", s.CertPEM), fault.Account},
-		{"closed port", "cannot connect to 127.0.0.1:1", endpoint("pop3+plain", "127.0.0.1:1", "u@x.test", "pw", nil), fault.Retry},
+		{"wrong password", "wrong user name, password or authorization code", endpoint("pop3+plain", s.POP3Addr, "u@x.test", "bad", nil), fault.Account, fault.BadCredentials},
+		{"refused though the password is right", `Account_locked_by_policy`, endpoint("pop3+plain", s.POP3Addr, "locked@x.test", "pw", nil), fault.Account, fault.BadCredentials},
+		{"untrusted certificate", "is not trusted", endpoint("pop3s", s.POP3SAddr, "u@x.test", "pw", nil), fault.Account, fault.NotRefused},
+		{"TLS to a plain port", "does not speak TLS on this port; use pop3:// (STLS) or the TLS port 995", endpoint("pop3s", s.POP3Addr, "u@x.test", "pw", s.CertPEM), fault.Account, fault.NotRefused},
+		{"closed port", "cannot connect to 127.0.0.1:1", endpoint("pop3+plain", "127.0.0.1:1", "u@x.test", "pw", nil), fault.Retry, fault.NotRefused},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -69,8 +74,8 @@ func TestLoginFailures(t *testing.T) {
 				src.Close()
 				t.Fatal("logged in")
 			}
-			if !strings.Contains(err.Error(), c.want) || fault.Classify(err) != c.class {
-				t.Fatalf("error %q (%v), want %q (%v)", err, fault.Classify(err), c.want, c.class)
+			if !strings.Contains(err.Error(), c.want) || fault.Classify(err) != c.class || fault.RefusalOf(err) != c.refusal {
+				t.Fatalf("error %q (%v, %v), want %q (%v, %v)", err, fault.Classify(err), fault.RefusalOf(err), c.want, c.class, c.refusal)
 			}
 		})
 	}
