@@ -408,7 +408,7 @@ func (a *accountRun) run(ctx context.Context) bool {
 			}
 			a.mu.Unlock()
 			a.setState(h.to, h.reason())
-			a.r.event(job, id, h.kind(), h.line(id))
+			a.r.eventBy(h.who, job, id, h.kind(), h.line(id))
 			return h.to.Finished()
 		}
 		a.setState(state.AccountRunning, "")

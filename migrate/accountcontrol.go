@@ -67,9 +67,9 @@ type accountHold struct {
 
 func (h *accountHold) reason() string {
 	if h.to == state.AccountAbandoned {
-		return "abandoned by " + h.who
+		return "abandoned by " + state.Actor(h.who).String()
 	}
-	return "paused by " + h.who
+	return "paused by " + state.Actor(h.who).String()
 }
 
 func (h *accountHold) kind() string { return "account." + string(h.to) }
@@ -121,7 +121,7 @@ func (r *Runner) resumeStored(jobID, id, who string) error {
 	if err := r.store.PutAccounts(jobID, a); err != nil {
 		return err
 	}
-	r.event(jobID, id, "account.resumed", fmt.Sprintf("%s resumed by %s", id, who))
+	r.eventBy(who, jobID, id, "account.resumed", fmt.Sprintf("%s resumed by %s", id, state.Actor(who)))
 	return nil
 }
 
@@ -363,7 +363,7 @@ func (m *Manager) AccountControl(jobID string, req AccountRequest, who string) (
 		// Retry checks and records it.
 		return m.Retry(jobID, who, ids)
 	}
-	m.Event(jobID, "", "admin.account", fmt.Sprintf("%s asked to %s %d %s of job %s (%s)", who, req.Op, len(ids),
+	m.EventBy(who, jobID, "", "admin.account", fmt.Sprintf("%s asked to %s %d %s of job %s (%s)", state.Actor(who), req.Op, len(ids),
 		plural(int64(len(ids)), "account", "accounts"), jobID, listed(ids)))
 	r := m.runner(jobID)
 	if r != nil {
@@ -429,17 +429,17 @@ func (m *Manager) accountOp(job *state.Job, r *Runner, id, op, who string) (chan
 	kind, line := "", ""
 	switch op {
 	case AccountPause:
-		a.State, a.Reason = state.AccountPaused, "paused by "+who
-		kind, line = "account.paused", fmt.Sprintf("%s paused by %s", id, who)
+		a.State, a.Reason = state.AccountPaused, "paused by "+state.Actor(who).String()
+		kind, line = "account.paused", fmt.Sprintf("%s paused by %s", id, state.Actor(who))
 	case AccountAbandon:
-		a.State, a.Reason, a.Finished = state.AccountAbandoned, "abandoned by "+who, time.Now().UTC()
-		kind, line = "account.abandoned", fmt.Sprintf("%s abandoned by %s", id, who)
+		a.State, a.Reason, a.Finished = state.AccountAbandoned, "abandoned by "+state.Actor(who).String(), time.Now().UTC()
+		kind, line = "account.abandoned", fmt.Sprintf("%s abandoned by %s", id, state.Actor(who))
 	case AccountResume:
 		a.State, a.Reason = state.AccountNotStarted, ""
 		if !a.Started.IsZero() {
 			a.State = state.AccountRunning
 		}
-		kind, line, woke = "account.resumed", fmt.Sprintf("%s resumed by %s", id, who), true
+		kind, line, woke = "account.resumed", fmt.Sprintf("%s resumed by %s", id, state.Actor(who)), true
 	case AccountFirst:
 		a.First = time.Now().UTC()
 		if r != nil {
@@ -447,12 +447,12 @@ func (m *Manager) accountOp(job *state.Job, r *Runner, id, op, who string) (chan
 			r.front[id] = a.First
 			r.mu.Unlock()
 		}
-		kind, line = "account.first", fmt.Sprintf("%s moved to the front of the queue by %s", id, who)
+		kind, line = "account.first", fmt.Sprintf("%s moved to the front of the queue by %s", id, state.Actor(who))
 	}
 	if err := m.store.PutAccounts(job.ID, a); err != nil {
 		return false, false, err
 	}
-	m.Event(job.ID, id, kind, line)
+	m.EventBy(who, job.ID, id, kind, line)
 	return true, woke, nil
 }
 

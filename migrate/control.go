@@ -23,9 +23,9 @@ import (
 
 // ControlRequest is one line a client sends.
 type ControlRequest struct {
-	Op  string // pause, resume, end, start, status, follow, add, invite
+	Op  string // pause, resume, end, start, status, follow, add, invite, audit
 	Job string // "": every job (status), or the one job the process runs
-	// Who asked, for the event log; "" is the command line.
+	// Who asked, for the event log (a state.Actor); "" is CommandLine.
 	Who   string `json:",omitempty"`
 	After uint64 `json:",omitempty"` // follow: events after this sequence
 	// Accounts, for add: rows as in an accounts CSV (the socket is the
@@ -35,19 +35,22 @@ type ControlRequest struct {
 	Account *AccountRequest `json:",omitempty"`
 	// Invite, for invite: whom (banjia serve sends the mails).
 	Invite *Invitation `json:",omitempty"`
+	// Query, for audit: one page of the event log (audit.go).
+	Query *state.EventQuery `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
 type ControlReply struct {
 	OK       bool
-	Error    string         `json:",omitempty"`
-	Status   *Status        `json:",omitempty"`
-	Statuses []*Status      `json:",omitempty"` // status of every job (banjia serve)
-	Events   []*state.Event `json:",omitempty"`
-	Added    int            `json:",omitempty"`
-	Changed  []string       `json:",omitempty"` // account: the accounts changed
-	Settings *Settings      `json:",omitempty"`
-	Invited  int            `json:",omitempty"`
+	Error    string           `json:",omitempty"`
+	Status   *Status          `json:",omitempty"`
+	Statuses []*Status        `json:",omitempty"` // status of every job (banjia serve)
+	Events   []*state.Event   `json:",omitempty"`
+	Added    int              `json:",omitempty"`
+	Changed  []string         `json:",omitempty"` // account: the accounts changed
+	Settings *Settings        `json:",omitempty"`
+	Invited  int              `json:",omitempty"`
+	Page     *state.EventPage `json:",omitempty"` // audit
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -123,16 +126,14 @@ func replyOf(err error) ControlReply {
 	return ControlReply{OK: true}
 }
 
-// CommandLine is who asked, in the event log, for a banjia command run in
-// a shell (the socket, like the state file, is its owner's alone).
-const CommandLine = "the command line"
-
 func (m *Manager) handle(req ControlRequest) ControlReply {
 	who := req.Who
 	if who == "" {
 		who = CommandLine
 	}
 	switch req.Op {
+	case "audit":
+		return m.audit(req)
 	case "status":
 		if req.Job == "" {
 			sts, err := m.Statuses()
@@ -241,6 +242,10 @@ func Control(statePath string, req ControlRequest) (*ControlReply, error) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if req.Who == "" {
+		// The runner may be another user's process: this one says who asks.
+		req.Who = CommandLine
+	}
 	if err := json.NewEncoder(c).Encode(&req); err != nil {
 		return nil, err
 	}

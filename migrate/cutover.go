@@ -118,7 +118,7 @@ func (m *Manager) Sync(jobID, who string) error {
 		// to the sync, and resumes after it (waitMembersAgain).
 		m.stopWaiting(jobID)
 	}
-	m.Event(jobID, "", "admin.sync", fmt.Sprintf("%s asked to sync job %s: copy what arrived in the old mailboxes since the last pass", who, jobID))
+	m.EventBy(who, jobID, "", "admin.sync", fmt.Sprintf("%s asked to sync job %s: copy what arrived in the old mailboxes since the last pass", state.Actor(who), jobID))
 	return m.start(jobID, runOptions{sync: true})
 }
 
@@ -198,13 +198,13 @@ func (m *Manager) Close(jobID, who string) error {
 		return err
 	}
 	if again {
-		m.Event(jobID, "", "job.closed", fmt.Sprintf("%s closed job %s again: any credential left was wiped", who, jobID))
+		m.EventBy(who, jobID, "", "job.closed", fmt.Sprintf("%s closed job %s again: any credential left was wiped", state.Actor(who), jobID))
 	} else {
-		msg := fmt.Sprintf("%s closed job %s: every stored credential is wiped; it no longer starts or syncs", who, jobID)
+		msg := fmt.Sprintf("%s closed job %s: every stored credential is wiped; it no longer starts or syncs", state.Actor(who), jobID)
 		if abandoned > 0 {
 			msg += fmt.Sprintf("; %d unfinished %s abandoned", abandoned, plural(int64(abandoned), "account", "accounts"))
 		}
-		m.Event(jobID, "", "job.closed", msg)
+		m.EventBy(who, jobID, "", "job.closed", msg)
 	}
 	m.changes.notify()
 	return nil

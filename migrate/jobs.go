@@ -251,7 +251,7 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 		}
 		return nil, 0, fmt.Errorf("accounts CSV %w", err)
 	}
-	m.Event(job.ID, "", "job.created", fmt.Sprintf("job %s created by %s: %s, %d accounts, %s -> %s", job.ID, who, job.ModeOf(), n, src, dst))
+	m.EventBy(who, job.ID, "", "job.created", fmt.Sprintf("job %s created by %s: %s, %d accounts, %s -> %s", job.ID, state.Actor(who), job.ModeOf(), n, src, dst))
 	return job, n, nil
 }
 
@@ -270,7 +270,7 @@ func (m *Manager) AddAccounts(jobID string, rows []AccountRow, who string) (int,
 	if err != nil {
 		return 0, fmt.Errorf("accounts CSV %w", err)
 	}
-	m.Event(jobID, "", "job.accounts", fmt.Sprintf("%s added or updated %d accounts", who, n))
+	m.EventBy(who, jobID, "", "job.accounts", fmt.Sprintf("%s added or updated %d accounts", state.Actor(who), n))
 	if job.State != state.JobCreated {
 		if err := m.Wake(jobID); err != nil {
 			return n, err
@@ -360,7 +360,7 @@ func (m *Manager) Enroll(jobID string, e Enrollment) error {
 	if err := m.store.PutAccounts(jobID, a); err != nil {
 		return err
 	}
-	m.Event(jobID, a.ID, "account.enrolled", fmt.Sprintf("%s typed the old password for %s in the portal; the move starts", e.Member, e.Old))
+	m.EventBy(state.MemberActor(e.Member), jobID, a.ID, "account.enrolled", fmt.Sprintf("%s typed the old password for %s in the portal; the move starts", e.Member, e.Old))
 	if err := m.Wake(jobID); err != nil {
 		// The account is stored: the job's next start takes it.
 		m.cfg.Log.Error("job not woken", "job", jobID, "err", err)
@@ -385,7 +385,7 @@ func (m *Manager) Control(jobID, op, who string) error {
 	} else if !j.Closed.IsZero() {
 		return closedError(j)
 	}
-	m.Event(jobID, "", "admin."+op, fmt.Sprintf("%s asked to %s job %s", who, op, jobID))
+	m.EventBy(who, jobID, "", "admin."+op, fmt.Sprintf("%s asked to %s job %s", state.Actor(who), op, jobID))
 	return m.control(jobID, op)
 }
 
@@ -460,8 +460,8 @@ func (m *Manager) Retry(jobID, who string, accounts []string) ([]string, error) 
 	if len(ids) > 10 {
 		names = strings.Join(ids[:10], ", ") + fmt.Sprintf(" and %d more", len(ids)-10)
 	}
-	m.Event(jobID, "", "admin.retry", fmt.Sprintf("%s asked to retry job %s: %d %s that failed or finished with failures (%s)",
-		who, jobID, len(ids), plural(int64(len(ids)), "account", "accounts"), names))
+	m.EventBy(who, jobID, "", "admin.retry", fmt.Sprintf("%s asked to retry job %s: %d %s that failed or finished with failures (%s)",
+		state.Actor(who), jobID, len(ids), plural(int64(len(ids)), "account", "accounts"), names))
 	m.mu.Lock()
 	if m.stopping {
 		m.mu.Unlock()

@@ -217,8 +217,8 @@ func TestControlSocketFrontDoor(t *testing.T) {
 				}
 			}
 			for _, e := range evs {
-				if strings.HasPrefix(e.Kind, "admin.") && !strings.Contains(e.Message, migrate.CommandLine) {
-					t.Errorf("who asked is not recorded: %s", e.Message)
+				if strings.HasPrefix(e.Kind, "admin.") && (e.Who != migrate.CommandLine || !strings.Contains(e.Message, state.Actor(migrate.CommandLine).String())) {
+					t.Errorf("who asked is not recorded: %s by %q", e.Message, e.Who)
 				}
 			}
 		})

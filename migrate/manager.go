@@ -111,6 +111,11 @@ func (m *Manager) Event(job, account, kind, msg string) {
 	New(m.store, m.cfg).event(job, account, kind, msg)
 }
 
+// EventBy is Event for what who (a state.Actor) did.
+func (m *Manager) EventBy(who, job, account, kind, msg string) {
+	New(m.store, m.cfg).eventBy(who, job, account, kind, msg)
+}
+
 // Store is the manager's state file.
 func (m *Manager) Store() *state.Store { return m.store }
 

@@ -180,7 +180,12 @@ func New(store *state.Store, cfg Config) *Runner {
 func (r *Runner) Store() *state.Store { return r.store }
 
 func (r *Runner) event(job, account, kind, msg string) {
-	e := &state.Event{Job: job, Account: account, Kind: kind, Message: msg}
+	r.eventBy(string(state.Engine), job, account, kind, msg)
+}
+
+// eventBy records an event done by who (a state.Actor).
+func (r *Runner) eventBy(who, job, account, kind, msg string) {
+	e := &state.Event{Job: job, Account: account, Kind: kind, Message: msg, Who: who}
 	if err := r.store.AddEvent(e); err != nil {
 		r.cfg.Log.Error("event not saved", "err", err)
 	}

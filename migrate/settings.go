@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/banjia-mail/banjia/state"
 )
 
 // Settings are a job's settings as the admin chose them (查看设置): what
@@ -125,7 +127,7 @@ func (m *Manager) Delete(jobID, who string) error {
 	if err := m.store.Scrub(); err != nil {
 		return fmt.Errorf("job %s deleted, but %w", jobID, err)
 	}
-	m.Event("", "", "job.deleted", fmt.Sprintf("job %s (%s, %s -> %s) deleted by %s", jobID, j.ModeOf(), j.Source.String(), j.Target.String(), who))
+	m.EventBy(who, "", "", "job.deleted", fmt.Sprintf("job %s (%s, %s -> %s) deleted by %s", jobID, j.ModeOf(), j.Source.String(), j.Target.String(), state.Actor(who)))
 	m.changes.notify()
 	return nil
 }

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -34,25 +33,8 @@ func (s *Store) RemoveJob(id string) error {
 				}
 			}
 		}
-		// Events are keyed by sequence, not by job: every one is read.
-		b := tx.Bucket(bEvents)
-		var drop [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			var e struct{ Job string }
-			if json.Unmarshal(v, &e) == nil && e.Job == id {
-				drop = append(drop, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range drop {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		// Events are keyed by sequence; the job's index finds its own.
+		return dropJobEvents(tx, id)
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {

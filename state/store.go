@@ -274,6 +274,8 @@ type Event struct {
 	Account string `json:",omitempty"`
 	Kind    string // job.created, job.started, job.paused, job.resumed, job.ended, job.completed, account.started, account.succeeded, account.failed, account.abandoned, warning
 	Message string
+	// Who acted (an Actor: "admin:alice", "cli:root@host", "banjia", ...).
+	Who string `json:",omitempty"`
 }
 
 // ErrLocked says another process holds the state file.
@@ -364,6 +366,9 @@ func Open(path string) (*Store, error) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if err := openEventIndex(tx); err != nil {
+			return err
 		}
 		return buildDerived(tx)
 	})
@@ -682,7 +687,10 @@ func (s *Store) AddEvent(e *Event) error {
 		if err != nil {
 			return err
 		}
-		return b.Put(k[:], data)
+		if err := b.Put(k[:], data); err != nil {
+			return err
+		}
+		return indexEvent(tx, e)
 	})
 	if err != nil {
 		return writeError(s.Path, err)

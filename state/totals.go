@@ -310,30 +310,14 @@ func (s *Store) decodeAccount(v []byte) (*Account, error) {
 // a page or a scrape costs, for tests and measurements.
 func (s *Store) AccountsRead() int64 { return s.decoded.Load() }
 
-// LatestEvents lists a job's newest events, newest first, reading the log
-// backwards from its end rather than the whole history.
+// LatestEvents lists a job's newest events, newest first, reading the
+// job's index backwards from its end rather than the whole history.
 func (s *Store) LatestEvents(job string, limit int) ([]*Event, error) {
-	var out []*Event
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bEvents).Cursor()
-		want := []byte(`"Job":` + quoteJSON(job) + `,`)
-		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
-			// Events of other jobs are passed over without decoding.
-			if job != "" && !bytes.Contains(v, want) {
-				continue
-			}
-			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			if job != "" && e.Job != job {
-				continue
-			}
-			out = append(out, &e)
-		}
-		return nil
-	})
-	return out, err
+	p, err := s.QueryEvents(EventQuery{Job: job, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	return p.Events, nil
 }
 
 func quoteJSON(s string) string {

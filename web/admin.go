@@ -144,17 +144,6 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, ss *session) 
 	s.render(w, r, "dashboard", http.StatusOK, v)
 }
 
-func (s *Server) eventsPage(w http.ResponseWriter, r *http.Request, ss *session) {
-	// Newest first, read from the end of the log: a large job's history
-	// is hundreds of thousands of events.
-	out, err := s.store.LatestEvents(r.URL.Query().Get("job"), 500)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	s.render(w, r, "events", http.StatusOK, view{CSRF: ss.csrf, Admin: true, Data: out, Refresh: true})
-}
-
 // endView asks the admin to confirm ending or closing a job.
 type endView struct {
 	Row  jobRow

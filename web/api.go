@@ -37,7 +37,7 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, who string))
 				writeJSON(w, http.StatusUnauthorized, apiError{Error: "wrong API token"})
 				return
 			}
-			h(w, r, "the API")
+			h(w, r, s.tokenActor())
 			return
 		}
 		ss := s.sess.get(r)

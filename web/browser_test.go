@@ -287,7 +287,7 @@ func TestInviteMembers(t *testing.T) {
 	s.api("GET", "/api/jobs/inv/events", nil, &evs)
 	found := false
 	for _, e := range evs {
-		if e["Kind"] == "job.invited" && strings.Contains(fmt.Sprint(e["Message"]), "the API invited 2 members by mail") {
+		if e["Kind"] == "job.invited" && strings.Contains(fmt.Sprint(e["Message"]), "API token api invited 2 members by mail") {
 			found = true
 		}
 	}

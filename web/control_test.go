@@ -114,7 +114,7 @@ func TestAccountControlAPIAndDashboard(t *testing.T) {
 	if code, res := ctl("abandon", map[string]any{"state": "failed"}); code != 200 || fmt.Sprint(res["accounts"]) != "["+u[2].Old+"]" {
 		t.Fatalf("abandon: %d %v", code, res)
 	}
-	if a := s.accounts("big")[u[2].Old]; a.State != "abandoned" || a.Reason != "abandoned by the API" {
+	if a := s.accounts("big")[u[2].Old]; a.State != "abandoned" || a.Reason != "abandoned by API token api" {
 		t.Fatalf("abandoned through the API: %+v", a)
 	}
 

@@ -428,7 +428,7 @@ func TestInviteLinksIgnoreHost(t *testing.T) {
 		t.Fatalf("invite alice again: %d %v", code, out)
 	}
 	pub.inv.take()
-	if !pub.hasEvent("job.invited", "the API invited again 1 members") {
+	if !pub.hasEvent("job.invited", "API token api invited again 1 members") {
 		t.Fatalf("no event for the second invitation: %v", pub.events())
 	}
 	// The dashboard's form does the same.

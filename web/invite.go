@@ -113,6 +113,6 @@ func (s *Server) Invite(inv migrate.Invitation) (int, error) {
 	if again {
 		verb = "invited again"
 	}
-	s.event(id, "", "job.invited", fmt.Sprintf("%s %s %d members by mail to start their move at %s", who, verb, len(invited), s.portalLink))
+	s.m.EventBy(who, id, "", "job.invited", fmt.Sprintf("%s %s %d members by mail to start their move at %s", state.Actor(who), verb, len(invited), s.portalLink))
 	return len(invited), nil
 }

@@ -124,6 +124,8 @@ type meView struct {
 	// CanStart: the page offers the old-password form (no account yet, a
 	// listed one waiting, or one that failed and may be tried again).
 	CanStart bool
+	// History is the member's own account's events (audit.go).
+	History []auditRow
 }
 
 func (s *Server) meData(ss *session) (*meView, error) {
@@ -131,7 +133,7 @@ func (s *Server) meData(ss *session) (*meView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &meView{Job: job, Account: a}
+	v := &meView{Job: job, Account: a, History: s.memberHistory(job, a)}
 	v.Waiting = a != nil && job.AwaitingMember(a)
 	v.CanStart = a == nil || v.Waiting || a.State == state.AccountFailed || a.State == state.AccountPartial
 	if v.CanStart {
@@ -246,7 +248,7 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		// The admin reads the server's own words in the event log; the
 		// member is told what to do, without the old server's internal
 		// address or its raw replies.
-		s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s typed an old password for %s that the old server refused; nothing started: %s", ss.member, old, fault.Reason(err)))
+		s.m.EventBy(state.MemberActor(ss.member), job.ID, old, "warning", fmt.Sprintf("portal: %s typed an old password for %s that the old server refused; nothing started: %s", ss.member, old, fault.Reason(err)))
 		if locked {
 			s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated wrong old passwords", ss.member, minutes(s.cfg.LockFor)))
 		}
@@ -287,7 +289,7 @@ func (s *Server) enrollRefused(job, member, old string, err error, lang string, 
 	case errors.Is(err, migrate.ErrOldTaken):
 		fail(http.StatusConflict, tr(lang, "old.taken", old))
 	case errors.Is(err, migrate.ErrNewTaken):
-		s.event(job, old, "warning", fmt.Sprintf("portal: %s could not start: %v", member, err))
+		s.m.EventBy(state.MemberActor(member), job, old, "warning", fmt.Sprintf("portal: %s could not start: %v", member, err))
 		fail(http.StatusConflict, tr(lang, "new.taken"))
 	case errors.Is(err, migrate.ErrEnrollClosed):
 		j, jerr := s.store.Job(job)

@@ -349,7 +349,7 @@ func (s *Server) verify(id string, accounts []string, deep bool, who string) (*v
 		s.verifies.mu.Unlock()
 		return nil, &verifyError{http.StatusConflict, fmt.Sprintf("job %s is being verified already (since %s)", id, v.Started.Local().Format("15:04:05"))}
 	}
-	v := &verification{Job: id, By: who, Deep: deep, Accounts: accounts, Running: true, Started: timeNow()}
+	v := &verification{Job: id, By: state.Actor(who).String(), Deep: deep, Accounts: accounts, Running: true, Started: timeNow()}
 	s.verifies.m[id] = v
 	s.verifies.mu.Unlock()
 	mode := "quick: counts"
@@ -359,7 +359,7 @@ func (s *Server) verify(id string, accounts []string, deep bool, who string) (*v
 	if len(accounts) > 0 {
 		mode += "; " + strings.Join(accounts, ", ")
 	}
-	s.event(id, "", "admin.verify", fmt.Sprintf("%s asked to verify job %s (%s)", who, id, mode))
+	s.m.EventBy(who, id, "", "admin.verify", fmt.Sprintf("%s asked to verify job %s (%s)", state.Actor(who), id, mode))
 	go func() {
 		checks, err := s.m.Verify(context.Background(), id, accounts, deep)
 		done := *v

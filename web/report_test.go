@@ -235,7 +235,7 @@ func testNotCopied(t *testing.T, mode string) {
 		t.Fatalf("verify before the fix: %+v", vr)
 	}
 	_, body := admin.get("/admin/jobs/" + job)
-	for _, want := range []string{"deep: every message&#39;s bytes", fmt.Sprintf("%d folders, 1 differ", vr.Folders), "source 3, target 0, 3 missing (the target folder does not exist)", "Asked by the API"} {
+	for _, want := range []string{"deep: every message&#39;s bytes", fmt.Sprintf("%d folders, 1 differ", vr.Folders), "source 3, target 0, 3 missing (the target folder does not exist)", "Asked by API token api"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("job page after verify lacks %q", want)
 		}

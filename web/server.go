@@ -51,6 +51,8 @@ type Config struct {
 	// token for the API (Authorization: Bearer) and the dashboard.
 	AdminUser, AdminPassword string
 	AdminToken               string
+	// AdminTokenName names the token in the event log ("" is "api").
+	AdminTokenName string
 	// Admins are more dashboard admins, each signing in under their own
 	// name, which the event log records: name -> bcrypt hash (the lines of
 	// an htpasswd -B file).
@@ -301,7 +303,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /admin/jobs/{id}/settings", s.admin(s.settingsPage))
 	mux.HandleFunc("POST /admin/jobs/{id}/accounts/{op}", s.operator(s.accountForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/delete", s.operator(s.deleteForm))
-	mux.HandleFunc("GET /admin/events", s.admin(s.eventsPage))
+	s.auditRoutes(mux)
 
 	// JSON API (the dashboard's every action).
 	mux.HandleFunc("GET /api/jobs", s.api(s.apiJobs))
@@ -529,10 +531,10 @@ var dummyHash = sync.OnceValue(func() string {
 
 // who names a signed-in dashboard admin in the event log.
 func who(ss *session) string {
-	if ss == nil || ss.adminName == "" {
-		return "the admin (dashboard)"
+	if ss == nil {
+		return state.AdminActor("")
 	}
-	return "admin " + ss.adminName + " (dashboard)"
+	return state.AdminActor(ss.adminName)
 }
 
 // admin guards dashboard pages: a signed-in admin session, and a CSRF

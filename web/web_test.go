@@ -371,7 +371,7 @@ func TestMemberPortal(t *testing.T) {
 		kinds = append(kinds, e.Kind+": "+e.Message)
 	}
 	all := strings.Join(kinds, "\n")
-	for _, want := range []string{"job.created: job acme created by the API", "account.enrolled: " + u0.New + " typed the old password for " + u0.Old,
+	for _, want := range []string{"job.created: job acme created by API token api", "account.enrolled: " + u0.New + " typed the old password for " + u0.Old,
 		"warning: portal: " + u1.New + " typed an old password for " + u1.Old + " that the old server refused; nothing started",
 		"account.succeeded: " + u0.Old + " succeeded"} {
 		if !strings.Contains(all, want) {

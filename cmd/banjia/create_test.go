@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/state"
 )
 
 // TestCreateLikeTheDashboard: banjia job create goes through the same
@@ -50,7 +52,8 @@ func TestCreateLikeTheDashboard(t *testing.T) {
 		t.Fatalf("resume with nothing running:\n%s", out)
 	}
 	logs := w.mustBanjia(t, "logs", "--job", "acme")
-	for _, want := range []string{"job acme created by the command line: passwords, 1 accounts", "the command line asked to pause job acme", "job.paused", "job.resumed"} {
+	cli := state.Actor(migrate.CommandLine).String()
+	for _, want := range []string{"job acme created by " + cli + ": passwords, 1 accounts", cli + " asked to pause job acme", "job.paused", "job.resumed"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}

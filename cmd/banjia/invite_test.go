@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/notify/smtptest"
+	"github.com/banjia-mail/banjia/state"
 )
 
 // TestJobInviteCLI: banjia job invite asks the running banjia serve to mail
@@ -75,7 +77,7 @@ func TestJobInviteCLI(t *testing.T) {
 	if got, err := w.banjia(t, "job", "invite", "acme", "nobody@old.test"); err == nil || !strings.Contains(got, "job acme has no account nobody@old.test") {
 		t.Fatalf("invite a stranger: %v\n%s", err, got)
 	}
-	if events := w.mustBanjia(t, "logs", "--job", "acme"); !strings.Contains(events, "the command line invited again 1 members by mail") {
+	if events := w.mustBanjia(t, "logs", "--job", "acme"); !strings.Contains(events, state.Actor(migrate.CommandLine).String()+" invited again 1 members by mail") {
 		t.Fatalf("the event log:\n%s", events)
 	}
 }

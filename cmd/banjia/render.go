@@ -114,7 +114,3 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 	}
 	return line
 }
-
-func eventLine(e *state.Event) string {
-	return fmt.Sprintf("%s  %-18s %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Message)
-}

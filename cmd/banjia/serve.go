@@ -30,6 +30,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-user", Value: "admin", EnvVars: []string{"BANJIA_ADMIN_USER"}, Usage: "the dashboard's admin user"},
 		&cli.StringFlag{Name: "admin-password-file", Usage: "read the admin's password from this file (or set BANJIA_ADMIN_PASSWORD)"},
 		&cli.StringFlag{Name: "admin-token-file", Usage: "read the API token from this file (or set BANJIA_ADMIN_TOKEN)"},
+		&cli.StringFlag{Name: "admin-token-name", Value: "api", EnvVars: []string{"BANJIA_ADMIN_TOKEN_NAME"}, Usage: "the API token's name in the event log"},
 		&cli.StringFlag{Name: "admins-file", Usage: "more dashboard admins, each under their own name in the event log: an htpasswd file with bcrypt hashes (htpasswd -nB NAME)"},
 		&cli.StringFlag{Name: "viewers-file", Usage: "dashboard viewers, who see jobs, accounts and the event log but change nothing: an htpasswd file like --admins-file"},
 		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "a reverse proxy in front of serve (address or CIDR, repeatable): for its requests the lockout counts the client in X-Forwarded-For"},
@@ -107,7 +108,7 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	defer l.Close()
-	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, Admins: admins, Viewers: viewers,
+	wcfg := web.Config{Manager: m, AdminUser: c.String("admin-user"), AdminPassword: adminPW, AdminToken: token, AdminTokenName: c.String("admin-token-name"), Admins: admins, Viewers: viewers,
 		Login: login, Lang: lang, SecureCookies: c.Bool("secure-cookies"), PublicURL: c.String("public-url"), Log: log,
 		Listen: boundAddr(c.String("listen"), l.Addr()), TLS: c.String("tls-cert") != "",
 		Directory: directory, TrustedProxies: proxies}
