@@ -168,6 +168,13 @@ func TestAuditFiltersTenThousandEvents(t *testing.T) {
 		}
 	}
 	check("indexed as written")
+	s.view(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bEvents, bEvTime, bEvJob, bEvAcct} {
+			st := tx.Bucket(b).Stats()
+			t.Logf("space: %-7s %6d keys, %5.1f bytes each in leaf pages", b, st.KeyN, float64(st.LeafInuse)/float64(st.KeyN))
+		}
+		return nil
+	})
 
 	// How long a page takes: the job's newest, an account's, a day's, and
 	// a page found by a filter tested on each event.

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -34,9 +36,14 @@ const MaxEventPage = 1000
 
 func eventSuffix(e *Event) []byte {
 	var k [16]byte
-	n := e.Time.UnixNano()
-	if n < 0 {
-		n = 0
+	// UnixNano is undefined outside 1678-2262 (a zero time is year 1).
+	var n int64
+	switch {
+	case e.Time.Before(time.Unix(0, 0)):
+	case e.Time.After(time.Unix(0, math.MaxInt64)):
+		n = math.MaxInt64
+	default:
+		n = e.Time.UnixNano()
 	}
 	binary.BigEndian.PutUint64(k[:8], uint64(n))
 	binary.BigEndian.PutUint64(k[8:], e.Seq)

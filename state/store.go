@@ -670,27 +670,37 @@ func (s *Store) Save(batch []Progress) error {
 }
 
 // AddEvent appends to the audit log.
-func (s *Store) AddEvent(e *Event) error {
-	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
-	}
+func (s *Store) AddEvent(e *Event) error { return s.AddEvents(e) }
+
+// AddEvents appends events to the audit log in one transaction (one
+// fsync), in the order given.
+func (s *Store) AddEvents(evs ...*Event) error {
+	now := time.Now().UTC()
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bEvents)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
+		for _, e := range evs {
+			if e.Time.IsZero() {
+				e.Time = now
+			}
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			e.Seq = seq
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], seq)
+			data, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(k[:], data); err != nil {
+				return err
+			}
+			if err := indexEvent(tx, e); err != nil {
+				return err
+			}
 		}
-		e.Seq = seq
-		var k [8]byte
-		binary.BigEndian.PutUint64(k[:], seq)
-		data, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(k[:], data); err != nil {
-			return err
-		}
-		return indexEvent(tx, e)
+		return nil
 	})
 	if err != nil {
 		return writeError(s.Path, err)

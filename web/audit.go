@@ -100,17 +100,17 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	}
 	v.CSV, v.JSON = "/admin/audit.csv?"+keep.Encode(), "/admin/audit.json?"+keep.Encode()
 	q, err := auditQuery(r)
-	view := view{CSRF: ss.csrf, Admin: true, Data: &v, Refresh: r.URL.Query().Get("from") == ""}
+	pv := view{CSRF: ss.csrf, Admin: true, Data: &v, Refresh: r.URL.Query().Get("from") == ""}
 	if err != nil {
-		view.Error = err.Error()
-		s.render(w, r, "audit", http.StatusBadRequest, view)
+		pv.Error = err.Error()
+		s.render(w, r, "audit", http.StatusBadRequest, pv)
 		return
 	}
 	t0 := time.Now()
 	page, err := s.store.QueryEvents(q)
 	if err != nil {
-		view.Error = err.Error()
-		s.render(w, r, "audit", http.StatusBadRequest, view)
+		pv.Error = err.Error()
+		s.render(w, r, "audit", http.StatusBadRequest, pv)
 		return
 	}
 	v.Took = time.Since(t0).Round(10 * time.Microsecond).String()
@@ -129,7 +129,7 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, ss *session) 
 		}
 		v.Next = "/admin/audit?" + next.Encode()
 	}
-	s.render(w, r, "audit", http.StatusOK, view)
+	s.render(w, r, "audit", http.StatusOK, pv)
 }
 
 // auditExport writes every event the filters pick, oldest first, as a

@@ -94,7 +94,7 @@ func (s *Server) memberAccount(ss *session) (*state.Job, *state.Account, error) 
 // the admin, and tells the admin, in the event log, which jobs to fix.
 func (s *Server) severalJobs(address string, several *errSeveralJobs, lang string, fail func(int, string)) {
 	for _, j := range several.jobs {
-		s.event(j, "", "warning", fmt.Sprintf("portal: %s signed in, but %s: end all but one of them so that the portal knows which move is the member's", address, several.Error()))
+		s.m.EventBy(state.MemberActor(address), j, "", "warning", fmt.Sprintf("portal: %s signed in, but %s: end all but one of them so that the portal knows which move is the member's", address, several.Error()))
 	}
 	fail(http.StatusConflict, tr(lang, "new.several"))
 }

@@ -622,7 +622,7 @@ func addressShown(a string) string {
 // address as a failed attempt: so it cannot be asked outside the lockout.
 func (s *Server) probed(job, member, old string, keys []string) {
 	locked := s.lock.fail(keys...)
-	s.event(job, "", "warning", fmt.Sprintf("portal: %s asked to move %s, which another member moves; counted as a failed attempt", member, old))
+	s.m.EventBy(state.MemberActor(member), job, "", "warning", fmt.Sprintf("portal: %s asked to move %s, which another member moves; counted as a failed attempt", member, old))
 	if locked {
 		s.event(job, "", "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated failures", member, minutes(s.cfg.LockFor)))
 	}

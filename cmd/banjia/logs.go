@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -26,7 +27,7 @@ func logsCommand() *cli.Command {
 			&cli.StringFlag{Name: "since", Usage: "from this time: 2026-01-31, \"2026-01-31 08:00\", RFC 3339, or back from now (24h, 7d)"},
 			&cli.StringFlag{Name: "until", Usage: "before this time (a date: to the end of that day)"},
 			&cli.StringFlag{Name: "kind", Usage: "event kinds, comma-separated: account.failed, or every kind under a prefix (account, admin)"},
-			&cli.StringFlag{Name: "result", Usage: "results, comma-separated: " + fmt.Sprint(state.Results)},
+			&cli.StringFlag{Name: "result", Usage: "results, comma-separated: " + strings.Join(state.Results, ", ")},
 			&cli.StringFlag{Name: "who", Usage: "who acted, comma-separated: admin, token, cli, member, banjia, a whole value (admin:alice) or part of a name"},
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Usage: "only the newest N events (0: all)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "text, csv, json (one array) or jsonl (one event a line)"},
