@@ -396,7 +396,7 @@ func testNotCopied(t *testing.T, mode string) {
 	log := strings.Join(all, "\n")
 	for _, w := range []string{
 		"admin.retry: admin alice (dashboard) asked to retry job fix: 1 account that failed or finished with failures (" + u.Old + ")",
-		"admin.verify: the API asked to verify job fix (deep: every message's bytes; " + u.Old + ")",
+		"admin.verify: API token api asked to verify job fix (deep: every message's bytes; " + u.Old + ")",
 		"admin.verify: admin alice (dashboard) asked to verify job fix (quick: counts; " + u.Old + ")",
 		"job.verified: job fix verified (deep): ",
 	} {
