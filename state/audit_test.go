@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -205,8 +207,29 @@ func TestAuditFiltersTenThousandEvents(t *testing.T) {
 		}
 	}
 
-	// A file from before the indexes: they are built on open.
+	// A file from before the indexes and the compact records: the first
+	// 3,000 events as JSON, as banjia wrote them; the indexes are built on
+	// open and both kinds of record are read.
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEvents)
+		c := b.Cursor()
+		var keys, vals [][]byte
+		for k, v := c.First(); k != nil && len(keys) < 3000; k, v = c.Next() {
+			e, err := decodeEvent(k, v)
+			if err != nil {
+				return err
+			}
+			old, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			keys, vals = append(keys, bytes.Clone(k)), append(vals, old)
+		}
+		for i := range keys {
+			if err := b.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
 		for _, b := range [][]byte{bEvTime, bEvJob, bEvAcct} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err

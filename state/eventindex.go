@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -94,12 +93,11 @@ func openEventIndex(tx *bolt.Tx) error {
 		return nil
 	}
 	return evs.ForEach(func(k, v []byte) error {
-		var e Event
-		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("event %x: %w", k, err)
+		e, err := decodeEvent(k, v)
+		if err != nil {
+			return err
 		}
-		e.Seq = binary.BigEndian.Uint64(k)
-		return indexEvent(tx, &e)
+		return indexEvent(tx, e)
 	})
 }
 
@@ -116,10 +114,8 @@ func dropJobEvents(tx *bolt.Tx, job string) error {
 	for _, k := range keys {
 		seq := k[len(k)-8:]
 		if v := evs.Get(seq); v != nil {
-			var e Event
-			if err := json.Unmarshal(v, &e); err == nil {
-				e.Seq = binary.BigEndian.Uint64(seq)
-				for b, ik := range indexKeys(&e) {
+			if e, err := decodeEvent(seq, v); err == nil {
+				for b, ik := range indexKeys(e) {
 					if err := tx.Bucket([]byte(b)).Delete(ik); err != nil {
 						return err
 					}
@@ -238,14 +234,14 @@ func walkEvents(tx *bolt.Tx, q EventQuery, fn func(*Event) error) (next string, 
 			continue
 		}
 		read++
-		var e Event
-		if err := json.Unmarshal(v, &e); err != nil {
-			return "", read, fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(seq), err)
+		e, err := decodeEvent(seq, v)
+		if err != nil {
+			return "", read, err
 		}
-		if !q.Match(&e) {
+		if !q.Match(e) {
 			continue
 		}
-		if err := fn(&e); err != nil {
+		if err := fn(e); err != nil {
 			return "", read, err
 		}
 		if n++; q.Limit > 0 && n >= q.Limit {

@@ -689,7 +689,7 @@ func (s *Store) AddEvents(evs ...*Event) error {
 			e.Seq = seq
 			var k [8]byte
 			binary.BigEndian.PutUint64(k[:], seq)
-			data, err := json.Marshal(e)
+			data, err := encodeEvent(e)
 			if err != nil {
 				return err
 			}
@@ -716,14 +716,14 @@ func (s *Store) Events(job string, after uint64, limit int) ([]*Event, error) {
 		var k [8]byte
 		binary.BigEndian.PutUint64(k[:], after+1)
 		for key, v := c.Seek(k[:]); key != nil; key, v = c.Next() {
-			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
+			e, err := decodeEvent(key, v)
+			if err != nil {
 				return err
 			}
 			if job != "" && e.Job != job {
 				continue
 			}
-			out = append(out, &e)
+			out = append(out, e)
 			if limit > 0 && len(out) >= limit {
 				break
 			}

@@ -320,11 +320,6 @@ func (s *Store) LatestEvents(job string, limit int) ([]*Event, error) {
 	return p.Events, nil
 }
 
-func quoteJSON(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 // TotalsWith is Totals with the stored records of some of the job's
 // accounts, read in one transaction: a caller holding fresher copies of
 // those accounts swaps them in without counting a write twice or never.
