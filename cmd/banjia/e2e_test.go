@@ -19,6 +19,7 @@ import (
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources/graph/graphtest"
 )
 
@@ -399,6 +400,13 @@ func TestPauseResumeEndFromAnotherShell(t *testing.T) {
 	logs := w.mustBanjia(t, "logs", "--job", w.Job)
 	if !strings.Contains(logs, "job.paused") {
 		t.Fatalf("logs:\n%s", logs)
+	}
+	// Filtered through the running job's socket: the creation and the
+	// pause were this shell's.
+	mine := strings.Split(strings.TrimSpace(w.mustBanjia(t, "logs", "--job", w.Job, "--who", "cli", "--format", "jsonl")), "\n")
+	if len(mine) != 2 || !strings.Contains(mine[0], `"Kind":"job.created"`) || !strings.Contains(mine[1], `"Kind":"admin.pause"`) ||
+		!strings.Contains(mine[1], `"Who":"`+migrate.CommandLine+`"`) {
+		t.Fatalf("the command line's events while the job runs:\n%s", strings.Join(mine, "\n"))
 	}
 	w.mustBanjia(t, "job", "resume", w.Job)
 	waitUntil(t, func() bool { return w.TotalTarget() > at+30 })
