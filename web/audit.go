@@ -294,7 +294,6 @@ func whoFor(lang, who string) string {
 
 func init() {
 	funcs["who"] = whoFor
-	funcs["actor"] = func(lang, who string) string { return state.Actor(who).Text(lang) }
 	for lang, ws := range auditWords {
 		for k, w := range ws {
 			words[lang][k] = w
