@@ -91,6 +91,9 @@ func TestAuditPageFiltersAndExport(t *testing.T) {
 	if len(rows) != 100 || rows[0][7] != "event number 9999" || rows[99][7] != "event number 9900" {
 		t.Fatalf("first page: %d rows, %v ... %v", len(rows), rows[0][7:], rows[len(rows)-1][7:])
 	}
+	if _, jp := admin.get("/admin/jobs/big"); !strings.Contains(jp, `href="/admin/audit?job=big" id="job-audit"`) {
+		t.Errorf("the job page does not lead to its event log")
+	}
 	for _, want := range []string{"100 events shown", `id="export-csv"`, `href="/admin/audit.csv?job=big"`, "Who acted", "API token ci", "root@ops1 (command line)",
 		"member u0007@new.test (portal)", "admin alice (dashboard)"} {
 		if !strings.Contains(page, want) {
