@@ -62,6 +62,9 @@ type accountRun struct {
 	workOnce *sync.Once
 	// place is the account's place among those copied at once.
 	place *place
+	// copying: the account reached the copy in this run (its event is
+	// said once).
+	copying bool
 	// pat is the account's patience with failing passes and connections.
 	pat *patience
 	// stopEdge ends this account alone at its next message boundary (the
@@ -535,6 +538,11 @@ func (a *accountRun) pass(ctx context.Context) error {
 		}
 	}
 	a.setState(state.AccountRunning, "")
+	if !a.copying {
+		// Once a run: a pass tried again on a flaky link is not news.
+		a.copying = true
+		a.r.event(a.job.ID, a.acct.ID, "account.copying", fmt.Sprintf("%s: logged in to both servers; copying %d folders", a.acct.ID, len(folders)))
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

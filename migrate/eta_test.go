@@ -52,3 +52,26 @@ func TestEstimate(t *testing.T) {
 		})
 	}
 }
+
+// TestSummaryETA: the job page's time left, from the kept totals and the
+// accounts in flight.
+func TestSummaryETA(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	j := &state.Job{}
+	live := []*state.Account{
+		{ID: "a", State: state.AccountRunning, Started: now.Add(-100 * time.Second), Counts: state.Counts{ToImport: 300, Imported: 100}},
+		{ID: "b", State: state.AccountRunning, Started: now.Add(-100 * time.Second), Counts: state.Counts{ToImport: 300, Imported: 200}},
+	}
+	var tot state.Totals
+	for _, a := range live {
+		tot.Count(a, 1)
+	}
+	tot.Count(&state.Account{ID: "c", State: state.AccountNotStarted, SourceSecret: []byte("sealed")}, 1)
+	// 3/s; left: 200 + 100, and c as the average started (300): 600 / 3.
+	if got := summaryETA(&tot, j, live, now); got != 200*time.Second {
+		t.Errorf("ETA %s, want 200s", got)
+	}
+	if got := summaryETA(&tot, j, nil, now); got != 0 {
+		t.Errorf("ETA %s with nothing running, want 0 (unknown)", got)
+	}
+}

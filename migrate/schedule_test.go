@@ -101,7 +101,11 @@ func TestWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	var outside, inside int
+	copying := map[string]int{}
 	for _, e := range evs {
+		if e.Kind == "account.copying" && strings.Contains(e.Message, "copying") {
+			copying[e.Account]++
+		}
 		switch {
 		case strings.Contains(e.Message, "is outside its window 22:00-07:00 (UTC)"):
 			outside++
@@ -111,6 +115,13 @@ func TestWindow(t *testing.T) {
 	}
 	if outside != 2 || inside != 2 {
 		t.Errorf("%d outside and %d inside events, want 2 and 2", outside, inside)
+	}
+	// Each account said when it began to copy, once in each of the two
+	// spans it copied in at most.
+	for _, u := range w.Users {
+		if n := copying[u.Old]; n < 1 || n > 2 {
+			t.Errorf("%s: %d account.copying events, want 1 or 2", u.Old, n)
+		}
 	}
 	t.Logf("stored %d of %d messages before the window closed", paused, total)
 }

@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"time"
+
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -11,6 +13,11 @@ type Summary struct {
 	Job      state.Job
 	Totals   state.Totals
 	Attached bool // a runner is working on the job right now
+	// Outside says the job waits for its window to open.
+	Outside bool
+	// ETA is the time left at the rate the job moves now (see estimate);
+	// 0 while nothing can be told.
+	ETA time.Duration
 }
 
 // Summary sums one job.
@@ -43,7 +50,32 @@ func (m *Manager) Summary(jobID string) (*Summary, error) {
 		tot.Count(a, 1)
 	}
 	sm.Totals = *tot
+	if r != nil {
+		sm.ETA = summaryETA(tot, j, fresh, time.Now())
+		r.mu.Lock()
+		sm.Outside = r.outside && r.job != nil && r.job.ID == jobID
+		r.mu.Unlock()
+	}
 	return sm, nil
+}
+
+// summaryETA is Status.estimate from the kept totals and the accounts in
+// flight: the job's rate is the sum of theirs; accounts not started yet
+// are taken to hold as many messages as the average started one.
+func summaryETA(tot *state.Totals, j *state.Job, live []*state.Account, now time.Time) time.Duration {
+	var rate float64
+	for _, a := range live {
+		rate += accountRate(a, now)
+	}
+	if rate == 0 {
+		return 0
+	}
+	left := remaining(tot.Counts)
+	notStarted := tot.N[state.AccountNotStarted] - tot.Waiting(j)
+	if started := tot.Accounts - tot.N[state.AccountNotStarted]; notStarted > 0 && started > 0 {
+		left += int64(notStarted) * tot.Counts.ToImport / int64(started)
+	}
+	return time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second)
 }
 
 // Summaries sums every job, oldest first.

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources/check"
@@ -71,6 +72,10 @@ type jobRow struct {
 	// Waiting counts the listed members who have not started: they have
 	// nothing to count yet.
 	Waiting int
+	// ETA is the time left at the rate the job moves now (0: unknown);
+	// Outside: the job waits for its window (Window) to open.
+	ETA     time.Duration
+	Outside bool
 }
 
 func init() {
@@ -113,7 +118,7 @@ func barOf(lang string, st state.AccountState, c state.Counts) progressBar {
 func rowOf(sm *migrate.Summary, err error) jobRow {
 	t := &sm.Totals
 	row := jobRow{Job: sm.Job, All: t.Accounts, N: map[string]int{}, Running: sm.Attached, Mode: sm.Job.ModeOf(),
-		Counts: t.Counts, Waiting: t.Waiting(&sm.Job)}
+		Counts: t.Counts, Waiting: t.Waiting(&sm.Job), ETA: sm.ETA, Outside: sm.Outside}
 	for st, n := range t.N {
 		row.N[string(st)] += n
 	}

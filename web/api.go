@@ -107,6 +107,10 @@ type jobOut struct {
 	// listed members who have not started.
 	Failures int `json:"failures"`
 	Waiting  int `json:"waiting_members"`
+	// ETASeconds: the time left at the rate the job moves now (absent
+	// while unknown); OutsideWindow: the job waits for its window.
+	ETASeconds    int64 `json:"eta_seconds,omitempty"`
+	OutsideWindow bool  `json:"outside_window,omitempty"`
 	cutoverOut
 }
 
@@ -121,6 +125,7 @@ func jobJSON(lang string, row jobRow) jobOut {
 		out.EnrollUntil = &t
 	}
 	out.cutoverOut = cutoverJSON(lang, &j)
+	out.ETASeconds, out.OutsideWindow = int64(row.ETA/time.Second), row.Outside
 	for _, st := range []state.AccountState{state.AccountNotStarted, state.AccountRunning, state.AccountPaused, state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned} {
 		out.Accounts[string(st)] = row.N[string(st)]
 	}

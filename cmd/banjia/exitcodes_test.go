@@ -22,12 +22,16 @@ func TestExitCodesOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.env = []string{"BANJIA_FROM_PASSWORD=not-the-password"}
+	// The one-off move keeps a state file of its own: its job would
+	// otherwise hold the new address that the domain job below takes.
+	domainState := w.Path
+	w.Path = filepath.Join(t.TempDir(), "one-off.db")
 	out, err := w.banjia(t, "migrate", "--from", "imap+plain://"+u.Old+"@"+w.Src.IMAPAddr, "--to", "imap+plain://"+u.New+"@"+w.Dst.IMAPAddr,
 		"--to-pass-file", pwFile, "--retry-for", "2s", "--connect-for", "2s")
 	if code := exitCode(err); code != 2 || !strings.Contains(out, "wrong user name, password or authorization code") || !strings.Contains(out, "1 of 1 accounts failed") {
 		t.Fatalf("migrate with a wrong password: exit %d, want 2\n%s", code, out)
 	}
-	w.env = nil
+	w.env, w.Path = nil, domainState
 
 	// A port nobody listens on: the old server is down.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -112,12 +112,16 @@ func TestImportFromTheCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	stateFile := dir + "/s.db"
 	run := func(args ...string) (string, int) {
-		out, err := exec.Command(binary, append([]string{"--state", dir + "/s.db"}, args...)...).CombinedOutput()
+		out, err := exec.Command(binary, append([]string{"--state", stateFile}, args...)...).CombinedOutput()
 		return string(out), exitCode(err)
 	}
 	var listed []string
 	for name, data := range map[string]string{"bom": "\ufeff" + csv, "gbk": gbk} {
+		// Each job in a state file of its own: one new address is in
+		// one job at a time.
+		stateFile = dir + "/" + name + ".db"
 		path := dir + "/" + name + ".csv"
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
@@ -131,6 +135,7 @@ func TestImportFromTheCLI(t *testing.T) {
 	if listed[0] != listed[1] || !strings.Contains(listed[0], "zhang@old.example -> zhang@new.example") || strings.Contains(listed[0], "\ufeff") {
 		t.Fatalf("the two files made different jobs:\n%s\n%s", listed[0], listed[1])
 	}
+	stateFile = dir + "/s.db"
 	bad := dir + "/bad.csv"
 	if err := os.WriteFile(bad, []byte(csv+"x y@old.example,x@new.example,pw\nz@old.example,,pw\n"), 0o600); err != nil {
 		t.Fatal(err)
