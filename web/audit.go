@@ -80,7 +80,7 @@ type auditRow struct {
 // auditKinds are the kinds offered in the form (any other can be typed in
 // the API or the CLI).
 var auditKinds = []string{"job", "account", "admin", "job.created", "job.started", "job.paused", "job.resumed", "job.ended", "job.completed",
-	"account.started", "account.succeeded", "account.partial", "account.failed", "account.abandoned", "account.paused", "account.resumed",
+	"account.started", "account.copying", "account.succeeded", "account.partial", "account.failed", "account.abandoned", "account.paused", "account.resumed",
 	"account.enrolled", "message.failed", "folder.failed", "warning"}
 
 func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -276,7 +276,7 @@ func (s *Server) memberHistory(job *state.Job, a *state.Account) []auditRow {
 var memberKinds = map[string]bool{
 	"account.enrolled": true, "account.started": true, "account.resumed": true, "account.paused": true,
 	"account.succeeded": true, "account.partial": true, "account.failed": true, "account.abandoned": true,
-	"account.synced": true, "account.first": true,
+	"account.synced": true, "account.first": true, "account.copying": true,
 }
 
 // whoFor is an actor as a member reads it: an admin is the admin, whatever
@@ -335,6 +335,7 @@ var auditWords = map[string]map[string]string{
 		"ev.account.abandoned": "The move was stopped",
 		"ev.account.synced":    "New mail was copied",
 		"ev.account.first":     "The move was put first in the queue",
+		"ev.account.copying":   "Signed in to both mailboxes; copying began",
 	},
 	"zh": {
 		"audit":        "搬家查询",
@@ -369,5 +370,6 @@ var auditWords = map[string]map[string]string{
 		"ev.account.abandoned": "搬家已停止",
 		"ev.account.synced":    "已同步新邮件",
 		"ev.account.first":     "已优先搬家",
+		"ev.account.copying":   "已登录新旧邮箱, 开始复制邮件",
 	},
 }
