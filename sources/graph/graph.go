@@ -128,10 +128,35 @@ var wellKnown = []struct{ name, special string }{
 	{"archive", mail.SpecialArchive},
 }
 
+// systemFolders are Exchange's folders of mail not (yet) the user's: the
+// Outbox and Outlook's scheduled sends, whose items the new server's
+// clients would not send, and Sync Issues with its Conflicts, Local
+// Failures and Server Failures, Outlook's own logs and copies. They are
+// left out with everything below them unless KeepSystemFolders.
+// (Conflicts, Local Failures and Server Failures always live under Sync
+// Issues: skipping it skips them.)
+var systemFolders = []string{"outbox", "scheduled", "syncissues"}
+
+// KeepSystemFolders copies systemFolders as user folders.
+var KeepSystemFolders = false
+
 // Folders lists every mail folder, hidden ones too, one level at a time
 // (Graph has no recursive listing), as "/"-joined paths. Search folders are
-// left out: their messages live in other folders.
+// left out: their messages live in other folders; so are systemFolders.
 func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
+	skip := map[string]string{} // folder id -> its well-known name
+	if !KeepSystemFolders {
+		for _, name := range systemFolders {
+			f, err := s.user().MailFolders().ByMailFolderId(name).Get(ctx, folderGet())
+			if ae := asAPIError(err); ae != nil && (ae.Status == http.StatusNotFound || ae.Status == http.StatusBadRequest) {
+				continue // not in this mailbox, or a name this service does not know
+			}
+			if err != nil {
+				return nil, s.fail("looking up the "+name+" folder", err)
+			}
+			skip[deref(f.GetId())] = name
+		}
+	}
 	role := map[string]int{} // folder id -> index in wellKnown
 	for i, wk := range wellKnown {
 		f, err := s.user().MailFolders().ByMailFolderId(wk.name).Get(ctx, folderGet())
@@ -159,6 +184,10 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 				continue
 			}
 			id := deref(f.GetId())
+			if wk, ok := skip[id]; ok {
+				slog.Info("graph: system folder not copied", "mailbox", s.mailbox, "folder", deref(f.GetDisplayName()), "wellKnown", wk)
+				continue
+			}
 			name := folderName(deref(f.GetDisplayName()))
 			r := role[id]
 			if n.path == "" && r == 1 {
@@ -297,6 +326,18 @@ func flagsOf(m models.Messageable) []string {
 	}
 	if b := m.GetIsDraft(); b != nil && *b {
 		flags = append(flags, `\Draft`)
+	}
+	// Exchange keeps replied and forwarded as the last verb executed.
+	for _, p := range m.GetSingleValueExtendedProperties() {
+		if !sameProp(deref(p.GetId()), propVerb) {
+			continue
+		}
+		switch strings.TrimSpace(deref(p.GetValue())) {
+		case "102", "103": // reply, reply to all
+			flags = append(flags, `\Answered`)
+		case "104": // forward
+			flags = append(flags, "$Forwarded")
+		}
 	}
 	seen := map[string]bool{}
 	for _, c := range m.GetCategories() {

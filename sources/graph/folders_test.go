@@ -1,0 +1,68 @@
+package graph_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/sources/graph"
+	"github.com/banjia-mail/banjia/sources/graph/graphtest"
+)
+
+// TestSystemFoldersAndVerbs: Outbox, Scheduled and Sync Issues (with its
+// Conflicts, Local Failures and Server Failures) are not listed unless
+// asked for; a message's last verb executed becomes \Answered (reply, reply
+// to all) or $Forwarded.
+func TestSystemFoldersAndVerbs(t *testing.T) {
+	srv := graphtest.New(t)
+	day := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+	msg := func(subject string, verb int) *graphtest.Message {
+		day = day.Add(time.Hour)
+		return &graphtest.Message{MIME: []byte("Subject: " + subject + "\r\n\r\nx\r\n"), Received: day, Verb: verb, Read: true}
+	}
+	srv.AddMailbox(&graphtest.Mailbox{Mail: "sys@contoso.com", Folders: []*graphtest.Folder{
+		{Name: "Inbox", WellKnown: "inbox", Messages: []*graphtest.Message{msg("replied", 102), msg("replied all", 103), msg("forwarded", 104), msg("plain", 0)}},
+		{Name: "Outbox", WellKnown: "outbox", Messages: []*graphtest.Message{msg("unsent", 0)}},
+		{Name: "Sync Issues", WellKnown: "syncissues", Children: []*graphtest.Folder{
+			{Name: "Conflicts", WellKnown: "conflicts", Messages: []*graphtest.Message{msg("conflict", 0)}},
+			{Name: "Local Failures", WellKnown: "localfailures"},
+			{Name: "Server Failures", WellKnown: "serverfailures"},
+		}},
+		{Name: "Projects", Messages: []*graphtest.Message{msg("project", 0)}},
+	}})
+	ctx := context.Background()
+	names := func() []string {
+		s := open(t, srv.Endpoint("sys@contoso.com"))
+		fs, err := s.Folders(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	if got := names(); !slices.Equal(got, []string{"INBOX", "Projects"}) {
+		t.Fatalf("folders %q: want INBOX and Projects only", got)
+	}
+	graph.KeepSystemFolders = true
+	got := names()
+	graph.KeepSystemFolders = false
+	want := []string{"INBOX", "Outbox", "Projects", "Sync Issues", "Sync Issues/Conflicts", "Sync Issues/Local Failures", "Sync Issues/Server Failures"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("with KeepSystemFolders: %q, want %q", got, want)
+	}
+
+	_, _, msgs := inboxOf(t, srv.Endpoint("sys@contoso.com"))
+	wantFlags := [][]string{{`\Seen`, `\Answered`}, {`\Seen`, `\Answered`}, {`\Seen`, "$Forwarded"}, {`\Seen`}}
+	if len(msgs) != len(wantFlags) {
+		t.Fatalf("%d listed", len(msgs))
+	}
+	for i, m := range msgs {
+		if !sameFlags(m.Flags, wantFlags[i]) {
+			t.Errorf("message %d: flags %v, want %v", i, m.Flags, wantFlags[i])
+		}
+	}
+}
