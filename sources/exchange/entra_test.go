@@ -22,13 +22,16 @@ type entra struct {
 	srv              *httptest.Server
 	tenant, clientID string
 	secret           string
-	requests         atomic.Int64
-	mu               sync.Mutex
-	tokens           map[string]bool
+	// scope is the resource tokens are granted for (Exchange Online's
+	// global one unless a test plays a national cloud).
+	scope    string
+	requests atomic.Int64
+	mu       sync.Mutex
+	tokens   map[string]bool
 }
 
 func newEntra(t *testing.T, tenant, clientID, secret string) *entra {
-	e := &entra{tenant: tenant, clientID: clientID, secret: secret, tokens: map[string]bool{}}
+	e := &entra{tenant: tenant, clientID: clientID, secret: secret, scope: exchange.Scope, tokens: map[string]bool{}}
 	e.srv = httptest.NewTLSServer(http.HandlerFunc(e.serve))
 	t.Cleanup(e.srv.Close)
 	old := exchange.HTTPClient
@@ -71,7 +74,7 @@ func (e *entra) serve(w http.ResponseWriter, r *http.Request) {
 			fail(400, 700016, "Application with identifier '"+r.Form.Get("client_id")+"' was not found in the directory.")
 		case r.Form.Get("client_secret") != e.secret:
 			fail(401, 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.")
-		case !slices.Contains(strings.Fields(r.Form.Get("scope")), exchange.Scope):
+		case !slices.Contains(strings.Fields(r.Form.Get("scope")), e.scope):
 			fail(400, 70011, "The provided value for the input parameter 'scope' is not valid.")
 		default:
 			e.mu.Lock()

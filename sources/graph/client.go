@@ -57,6 +57,9 @@ type cloudConf struct {
 	// discovery: Microsoft's clouds answer instance discovery; anything
 	// else (an emulator, a private proxy) would only fail it.
 	discovery bool
+	// noDelta: the cloud has no message delta (Office 365 operated by
+	// 21Vianet): folders are listed in full every time.
+	noDelta bool
 }
 
 func cloudOf(e mail.Endpoint) cloudConf {
@@ -76,6 +79,7 @@ func cloudOf(e mail.Endpoint) cloudConf {
 		c.authority, c.scope = cloud.AzureGovernment.ActiveDirectoryAuthorityHost, "https://"+host+"/.default"
 	case "microsoftgraph.chinacloudapi.cn": // Office 365 operated by 21Vianet (世纪互联)
 		c.authority, c.scope = cloud.AzureChina.ActiveDirectoryAuthorityHost, "https://"+host+"/.default"
+		c.noDelta = true
 	default:
 		// Any other host serves its own token endpoint: the tests' emulator,
 		// or a proxy in front of both Graph and Entra ID.

@@ -66,3 +66,26 @@ func TestSystemFoldersAndVerbs(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDeltaCloud: a cloud without message delta (21Vianet's) answers it
+// 400; the source lists every folder in full, and asks for delta once per
+// tenant, not once per folder and mailbox.
+func TestNoDeltaCloud(t *testing.T) {
+	srv := graphtest.New(t)
+	srv.NoDelta = true
+	a := seed(srv, "cn1@contoso.com", 50, 41, 0)
+	b := seed(srv, "cn2@contoso.com", 30, 42, 0)
+	if n := readAll(t, srv.Endpoint("cn1@contoso.com"), a.want, 1); n != 50 {
+		t.Fatalf("%d of 50", n)
+	}
+	if n := readAll(t, srv.Endpoint("cn2@contoso.com"), b.want, 1); n != 30 {
+		t.Fatalf("%d of 30", n)
+	}
+	if n := readAll(t, srv.Endpoint("cn1@contoso.com"), a.want, 1); n != 50 {
+		t.Fatalf("re-listing: %d of 50", n)
+	}
+	st := srv.Stats()
+	if st.Requests["delta-initial"] != 1 || st.Requests["messages"] < 2*len(a.want)+len(b.want) {
+		t.Fatalf("requests %v: want one delta refusal, then ordered listings", st.Requests)
+	}
+}

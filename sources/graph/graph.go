@@ -43,6 +43,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
@@ -367,7 +368,7 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 		return nil, err
 	}
 	var snap *snapshot
-	deltas := s.deltas != nil
+	deltas := s.deltas != nil && !s.c.cloud.noDelta && !deltaRefused(s.c)
 	if deltas {
 		snap, err = s.listDelta(ctx, id, false)
 		if ae := asAPIError(err); ae != nil && syncStateLost(ae) {
@@ -376,7 +377,11 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 			snap, err = s.listDelta(ctx, id, true)
 		}
 		if ae := asAPIError(err); ae != nil && !syncStateLost(ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotImplemented) {
-			// A folder that does not support delta is listed in full.
+			// No delta here (a cloud without it, such as 21Vianet's):
+			// listed in full, and the tenant's other folders and
+			// mailboxes no longer ask.
+			refuseDelta(s.c)
+			slog.Info("graph: no message delta; listing folders in full", "tenant", s.c.e.Tenant, "mailbox", s.mailbox, "folder", f.Name, "err", ae)
 			deltas = false
 		}
 	}
@@ -403,6 +408,20 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 		return out[i].Key < out[j].Key
 	})
 	return out, nil
+}
+
+// deltaRefusals are the tenants (per Graph host) whose Graph refused a
+// message delta, for as long as the process runs: a job's every mailbox
+// then lists in full without asking again.
+var deltaRefusals sync.Map
+
+func deltaRefusalKey(c *client) string { return strings.ToLower(c.cloud.host + "|" + c.e.Tenant) }
+
+func refuseDelta(c *client) { deltaRefusals.Store(deltaRefusalKey(c), true) }
+
+func deltaRefused(c *client) bool {
+	_, ok := deltaRefusals.Load(deltaRefusalKey(c))
+	return ok
 }
 
 // listOrdered pages through the folder in ascending received time.

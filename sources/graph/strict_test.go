@@ -267,46 +267,9 @@ func TestThrottledMailboxAlone(t *testing.T) {
 	slow.box.ThrottleOnValue = 6 * time.Second
 	seed(srv, "free@contoso.com", 300, 26, 20<<10)
 
-	dir := t.TempDir()
-	store, err := state.Open(filepath.Join(dir, "banjia.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	src := srv.Endpoint("")
-	src.Password = ""
-	job := &state.Job{ID: "graph", State: state.JobCreated, Created: time.Now(), Source: src, Target: migratetest.Endpoint(dst.IMAPAddr)}
-	if job.SourceAdminSecret, err = store.Seal(srv.Secret); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.PutJob(job); err != nil {
-		t.Fatal(err)
-	}
-	var accts []*state.Account
-	for _, name := range []string{"slow", "free"} {
-		if err := dst.AddUser(name+"@new.test", "pw"); err != nil {
-			t.Fatal(err)
-		}
-		a := &state.Account{ID: name + "@contoso.com", Source: name + "@contoso.com", Target: name + "@new.test", State: state.AccountNotStarted}
-		a.TargetSecret, _ = store.Seal("pw")
-		accts = append(accts, a)
-	}
-	if err := store.PutAccounts(job.ID, accts...); err != nil {
-		t.Fatal(err)
-	}
-	cfg := migrate.Config{Accounts: 2, Lanes: 2, RetryBase: 50 * time.Millisecond,
-		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }}
-	if err := migrate.New(store, cfg).Run(context.Background(), job.ID); err != nil {
-		t.Fatal(err)
-	}
+	got := runJob(t, srv, dst, []string{"slow", "free"}, migrate.Config{Accounts: 2, Lanes: 2, RetryBase: 50 * time.Millisecond})
 	until := srv.ThrottledUntil("slow@contoso.com")
-	got := map[string]*state.Account{}
-	all, err := store.Accounts(job.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range all {
-		got[a.ID] = a
+	for _, a := range got {
 		if a.State != state.AccountSucceeded || a.Counts.Failed != 0 {
 			t.Fatalf("%s: %s %q %+v", a.ID, a.State, a.Reason, a.Counts)
 		}
@@ -346,4 +309,51 @@ func token(t *testing.T, srv *graphtest.Server, client *http.Client) string {
 		t.Fatalf("token: %d %v", resp.StatusCode, err)
 	}
 	return body.AccessToken
+}
+
+// runJob runs a delegated job from the emulator's mailboxes NAME@contoso.com
+// into Dovecot's NAME@new.test and returns the accounts as it left them.
+func runJob(t *testing.T, srv *graphtest.Server, dst *dovecot.Server, names []string, cfg migrate.Config) map[string]*state.Account {
+	t.Helper()
+	store, err := state.Open(filepath.Join(t.TempDir(), "banjia.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	src := srv.Endpoint("")
+	src.Password = ""
+	job := &state.Job{ID: "graph", State: state.JobCreated, Created: time.Now(), Source: src, Target: migratetest.Endpoint(dst.IMAPAddr)}
+	if job.SourceAdminSecret, err = store.Seal(srv.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutJob(job); err != nil {
+		t.Fatal(err)
+	}
+	var accts []*state.Account
+	for _, name := range names {
+		if err := dst.AddUser(name+"@new.test", "pw"); err != nil {
+			t.Fatal(err)
+		}
+		a := &state.Account{ID: name + "@contoso.com", Source: name + "@contoso.com", Target: name + "@new.test", State: state.AccountNotStarted}
+		a.TargetSecret, _ = store.Seal("pw")
+		accts = append(accts, a)
+	}
+	if err := store.PutAccounts(job.ID, accts...); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OpenSink == nil {
+		cfg.OpenSink = func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }
+	}
+	if err := migrate.New(store, cfg).Run(context.Background(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	all, err := store.Accounts(job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*state.Account{}
+	for _, a := range all {
+		got[a.ID] = a
+	}
+	return got
 }

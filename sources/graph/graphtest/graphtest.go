@@ -450,7 +450,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case len(segs) == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token":
 		s.token(w, r, segs[0])
 	case len(segs) >= 2 && segs[0] == "v1.0":
-		s.graph(w, r, segs[1:])
+		s.graph(w, r, segs[1:], false)
+	case len(segs) >= 2 && segs[0] == "beta":
+		s.graph(w, r, segs[1:], true)
 	default:
 		writeError(w, http.StatusNotFound, "UnknownPath", "no such path "+r.URL.Path)
 	}
@@ -541,7 +543,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // answer of a pause and still count as sent before the client heard of it.
 const stormGrace = 300 * time.Millisecond
 
-func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string) {
+func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string, beta bool) {
 	auth := r.Header.Get("Authorization")
 	s.mu.Lock()
 	valid := strings.HasPrefix(auth, "Bearer ") && s.tokens[strings.TrimPrefix(auth, "Bearer ")]
