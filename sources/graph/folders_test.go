@@ -3,11 +3,17 @@ package graph_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/internal/dovecot"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources/graph"
 	"github.com/banjia-mail/banjia/sources/graph/graphtest"
+	"github.com/banjia-mail/banjia/state"
 )
 
 // TestSystemFoldersAndVerbs: Outbox, Scheduled and Sync Issues (with its
@@ -88,4 +94,49 @@ func TestNoDeltaCloud(t *testing.T) {
 	if st.Requests["delta-initial"] != 1 || st.Requests["messages"] < 2*len(a.want)+len(b.want) {
 		t.Fatalf("requests %v: want one delta refusal, then ordered listings", st.Requests)
 	}
+}
+
+// TestOnlineArchiveReported: a mailbox with an online archive, which
+// Graph's mail API cannot read, does not end 搬家成功: its primary mailbox
+// is copied, and the account finishes with one failure whose reason says
+// the archive was not copied.
+func TestOnlineArchiveReported(t *testing.T) {
+	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox"})
+	srv := graphtest.New(t)
+	arch := seed(srv, "arch@contoso.com", 30, 51, 0)
+	arch.box.Archive = true
+	seed(srv, "plain@contoso.com", 20, 52, 0)
+
+	s := open(t, srv.Endpoint("arch@contoso.com"))
+	fs, err := s.Folders(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var af *mail.Folder
+	for i := range fs {
+		if fs[i].Name == graph.ArchiveFolder {
+			af = &fs[i]
+		}
+	}
+	if af == nil {
+		t.Fatal("online archive not reported among the folders")
+	}
+	msgs, err := s.Messages(context.Background(), *af)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("archive entry: %v %v", msgs, err)
+	}
+	err = s.Fetch(context.Background(), *af, msgs, func(*mail.Body) error { return nil })
+	if fault.Classify(err) != fault.Message || !strings.Contains(err.Error(), "the online archive of arch@contoso.com is not copied") {
+		t.Fatalf("archive fetch: %v", err)
+	}
+
+	got := runJob(t, srv, dst, []string{"arch", "plain"}, migrate.Config{Accounts: 2, Lanes: 2, RetryBase: 20 * time.Millisecond})
+	a, p := got["arch@contoso.com"], got["plain@contoso.com"]
+	if a.State == state.AccountSucceeded || a.Counts.Imported != 30 || a.Counts.Failed != 1 {
+		t.Fatalf("account with an archive: %s %q %+v", a.State, a.Reason, a.Counts)
+	}
+	if p.State != state.AccountSucceeded || p.Counts.Imported != 20 {
+		t.Fatalf("account without one: %s %q %+v", p.State, p.Reason, p.Counts)
+	}
+	t.Logf("account with an archive: %s, %q", a.State, a.Reason)
 }

@@ -186,7 +186,7 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 			}
 			id := deref(f.GetId())
 			if wk, ok := skip[id]; ok {
-				slog.Info("graph: system folder not copied", "mailbox", s.mailbox, "folder", deref(f.GetDisplayName()), "wellKnown", wk)
+				slog.Debug("graph: system folder not copied", "mailbox", s.mailbox, "folder", deref(f.GetDisplayName()), "wellKnown", wk)
 				continue
 			}
 			name := folderName(deref(f.GetDisplayName()))
@@ -213,6 +213,10 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 				queue = append(queue, node{name, id})
 			}
 		}
+	}
+	if s.hasArchive(ctx) {
+		out = append(out, archiveFolder())
+		folders[ArchiveFolder] = archiveID
 	}
 	s.folders = folders
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -366,6 +370,9 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 	id, err := s.folderID(ctx, f)
 	if err != nil {
 		return nil, err
+	}
+	if isArchive(id) {
+		return []mail.Message{s.archiveEntry()}, nil
 	}
 	var snap *snapshot
 	deltas := s.deltas != nil && !s.c.cloud.noDelta && !deltaRefused(s.c)
@@ -579,6 +586,9 @@ func (s *Source) Fetch(ctx context.Context, f mail.Folder, msgs []mail.Message, 
 	for _, m := range msgs {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if m.Key == archiveKey { // never a Graph id
+			return s.archiveError(m)
 		}
 		resp, err := s.value(ctx, m.Key)
 		if ae := asAPIError(err); ae != nil && messageLevel(ae) && ae.Status < 500 {

@@ -105,6 +105,9 @@ type Mailbox struct {
 	// first $value request on: for this long every request for it is
 	// answered 429 with a Retry-After to match.
 	ThrottleOnValue time.Duration
+	// Archive gives the mailbox an online (in-place) archive, which
+	// Graph's mail API does not reach; beta's exchangeSettings names it.
+	Archive bool
 
 	throttledUntil time.Time
 }
@@ -637,6 +640,21 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string, be
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if beta {
+		// Only mailbox discovery (exchangeSettings) is served from beta.
+		if len(rest) == 2 && lower[0] == "settings" && lower[1] == "exchange" {
+			s.count("settings")
+			out := map[string]any{"@odata.context": "https://" + r.Host + "/beta/$metadata#users('" + box.ID + "')/settings/exchange/$entity",
+				"primaryMailboxId": "MBX:" + box.ID}
+			if box.Archive {
+				out["inPlaceArchiveMailboxId"] = "MBX:archive-" + box.ID
+			}
+			writeJSON(w, http.StatusOK, out)
+		} else {
+			writeError(w, http.StatusBadRequest, "BadRequest", "unsupported beta path")
+		}
+		return
+	}
 	switch {
 	case len(rest) == 1 && lower[0] == "mailfolders":
 		s.count("folders")
