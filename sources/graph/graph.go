@@ -543,14 +543,26 @@ func (s *Source) value(ctx context.Context, key string) (*http.Response, error) 
 	if resp.StatusCode/100 != 2 {
 		ae := responseError(resp) // read before the cancel cuts the body
 		cancel()
-		// Gone, or an id that never was Graph's (a damaged checkpoint).
-		if ae.Status == http.StatusNotFound || ae.Code == "ErrorInvalidIdMalformed" {
+		if messageGone(ae) {
 			return nil, nil
 		}
 		return nil, ae
 	}
 	resp.Body = newIdleBody(resp.Body, cancel)
 	return resp, nil
+}
+
+// messageGone says a $value refusal means the message is gone (deleted
+// since it was listed) or its id never was Graph's (a damaged checkpoint).
+// Any other 404 (ErrorInvalidUser, MailboxNotEnabledForRESTAPI...) means
+// the mailbox itself is gone or closed: counting its messages as deleted
+// would end the account 搬家成功 with nothing copied.
+func messageGone(ae *apiError) bool {
+	switch ae.Code {
+	case "ErrorItemNotFound", "ErrorInvalidIdMalformed":
+		return true
+	}
+	return false
 }
 
 // idleBody cancels its request when no read completes for IOTimeout.

@@ -19,6 +19,7 @@ import (
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sinks/imapsink"
@@ -356,4 +357,29 @@ func runJob(t *testing.T, srv *graphtest.Server, dst *dovecot.Server, names []st
 		got[a.ID] = a
 	}
 	return got
+}
+
+// TestMailboxGoneMidRun: a $value 404 that names the mailbox (its licence
+// removed, the user deleted) is not "this message was deleted": the fetch
+// fails the account with the reason instead of skipping every message as
+// gone, which would end it 搬家成功 with nothing copied.
+func TestMailboxGoneMidRun(t *testing.T) {
+	srv := graphtest.New(t)
+	mb := seed(srv, "leaver@contoso.com", 20, 27, 0)
+	s, f, msgs := inboxOf(t, srv.Endpoint(mb.box.Mail))
+	if len(msgs) == 0 {
+		t.Fatal("empty INBOX")
+	}
+	// A message deleted meanwhile is skipped.
+	srv.Delete(mb.box.Mail, msgs[0].Key)
+	n := 0
+	if err := s.Fetch(context.Background(), f, msgs[:2], func(*mail.Body) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("one deleted message: %d bodies, %v", n, err)
+	}
+	srv.SetStatus(mb.box.Mail, http.StatusNotFound)
+	n = 0
+	err := s.Fetch(context.Background(), f, msgs[1:], func(*mail.Body) error { n++; return nil })
+	if n != 0 || fault.Classify(err) != fault.Account || !strings.Contains(err.Error(), "no such mailbox leaver@contoso.com") {
+		t.Fatalf("mailbox gone: %d bodies, %v (%s)", n, err, fault.Classify(err))
+	}
 }

@@ -326,6 +326,15 @@ func (s *Server) Delete(mailbox, id string) {
 	f.removed = append(f.removed, tombstone{id: id, seq: s.seq})
 }
 
+// SetStatus makes the mailbox answer every request with status (403 or
+// 404), as when its licence or the app's access is taken away mid-run; 0
+// restores it.
+func (s *Server) SetStatus(mailbox string, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mailbox(mailbox).Status = status
+}
+
 // Storm makes every mailbox throttled after each `every` requests: for the
 // next second all its requests are answered 429 or 503 (alternately) with
 // Retry-After. 0 ends the storm.
