@@ -383,3 +383,25 @@ func TestMailboxGoneMidRun(t *testing.T) {
 		t.Fatalf("mailbox gone: %d bodies, %v (%s)", n, err, fault.Classify(err))
 	}
 }
+
+// TestTokenExpiresMidRun: tokens stop being accepted while the client's
+// cache still holds them (expired early, revoked); listing and fetching go
+// on with a new token instead of failing the account.
+func TestTokenExpiresMidRun(t *testing.T) {
+	srv := graphtest.New(t)
+	mb := seed(srv, "tok@contoso.com", 30, 28, 0)
+	s, f, msgs := inboxOf(t, srv.Endpoint(mb.box.Mail))
+	before := srv.Stats().Tokens
+	srv.ExpireTokens()
+	n := 0
+	if err := s.Fetch(context.Background(), f, msgs, func(*mail.Body) error { n++; return nil }); err != nil || n != len(msgs) {
+		t.Fatalf("fetch after the tokens expired: %d of %d, %v", n, len(msgs), err)
+	}
+	srv.ExpireTokens()
+	if _, _, again := inboxOf(t, srv.Endpoint(mb.box.Mail)); len(again) != len(msgs) {
+		t.Fatalf("listing after the tokens expired: %d of %d", len(again), len(msgs))
+	}
+	if st := srv.Stats(); st.Tokens <= before {
+		t.Fatalf("no new token issued (%d, had %d)", st.Tokens, before)
+	}
+}

@@ -326,6 +326,15 @@ func (s *Server) Delete(mailbox, id string) {
 	f.removed = append(f.removed, tombstone{id: id, seq: s.seq})
 }
 
+// ExpireTokens makes every token issued so far invalid, as when tokens
+// expire or are revoked before the client's cache expects: Graph then
+// answers 401 InvalidAuthenticationToken.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens = map[string]bool{}
+}
+
 // SetStatus makes the mailbox answer every request with status (403 or
 // 404), as when its licence or the app's access is taken away mid-run; 0
 // restores it.
@@ -561,7 +570,7 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string, be
 	valid := strings.HasPrefix(auth, "Bearer ") && s.tokens[strings.TrimPrefix(auth, "Bearer ")]
 	s.mu.Unlock()
 	if !valid {
-		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
 		return
 	}
 	if !strings.Contains(r.Header.Get("Prefer"), `IdType="ImmutableId"`) {
