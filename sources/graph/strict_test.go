@@ -265,7 +265,7 @@ func TestThrottledMailboxAlone(t *testing.T) {
 	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox"})
 	srv := graphtest.New(t)
 	slow := seed(srv, "slow@contoso.com", 40, 25, 0)
-	slow.box.ThrottleOnValue = 6 * time.Second
+	slow.box.ThrottleOnValue = 8 * time.Second
 	seed(srv, "free@contoso.com", 300, 26, 20<<10)
 
 	got := runJob(t, srv, dst, []string{"slow", "free"}, migrate.Config{Accounts: 2, Lanes: 2, RetryBase: 50 * time.Millisecond})
