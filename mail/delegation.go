@@ -45,7 +45,9 @@ type App struct {
 	// Authority replaces https://login.microsoftonline.com/ (national
 	// clouds; tests).
 	Authority string `json:",omitempty"`
-	// Scope defaults to Exchange Online's https://outlook.office365.com/.default.
+	// Scope defaults to the resource of the IMAP host's cloud (Exchange
+	// Online's https://outlook.office365.com/.default, partner.outlook.cn's
+	// for 21Vianet, outlook.office365.us's for GCC High).
 	Scope string `json:",omitempty"`
 }
 

@@ -61,7 +61,7 @@ type round struct {
 // lane copies batches until the queue is closed and empty, or it must end.
 func (a *accountRun) lane(io, edge context.Context, srcEP, dstEP mail.Endpoint, batches *batchQueue) error {
 	l := &lane{a: a, io: io, edge: edge, srcEP: srcEP, dstEP: dstEP, batches: batches,
-		place: &lanePlace{}, slot: a.r.hostSlot(srcEP.Host), pace: newPacer(&a.r.cfg)}
+		place: &lanePlace{}, slot: a.r.hostSlot(throttleKey(srcEP)), pace: newPacer(&a.r.cfg)}
 	defer batches.leave(l.place)
 	defer l.hangUp()
 	// Log in as soon as there is work, not when the first batch is cut;
@@ -107,7 +107,7 @@ func (l *lane) copyBatch(b *batch) error {
 		if l.edge.Err() != nil {
 			return context.Cause(l.edge)
 		}
-		if d := l.a.r.hostDelay(l.srcEP.Host, l.dstEP.Host); d > 0 && !sleep(l.edge, d) {
+		if d := l.a.r.hostDelay(throttleKey(l.srcEP), l.dstEP.Host); d > 0 && !sleep(l.edge, d) {
 			return context.Cause(l.edge)
 		}
 		err := l.connect()
@@ -187,9 +187,9 @@ func (l *lane) obey(d decision, w *work) error {
 	case stop, failAccount:
 		return d.err
 	case throttle:
-		// Slow every lane on the host down for as long as it asks; not the
+		// Slow every lane on the host (the mailbox, for Graph) down for as long as it asks; not the
 		// message's fault.
-		l.a.r.slowHost(l.srcEP.Host, d.wait)
+		l.a.r.slowHost(throttleKey(l.srcEP), d.wait)
 		if d.err != nil {
 			return d.err
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/banjia-mail/banjia/sources/exchange"
 )
@@ -22,13 +23,19 @@ type entra struct {
 	srv              *httptest.Server
 	tenant, clientID string
 	secret           string
-	requests         atomic.Int64
-	mu               sync.Mutex
-	tokens           map[string]bool
+	// scope is the resource tokens are granted for (Exchange Online's
+	// global one unless a test plays a national cloud).
+	scope string
+	// lifetime is how long a token is accepted (default: the hour it
+	// claims); a shorter one makes tokens expire mid-session.
+	lifetime time.Duration
+	requests atomic.Int64
+	mu       sync.Mutex
+	tokens   map[string]time.Time // when issued
 }
 
 func newEntra(t *testing.T, tenant, clientID, secret string) *entra {
-	e := &entra{tenant: tenant, clientID: clientID, secret: secret, tokens: map[string]bool{}}
+	e := &entra{tenant: tenant, clientID: clientID, secret: secret, scope: exchange.Scope, tokens: map[string]time.Time{}}
 	e.srv = httptest.NewTLSServer(http.HandlerFunc(e.serve))
 	t.Cleanup(e.srv.Close)
 	old := exchange.HTTPClient
@@ -43,7 +50,8 @@ func (e *entra) Authority() string { return e.srv.URL + "/" }
 func (e *entra) valid(token string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.tokens[token]
+	at, ok := e.tokens[token]
+	return ok && (e.lifetime == 0 || time.Since(at) < e.lifetime)
 }
 
 func (e *entra) serve(w http.ResponseWriter, r *http.Request) {
@@ -71,14 +79,18 @@ func (e *entra) serve(w http.ResponseWriter, r *http.Request) {
 			fail(400, 700016, "Application with identifier '"+r.Form.Get("client_id")+"' was not found in the directory.")
 		case r.Form.Get("client_secret") != e.secret:
 			fail(401, 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.")
-		case !slices.Contains(strings.Fields(r.Form.Get("scope")), exchange.Scope):
+		case !slices.Contains(strings.Fields(r.Form.Get("scope")), e.scope):
 			fail(400, 70011, "The provided value for the input parameter 'scope' is not valid.")
 		default:
 			e.mu.Lock()
 			tok := fmt.Sprintf("eyJ0eXAi.app-token-%d", len(e.tokens)+1)
-			e.tokens[tok] = true
+			e.tokens[tok] = time.Now()
+			expires := 3599
+			if e.lifetime > 0 {
+				expires = max(int(e.lifetime/time.Second), 1)
+			}
 			e.mu.Unlock()
-			json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
+			json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": expires, "ext_expires_in": expires, "access_token": tok})
 		}
 	default:
 		w.WriteHeader(404)

@@ -23,8 +23,42 @@ import (
 	"github.com/banjia-mail/banjia/mail"
 )
 
-// Scope is Exchange Online's resource for IMAP.AccessAsApp tokens.
+// Scope is Exchange Online's resource for IMAP.AccessAsApp tokens in
+// Microsoft's global cloud; national clouds have their own (see Cloud).
 const Scope = "https://outlook.office365.com/.default"
+
+// Cloud is one of Microsoft's clouds as an IMAP client sees it.
+type Cloud struct {
+	Name string
+	// IMAP is Exchange Online's IMAP host there.
+	IMAP string
+	// Scope is the resource an app-only IMAP token is asked for.
+	Scope string
+	// Authority is Entra ID's login host there.
+	Authority string
+}
+
+// Clouds are Microsoft's clouds with Exchange Online IMAP, by IMAP host.
+var Clouds = []Cloud{
+	{Name: "global", IMAP: "outlook.office365.com", Scope: Scope, Authority: cloud.AzurePublic.ActiveDirectoryAuthorityHost},
+	// Office 365 operated by 21Vianet (世纪互联).
+	{Name: "china", IMAP: "partner.outlook.cn", Scope: "https://partner.outlook.cn/.default", Authority: cloud.AzureChina.ActiveDirectoryAuthorityHost},
+	// US Government GCC High; DoD.
+	{Name: "usgov", IMAP: "outlook.office365.us", Scope: "https://outlook.office365.us/.default", Authority: cloud.AzureGovernment.ActiveDirectoryAuthorityHost},
+	{Name: "usgov-dod", IMAP: "webmail.apps.mil", Scope: "https://webmail.apps.mil/.default", Authority: cloud.AzureGovernment.ActiveDirectoryAuthorityHost},
+}
+
+// CloudOf is the cloud whose IMAP host is host; any other host (a proxy, a
+// test server) is taken as the global cloud's.
+func CloudOf(host string) Cloud {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, c := range Clouds {
+		if host == c.IMAP {
+			return c
+		}
+	}
+	return Clouds[0]
+}
 
 // HTTPClient, when set, carries the token requests (a private CA, a proxy;
 // tests point it at an emulator's certificate).
@@ -45,13 +79,15 @@ func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	if app == nil {
 		return "", errors.New("no application given")
 	}
-	cred, err := credential(app, e.Password)
+	// The IMAP host says which cloud: its token resource and login host.
+	cl := CloudOf(e.Host)
+	cred, err := credential(app, cl, e.Password)
 	if err != nil {
 		return "", err
 	}
 	scope := app.Scope
 	if scope == "" {
-		scope = Scope
+		scope = cl.Scope
 	}
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
@@ -60,14 +96,17 @@ func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	return tok.Token, nil
 }
 
-func credential(app *mail.App, secret string) (*azidentity.ClientSecretCredential, error) {
-	key := sha256.Sum256([]byte(app.Authority + "\x00" + app.Tenant + "\x00" + app.ClientID + "\x00" + secret))
+func credential(app *mail.App, cl Cloud, secret string) (*azidentity.ClientSecretCredential, error) {
+	key := sha256.Sum256([]byte(app.Authority + "\x00" + cl.Authority + "\x00" + app.Tenant + "\x00" + app.ClientID + "\x00" + secret))
 	mu.Lock()
 	defer mu.Unlock()
 	if c, ok := creds[key]; ok {
 		return c, nil
 	}
 	opts := &azidentity.ClientSecretCredentialOptions{}
+	if cl.Authority != cloud.AzurePublic.ActiveDirectoryAuthorityHost {
+		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: cl.Authority}
+	}
 	if app.Authority != "" {
 		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: app.Authority}
 		// A private authority cannot answer Microsoft's instance discovery.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -32,14 +33,18 @@ type exchangeOnline struct {
 	access   map[string]bool // FullAccess granted to the app
 	throttle map[string]int  // commands still to throttle per member
 	logins   map[string]int
+	byes     int // sessions ended for an expired token
+	// fetchDelay slows each FETCH, as a remote server is slow, so that a
+	// session outlives a short-lived token however fast the machine.
+	fetchDelay time.Duration
 }
 
 func newExchangeOnline(t *testing.T, valid func(string) bool) *exchangeOnline {
 	x := &exchangeOnline{valid: valid, users: map[string]*imapmemserver.User{}, access: map[string]bool{},
 		throttle: map[string]int{}, logins: map[string]int{}}
 	x.srv = imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &exSession{x: x}, nil, nil
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &exSession{x: x, conn: c}, nil, nil
 		},
 		Caps: imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapLiteralPlus: {},
 			imap.CapListStatus: {}, imap.CapNamespace: {}, imap.CapSpecialUse: {}, "AUTH=XOAUTH2": {}},
@@ -104,7 +109,9 @@ func (l literal) Size() int64 { return l.Reader.Size() }
 type exSession struct {
 	imapserver.SessionIMAP4rev2 // the member's mailbox, once authenticated
 	x                           *exchangeOnline
+	conn                        *imapserver.Conn
 	member                      string
+	token                       string
 	denied                      bool
 }
 
@@ -133,7 +140,7 @@ func (s *exSession) Authenticate(mech string) (sasl.Server, error) {
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "AUTHENTICATE failed."}
 		}
 		s.x.logins[strings.ToLower(user)]++
-		s.member, s.denied = strings.ToLower(user), !s.x.access[strings.ToLower(user)]
+		s.member, s.denied, s.token = strings.ToLower(user), !s.x.access[strings.ToLower(user)], token
 		s.SessionIMAP4rev2 = imapmemserver.NewUserSession(u)
 		return nil
 	}), nil
@@ -165,6 +172,20 @@ func (s *exSession) Select(name string, o *imap.SelectOptions) (*imap.SelectData
 		return nil, err
 	}
 	return s.SessionIMAP4rev2.Select(name, o)
+}
+
+// Fetch ends the session as Exchange Online does once the token it began
+// with has expired: "* BYE ... AccessTokenExpired", then the connection closes.
+func (s *exSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, o *imap.FetchOptions) error {
+	time.Sleep(s.x.fetchDelay)
+	if s.token != "" && !s.x.valid(s.token) {
+		s.x.mu.Lock()
+		s.x.byes++
+		s.x.mu.Unlock()
+		s.conn.Bye("Session invalidated - AccessTokenExpired")
+		return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Session invalidated - AccessTokenExpired"}
+	}
+	return s.SessionIMAP4rev2.Fetch(w, numSet, o)
 }
 
 func (s *exSession) Namespace() (*imap.NamespaceData, error) {

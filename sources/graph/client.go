@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,9 @@ type cloudConf struct {
 	// discovery: Microsoft's clouds answer instance discovery; anything
 	// else (an emulator, a private proxy) would only fail it.
 	discovery bool
+	// noDelta: the cloud has no message delta (Office 365 operated by
+	// 21Vianet): folders are listed in full every time.
+	noDelta bool
 }
 
 func cloudOf(e mail.Endpoint) cloudConf {
@@ -76,6 +80,7 @@ func cloudOf(e mail.Endpoint) cloudConf {
 		c.authority, c.scope = cloud.AzureGovernment.ActiveDirectoryAuthorityHost, "https://"+host+"/.default"
 	case "microsoftgraph.chinacloudapi.cn": // Office 365 operated by 21Vianet (世纪互联)
 		c.authority, c.scope = cloud.AzureChina.ActiveDirectoryAuthorityHost, "https://"+host+"/.default"
+		c.noDelta = true
 	default:
 		// Any other host serves its own token endpoint: the tests' emulator,
 		// or a proxy in front of both Graph and Entra ID.
@@ -229,6 +234,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 type pacedTransport struct {
 	base http.RoundTripper
 	lim  *limiter
+	// fresh gets a token past the credential's cache, for a request whose
+	// cached token Graph no longer takes (expired early, revoked).
+	fresh func(ctx context.Context, refused string) (string, error)
 }
 
 func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -241,6 +249,7 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	req.Header.Set("Prefer", prefer)
 	retryable := req.Method == http.MethodGet || req.Method == http.MethodHead
+	renewed := false
 	for attempt := 1; ; attempt++ {
 		if err := t.lim.acquire(req.Context()); err != nil {
 			return nil, err
@@ -249,6 +258,19 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			t.lim.release()
 			return nil, err
+		}
+		if resp.StatusCode == http.StatusUnauthorized && retryable && !renewed && t.fresh != nil && req.Header.Get("Authorization") != "" {
+			// Once per request: a token refused again is the app's problem.
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			t.lim.release()
+			tok, err := t.fresh(req.Context(), strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer "))
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+			renewed = true
+			continue
 		}
 		if throttled(resp.StatusCode) && retryable && attempt < MaxAttempts {
 			if wait := retryAfter(resp.Header, attempt); wait <= MaxRetryWait {
@@ -335,7 +357,7 @@ func newClient(e mail.Endpoint, mailbox string) (*client, error) {
 		return nil, err
 	}
 	lim := limiterFor(strings.ToLower(strings.Join([]string{c.cloud.host, e.Tenant, mailbox}, "|")))
-	c.http = &http.Client{Transport: &pacedTransport{base: t, lim: lim}}
+	c.http = &http.Client{Transport: &pacedTransport{base: t, lim: lim, fresh: c.freshToken}}
 	registerJSON.Do(func() {
 		abstractions.RegisterDefaultDeserializer(func() absser.ParseNodeFactory { return jsonserialization.NewJsonParseNodeFactory() })
 		abstractions.RegisterDefaultSerializer(func() absser.SerializationWriterFactory { return jsonserialization.NewJsonSerializationWriterFactory() })
@@ -364,6 +386,42 @@ func newClient(e mail.Endpoint, mailbox string) (*client, error) {
 
 func (c *client) users() *users.UsersRequestBuilder {
 	return users.NewUsersRequestBuilderInternal(map[string]string{"baseurl": c.cloud.baseURL()}, c.adapter)
+}
+
+// renewals keeps concurrent refusals of one app's token to one renewal:
+// per credential, the tokens of its last renewal and when it was.
+var renewals = struct {
+	sync.Mutex
+	last map[*azidentity.ClientSecretCredential]renewal
+}{last: map[*azidentity.ClientSecretCredential]renewal{}}
+
+type renewal struct {
+	at     time.Time
+	tokens []string
+}
+
+// freshToken is a token Entra ID issued after refused, which Graph refused: the
+// credential's caches (with and without continuous access evaluation, as
+// the SDK asks for one and our own requests the other) are bypassed with a
+// claims request, once for all the requests refused at the same time.
+func (c *client) freshToken(ctx context.Context, refused string) (string, error) {
+	renewals.Lock()
+	defer renewals.Unlock()
+	if r := renewals.last[c.cred]; len(r.tokens) > 0 && !slices.Contains(r.tokens, refused) && time.Since(r.at) < time.Minute {
+		// Renewed since this request took its token.
+		return r.tokens[len(r.tokens)-1], nil
+	}
+	claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
+	r := renewal{at: time.Now()}
+	for _, cae := range []bool{true, false} {
+		tok, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.cloud.scope}, Claims: claims, EnableCAE: cae})
+		if err != nil {
+			return "", err
+		}
+		r.tokens = append(r.tokens, tok.Token)
+	}
+	renewals.last[c.cred] = r
+	return r.tokens[len(r.tokens)-1], nil
 }
 
 // get sends a GET of our own (not through the SDK) with the app's token.

@@ -37,7 +37,7 @@ type snapshot struct {
 }
 
 func (s *Source) snapshotKey(folderID string) string {
-	h := sha256.Sum256([]byte(strings.ToLower(strings.Join([]string{s.c.cloud.host, s.c.e.Tenant, s.mailbox}, "|")) + "|" + folderID))
+	h := sha256.Sum256([]byte(strings.ToLower(strings.Join([]string{s.c.cloud.host, s.c.e.Tenant, s.id}, "|")) + "|" + folderID))
 	return hex.EncodeToString(h[:16])
 }
 

@@ -14,11 +14,16 @@
 // get their own login host; any other host is taken to serve its own token
 // endpoint (the tests' emulator in graphtest).
 //
-// Keys are Graph's immutable message ids. Graph's own size property is not
-// the MIME length, so Messages learns each message's exact size from the
-// Content-Length of its $value (reading the body only when the server sends
-// none) and remembers it with the folder's delta link (see DeltaStore): a
-// re-listing asks Graph only for what changed and probes only new messages.
+// Keys are Graph's immutable message ids. A listing gives each message's
+// size as the store knows it (the extended property PidTagMessageSize, asked
+// for in the same request), which is near the MIME length but not it: like
+// the IMAP source with Exchange's approximate RFC822.SIZE, the listing's
+// size serves counts and the size limit, and Fetch announces the exact
+// length of what it streams. $value is read once per message, when it is
+// copied: Graph has no HEAD for it, does not promise a Content-Length, and
+// counts every request against the mailbox's budget. The listing and its
+// delta link are kept per folder (see DeltaStore): a re-listing asks Graph
+// only for what changed.
 //
 // msgraph-sdk-go is very large: only this package may import it (its users
 // and models packages, not the root one, which would compile all of Graph).
@@ -36,13 +41,14 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/mail/fault"
@@ -67,7 +73,8 @@ var SpoolMemory int64 = 1 << 20
 // sessions share one limit of MaxConcurrent.
 type Source struct {
 	c       *client
-	mailbox string
+	mailbox string // the member's address, for people to read
+	id      string // how Graph's paths name the mailbox (see mailboxID)
 	deltas  DeltaStore
 	folders map[string]string // Name -> Graph folder id
 }
@@ -80,18 +87,23 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	if e.AuthzID == "" {
 		return nil, fault.New(fault.Account, "no mailbox to read: give the member's address as the authorization identity (authzid=...)", nil)
 	}
-	c, err := newClient(e, e.AuthzID)
+	id, err := mailboxID(ctx, e, e.AuthzID)
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{c: c, mailbox: e.AuthzID, deltas: Deltas}
+	// The limiter is the mailbox's however it was named.
+	c, err := newClient(e, id)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{c: c, mailbox: e.AuthzID, id: id, deltas: Deltas}
 	if _, err := s.user().MailFolders().ByMailFolderId("inbox").Get(ctx, folderGet()); err != nil {
 		return nil, s.fail("opening the mailbox", err)
 	}
 	return s, nil
 }
 
-func (s *Source) user() *users.UserItemRequestBuilder { return s.c.users().ByUserId(s.mailbox) }
+func (s *Source) user() *users.UserItemRequestBuilder { return s.c.users().ByUserId(s.id) }
 
 func (s *Source) fail(op string, err error) error { return s.c.classify(op, s.mailbox, err) }
 
@@ -117,10 +129,35 @@ var wellKnown = []struct{ name, special string }{
 	{"archive", mail.SpecialArchive},
 }
 
+// systemFolders are Exchange's folders of mail not (yet) the user's: the
+// Outbox and Outlook's scheduled sends, whose items the new server's
+// clients would not send, and Sync Issues with its Conflicts, Local
+// Failures and Server Failures, Outlook's own logs and copies. They are
+// left out with everything below them unless KeepSystemFolders.
+// (Conflicts, Local Failures and Server Failures always live under Sync
+// Issues: skipping it skips them.)
+var systemFolders = []string{"outbox", "scheduled", "syncissues"}
+
+// KeepSystemFolders copies systemFolders as user folders.
+var KeepSystemFolders = false
+
 // Folders lists every mail folder, hidden ones too, one level at a time
 // (Graph has no recursive listing), as "/"-joined paths. Search folders are
-// left out: their messages live in other folders.
+// left out: their messages live in other folders; so are systemFolders.
 func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
+	skip := map[string]string{} // folder id -> its well-known name
+	if !KeepSystemFolders {
+		for _, name := range systemFolders {
+			f, err := s.user().MailFolders().ByMailFolderId(name).Get(ctx, folderGet())
+			if ae := asAPIError(err); ae != nil && (ae.Status == http.StatusNotFound || ae.Status == http.StatusBadRequest) {
+				continue // not in this mailbox, or a name this service does not know
+			}
+			if err != nil {
+				return nil, s.fail("looking up the "+name+" folder", err)
+			}
+			skip[deref(f.GetId())] = name
+		}
+	}
 	role := map[string]int{} // folder id -> index in wellKnown
 	for i, wk := range wellKnown {
 		f, err := s.user().MailFolders().ByMailFolderId(wk.name).Get(ctx, folderGet())
@@ -148,6 +185,10 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 				continue
 			}
 			id := deref(f.GetId())
+			if wk, ok := skip[id]; ok {
+				slog.Debug("graph: system folder not copied", "mailbox", s.mailbox, "folder", deref(f.GetDisplayName()), "wellKnown", wk)
+				continue
+			}
 			name := folderName(deref(f.GetDisplayName()))
 			r := role[id]
 			if n.path == "" && r == 1 {
@@ -172,6 +213,10 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 				queue = append(queue, node{name, id})
 			}
 		}
+	}
+	if s.hasArchive(ctx) {
+		out = append(out, archiveFolder())
+		folders[ArchiveFolder] = archiveID
 	}
 	s.folders = folders
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -240,7 +285,16 @@ func (s *Source) folderID(ctx context.Context, f mail.Folder) (string, error) {
 
 var messageFields = []string{"id", "receivedDateTime", "createdDateTime", "isRead", "isDraft", "flag", "categories"}
 
-// entry is one listed message; Size is -1 until probed.
+// Extended properties read with each listed message.
+const (
+	propSize = "Integer 0x0E08" // PidTagMessageSize
+	propVerb = "Integer 0x1081" // PidTagLastVerbExecuted
+)
+
+// messageExpand asks for the extended properties in the listing itself.
+var messageExpand = []string{fmt.Sprintf("singleValueExtendedProperties($filter=id eq '%s' or id eq '%s')", propSize, propVerb)}
+
+// entry is one listed message; Size is the store's size, 0 when unknown.
 type entry struct {
 	Date  time.Time `json:"d"`
 	Flags []string  `json:"f,omitempty"`
@@ -248,7 +302,14 @@ type entry struct {
 }
 
 func entryOf(m models.Messageable) entry {
-	e := entry{Size: -1}
+	var e entry
+	for _, p := range m.GetSingleValueExtendedProperties() {
+		if sameProp(deref(p.GetId()), propSize) {
+			if n, err := strconv.ParseInt(strings.TrimSpace(deref(p.GetValue())), 10, 64); err == nil && n > 0 {
+				e.Size = n
+			}
+		}
+	}
 	if t := m.GetReceivedDateTime(); t != nil {
 		e.Date = *t
 	} else if t := m.GetCreatedDateTime(); t != nil {
@@ -271,6 +332,18 @@ func flagsOf(m models.Messageable) []string {
 	if b := m.GetIsDraft(); b != nil && *b {
 		flags = append(flags, `\Draft`)
 	}
+	// Exchange keeps replied and forwarded as the last verb executed.
+	for _, p := range m.GetSingleValueExtendedProperties() {
+		if !sameProp(deref(p.GetId()), propVerb) {
+			continue
+		}
+		switch strings.TrimSpace(deref(p.GetValue())) {
+		case "102", "103": // reply, reply to all
+			flags = append(flags, `\Answered`)
+		case "104": // forward
+			flags = append(flags, "$Forwarded")
+		}
+	}
 	seen := map[string]bool{}
 	for _, c := range m.GetCategories() {
 		if k := keyword(c); k != "" && !seen[k] {
@@ -281,7 +354,16 @@ func flagsOf(m models.Messageable) []string {
 	return flags
 }
 
-// Messages lists a folder in ascending received time, with exact MIME sizes.
+// sameProp compares extended property ids as Graph writes them back
+// ("Integer 0xe08" for "Integer 0x0E08").
+func sameProp(a, b string) bool {
+	ta, ha, _ := strings.Cut(strings.ToLower(a), " 0x")
+	tb, hb, _ := strings.Cut(strings.ToLower(b), " 0x")
+	return ta == tb && strings.TrimLeft(ha, "0") == strings.TrimLeft(hb, "0")
+}
+
+// Messages lists a folder in ascending received time, with the store's
+// sizes (Fetch gives the exact ones).
 // With a DeltaStore (the default) the listing is a delta query: the first
 // time it reads the folder whole, later only what changed since.
 func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, error) {
@@ -289,12 +371,24 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 	if err != nil {
 		return nil, err
 	}
+	if isArchive(id) {
+		return []mail.Message{s.archiveEntry()}, nil
+	}
 	var snap *snapshot
-	deltas := s.deltas != nil
+	deltas := s.deltas != nil && !s.c.cloud.noDelta && !deltaRefused(s.c)
 	if deltas {
-		snap, err = s.listDelta(ctx, id)
-		if ae := asAPIError(err); ae != nil && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotImplemented) {
-			// A folder that does not support delta is listed in full.
+		snap, err = s.listDelta(ctx, id, false)
+		if ae := asAPIError(err); ae != nil && syncStateLost(ae) {
+			// The sync state expired between the pages of this very
+			// listing: once more from the start.
+			snap, err = s.listDelta(ctx, id, true)
+		}
+		if ae := asAPIError(err); ae != nil && !syncStateLost(ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusNotImplemented) {
+			// No delta here (a cloud without it, such as 21Vianet's):
+			// listed in full, and the tenant's other folders and
+			// mailboxes no longer ask.
+			refuseDelta(s.c)
+			slog.Info("graph: no message delta; listing folders in full", "tenant", s.c.e.Tenant, "mailbox", s.mailbox, "folder", f.Name, "err", ae)
 			deltas = false
 		}
 	}
@@ -304,32 +398,15 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 	if err != nil {
 		return nil, s.fail(fmt.Sprintf("listing folder %q", f.Name), err)
 	}
-	save := func() {
-		if !deltas {
-			return
-		}
+	if deltas {
 		// Only a cache: not keeping it costs a full listing next time.
 		if err := s.saveSnapshot(id, snap); err != nil {
 			slog.Warn("graph: delta state not kept", "mailbox", s.mailbox, "folder", f.Name, "err", err)
 		}
 	}
-	// Saved before and while sizes are measured: an interrupted listing
-	// resumes from the delta link and measures only what is left.
-	save()
-	unmeasured, err := s.probeSizes(ctx, snap, save)
-	if err != nil {
-		return nil, s.fail(fmt.Sprintf("reading message sizes of folder %q", f.Name), err)
-	}
-	save()
 	out := make([]mail.Message, 0, len(snap.Messages))
 	for key, e := range snap.Messages {
-		if unmeasured[key] {
-			// Graph would not give this one's MIME: listed without a size,
-			// so that its fetch fails it alone (the engine gives a message
-			// up after a few tries) rather than the whole folder here.
-			e.Size = 0
-		}
-		out = append(out, mail.Message{Key: key, Size: e.Size, Flags: e.Flags, Date: e.Date})
+		out = append(out, mail.Message{Key: key, Size: max(e.Size, 0), Flags: e.Flags, Date: e.Date})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Date.Equal(out[j].Date) {
@@ -340,13 +417,27 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 	return out, nil
 }
 
+// deltaRefusals are the tenants (per Graph host) whose Graph refused a
+// message delta, for as long as the process runs: a job's every mailbox
+// then lists in full without asking again.
+var deltaRefusals sync.Map
+
+func deltaRefusalKey(c *client) string { return strings.ToLower(c.cloud.host + "|" + c.e.Tenant) }
+
+func refuseDelta(c *client) { deltaRefusals.Store(deltaRefusalKey(c), true) }
+
+func deltaRefused(c *client) bool {
+	_, ok := deltaRefusals.Load(deltaRefusalKey(c))
+	return ok
+}
+
 // listOrdered pages through the folder in ascending received time.
 func (s *Source) listOrdered(ctx context.Context, folderID string) (*snapshot, error) {
 	top := PageSize
 	msgs := s.user().MailFolders().ByMailFolderId(folderID).Messages()
 	page, err := msgs.Get(ctx, &users.ItemMailFoldersItemMessagesRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.ItemMailFoldersItemMessagesRequestBuilderGetQueryParameters{
-			Orderby: []string{"receivedDateTime asc"}, Select: messageFields, Top: &top,
+			Orderby: []string{"receivedDateTime asc"}, Select: messageFields, Expand: messageExpand, Top: &top,
 		},
 	})
 	snap := &snapshot{Messages: map[string]entry{}}
@@ -366,31 +457,29 @@ func (s *Source) listOrdered(ctx context.Context, folderID string) (*snapshot, e
 }
 
 // listDelta brings the folder's snapshot up to date with a delta query:
-// from the stored delta link if there is one, else from the start.
-func (s *Source) listDelta(ctx context.Context, folderID string) (*snapshot, error) {
+// from the stored delta link if there is one (and not fresh), else from the start.
+func (s *Source) listDelta(ctx context.Context, folderID string, fresh bool) (*snapshot, error) {
 	snap, err := s.loadSnapshot(folderID)
-	if err != nil {
+	if err != nil || fresh {
 		snap = nil // a damaged snapshot only costs a full listing
 	}
 	delta := s.user().MailFolders().ByMailFolderId(folderID).Messages().Delta()
 	hdr := abstractions.NewRequestHeaders()
 	hdr.Add("Prefer", fmt.Sprintf("odata.maxpagesize=%d", PageSize))
 	var page users.ItemMailFoldersItemMessagesDeltaGetResponseable
-	var known map[string]entry // sizes measured before a lost sync state
 	if snap != nil && snap.Link != "" {
 		page, err = delta.WithUrl(snap.Link).GetAsDeltaGetResponse(ctx, &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetRequestConfiguration{Headers: hdr})
 		if ae := asAPIError(err); ae != nil && syncStateLost(ae) {
-			known, snap, err = snap.Messages, nil, nil
+			// The dead link is dropped here and replaced by the new
+			// listing's own when Messages saves it.
+			snap, err = nil, nil
 		}
 	}
 	if snap == nil || snap.Link == "" {
-		if snap != nil {
-			known = snap.Messages
-		}
 		snap = &snapshot{Messages: map[string]entry{}}
 		page, err = delta.GetAsDeltaGetResponse(ctx, &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetRequestConfiguration{
 			Headers:         hdr,
-			QueryParameters: &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetQueryParameters{Select: messageFields},
+			QueryParameters: &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetQueryParameters{Select: messageFields, Expand: messageExpand},
 		})
 	}
 	for {
@@ -403,14 +492,7 @@ func (s *Source) listDelta(ctx context.Context, folderID string) (*snapshot, err
 				delete(snap.Messages, key)
 				continue
 			}
-			e := entryOf(m)
-			if old, ok := snap.Messages[key]; ok {
-				// A change of flags or categories leaves the MIME as it was.
-				e.Size = old.Size
-			} else if old, ok := known[key]; ok {
-				e.Size = old.Size
-			}
-			snap.Messages[key] = e
+			snap.Messages[key] = entryOf(m)
 		}
 		if link := deref(page.GetOdataDeltaLink()); link != "" {
 			snap.Link = link
@@ -424,63 +506,16 @@ func (s *Source) listDelta(ctx context.Context, folderID string) (*snapshot, err
 	}
 }
 
-// syncStateLost says a delta link is no longer valid and a full listing is needed.
+// syncStateLost says a delta link is no longer valid and a full listing is
+// needed: Graph answers 410, or a 4xx with one of the codes of its delta
+// query overview (syncStateNotFound, syncStateInvalid, resyncRequired, and
+// Exchange's own spellings of them).
 func syncStateLost(ae *apiError) bool {
-	return ae.Status == http.StatusGone || strings.Contains(ae.Code, "SyncState") || strings.Contains(ae.Code, "Resync")
-}
-
-// probeSizes learns the exact MIME size of every message not yet measured,
-// MaxConcurrent at a time, calling save now and then; messages gone
-// meanwhile leave the listing. Messages whose MIME Graph refuses alone are
-// returned as unmeasured (and stay unmeasured in the snapshot).
-func (s *Source) probeSizes(ctx context.Context, snap *snapshot, save func()) (map[string]bool, error) {
-	var keys []string
-	for k, e := range snap.Messages {
-		if e.Size < 0 {
-			keys = append(keys, k)
-		}
+	if ae.Status == http.StatusGone {
+		return true
 	}
-	sort.Strings(keys)
-	unmeasured := map[string]bool{}
-	const chunk = 500
-	for len(keys) > 0 {
-		batch := keys[:min(chunk, len(keys))]
-		keys = keys[len(batch):]
-		sizes := make([]int64, len(batch))
-		failed := make([]bool, len(batch))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(MaxConcurrent)
-		for i, k := range batch {
-			g.Go(func() error {
-				n, err := s.mimeSize(gctx, k)
-				if ae := asAPIError(err); ae != nil && messageLevel(ae) {
-					failed[i] = true
-					return nil
-				}
-				sizes[i] = n
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return nil, err
-		}
-		for i, k := range batch {
-			switch {
-			case failed[i]:
-				unmeasured[k] = true
-			case sizes[i] < 0:
-				delete(snap.Messages, k)
-			default:
-				e := snap.Messages[k]
-				e.Size = sizes[i]
-				snap.Messages[k] = e
-			}
-		}
-		if len(keys) > 0 {
-			save()
-		}
-	}
-	return unmeasured, nil
+	code := strings.ToLower(ae.Code)
+	return ae.Status >= 400 && ae.Status < 500 && (strings.Contains(code, "syncstate") || strings.Contains(code, "resync"))
 }
 
 // messageLevel says an error concerns one message, not the mailbox or the
@@ -494,26 +529,11 @@ func messageLevel(ae *apiError) bool {
 	return ae.Status >= 400
 }
 
-// mimeSize is the length of a message's MIME, -1 when it is gone: the
-// Content-Length when Graph sends one (the body is then not read), else
-// what the body counts to.
-func (s *Source) mimeSize(ctx context.Context, key string) (int64, error) {
-	resp, err := s.value(ctx, key)
-	if err != nil || resp == nil {
-		return -1, err
-	}
-	defer resp.Body.Close()
-	if resp.ContentLength >= 0 {
-		return resp.ContentLength, nil
-	}
-	return io.Copy(io.Discard, resp.Body)
-}
-
 // value starts the GET of one message's MIME; nil when the message is gone.
 // The body must be closed. A read that stalls for IOTimeout fails.
 func (s *Source) value(ctx context.Context, key string) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	u := fmt.Sprintf("%s/users/%s/messages/%s/$value", s.c.cloud.baseURL(), url.PathEscape(s.mailbox), url.PathEscape(key))
+	u := fmt.Sprintf("%s/users/%s/messages/%s/$value", s.c.cloud.baseURL(), url.PathEscape(s.id), url.PathEscape(key))
 	// identity: a compressed answer would hide the length we must announce.
 	resp, err := s.c.get(ctx, u, http.Header{"Accept-Encoding": {"identity"}})
 	if err != nil {
@@ -523,14 +543,26 @@ func (s *Source) value(ctx context.Context, key string) (*http.Response, error) 
 	if resp.StatusCode/100 != 2 {
 		ae := responseError(resp) // read before the cancel cuts the body
 		cancel()
-		// Gone, or an id that never was Graph's (a damaged checkpoint).
-		if ae.Status == http.StatusNotFound || ae.Code == "ErrorInvalidIdMalformed" {
+		if messageGone(ae) {
 			return nil, nil
 		}
 		return nil, ae
 	}
 	resp.Body = newIdleBody(resp.Body, cancel)
 	return resp, nil
+}
+
+// messageGone says a $value refusal means the message is gone (deleted
+// since it was listed) or its id never was Graph's (a damaged checkpoint).
+// Any other 404 (ErrorInvalidUser, MailboxNotEnabledForRESTAPI...) means
+// the mailbox itself is gone or closed: counting its messages as deleted
+// would end the account 搬家成功 with nothing copied.
+func messageGone(ae *apiError) bool {
+	switch ae.Code {
+	case "ErrorItemNotFound", "ErrorInvalidIdMalformed":
+		return true
+	}
+	return false
 }
 
 // idleBody cancels its request when no read completes for IOTimeout.
@@ -566,6 +598,9 @@ func (s *Source) Fetch(ctx context.Context, f mail.Folder, msgs []mail.Message, 
 	for _, m := range msgs {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if m.Key == archiveKey { // never a Graph id
+			return s.archiveError(m)
 		}
 		resp, err := s.value(ctx, m.Key)
 		if ae := asAPIError(err); ae != nil && messageLevel(ae) && ae.Status < 500 {

@@ -55,7 +55,10 @@ func Users(ctx context.Context, e mail.Endpoint, domain string) ([]User, error) 
 			return nil, c.classify("listing the users of "+domain, "", err)
 		}
 		for _, u := range page.GetValue() {
-			out = append(out, userOf(u))
+			usr := userOf(u)
+			// Its mailbox will be read under the id, not the address.
+			rememberID(c.cloud, e, usr.Mail, usr.ID)
+			out = append(out, usr)
 		}
 		next := deref(page.GetOdataNextLink())
 		if next == "" {

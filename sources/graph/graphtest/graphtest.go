@@ -9,6 +9,15 @@
 // MIME from $value. Faults can be injected: a mailbox answering 403 or 404,
 // and storms of 429 and 503 with Retry-After. It counts what it served and
 // checks that clients keep to Retry-After and to 4 requests per mailbox.
+//
+// It is as strict as Graph where Graph is strict: a mailbox is addressed by
+// its id or userPrincipalName (not its mail address); an expired delta or
+// skip token is a 400 syncStateNotFound (or 410, see SyncStateStatus); $value
+// has no HEAD and, by default, no Content-Length; a fifth concurrent request
+// to one mailbox is answered 429 with a Retry-After of seconds, and so is a
+// mailbox over its budget of requests (10,000 per 10 minutes). Sizes and the
+// last verb executed (replied, forwarded) come as extended properties when
+// asked for with $expand.
 package graphtest
 
 import (
@@ -46,6 +55,12 @@ type Message struct {
 	// Status, when set, answers the message's $value with this error (an
 	// item Exchange cannot turn into MIME).
 	Status int
+	// Size is what the store says the item weighs (PidTagMessageSize),
+	// which is not the MIME length; 0 reports the MIME length.
+	Size int64
+	// Verb is the last verb executed on it (PidTagLastVerbExecuted): 102
+	// replied, 103 replied to all, 104 forwarded; 0 none.
+	Verb int
 
 	seq int64 // last change, for delta
 }
@@ -86,6 +101,23 @@ type Mailbox struct {
 	Status int
 	// ID is set by the server.
 	ID string
+	// ThrottleOnValue, when set, throttles this mailbox alone from its
+	// first $value request on: for this long every request for it is
+	// answered 429 with a Retry-After to match.
+	ThrottleOnValue time.Duration
+	// Archive gives the mailbox an online (in-place) archive, which
+	// Graph's mail API does not reach; beta's exchangeSettings names it.
+	Archive bool
+
+	throttledUntil time.Time
+}
+
+// ThrottledUntil is when the mailbox's ThrottleOnValue window ends (zero
+// before it began).
+func (s *Server) ThrottledUntil(mailbox string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mailbox(mailbox).throttledUntil
 }
 
 // Stats is what the server served.
@@ -105,6 +137,11 @@ type Stats struct {
 	// MutableIDs counts Graph requests without Prefer: IdType="ImmutableId"
 	// (their ids would change when a message moves).
 	MutableIDs int
+	// Refused counts requests answered 429 for being a mailbox's fifth at
+	// once; OverBudget those answered 429 for its request budget.
+	Refused, OverBudget int
+	// ByMailbox counts Graph requests per mailbox id.
+	ByMailbox map[string]int
 }
 
 // Server is a running emulator.
@@ -117,8 +154,26 @@ type Server struct {
 	Port int
 	// PageSize caps every page, whatever the client asks for.
 	PageSize int
-	// NoContentLength makes $value answers streamed without a length.
+	// NoContentLength makes $value answers streamed without a length; New
+	// sets it, as Graph does not promise one.
 	NoContentLength bool
+	// SyncStateStatus answers an expired delta or skip token: 400 (code
+	// syncStateNotFound, the default) or 410 (code resyncRequired).
+	SyncStateStatus int
+	// MaxConcurrent requests per mailbox are served at once; more are
+	// answered 429 with Retry-After ConcurrencyRetry.
+	MaxConcurrent    int
+	ConcurrencyRetry time.Duration
+	// Budget requests per mailbox are served per BudgetWindow; more are
+	// answered 429 with a Retry-After until the window ends.
+	Budget       int
+	BudgetWindow time.Duration
+	// NoDelta answers message delta with 400, as Office 365 operated by
+	// 21Vianet does.
+	NoDelta bool
+	// Latency is how long each mailbox request takes before it is
+	// answered, in flight all the while.
+	Latency time.Duration
 
 	srv *httptest.Server
 
@@ -132,6 +187,12 @@ type Server struct {
 	storm      int
 	generation int
 	throttle   map[string]*throttleState
+	budgets    map[string]*budget
+}
+
+type budget struct {
+	start time.Time
+	n     int
 }
 
 type throttleState struct {
@@ -148,10 +209,18 @@ func New(t testing.TB) *Server {
 		ClientID: "11111111-2222-3333-4444-555555555555",
 		Secret:   "emulator-secret-" + randHex(8),
 		PageSize: 50,
-		tokens:   map[string]bool{},
-		inFlight: map[string]map[context.Context]bool{},
-		throttle: map[string]*throttleState{},
-		stats:    Stats{Requests: map[string]int{}, MaxInFlight: map[string]int{}},
+		// Graph's own limits for Outlook resources.
+		NoContentLength:  true,
+		SyncStateStatus:  http.StatusBadRequest,
+		MaxConcurrent:    4,
+		ConcurrencyRetry: 2 * time.Second,
+		Budget:           10000,
+		BudgetWindow:     10 * time.Minute,
+		budgets:          map[string]*budget{},
+		tokens:           map[string]bool{},
+		inFlight:         map[string]map[context.Context]bool{},
+		throttle:         map[string]*throttleState{},
+		stats:            Stats{Requests: map[string]int{}, MaxInFlight: map[string]int{}, ByMailbox: map[string]int{}},
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.EnableHTTP2 = true
@@ -257,6 +326,24 @@ func (s *Server) Delete(mailbox, id string) {
 	f.removed = append(f.removed, tombstone{id: id, seq: s.seq})
 }
 
+// ExpireTokens makes every token issued so far invalid, as when tokens
+// expire or are revoked before the client's cache expects: Graph then
+// answers 401 InvalidAuthenticationToken.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens = map[string]bool{}
+}
+
+// SetStatus makes the mailbox answer every request with status (403 or
+// 404), as when its licence or the app's access is taken away mid-run; 0
+// restores it.
+func (s *Server) SetStatus(mailbox string, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mailbox(mailbox).Status = status
+}
+
 // Storm makes every mailbox throttled after each `every` requests: for the
 // next second all its requests are answered 429 or 503 (alternately) with
 // Retry-After. 0 ends the storm.
@@ -271,9 +358,12 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := s.stats
-	out.Requests, out.MaxInFlight = map[string]int{}, map[string]int{}
+	out.Requests, out.MaxInFlight, out.ByMailbox = map[string]int{}, map[string]int{}, map[string]int{}
 	for k, v := range s.stats.Requests {
 		out.Requests[k] = v
+	}
+	for k, v := range s.stats.ByMailbox {
+		out.ByMailbox[k] = v
 	}
 	for k, v := range s.stats.MaxInFlight {
 		out.MaxInFlight[k] = v
@@ -285,9 +375,21 @@ func (s *Server) Stats() Stats {
 func (s *Server) ResetStats() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stats = Stats{Requests: map[string]int{}, MaxInFlight: map[string]int{}}
+	s.stats = Stats{Requests: map[string]int{}, MaxInFlight: map[string]int{}, ByMailbox: map[string]int{}}
 }
 
+// addressed finds the mailbox of a Graph path as Graph does: by id or
+// userPrincipalName only.
+func (s *Server) addressed(key string) *Mailbox {
+	for _, m := range s.boxes {
+		if strings.EqualFold(m.ID, key) || strings.EqualFold(m.UPN, key) {
+			return m
+		}
+	}
+	return nil
+}
+
+// mailbox finds a mailbox for the test's own calls, by any of its names.
 func (s *Server) mailbox(key string) *Mailbox {
 	for _, m := range s.boxes {
 		if strings.EqualFold(m.ID, key) || (m.Mail != "" && strings.EqualFold(m.Mail, key)) || strings.EqualFold(m.UPN, key) {
@@ -369,7 +471,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case len(segs) == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token":
 		s.token(w, r, segs[0])
 	case len(segs) >= 2 && segs[0] == "v1.0":
-		s.graph(w, r, segs[1:])
+		s.graph(w, r, segs[1:], false)
+	case len(segs) >= 2 && segs[0] == "beta":
+		s.graph(w, r, segs[1:], true)
 	default:
 		writeError(w, http.StatusNotFound, "UnknownPath", "no such path "+r.URL.Path)
 	}
@@ -460,13 +564,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // answer of a pause and still count as sent before the client heard of it.
 const stormGrace = 300 * time.Millisecond
 
-func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string) {
+func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string, beta bool) {
 	auth := r.Header.Get("Authorization")
 	s.mu.Lock()
 	valid := strings.HasPrefix(auth, "Bearer ") && s.tokens[strings.TrimPrefix(auth, "Bearer ")]
 	s.mu.Unlock()
 	if !valid {
-		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
 		return
 	}
 	if !strings.Contains(r.Header.Get("Prefer"), `IdType="ImmutableId"`) {
@@ -488,11 +592,12 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string) {
 	}
 	key := segs[1]
 	s.mu.Lock()
-	box := s.mailbox(key)
+	box := s.addressed(key)
 	boxKey := strings.ToLower(key)
 	if box != nil {
 		boxKey = box.ID
 	}
+	s.stats.ByMailbox[boxKey]++
 	// In flight: requests whose handler runs and whose client still waits.
 	// A client that closes a body early resets the stream, which cancels the
 	// request's context before the server reads the client's next request.
@@ -511,15 +616,31 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string) {
 		s.stats.MaxInFlight[boxKey] = live
 	}
 	status, retry := s.throttled(boxKey)
+	if status == 0 && box != nil && box.ThrottleOnValue > 0 {
+		now := time.Now()
+		if box.throttledUntil.IsZero() && strings.EqualFold(segs[len(segs)-1], "$value") {
+			box.throttledUntil = now.Add(box.ThrottleOnValue)
+		}
+		if now.Before(box.throttledUntil) {
+			s.stats.Throttled++
+			status, retry = http.StatusTooManyRequests, strconv.Itoa(int((box.throttledUntil.Sub(now)+time.Second-1)/time.Second))
+		}
+	}
+	if status == 0 {
+		status, retry = s.limited(boxKey, live)
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.inFlight[boxKey], ctx)
 		s.mu.Unlock()
 	}()
+	if status == 0 && s.Latency > 0 {
+		time.Sleep(s.Latency)
+	}
 	if status != 0 {
 		w.Header().Set("Retry-After", retry)
-		writeError(w, status, map[int]string{429: "TooManyRequests", 503: "ServiceUnavailable"}[status], "Application is over its MailboxConcurrency limit.")
+		writeError(w, status, map[int]string{429: "ApplicationThrottled", 503: "ServiceUnavailable"}[status], "Application is over its MailboxConcurrency limit.")
 		return
 	}
 	if box == nil || box.Status == http.StatusNotFound {
@@ -537,6 +658,21 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if beta {
+		// Only mailbox discovery (exchangeSettings) is served from beta.
+		if len(rest) == 2 && lower[0] == "settings" && lower[1] == "exchange" {
+			s.count("settings")
+			out := map[string]any{"@odata.context": "https://" + r.Host + "/beta/$metadata#users('" + box.ID + "')/settings/exchange/$entity",
+				"primaryMailboxId": "MBX:" + box.ID}
+			if box.Archive {
+				out["inPlaceArchiveMailboxId"] = "MBX:archive-" + box.ID
+			}
+			writeJSON(w, http.StatusOK, out)
+		} else {
+			writeError(w, http.StatusBadRequest, "BadRequest", "unsupported beta path")
+		}
+		return
+	}
 	switch {
 	case len(rest) == 1 && lower[0] == "mailfolders":
 		s.count("folders")
@@ -576,6 +712,31 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, segs []string) {
 }
 
 func (s *Server) count(kind string) { s.stats.Requests[kind]++ }
+
+// limited answers a request beyond the mailbox's concurrency or budget
+// with 429 and the seconds to wait; called locked.
+func (s *Server) limited(box string, live int) (int, string) {
+	if s.MaxConcurrent > 0 && live > s.MaxConcurrent {
+		s.stats.Refused++
+		return http.StatusTooManyRequests, strconv.Itoa(max(int(s.ConcurrencyRetry/time.Second), 1))
+	}
+	if s.Budget <= 0 {
+		return 0, ""
+	}
+	b := s.budgets[box]
+	now := time.Now()
+	if b == nil || now.Sub(b.start) >= s.BudgetWindow {
+		b = &budget{start: now}
+		s.budgets[box] = b
+	}
+	b.n++
+	if b.n <= s.Budget {
+		return 0, ""
+	}
+	s.stats.OverBudget++
+	wait := b.start.Add(s.BudgetWindow).Sub(now)
+	return http.StatusTooManyRequests, strconv.Itoa(max(int((wait+time.Second-1)/time.Second), 1))
+}
 
 // throttled decides whether a storm answers this request; called locked.
 func (s *Server) throttled(box string) (int, string) {
@@ -643,12 +804,18 @@ func maxPageSize(r *http.Request, size int) int {
 	return size
 }
 
-var endsWithMail = regexp.MustCompile(`(?i)^endswith\(mail,\s*'([^']*)'\)$`)
+var (
+	endsWithMail = regexp.MustCompile(`(?i)^endswith\(mail,\s*'([^']*)'\)$`)
+	mailEquals   = regexp.MustCompile(`(?i)^mail eq '([^']*)'$`)
+)
 
 func (s *Server) users(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	filter := q.Get("$filter")
-	var suffix string
+	var suffix, exact string
+	if m := mailEquals.FindStringSubmatch(filter); m != nil {
+		exact, filter = strings.ToLower(m[1]), ""
+	}
 	if filter != "" {
 		m := endsWithMail.FindStringSubmatch(filter)
 		if m == nil {
@@ -667,6 +834,9 @@ func (s *Server) users(w http.ResponseWriter, r *http.Request) {
 	var all []map[string]any
 	for _, b := range s.boxes {
 		if suffix != "" && (b.Mail == "" || !strings.HasSuffix(strings.ToLower(b.Mail), suffix)) {
+			continue
+		}
+		if exact != "" && !strings.EqualFold(b.Mail, exact) {
 			continue
 		}
 		u := map[string]any{"id": b.ID, "userPrincipalName": b.UPN, "displayName": b.DisplayName, "accountEnabled": !b.Disabled}
@@ -737,7 +907,30 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, fs []*Folde
 	writeJSON(w, http.StatusOK, out)
 }
 
-func messageJSON(m *Message) map[string]any {
+// Extended properties a client may ask for with $expand.
+const (
+	propSize = "Integer 0xe08"  // PidTagMessageSize
+	propVerb = "Integer 0x1081" // PidTagLastVerbExecuted
+)
+
+// expanded names the extended properties asked for in $expand, as a short
+// string that delta tokens carry ("s" size, "v" verb).
+func expanded(expand string) string {
+	e := strings.ToLower(expand)
+	if !strings.Contains(e, "singlevalueextendedproperties") {
+		return ""
+	}
+	out := ""
+	if strings.Contains(e, "0x0e08") || strings.Contains(e, "0xe08") {
+		out += "s"
+	}
+	if strings.Contains(e, "0x1081") {
+		out += "v"
+	}
+	return out
+}
+
+func messageJSON(m *Message, props string) map[string]any {
 	status := "notFlagged"
 	if m.Flagged {
 		status = "flagged"
@@ -746,7 +939,7 @@ func messageJSON(m *Message) map[string]any {
 	if cats == nil {
 		cats = []string{}
 	}
-	return map[string]any{
+	out := map[string]any{
 		"@odata.etag":      fmt.Sprintf(`W/"CQAAABYAAAD%d"`, m.seq),
 		"id":               m.ID,
 		"createdDateTime":  m.Received.UTC().Format(time.RFC3339),
@@ -756,6 +949,23 @@ func messageJSON(m *Message) map[string]any {
 		"flag":             map[string]any{"flagStatus": status},
 		"categories":       cats,
 	}
+	if props == "" {
+		return out
+	}
+	// Graph lists only the asked-for properties the item has.
+	ext := []map[string]any{}
+	if strings.Contains(props, "s") {
+		size := m.Size
+		if size == 0 {
+			size = int64(len(m.MIME))
+		}
+		ext = append(ext, map[string]any{"id": propSize, "value": strconv.FormatInt(size, 10)})
+	}
+	if strings.Contains(props, "v") && m.Verb != 0 {
+		ext = append(ext, map[string]any{"id": propVerb, "value": strconv.Itoa(m.Verb)})
+	}
+	out["singleValueExtendedProperties"] = ext
+	return out
 }
 
 // listMessages orders as Graph does: newest first unless asked for
@@ -771,8 +981,9 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, f *Folder)
 	})
 	from, to, next := s.page(r, len(msgs))
 	var vals []map[string]any
+	props := expanded(r.URL.Query().Get("$expand"))
 	for _, m := range msgs[from:to] {
-		vals = append(vals, messageJSON(m))
+		vals = append(vals, messageJSON(m, props))
 	}
 	out := map[string]any{"@odata.context": "https://" + r.Host + "/v1.0/$metadata#users('x')/mailFolders('y')/messages", "value": nonNil(vals)}
 	if next != "" {
@@ -789,9 +1000,14 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, box *Mailbox, f *
 	base, upto, offset := int64(-1), s.seq, 0
 	kind := "delta-initial"
 	bad := false
+	// A sync keeps the $select and $expand of its first request: its
+	// tokens carry them, as Graph's do.
+	props := expanded(q.Get("$expand"))
 	if t := q.Get("$skiptoken"); t != "" {
 		kind = "delta-page"
-		parts := strings.Split(s.decodeToken(t), ".")
+		tok, p, _ := strings.Cut(s.decodeToken(t), "|")
+		props = p
+		parts := strings.Split(tok, ".")
 		if len(parts) != 3 {
 			bad = true
 		} else {
@@ -803,13 +1019,23 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, box *Mailbox, f *
 		}
 	} else if t := q.Get("$deltatoken"); t != "" {
 		kind = "delta-link"
+		tok, p, _ := strings.Cut(s.decodeToken(t), "|")
+		props = p
 		var err error
-		base, err = strconv.ParseInt(s.decodeToken(t), 10, 64)
+		base, err = strconv.ParseInt(tok, 10, 64)
 		bad = err != nil || base > s.seq
 	}
 	s.count(kind)
+	if s.NoDelta {
+		writeError(w, http.StatusBadRequest, "ErrorInvalidRequest", "Delta query is not supported for this resource.")
+		return
+	}
 	if bad {
-		writeError(w, http.StatusGone, "SyncStateNotFound", "The sync state generation is not found.")
+		if s.SyncStateStatus == http.StatusGone {
+			writeError(w, http.StatusGone, "resyncRequired", "The sync state is no longer valid: resynchronize from the start.")
+		} else {
+			writeError(w, http.StatusBadRequest, "syncStateNotFound", "The sync state generation is not found.")
+		}
 		return
 	}
 	type item struct {
@@ -819,7 +1045,7 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, box *Mailbox, f *
 	var items []item
 	for _, m := range f.Messages {
 		if m.seq > base && m.seq <= upto {
-			items = append(items, item{m.seq, messageJSON(m)})
+			items = append(items, item{m.seq, messageJSON(m, props)})
 		}
 	}
 	if base >= 0 {
@@ -840,15 +1066,15 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, box *Mailbox, f *
 	link := fmt.Sprintf("https://%s/v1.0/users('%s')/mailFolders('%s')/messages/delta()", r.Host, box.ID, f.ID)
 	out := map[string]any{"@odata.context": "https://" + r.Host + "/v1.0/$metadata#Collection(message)", "value": nonNil(vals)}
 	if end < len(items) {
-		out["@odata.nextLink"] = link + "?$skiptoken=" + s.encodeToken(fmt.Sprintf("%d.%d.%d", base, upto, end))
+		out["@odata.nextLink"] = link + "?$skiptoken=" + s.encodeToken(fmt.Sprintf("%d.%d.%d|%s", base, upto, end, props))
 	} else {
-		out["@odata.deltaLink"] = link + "?$deltatoken=" + s.encodeToken(strconv.FormatInt(upto, 10))
+		out["@odata.deltaLink"] = link + "?$deltatoken=" + s.encodeToken(fmt.Sprintf("%d|%s", upto, props))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 // ForgetSyncState makes every delta and skip token given so far invalid
-// (410 SyncStateNotFound), as Graph does when its sync state expires.
+// (see SyncStateStatus), as Graph does when its sync state expires.
 func (s *Server) ForgetSyncState() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
