@@ -82,7 +82,7 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 	add(Step{Name: "tcp", OK: true, Detail: "connected to " + conn.RemoteAddr().String()})
 
 	// TLS, for implicit-TLS schemes; STARTTLS/STLS is proven at login.
-	implicit := strings.HasSuffix(e.Scheme, "s") && !strings.Contains(e.Scheme, "+")
+	implicit := strings.HasSuffix(e.Scheme, "s") && !strings.Contains(e.Scheme, "+") || e.Scheme == "ews"
 	switch {
 	case implicit:
 		if !add(checkTLS(ctx, conn, e)) {
