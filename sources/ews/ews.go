@@ -18,6 +18,7 @@
 package ews
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
@@ -626,7 +627,7 @@ func (s *Source) Fetch(ctx context.Context, f mail.Folder, msgs []mail.Message, 
 				return &mail.MessageError{Message: m, Err: fault.New(fault.Message, "Exchange sent MIME content that is not base64", derr)}
 			}
 			m.Size = int64(len(data))
-			return fn(&mail.Body{Message: m, Reader: strings.NewReader(string(data))})
+			return fn(&mail.Body{Message: m, Reader: bytes.NewReader(data)})
 		})
 		if err != nil {
 			return err
