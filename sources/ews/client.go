@@ -51,6 +51,7 @@ type client struct {
 	password    string
 	version     string
 	impersonate string // primary SMTP address of the mailbox, through ExchangeImpersonation
+	delegate    string // or of the mailbox opened through FullAccess
 	tr          *http.Transport
 	http        *http.Client
 }
@@ -340,6 +341,14 @@ func (m *answer) err() error {
 	return re
 }
 
+// member is the mailbox opened for another, "" for one's own.
+func (c *client) member() string {
+	if c.impersonate != "" {
+		return c.impersonate
+	}
+	return c.delegate
+}
+
 // classify turns an EWS error into one a person can act on.
 func (c *client) classify(op string, err error) error {
 	if err == nil {
@@ -353,14 +362,19 @@ func (c *client) classify(op string, err error) error {
 	admin := c.user
 	switch code {
 	case "ErrorImpersonateUserDenied", "ErrorImpersonationDenied":
-		return fault.New(fault.Account, fmt.Sprintf("the migration admin %s may not open mailbox %s: give it the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s)", admin, c.impersonate, admin), err)
+		return fault.New(fault.Account, fmt.Sprintf("the migration admin %s may not open mailbox %s: give it the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s) or FullAccess on the mailbox (Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess)", admin, c.member(), admin, c.member(), admin), err)
 	case "ErrorNonExistentMailbox", "ErrorMailboxNotFound", "ErrorInvalidSmtpAddress", "ErrorNoPublicFolderReplicaAvailable":
-		who := c.impersonate
+		who := c.member()
 		if who == "" {
 			who = c.user
 		}
 		return fault.New(fault.Account, fmt.Sprintf("no Exchange mailbox %s on %s", who, c.host), err)
-	case "ErrorAccessDenied", "ErrorMailboxMoveInProgress", "ErrorAccountDisabled":
+	case "ErrorAccessDenied":
+		if c.delegate != "" {
+			return fault.New(fault.Account, fmt.Sprintf("the migration admin %s lost FullAccess to mailbox %s: give it back (Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess) or the ApplicationImpersonation role", admin, c.delegate, c.delegate, admin), err)
+		}
+		return fault.New(fault.Account, fmt.Sprintf("Exchange refused %s access to the mailbox (%s)", admin, code), err)
+	case "ErrorMailboxMoveInProgress", "ErrorAccountDisabled":
 		return fault.New(fault.Account, fmt.Sprintf("Exchange refused %s access to the mailbox (%s)", admin, code), err)
 	case "ErrorInvalidServerVersion", "ErrorIncorrectSchemaVersion":
 		return fault.New(fault.Account, fmt.Sprintf("Exchange at %s does not serve version %s: give the server's version with --ews-version", c.host, c.version), err)

@@ -65,7 +65,9 @@ type Source struct {
 var _ sources.Source = (*Source)(nil)
 
 // Open logs in and checks, with one request, that the login is accepted,
-// that the admin may impersonate the member and that the mailbox exists.
+// that the admin may open the member's mailbox and that it exists. An
+// admin refused impersonation tries FullAccess: the member's folders named
+// in the member's mailbox (DistinguishedFolderId with Mailbox).
 func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	c, err := newClient(e)
 	if err != nil {
@@ -75,20 +77,30 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	if s.mailbox == "" {
 		s.mailbox = e.User
 	}
-	var r getFolderResponse
-	if err := c.call(ctx, "GetFolder", getFolderBody([]string{"inbox"}), &r); err != nil {
-		c.close()
-		return nil, c.classify("GetFolder", err)
+	err = s.probe(ctx)
+	if c := codeOf(err); c == "ErrorImpersonateUserDenied" || c == "ErrorImpersonationDenied" {
+		s.c.impersonate, s.c.delegate = "", e.AuthzID
+		if err = s.probe(ctx); err != nil && codeOf(err) != "ErrorNonExistentMailbox" {
+			err = &responseError{Code: "ErrorImpersonateUserDenied", Text: "impersonation refused, and no FullAccess: " + err.Error()}
+		}
 	}
-	if len(r.Messages.List) == 0 {
-		c.close()
-		return nil, errors.New("EWS GetFolder: empty answer")
-	}
-	if err := r.Messages.List[0].err(); err != nil {
-		c.close()
-		return nil, c.classify("GetFolder", err)
+	if err != nil {
+		s.c.close()
+		return nil, s.c.classify("GetFolder", err)
 	}
 	return s, nil
+}
+
+// probe opens the mailbox's Inbox.
+func (s *Source) probe(ctx context.Context) error {
+	var r getFolderResponse
+	if err := s.c.call(ctx, "GetFolder", s.c.getFolderBody([]string{"inbox"}), &r); err != nil {
+		return err
+	}
+	if len(r.Messages.List) == 0 {
+		return errors.New("EWS GetFolder: empty answer")
+	}
+	return r.Messages.List[0].err()
 }
 
 // Close drops the session's connections; EWS has no logout.
@@ -173,21 +185,30 @@ type findResponse = getFolderResponse
 
 // ---- requests ----
 
-func getFolderBody(distinguished []string) string {
+// distinguishedID names a well-known folder, in the member's mailbox when
+// the admin opens it through FullAccess.
+func (c *client) distinguishedID(id string) string {
+	if c.delegate == "" {
+		return fmt.Sprintf(`<t:DistinguishedFolderId Id="%s"/>`, id)
+	}
+	return fmt.Sprintf(`<t:DistinguishedFolderId Id="%s"><t:Mailbox><t:EmailAddress>%s</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId>`, id, esc(c.delegate))
+}
+
+func (c *client) getFolderBody(distinguished []string) string {
 	var b strings.Builder
 	b.WriteString(`<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds>`)
 	for _, id := range distinguished {
-		fmt.Fprintf(&b, `<t:DistinguishedFolderId Id="%s"/>`, id)
+		b.WriteString(c.distinguishedID(id))
 	}
 	b.WriteString(`</m:FolderIds></m:GetFolder>`)
 	return b.String()
 }
 
-func findFolderBody(page, offset int) string {
+func (c *client) findFolderBody(page, offset int) string {
 	return fmt.Sprintf(`<m:FindFolder Traversal="Deep"><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>`+
 		`<t:FieldURI FieldURI="folder:ParentFolderId"/><t:FieldURI FieldURI="folder:FolderClass"/><t:FieldURI FieldURI="folder:DisplayName"/><t:FieldURI FieldURI="folder:TotalCount"/>`+
 		`</t:AdditionalProperties></m:FolderShape><m:IndexedPageFolderView MaxEntriesReturned="%d" Offset="%d" BasePoint="Beginning"/>`+
-		`<m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>`, page, offset)
+		`<m:ParentFolderIds>%s</m:ParentFolderIds></m:FindFolder>`, page, offset, c.distinguishedID("msgfolderroot"))
 }
 
 // PR_LAST_VERB_EXECUTED and PR_FLAG_STATUS: the replied/forwarded state and
@@ -250,7 +271,7 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 		ids = append(ids, wk.id)
 	}
 	var gr getFolderResponse
-	if err := s.c.call(ctx, "GetFolder", getFolderBody(ids), &gr); err != nil {
+	if err := s.c.call(ctx, "GetFolder", s.c.getFolderBody(ids), &gr); err != nil {
 		return nil, s.c.classify("GetFolder", err)
 	}
 	if len(gr.Messages.List) != len(ids) {
@@ -351,7 +372,7 @@ func (s *Source) findFolders(ctx context.Context) ([]folderXML, error) {
 	page := PageSize
 	for {
 		var r findResponse
-		err := s.c.call(ctx, "FindFolder", findFolderBody(page, len(all)), &r)
+		err := s.c.call(ctx, "FindFolder", s.c.findFolderBody(page, len(all)), &r)
 		if err == nil && len(r.Messages.List) == 0 {
 			err = errors.New("empty answer")
 		}

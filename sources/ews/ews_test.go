@@ -384,6 +384,29 @@ func TestImpersonation(t *testing.T) {
 	}
 }
 
+// TestFullAccess: an admin without the impersonation role but with
+// FullAccess on a mailbox reads it, naming the member's mailbox in its
+// requests; on a mailbox it has no FullAccess to it is told both ways.
+func TestFullAccess(t *testing.T) {
+	srv := ewstest.New(t)
+	srv.AddAccount(&ewstest.Account{Name: "deleg", Password: "Deleg-pw", FullAccess: []string{"hal@contoso.com"}})
+	hal := Seed(srv, "hal@contoso.com", 40, 7, 0)
+	Seed(srv, "ida@contoso.com", 3, 8, 0)
+
+	s := open(t, srv.Endpoint(`CONTOSO\deleg`, "Deleg-pw", "hal@contoso.com"))
+	if n := readAll(t, s, hal.Want); n != 40 {
+		t.Fatalf("read %d of 40 through FullAccess", n)
+	}
+	if st := srv.Stats(); st.Delegated == 0 || st.Impersonated != 0 {
+		t.Fatalf("folders named in the member's mailbox %d times, impersonated %d: want FullAccess only", st.Delegated, st.Impersonated)
+	}
+	_, err := ews.Open(context.Background(), srv.Endpoint(`CONTOSO\deleg`, "Deleg-pw", "ida@contoso.com"))
+	if fault.Classify(err) != fault.Account || !strings.Contains(err.Error(), "ApplicationImpersonation role") ||
+		!strings.Contains(err.Error(), "Add-MailboxPermission -Identity ida@contoso.com -User CONTOSO\\deleg -AccessRights FullAccess") {
+		t.Fatalf("neither impersonation nor FullAccess: %v", err)
+	}
+}
+
 // readAll lists and fetches every folder and compares with want.
 func readAll(t *testing.T, s sources.Source, want map[string][]sourcetest.Message) int {
 	t.Helper()

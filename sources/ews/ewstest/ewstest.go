@@ -91,6 +91,9 @@ type Account struct {
 	Mailbox string
 	// Impersonate says the account holds the ApplicationImpersonation role.
 	Impersonate bool
+	// FullAccess lists the mailboxes the account may open as a delegate
+	// (Add-MailboxPermission -AccessRights FullAccess).
+	FullAccess []string
 }
 
 // Stats counts what clients did.
@@ -105,8 +108,9 @@ type Stats struct {
 	Versions map[string]int
 	// PagesRefused counts pages refused as above FindCountLimit.
 	PagesRefused int
-	// Impersonated counts requests made through ExchangeImpersonation.
-	Impersonated int
+	// Impersonated counts requests made through ExchangeImpersonation;
+	// Delegated the folders named in another's mailbox (FullAccess).
+	Impersonated, Delegated int
 	// MaxBatch is the largest GetItem batch; MIMEItems counts the items
 	// whose MIME content was sent.
 	MaxBatch, MIMEItems int
@@ -198,6 +202,7 @@ func (s *Server) AddMailbox(m *Mailbox) *Mailbox {
 	defer s.mu.Unlock()
 	m.rootID = newID("AQMk")
 	s.mailboxes[strings.ToLower(m.SMTP)] = m
+	s.owner[m.rootID] = m
 	var walk func(parent string, fs []*Folder)
 	walk = func(parent string, fs []*Folder) {
 		for _, f := range fs {
@@ -475,7 +480,10 @@ type view struct {
 
 type folderIDs struct {
 	Distinguished []struct {
-		ID string `xml:"Id,attr"`
+		ID      string `xml:"Id,attr"`
+		Mailbox *struct {
+			Email string `xml:"http://schemas.microsoft.com/exchange/services/2006/types EmailAddress"`
+		} `xml:"http://schemas.microsoft.com/exchange/services/2006/types Mailbox"`
 	} `xml:"http://schemas.microsoft.com/exchange/services/2006/types DistinguishedFolderId"`
 	IDs []struct {
 		ID string `xml:"Id,attr"`
@@ -562,7 +570,7 @@ func (s *Server) soap(w http.ResponseWriter, acct *Account, env *request) {
 			map[string]string{"BackOffMilliseconds": strconv.FormatInt(wait.Milliseconds(), 10)})
 		return
 	}
-	var mb *Mailbox
+	acc := &access{acct: acct}
 	if imp := env.Header.Impersonation; imp != nil {
 		if !acct.Impersonate {
 			s.fault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", nil)
@@ -570,35 +578,31 @@ func (s *Server) soap(w http.ResponseWriter, acct *Account, env *request) {
 		}
 		s.mu.Lock()
 		s.stats.Impersonated++
-		mb = s.mailboxes[strings.ToLower(imp.SID.SMTP)]
+		acc.principal, acc.impersonating = s.mailboxes[strings.ToLower(imp.SID.SMTP)], true
 		s.mu.Unlock()
-		if mb == nil {
+		if acc.principal == nil {
 			s.fault(w, "ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.", nil)
 			return
 		}
 	} else {
 		s.mu.Lock()
-		mb = s.mailboxes[strings.ToLower(acct.Mailbox)]
+		acc.principal = s.mailboxes[strings.ToLower(acct.Mailbox)]
 		s.mu.Unlock()
-		if mb == nil {
-			s.fault(w, "ErrorNonExistentMailbox", "No mailbox with such guid.", nil)
-			return
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var body string
 	switch b := env.Body; op {
 	case "FindFolder":
-		body = s.findFolder(mb, b.FindFolder)
+		body = s.findFolder(acc, b.FindFolder)
 	case "GetFolder":
-		body = s.getFolder(mb, b.GetFolder)
+		body = s.getFolder(acc, b.GetFolder)
 	case "FindItem":
-		body = s.findItem(mb, b.FindItem)
+		body = s.findItem(acc, b.FindItem)
 	case "GetItem":
-		body = s.getItem(mb, b.GetItem)
+		body = s.getItem(acc, b.GetItem)
 	case "SyncFolderItems":
-		body = s.syncFolderItems(mb, b.Sync)
+		body = s.syncFolderItems(acc, b.Sync)
 	}
 	if strings.HasPrefix(body, "fault:") {
 		code, text, _ := strings.Cut(strings.TrimPrefix(body, "fault:"), ":")
@@ -668,36 +672,75 @@ func wrap(op, inner string) string {
 var distinguished = map[string]bool{"msgfolderroot": true, "root": true, "inbox": true, "sentitems": true, "drafts": true,
 	"deleteditems": true, "junkemail": true, "outbox": true, "calendar": true, "contacts": true, "tasks": true, "notes": true, "journal": true}
 
-// resolve finds a folder id of mb: "" and a response code when it cannot.
-func (s *Server) resolve(mb *Mailbox, ids *folderIDs) (id string, code string) {
+// access is who a request acts as: the account logged in, and the mailbox
+// it works in (its own, or the one it impersonates).
+type access struct {
+	acct          *Account
+	principal     *Mailbox
+	impersonating bool
+}
+
+// may says whether the request may open mb: its own (or impersonated)
+// mailbox, or one the account has FullAccess to.
+func (a *access) may(mb *Mailbox) bool {
+	if mb == a.principal {
+		return true
+	}
+	if a.impersonating {
+		return false
+	}
+	for _, m := range a.acct.FullAccess {
+		if strings.EqualFold(m, mb.SMTP) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve finds a folder id and its mailbox: "" and a response code when it cannot.
+func (s *Server) resolve(acc *access, ids *folderIDs) (id string, mb *Mailbox, code string) {
 	if ids == nil || len(ids.Distinguished)+len(ids.IDs) != 1 {
-		return "", "ErrorInvalidRequest"
+		return "", nil, "ErrorInvalidRequest"
 	}
 	for _, d := range ids.Distinguished {
 		if !distinguished[d.ID] {
-			return "", "ErrorSchemaValidation"
+			return "", nil, "ErrorSchemaValidation"
+		}
+		mb = acc.principal
+		if d.Mailbox != nil {
+			s.stats.Delegated++
+			if mb = s.mailboxes[strings.ToLower(d.Mailbox.Email)]; mb == nil {
+				return "", nil, "ErrorNonExistentMailbox"
+			}
+			if !acc.may(mb) {
+				return "", nil, "ErrorAccessDenied"
+			}
+		}
+		if mb == nil {
+			return "", nil, "ErrorNonExistentMailbox"
 		}
 		if d.ID == "msgfolderroot" || d.ID == "root" {
-			return mb.rootID, ""
+			return mb.rootID, mb, ""
 		}
 		for fid, f := range s.folders {
 			if s.owner[fid] == mb && f.WellKnown == d.ID {
-				return fid, ""
+				return fid, mb, ""
 			}
 		}
-		return "", "ErrorFolderNotFound"
+		return "", nil, "ErrorFolderNotFound"
 	}
 	fid := ids.IDs[0].ID
-	if fid == mb.rootID {
-		return fid, ""
-	}
-	if _, ok := s.folders[fid]; !ok || s.owner[fid] != mb {
+	mb = s.owner[fid]
+	if mb == nil {
 		if _, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(fid, "AQMk")); err != nil {
-			return "", "ErrorInvalidIdMalformed"
+			return "", nil, "ErrorInvalidIdMalformed"
 		}
-		return "", "ErrorFolderNotFound"
+		return "", nil, "ErrorFolderNotFound"
 	}
-	return fid, ""
+	if !acc.may(mb) {
+		return "", nil, "ErrorAccessDenied"
+	}
+	return fid, mb, ""
 }
 
 func (s *Server) folderXML(id string, sh *shape) string {
@@ -743,11 +786,11 @@ func validShape(sh *shape) bool {
 	return sh != nil && (sh.BaseShape == "IdOnly" || sh.BaseShape == "Default" || sh.BaseShape == "AllProperties")
 }
 
-func (s *Server) findFolder(mb *Mailbox, r *findFolder) string {
+func (s *Server) findFolder(acc *access, r *findFolder) string {
 	if !validShape(r.Shape) || (r.Traversal != "Deep" && r.Traversal != "Shallow") || r.Parents == nil {
 		return "fault:ErrorSchemaValidation:The request failed schema validation: FindFolder needs Traversal, FolderShape and ParentFolderIds."
 	}
-	parent, code := s.resolve(mb, r.Parents)
+	parent, mb, code := s.resolve(acc, r.Parents)
 	if code != "" {
 		return wrap("FindFolder", errorMessage("FindFolder", code, "The folder could not be found."))
 	}
@@ -811,13 +854,13 @@ func max0(n int) int {
 	return n
 }
 
-func (s *Server) getFolder(mb *Mailbox, r *getFolder) string {
+func (s *Server) getFolder(acc *access, r *getFolder) string {
 	if !validShape(r.Shape) || r.IDs == nil {
 		return "fault:ErrorSchemaValidation:The request failed schema validation: GetFolder needs FolderShape and FolderIds."
 	}
 	var b strings.Builder
 	one := func(ids folderIDs) {
-		id, code := s.resolve(mb, &ids)
+		id, mb, code := s.resolve(acc, &ids)
 		if code == "ErrorSchemaValidation" {
 			b.Reset()
 			b.WriteString("fault:ErrorSchemaValidation:The request failed schema validation: unknown distinguished folder id.")
@@ -861,14 +904,14 @@ func itemElement(class string) string {
 	return "Item"
 }
 
-func (s *Server) findItem(mb *Mailbox, r *findItem) string {
+func (s *Server) findItem(acc *access, r *findItem) string {
 	if !validShape(r.Shape) || r.Traversal != "Shallow" || r.Parents == nil {
 		return "fault:ErrorSchemaValidation:The request failed schema validation: FindItem needs Traversal=\"Shallow\", ItemShape and ParentFolderIds."
 	}
 	if r.Shape.IncludeMIME || r.Shape.has("item:MimeContent") || r.Shape.has("item:Body") {
 		return wrap("FindItem", errorMessage("FindItem", "ErrorInvalidPropertyRequest", "This property was requested, but it isn't supported."))
 	}
-	fid, code := s.resolve(mb, r.Parents)
+	fid, mb, code := s.resolve(acc, r.Parents)
 	if code != "" || fid == mb.rootID {
 		if code == "" {
 			code = "ErrorFolderNotFound"
@@ -950,7 +993,7 @@ func (s *Server) itemXML(m *Message, sh *shape) string {
 	return b.String()
 }
 
-func (s *Server) getItem(mb *Mailbox, r *getItem) string {
+func (s *Server) getItem(acc *access, r *getItem) string {
 	if !validShape(r.Shape) || r.IDs == nil || len(r.IDs.IDs) == 0 {
 		return "fault:ErrorSchemaValidation:The request failed schema validation: GetItem needs ItemShape and ItemIds."
 	}
@@ -959,7 +1002,11 @@ func (s *Server) getItem(mb *Mailbox, r *getItem) string {
 	for _, ref := range r.IDs.IDs {
 		f := s.items[ref.ID]
 		var m *Message
-		if f != nil && s.owner[f.ID] == mb {
+		if f != nil && !acc.may(s.owner[f.ID]) {
+			b.WriteString(errorMessage("GetItem", "ErrorAccessDenied", "Access is denied. Check credentials and try again."))
+			continue
+		}
+		if f != nil {
 			for _, c := range f.Messages {
 				if c.ID == ref.ID {
 					m = c

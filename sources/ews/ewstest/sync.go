@@ -64,11 +64,11 @@ func (s *Server) Delete(mailbox, id string) {
 	delete(s.items, id)
 }
 
-func (s *Server) syncFolderItems(mb *Mailbox, r *syncFolderItems) string {
+func (s *Server) syncFolderItems(acc *access, r *syncFolderItems) string {
 	if !validShape(r.Shape) || r.Folder == nil || r.Max < 1 || r.Max > MaxSyncChanges {
 		return fmt.Sprintf("fault:ErrorSchemaValidation:The request failed schema validation: SyncFolderItems needs ItemShape, SyncFolderId and MaxChangesReturned from 1 to %d.", MaxSyncChanges)
 	}
-	fid, code := s.resolve(mb, r.Folder)
+	fid, mb, code := s.resolve(acc, r.Folder)
 	if code != "" || fid == mb.rootID {
 		if code == "" {
 			code = "ErrorFolderNotFound"
