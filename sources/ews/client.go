@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	ntlmssp "github.com/Azure/go-ntlmssp"
@@ -39,6 +40,30 @@ var Versions = []string{"Exchange2007_SP1", "Exchange2010", "Exchange2010_SP1", 
 // MaxBackOff is the longest ErrorServerBusy back-off waited out inside one
 // call; a longer one goes back to the engine as a retry after that time.
 var MaxBackOff = 30 * time.Second
+
+// MaxConcurrent bounds the requests in flight at once for one login on
+// one server, across every session of the process: Exchange's default
+// throttling policy refuses more than 27 per user (EWSMaxConcurrency), and
+// a delegated job sends every mailbox's requests as the one admin.
+var MaxConcurrent = 10
+
+var (
+	slotsMu sync.Mutex
+	slots   = map[string]chan struct{}{}
+)
+
+// slot is the semaphore of one login on one server.
+func (c *client) slot() chan struct{} {
+	key := strings.ToLower(c.url + "|" + c.user)
+	slotsMu.Lock()
+	defer slotsMu.Unlock()
+	ch := slots[key]
+	if ch == nil || cap(ch) != MaxConcurrent {
+		ch = make(chan struct{}, max(1, MaxConcurrent))
+		slots[key] = ch
+	}
+	return ch
+}
 
 // busyRetries bounds how often one call waits out ErrorServerBusy.
 const busyRetries = 8
@@ -187,7 +212,14 @@ func codeOf(err error) string {
 func (c *client) call(ctx context.Context, op, body string, out any) error {
 	payload := c.envelope(body)
 	for attempt := 0; ; attempt++ {
+		slot := c.slot()
+		select {
+		case slot <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		err := c.post(ctx, op, payload, out)
+		<-slot
 		var re *responseError
 		if !errors.As(err, &re) || re.Code != "ErrorServerBusy" {
 			return err

@@ -106,6 +106,9 @@ type Stats struct {
 	Busy, Early int
 	// Versions counts the RequestServerVersion values seen.
 	Versions map[string]int
+	// MaxInFlight is the most requests of one account in flight at once;
+	// OverConcurrency counts those refused for it.
+	MaxInFlight, OverConcurrency int
 	// PagesRefused counts pages refused as above FindCountLimit.
 	PagesRefused int
 	// Impersonated counts requests made through ExchangeImpersonation;
@@ -129,6 +132,11 @@ type Server struct {
 	// account with ErrorServerBusy and a back-off of BackOff.
 	BusyEvery int
 	BackOff   time.Duration
+	// MaxConcurrency is the throttling policy's EWSMaxConcurrency: the
+	// requests of one account in flight at once; one more is answered
+	// ErrorServerBusy. Latency holds every request that long.
+	MaxConcurrency int
+	Latency        time.Duration
 
 	CA   []byte
 	Host string
@@ -144,6 +152,7 @@ type Server struct {
 	items     map[string]*Folder // item id -> folder
 	count     map[string]int     // account -> requests
 	until     map[string]time.Time
+	inFlight  map[string]int
 	seq       int64
 	stats     Stats
 }
@@ -163,7 +172,7 @@ func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{Domain: "CONTOSO", FindCountLimit: 1000, BackOff: 200 * time.Millisecond,
 		mailboxes: map[string]*Mailbox{}, folders: map[string]*Folder{}, parent: map[string]string{},
-		owner: map[string]*Mailbox{}, items: map[string]*Folder{}, count: map[string]int{}, until: map[string]time.Time{}}
+		owner: map[string]*Mailbox{}, items: map[string]*Folder{}, count: map[string]int{}, until: map[string]time.Time{}, inFlight: map[string]int{}, MaxConcurrency: 27}
 	s.ResetStats()
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	// NTLM needs HTTP/1.1: it authenticates a connection.
@@ -304,6 +313,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.fault(w, "ErrorInvalidRequest", "Content-Type must be text/xml for SOAP 1.1, not "+ct, nil)
 		return
 	}
+	s.mu.Lock()
+	s.inFlight[acct.Name]++
+	n := s.inFlight[acct.Name]
+	s.stats.MaxInFlight = max(s.stats.MaxInFlight, n)
+	over := s.MaxConcurrency > 0 && n > s.MaxConcurrency
+	if over {
+		s.stats.OverConcurrency++
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight[acct.Name]--
+		s.mu.Unlock()
+	}()
+	if over {
+		io.Copy(io.Discard, r.Body)
+		s.fault(w, "ErrorServerBusy", "The server cannot service this request right now. Try again later.",
+			map[string]string{"BackOffMilliseconds": "100"})
+		return
+	}
+	time.Sleep(s.Latency)
 	var env request
 	if err := xml.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&env); err != nil {
 		s.fault(w, "ErrorSchemaValidation", "The request failed schema validation: "+err.Error(), nil)
