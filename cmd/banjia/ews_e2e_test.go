@@ -22,15 +22,19 @@ import (
 // CONTOSO\migadmin (--ews-domain), ExchangeImpersonation for each member,
 // the target reached through a master user. The run is SIGKILLed three
 // times; at the end every mailbox holds exactly its source's messages
-// (bytes, flags, dates), nothing twice. A mailbox Exchange does not have
-// fails alone with its reason, and no secret reaches an output or the
-// state file.
+// (bytes, flags, dates), nothing twice: 20 mailboxes. A mailbox Exchange does not have
+// fails alone with its reason; job sync then copies only the mail that
+// arrived since; no secret reaches an output or the state file.
 func TestEWSDelegatedCLI(t *testing.T) {
 	srv := ewstest.New(t)
 	srv.BusyEvery, srv.BackOff = 50, 20*time.Millisecond
 	srv.AddAccount(&ewstest.Account{Name: "migadmin", Password: "Mig-Adm1n!", Impersonate: true})
 	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox", MasterUser: "master", MasterPassword: "master-pw"})
-	names := []string{"alice", "bob", "carol", "dave"}
+	var names []string
+	for i := 0; i < 20; i++ {
+		names = append(names, fmt.Sprintf("member%02d", i))
+	}
+	const perBox = 30
 	want := map[string]map[string]int{}
 	sum := func(body []byte, flags []string, date time.Time) string {
 		fl := append([]string(nil), flags...)
@@ -44,7 +48,7 @@ func TestEWSDelegatedCLI(t *testing.T) {
 		client := &ewstest.Folder{Name: "北京"}
 		byName := map[string]*ewstest.Folder{"INBOX": inbox, "Sent": sent, "客户/北京": client}
 		want[n] = map[string]int{}
-		for _, m := range mailgen.Mailbox(n+"@contoso.com", mailgen.Options{Seed: int64(40 + i), Messages: 60, MaxAttachment: 300 << 10,
+		for _, m := range mailgen.Mailbox(n+"@contoso.com", mailgen.Options{Seed: int64(40 + i), Messages: perBox, MaxAttachment: 300 << 10,
 			Folders: []string{"INBOX", "Sent", "客户/北京"}}) {
 			em := &ewstest.Message{MIME: m.Body, Received: m.Date}
 			var flags []string
@@ -91,7 +95,7 @@ func TestEWSDelegatedCLI(t *testing.T) {
 	created := w.mustBanjia(t, "job", "create", "ews", "--mode", "delegated", "--from", from, "--ca-file", ca,
 		"--ews-domain", "CONTOSO", "--ews-version", "Exchange2010_SP2", "--from-admin", "migadmin", "--accounts", accounts,
 		"--to", "imap+plain://"+dst.IMAPAddr, "--to-admin", "master")
-	if !strings.Contains(created, "created with 5 accounts") {
+	if !strings.Contains(created, "created with 21 accounts") {
 		t.Fatalf("create:\n%s", created)
 	}
 	onTarget := func() (n int) {
@@ -109,8 +113,8 @@ func TestEWSDelegatedCLI(t *testing.T) {
 		cmd.Wait()
 		outs = append(outs, out.String())
 		n := onTarget()
-		t.Logf("killed after %v: %d of %d messages on the target", time.Duration(300+200*k)*time.Millisecond, n, 60*len(names))
-		if n > 0 && n < 60*len(names) {
+		t.Logf("killed after %v: %d of %d messages on the target", time.Duration(300+200*k)*time.Millisecond, n, perBox*len(names))
+		if n > 0 && n < perBox*len(names) {
 			midway++
 		}
 	}
@@ -124,7 +128,7 @@ func TestEWSDelegatedCLI(t *testing.T) {
 		t.Fatalf("a job with a failed account exited %d, want 2:\n%s", code, run)
 	}
 	accts := w.mustBanjia(t, "job", "accounts", "ews")
-	if strings.Count(accts, "60 to import, 60 imported, 0 failed") != len(names) || !strings.Contains(accts, "no Exchange mailbox ghost@contoso.com") {
+	if strings.Count(accts, fmt.Sprintf("%d to import, %d imported, 0 failed", perBox, perBox)) != len(names) || !strings.Contains(accts, "no Exchange mailbox ghost@contoso.com") {
 		t.Fatalf("accounts:\n%s", accts)
 	}
 	for _, n := range names {
@@ -146,7 +150,7 @@ func TestEWSDelegatedCLI(t *testing.T) {
 				t.Errorf("%s: message %s missing", n, k)
 			}
 		}
-		if count != 60 || len(got["客户/北京"]) == 0 || got["Calendar"] != nil {
+		if count != perBox || got["Calendar"] != nil {
 			t.Errorf("%s: %d messages; folders %v", n, count, keysOf(got))
 		}
 	}
@@ -155,6 +159,32 @@ func TestEWSDelegatedCLI(t *testing.T) {
 	if st.Handshakes == 0 || st.Impersonated == 0 {
 		t.Fatalf("NTLM logins %d, impersonated requests %d", st.Handshakes, st.Impersonated)
 	}
+
+	// After the MX switch, job sync copies what arrived since, listed by
+	// the SyncFolderItems states kept beside the state file.
+	srv.ResetStats()
+	for i, n := range names[:2] {
+		body := fmt.Sprintf("From: a@elsewhere.test\r\nTo: %s@contoso.com\r\nSubject: late %d\r\nMessage-ID: <late-%d@test>\r\n\r\nafter the MX switch\r\n", n, i, i)
+		srv.Deliver(n+"@contoso.com", "Inbox", &ewstest.Message{MIME: []byte(body), Received: time.Date(2026, 12, 3, 11, 0, i, 0, time.UTC)})
+	}
+	synced, err := w.banjia(t, "job", "sync", "ews")
+	outs = append(outs, synced)
+	if code := exitCode(err); code != 2 {
+		t.Fatalf("job sync with the missing mailbox still failing: exit %d, want 2\n%s", code, synced)
+	}
+	for i, n := range names[:3] {
+		want := perBox
+		if i < 2 {
+			want++
+		}
+		if got := migratetest.Count(t, dst, n+"@new.test*master", "master-pw"); got != want {
+			t.Fatalf("%s after the sync: %d messages, want %d", n, got, want)
+		}
+	}
+	if st := srv.Stats(); st.MIMEItems != 4 || st.Requests["FindItem"] != 0 || st.Requests["SyncFolderItems changes"] != 2 {
+		t.Fatalf("sync: %d MIME items read, requests %v: want the 2 new ones, each measured and copied", st.MIMEItems, st.Requests)
+	}
+
 	raw, _ := os.ReadFile(w.Path)
 	logs := w.mustBanjia(t, "logs", "--json")
 	for _, text := range append(outs, created, accts, logs, string(raw)) {
