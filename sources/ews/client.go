@@ -210,6 +210,12 @@ func codeOf(err error) string {
 // call sends one operation and decodes the element inside the SOAP body
 // into out, waiting out ErrorServerBusy as Exchange asks.
 func (c *client) call(ctx context.Context, op, body string, out any) error {
+	return c.exchange(ctx, op, body, func(r io.Reader) error { return decodeEnvelope(r, out) })
+}
+
+// exchange sends one operation and hands the answer's body to read,
+// waiting out ErrorServerBusy as Exchange asks.
+func (c *client) exchange(ctx context.Context, op, body string, read func(io.Reader) error) error {
 	payload := c.envelope(body)
 	for attempt := 0; ; attempt++ {
 		slot := c.slot()
@@ -218,7 +224,7 @@ func (c *client) call(ctx context.Context, op, body string, out any) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		err := c.post(ctx, op, payload, out)
+		err := c.post(ctx, op, payload, read)
 		<-slot
 		var re *responseError
 		if !errors.As(err, &re) || re.Code != "ErrorServerBusy" {
@@ -241,7 +247,7 @@ func (c *client) call(ctx context.Context, op, body string, out any) error {
 	}
 }
 
-func (c *client) post(ctx context.Context, op string, payload []byte, out any) error {
+func (c *client) post(ctx context.Context, op string, payload []byte, read func(io.Reader) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(payload))
 	if err != nil {
 		return err
@@ -287,7 +293,7 @@ func (c *client) post(ctx context.Context, op string, payload []byte, out any) e
 	default:
 		return fmt.Errorf("EWS %s at %s: HTTP %s", op, c.host, resp.Status)
 	}
-	return decodeEnvelope(resp.Body, out)
+	return read(resp.Body)
 }
 
 // decodeEnvelope reads the first element inside soap:Body into out, or a fault.

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -549,7 +550,12 @@ func batches[T any](list []T, size func(T) int64) [][]T {
 	var bytes int64
 	for _, x := range list {
 		n := size(x)
-		if len(cur) > 0 && (len(cur) >= BatchItems || bytes+n > BatchBytes) {
+		if n >= StreamAbove && len(cur) > 0 {
+			// A large one goes alone, to be streamed.
+			out = append(out, cur)
+			cur, bytes = nil, 0
+		}
+		if len(cur) > 0 && (len(cur) >= BatchItems || bytes+n > BatchBytes || size(cur[0]) >= StreamAbove) {
 			out = append(out, cur)
 			cur, bytes = nil, 0
 		}
@@ -573,6 +579,30 @@ func (s *Source) measure(ctx context.Context, msgs []mail.Message, storeSize map
 	}
 	gone := map[string]bool{}
 	for _, batch := range batches(todo, func(id string) int64 { return storeSize[id] }) {
+		if len(batch) == 1 && storeSize[batch[0]] >= StreamAbove {
+			// Counted as it streams by, not held.
+			var n int64
+			seen := false
+			err := s.fetchStreaming(ctx, mail.Message{Key: batch[0]}, func(b *mail.Body) error {
+				seen = true
+				var err error
+				// Past the length check: the length is what is learnt here.
+				n, err = io.Copy(io.Discard, b.Reader.(*exactly).r)
+				return err
+			})
+			var me *mail.MessageError
+			switch {
+			case errors.As(err, &me):
+				s.sizes[batch[0]] = -1
+			case err != nil:
+				return nil, err
+			case !seen:
+				gone[batch[0]] = true
+			default:
+				s.sizes[batch[0]] = n
+			}
+			continue
+		}
 		err := s.getItems(ctx, batch, func(i int, it *itemXML, err error) error {
 			switch {
 			case err == nil:
@@ -630,6 +660,12 @@ func (s *Source) getItems(ctx context.Context, ids []string, fn func(i int, it *
 // Fetch reads msgs' MIME in batches and streams each in the order given.
 func (s *Source) Fetch(ctx context.Context, f mail.Folder, msgs []mail.Message, fn func(*mail.Body) error) error {
 	for _, batch := range batches(msgs, func(m mail.Message) int64 { return m.Size }) {
+		if len(batch) == 1 && batch[0].Size >= StreamAbove {
+			if err := s.fetchStreaming(ctx, batch[0], fn); err != nil {
+				return err
+			}
+			continue
+		}
 		ids := make([]string, len(batch))
 		for i, m := range batch {
 			ids[i] = m.Key

@@ -518,14 +518,30 @@ func TestItemWithoutMIME(t *testing.T) {
 	if !errors.As(err, &me) || me.Message.Key != msgs[1].Key || fault.Classify(err) != fault.Message {
 		t.Fatalf("item without MIME: %v", err)
 	}
+	var bigBody []byte
 	if err := s.Fetch(ctx, folders[0], msgs[2:], func(b *mail.Body) error {
-		data, _ := io.ReadAll(b)
+		data, err := io.ReadAll(b)
 		got = append(got, fmt.Sprint(len(data)))
-		return nil
+		bigBody = data
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"19", fmt.Sprint(len(big) + 16)}; !slices.Equal(got, want) {
 		t.Fatalf("bodies %v, want %v", got, want)
+	}
+	if !bytes.Equal(bigBody, append([]byte("Subject: big\r\n\r\n"), big...)) {
+		t.Fatal("the large message (streamed) differs")
+	}
+
+	// Its MIME changes after the listing: the fetch fails to be tried again,
+	// not with a body of another length than the APPEND announced.
+	srv.Update("eve@contoso.com", msgs[2].Key, func(m *ewstest.Message) { m.MIME = append(m.MIME, "more\r\n"...) })
+	err = s.Fetch(ctx, folders[0], msgs[2:], func(b *mail.Body) error {
+		_, err := io.ReadAll(b)
+		return err
+	})
+	if fault.Classify(err) != fault.Retry || !strings.Contains(err.Error(), "MIME is") {
+		t.Fatalf("changed MIME: %v", err)
 	}
 }
