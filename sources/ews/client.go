@@ -71,6 +71,7 @@ const busyRetries = 8
 // client speaks SOAP to one EWS URL as one login.
 type client struct {
 	url         string
+	base        string // https://host[:port], for Autodiscover
 	host        string
 	user        string
 	password    string
@@ -121,7 +122,10 @@ func newClient(e mail.Endpoint) (*client, error) {
 		name, _, _ := strings.Cut(user, "@")
 		user = e.Domain + `\` + name
 	}
-	c := &client{url: "https://" + host + path, host: e.Host, user: user, password: e.Password, version: version,
+	// Go checks the certificate against the URL's host, which Autodiscover
+	// may change.
+	cfg.ServerName = ""
+	c := &client{url: "https://" + host + path, base: "https://" + host, host: e.Host, user: user, password: e.Password, version: version,
 		impersonate: e.AuthzID, tr: tr,
 		http: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	return c, nil
@@ -281,7 +285,7 @@ func (c *client) post(ctx context.Context, op string, payload []byte, read func(
 	case http.StatusForbidden:
 		return fault.New(fault.Account, fmt.Sprintf("Exchange at %s forbids EWS to %s (HTTP 403): EWS may be off for this user or this client (Set-CASMailbox -EwsEnabled, EwsAllowList)", c.host, c.user), nil)
 	case http.StatusNotFound:
-		return fault.New(fault.Account, fmt.Sprintf("no EWS at %s (HTTP 404): give the EWS URL, usually https://mail.example.com/EWS/Exchange.asmx", c.url), nil)
+		return fault.New(fault.Account, fmt.Sprintf("no EWS at %s (HTTP 404): give the EWS URL, usually https://mail.example.com/EWS/Exchange.asmx", c.url), errNoEWS)
 	case http.StatusFound, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		return fault.New(fault.Account, fmt.Sprintf("%s redirects to %s: give that address as the EWS URL", c.url, resp.Header.Get("Location")), nil)
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:

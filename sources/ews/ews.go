@@ -79,6 +79,19 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 		s.mailbox = e.User
 	}
 	err = s.probe(ctx)
+	if errors.Is(err, errNoEWS) && e.Path == "" {
+		who := e.AuthzID
+		if who == "" && strings.Contains(e.User, "@") {
+			who = e.User
+		}
+		found, derr := s.c.discover(ctx, who)
+		if derr != nil {
+			s.c.close()
+			return nil, fault.New(fault.Account, fmt.Sprintf("no EWS at %s (HTTP 404), and Autodiscover did not say where it is (%v): give the EWS URL", s.c.url, derr), err)
+		}
+		s.c.url = found
+		err = s.probe(ctx)
+	}
 	if c := codeOf(err); c == "ErrorImpersonateUserDenied" || c == "ErrorImpersonationDenied" {
 		s.c.impersonate, s.c.delegate = "", e.AuthzID
 		if err = s.probe(ctx); err != nil && codeOf(err) != "ErrorNonExistentMailbox" {

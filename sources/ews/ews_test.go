@@ -545,3 +545,25 @@ func TestItemWithoutMIME(t *testing.T) {
 		t.Fatalf("changed MIME: %v", err)
 	}
 }
+
+// TestAutodiscover: a server that serves EWS elsewhere than
+// /EWS/Exchange.asmx is found through POX Autodiscover, asked about the
+// mailbox's address.
+func TestAutodiscover(t *testing.T) {
+	srv := ewstest.New(t)
+	srv.EWSPath = "/exchange/ews/services.asmx"
+	srv.AddAccount(&ewstest.Account{Name: "jan", UPN: "jan@contoso.com", Password: "Jan-pw", Mailbox: "jan@contoso.com"})
+	mb := Seed(srv, "jan@contoso.com", 12, 9, 0)
+
+	s := open(t, srv.Endpoint("jan@contoso.com", "Jan-pw", ""))
+	if n := readAll(t, s, mb.Want); n != 12 {
+		t.Fatalf("read %d of 12", n)
+	}
+	if st := srv.Stats(); st.Requests["Autodiscover"] != 1 {
+		t.Fatalf("Autodiscover asked %d times", st.Requests["Autodiscover"])
+	}
+	_, err := ews.Open(context.Background(), srv.Endpoint(`CONTOSO\jan`, "Jan-pw", ""))
+	if fault.Classify(err) != fault.Account || !strings.Contains(err.Error(), "Autodiscover did not say where it is (no address to ask Autodiscover about") {
+		t.Fatalf("no address to ask about: %v", err)
+	}
+}

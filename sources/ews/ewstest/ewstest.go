@@ -138,6 +138,10 @@ type Server struct {
 	MaxConcurrency int
 	Latency        time.Duration
 
+	// EWSPath is where EWS listens (Path by default); Autodiscover
+	// (/autodiscover/autodiscover.xml) tells clients.
+	EWSPath string
+
 	CA   []byte
 	Host string
 	Port int
@@ -189,7 +193,14 @@ func New(t testing.TB) *Server {
 }
 
 // URL is the EWS URL.
-func (s *Server) URL() string { return s.srv.URL + Path }
+func (s *Server) URL() string { return s.srv.URL + s.ewsPath() }
+
+func (s *Server) ewsPath() string {
+	if s.EWSPath != "" {
+		return s.EWSPath
+	}
+	return Path
+}
 
 // Endpoint is an EWS source endpoint logging in as login; with mailbox set
 // it opens that mailbox through ExchangeImpersonation.
@@ -296,7 +307,13 @@ func newID(prefix string) string {
 // ---- the IIS front end ----
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != Path {
+	if strings.EqualFold(r.URL.Path, AutodiscoverPath) && r.Method == http.MethodPost {
+		if acct := s.authenticate(w, r); acct != nil {
+			s.autodiscover(w, r)
+		}
+		return
+	}
+	if r.URL.Path != s.ewsPath() {
 		http.NotFound(w, r)
 		return
 	}
