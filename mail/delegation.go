@@ -94,8 +94,8 @@ func Delegate(src *Endpoint, r DelegationRequest) (*Delegation, error) {
 		r.Method = DelegateAuthzID
 	}
 	if src.Scheme == "ews" && r.Method != DelegateAuthzID {
-		// EWS names the member in the ExchangeImpersonation header: there
-		// is no login to build.
+		// EWS names the member in the ExchangeImpersonation header (or, as a
+		// FullAccess delegate, in the folder ids): there is no login to build.
 		return nil, errors.New("an EWS source opens each mailbox through ExchangeImpersonation as the migration admin: leave --admin-login at authzid")
 	}
 	d := &Delegation{Method: r.Method, Template: r.Template}
@@ -132,7 +132,8 @@ func (d *Delegation) For(e Endpoint, member, adminSecret string) Endpoint {
 	e.Delegated = true
 	if e.Scheme == "ews" {
 		// The admin logs in (NTLM or Basic, as the endpoint says) and names
-		// the member in the ExchangeImpersonation header.
+		// the member in the ExchangeImpersonation header, or as a FullAccess
+		// delegate when impersonation is refused.
 		e.AuthzID = member
 		return e
 	}
