@@ -95,6 +95,11 @@ func Delegate(src *Endpoint, r DelegationRequest) (*Delegation, error) {
 	if r.Method == "" {
 		r.Method = DelegateAuthzID
 	}
+	if src.Scheme == "ews" && r.Method != DelegateAuthzID {
+		// EWS names the member in the ExchangeImpersonation header (or, as a
+		// FullAccess delegate, in the folder ids): there is no login to build.
+		return nil, errors.New("an EWS source opens each mailbox through ExchangeImpersonation as the migration admin: leave --admin-login at authzid")
+	}
 	d := &Delegation{Method: r.Method, Template: r.Template}
 	if d.Method == DelegateXOAUTH2 {
 		d.App = &App{Tenant: r.Tenant, ClientID: r.ClientID, Authority: r.Authority}
@@ -127,6 +132,13 @@ func (d *Delegation) For(e Endpoint, member, adminSecret string) Endpoint {
 	admin := e.User
 	e.Password = adminSecret
 	e.Delegated = true
+	if e.Scheme == "ews" {
+		// The admin logs in (NTLM or Basic, as the endpoint says) and names
+		// the member in the ExchangeImpersonation header, or as a FullAccess
+		// delegate when impersonation is refused.
+		e.AuthzID = member
+		return e
+	}
 	switch d.Method {
 	case DelegateAuthzID:
 		e.Auth, e.AuthzID = "plain", member

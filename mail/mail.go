@@ -111,6 +111,15 @@ type Endpoint struct {
 	// RootCAs, if set, replaces the system roots (PEM); used by tests and
 	// private CAs. Kept with the job, since it is public.
 	RootCAs []byte `json:",omitempty"`
+	// Path is the URL path of sources spoken over HTTPS (EWS:
+	// /EWS/Exchange.asmx when empty).
+	Path string `json:",omitempty"`
+	// Version is the protocol version asked for (EWS RequestServerVersion,
+	// Exchange2010_SP2 when empty).
+	Version string `json:",omitempty"`
+	// Domain is the Windows (NetBIOS) domain of NTLM logins given as a bare
+	// name: EWS then logs in as DOMAIN\name.
+	Domain string `json:",omitempty"`
 }
 
 // TLSConfig is the TLS configuration for the endpoint: verification on
@@ -140,7 +149,10 @@ func (e Endpoint) String() string {
 }
 
 // DefaultPorts by scheme.
-var DefaultPorts = map[string]int{"imaps": 993, "imap": 143, "imap+plain": 143, "pop3s": 995, "pop3": 110, "pop3+plain": 110, "graph": 443}
+var DefaultPorts = map[string]int{"imaps": 993, "imap": 143, "imap+plain": 143, "pop3s": 995, "pop3": 110, "pop3+plain": 110, "graph": 443, "ews": 443}
+
+// ewsPath is where Exchange serves EWS.
+const ewsPath = "/EWS/Exchange.asmx"
 
 // ParseEndpoint reads a URL such as imaps://user@host:993. A password in the
 // URL is refused so that it cannot end up in shell history or process lists.
@@ -153,6 +165,16 @@ func ParseEndpoint(raw string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("endpoint %q: want a URL like imaps://user@mail.example.com:993", redactURL(raw))
 	}
 	e := Endpoint{Scheme: strings.ToLower(u.Scheme), Host: u.Hostname()}
+	if e.Scheme == "https" {
+		// An EWS URL as Exchange's admins write it.
+		if !strings.EqualFold(strings.TrimSuffix(u.Path, "/"), ewsPath) {
+			return Endpoint{}, fmt.Errorf("endpoint %q: an https URL must be Exchange's EWS URL, e.g. https://mail.example.com%s", redactURL(raw), ewsPath)
+		}
+		e.Scheme = "ews"
+	}
+	if e.Scheme == "ews" && u.Path != "" && u.Path != "/" && !strings.EqualFold(u.Path, ewsPath) {
+		e.Path = u.Path
+	}
 	if e.Host == "" {
 		return Endpoint{}, fmt.Errorf("endpoint %q: no host name", redactURL(raw))
 	}
@@ -178,11 +200,22 @@ func ParseEndpoint(raw string) (Endpoint, error) {
 	e.Auth = strings.ToLower(q.Get("auth"))
 	switch e.Auth {
 	case "", "plain", "login":
+	case "ntlm", "basic":
+		if e.Scheme != "ews" {
+			return Endpoint{}, fmt.Errorf("endpoint %q: auth=%q is for EWS (ews://)", redactURL(raw), e.Auth)
+		}
 	default:
 		return Endpoint{}, fmt.Errorf("endpoint %q: auth=%q: want plain or login", redactURL(raw), e.Auth)
 	}
 	e.AuthzID = q.Get("authzid")
 	e.Tenant = q.Get("tenant")
+	if e.Scheme == "ews" {
+		e.Version, e.Domain = q.Get("version"), q.Get("domain")
+		switch e.Auth {
+		case "plain", "login":
+			return Endpoint{}, fmt.Errorf("endpoint %q: auth=%q: EWS takes auth=ntlm or auth=basic", redactURL(raw), e.Auth)
+		}
+	}
 	if v := q.Get("insecure"); v == "1" || v == "true" {
 		e.Insecure = true
 	}

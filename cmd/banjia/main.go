@@ -27,6 +27,7 @@ import (
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sinks/imapsink"
+	"github.com/banjia-mail/banjia/sources/ews"        // also registers ews
 	_ "github.com/banjia-mail/banjia/sources/exchange" // app-only tokens for delegated XOAUTH2 logins
 	"github.com/banjia-mail/banjia/sources/graph"
 	_ "github.com/banjia-mail/banjia/sources/imapsource" // registers imap, imaps, imap+plain
@@ -58,6 +59,7 @@ func mainCode() int {
 			// Graph delta links live beside the state file, so a re-run of
 			// a Graph job asks only for what changed.
 			graph.Deltas = graph.DirDeltas(c.String("state") + ".graph")
+			ews.Syncs = ews.DirSyncs(c.String("state") + ".ews")
 			return nil
 		},
 	}
@@ -215,12 +217,12 @@ func passFlags(prefix, what, env string) []cli.Flag {
 }
 
 func endpointFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "provider", Usage: "the old provider's preset (banjia providers): --from may then be just the user"},
 		&cli.StringFlag{Name: "protocol", Value: "imap", Usage: "with --provider: imap or pop3"},
 		&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (only on a network you trust)"},
 		&cli.StringFlag{Name: "ca-file", Usage: "PEM file of CA certificates to trust for both servers"},
-	}
+	}, ewsFlags()...)
 }
 
 func parseEndpoint(c *cli.Context, raw string) (mail.Endpoint, error) {
@@ -229,7 +231,11 @@ func parseEndpoint(c *cli.Context, raw string) (mail.Endpoint, error) {
 
 // parseSource reads --from, with --provider/--protocol when given.
 func parseSource(c *cli.Context) (mail.Endpoint, error) {
-	return resolveEndpoint(c, c.String("from"), c.String("provider"), c.String("protocol"))
+	e, err := resolveEndpoint(c, c.String("from"), c.String("provider"), c.String("protocol"))
+	if err != nil {
+		return e, err
+	}
+	return e, applyEWSFlags(c, &e)
 }
 
 func resolveEndpoint(c *cli.Context, raw, provider, protocol string) (mail.Endpoint, error) {

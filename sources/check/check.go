@@ -82,7 +82,7 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 	add(Step{Name: "tcp", OK: true, Detail: "connected to " + conn.RemoteAddr().String()})
 
 	// TLS, for implicit-TLS schemes; STARTTLS/STLS is proven at login.
-	implicit := strings.HasSuffix(e.Scheme, "s") && !strings.Contains(e.Scheme, "+")
+	implicit := strings.HasSuffix(e.Scheme, "s") && !strings.Contains(e.Scheme, "+") || e.Scheme == "ews"
 	switch {
 	case implicit:
 		if !add(checkTLS(ctx, conn, e)) {
@@ -189,6 +189,9 @@ func innermost(err error) error {
 // loginHint reads the server's reply for what a person should do.
 func loginHint(e mail.Endpoint, reason string) string {
 	switch {
+	case e.Scheme == "ews":
+		// The EWS source's reasons already name the fix.
+		return "check the login (name, DOMAIN\\name or address, --ews-domain), the password, and for a delegated job the admin's ApplicationImpersonation role and the member's address"
 	case strings.Contains(reason, "disabled") || strings.Contains(reason, "not enabled") || strings.Contains(reason, "未开启") || strings.Contains(reason, "not open"):
 		return "the protocol is disabled for this mailbox: enable IMAP/POP in the old mailbox's settings (or ask its provider)"
 	case strings.Contains(reason, "locked") || strings.Contains(reason, "frozen") || strings.Contains(reason, "冻结") || strings.Contains(reason, "suspended"):
