@@ -35,19 +35,23 @@ type ControlRequest struct {
 	Account *AccountRequest `json:",omitempty"`
 	// Invite, for invite: whom (banjia serve sends the mails).
 	Invite *Invitation `json:",omitempty"`
+	// Outbox and Notices, for outbox and notices (notices.go).
+	Outbox  *OutboxRequest        `json:",omitempty"`
+	Notices *state.NoticeSettings `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
 type ControlReply struct {
 	OK       bool
-	Error    string         `json:",omitempty"`
-	Status   *Status        `json:",omitempty"`
-	Statuses []*Status      `json:",omitempty"` // status of every job (banjia serve)
-	Events   []*state.Event `json:",omitempty"`
-	Added    int            `json:",omitempty"`
-	Changed  []string       `json:",omitempty"` // account: the accounts changed
-	Settings *Settings      `json:",omitempty"`
-	Invited  int            `json:",omitempty"`
+	Error    string           `json:",omitempty"`
+	Status   *Status          `json:",omitempty"`
+	Statuses []*Status        `json:",omitempty"` // status of every job (banjia serve)
+	Events   []*state.Event   `json:",omitempty"`
+	Added    int              `json:",omitempty"`
+	Changed  []string         `json:",omitempty"` // account: the accounts changed
+	Settings *Settings        `json:",omitempty"`
+	Invited  int              `json:",omitempty"`
+	Outbox   []*state.OutMail `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -157,6 +161,8 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 		return rep
 	case "account", "delete", "settings":
 		return m.handleMore(req, who)
+	case "outbox", "notices":
+		return m.handleNotices(req, who)
 	case "invite":
 		inv := Invitation{Job: req.Job, Who: who}
 		if req.Invite != nil {

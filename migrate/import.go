@@ -193,6 +193,7 @@ const (
 	colOldPassword
 	colNewPassword
 	colServer
+	colPhone // by header only: for the reminder texts (提醒短信)
 	nCols
 )
 
@@ -208,6 +209,7 @@ var headerNames = map[string]int{
 	"旧密码": colOldPassword, "原密码": colOldPassword, "旧邮箱密码": colOldPassword, "邮箱密码": colOldPassword,
 	"newpassword": colNewPassword, "targetpassword": colNewPassword, "新密码": colNewPassword, "新邮箱密码": colNewPassword,
 	"server": colServer, "oldserver": colServer, "host": colServer, "oldhost": colServer, "服务器": colServer, "旧服务器": colServer,
+	"phone": colPhone, "mobile": colPhone, "手机": colPhone, "手机号": colPhone, "手机号码": colPhone, "电话": colPhone,
 }
 
 func headerName(s string) (int, bool) {
@@ -231,7 +233,7 @@ func columns(recs []record) (layout, []record, error) {
 	for i := range l.at {
 		l.at[i] = i
 	}
-	l.maxCols = nCols
+	l.maxCols = colServer + 1
 	first := -1
 	for i, r := range recs {
 		if !blank(r.cells) {
@@ -308,5 +310,30 @@ func (l layout) row(r record) (AccountRow, error) {
 		}
 		row.Server = s
 	}
+	if p := get(colPhone); p != "" {
+		if err := checkPhone(p); err != nil {
+			return AccountRow{}, err
+		}
+		row.Phone = p
+	}
 	return row, nil
+}
+
+// checkPhone accepts what people write for a mobile number: digits, with
+// +, spaces, dashes and brackets between them.
+func checkPhone(p string) error {
+	digits := 0
+	for _, r := range p {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune("+ -()", r):
+		default:
+			return fmt.Errorf("phone %q: want a number such as +86 138 0013 8000", p)
+		}
+	}
+	if digits < 5 || digits > 20 {
+		return fmt.Errorf("phone %q: want a number such as +86 138 0013 8000", p)
+	}
+	return nil
 }

@@ -193,6 +193,8 @@ type Account struct {
 	// Server is the account's own old server, host or host:port, when its
 	// mailbox is not on the job's (a domain spread over several servers).
 	Server string `json:",omitempty"`
+	// Phone is the member's mobile number for reminder texts (提醒短信).
+	Phone  string `json:",omitempty"`
 	State  AccountState
 	Reason string `json:",omitempty"`
 	Counts Counts
