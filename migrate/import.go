@@ -34,7 +34,9 @@ const maxBadRowsShown = 50
 // address, new address, old password, new password, old server (host or
 // host:port, for a mailbox not on the job's old server), in that order, or
 // in any order under a header row naming them in English or Chinese (旧邮箱,
-// 新邮箱, 密码, 新密码, 旧服务器); other headed columns (备注) are ignored.
+// 新邮箱, 密码, 新密码, 旧服务器), where a 手机 (phone) column gives the
+// member's mobile number for reminder texts; other headed columns (备注)
+// are ignored.
 // Blank rows and rows starting with '#' are skipped. Every bad row is
 // reported with its line; errors never echo a password. skipped lists the
 // bad rows left out under SkipBadRows.

@@ -82,6 +82,8 @@ func (n *Notifier) runOutbox() {
 		}
 		select {
 		case <-wake:
+		case <-n.cfg.Outbox.MailRetried():
+			down = 0
 		case <-timer:
 		case <-n.drain:
 			draining = true

@@ -208,8 +208,19 @@ func (s *Store) RetryMail(seq uint64) (int, error) {
 	if err == nil && seq != 0 && n == 0 {
 		err = notFoundMail(seq)
 	}
+	if err == nil && n > 0 {
+		select {
+		case s.mailRetried <- struct{}{}:
+		default:
+		}
+	}
 	return n, err
 }
+
+// MailRetried receives when an admin asked for mails to be sent again
+// (RetryMail): the sender tries at once, even while it waits out a server
+// that was down.
+func (s *Store) MailRetried() <-chan struct{} { return s.mailRetried }
 
 // DropMail deletes a mail from the outbox without sending it.
 func (s *Store) DropMail(seq uint64) error {

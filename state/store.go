@@ -316,6 +316,8 @@ type Store struct {
 	scrub  scrubber
 	// decoded counts account records read (AccountsRead).
 	decoded atomic.Int64
+	// mailRetried tells the outbox's sender of an admin's retry (outbox.go).
+	mailRetried chan struct{}
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
@@ -373,7 +375,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, writeError(path, err)
 	}
-	return &Store{db: db, key: key, Path: path}, nil
+	return &Store{db: db, key: key, Path: path, mailRetried: make(chan struct{}, 1)}, nil
 }
 
 // Close closes the file, first scrubbing it if a secret was dropped since
