@@ -227,7 +227,9 @@ func TestDailyDigest(t *testing.T) {
 	defer st.Close()
 	job := &state.Job{ID: "d1", State: state.JobRunning, Created: time.Now()}
 	st.PutJob(job)
-	st.PutAccounts("d1", succeeded(), failed(), memberAccount(1))
+	running := memberAccount(1)
+	running.State = state.AccountRunning
+	st.PutAccounts("d1", succeeded(), failed(), running)
 	st.PutNoticeSettings("d1", state.NoticeSettings{Daily: true})
 	clk := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	cfg := outboxConfig(srv, st)
