@@ -17,7 +17,10 @@ import (
 
 type running struct {
 	srv *smtp.Server
-	wg  sync.WaitGroup
+	// The listeners, closed by Stop itself: smtp.Server.Close misses a
+	// listener its Serve has not registered yet.
+	listeners []net.Listener
+	wg        sync.WaitGroup
 }
 
 func (s *Server) serve(plain, implicit net.Listener) {
@@ -31,7 +34,7 @@ func (s *Server) serve(plain, implicit net.Listener) {
 	srv.ReadTimeout = 30 * time.Second
 	srv.WriteTimeout = 30 * time.Second
 	srv.ErrorLog = log.New(io.Discard, "", 0)
-	r := &running{srv: srv}
+	r := &running{srv: srv, listeners: []net.Listener{plain, implicit}}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); srv.Serve(plain) }()
 	go func() { defer r.wg.Done(); srv.Serve(tls.NewListener(implicit, srv.TLSConfig)) }()
@@ -49,6 +52,9 @@ func (s *Server) Stop() {
 	s.mu.Unlock()
 	if r == nil {
 		return
+	}
+	for _, l := range r.listeners {
+		l.Close()
 	}
 	r.srv.Close()
 	r.wg.Wait()
