@@ -98,14 +98,16 @@ func TestUploadAccountsFile(t *testing.T) {
 	gbk := append([]byte{0xbe, 0xc9, 0xd3, 0xca, 0xcf, 0xe4, ',', 0xd0, 0xc2, 0xd3, 0xca, 0xcf, 0xe4, ',', 0xc3, 0xdc, 0xc2, 0xeb, ',', 0xd0, 0xc2, 0xc3, 0xdc, 0xc2, 0xeb, '\r', '\n'}, // 旧邮箱,新邮箱,密码,新密码 in GBK
 		[]byte(u.Old+","+u.New+","+u.OldPW+","+u.NewPW+"\r\n")...)
 	admin.get("/admin/jobs/up")
-	admin.postFile("/admin/jobs/up/accounts", url.Values{}, "accounts_file", "more.csv", gbk)
+	if _, page := admin.postFile("/admin/jobs/up/accounts", url.Values{}, "accounts_file", "more.csv", gbk); !strings.Contains(page, "1 accounts added") {
+		t.Errorf("the GBK file: the job page does not say 1 account was added")
+	}
 	s.waitAccount("up", u.Old, "succeeded", time.Minute)
 
 	// Bad rows: every line named, nothing added.
-	bad := "旧邮箱,新邮箱,密码\nx y@old.test,x@new.test,pw\nz@old.test,not-an-address,pw\nq@old.test,,pw\n"
+	bad := "旧邮箱,新邮箱,密码\nx y@old.test,x@new.test,pw\nz@old.test,z z@new.test,pw\nq@old.test,,pw\n"
 	admin.get("/admin/jobs/up")
-	admin.postFile("/admin/jobs/up/accounts", url.Values{}, "accounts_file", "bad.csv", []byte(bad))
-	_, page := admin.get("/admin/jobs/up")
+	// The answer is the job page the form returns to, with the error.
+	_, page := admin.postFile("/admin/jobs/up/accounts", url.Values{}, "accounts_file", "bad.csv", []byte(bad))
 	for _, line := range []string{"line 2", "line 3", "line 4"} {
 		if !strings.Contains(page, line) {
 			t.Errorf("the job page does not name %s of the bad file:\n%s", line, page)
