@@ -39,6 +39,9 @@ func (n *Notifier) store(m *message) bool {
 // Close drains it, until no mail is due.
 func (n *Notifier) runOutbox() {
 	defer close(n.done)
+	if err := n.cfg.Outbox.WakeMails(); err != nil {
+		n.log.Error("outbox", "err", err)
+	}
 	draining := false
 	// down counts the server's failures in a row: while it is down, one
 	// mail probes it and the rest wait, rather than each failing in turn.
@@ -48,7 +51,7 @@ func (n *Notifier) runOutbox() {
 		if err != nil {
 			n.log.Error("outbox unreadable", "err", err)
 		}
-		sent := 0
+		tried := 0 // mails tried, not refused because the server is down
 		for _, m := range due {
 			if n.ctx.Err() != nil {
 				return
@@ -58,12 +61,15 @@ func (n *Notifier) runOutbox() {
 				break
 			}
 			down = 0
-			sent++
+			tried++
 		}
-		if sent > 0 {
+		if tried > 0 {
 			continue
 		}
-		if draining && (len(due) == 0 || down > 0) {
+		next, waiting := n.cfg.Outbox.NextMailDue()
+		if draining && (down > 0 || !waiting) {
+			// Closing: nothing left to try, or the server is down. A
+			// mail due again soon is waited for, as long as Close allows.
 			return
 		}
 		var timer <-chan time.Time
@@ -71,9 +77,14 @@ func (n *Notifier) runOutbox() {
 		if down > 0 {
 			t = time.NewTimer(n.outboxWait(down))
 			timer = t.C
-		} else if next, ok := n.cfg.Outbox.NextMailDue(); ok {
+		} else if waiting {
 			t = time.NewTimer(max(time.Until(next), 0))
 			timer = t.C
+		}
+		drain := n.drain
+		if draining {
+			// Closed already: waiting for the timer.
+			drain = nil
 		}
 		wake := n.wake
 		if down > 0 {
@@ -85,7 +96,7 @@ func (n *Notifier) runOutbox() {
 		case <-n.cfg.Outbox.MailRetried():
 			down = 0
 		case <-timer:
-		case <-n.drain:
+		case <-drain:
 			draining = true
 		case <-n.ctx.Done():
 		}

@@ -222,6 +222,40 @@ func (s *Store) RetryMail(seq uint64) (int, error) {
 // that was down.
 func (s *Store) MailRetried() <-chan struct{} { return s.mailRetried }
 
+// WakeMails makes every mail not held due now: a new run of banjia tries
+// what an earlier one left, without waiting out the earlier backoff.
+func (s *Store) WakeMails() error {
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bOutbox)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var m OutMail
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			if m.Held || m.NextTry.IsZero() {
+				continue
+			}
+			m.NextTry = time.Time{}
+			data, err := json.Marshal(&m)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(k, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return writeError(s.Path, err)
+	}
+	return nil
+}
+
 // DropMail deletes a mail from the outbox without sending it.
 func (s *Store) DropMail(seq uint64) error {
 	return s.update(func(tx *bolt.Tx) error {
