@@ -140,3 +140,26 @@ func lastLines(out string) string {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	return strings.Join(lines[max(0, len(lines)-30):], "\n")
 }
+
+// TestJobNoticesCLI: banjia job notices sets a job's daily digest and
+// refuses reminders where no member can enroll, and bad day counts.
+func TestJobNoticesCLI(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 1, Messages: 1, BadPassword: -1, Backend: migratetest.Memory})
+	w.create(t)
+	if out := w.mustBanjia(t, "job", "notices", w.Job, "--daily"); !strings.Contains(out, "daily digest true") {
+		t.Errorf("job notices --daily: %s", out)
+	}
+	for _, c := range []struct{ arg, want string }{
+		{"3", "no enrollment window for members"},
+		{"x", "want whole days"},
+		{"0", "want 1 to 365 days"},
+	} {
+		out, err := w.banjia(t, "job", "notices", w.Job, "--remind-days", c.arg)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("--remind-days %s: %v %s, want %q", c.arg, err, out, c.want)
+		}
+	}
+	if out := w.mustBanjia(t, "logs", "--job", w.Job); !strings.Contains(out, "set no reminders and a daily digest while it runs") {
+		t.Errorf("the event log does not record the setting:\n%s", out)
+	}
+}
