@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -380,6 +381,24 @@ func (s *Store) PutNoticeSettings(job string, ns NoticeSettings) error {
 	})
 	if err != nil {
 		return writeError(s.Path, err)
+	}
+	return nil
+}
+
+// dropNotices forgets a deleted job's notice settings and marks: a new job
+// of the same name starts with none. Its mails in the outbox stay: they are
+// about what happened.
+func dropNotices(tx *bolt.Tx, job string) error {
+	n := tx.Bucket(bNotices)
+	if n == nil {
+		return nil
+	}
+	prefix := noticeKey(job, "")
+	c := n.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -109,3 +109,30 @@ func TestNoticeMarks(t *testing.T) {
 		t.Error("another job's mark")
 	}
 }
+
+// TestDeleteJobForgetsNotices: a job made again under a deleted job's name
+// starts with no marks and no settings.
+func TestDeleteJobForgetsNotices(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.PutJob(&Job{ID: "j"})
+	s.PutJob(&Job{ID: "j2"})
+	s.PutNoticeSettings("j", NoticeSettings{Daily: true})
+	s.MarkNoticed("j", "remind/1/a", time.Now())
+	s.MarkNoticed("j2", "remind/1/a", time.Now())
+	if err := s.DeleteJob("j"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Noticed("j", "remind/1/a"); ok {
+		t.Error("a deleted job's mark survived")
+	}
+	if ns, _ := s.NoticeSettingsOf("j"); ns.Daily {
+		t.Error("a deleted job's settings survived")
+	}
+	if _, ok := s.Noticed("j2", "remind/1/a"); !ok {
+		t.Error("another job's mark went with it")
+	}
+}

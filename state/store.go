@@ -484,6 +484,9 @@ func (s *Store) DeleteJob(id string) error {
 		if err := dropDerived(tx, id); err != nil {
 			return err
 		}
+		if err := dropNotices(tx, id); err != nil {
+			return err
+		}
 		if tx.Bucket(bAccounts).Bucket([]byte(id)) != nil {
 			return tx.Bucket(bAccounts).DeleteBucket([]byte(id))
 		}
