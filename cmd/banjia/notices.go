@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/notify"
-	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -236,19 +234,4 @@ func noticesCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// providerSources prints where each preset's values come from.
-func providerSources(w io.Writer) error {
-	fmt.Fprintln(w, "\nWhere the values come from:")
-	for _, n := range presets.ProviderNames() {
-		src := presets.Sourced[n]
-		if src == "" {
-			src = "(not recorded)"
-		}
-		if _, err := fmt.Fprintf(w, "  %s: %s\n", n, src); err != nil {
-			return err
-		}
-	}
-	return nil
 }
