@@ -23,6 +23,8 @@ type AccountRow struct {
 	// Server is the old server of this account (host or host:port) when it
 	// is not the job's.
 	Server string
+	// Phone is the member's mobile number, for reminder texts.
+	Phone string
 }
 
 // ReadAccounts reads an accounts file (see ImportAccounts) with its
@@ -118,6 +120,9 @@ func AddAccounts(store *state.Store, job *state.Job, rows []AccountRow, now time
 				return 0, fmt.Errorf("line %d: an old server per account is for IMAP and POP3 sources; job %s reads %s", row.Line, job.ID, job.Source.Scheme)
 			}
 			a.Server = row.Server
+		}
+		if row.Phone != "" {
+			a.Phone = row.Phone
 		}
 		if taken, err := newTaken(store, job.ID, row.New); err != nil {
 			return 0, err

@@ -37,6 +37,9 @@ type ControlRequest struct {
 	Invite *Invitation `json:",omitempty"`
 	// Query, for audit: one page of the event log (audit.go).
 	Query *state.EventQuery `json:",omitempty"`
+	// Outbox and Notices, for outbox and notices (notices.go).
+	Outbox  *OutboxRequest        `json:",omitempty"`
+	Notices *state.NoticeSettings `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
@@ -51,6 +54,7 @@ type ControlReply struct {
 	Settings *Settings        `json:",omitempty"`
 	Invited  int              `json:",omitempty"`
 	Page     *state.EventPage `json:",omitempty"` // audit
+	Outbox   []*state.OutMail `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -158,6 +162,8 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 		return rep
 	case "account", "delete", "settings":
 		return m.handleMore(req, who)
+	case "outbox", "notices":
+		return m.handleNotices(req, who)
 	case "invite":
 		inv := Invitation{Job: req.Job, Who: who}
 		if req.Invite != nil {

@@ -34,7 +34,9 @@ const maxBadRowsShown = 50
 // address, new address, old password, new password, old server (host or
 // host:port, for a mailbox not on the job's old server), in that order, or
 // in any order under a header row naming them in English or Chinese (旧邮箱,
-// 新邮箱, 密码, 新密码, 旧服务器); other headed columns (备注) are ignored.
+// 新邮箱, 密码, 新密码, 旧服务器), where a 手机 (phone) column gives the
+// member's mobile number for reminder texts; other headed columns (备注)
+// are ignored.
 // Blank rows and rows starting with '#' are skipped. Every bad row is
 // reported with its line; errors never echo a password. skipped lists the
 // bad rows left out under SkipBadRows.
@@ -193,6 +195,7 @@ const (
 	colOldPassword
 	colNewPassword
 	colServer
+	colPhone // by header only: for the reminder texts (提醒短信)
 	nCols
 )
 
@@ -208,6 +211,7 @@ var headerNames = map[string]int{
 	"旧密码": colOldPassword, "原密码": colOldPassword, "旧邮箱密码": colOldPassword, "邮箱密码": colOldPassword,
 	"newpassword": colNewPassword, "targetpassword": colNewPassword, "新密码": colNewPassword, "新邮箱密码": colNewPassword,
 	"server": colServer, "oldserver": colServer, "host": colServer, "oldhost": colServer, "服务器": colServer, "旧服务器": colServer,
+	"phone": colPhone, "mobile": colPhone, "手机": colPhone, "手机号": colPhone, "手机号码": colPhone, "电话": colPhone,
 }
 
 func headerName(s string) (int, bool) {
@@ -231,7 +235,7 @@ func columns(recs []record) (layout, []record, error) {
 	for i := range l.at {
 		l.at[i] = i
 	}
-	l.maxCols = nCols
+	l.maxCols = colServer + 1
 	first := -1
 	for i, r := range recs {
 		if !blank(r.cells) {
@@ -308,5 +312,30 @@ func (l layout) row(r record) (AccountRow, error) {
 		}
 		row.Server = s
 	}
+	if p := get(colPhone); p != "" {
+		if err := checkPhone(p); err != nil {
+			return AccountRow{}, err
+		}
+		row.Phone = p
+	}
 	return row, nil
+}
+
+// checkPhone accepts what people write for a mobile number: digits, with
+// +, spaces, dashes and brackets between them.
+func checkPhone(p string) error {
+	digits := 0
+	for _, r := range p {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune("+ -()", r):
+		default:
+			return fmt.Errorf("phone %q: want a number such as +86 138 0013 8000", p)
+		}
+	}
+	if digits < 5 || digits > 20 {
+		return fmt.Errorf("phone %q: want a number such as +86 138 0013 8000", p)
+	}
+	return nil
 }

@@ -134,3 +134,19 @@ func TestImportBadRows(t *testing.T) {
 		t.Errorf("a broken workbook: %v", err)
 	}
 }
+
+// TestImportPhoneColumn: a headed phone column gives each member's mobile
+// number; a number that is not one is a bad row.
+func TestImportPhoneColumn(t *testing.T) {
+	rows, _, err := ImportAccounts([]byte("旧邮箱,新邮箱,密码,手机号\na@old.example,a@new.example,pw,+86 138-0013-8000\nb@old.example,b@new.example,pw,\n"), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].Phone != "+86 138-0013-8000" || rows[1].Phone != "" {
+		t.Errorf("phones %q %q", rows[0].Phone, rows[1].Phone)
+	}
+	_, _, err = ImportAccounts([]byte("old,new,password,mobile\na@old.example,a@new.example,pw,call me\n"), ImportOptions{})
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "phone") {
+		t.Errorf("a bad phone: %v", err)
+	}
+}

@@ -21,6 +21,25 @@ type message struct {
 	to      []string
 	subject string
 	data    []byte
+	// job and kind say what the mail is about, for the outbox's listing.
+	job, kind string
+}
+
+// Kinds of mail, as the outbox lists them.
+const (
+	KindMember   = "member"   // an account's end, to its member
+	KindDigest   = "digest"   // a job's end, to the admins
+	KindProgress = "progress" // a running job's daily digest, to the admins
+	KindInvite   = "invite"
+	KindReminder = "reminder" // the window closes soon, to a member who has not started
+)
+
+func (m *message) about(job *state.Job, kind string) *message {
+	if job != nil {
+		m.job = job.ID
+	}
+	m.kind = kind
+	return m
 }
 
 // words is the mails' wording; the state names and the counts line are
@@ -140,50 +159,14 @@ func (n *Notifier) inviteMail(job *state.Job, a *state.Account, portal, lang str
 
 func (n *Notifier) jobMail(job *state.Job, accts []*state.Account, lang string, to []string) *message {
 	l := state.Lang(lang)
-	byState := map[state.AccountState]int{}
-	var total state.Counts
-	var problems []*state.Account
-	for _, a := range accts {
-		if a == nil {
-			continue
-		}
-		byState[a.State]++
-		total.Add(a.Counts)
-		if a.State == state.AccountFailed || a.State == state.AccountPartial || a.State == state.AccountAbandoned {
-			problems = append(problems, a)
-		}
-	}
+	byState, total, problems := tally(accts)
 	name, id, jobState := "", "", ""
 	if job != nil {
 		name, id, jobState = jobName(job), job.ID, word(l, string(job.State))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, word(l, "intro.job")+"\n\n", name, jobState)
-	fmt.Fprintf(&b, "%s: %s %d", word(l, "accounts"), word(l, "all"), len(accts))
-	for _, s := range []state.AccountState{state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned,
-		state.AccountNotStarted, state.AccountPreparing, state.AccountRunning} {
-		if c := byState[s]; c > 0 || s.Finished() {
-			fmt.Fprintf(&b, ", %s %d", word(l, string(s)), c)
-		}
-	}
-	fmt.Fprintf(&b, "\n%s: %s\n", word(l, "total"), total.Line(l))
-	if total.Skipped > 0 {
-		fmt.Fprintf(&b, "    "+word(l, "skipped")+"\n", total.Skipped)
-	}
-	if len(problems) > 0 {
-		fmt.Fprintf(&b, "\n%s\n", word(l, "problems"))
-		for i, a := range problems {
-			if i == maxListed {
-				fmt.Fprintf(&b, word(l, "more")+"\n", len(problems)-maxListed, id)
-				break
-			}
-			fmt.Fprintf(&b, "- %s  %s  %s", accountName(a), word(l, string(a.State)), a.Counts.Line(l))
-			if a.Reason != "" {
-				fmt.Fprintf(&b, "\n  %s: %s", word(l, "reason"), a.Reason)
-			}
-			b.WriteString("\n")
-		}
-	}
+	summary(&b, l, id, len(accts), byState, total, problems)
 	fmt.Fprintf(&b, "\n%s\n", word(l, "outro"))
 	subject := fmt.Sprintf(word(l, "subj.job"), name, byState[state.AccountSucceeded], byState[state.AccountPartial], byState[state.AccountFailed], byState[state.AccountAbandoned])
 	return n.compose(to, subject, b.String(), l)
@@ -238,4 +221,34 @@ func messageID(from string) string {
 		domain = from[i+1:]
 	}
 	return fmt.Sprintf("<%d.%s@%s>", time.Now().UnixNano(), hex.EncodeToString(b[:]), domain)
+}
+
+// summary writes a digest's counts: accounts per state, the totals, and the
+// accounts that did not succeed, each with its reason.
+func summary(b *strings.Builder, l, id string, all int, byState map[state.AccountState]int, total state.Counts, problems []*state.Account) {
+	fmt.Fprintf(b, "%s: %s %d", word(l, "accounts"), word(l, "all"), all)
+	for _, s := range []state.AccountState{state.AccountSucceeded, state.AccountPartial, state.AccountFailed, state.AccountAbandoned,
+		state.AccountNotStarted, state.AccountPreparing, state.AccountRunning} {
+		if c := byState[s]; c > 0 || s.Finished() {
+			fmt.Fprintf(b, ", %s %d", word(l, string(s)), c)
+		}
+	}
+	fmt.Fprintf(b, "\n%s: %s\n", word(l, "total"), total.Line(l))
+	if total.Skipped > 0 {
+		fmt.Fprintf(b, "    "+word(l, "skipped")+"\n", total.Skipped)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(b, "\n%s\n", word(l, "problems"))
+		for i, a := range problems {
+			if i == maxListed {
+				fmt.Fprintf(b, word(l, "more")+"\n", len(problems)-maxListed, id)
+				break
+			}
+			fmt.Fprintf(b, "- %s  %s  %s", accountName(a), word(l, string(a.State)), a.Counts.Line(l))
+			if a.Reason != "" {
+				fmt.Fprintf(b, "\n  %s: %s", word(l, "reason"), a.Reason)
+			}
+			b.WriteString("\n")
+		}
+	}
 }

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +41,8 @@ type Config struct {
 	// From is the sender; empty means User. Most providers send only as the
 	// login address or its aliases ("relay not allowed" otherwise).
 	From string
-	// Admins receive every account's mail and the job summary.
+	// Admins receive one digest per job (at its end, and daily while it
+	// runs when the job asks for it), never one mail per account.
 	Admins []string
 	// Insecure skips certificate verification.
 	Insecure bool
@@ -60,7 +60,18 @@ type Config struct {
 	Backoff time.Duration
 	// QueueSize bounds the mails waiting to be sent; when full, new mails are
 	// dropped (and reported) rather than block the migration. Default 256.
+	// Not used with an Outbox, which has no bound.
 	QueueSize int
+	// Outbox, when set, keeps every mail in the state file until the
+	// server takes it (see outbox.go): no mail is dropped, a failing mail
+	// is retried with backoff (Retries does not apply) and a restart sends
+	// what was left.
+	Outbox *state.Store
+	// MaxBackoff caps the wait between two tries of a mail in the Outbox.
+	// Default 10 minutes.
+	MaxBackoff time.Duration
+	// Now is the clock of the digests and reminders (tests); nil: time.Now.
+	Now func() time.Time
 }
 
 // LogValue keeps the password out of logs should the config be logged.
@@ -90,6 +101,11 @@ type Notifier struct {
 
 	// lost is written by the worker before done is closed.
 	lost int
+
+	// With an outbox: wake tells the sender a mail was queued; drain,
+	// closed by Close, that it should send what is due and stop.
+	wake  chan struct{}
+	drain chan struct{}
 }
 
 // New checks cfg and starts the sending goroutine; it does not connect (see
@@ -116,6 +132,11 @@ func New(cfg Config, log *slog.Logger) (*Notifier, error) {
 		n.log.Warn("SMTP certificate verification is off (insecure)")
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if cfg.Outbox != nil {
+		n.wake, n.drain = make(chan struct{}, 1), make(chan struct{})
+		go n.runOutbox()
+		return n, nil
+	}
 	go n.run()
 	return n, nil
 }
@@ -197,7 +218,17 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 256
 	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Minute
+	}
 	return cfg, nil
+}
+
+func (n *Notifier) now() time.Time {
+	if n.cfg.Now != nil {
+		return n.cfg.Now()
+	}
+	return time.Now()
 }
 
 func (n *Notifier) addr() string {
@@ -232,29 +263,22 @@ func (n *Notifier) report(e *DeliveryError) {
 }
 
 // AccountFinished queues the mail telling the member (at a.Target, the new
-// mailbox) and the admins how the account's move ended. lang is "zh" or
-// "en" (anything else is English). It never blocks.
+// mailbox) how the account's move ended. The admins are not mailed per
+// account: they get the job's digest (JobFinished, Progress). lang is "zh"
+// or "en" (anything else is English). It never blocks.
 func (n *Notifier) AccountFinished(job *state.Job, a *state.Account, lang string) {
 	if a == nil {
 		return
 	}
-	to := make([]string, 0, 1+len(n.cfg.Admins))
-	if addr, err := mail.ParseAddress(a.Target); err == nil {
-		to = append(to, addr.Address)
-	} else if a.Target != "" {
+	addr, err := mail.ParseAddress(a.Target)
+	if err != nil {
 		n.log.Warn("member not notified: the new login is not an email address", "account", a.ID, "target", a.Target)
-	}
-	if len(to) == 1 && a.Reason != "" && a.State != state.AccountSucceeded && !slices.ContainsFunc(n.cfg.Admins, func(s string) bool { return strings.EqualFold(s, to[0]) }) {
-		// The reason names the old server and quotes its replies: the
-		// member reads what the portal says instead, the admins the reason.
-		n.enqueue(n.accountMail(job, a, lang, to, true))
-		to = nil
-	}
-	to = appendNew(to, n.cfg.Admins...)
-	if len(to) == 0 {
 		return
 	}
-	n.enqueue(n.accountMail(job, a, lang, to, false))
+	// The reason names the old server and quotes its replies: the member
+	// reads what the portal says instead, the admins the reason in the digest.
+	forMember := a.Reason != "" && a.State != state.AccountSucceeded
+	n.enqueue(n.accountMail(job, a, lang, []string{addr.Address}, forMember).about(job, KindMember))
 }
 
 // Invite asks a member to start their move in the portal (R11,
@@ -269,8 +293,7 @@ func (n *Notifier) Invite(job *state.Job, a *state.Account, portal, lang string)
 		n.log.Warn("member not invited: the new login is not an email address", "account", a.ID, "target", a.Target)
 		return false
 	}
-	n.enqueue(n.inviteMail(job, a, portal, lang, []string{addr.Address}))
-	return true
+	return n.enqueue(n.inviteMail(job, a, portal, lang, []string{addr.Address}).about(job, KindInvite))
 }
 
 // JobFinished queues the summary mail for the admins: accounts per state,
@@ -279,7 +302,7 @@ func (n *Notifier) JobFinished(job *state.Job, accts []*state.Account, lang stri
 	if len(n.cfg.Admins) == 0 {
 		return
 	}
-	n.enqueue(n.jobMail(job, accts, lang, n.cfg.Admins))
+	n.enqueue(n.jobMail(job, accts, lang, n.cfg.Admins).about(job, KindDigest))
 }
 
 func appendNew(list []string, add ...string) []string {
@@ -298,7 +321,12 @@ func appendNew(list []string, add ...string) []string {
 	return list
 }
 
-func (n *Notifier) enqueue(m *message) {
+// enqueue queues m and reports whether it was taken; a mail not taken is
+// reported to OnError.
+func (n *Notifier) enqueue(m *message) bool {
+	if n.cfg.Outbox != nil {
+		return n.store(m)
+	}
 	n.mu.Lock()
 	closed := n.closed
 	queued := false
@@ -311,19 +339,23 @@ func (n *Notifier) enqueue(m *message) {
 	}
 	n.mu.Unlock()
 	if queued {
-		return
+		return true
 	}
 	reason := "the notification queue is full (the SMTP server is slow or down)"
 	if closed {
 		reason = "the notifier is closed"
 	}
 	n.report(&DeliveryError{To: m.to, Subject: m.subject, Final: true, Err: &Error{Kind: Dropped, Reason: reason}})
+	return false
 }
 
 // Close stops taking mails and waits until the queued ones are sent or
 // given up, or until ctx ends: then what is left is dropped (and reported)
 // and Close returns an error saying how many mails were lost.
 func (n *Notifier) Close(ctx context.Context) error {
+	if n.cfg.Outbox != nil {
+		return n.closeOutbox(ctx)
+	}
 	n.mu.Lock()
 	if !n.closed {
 		n.closed = true

@@ -193,6 +193,8 @@ type Account struct {
 	// Server is the account's own old server, host or host:port, when its
 	// mailbox is not on the job's (a domain spread over several servers).
 	Server string `json:",omitempty"`
+	// Phone is the member's mobile number for reminder texts (提醒短信).
+	Phone  string `json:",omitempty"`
 	State  AccountState
 	Reason string `json:",omitempty"`
 	Counts Counts
@@ -316,6 +318,8 @@ type Store struct {
 	scrub  scrubber
 	// decoded counts account records read (AccountsRead).
 	decoded atomic.Int64
+	// mailRetried tells the outbox's sender of an admin's retry (outbox.go).
+	mailRetried chan struct{}
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
@@ -376,7 +380,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, writeError(path, err)
 	}
-	return &Store{db: db, key: key, Path: path}, nil
+	return &Store{db: db, key: key, Path: path, mailRetried: make(chan struct{}, 1)}, nil
 }
 
 // Close closes the file, first scrubbing it if a secret was dropped since
@@ -483,6 +487,9 @@ func (s *Store) DeleteJob(id string) error {
 			return err
 		}
 		if err := dropDerived(tx, id); err != nil {
+			return err
+		}
+		if err := dropNotices(tx, id); err != nil {
 			return err
 		}
 		if tx.Bucket(bAccounts).Bucket([]byte(id)) != nil {

@@ -234,7 +234,11 @@ func jobRequestOf(r *http.Request) JobRequest {
 
 func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	req := jobRequestOf(r)
-	job, _, err := s.createJob(r, &req, who(ss))
+	var err error
+	var job *state.Job
+	if req.uploaded, err = uploadedAccounts(r); err == nil {
+		job, _, err = s.createJob(r, &req, who(ss))
+	}
 	if err != nil {
 		// Secrets typed into the form are not sent back into the page.
 		req.TargetAdminPassword, req.SourceAdminPassword, req.Accounts = "", "", ""
@@ -261,7 +265,15 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ss *session) 
 func (s *Server) addAccountsForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	id := r.PathValue("id")
 	back := "/admin/jobs/" + url.PathEscape(id)
-	n, err := s.addAccounts(id, r.PostFormValue("accounts"), who(ss))
+	rows, err := uploadedAccounts(r)
+	n := 0
+	switch {
+	case err != nil:
+	case rows != nil:
+		n, err = s.m.AddAccounts(id, rows, who(ss))
+	default:
+		n, err = s.addAccounts(id, r.PostFormValue("accounts"), who(ss))
+	}
 	if err != nil {
 		s.sess.flash(ss, err.Error(), "")
 	} else {

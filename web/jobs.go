@@ -51,6 +51,10 @@ type JobRequest struct {
 	// source folder names) are the job's folder choices.
 	Renames  []string `json:"renames,omitempty"`
 	Excludes []string `json:"excludes,omitempty"`
+
+	// uploaded are the accounts of the form's file (upload.go), in place
+	// of Accounts.
+	uploaded []migrate.AccountRow
 }
 
 // endpoint reads a source or target as the CLI does: a URL, or a preset.
@@ -104,8 +108,8 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if err := folderChoices(req.Renames, req.Excludes, &opts); err != nil {
 		return nil, 0, err
 	}
-	var rows []migrate.AccountRow
-	if strings.TrimSpace(req.Accounts) != "" {
+	rows := req.uploaded
+	if rows == nil && strings.TrimSpace(req.Accounts) != "" {
 		if rows, err = migrate.ReadAccounts(strings.NewReader(req.Accounts)); err != nil {
 			return nil, 0, err
 		}

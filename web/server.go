@@ -304,6 +304,10 @@ func (s *Server) routes() {
 	mux.HandleFunc("POST /admin/jobs/{id}/accounts/{op}", s.operator(s.accountForm))
 	mux.HandleFunc("POST /admin/jobs/{id}/delete", s.operator(s.deleteForm))
 	s.auditRoutes(mux)
+	mux.HandleFunc("GET /admin/outbox", s.admin(s.outboxPage))
+	mux.HandleFunc("POST /admin/outbox/{op}", s.operator(s.outboxForm))
+	mux.HandleFunc("GET /admin/accounts-template.csv", s.admin(s.templateCSV))
+	mux.HandleFunc("GET /api/outbox", s.api(s.apiOutbox))
 
 	// JSON API (the dashboard's every action).
 	mux.HandleFunc("GET /api/jobs", s.api(s.apiJobs))
@@ -454,40 +458,7 @@ func (s *Server) HandleEvent(e *state.Event) {
 	if s.cfg.Notifier == nil {
 		return
 	}
-	switch e.Kind {
-	case "account.succeeded", "account.partial", "account.failed", "account.abandoned":
-		job, err := s.store.Job(e.Job)
-		if err != nil {
-			return
-		}
-		// The live view, not the file: the final counts reach the file at
-		// the next flush, after this event.
-		a, err := s.m.Account(e.Job, e.Account)
-		if err != nil {
-			return
-		}
-		c := *a
-		lang := c.Lang
-		if lang == "" {
-			lang = norm(s.cfg.Lang)
-		}
-		s.cfg.Notifier.AccountFinished(job, &c, lang)
-	case "job.completed", "job.ended":
-		job, err := s.store.Job(e.Job)
-		if err != nil {
-			return
-		}
-		st, err := s.m.Status(e.Job)
-		if err != nil {
-			return
-		}
-		var accts []*state.Account
-		for i := range st.Accounts {
-			st.Accounts[i].SourceSecret, st.Accounts[i].TargetSecret = nil, nil
-			accts = append(accts, &st.Accounts[i])
-		}
-		s.cfg.Notifier.JobFinished(job, accts, norm(s.cfg.Lang))
-	}
+	s.m.Notify(s.cfg.Notifier, e, norm(s.cfg.Lang))
 }
 
 // adminOK checks the API token in constant time.

@@ -26,9 +26,13 @@ func providersCommand() *cli.Command {
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json"}},
 		Action: func(c *cli.Context) error {
 			if c.Bool("json") {
-				var ps []presets.Provider
+				type sourced struct {
+					presets.Provider
+					Source string
+				}
+				var ps []sourced
 				for _, n := range presets.ProviderNames() {
-					ps = append(ps, presets.Providers[n])
+					ps = append(ps, sourced{presets.Providers[n], presets.Sourced[n]})
 				}
 				return json.NewEncoder(os.Stdout).Encode(ps)
 			}
@@ -52,7 +56,10 @@ func providersCommand() *cli.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, p.Title, addr(p.IMAP), addr(p.POP3), smtp, code)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return providerSources(os.Stdout)
 		},
 	}
 }

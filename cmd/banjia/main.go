@@ -54,7 +54,7 @@ func mainCode() int {
 			&cli.StringFlag{Name: "lang", EnvVars: []string{"BANJIA_LANG"}, Usage: "en or zh (default from LANG)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log engine details to stderr"},
 		},
-		Commands: []*cli.Command{migrateCommand(), jobCommand(), checkCommand(), providersCommand(), logsCommand(), serveCommand(), demoCommand()},
+		Commands: []*cli.Command{migrateCommand(), jobCommand(), checkCommand(), providersCommand(), logsCommand(), serveCommand(), demoCommand(), outboxCommand()},
 		Before: func(c *cli.Context) error {
 			// Graph delta links live beside the state file, so a re-run of
 			// a Graph job asks only for what changed.
@@ -524,7 +524,7 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, endpointFlags()...)
 	return &cli.Command{
 		Name:  "job",
-		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, account, show, delete, sync, close",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, notices, account, show, delete, sync, close",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
@@ -532,6 +532,7 @@ func jobCommand() *cli.Command {
 				Action: createJob,
 			},
 			inviteCommand(),
+			noticesCommand(),
 			{
 				Name: "add", Usage: "add accounts to a job, or give existing ones new passwords", ArgsUsage: "JOB",
 				Flags: append([]cli.Flag{&cli.StringFlag{Name: "accounts", Required: true, Usage: "accounts file as for create"}}, importFlags()...),
@@ -569,7 +570,7 @@ func jobCommand() *cli.Command {
 			{
 				Name: "start", Usage: "run a job in the foreground until it finishes (Ctrl-C saves and stops)", ArgsUsage: "JOB",
 				Description: exitCodesHelp,
-				Flags:       append(runnerFlags(), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
+				Flags:       append(append(runnerFlags(), startNotifyFlags()...), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					store, err := state.OpenExisting(c.String("state"))
@@ -582,7 +583,7 @@ func jobCommand() *cli.Command {
 						return err
 					}
 					cfg.Rerun = c.Bool("rerun")
-					return outcome(store, id, runJob(c, store, id, cfg), nil)
+					return outcome(store, id, runJobNotified(c, store, id, cfg), nil)
 				},
 			},
 			controlCommand("pause", "pause a job at the next message boundary"),

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/banjia-mail/banjia/notify"
+	"github.com/banjia-mail/banjia/state"
 )
 
 func notifyFlags() []cli.Flag {
@@ -18,9 +19,11 @@ func notifyFlags() []cli.Flag {
 		&cli.StringFlag{Name: "smtp", EnvVars: []string{"BANJIA_SMTP"}, Usage: "tell members and admins by mail: smtps://USER@HOST:465 (implicit TLS) or smtp://USER@HOST:587 (STARTTLS); the password from BANJIA_SMTP_PASSWORD or --smtp-password-file"},
 		&cli.StringFlag{Name: "smtp-password-file", Usage: "read the SMTP password from this file"},
 		&cli.StringFlag{Name: "smtp-from", Usage: "sender address (default: the SMTP login; most providers refuse any other: relay not allowed)"},
-		&cli.StringSliceFlag{Name: "notify-admin", Usage: "admin addresses told about every account and each finished job"},
+		&cli.StringSliceFlag{Name: "notify-admin", Usage: "admin addresses sent one digest per job (counts and the failed accounts) at its end, and daily while it runs with banjia job notices --daily"},
 		&cli.BoolFlag{Name: "smtp-insecure", Usage: "do not verify the SMTP server's certificate"},
 		&cli.BoolFlag{Name: "smtp-plain", Usage: "allow smtp:// without TLS (a relay on the same machine)"},
+		&cli.StringFlag{Name: "sms-command", Usage: "send reminder texts (提醒短信) by running this command as COMMAND PHONE-OR-ADDRESS TEXT"},
+		&cli.StringFlag{Name: "sms-webhook", Usage: "send reminder texts (提醒短信) by POSTing {\"to\", \"text\", \"job\", \"account\"} as JSON to this URL"},
 	}
 }
 
@@ -63,8 +66,9 @@ func smtpConfig(raw, password string, plain bool) (notify.Config, error) {
 }
 
 // openNotifier sets up notifications when --smtp is given, and checks the
-// login once so a wrong password shows at startup, not hours later.
-func openNotifier(c *cli.Context, log *slog.Logger, onError func(error)) (*notify.Notifier, error) {
+// login once so a wrong password shows at startup, not hours later. Mail
+// waits in store's outbox until the server takes it.
+func openNotifier(c *cli.Context, log *slog.Logger, store *state.Store, onError func(error)) (*notify.Notifier, error) {
 	if c.String("smtp") == "" {
 		return nil, nil
 	}
@@ -77,6 +81,7 @@ func openNotifier(c *cli.Context, log *slog.Logger, onError func(error)) (*notif
 		return nil, err
 	}
 	cfg.From, cfg.Admins, cfg.Insecure = c.String("smtp-from"), c.StringSlice("notify-admin"), c.Bool("smtp-insecure")
+	cfg.Outbox = store
 	n, err := notify.New(cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("--smtp: %w", err)
@@ -87,7 +92,7 @@ func openNotifier(c *cli.Context, log *slog.Logger, onError func(error)) (*notif
 	if err := n.Check(ctx); err != nil {
 		// The migration goes on without mail; the admin sees why.
 		log.Error("notifications will fail", "err", err)
-		fmt.Fprintf(c.App.ErrWriter, "banjia serve: WARNING: notification mail will fail: %v\n", err)
+		fmt.Fprintf(c.App.ErrWriter, "banjia: WARNING: notification mail will fail (it waits in the outbox: banjia outbox): %v\n", err)
 	}
 	return n, nil
 }

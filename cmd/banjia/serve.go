@@ -93,7 +93,7 @@ func serve(c *cli.Context) error {
 		}
 	}
 	m := migrate.NewManager(ctx, store, cfg)
-	notifier, err := openNotifier(c, log, func(err error) {
+	ns, err := openNotices(c, log, store, func(err error) {
 		if srv != nil {
 			srv.NotifyError(err)
 		}
@@ -101,6 +101,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	notifier := ns.n
 	// Listening before the server is made: with port 0 the invitation
 	// links name the port the system chose.
 	l, err := net.Listen("tcp", c.String("listen"))
@@ -142,6 +143,7 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	go m.KeepRetention(ctx, time.Minute)
+	ns.schedule(ctx, m, srv.PortalLink(), lang)
 	fmt.Fprintf(os.Stderr, "banjia serve: portal %s://%s/  dashboard %s://%s/admin  metrics %s://%s/metrics\n",
 		scheme, l.Addr(), scheme, l.Addr(), scheme, l.Addr())
 
@@ -162,11 +164,7 @@ func serve(c *cli.Context) error {
 	hs.Shutdown(shut)
 	done()
 	m.Stop()
-	if notifier != nil {
-		nctx, ndone := context.WithTimeout(context.Background(), 10*time.Second)
-		notifier.Close(nctx)
-		ndone()
-	}
+	ns.close(10 * time.Second)
 	return nil
 }
 

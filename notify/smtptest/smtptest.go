@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"math/big"
 	"mime"
 	"mime/quotedprintable"
@@ -82,7 +81,9 @@ type Server struct {
 	CertPEM []byte
 
 	opts Options
-	srv  *smtp.Server
+	cert tls.Certificate
+	// run is the serving server and its goroutines (nil while stopped).
+	run *running
 
 	mu       sync.Mutex
 	msgs     []Message
@@ -100,17 +101,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("smtptest: certificate: %v", err)
 	}
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		_, isTLS := c.TLSConnectionState()
-		return &session{s: s, tls: isTLS}, nil
-	}))
-	s.srv.Domain = "smtptest.local"
-	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	s.srv.AllowInsecureAuth = opts.AllowInsecureAuth
-	s.srv.ReadTimeout = 30 * time.Second
-	s.srv.WriteTimeout = 30 * time.Second
-	s.srv.ErrorLog = log.New(io.Discard, "", 0)
-
+	s.cert = cert
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("smtptest: listen: %v", err)
@@ -122,14 +113,8 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	s.StartTLSPort = plain.Addr().(*net.TCPAddr).Port
 	s.TLSPort = implicit.Addr().(*net.TCPAddr).Port
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.srv.Serve(plain) }()
-	go func() { defer wg.Done(); s.srv.Serve(tls.NewListener(implicit, s.srv.TLSConfig)) }()
-	t.Cleanup(func() {
-		s.srv.Close()
-		wg.Wait()
-	})
+	s.serve(plain, implicit)
+	t.Cleanup(s.Stop)
 	return s
 }
 
