@@ -29,7 +29,7 @@ lint: fmt-check vet
 # Then a short fuzz run of each parser.
 ENGINE_PKGS := $(shell $(GO) list ./... | grep -v '/cmd/banjia$$')
 test: deps lint
-	$(GO) test -race -count=1 -timeout 20m $(ENGINE_PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(ENGINE_PKGS)
 	$(GO) test -count=1 -timeout 20m ./cmd/banjia/
 	$(MAKE) fuzz FUZZTIME=200000x FUZZFLAGS=-parallel=1
 

@@ -38,7 +38,10 @@ func (w *cliWorld) accountsNow(t *testing.T) map[string]state.Account {
 // account finishes with all its mail. `job show` shows the
 // settings; `job delete` then removes the job and every password.
 func TestAccountControlCLI(t *testing.T) {
-	w := newCLIWorld(t, migratetest.Options{Accounts: 4, Messages: 300, BadPassword: 2})
+	// Enough mail that u00 is still copying after the two commands that
+	// come before its pause (300 messages were done in under half a second).
+	const messages = 1200
+	w := newCLIWorld(t, migratetest.Options{Accounts: 4, Messages: messages, BadPassword: 2})
 	before := w.Sources()
 	u := w.Users
 	w.create(t)
@@ -52,7 +55,7 @@ func TestAccountControlCLI(t *testing.T) {
 	w.mustBanjia(t, "job", "account", w.Job, "pause", u[0].Old)
 	waitUntil(t, func() bool { return w.accountsNow(t)[u[0].Old].State == state.AccountPaused })
 	at := w.accountsNow(t)[u[0].Old].Counts.Imported
-	if at >= 300 || int64(migratetest.Count(t, w.Dst, u[0].New, u[0].NewPW)) != at {
+	if at >= messages || int64(migratetest.Count(t, w.Dst, u[0].New, u[0].NewPW)) != at {
 		t.Fatalf("paused u00: %d imported, %d on the target", at, migratetest.Count(t, w.Dst, u[0].New, u[0].NewPW))
 	}
 	// Bad requests: a clear error, nothing changed.

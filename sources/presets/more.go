@@ -19,6 +19,8 @@ var Sourced = map[string]string{
 	"126":             "NetEase 126's POP3/SMTP/IMAP settings page (设置 > POP3/SMTP/IMAP)",
 	"sina":            "Sina Mail's client settings page (客户端 POP/IMAP/SMTP)",
 	"outlook":         "Microsoft's POP, IMAP and SMTP settings for Outlook.com and Microsoft 365",
+	"outlook-cn":      "Microsoft's endpoints for Office 365 operated by 21Vianet (partner.outlook.cn)",
+	"outlook-usgov":   "Microsoft's endpoints for Office 365 GCC High (outlook.office365.us)",
 	"aliyun":          "Aliyun Mail's client settings help",
 	"aliyun-qiye":     "Aliyun enterprise mail's client settings help (阿里企业邮箱 客户端设置)",
 	"zoho":            "Zoho Mail's IMAP, POP and SMTP server details",
