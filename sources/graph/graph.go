@@ -346,7 +346,7 @@ func flagsOf(m models.Messageable) []string {
 	}
 	seen := map[string]bool{}
 	for _, c := range m.GetCategories() {
-		if k := keyword(c); k != "" && !seen[k] {
+		if k := mail.Keyword(c); k != "" && !seen[k] {
 			seen[k] = true
 			flags = append(flags, k)
 		}

@@ -1,4 +1,4 @@
-package graph
+package mail
 
 import "testing"
 
@@ -14,8 +14,8 @@ func TestKeyword(t *testing.T) {
 		"项目 Alpha":           "&mHl27g-_Alpha",
 		"":                   "",
 	} {
-		if got := keyword(in); got != want {
-			t.Errorf("keyword(%q) = %q, want %q", in, got, want)
+		if got := Keyword(in); got != want {
+			t.Errorf("Keyword(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
