@@ -48,6 +48,10 @@ var (
 	// body: a stalled stream fails instead of hanging, however large the
 	// message (kiota's own client would cut every request at 100 s).
 	IOTimeout = 2 * time.Minute
+	// VerifiedFor is how long a mailbox found readable by one session
+	// is taken as readable by the next ones without asking again: a
+	// permission taken away meanwhile fails their first request instead.
+	VerifiedFor = 10 * time.Minute
 )
 
 // cloudConf is where a Graph host gets its tokens.
@@ -164,7 +168,7 @@ func limiterFor(key string) *limiter {
 	defer shared.mu.Unlock()
 	l := shared.limiters[key]
 	if l == nil {
-		l = &limiter{slots: make(chan struct{}, MaxConcurrent)}
+		l = &limiter{slots: make(chan struct{}, MaxConcurrent), whole: make(chan struct{}, 1)}
 		shared.limiters[key] = l
 	}
 	return l
@@ -174,8 +178,36 @@ func limiterFor(key string) *limiter {
 // holds all of them back while the server has asked for a pause.
 type limiter struct {
 	slots chan struct{}
+	// whole is held by a request taking every slot (a $batch), so that
+	// two of them never each hold part of the slots waiting for the rest.
+	whole chan struct{}
 	mu    sync.Mutex
 	until time.Time
+}
+
+// verifications: when a session of an app (its credential) last found a
+// mailbox (its limiter) readable.
+var verifications = struct {
+	sync.Mutex
+	at map[verification]time.Time
+}{at: map[verification]time.Time{}}
+
+type verification struct {
+	cred *azidentity.ClientSecretCredential
+	lim  *limiter
+}
+
+func (c *client) verified() {
+	verifications.Lock()
+	defer verifications.Unlock()
+	verifications.at[verification{c.cred, c.lim}] = time.Now()
+}
+
+func (c *client) verifiedWithin(d time.Duration) bool {
+	verifications.Lock()
+	defer verifications.Unlock()
+	at, ok := verifications.at[verification{c.cred, c.lim}]
+	return ok && time.Since(at) < d
 }
 
 func (l *limiter) paused() time.Duration {
@@ -216,6 +248,48 @@ func (l *limiter) acquire(ctx context.Context) error {
 
 func (l *limiter) release() { <-l.slots }
 
+// acquireAll takes every slot: the mailbox's whole allowance, for a
+// request that Graph runs as several at once.
+func (l *limiter) acquireAll(ctx context.Context) error {
+	select {
+	case l.whole <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for held := 0; held < cap(l.slots); held++ {
+		if err := l.acquire(ctx); err != nil {
+			for ; held > 0; held-- {
+				l.release()
+			}
+			<-l.whole
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *limiter) releaseAll() {
+	for range cap(l.slots) {
+		l.release()
+	}
+	<-l.whole
+}
+
+// take and give hold one slot, or every slot for a request marked whole.
+func (l *limiter) take(ctx context.Context) error {
+	if whole, _ := ctx.Value(wholeMailboxKey{}).(bool); whole {
+		return l.acquireAll(ctx)
+	}
+	return l.acquire(ctx)
+}
+
+func (l *limiter) giveFunc(ctx context.Context) func() {
+	if whole, _ := ctx.Value(wholeMailboxKey{}).(bool); whole {
+		return l.releaseAll
+	}
+	return l.release
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -250,20 +324,21 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req.Header.Set("Prefer", prefer)
 	retryable := req.Method == http.MethodGet || req.Method == http.MethodHead
 	renewed := false
+	give := t.lim.giveFunc(req.Context())
 	for attempt := 1; ; attempt++ {
-		if err := t.lim.acquire(req.Context()); err != nil {
+		if err := t.lim.take(req.Context()); err != nil {
 			return nil, err
 		}
 		resp, err := t.base.RoundTrip(req)
 		if err != nil {
-			t.lim.release()
+			give()
 			return nil, err
 		}
 		if resp.StatusCode == http.StatusUnauthorized && retryable && !renewed && t.fresh != nil && req.Header.Get("Authorization") != "" {
 			// Once per request: a token refused again is the app's problem.
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			t.lim.release()
+			give()
 			tok, err := t.fresh(req.Context(), strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer "))
 			if err != nil {
 				return nil, err
@@ -277,11 +352,11 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 				resp.Body.Close()
 				t.lim.pause(wait)
-				t.lim.release()
+				give()
 				continue
 			}
 		}
-		resp.Body = &releasingBody{ReadCloser: resp.Body, release: t.lim.release}
+		resp.Body = &releasingBody{ReadCloser: resp.Body, release: give}
 		return resp, nil
 	}
 }
@@ -332,6 +407,7 @@ type client struct {
 	cloud   cloudConf
 	cred    *azidentity.ClientSecretCredential
 	http    *http.Client // paced; no overall timeout, see IOTimeout
+	lim     *limiter
 	adapter *msgraphcore.GraphRequestAdapterBase
 }
 
@@ -357,6 +433,7 @@ func newClient(e mail.Endpoint, mailbox string) (*client, error) {
 		return nil, err
 	}
 	lim := limiterFor(strings.ToLower(strings.Join([]string{c.cloud.host, e.Tenant, mailbox}, "|")))
+	c.lim = lim
 	c.http = &http.Client{Transport: &pacedTransport{base: t, lim: lim, fresh: c.freshToken}}
 	registerJSON.Do(func() {
 		abstractions.RegisterDefaultDeserializer(func() absser.ParseNodeFactory { return jsonserialization.NewJsonParseNodeFactory() })

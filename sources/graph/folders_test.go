@@ -91,7 +91,17 @@ func TestNoDeltaCloud(t *testing.T) {
 		t.Fatalf("re-listing: %d of 50", n)
 	}
 	st := srv.Stats()
-	if st.Requests["delta-initial"] != 1 || st.Requests["messages"] < 2*len(a.want)+len(b.want) {
+	// Folders the tree shows empty are not listed.
+	full := func(mb *mailbox) int {
+		n := 0
+		for _, msgs := range mb.want {
+			if len(msgs) > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if st.Requests["delta-initial"] != 1 || st.Requests["messages"] < 2*full(a)+full(b) {
 		t.Fatalf("requests %v: want one delta refusal, then ordered listings", st.Requests)
 	}
 }

@@ -23,7 +23,11 @@
 // copied: Graph has no HEAD for it, does not promise a Content-Length, and
 // counts every request against the mailbox's budget. The listing and its
 // delta link are kept per folder (see DeltaStore): a re-listing asks Graph
-// only for what changed.
+// only for what changed. The folder tree (the well-known folders and the
+// top level) is read in one $batch by the first session of a mailbox; the
+// engine's further sessions of it send nothing before their first $value,
+// and folders the tree shows empty are not listed (see batch.go and
+// folders.go for what that saves and what Graph still counts).
 //
 // msgraph-sdk-go is very large: only this package may import it (its users
 // and models packages, not the root one, which would compile all of Graph).
@@ -77,12 +81,20 @@ type Source struct {
 	id      string // how Graph's paths name the mailbox (see mailboxID)
 	deltas  DeltaStore
 	folders map[string]string // Name -> Graph folder id
+	// listed is the folder tree Open read, for the first Folders call;
+	// empty holds the folders that listing found empty, and listedAt when.
+	listed   []mail.Folder
+	empty    map[string]bool
+	listedAt time.Time
 }
 
 var _ sources.Source = (*Source)(nil)
 
-// Open prepares the app's credential and checks, with one request, that the
-// token is granted, the app may read the mailbox and the mailbox exists.
+// Open prepares the app's credential and checks that the token is granted,
+// the app may read the mailbox and the mailbox exists: the first session of
+// a mailbox does so by reading its folder tree (one $batch, kept for
+// Folders); later sessions within VerifiedFor, such as the engine's lanes,
+// which only fetch, send nothing until then.
 func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 	if e.AuthzID == "" {
 		return nil, fault.New(fault.Account, "no mailbox to read: give the member's address as the authorization identity (authzid=...)", nil)
@@ -97,9 +109,13 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{c: c, mailbox: e.AuthzID, id: id, deltas: Deltas}
-	if _, err := s.user().MailFolders().ByMailFolderId("inbox").Get(ctx, folderGet()); err != nil {
-		return nil, s.fail("opening the mailbox", err)
+	if c.verifiedWithin(VerifiedFor) {
+		return s, nil
 	}
+	if s.listed, err = s.readTree(ctx); err != nil {
+		return nil, err
+	}
+	c.verified()
 	return s, nil
 }
 
@@ -111,12 +127,6 @@ func (s *Source) fail(op string, err error) error { return s.c.classify(op, s.ma
 func (s *Source) Close() error { return nil }
 
 var folderFields = []string{"id", "displayName", "parentFolderId", "childFolderCount", "totalItemCount", "isHidden"}
-
-func folderGet() *users.ItemMailFoldersMailFolderItemRequestBuilderGetRequestConfiguration {
-	return &users.ItemMailFoldersMailFolderItemRequestBuilderGetRequestConfiguration{
-		QueryParameters: &users.ItemMailFoldersMailFolderItemRequestBuilderGetQueryParameters{Select: []string{"id"}},
-	}
-}
 
 // wellKnown are Graph's well-known folder names and the special use each
 // maps to (inbox only to recognise it: it becomes INBOX).
@@ -140,116 +150,6 @@ var systemFolders = []string{"outbox", "scheduled", "syncissues"}
 
 // KeepSystemFolders copies systemFolders as user folders.
 var KeepSystemFolders = false
-
-// Folders lists every mail folder, hidden ones too, one level at a time
-// (Graph has no recursive listing), as "/"-joined paths. Search folders are
-// left out: their messages live in other folders; so are systemFolders.
-func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
-	skip := map[string]string{} // folder id -> its well-known name
-	if !KeepSystemFolders {
-		for _, name := range systemFolders {
-			f, err := s.user().MailFolders().ByMailFolderId(name).Get(ctx, folderGet())
-			if ae := asAPIError(err); ae != nil && (ae.Status == http.StatusNotFound || ae.Status == http.StatusBadRequest) {
-				continue // not in this mailbox, or a name this service does not know
-			}
-			if err != nil {
-				return nil, s.fail("looking up the "+name+" folder", err)
-			}
-			skip[deref(f.GetId())] = name
-		}
-	}
-	role := map[string]int{} // folder id -> index in wellKnown
-	for i, wk := range wellKnown {
-		f, err := s.user().MailFolders().ByMailFolderId(wk.name).Get(ctx, folderGet())
-		if err != nil {
-			if ae := asAPIError(err); ae != nil && ae.Status == http.StatusNotFound && wk.name != "inbox" {
-				continue // no archive folder, say
-			}
-			return nil, s.fail("looking up the "+wk.name+" folder", err)
-		}
-		role[deref(f.GetId())] = i + 1
-	}
-	type node struct{ path, id string }
-	var out []mail.Folder
-	folders := map[string]string{}
-	queue := []node{{}}
-	for len(queue) > 0 {
-		n := queue[0]
-		queue = queue[1:]
-		children, err := s.childFolders(ctx, n.id)
-		if err != nil {
-			return nil, s.fail("listing folders", err)
-		}
-		for _, f := range children {
-			if strings.EqualFold(deref(f.GetOdataType()), "#microsoft.graph.mailSearchFolder") {
-				continue
-			}
-			id := deref(f.GetId())
-			if wk, ok := skip[id]; ok {
-				slog.Debug("graph: system folder not copied", "mailbox", s.mailbox, "folder", deref(f.GetDisplayName()), "wellKnown", wk)
-				continue
-			}
-			name := folderName(deref(f.GetDisplayName()))
-			r := role[id]
-			if n.path == "" && r == 1 {
-				name = "INBOX"
-			}
-			if n.path != "" {
-				name = n.path + "/" + name
-			}
-			if _, dup := folders[name]; dup {
-				name += " (" + id[max(0, len(id)-6):] + ")"
-			}
-			sf := mail.Folder{Name: name, Delim: '/', Validity: validity(id)}
-			if r > 0 {
-				sf.SpecialUse = wellKnown[r-1].special
-			}
-			if t := f.GetTotalItemCount(); t != nil && *t > 0 {
-				sf.Messages = uint32(*t)
-			}
-			out = append(out, sf)
-			folders[name] = id
-			if c := f.GetChildFolderCount(); c != nil && *c > 0 {
-				queue = append(queue, node{name, id})
-			}
-		}
-	}
-	if s.hasArchive(ctx) {
-		out = append(out, archiveFolder())
-		folders[ArchiveFolder] = archiveID
-	}
-	s.folders = folders
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-// childFolders lists one level: the top when parent is "", else parent's children.
-func (s *Source) childFolders(ctx context.Context, parent string) ([]models.MailFolderable, error) {
-	hidden, top := "true", PageSize
-	var page models.MailFolderCollectionResponseable
-	var err error
-	if parent == "" {
-		page, err = s.user().MailFolders().Get(ctx, &users.ItemMailFoldersRequestBuilderGetRequestConfiguration{
-			QueryParameters: &users.ItemMailFoldersRequestBuilderGetQueryParameters{IncludeHiddenFolders: &hidden, Top: &top, Select: folderFields},
-		})
-	} else {
-		page, err = s.user().MailFolders().ByMailFolderId(parent).ChildFolders().Get(ctx, &users.ItemMailFoldersItemChildFoldersRequestBuilderGetRequestConfiguration{
-			QueryParameters: &users.ItemMailFoldersItemChildFoldersRequestBuilderGetQueryParameters{IncludeHiddenFolders: &hidden, Top: &top, Select: folderFields},
-		})
-	}
-	var out []models.MailFolderable
-	for {
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.GetValue()...)
-		next := deref(page.GetOdataNextLink())
-		if next == "" {
-			return out, nil
-		}
-		page, err = s.user().MailFolders().WithUrl(next).Get(ctx, nil)
-	}
-}
 
 // folderName keeps a display name from adding a level: "/" is the delimiter.
 func folderName(display string) string {
@@ -373,6 +273,11 @@ func (s *Source) Messages(ctx context.Context, f mail.Folder) ([]mail.Message, e
 	}
 	if isArchive(id) {
 		return []mail.Message{s.archiveEntry()}, nil
+	}
+	if s.empty[f.Name] && time.Since(s.listedAt) < emptyFor {
+		// Empty a moment ago (most of Exchange's default folders are):
+		// nothing to ask. A stored delta link is kept for next time.
+		return []mail.Message{}, nil
 	}
 	var snap *snapshot
 	deltas := s.deltas != nil && !s.c.cloud.noDelta && !deltaRefused(s.c)

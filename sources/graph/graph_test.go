@@ -349,7 +349,7 @@ func TestFiveMailboxes(t *testing.T) {
 	}
 }
 
-// TestThrottleStorm: every 25th request per mailbox starts a second of 429s
+// TestThrottleStorm: every 15th request per mailbox starts a second of 429s
 // and 503s; the run slows down but every message arrives intact, and no
 // request is sent while the server has asked to wait.
 func TestThrottleStorm(t *testing.T) {
@@ -359,7 +359,7 @@ func TestThrottleStorm(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		boxes = append(boxes, seed(srv, fmt.Sprintf("storm%d@contoso.com", i), 40, int64(30+i), 0))
 	}
-	srv.Storm(25)
+	srv.Storm(15)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, mb := range boxes {

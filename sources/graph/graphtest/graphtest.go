@@ -140,8 +140,13 @@ type Stats struct {
 	// Refused counts requests answered 429 for being a mailbox's fifth at
 	// once; OverBudget those answered 429 for its request budget.
 	Refused, OverBudget int
-	// ByMailbox counts Graph requests per mailbox id.
+	// ByMailbox counts Graph requests per mailbox id, each request of a
+	// $batch on its own (as Graph counts them against a mailbox's limits).
 	ByMailbox map[string]int
+	// Batched counts the requests that came inside a $batch; the batches
+	// themselves are Requests["batch"]. HTTP requests to mailboxes are
+	// the sum of ByMailbox - Batched + Requests["batch"].
+	Batched int
 }
 
 // Server is a running emulator.
@@ -470,6 +475,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.openID(w, r, segs[0])
 	case len(segs) == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token":
 		s.token(w, r, segs[0])
+	case len(segs) == 2 && segs[0] == "v1.0" && segs[1] == "$batch":
+		s.batch(w, r)
 	case len(segs) >= 2 && segs[0] == "v1.0":
 		s.graph(w, r, segs[1:], false)
 	case len(segs) >= 2 && segs[0] == "beta":
