@@ -51,6 +51,10 @@ type Folder struct {
 	// UIDNext is the next key the source will assign, when it knows; it lets a
 	// re-run skip a folder whose messages are all copied without listing them.
 	UIDNext uint32
+	// System, when set, says why the source takes the folder for one of its
+	// server's system folders rather than mail (Exchange's Outbox, Sync
+	// Issues): a job leaves it behind unless told to keep system folders.
+	System string `json:",omitempty"`
 }
 
 // Message is the metadata of one source message, known before its body is read.

@@ -528,6 +528,7 @@ func (a *accountRun) pass(ctx context.Context) error {
 	}
 	folders, names, onTarget := fm.folders, fm.names, fm.onTarget
 	a.recheck(onTarget)
+	a.noteLeftBehind(folders)
 	// A source whose member never subscribed anything does not use
 	// subscriptions: every folder is subscribed on the target, or clients
 	// that show only subscribed folders would hide the mail.
@@ -663,6 +664,8 @@ func (a *accountRun) skipFolder(f mail.Folder) bool {
 	role := sinks.Role(f)
 	o := a.job.Options
 	switch {
+	case systemFolderLeft(f, o):
+		return true
 	case o.SkipJunkTrash && (role == mail.SpecialJunk || role == mail.SpecialTrash):
 		return true
 	case o.SkipCustomFolders && role == "" && !strings.EqualFold(f.Name, "INBOX"):

@@ -87,11 +87,15 @@ type NotCopied struct {
 	Date    time.Time `json:"date,omitzero"`
 	Size    int64     `json:"size,omitempty"`
 	Reason  string    `json:"reason"`
+	// LeftBehind marks a whole folder the job's options left behind (a
+	// system folder), not a failure: retrying does not copy it.
+	LeftBehind bool `json:"left_behind,omitempty"`
 }
 
 // Report lists every message of a job that is not on the target because it
 // failed, account by account, folder by folder, in UID order; an account
-// that failed as a whole (it never listed its folders) is one row with UID 0.
+// that failed as a whole (it never listed its folders) is one row with UID
+// 0, and so is each system folder an account left behind (LeftBehind).
 func Report(store *state.Store, jobID string) ([]NotCopied, error) {
 	accts, err := store.Accounts(jobID)
 	if err != nil {
@@ -106,6 +110,7 @@ func Report(store *state.Store, jobID string) ([]NotCopied, error) {
 		if a.State == state.AccountFailed {
 			out = append(out, NotCopied{Account: a.ID, Reason: "the account failed: " + a.Reason})
 		}
+		out = append(out, leftRows(a)...)
 		names := make([]string, 0, len(cps))
 		for n := range cps {
 			names = append(names, n)

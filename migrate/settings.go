@@ -34,6 +34,7 @@ type Settings struct {
 	SkipJunkTrash       bool              `json:"skip_junk_trash"`
 	SkipCustomFolders   bool              `json:"skip_custom_folders"`
 	DedupeAcrossFolders bool              `json:"dedupe_across_folders"`
+	KeepSystemFolders   bool              `json:"system_folders"`
 	MaxMessageSize      int64             `json:"max_message_size"` // bytes, 0: no limit
 	Renames             map[string]string `json:"renames,omitempty"`
 	Excludes            []string          `json:"excludes,omitempty"`
@@ -82,7 +83,7 @@ func (m *Manager) Settings(jobID string) (*Settings, error) {
 	s := &Settings{ID: j.ID, Mode: j.ModeOf(), State: string(j.State), Domain: j.Domain, NewDomain: j.NewDomain,
 		Source: j.Source.String(), Target: j.Target.String(), SourceInsecure: j.Source.Insecure, TargetInsecure: j.Target.Insecure,
 		SkipJunkTrash: o.SkipJunkTrash, SkipCustomFolders: o.SkipCustomFolders, DedupeAcrossFolders: o.DedupeAcrossFolders,
-		MaxMessageSize: o.MaxMessageSize, Renames: o.Renames, Excludes: o.Excludes,
+		KeepSystemFolders: o.KeepSystemFolders, MaxMessageSize: o.MaxMessageSize, Renames: o.Renames, Excludes: o.Excludes,
 		Window: o.Window, TimeZone: o.TimeZone, MaxRate: o.MaxRate, MaxRatePerHost: o.MaxRatePerHost,
 		Parallel: m.cfg.Accounts, Lanes: m.cfg.Lanes, PerHost: m.cfg.PerHost,
 		Created: j.Created, Updated: j.Updated, Accounts: len(accts)}

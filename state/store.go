@@ -82,6 +82,11 @@ type Options struct {
 	// per second, for the whole job and per old server (0: no cap).
 	MaxRate        int64 `json:",omitempty"`
 	MaxRatePerHost int64 `json:",omitempty"`
+	// KeepSystemFolders copies the folders a source calls system folders
+	// (mail.Folder.System: Exchange's Outbox, Sync Issues and below) as
+	// user folders; by default they stay behind, named in each account's
+	// LeftBehind.
+	KeepSystemFolders bool `json:",omitempty"`
 }
 
 // PeriodStart turns the date ranges of R21 (全部/2年/1年/3个月/30天) into a
@@ -215,6 +220,16 @@ type Account struct {
 	// First is when the admin moved the account to the front of the
 	// queue: the latest goes first.
 	First time.Time `json:",omitempty"`
+	// LeftBehind are the source folders the last run did not copy because
+	// they are system folders ("/" between levels, as --exclude names
+	// them), with why, so that nothing stays behind unsaid.
+	LeftBehind []LeftFolder `json:",omitempty"`
+}
+
+// LeftFolder is a source folder a run left behind, and why.
+type LeftFolder struct {
+	Folder string
+	Reason string
 }
 
 // Checkpoint is how far one source folder has been copied.

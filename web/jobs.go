@@ -38,6 +38,7 @@ type JobRequest struct {
 	Period              string `json:"period,omitempty"`    // all, 2y, 1y, 3m, 30d
 	SkipJunkTrash       bool   `json:"skip_junk_trash,omitempty"`
 	SkipCustomFolders   bool   `json:"skip_custom_folders,omitempty"`
+	SystemFolders       bool   `json:"system_folders,omitempty"`
 	MaxSizeMB           int    `json:"max_size_mb,omitempty"`
 	EnrollDays          *int   `json:"enroll_days,omitempty"` // default 30
 	Accounts            string `json:"accounts,omitempty"`    // CSV, as for banjia job create
@@ -103,7 +104,7 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	if opts.Since, err = state.PeriodStart(req.Period, time.Now()); err != nil {
 		return nil, 0, err
 	}
-	opts.SkipJunkTrash, opts.SkipCustomFolders = req.SkipJunkTrash, req.SkipCustomFolders
+	opts.SkipJunkTrash, opts.SkipCustomFolders, opts.KeepSystemFolders = req.SkipJunkTrash, req.SkipCustomFolders, req.SystemFolders
 	opts.MaxMessageSize = migrate.MessageSizeBytes(req.MaxSizeMB)
 	if err := folderChoices(req.Renames, req.Excludes, &opts); err != nil {
 		return nil, 0, err

@@ -25,7 +25,7 @@ var settingWords = state.Words{
 	"en": {
 		"s.job": "job", "s.mode": "mode", "s.state": "state", "s.domains": "domains", "s.source": "old server", "s.target": "new server",
 		"s.source_admin": "migration admin", "s.target_admin": "target admin", "s.insecure": "TLS certificates not verified",
-		"s.since": "mail since", "s.all": "all", "s.skip_junk_trash": "skip Junk and Trash", "s.skip_custom": "skip custom folders",
+		"s.since": "mail since", "s.all": "all", "s.skip_junk_trash": "skip Junk and Trash", "s.skip_custom": "skip custom folders", "s.system_folders": "copy system folders (Outbox, Sync Issues)",
 		"s.dedupe": "copy a message in several folders once", "s.max_size": "largest message", "s.no_limit": "no limit",
 		"s.renames": "renamed folders", "s.excludes": "folders left out", "s.none": "none",
 		"s.parallel": "parallel", "s.parallel.v": "%d accounts at once, %d connections each, at most %d per source host (this process)",
@@ -36,7 +36,7 @@ var settingWords = state.Words{
 	"zh": {
 		"s.job": "搬家任务", "s.mode": "搬家方式", "s.state": "任务状态", "s.domains": "域名", "s.source": "原邮箱服务器", "s.target": "新邮箱服务器",
 		"s.source_admin": "迁移管理员", "s.target_admin": "新服务器管理员", "s.insecure": "不验证TLS证书",
-		"s.since": "搬家范围", "s.all": "全部", "s.skip_junk_trash": "不搬垃圾箱和已删除", "s.skip_custom": "不搬自定义文件夹",
+		"s.since": "搬家范围", "s.all": "全部", "s.skip_junk_trash": "不搬垃圾箱和已删除", "s.skip_custom": "不搬自定义文件夹", "s.system_folders": "搬系统文件夹(发件箱、同步问题)",
 		"s.dedupe": "多个文件夹中的同一封邮件只搬一次", "s.max_size": "最大邮件", "s.no_limit": "不限",
 		"s.renames": "文件夹改名", "s.excludes": "不搬的文件夹", "s.none": "无",
 		"s.parallel": "并行", "s.parallel.v": "同时%d个帐号, 每个帐号%d个连接, 每个原服务器最多%d个连接 (本进程)",
@@ -237,6 +237,7 @@ func printSettings(w io.Writer, lang string, s *migrate.Settings) {
 	line("s.since", since)
 	line("s.skip_junk_trash", yes(s.SkipJunkTrash))
 	line("s.skip_custom", yes(s.SkipCustomFolders))
+	line("s.system_folders", yes(s.KeepSystemFolders))
 	line("s.dedupe", yes(s.DedupeAcrossFolders))
 	size := sw(lang, "s.no_limit")
 	if s.MaxMessageSize > 0 {

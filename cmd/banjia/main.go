@@ -471,6 +471,7 @@ func options(c *cli.Context) (state.Options, error) {
 	}
 	o.SkipJunkTrash = c.Bool("skip-junk-trash")
 	o.SkipCustomFolders = c.Bool("skip-custom-folders")
+	o.KeepSystemFolders = c.Bool("system-folders")
 	o.DedupeAcrossFolders = c.Bool("dedupe-across-folders") || strings.EqualFold(c.String("provider"), "gmail")
 	o.MaxMessageSize = migrate.MessageSizeBytes(c.Int("max-size"))
 	if err := migrate.CheckMessageSize(o.MaxMessageSize); err != nil {
@@ -489,6 +490,7 @@ func optionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "period", Usage: "copy only recent mail: all, 2y, 1y, 3m or 30d"},
 		&cli.StringFlag{Name: "since", Usage: "copy only mail that arrived on or after this date (YYYY-MM-DD)"},
 		&cli.BoolFlag{Name: "skip-junk-trash", Usage: "leave Junk and Trash behind"},
+		&cli.BoolFlag{Name: "system-folders", Usage: "copy Exchange's system folders (Outbox, Scheduled, Sync Issues and below) too; by default they are left behind and named in each account's report"},
 		&cli.BoolFlag{Name: "skip-custom-folders", Usage: "copy only INBOX and the special folders (Sent, Drafts, ...)"},
 		&cli.IntFlag{Name: "max-size", Usage: "skip messages larger than this many MB (0: no limit)"},
 		&cli.BoolFlag{Name: "dedupe-across-folders", Usage: "copy a message filed in several folders once, All Mail last (on with --provider gmail)"},

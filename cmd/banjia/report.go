@@ -52,9 +52,17 @@ func reportCommand() *cli.Command {
 				w.Flush()
 				return w.Error()
 			}
-			if len(rows) == 0 {
+			failed := 0
+			for _, r := range rows {
+				if !r.LeftBehind {
+					failed++
+				}
+			}
+			if failed == 0 {
 				fmt.Printf("job %s: every selected message is on the target\n", id)
-				return nil
+				if len(rows) == 0 {
+					return nil
+				}
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ACCOUNT\tFOLDER\tUID\tDATE\tSIZE\tREASON")
@@ -62,7 +70,12 @@ func reportCommand() *cli.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Account, r.Folder, uidText(r.UID), dateText(r.Date), sizeText(r.Size), r.Reason)
 			}
 			tw.Flush()
-			fmt.Printf("\n%d not copied; `banjia job retry %s` tries them again once the cause is fixed\n", len(rows), id)
+			if left := len(rows) - failed; left > 0 {
+				fmt.Printf("\n%d system %s left behind by the job's options (not failures)\n", left, map[bool]string{true: "folder", false: "folders"}[left == 1])
+			}
+			if failed > 0 {
+				fmt.Printf("\n%d not copied; `banjia job retry %s` tries them again once the cause is fixed\n", failed, id)
+			}
 			return nil
 		},
 	}

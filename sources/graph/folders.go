@@ -3,7 +3,6 @@ package graph
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -20,8 +19,8 @@ import (
 const emptyFor = time.Minute
 
 // Folders lists every mail folder, hidden ones too, as "/"-joined paths.
-// Search folders are left out (their messages live in other folders), and
-// so are systemFolders. The first call after Open returns the tree Open
+// Search folders are left out (their messages live in other folders);
+// systemFolders are marked. The first call after Open returns the tree Open
 // read; later calls read it again.
 func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 	if s.listed != nil {
@@ -48,8 +47,8 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 	for _, wk := range wellKnown {
 		names = append(names, wk.name)
 	}
-	if !KeepSystemFolders {
-		names = append(names, systemFolders...)
+	for _, sf := range systemFolders {
+		names = append(names, sf.name)
 	}
 	paths := make([]string, 0, len(names)+1)
 	for _, n := range names {
@@ -60,8 +59,8 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 	if err != nil {
 		return nil, s.fail("listing folders", err)
 	}
-	skip := map[string]string{} // folder id -> its well-known name
-	role := map[string]int{}    // folder id -> index in wellKnown, plus one
+	system := map[string]string{} // folder id -> why it is a system folder
+	role := map[string]int{}      // folder id -> index in wellKnown, plus one
 	for i, name := range names {
 		a := &answers[i]
 		if !a.ok() {
@@ -81,7 +80,7 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 		if i < len(wellKnown) {
 			role[deref(f.GetId())] = i + 1
 		} else {
-			skip[deref(f.GetId())] = name
+			system[deref(f.GetId())] = systemFolders[i-len(wellKnown)].why
 		}
 	}
 	top, err := s.folderPages(ctx, &answers[len(names)])
@@ -89,7 +88,7 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 		return nil, s.fail("listing folders", err)
 	}
 
-	type node struct{ path, id string }
+	type node struct{ path, id, system string }
 	var out []mail.Folder
 	folders := map[string]string{}
 	empty := map[string]bool{}
@@ -103,9 +102,9 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 					continue
 				}
 				id := deref(f.GetId())
-				if wk, ok := skip[id]; ok {
-					slog.Debug("graph: system folder not copied", "mailbox", s.mailbox, "folder", deref(f.GetDisplayName()), "wellKnown", wk)
-					continue
+				why := n.system // below a system folder
+				if w, ok := system[id]; ok {
+					why = w
 				}
 				name := folderName(deref(f.GetDisplayName()))
 				r := role[id]
@@ -118,7 +117,7 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 				if _, dup := folders[name]; dup {
 					name += " (" + id[max(0, len(id)-6):] + ")"
 				}
-				sf := mail.Folder{Name: name, Delim: '/', Validity: validity(id)}
+				sf := mail.Folder{Name: name, Delim: '/', Validity: validity(id), System: why}
 				if r > 0 {
 					sf.SpecialUse = wellKnown[r-1].special
 				}
@@ -130,7 +129,7 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 				out = append(out, sf)
 				folders[name] = id
 				if c := f.GetChildFolderCount(); c != nil && *c > 0 {
-					next = append(next, node{name, id})
+					next = append(next, node{name, id, why})
 				}
 			}
 		}

@@ -17,9 +17,9 @@ import (
 )
 
 // TestSystemFoldersAndVerbs: Outbox, Scheduled and Sync Issues (with its
-// Conflicts, Local Failures and Server Failures) are not listed unless
-// asked for; a message's last verb executed becomes \Answered (reply, reply
-// to all) or $Forwarded.
+// Conflicts, Local Failures and Server Failures) are marked as system
+// folders, which a job leaves behind unless it keeps them; a message's
+// last verb executed becomes \Answered (reply, reply to all) or $Forwarded.
 func TestSystemFoldersAndVerbs(t *testing.T) {
 	srv := graphtest.New(t)
 	day := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
@@ -38,27 +38,24 @@ func TestSystemFoldersAndVerbs(t *testing.T) {
 		{Name: "Projects", Messages: []*graphtest.Message{msg("project", 0)}},
 	}})
 	ctx := context.Background()
-	names := func() []string {
-		s := open(t, srv.Endpoint("sys@contoso.com"))
-		fs, err := s.Folders(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, f := range fs {
-			out = append(out, f.Name)
-		}
-		return out
+	st := open(t, srv.Endpoint("sys@contoso.com"))
+	fs, err := st.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := names(); !slices.Equal(got, []string{"INBOX", "Projects"}) {
-		t.Fatalf("folders %q: want INBOX and Projects only", got)
+	var got, system []string
+	for _, f := range fs {
+		got = append(got, f.Name)
+		if f.System != "" {
+			system = append(system, f.Name)
+		}
 	}
-	graph.KeepSystemFolders = true
-	got := names()
-	graph.KeepSystemFolders = false
 	want := []string{"INBOX", "Outbox", "Projects", "Sync Issues", "Sync Issues/Conflicts", "Sync Issues/Local Failures", "Sync Issues/Server Failures"}
 	if !slices.Equal(got, want) {
-		t.Fatalf("with KeepSystemFolders: %q, want %q", got, want)
+		t.Fatalf("folders %q, want %q", got, want)
+	}
+	if want := want[slices.Index(want, "Outbox"):]; !slices.Equal(system, slices.DeleteFunc(slices.Clone(want), func(n string) bool { return n == "Projects" })) {
+		t.Fatalf("system folders %q: want Outbox and Sync Issues with everything below it", system)
 	}
 
 	_, _, msgs := inboxOf(t, srv.Endpoint("sys@contoso.com"))

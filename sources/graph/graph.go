@@ -142,14 +142,15 @@ var wellKnown = []struct{ name, special string }{
 // systemFolders are Exchange's folders of mail not (yet) the user's: the
 // Outbox and Outlook's scheduled sends, whose items the new server's
 // clients would not send, and Sync Issues with its Conflicts, Local
-// Failures and Server Failures, Outlook's own logs and copies. They are
-// left out with everything below them unless KeepSystemFolders.
-// (Conflicts, Local Failures and Server Failures always live under Sync
-// Issues: skipping it skips them.)
-var systemFolders = []string{"outbox", "scheduled", "syncissues"}
-
-// KeepSystemFolders copies systemFolders as user folders.
-var KeepSystemFolders = false
+// Failures and Server Failures, Outlook's own logs and copies. Folders
+// marks them and everything below them (mail.Folder.System), as the IMAP
+// source marks the same folders: a job leaves them behind unless it keeps
+// system folders.
+var systemFolders = []struct{ name, why string }{
+	{"outbox", "Exchange's Outbox: messages Outlook has not sent yet, which the new server's mail clients would not send"},
+	{"scheduled", "Exchange's Scheduled folder: messages Outlook will send later, which the new server's mail clients would not send"},
+	{"syncissues", "Exchange's Sync Issues: Outlook's synchronisation logs and losing copies of conflicting edits, not the member's mail"},
+}
 
 // folderName keeps a display name from adding a level: "/" is the delimiter.
 func folderName(display string) string {

@@ -95,10 +95,16 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 // Conn is the underlying session.
 func (s *Source) Conn() *imapconn.Conn { return s.conn }
 
-// Folders lists every selectable folder with its UIDVALIDITY.
+// Folders lists every selectable folder with its UIDVALIDITY, Exchange's
+// system folders marked (system.go).
 func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 	s.dropAhead()
-	return imapconn.ListFolders(ctx, s.conn)
+	folders, err := imapconn.ListFolders(ctx, s.conn)
+	if err != nil {
+		return nil, err
+	}
+	markSystem(folders, s.conn.Endpoint.Host)
+	return folders, nil
 }
 
 // examine selects a folder read-only, so nothing we do can change it.
