@@ -36,18 +36,19 @@ var archiveDate = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // hasArchive asks beta's mailbox discovery (exchangeSettings) whether the
 // mailbox has an online archive. When the app may not ask (User.Read.All
 // missing) or the cloud has no such API, it cannot tell: that is logged,
-// and the account is not held back for it.
-func (s *Source) hasArchive(ctx context.Context) bool {
+// and the account is not held back for it; sure says whether the answer
+// is Graph's.
+func (s *Source) hasArchive(ctx context.Context) (has, sure bool) {
 	u := fmt.Sprintf("https://%s/beta/users/%s/settings/exchange", s.c.cloud.host, url.PathEscape(s.id))
 	resp, err := s.c.get(ctx, u, nil)
 	if err != nil {
 		slog.Warn("graph: cannot tell whether the mailbox has an online archive", "mailbox", s.mailbox, "err", err)
-		return false
+		return false, false
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		slog.Warn("graph: cannot tell whether the mailbox has an online archive (the app needs User.Read.All)", "mailbox", s.mailbox, "err", responseError(resp))
-		return false
+		return false, false
 	}
 	var body struct {
 		InPlaceArchiveMailboxID string `json:"inPlaceArchiveMailboxId"`
@@ -56,17 +57,17 @@ func (s *Source) hasArchive(ctx context.Context) bool {
 		} `json:"value"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return false
+		return false, false
 	}
 	if body.InPlaceArchiveMailboxID != "" {
-		return true
+		return true, true
 	}
 	for _, v := range body.Value {
 		if v.InPlaceArchiveMailboxID != "" {
-			return true
+			return true, true
 		}
 	}
-	return false
+	return false, true
 }
 
 func archiveFolder() mail.Folder {

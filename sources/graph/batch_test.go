@@ -80,3 +80,38 @@ func TestBatchHoldsTheMailbox(t *testing.T) {
 		t.Fatalf("%d fetched, want %d", got, 4*len(msgs))
 	}
 }
+
+// TestKnownFoldersStale: the well-known folders' ids are kept between
+// runs; when the tree no longer holds the kept inbox (a mailbox recreated
+// under the same name), they are asked for again and INBOX is still found.
+func TestKnownFoldersStale(t *testing.T) {
+	srv := graphtest.New(t)
+	day := time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
+	inbox := &graphtest.Folder{Name: "Inbox", WellKnown: "inbox", Messages: []*graphtest.Message{{MIME: []byte("Subject: a\r\n\r\na\r\n"), Received: day}}}
+	srv.AddMailbox(&graphtest.Mailbox{Mail: "re@contoso.com", Folders: []*graphtest.Folder{inbox, {Name: "Sent Items", WellKnown: "sentitems"}}})
+	e := srv.Endpoint("re@contoso.com")
+	ctx := context.Background()
+	names := func() []string {
+		t.Helper()
+		fs, err := open(t, e).Folders(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	if got := names(); len(got) != 2 || got[0] != "INBOX" {
+		t.Fatalf("folders %q", got)
+	}
+	asked := srv.Stats().Requests["folder"]
+	if got := names(); len(got) != 2 || got[0] != "INBOX" || srv.Stats().Requests["folder"] != asked {
+		t.Fatalf("second reading: folders %q, well-known lookups %d (want none more than %d)", got, srv.Stats().Requests["folder"], asked)
+	}
+	inbox.ID = "AQMkADrecreated-inbox"
+	if got := names(); len(got) != 2 || got[0] != "INBOX" || srv.Stats().Requests["folder"] <= asked {
+		t.Fatalf("after the inbox changed: folders %q, well-known lookups %d (want more than %d)", got, srv.Stats().Requests["folder"], asked)
+	}
+}

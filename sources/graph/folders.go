@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -43,12 +44,28 @@ func childrenQuery() string {
 // deeper level in one more (Graph has no recursive listing). The inbox's
 // answer is the check that the mailbox can be read.
 func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
-	var names []string
-	for _, wk := range wellKnown {
-		names = append(names, wk.name)
+	known := s.loadKnown()
+	out, err := s.readTreeWith(ctx, known)
+	if err == errKnownStale {
+		return s.readTreeWith(ctx, nil)
 	}
-	for _, sf := range systemFolders {
-		names = append(names, sf.name)
+	return out, err
+}
+
+// errKnownStale: the cached well-known ids do not match the tree.
+var errKnownStale = errors.New("the mailbox's known folders changed")
+
+// readTreeWith reads the tree, asking Graph for the well-known and system
+// folders' ids unless known has them.
+func (s *Source) readTreeWith(ctx context.Context, known *knownFolders) ([]mail.Folder, error) {
+	var names []string
+	if known == nil {
+		for _, wk := range wellKnown {
+			names = append(names, wk.name)
+		}
+		for _, sf := range systemFolders {
+			names = append(names, sf.name)
+		}
 	}
 	paths := make([]string, 0, len(names)+1)
 	for _, n := range names {
@@ -59,8 +76,7 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 	if err != nil {
 		return nil, s.fail("listing folders", err)
 	}
-	system := map[string]string{} // folder id -> why it is a system folder
-	role := map[string]int{}      // folder id -> index in wellKnown, plus one
+	ids := map[string]string{} // well-known or system name -> folder id
 	for i, name := range names {
 		a := &answers[i]
 		if !a.ok() {
@@ -77,10 +93,21 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 		if err != nil {
 			return nil, s.fail("looking up the "+name+" folder", err)
 		}
-		if i < len(wellKnown) {
-			role[deref(f.GetId())] = i + 1
-		} else {
-			system[deref(f.GetId())] = systemFolders[i-len(wellKnown)].why
+		ids[name] = deref(f.GetId())
+	}
+	if known != nil {
+		ids = known.IDs
+	}
+	system := map[string]string{} // folder id -> why it is a system folder
+	role := map[string]int{}      // folder id -> index in wellKnown, plus one
+	for i, wk := range wellKnown {
+		if id := ids[wk.name]; id != "" {
+			role[id] = i + 1
+		}
+	}
+	for _, sf := range systemFolders {
+		if id := ids[sf.name]; id != "" {
+			system[id] = sf.why
 		}
 	}
 	top, err := s.folderPages(ctx, &answers[len(names)])
@@ -152,7 +179,19 @@ func (s *Source) readTree(ctx context.Context) ([]mail.Folder, error) {
 		}
 		level = next
 	}
-	if s.hasArchive(ctx) {
+	if known != nil && folders["INBOX"] != known.IDs["inbox"] {
+		return nil, errKnownStale
+	}
+	archive := false
+	if known != nil {
+		archive = known.Archive
+	} else {
+		var sure bool
+		if archive, sure = s.hasArchive(ctx); sure {
+			s.saveKnown(&knownFolders{At: time.Now(), IDs: ids, Archive: archive})
+		}
+	}
+	if archive {
 		out = append(out, archiveFolder())
 		folders[ArchiveFolder] = archiveID
 	}

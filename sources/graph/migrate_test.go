@@ -215,6 +215,11 @@ func TestMigrateIntoDovecot(t *testing.T) {
 	if st.Requests["delta-initial"] != 0 || st.Requests["delta-link"] == 0 || st.Requests["value"] != added {
 		t.Fatalf("re-run requests %v: want delta links only, and one fetch per new message", st.Requests)
 	}
+	// The well-known folders' ids and the archive's answer are kept with
+	// the delta links: the re-run reads only the tree's levels.
+	if st.Requests["folder"] != 0 || st.Requests["settings"] != 0 {
+		t.Fatalf("re-run requests %v: the well-known folders or the archive were asked for again", st.Requests)
+	}
 	for _, mb := range boxes {
 		compare(mb)
 	}
