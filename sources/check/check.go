@@ -122,10 +122,19 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 		return r
 	}
 	var n uint64
+	system := 0
 	for _, f := range folders {
+		if f.System != "" {
+			system++ // left behind unless the job keeps them
+			continue
+		}
 		n += uint64(f.Messages)
 	}
-	add(Step{Name: "folders", OK: true, Detail: fmt.Sprintf("%d folders, %d messages", len(folders), n)})
+	detail := fmt.Sprintf("%d folders, %d messages", len(folders)-system, n)
+	if system > 0 {
+		detail += fmt.Sprintf(" (and %d system folders, such as Exchange's Outbox and Sync Issues, left behind unless --system-folders)", system)
+	}
+	add(Step{Name: "folders", OK: true, Detail: detail})
 	r.OK = true
 	return r
 }

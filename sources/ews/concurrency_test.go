@@ -85,6 +85,9 @@ func readMailbox(e mail.Endpoint) (int, error) {
 	}
 	n := 0
 	for _, f := range folders {
+		if f.System != "" {
+			continue
+		}
 		msgs, err := s.Messages(ctx, f)
 		if err != nil {
 			return n, err

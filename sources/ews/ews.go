@@ -265,8 +265,16 @@ var wellKnown = []struct{ id, special string }{
 }
 
 // syncIssues are the names Outlook gives its Sync Issues folder: its
-// conflict and failure copies are not the member's mail.
+// conflict and failure copies are not the member's mail. It and the Outbox
+// are marked as system folders (mail.Folder.System), as the IMAP and Graph
+// sources mark them: a job leaves them behind, and says so, unless it keeps
+// system folders.
 var syncIssues = map[string]bool{"Sync Issues": true, "同步问题": true}
+
+const (
+	outboxReason     = "Exchange's Outbox: messages Outlook has not sent yet, which the new server's mail clients would not send"
+	syncIssuesReason = "Exchange's Sync Issues: Outlook's synchronisation logs and losing copies of conflicting edits, not the member's mail"
+)
 
 // isMail says whether a folder of this element and class holds mail:
 // calendars, contacts, tasks, notes, journals and search folders do not.
@@ -284,6 +292,8 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 	for _, wk := range wellKnown {
 		ids = append(ids, wk.id)
 	}
+	ids = append(ids, "outbox")
+	var outbox string
 	var gr getFolderResponse
 	if err := s.c.call(ctx, "GetFolder", s.c.getFolderBody(ids), &gr); err != nil {
 		return nil, s.c.classify("GetFolder", err)
@@ -303,9 +313,12 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 		if len(a.Folders.List) != 1 {
 			return nil, fmt.Errorf("EWS GetFolder %s: no folder in the answer", ids[i])
 		}
-		if i == 0 {
+		switch {
+		case i == 0:
 			root = a.Folders.List[0].ID.ID
-		} else {
+		case ids[i] == "outbox":
+			outbox = a.Folders.List[0].ID.ID
+		default:
 			role[a.Folders.List[0].ID.ID] = i
 		}
 	}
@@ -342,7 +355,7 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 			}
 			parent = p
 		}
-		if !isMail(f.XMLName.Local, f.Class) || (parent == "" && syncIssues[f.Name]) {
+		if !isMail(f.XMLName.Local, f.Class) {
 			skipped[id] = true
 			return "", false
 		}
@@ -369,6 +382,13 @@ func (s *Source) Folders(ctx context.Context) ([]mail.Folder, error) {
 			names[f.ID.ID] = n
 		}
 		mf := mail.Folder{Name: n, Delim: '/', Validity: validity(f.ID.ID), Messages: uint32(max(0, f.TotalCount))}
+		top, _, _ := strings.Cut(names[f.ID.ID], "/")
+		switch {
+		case f.ID.ID == outbox:
+			mf.System = outboxReason
+		case syncIssues[top]:
+			mf.System = syncIssuesReason
+		}
 		if r := role[f.ID.ID]; r > 0 {
 			mf.SpecialUse = wellKnown[r-1].special
 		}
