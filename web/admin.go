@@ -219,7 +219,7 @@ func jobRequestOf(r *http.Request) JobRequest {
 		Protocol: f("protocol"), Source: f("source"), Target: f("target"), TargetAdmin: f("target_admin"),
 		TargetAdminPassword: f("target_admin_password"), SourceAdmin: f("source_admin"), SourceAdminPassword: f("source_admin_password"),
 		AdminLogin: f("admin_login"), LoginTemplate: f("login_template"), Tenant: f("tenant"), ClientID: f("client_id"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
-		SkipCustomFolders: f("skip_custom_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
+		SkipCustomFolders: f("skip_custom_folders") != "", SystemFolders: f("system_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
 	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
 	req.KeepCredentials = f("keep_credentials")
 	req.Renames, req.Excludes = lines(f("renames")), lines(f("excludes"))
