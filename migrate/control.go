@@ -40,6 +40,9 @@ type ControlRequest struct {
 	// Outbox and Notices, for outbox and notices (notices.go).
 	Outbox  *OutboxRequest        `json:",omitempty"`
 	Notices *state.NoticeSettings `json:",omitempty"`
+	// Wait, for sync: reply once the sync has ended, with the job's
+	// status then and how the run ended (RunError).
+	Wait bool `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
@@ -55,6 +58,8 @@ type ControlReply struct {
 	Invited  int              `json:",omitempty"`
 	Page     *state.EventPage `json:",omitempty"` // audit
 	Outbox   []*state.OutMail `json:",omitempty"`
+	// RunError is how a waited-for run ended ("" when it finished).
+	RunError string `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -118,6 +123,10 @@ func serveConn(ctx context.Context, m *Manager, c net.Conn) {
 		follow(ctx, m, c, enc, req.Job, req.After)
 		return
 	}
+	if req.Op == "sync" && req.Wait {
+		enc.Encode(m.syncWaited(ctx, req))
+		return
+	}
 	rep := m.handle(req)
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	enc.Encode(&rep)
@@ -178,6 +187,64 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 		return replyOf(fmt.Errorf("which job? (%s needs a job name)", req.Op))
 	}
 	return replyOf(m.Control(req.Job, req.Op, who))
+}
+
+// syncWaited carries out a sync whose asker waits for its end.
+func (m *Manager) syncWaited(ctx context.Context, req ControlRequest) *ControlReply {
+	who := req.Who
+	if who == "" {
+		who = CommandLine
+	}
+	if req.Job == "" {
+		req.Job = m.only
+	}
+	ran, err := m.SyncWait(ctx, req.Job, who)
+	if ctx.Err() != nil {
+		return &ControlReply{Error: "banjia is stopping: the sync stops with it; its progress is saved"}
+	}
+	if err != nil {
+		// Refused before it ran (closed, paused, still copying...).
+		return &ControlReply{Error: err.Error()}
+	}
+	rep := ControlReply{OK: true}
+	if ran != nil {
+		rep.RunError = ran.Error()
+	}
+	st, serr := m.Status(req.Job)
+	if serr != nil {
+		return &ControlReply{Error: serr.Error()}
+	}
+	rep.Status = st
+	return &rep
+}
+
+// ControlWait is Control for a request whose reply comes when the work
+// is done (a sync with Wait): no deadline but ctx's.
+func ControlWait(ctx context.Context, statePath string, req ControlRequest) (*ControlReply, error) {
+	c, err := dialControl(statePath)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if req.Who == "" {
+		req.Who = CommandLine
+	}
+	if err := json.NewEncoder(c).Encode(&req); err != nil {
+		return nil, err
+	}
+	var rep ControlReply
+	if err := json.NewDecoder(c).Decode(&rep); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("control reply: %w", err)
+	}
+	if !rep.OK {
+		return &rep, errors.New(rep.Error)
+	}
+	return &rep, nil
 }
 
 func follow(ctx context.Context, m *Manager, c net.Conn, enc *json.Encoder, job string, after uint64) {

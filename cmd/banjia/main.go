@@ -631,6 +631,15 @@ func outcome(store *state.Store, jobID string, runErr error, only map[string]boo
 	if err != nil {
 		return err
 	}
+	return outcomeOf(accts, jobID, runErr, only)
+}
+
+// outcomeOf is outcome over accounts read already (a running banjia's
+// status): the exit says what the target holds.
+func outcomeOf(accts []*state.Account, jobID string, runErr error, only map[string]bool) error {
+	if runErr != nil && !errors.Is(runErr, migrate.ErrInterrupted) {
+		return runErr
+	}
 	n := map[state.AccountState]int{}
 	kept := accts[:0]
 	for _, a := range accts {
