@@ -21,8 +21,15 @@ import (
 // every mailbox equal to its source, the phase in `job status`, then `job
 // close`: no password is left in the state file, and sync and start are
 // refused with the reason (exit 1).
+// The whole cutover runs into each new server: Dovecot, Cyrus and Courier.
 func TestCutoverCommands(t *testing.T) {
-	w := newCLIWorld(t, migratetest.Options{Accounts: 4, Messages: 15, BadPassword: 3})
+	for _, target := range []string{"dovecot", "cyrus", "courier"} {
+		t.Run(target, func(t *testing.T) { cutoverCommands(t, target) })
+	}
+}
+
+func cutoverCommands(t *testing.T, target string) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 4, Messages: 15, BadPassword: 3, Target: target})
 	create := []string{"job", "create", w.Job, "--from", "imap+plain://" + w.Src.IMAPAddr, "--to", "imap+plain://" + w.Dst.IMAPAddr, "--accounts", w.csv}
 	for bad, want := range map[string]string{"0": "want more than 0", "100d": "want at most 90d", "soon": "want a duration such as 14d"} {
 		out, err := w.banjia(t, append(create, "--keep-credentials", bad)...)
