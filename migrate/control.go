@@ -221,30 +221,7 @@ func (m *Manager) syncWaited(ctx context.Context, req ControlRequest) *ControlRe
 // ControlWait is Control for a request whose reply comes when the work
 // is done (a sync with Wait): no deadline but ctx's.
 func ControlWait(ctx context.Context, statePath string, req ControlRequest) (*ControlReply, error) {
-	c, err := dialControl(statePath)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	if req.Who == "" {
-		req.Who = CommandLine
-	}
-	if err := json.NewEncoder(c).Encode(&req); err != nil {
-		return nil, err
-	}
-	var rep ControlReply
-	if err := json.NewDecoder(c).Decode(&rep); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("control reply: %w", err)
-	}
-	if !rep.OK {
-		return &rep, errors.New(rep.Error)
-	}
-	return &rep, nil
+	return roundTrip(ctx, statePath, req, 0)
 }
 
 func follow(ctx context.Context, m *Manager, c net.Conn, enc *json.Encoder, job string, after uint64) {
@@ -309,12 +286,22 @@ func dialControl(statePath string) (net.Conn, error) {
 
 // Control sends one request to the runner of a state file.
 func Control(statePath string, req ControlRequest) (*ControlReply, error) {
+	return roundTrip(context.Background(), statePath, req, 10*time.Second)
+}
+
+// roundTrip sends one request and reads its reply, within limit (0: as
+// long as ctx lasts).
+func roundTrip(ctx context.Context, statePath string, req ControlRequest, limit time.Duration) (*ControlReply, error) {
 	c, err := dialControl(statePath)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if limit > 0 {
+		c.SetDeadline(time.Now().Add(limit))
+	}
 	if req.Who == "" {
 		// The runner may be another user's process: this one says who asks.
 		req.Who = CommandLine
@@ -324,6 +311,9 @@ func Control(statePath string, req ControlRequest) (*ControlReply, error) {
 	}
 	var rep ControlReply
 	if err := json.NewDecoder(c).Decode(&rep); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("control reply: %w", err)
 	}
 	if !rep.OK {
