@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -27,12 +28,13 @@ import (
 // Microsoft's global cloud; national clouds have their own (see Cloud).
 const Scope = "https://outlook.office365.com/.default"
 
-// Cloud is one of Microsoft's clouds as an IMAP client sees it.
+// Cloud is one of Microsoft's clouds as an IMAP or EWS client sees it.
 type Cloud struct {
 	Name string
-	// IMAP is Exchange Online's IMAP host there.
+	// IMAP is Exchange Online's IMAP host there, which serves EWS too
+	// (https://IMAP/EWS/Exchange.asmx).
 	IMAP string
-	// Scope is the resource an app-only IMAP token is asked for.
+	// Scope is the resource an app-only IMAP or EWS token is asked for.
 	Scope string
 	// Authority is Entra ID's login host there.
 	Authority string
@@ -48,7 +50,7 @@ var Clouds = []Cloud{
 	{Name: "usgov-dod", IMAP: "webmail.apps.mil", Scope: "https://webmail.apps.mil/.default", Authority: cloud.AzureGovernment.ActiveDirectoryAuthorityHost},
 }
 
-// CloudOf is the cloud whose IMAP host is host; any other host (a proxy, a
+// CloudOf is the cloud whose IMAP (or EWS) host is host; any other host (a proxy, a
 // test server) is taken as the global cloud's.
 func CloudOf(host string) Cloud {
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
@@ -95,6 +97,42 @@ func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	}
 	return tok.Token, nil
 }
+
+// FreshToken is a token issued after refused, which the server no longer
+// takes though the credential's cache still holds it (it expired early or
+// was revoked). A claims request skips azidentity's cache; a renewal that
+// another request made meanwhile is taken as it is, so many requests refused
+// at once cost one token request.
+func FreshToken(ctx context.Context, e mail.Endpoint, refused string) (string, error) {
+	app := e.App
+	if app == nil {
+		return "", errors.New("no application given")
+	}
+	cl := CloudOf(e.Host)
+	cred, err := credential(app, cl, e.Password)
+	if err != nil {
+		return "", err
+	}
+	scope := app.Scope
+	if scope == "" {
+		scope = cl.Scope
+	}
+	renewMu.Lock()
+	defer renewMu.Unlock()
+	if tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}}); err == nil && tok.Token != refused {
+		return tok.Token, nil
+	}
+	claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}, Claims: claims})
+	if err != nil {
+		return "", tokenError(app, err)
+	}
+	return tok.Token, nil
+}
+
+// renewMu keeps renewals one at a time, so that requests refused together
+// find the token the first of them got.
+var renewMu sync.Mutex
 
 func credential(app *mail.App, cl Cloud, secret string) (*azidentity.ClientSecretCredential, error) {
 	key := sha256.Sum256([]byte(app.Authority + "\x00" + cl.Authority + "\x00" + app.Tenant + "\x00" + app.ClientID + "\x00" + secret))

@@ -326,6 +326,15 @@ func (s *Server) Delete(mailbox, id string) {
 	f.removed = append(f.removed, tombstone{id: id, seq: s.seq})
 }
 
+// Valid says whether token is one this Entra ID issued and has not expired
+// (ExpireTokens), so that other emulators (Exchange Online's EWS in
+// ewstest) accept the same app's tokens.
+func (s *Server) Valid(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokens[token]
+}
+
 // ExpireTokens makes every token issued so far invalid, as when tokens
 // expire or are revoked before the client's cache expects: Graph then
 // answers 401 InvalidAuthenticationToken.

@@ -1,0 +1,227 @@
+package ews_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/internal/dovecot"
+	"github.com/banjia-mail/banjia/internal/migratetest"
+	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/sinks/imapsink"
+	"github.com/banjia-mail/banjia/sources/ews/ewstest"
+	"github.com/banjia-mail/banjia/sources/exchange"
+	"github.com/banjia-mail/banjia/sources/graph/graphtest"
+	"github.com/banjia-mail/banjia/state"
+)
+
+// entraID starts the Graph emulator's Entra ID as the authority of
+// Exchange Online's tokens and points the token client at it.
+func entraID(t *testing.T) *graphtest.Server {
+	id := graphtest.New(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(id.CA)
+	old := exchange.HTTPClient
+	exchange.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	t.Cleanup(func() { exchange.HTTPClient = old })
+	return id
+}
+
+// onlineJob creates, through the job front door the CLI and the dashboard
+// call, a delegated job reading Exchange Online's EWS with the app's token.
+func onlineJob(t *testing.T, store *state.Store, id string, srv *ewstest.Server, entra *graphtest.Server, secret string, dst *dovecot.Server, members []string) {
+	t.Helper()
+	var rows []migrate.AccountRow
+	for i, m := range members {
+		rows = append(rows, migrate.AccountRow{Line: i + 1, Old: m, New: newAddr(m)})
+	}
+	req := migrate.JobRequest{ID: id, Mode: state.ModeDelegated,
+		Source: mail.Endpoint{Scheme: "ews", Host: srv.Host, Port: srv.Port, RootCAs: srv.CA}, Target: migratetest.Endpoint(dst.IMAPAddr),
+		TargetAdmin: "master", TargetAdminPassword: "master-pw",
+		Delegation:          mail.DelegationRequest{Method: mail.DelegateXOAUTH2, Tenant: entra.Tenant, ClientID: entra.ClientID, Authority: entra.URL() + "/"},
+		SourceAdminPassword: secret, Accounts: rows}
+	if _, _, err := migrate.NewIdleManager(store, migrate.Config{}).Create(context.Background(), req, migrate.CommandLine); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sameMail fails unless user's mailbox on dst holds exactly mb's messages
+// (bytes, flags, dates), each once.
+func sameMail(t *testing.T, dst *dovecot.Server, user, pw string, mb *Mailbox) {
+	t.Helper()
+	got := migratetest.Snapshot(t, dst, user, pw)
+	want := map[string]int{}
+	n := 0
+	for _, msgs := range mb.Want {
+		for _, m := range msgs {
+			want[mailKey(m.Body, m.Flags, m.Date)]++
+			n++
+		}
+	}
+	seen := 0
+	for folder, msgs := range got {
+		for _, m := range msgs {
+			k := mailKey(m.Body, m.Flags, m.Date)
+			if want[k] == 0 {
+				t.Errorf("%s %q: unexpected or duplicate message (flags %v, date %v)", user, folder, m.Flags, m.Date)
+			}
+			want[k]--
+			seen++
+		}
+	}
+	if seen != n {
+		t.Errorf("%s: %d messages on the target, want %d", user, seen, n)
+	}
+}
+
+// TestOAuthDelegatedJob: Exchange Online's EWS with an app-only token (the
+// client credentials of an Entra ID application, no admin password): every
+// request impersonates the member with X-AnchorMailbox, as Exchange Online
+// requires. Mid-run every token is revoked, as when one expires before the
+// cache expects: requests refused with 401 get a new token and go on, and
+// every mailbox arrives in Dovecot exactly, nothing twice. A re-run appends
+// nothing.
+func TestOAuthDelegatedJob(t *testing.T) {
+	entra := entraID(t)
+	srv := ewstest.New(t)
+	srv.Issuer = entra
+	srv.Latency = 2 * time.Millisecond
+	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox", MasterUser: "master", MasterPassword: "master-pw"})
+	var boxes []*Mailbox
+	var members []string
+	total := 0
+	for i := 0; i < 6; i++ {
+		addr := fmt.Sprintf("o%d@contoso.com", i)
+		boxes = append(boxes, Seed(srv, addr, 40+i, int64(300+i), 120<<10))
+		members = append(members, addr)
+		total += 40 + i
+		if err := dst.AddUser(newAddr(addr), "unused"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := state.Open(filepath.Join(t.TempDir(), "banjia.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	onlineJob(t, store, "exo", srv, entra, entra.Secret, dst, members)
+
+	var appended atomic.Int64
+	var expire sync.Once
+	cfg := migrate.Config{Accounts: 3, Lanes: 2, RetryBase: 50 * time.Millisecond,
+		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) {
+			s, err := imapsink.Open(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			return &countingSink{Sink: s, n: &appended}, nil
+		}}
+	done := make(chan struct{})
+	go func() {
+		// Revoke every token once a third of the mail is across.
+		for appended.Load() < int64(total/3) {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		expire.Do(entra.ExpireTokens)
+	}()
+	err = migrate.New(store, cfg).Run(context.Background(), "exo")
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, issued := srv.Stats(), entra.Stats().Tokens
+	t.Logf("%d appended; bearer requests %d, tokens refused %d, tokens issued %d, impersonated %d", appended.Load(), st.Bearer, st.Expired, issued, st.Impersonated)
+	if st.Expired == 0 || issued < 2 {
+		t.Fatalf("tokens refused %d, issued %d: the revocation did not land mid-run", st.Expired, issued)
+	}
+	if st.Bearer == 0 || st.Impersonated == 0 || st.NoAnchor != 0 || st.Handshakes+st.Basic != 0 {
+		t.Fatalf("bearer %d, impersonated %d, refused for the anchor %d, password logins %d", st.Bearer, st.Impersonated, st.NoAnchor, st.Handshakes+st.Basic)
+	}
+	accts, err := store.Accounts("exo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accts {
+		if a.State != state.AccountSucceeded || a.Counts.Imported != a.Counts.ToImport || a.Counts.Failed != 0 {
+			t.Fatalf("%s: %s %q %+v", a.ID, a.State, a.Reason, a.Counts)
+		}
+	}
+	if n := appended.Load(); n != int64(total) {
+		t.Fatalf("%d appended, want %d", n, total)
+	}
+	for _, mb := range boxes {
+		sameMail(t, dst, newAddr(mb.Box.SMTP)+"*master", "master-pw", mb)
+	}
+
+	appended.Store(0)
+	cfg.Rerun = true
+	if err := migrate.New(store, cfg).Run(context.Background(), "exo"); err != nil {
+		t.Fatal(err)
+	}
+	if n := appended.Load(); n != 0 {
+		t.Fatalf("re-run appended %d", n)
+	}
+}
+
+// TestOAuthWrongSecret: a client secret Entra ID refuses fails every
+// account with what to fix, and the secret is nowhere in what a person or
+// the event log reads.
+func TestOAuthWrongSecret(t *testing.T) {
+	entra := entraID(t)
+	srv := ewstest.New(t)
+	srv.Issuer = entra
+	Seed(srv, "w0@contoso.com", 5, 7, 10<<10)
+	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox", MasterUser: "master", MasterPassword: "master-pw"})
+	if err := dst.AddUser("w0@new.test", "unused"); err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(filepath.Join(t.TempDir(), "banjia.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	const wrong = "Wr0ng~Secret.value"
+	onlineJob(t, store, "bad", srv, entra, wrong, dst, []string{"w0@contoso.com"})
+	cfg := migrate.Config{Accounts: 1, Lanes: 1, RetryBase: 20 * time.Millisecond,
+		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }}
+	if err := migrate.New(store, cfg).Run(context.Background(), "bad"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := store.Account("bad", "w0@contoso.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "the client secret of application " + entra.ClientID + " is wrong or has expired"
+	if a.State != state.AccountFailed || !strings.Contains(a.Reason, want) {
+		t.Fatalf("%s %q: want failed with %q", a.State, a.Reason, want)
+	}
+	events, err := store.Events("bad", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if strings.Contains(fmt.Sprint(ev), wrong) {
+			t.Fatalf("the secret is in an event: %+v", ev)
+		}
+	}
+	if strings.Contains(a.Reason, wrong) {
+		t.Fatal("the secret is in the reason")
+	}
+	if st := srv.Stats(); st.Bearer != 0 || st.Requests["GetFolder"] != 0 {
+		t.Fatalf("requests reached EWS without a token: %+v", st)
+	}
+}
