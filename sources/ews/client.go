@@ -471,6 +471,9 @@ func (c *client) classify(op string, err error) error {
 		}
 		return fault.New(fault.Account, fmt.Sprintf("no Exchange mailbox %s on %s", who, c.host), err)
 	case "ErrorAccessDenied":
+		if c.app != nil {
+			return fault.New(fault.Account, fmt.Sprintf("application %s may not open mailbox %s: grant it full_access_as_app (Office 365 Exchange Online, admin consent), or widen the management scope of its RBAC for Applications role assignment to hold the mailbox", admin, c.member()), err)
+		}
 		if c.delegate != "" {
 			return fault.New(fault.Account, fmt.Sprintf("the migration admin %s lost FullAccess to mailbox %s: give it back (Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess) or the ApplicationImpersonation role", admin, c.delegate, c.delegate, admin), err)
 		}

@@ -225,3 +225,45 @@ func TestOAuthWrongSecret(t *testing.T) {
 		t.Fatalf("requests reached EWS without a token: %+v", st)
 	}
 }
+
+// TestOAuthOutsideScope: an application whose RBAC for Applications role
+// assignment is scoped to some mailboxes moves those; a member outside the
+// scope fails alone, told what the tenant's admin must grant.
+func TestOAuthOutsideScope(t *testing.T) {
+	entra := entraID(t)
+	srv := ewstest.New(t)
+	srv.Issuer = entra
+	srv.AppScope = []string{"in@contoso.com"}
+	in := Seed(srv, "in@contoso.com", 12, 11, 10<<10)
+	Seed(srv, "out@contoso.com", 8, 12, 10<<10)
+	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox", MasterUser: "master", MasterPassword: "master-pw"})
+	for _, u := range []string{"in@new.test", "out@new.test"} {
+		if err := dst.AddUser(u, "unused"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := state.Open(filepath.Join(t.TempDir(), "banjia.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	onlineJob(t, store, "scoped", srv, entra, entra.Secret, dst, []string{"in@contoso.com", "out@contoso.com"})
+	cfg := migrate.Config{Accounts: 2, Lanes: 1, RetryBase: 20 * time.Millisecond,
+		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }}
+	if err := migrate.New(store, cfg).Run(context.Background(), "scoped"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := store.Account("scoped", "in@contoso.com")
+	if err != nil || a.State != state.AccountSucceeded || a.Counts.Imported != 12 {
+		t.Fatalf("in scope: %v %+v", err, a)
+	}
+	sameMail(t, dst, "in@new.test*master", "master-pw", in)
+	b, err := store.Account("scoped", "out@contoso.com")
+	want := "application " + entra.ClientID + " may not open mailbox out@contoso.com: grant it full_access_as_app"
+	if err != nil || b.State != state.AccountFailed || !strings.Contains(b.Reason, want) {
+		t.Fatalf("out of scope: %v %s %q, want %q", err, b.State, b.Reason, want)
+	}
+	if n := migratetest.Count(t, dst, "out@new.test*master", "master-pw"); n != 0 {
+		t.Fatalf("%d messages moved from a mailbox outside the scope", n)
+	}
+}

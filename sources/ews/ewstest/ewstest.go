@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,6 +156,10 @@ type Server struct {
 	// Issuer, when set, makes the server accept app-only bearer tokens, as
 	// Exchange Online does, beside the logins of Auth.
 	Issuer Issuer
+	// AppScope, when set, is the management scope of the application's
+	// RBAC for Applications role assignment: the mailboxes its tokens may
+	// impersonate (all when nil, as with full_access_as_app).
+	AppScope []string
 
 	// EWSPath is where EWS listens (Path by default); Autodiscover
 	// (/autodiscover/autodiscover.xml) tells clients.
@@ -687,6 +692,10 @@ func (s *Server) soap(w http.ResponseWriter, acct *Account, env *request) {
 	}
 	acc := &access{acct: acct}
 	if imp := env.Header.Impersonation; imp != nil {
+		if acct == appAccount && s.AppScope != nil && !slices.ContainsFunc(s.AppScope, func(m string) bool { return strings.EqualFold(m, imp.SID.SMTP) }) {
+			s.fault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", nil)
+			return
+		}
 		if !acct.Impersonate {
 			s.fault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", nil)
 			return
