@@ -56,17 +56,17 @@ func (a *appToken) fresh(ctx context.Context, refused string) (string, error) {
 	return tok, nil
 }
 
-// refused classifies a failed token request: Entra ID's AADSTS answers
-// (wrong secret, unknown application or tenant) fail the account with what
-// to fix; anything else (the authority out of reach) is tried again. The
-// secret is cut out of whatever the OAuth library said.
+// refused classifies a failed token request: what Entra ID refused (wrong
+// secret or certificate, unknown application or tenant) fails the account
+// with what to fix; anything else (the authority out of reach) is tried
+// again. The secret is cut out of whatever the OAuth library said.
 func (a *appToken) refused(err error) error {
 	msg := err.Error()
 	if a.e.Password != "" {
 		msg = strings.ReplaceAll(msg, a.e.Password, "***")
 	}
 	reason := fmt.Sprintf("cannot get an access token for application %s in tenant %s: %s", a.e.App.ClientID, a.e.App.Tenant, msg)
-	if strings.Contains(msg, "AADSTS") || strings.Contains(msg, "client secret") || strings.Contains(msg, "not registered") || strings.Contains(msg, "does not exist") {
+	if fault.Classify(err) == fault.Account {
 		return fault.Refused(fault.BadCredentials, reason, nil)
 	}
 	return fault.RetryAfter(0, reason, nil)

@@ -2,9 +2,14 @@ package ews_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -265,5 +270,71 @@ func TestOAuthOutsideScope(t *testing.T) {
 	}
 	if n := migratetest.Count(t, dst, "out@new.test*master", "master-pw"); n != 0 {
 		t.Fatalf("%d messages moved from a mailbox outside the scope", n)
+	}
+}
+
+// certificate is a self-signed certificate with its key, as an admin
+// uploads it to the app registration: the public part, and the PEM
+// banjia is given in place of a client secret.
+func certificate(t *testing.T, name string) (*x509.Certificate, string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}))
+	return cert, pemText
+}
+
+// TestOAuthCertificate: the application proves itself with a certificate
+// instead of a client secret (a signed client assertion): the mailbox moves.
+// A certificate not registered for the app fails the account saying so,
+// without any of the PEM.
+func TestOAuthCertificate(t *testing.T) {
+	entra := entraID(t)
+	registered, good := certificate(t, "banjia-migration")
+	_, stranger := certificate(t, "someone-else")
+	entra.Certificates = []*x509.Certificate{registered}
+	srv := ewstest.New(t)
+	srv.Issuer = entra
+	box := Seed(srv, "c0@contoso.com", 15, 21, 10<<10)
+	Seed(srv, "c1@contoso.com", 3, 22, 10<<10)
+	dst := dovecot.StartT(t, dovecot.Options{Format: "sdbox", MasterUser: "master", MasterPassword: "master-pw"})
+	for _, u := range []string{"c0@new.test", "c1@new.test"} {
+		if err := dst.AddUser(u, "unused"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := state.Open(filepath.Join(t.TempDir(), "banjia.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	onlineJob(t, store, "cert", srv, entra, good, dst, []string{"c0@contoso.com"})
+	onlineJob(t, store, "stranger", srv, entra, stranger, dst, []string{"c1@contoso.com"})
+	cfg := migrate.Config{Accounts: 1, Lanes: 2, RetryBase: 20 * time.Millisecond,
+		OpenSink: func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error) { return imapsink.Open(ctx, e) }}
+	for _, job := range []string{"cert", "stranger"} {
+		if err := migrate.New(store, cfg).Run(context.Background(), job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := store.Account("cert", "c0@contoso.com")
+	if err != nil || a.State != state.AccountSucceeded || a.Counts.Imported != 15 {
+		t.Fatalf("with the registered certificate: %v %s %q %+v", err, a.State, a.Reason, a.Counts)
+	}
+	sameMail(t, dst, "c0@new.test*master", "master-pw", box)
+	b, err := store.Account("stranger", "c1@contoso.com")
+	want := "the certificate of application " + entra.ClientID + " is not one registered for it"
+	if err != nil || b.State != state.AccountFailed || !strings.Contains(b.Reason, want) || strings.Contains(b.Reason, "BEGIN") {
+		t.Fatalf("with another certificate: %v %s %q, want %q", err, b.State, b.Reason, want)
 	}
 }

@@ -17,11 +17,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 )
 
 // Scope is Exchange Online's resource for IMAP.AccessAsApp tokens in
@@ -70,11 +72,11 @@ func init() { mail.RegisterTokenSource(Token) }
 
 var (
 	mu    sync.Mutex
-	creds = map[[32]byte]*azidentity.ClientSecretCredential{}
+	creds = map[[32]byte]azcore.TokenCredential{}
 )
 
 // Token gets an app-only token for e.App, with e.Password as the client
-// secret. Credentials are kept per application so azidentity's cache spares
+// secret (or the PEM of a certificate and its private key). Credentials are kept per application so azidentity's cache spares
 // a token request per connection.
 func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	app := e.App
@@ -134,31 +136,53 @@ func FreshToken(ctx context.Context, e mail.Endpoint, refused string) (string, e
 // find the token the first of them got.
 var renewMu sync.Mutex
 
-func credential(app *mail.App, cl Cloud, secret string) (*azidentity.ClientSecretCredential, error) {
+// credential is the application's: a client secret, or a certificate when
+// the secret is a PEM holding the certificate and its private key.
+func credential(app *mail.App, cl Cloud, secret string) (azcore.TokenCredential, error) {
 	key := sha256.Sum256([]byte(app.Authority + "\x00" + cl.Authority + "\x00" + app.Tenant + "\x00" + app.ClientID + "\x00" + secret))
 	mu.Lock()
 	defer mu.Unlock()
 	if c, ok := creds[key]; ok {
 		return c, nil
 	}
-	opts := &azidentity.ClientSecretCredentialOptions{}
+	var opts azcore.ClientOptions
+	discovery := false
 	if cl.Authority != cloud.AzurePublic.ActiveDirectoryAuthorityHost {
 		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: cl.Authority}
 	}
 	if app.Authority != "" {
 		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: app.Authority}
 		// A private authority cannot answer Microsoft's instance discovery.
-		opts.DisableInstanceDiscovery = true
+		discovery = true
 	}
 	if HTTPClient != nil {
 		opts.Transport = HTTPClient
 	}
-	c, err := azidentity.NewClientSecretCredential(app.Tenant, app.ClientID, secret, opts)
+	var c azcore.TokenCredential
+	var err error
+	if IsCertificate(secret) {
+		certs, pk, perr := azidentity.ParseCertificates([]byte(secret), nil)
+		if perr != nil {
+			// The parser's words only: never the PEM's.
+			return nil, fault.New(fault.Account, fmt.Sprintf("the certificate of application %s: give the PEM of its certificate with the unencrypted private key (%s)", app.ClientID, lastLine(perr.Error())), nil)
+		}
+		c, err = azidentity.NewClientCertificateCredential(app.Tenant, app.ClientID, certs, pk,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: discovery})
+	} else {
+		c, err = azidentity.NewClientSecretCredential(app.Tenant, app.ClientID, secret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: discovery})
+	}
 	if err != nil {
-		return nil, fmt.Errorf("application %s in tenant %s: %v", app.ClientID, app.Tenant, err)
+		return nil, fault.New(fault.Account, fmt.Sprintf("application %s in tenant %s: %v", app.ClientID, app.Tenant, err), nil)
 	}
 	creds[key] = c
 	return c, nil
+}
+
+// IsCertificate says the application's secret is a certificate with its
+// private key (PEM) rather than a client secret.
+func IsCertificate(secret string) bool {
+	return strings.Contains(secret, "-----BEGIN ")
 }
 
 // tokenError turns Entra ID's answers into what the admin must fix. The
@@ -166,16 +190,22 @@ func credential(app *mail.App, cl Cloud, secret string) (*azidentity.ClientSecre
 // multi-line dump, so only the AADSTS sentence of it is kept.
 func tokenError(app *mail.App, err error) error {
 	msg := err.Error()
+	refused := func(format string, args ...any) error {
+		// Entra ID said no: asking again will not help.
+		return fault.Refused(fault.BadCredentials, fmt.Sprintf(format, args...), nil)
+	}
 	switch {
 	case strings.Contains(msg, "AADSTS7000215"), strings.Contains(msg, "AADSTS7000222"):
-		return fmt.Errorf("the client secret of application %s is wrong or has expired: create a new one", app.ClientID)
+		return refused("the client secret of application %s is wrong or has expired: create a new one", app.ClientID)
+	case strings.Contains(msg, "AADSTS700027"), strings.Contains(msg, "AADSTS700024"):
+		return refused("the certificate of application %s is not one registered for it, or has expired: upload its public part under Certificates & secrets", app.ClientID)
 	case strings.Contains(msg, "AADSTS700016"):
-		return fmt.Errorf("application %s is not registered in tenant %s", app.ClientID, app.Tenant)
+		return refused("application %s is not registered in tenant %s", app.ClientID, app.Tenant)
 	case strings.Contains(msg, "AADSTS90002"):
-		return fmt.Errorf("tenant %s does not exist", app.Tenant)
+		return refused("tenant %s does not exist", app.Tenant)
 	}
 	if m := aadsts.FindString(msg); m != "" {
-		return fmt.Errorf("token request for application %s refused: %s", app.ClientID, m)
+		return refused("token request for application %s refused: %s", app.ClientID, m)
 	}
 	return fmt.Errorf("token request for application %s failed: %s", app.ClientID, lastLine(msg))
 }
