@@ -93,6 +93,18 @@ func TestEWSJobFromDashboard(t *testing.T) {
 	}
 
 	from := fmt.Sprintf("https://%s:%d/EWS/Exchange.asmx?insecure=1", srv.Host, srv.Port)
+
+	// The form's check logs in with its EWS settings: the wrong domain is
+	// refused, the right one accepted (NTLM as CONTOSO\ann).
+	srv.AddAccount(&ewstest.Account{Name: "ann", Password: "Ann-0ld-pw", Mailbox: onprem.Old})
+	s.secrets = append(s.secrets, "Ann-0ld-pw")
+	for domain, ok := range map[string]bool{"FABRIKAM": false, "CONTOSO": true} {
+		_, page := admin.post("/admin/check", url.Values{"mode": {"delegated"}, "protocol": {"ews"}, "source": {from}, "ews_domain": {domain},
+			"ews_version": {"Exchange2010_SP2"}, "check_user": {"ann"}, "check_password": {"Ann-0ld-pw"}})
+		if got := strings.Contains(page, `id="check-ok"`); got != ok || !strings.Contains(page, `id="f-ews-domain" value="`+domain+`"`) {
+			t.Fatalf("check as %s\\ann: ok %v, want %v", domain, got, ok)
+		}
+	}
 	form := url.Values{"id": {"ews"}, "mode": {"delegated"}, "protocol": {"ews"}, "source": {from},
 		"ews_domain": {"CONTOSO"}, "ews_version": {"Exchange2099"}, "ews_auth": {""},
 		"source_admin": {"migadmin"}, "source_admin_password": {"Ews-Adm1n!"}, "admin_login": {"authzid"},
