@@ -243,7 +243,9 @@ func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *sessi
 	var err error
 	var job *state.Job
 	if req.uploaded, err = uploadedAccounts(r); err == nil {
-		job, _, err = s.createJob(r, &req, who(ss))
+		if err = appCertificate(r, &req); err == nil {
+			job, _, err = s.createJob(r, &req, who(ss))
+		}
 	}
 	if err != nil {
 		// Secrets typed into the form are not sent back into the page.

@@ -1,10 +1,15 @@
 package web_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -57,9 +62,10 @@ func mailSum(body []byte, flags []string, date time.Time) string {
 // --ews-domain --ews-version would: the migration admin's NTLM login as
 // CONTOSO\migadmin. Its Exchange Online page takes the application
 // (tenant, client id, client secret) and moves a mailbox with app-only
-// tokens. Both jobs move every message exactly; no secret shows.
+// tokens, with the client secret or, as a file, the application's
+// certificate. The jobs move every message exactly; no secret shows.
 func TestEWSJobFromDashboard(t *testing.T) {
-	s := newSite(t, siteOptions{accounts: 2, messages: 1})
+	s := newSite(t, siteOptions{accounts: 3, messages: 1})
 	srv := ewstest.New(t)
 	srv.AddAccount(&ewstest.Account{Name: "migadmin", Password: "Ews-Adm1n!", Impersonate: true})
 	entra := graphtest.New(t)
@@ -70,8 +76,13 @@ func TestEWSJobFromDashboard(t *testing.T) {
 	exchange.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	t.Cleanup(func() { exchange.HTTPClient = old })
 	s.secrets = append(s.secrets, "Ews-Adm1n!", entra.Secret)
-	onprem, online := s.w.Users[0], s.w.Users[1]
-	want := map[string]map[string]int{onprem.Old: seedEWS(srv, onprem.Old, 1, 25), online.Old: seedEWS(srv, online.Old, 2, 20)}
+	onprem, online, certified := s.w.Users[0], s.w.Users[1], s.w.Users[2]
+	want := map[string]map[string]int{onprem.Old: seedEWS(srv, onprem.Old, 1, 25), online.Old: seedEWS(srv, online.Old, 2, 20),
+		certified.Old: seedEWS(srv, certified.Old, 3, 10)}
+	cert, certPEM := appCertificate(t)
+	entra.Certificates = []*x509.Certificate{cert}
+	// A line of the private key stands for it in the secrets check.
+	s.secrets = append(s.secrets, strings.Split(certPEM[strings.Index(certPEM, "-----BEGIN PRIVATE KEY-----"):], "\n")[1])
 
 	admin := s.client("en")
 	admin.get("/admin/login")
@@ -165,7 +176,23 @@ func TestEWSJobFromDashboard(t *testing.T) {
 		t.Fatalf("stored Exchange Online job: %+v %+v", xj.Source, xj.Delegation)
 	}
 
-	for job, u := range map[string]int{"ews": 0, "exo": 1} {
+	// The application's certificate in place of its secret, as a file;
+	// not both.
+	cform := url.Values{}
+	for k, v := range oform {
+		cform[k] = v
+	}
+	cform.Set("id", "exo-cert")
+	cform.Set("accounts", fmt.Sprintf("%s,%s,,%s\n", certified.Old, certified.New, certified.NewPW))
+	if code, page := admin.postFile("/admin/jobs", cform, "app_certificate", "banjia.pem", []byte(certPEM)); code != http.StatusBadRequest || !strings.Contains(page, "client secret or its certificate, not both") {
+		t.Fatalf("secret and certificate: %d", code)
+	}
+	cform.Del("source_admin_password")
+	if code, _ := admin.postFile("/admin/jobs", cform, "app_certificate", "banjia.pem", []byte(certPEM)); code != 200 {
+		t.Fatalf("create with the certificate: %d", code)
+	}
+
+	for job, u := range map[string]int{"ews": 0, "exo": 1, "exo-cert": 2} {
 		user := s.w.Users[u]
 		a := s.waitAccount(job, user.Old, "succeeded", 2*time.Minute)
 		if n := int64(len(flatten(s.w.Target(user)))); a.Counts.Imported != n || n != int64(sumCounts(want[user.Old])) {
@@ -194,4 +221,23 @@ func sumCounts(m map[string]int) int {
 		n += c
 	}
 	return n
+}
+
+// appCertificate is a self-signed certificate for the application and the
+// PEM of it with its key, as an admin saves it from Entra ID's portal.
+func appCertificate(t *testing.T) (*x509.Certificate, string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "banjia"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	return cert, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}))
 }

@@ -1,12 +1,17 @@
 package web
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/sources/check"
 	"github.com/banjia-mail/banjia/sources/ews"
+	"github.com/banjia-mail/banjia/sources/exchange"
 	"github.com/banjia-mail/banjia/sources/presets"
 )
 
@@ -59,6 +64,38 @@ func (s *Server) newJobView(req JobRequest, rep *check.Report) newJobView {
 	return newJobView{Providers: s.providers(), Modes: jobModes, Req: req, Check: rep, EWSVersions: ews.Versions, EWSPresets: ewsPresets()}
 }
 
+// appCertificate reads the form's application certificate (the PEM of the
+// certificate and its private key), which stands for the client secret of
+// an app-only job (EWS or IMAP XOAUTH2).
+func appCertificate(r *http.Request, req *JobRequest) error {
+	if r.MultipartForm == nil {
+		return nil
+	}
+	f, hdr, err := r.FormFile("app_certificate")
+	if errors.Is(err, http.ErrMissingFile) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("application certificate: %w", err)
+	}
+	defer f.Close()
+	if hdr.Size == 0 {
+		return nil
+	}
+	if req.SourceAdminPassword != "" {
+		return errors.New("give the application's client secret or its certificate, not both")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return fmt.Errorf("application certificate: %w", err)
+	}
+	if !exchange.IsCertificate(string(data)) || !strings.Contains(string(data), "PRIVATE KEY-----") {
+		return fmt.Errorf("application certificate %s: want a PEM file with the certificate and its unencrypted private key", filepath.Base(hdr.Filename))
+	}
+	req.SourceAdminPassword = string(data)
+	return nil
+}
+
 // ewsPresets are the providers the EWS page offers.
 func ewsPresets() []presets.Provider {
 	var out []presets.Provider
@@ -86,6 +123,7 @@ func init() {
 			"ews.login":      "Login names: a name (alice), DOMAIN\\name (CONTOSO\\alice) or the address (alice@example.com).",
 			"ews.online":     "Exchange Online: choose the app-only token below and give the application's tenant, client id and client secret; the tenant's admin grants it full_access_as_app (or an RBAC for Applications role assignment).",
 			"authority":      "Authority (optional: other than https://login.microsoftonline.com/)",
+			"app.cert":       "Or the application's certificate (PEM with its private key), instead of the client secret",
 		},
 		"zh": {
 			"ews.form":       "Exchange (EWS)",
@@ -101,6 +139,7 @@ func init() {
 			"ews.login":      "邮箱登录名: 一般是登录名, 也可以是 域名\\登录名 的形式, 也可以是邮箱地址的形式。",
 			"ews.online":     "Exchange Online: 在下方选择应用令牌, 填写应用的租户 ID、客户端 ID 和客户端密码; 租户管理员需授予 full_access_as_app (或 RBAC for Applications 角色分配)。",
 			"authority":      "认证地址 (非必填: https://login.microsoftonline.com/ 以外的)",
+			"app.cert":       "或应用的证书 (含私钥的 PEM 文件), 代替客户端密码",
 		},
 	} {
 		for k, v := range ws {
