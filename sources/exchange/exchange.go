@@ -72,21 +72,26 @@ func init() { mail.RegisterTokenSource(Token) }
 
 var (
 	mu    sync.Mutex
-	creds = map[[32]byte]azcore.TokenCredential{}
+	creds = map[[32]byte]*appCredential{}
 )
 
 // Token gets an app-only token for e.App, with e.Password as the client
-// secret (or the PEM of a certificate and its private key). Credentials are kept per application so azidentity's cache spares
-// a token request per connection.
+// secret (or the PEM of a certificate and its private key). Credentials
+// are kept per application so azidentity's cache spares a token request
+// per connection, and so does a refusal: the accounts of a job with a
+// wrong secret fail with one token request, not one each.
 func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	app := e.App
 	if app == nil {
 		return "", errors.New("no application given")
 	}
-	// The IMAP host says which cloud: its token resource and login host.
+	// The IMAP (or EWS) host says which cloud: its token resource and login host.
 	cl := CloudOf(e.Host)
 	cred, err := credential(app, cl, e.Password)
 	if err != nil {
+		return "", err
+	}
+	if err := cred.refusal(); err != nil {
 		return "", err
 	}
 	scope := app.Scope
@@ -95,7 +100,7 @@ func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	}
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
-		return "", tokenError(app, err)
+		return "", cred.refused(tokenError(app, err))
 	}
 	return tok.Token, nil
 }
@@ -115,6 +120,9 @@ func FreshToken(ctx context.Context, e mail.Endpoint, refused string) (string, e
 	if err != nil {
 		return "", err
 	}
+	if err := cred.refusal(); err != nil {
+		return "", err
+	}
 	scope := app.Scope
 	if scope == "" {
 		scope = cl.Scope
@@ -127,7 +135,7 @@ func FreshToken(ctx context.Context, e mail.Endpoint, refused string) (string, e
 	claims := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, time.Now().Unix())
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}, Claims: claims})
 	if err != nil {
-		return "", tokenError(app, err)
+		return "", cred.refused(tokenError(app, err))
 	}
 	return tok.Token, nil
 }
@@ -138,7 +146,7 @@ var renewMu sync.Mutex
 
 // credential is the application's: a client secret, or a certificate when
 // the secret is a PEM holding the certificate and its private key.
-func credential(app *mail.App, cl Cloud, secret string) (azcore.TokenCredential, error) {
+func credential(app *mail.App, cl Cloud, secret string) (*appCredential, error) {
 	key := sha256.Sum256([]byte(app.Authority + "\x00" + cl.Authority + "\x00" + app.Tenant + "\x00" + app.ClientID + "\x00" + secret))
 	mu.Lock()
 	defer mu.Unlock()
@@ -175,8 +183,42 @@ func credential(app *mail.App, cl Cloud, secret string) (azcore.TokenCredential,
 	if err != nil {
 		return nil, fault.New(fault.Account, fmt.Sprintf("application %s in tenant %s: %v", app.ClientID, app.Tenant, err), nil)
 	}
-	creds[key] = c
-	return c, nil
+	creds[key] = &appCredential{TokenCredential: c}
+	return creds[key], nil
+}
+
+// RefusalMemory is how long Entra ID's refusal of a credential (a wrong
+// secret or certificate, an unknown application or tenant) is answered
+// without asking again. A fixed secret is another credential, asked at once.
+var RefusalMemory = time.Minute
+
+// appCredential is an application's credential and its last refusal.
+type appCredential struct {
+	azcore.TokenCredential
+	mu       sync.Mutex
+	lastNo   error
+	lastNoAt time.Time
+}
+
+// refusal is the refusal still remembered, nil if none.
+func (c *appCredential) refusal() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastNo != nil && time.Since(c.lastNoAt) < RefusalMemory {
+		return c.lastNo
+	}
+	return nil
+}
+
+// refused remembers err when it is a refusal of the credential, and
+// returns it.
+func (c *appCredential) refused(err error) error {
+	if fault.RefusalOf(err) == fault.BadCredentials {
+		c.mu.Lock()
+		c.lastNo, c.lastNoAt = err, time.Now()
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // IsCertificate says the application's secret is a certificate with its
@@ -205,7 +247,9 @@ func tokenError(app *mail.App, err error) error {
 		return refused("tenant %s does not exist", app.Tenant)
 	}
 	if m := aadsts.FindString(msg); m != "" {
-		return refused("token request for application %s refused: %s", app.ClientID, m)
+		// Some of Entra ID's other answers pass (AADSTS90033, a transient
+		// error): not remembered as the credential's refusal.
+		return fault.New(fault.Account, fmt.Sprintf("token request for application %s refused: %s", app.ClientID, m), nil)
 	}
 	return fmt.Errorf("token request for application %s failed: %s", app.ClientID, lastLine(msg))
 }
