@@ -219,7 +219,7 @@ func passFlags(prefix, what, env string) []cli.Flag {
 func endpointFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "provider", Usage: "the old provider's preset (banjia providers): --from may then be just the user"},
-		&cli.StringFlag{Name: "protocol", Value: "imap", Usage: "with --provider: imap or pop3"},
+		&cli.StringFlag{Name: "protocol", Value: "imap", Usage: "with --provider: imap, pop3 or ews (an EWS-only preset such as exchange-ews needs none)"},
 		&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (only on a network you trust)"},
 		&cli.StringFlag{Name: "ca-file", Usage: "PEM file of CA certificates to trust for both servers"},
 	}, ewsFlags()...)
@@ -231,7 +231,12 @@ func parseEndpoint(c *cli.Context, raw string) (mail.Endpoint, error) {
 
 // parseSource reads --from, with --provider/--protocol when given.
 func parseSource(c *cli.Context) (mail.Endpoint, error) {
-	e, err := resolveEndpoint(c, c.String("from"), c.String("provider"), c.String("protocol"))
+	protocol := c.String("protocol")
+	if !c.IsSet("protocol") {
+		// The preset's own: IMAP, or EWS for a preset with only EWS.
+		protocol = ""
+	}
+	e, err := resolveEndpoint(c, c.String("from"), c.String("provider"), protocol)
 	if err != nil {
 		return e, err
 	}
