@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -204,6 +205,7 @@ func TestManifestsRenderAndValidate(t *testing.T) {
 					len(r.jobs), len(r.deployments), len(r.services), len(r.pvcs))
 			}
 			overlay := dir != "base"
+			r.checkNames(t)
 			checkJob(t, r, r.jobs[0], overlay)
 			checkDashboard(t, r, overlay)
 			if overlay && len(r.namespaces) == 1 {
@@ -389,6 +391,10 @@ func checkSecurity(t *testing.T, what string, spec corev1.PodSpec) {
 	} else if *ps.RunAsUser != imageUser(t) {
 		t.Errorf("%s runs as %d, the Dockerfile's user is %d", what, *ps.RunAsUser, imageUser(t))
 	}
+	if ps == nil || ps.SeccompProfile == nil || ps.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: want seccompProfile RuntimeDefault (the restricted Pod Security Standard)", what)
+	}
+	checkPodStructure(t, what, spec)
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 		sc := c.SecurityContext
 		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
@@ -669,5 +675,112 @@ func TestSeedLoader(t *testing.T) {
 	ex := render(t, "overlays/example")
 	if img := container(ex.jobs[0].Spec.Template.Spec.Containers, "banjia").Image; img != c.Image {
 		t.Errorf("loader image %q, the example overlay deploys %q", c.Image, img)
+	}
+}
+
+// checkNames applies the API server's rules for names, labels and keys,
+// which decoding into the types does not: an object that breaks them is
+// refused at apply time.
+func (r *rendered) checkNames(t *testing.T) {
+	type meta struct {
+		kind   string
+		name   string
+		labels map[string]string
+	}
+	var all []meta
+	for _, o := range r.jobs {
+		all = append(all, meta{"Job", o.Name, o.Labels}, meta{"Job pod template", "", o.Spec.Template.Labels})
+	}
+	for _, o := range r.deployments {
+		all = append(all, meta{"Deployment", o.Name, o.Labels}, meta{"Deployment pod template", "", o.Spec.Template.Labels})
+	}
+	for _, o := range r.services {
+		all = append(all, meta{"Service", o.Name, o.Labels})
+		if errs := validation.IsDNS1035Label(o.Name); len(errs) > 0 {
+			t.Errorf("Service name %q: %v", o.Name, errs)
+		}
+	}
+	for _, o := range r.pvcs {
+		all = append(all, meta{"PersistentVolumeClaim", o.Name, o.Labels})
+	}
+	for _, o := range r.namespaces {
+		all = append(all, meta{"Namespace", o.Name, o.Labels})
+		if errs := validation.IsDNS1123Label(o.Name); len(errs) > 0 {
+			t.Errorf("Namespace name %q: %v", o.Name, errs)
+		}
+	}
+	for _, o := range r.secrets {
+		all = append(all, meta{"Secret", o.Name, o.Labels})
+		for k := range o.Data {
+			if errs := validation.IsConfigMapKey(k); len(errs) > 0 {
+				t.Errorf("Secret %s key %q: %v", o.Name, k, errs)
+			}
+		}
+	}
+	for _, o := range r.configMaps {
+		all = append(all, meta{"ConfigMap", o.Name, o.Labels})
+		for k := range o.Data {
+			if errs := validation.IsConfigMapKey(k); len(errs) > 0 {
+				t.Errorf("ConfigMap %s key %q: %v", o.Name, k, errs)
+			}
+		}
+	}
+	for _, o := range r.monitors {
+		all = append(all, meta{"ServiceMonitor", o.Metadata.Name, o.Metadata.Labels})
+	}
+	for _, m := range all {
+		if errs := validation.IsDNS1123Subdomain(m.name); m.name != "" && len(errs) > 0 {
+			t.Errorf("%s name %q: %v", m.kind, m.name, errs)
+		}
+		for k, v := range m.labels {
+			if errs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(errs) > 0 {
+				t.Errorf("%s %s label %s=%s: %v", m.kind, m.name, k, v, errs)
+			}
+		}
+	}
+}
+
+// checkPodStructure: what the API server checks inside a pod spec and the
+// types cannot say: valid and unique names, mounts of declared volumes,
+// probes on declared ports.
+func checkPodStructure(t *testing.T, what string, spec corev1.PodSpec) {
+	volumes := map[string]bool{}
+	for _, v := range spec.Volumes {
+		if errs := validation.IsDNS1123Label(v.Name); len(errs) > 0 || volumes[v.Name] {
+			t.Errorf("%s: volume name %q invalid or repeated %v", what, v.Name, errs)
+		}
+		volumes[v.Name] = true
+	}
+	names := map[string]bool{}
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		if errs := validation.IsDNS1123Label(c.Name); len(errs) > 0 || names[c.Name] {
+			t.Errorf("%s: container name %q invalid or repeated %v", what, c.Name, errs)
+		}
+		names[c.Name] = true
+		if c.Image == "" {
+			t.Errorf("%s/%s: no image", what, c.Name)
+		}
+		for _, e := range c.Env {
+			if errs := validation.IsEnvVarName(e.Name); len(errs) > 0 {
+				t.Errorf("%s/%s: env %q: %v", what, c.Name, e.Name, errs)
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] {
+				t.Errorf("%s/%s mounts volume %q, which the pod does not declare", what, c.Name, m.Name)
+			}
+		}
+		ports := map[string]bool{}
+		for _, p := range c.Ports {
+			if errs := append(validation.IsValidPortName(p.Name), validation.IsValidPortNum(int(p.ContainerPort))...); len(errs) > 0 {
+				t.Errorf("%s/%s: port %s %d: %v", what, c.Name, p.Name, p.ContainerPort, errs)
+			}
+			ports[p.Name] = true
+		}
+		for _, pr := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+			if pr != nil && pr.HTTPGet != nil && pr.HTTPGet.Port.StrVal != "" && !ports[pr.HTTPGet.Port.StrVal] {
+				t.Errorf("%s/%s: a probe uses port %q, which the container does not name", what, c.Name, pr.HTTPGet.Port.StrVal)
+			}
+		}
 	}
 }
