@@ -784,3 +784,79 @@ func checkPodStructure(t *testing.T, what string, spec corev1.PodSpec) {
 		}
 	}
 }
+
+// TestKubectlKustomize renders the base and every overlay with the
+// kustomize built into kubectl, the one operators run (`kubectl apply -k`),
+// when kubectl is installed: it must accept every field the library does and
+// give the same objects.
+func TestKubectlKustomize(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("SKIPPED: kubectl is not installed; the manifests were rendered with the kustomize library only")
+	}
+	// The manifests need kustomize v5 (kubectl 1.27 and later), as
+	// docs/scale-out.md says; an older kubectl is not what they are for.
+	v, _ := exec.Command(kubectl, "version", "--client").Output()
+	if !strings.Contains(string(v), "Kustomize Version: v5") {
+		t.Skipf("SKIPPED: kubectl's kustomize is not v5:\n%s", v)
+	}
+	tmp := t.TempDir()
+	err = filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(tmp, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range kustomizations(t) {
+		if strings.HasPrefix(dir, "overlays/") {
+			for name, content := range secretFiles {
+				if err := os.WriteFile(filepath.Join(tmp, dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		out, err := exec.Command(kubectl, "kustomize", filepath.Join(tmp, dir)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, out)
+		}
+		got := &rendered{}
+		var kinds []string
+		for _, doc := range strings.Split(string(out), "\n---\n") {
+			if err := got.add([]byte(doc)); err != nil {
+				t.Errorf("%s: %v", dir, err)
+			}
+			var m struct {
+				Kind     string `json:"kind"`
+				Metadata struct {
+					Name string `json:"name"`
+				} `json:"metadata"`
+			}
+			if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+				t.Fatal(err)
+			}
+			kinds = append(kinds, m.Kind+"/"+m.Metadata.Name)
+		}
+		want := render(t, dir)
+		if len(got.jobs) != 1 || len(got.deployments) != len(want.deployments) || len(got.secrets) != len(want.secrets) ||
+			len(got.configMaps) != len(want.configMaps) || len(got.monitors) != len(want.monitors) {
+			t.Errorf("%s: kubectl renders %v, unlike the library", dir, kinds)
+			continue
+		}
+		j, w := got.jobs[0], want.jobs[0]
+		if *j.Spec.Completions != *w.Spec.Completions || j.Spec.Template.Spec.Containers[0].Image != w.Spec.Template.Spec.Containers[0].Image ||
+			j.Spec.Template.Spec.Containers[0].EnvFrom[0].ConfigMapRef.Name != w.Spec.Template.Spec.Containers[0].EnvFrom[0].ConfigMapRef.Name {
+			t.Errorf("%s: kubectl's Job differs from the library's", dir)
+		}
+	}
+}
