@@ -241,6 +241,15 @@ func checkJob(t *testing.T, r *rendered, j *batchv1.Job, overlay bool) {
 		t.Errorf("restartPolicy %q: podFailurePolicy needs Never", s.Template.Spec.RestartPolicy)
 	}
 	checkFailurePolicy(t, j)
+	spread := s.Template.Spec.TopologySpreadConstraints
+	if len(spread) == 0 {
+		t.Error("no topologySpreadConstraints: all shards may land on one node and share its network")
+	}
+	for _, c := range spread {
+		if c.LabelSelector == nil || !subset(c.LabelSelector.MatchLabels, s.Template.Labels) {
+			t.Errorf("a spread constraint selects %v, not the shards' pods %v: it spreads nothing", c.LabelSelector, s.Template.Labels)
+		}
+	}
 	checkSecurity(t, "Job", s.Template.Spec)
 
 	shard := container(s.Template.Spec.Containers, "banjia")
