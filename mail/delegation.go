@@ -45,9 +45,10 @@ type App struct {
 	// Authority replaces https://login.microsoftonline.com/ (national
 	// clouds; tests).
 	Authority string `json:",omitempty"`
-	// Scope defaults to the resource of the IMAP host's cloud (Exchange
-	// Online's https://outlook.office365.com/.default, partner.outlook.cn's
-	// for 21Vianet, outlook.office365.us's for GCC High).
+	// Scope defaults to the resource of the IMAP or EWS host's cloud
+	// (Exchange Online's https://outlook.office365.com/.default,
+	// partner.outlook.cn's for 21Vianet, outlook.office365.us's for GCC
+	// High).
 	Scope string `json:",omitempty"`
 }
 
@@ -95,17 +96,19 @@ func Delegate(src *Endpoint, r DelegationRequest) (*Delegation, error) {
 	if r.Method == "" {
 		r.Method = DelegateAuthzID
 	}
-	if src.Scheme == "ews" && r.Method != DelegateAuthzID {
+	if src.Scheme == "ews" && r.Method == DelegateTemplate {
 		// EWS names the member in the ExchangeImpersonation header (or, as a
 		// FullAccess delegate, in the folder ids): there is no login to build.
-		return nil, errors.New("an EWS source opens each mailbox through ExchangeImpersonation as the migration admin: leave --admin-login at authzid")
+		return nil, errors.New("an EWS source opens each mailbox through ExchangeImpersonation: use --admin-login authzid (the migration admin's NTLM or Basic login) or xoauth2 (an app-only token, Exchange Online)")
 	}
 	d := &Delegation{Method: r.Method, Template: r.Template}
 	if d.Method == DelegateXOAUTH2 {
-		d.App = &App{Tenant: r.Tenant, ClientID: r.ClientID, Authority: r.Authority}
-		if src.Scheme != "imaps" && src.Scheme != "imap" {
-			return nil, errors.New("xoauth2 sends a bearer token over IMAP: use imaps:// (outlook.office365.com:993)")
+		d.App = &App{Tenant: strings.TrimSpace(r.Tenant), ClientID: strings.TrimSpace(r.ClientID), Authority: strings.TrimSpace(r.Authority)}
+		if src.Scheme != "imaps" && src.Scheme != "imap" && src.Scheme != "ews" {
+			return nil, errors.New("xoauth2 sends a bearer token over IMAP or EWS: use imaps://outlook.office365.com:993 or ews://outlook.office365.com")
 		}
+		// The token is the application's: no admin logs in.
+		src.User = ""
 	} else {
 		if strings.TrimSpace(r.Admin) == "" {
 			return nil, errors.New("a delegated job needs the migration admin's login on the old server")
@@ -135,8 +138,15 @@ func (d *Delegation) For(e Endpoint, member, adminSecret string) Endpoint {
 	if e.Scheme == "ews" {
 		// The admin logs in (NTLM or Basic, as the endpoint says) and names
 		// the member in the ExchangeImpersonation header, or as a FullAccess
-		// delegate when impersonation is refused.
+		// delegate when impersonation is refused. With an app-only token
+		// (Exchange Online) the application is who logs in, and
+		// impersonation is the only way in.
 		e.AuthzID = member
+		if d.Method == DelegateXOAUTH2 {
+			e.Auth, e.User = "xoauth2", ""
+			app := *d.App
+			e.App = &app
+		}
 		return e
 	}
 	switch d.Method {

@@ -501,6 +501,9 @@ func (a *accountRun) pass(ctx context.Context) error {
 			src = nil
 		}
 		return err
+	}, func() {
+		src.Close()
+		src = nil
 	})
 	if err != nil {
 		if src != nil {
@@ -514,6 +517,9 @@ func (a *accountRun) pass(ctx context.Context) error {
 			dst = nil
 		}
 		return err
+	}, func() {
+		dst.Close()
+		dst = nil
 	})
 	if err != nil {
 		if dst != nil {
@@ -637,17 +643,25 @@ func isAllMail(f mail.Folder) bool {
 // ConnectFor for each pass; and it shares what other accounts learnt about
 // addr (outages). While it waits to try again the account gives up its
 // place, so accounts whose servers answer copy meanwhile; once connected it
-// waits for a place again (the source connection may then sit idle in a
-// busy job: servers keep an idle IMAP session 30 minutes).
-func (a *accountRun) retryConnect(ctx context.Context, addr string, open func() error) error {
+// needs a place again, and if none is free it closes (shut) the session
+// it just opened rather than hold it idle through the wait.
+func (a *accountRun) retryConnect(ctx context.Context, addr string, open func() error, shut func()) error {
 	gaveUp := false
 	for attempt := 1; ; attempt++ {
 		err := a.r.outages.open(ctx, addr, a.r.cfg.ConnectFor, open)
 		if err == nil {
-			if gaveUp {
-				return a.place.take(a.edge)
+			if !gaveUp || a.place.tryTake() {
+				return nil
 			}
-			return nil
+			// No place is free: the new session would sit idle (and count
+			// against the server's connections) for as long as the wait
+			// lasts. It is closed, and opened again once the place is held.
+			shut()
+			if err := a.place.take(a.edge); err != nil {
+				return err
+			}
+			gaveUp = false
+			continue
 		}
 		if fault.Classify(err) != fault.Retry || a.pat.failed() {
 			return err

@@ -40,6 +40,9 @@ type ControlRequest struct {
 	// Outbox and Notices, for outbox and notices (notices.go).
 	Outbox  *OutboxRequest        `json:",omitempty"`
 	Notices *state.NoticeSettings `json:",omitempty"`
+	// Wait, for sync: reply once the sync has ended, with the job's
+	// status then and how the run ended (RunError).
+	Wait bool `json:",omitempty"`
 }
 
 // ControlReply is one line the runner sends back (follow sends many).
@@ -55,6 +58,8 @@ type ControlReply struct {
 	Invited  int              `json:",omitempty"`
 	Page     *state.EventPage `json:",omitempty"` // audit
 	Outbox   []*state.OutMail `json:",omitempty"`
+	// RunError is how a waited-for run ended ("" when it finished).
+	RunError string `json:",omitempty"`
 }
 
 // SocketPath is where the runner for a state file listens.
@@ -116,6 +121,10 @@ func serveConn(ctx context.Context, m *Manager, c net.Conn) {
 	enc := json.NewEncoder(c)
 	if req.Op == "follow" {
 		follow(ctx, m, c, enc, req.Job, req.After)
+		return
+	}
+	if req.Op == "sync" && req.Wait {
+		enc.Encode(m.syncWaited(ctx, req))
 		return
 	}
 	rep := m.handle(req)
@@ -180,6 +189,41 @@ func (m *Manager) handle(req ControlRequest) ControlReply {
 	return replyOf(m.Control(req.Job, req.Op, who))
 }
 
+// syncWaited carries out a sync whose asker waits for its end.
+func (m *Manager) syncWaited(ctx context.Context, req ControlRequest) *ControlReply {
+	who := req.Who
+	if who == "" {
+		who = CommandLine
+	}
+	if req.Job == "" {
+		req.Job = m.only
+	}
+	ran, err := m.SyncWait(ctx, req.Job, who)
+	if ctx.Err() != nil {
+		return &ControlReply{Error: "banjia is stopping: the sync stops with it; its progress is saved"}
+	}
+	if err != nil {
+		// Refused before it ran (closed, paused, still copying...).
+		return &ControlReply{Error: err.Error()}
+	}
+	rep := ControlReply{OK: true}
+	if ran != nil {
+		rep.RunError = ran.Error()
+	}
+	st, serr := m.Status(req.Job)
+	if serr != nil {
+		return &ControlReply{Error: serr.Error()}
+	}
+	rep.Status = st
+	return &rep
+}
+
+// ControlWait is Control for a request whose reply comes when the work
+// is done (a sync with Wait): no deadline but ctx's.
+func ControlWait(ctx context.Context, statePath string, req ControlRequest) (*ControlReply, error) {
+	return roundTrip(ctx, statePath, req, 0)
+}
+
 func follow(ctx context.Context, m *Manager, c net.Conn, enc *json.Encoder, job string, after uint64) {
 	if job == "" {
 		job = m.only
@@ -242,12 +286,22 @@ func dialControl(statePath string) (net.Conn, error) {
 
 // Control sends one request to the runner of a state file.
 func Control(statePath string, req ControlRequest) (*ControlReply, error) {
+	return roundTrip(context.Background(), statePath, req, 10*time.Second)
+}
+
+// roundTrip sends one request and reads its reply, within limit (0: as
+// long as ctx lasts).
+func roundTrip(ctx context.Context, statePath string, req ControlRequest, limit time.Duration) (*ControlReply, error) {
 	c, err := dialControl(statePath)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if limit > 0 {
+		c.SetDeadline(time.Now().Add(limit))
+	}
 	if req.Who == "" {
 		// The runner may be another user's process: this one says who asks.
 		req.Who = CommandLine
@@ -257,6 +311,9 @@ func Control(statePath string, req ControlRequest) (*ControlReply, error) {
 	}
 	var rep ControlReply
 	if err := json.NewDecoder(c).Decode(&rep); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("control reply: %w", err)
 	}
 	if !rep.OK {

@@ -122,6 +122,31 @@ func (m *Manager) Sync(jobID, who string) error {
 	return m.start(jobID, runOptions{sync: true})
 }
 
+// SyncWait is Sync, then waits until that sync has ended (or ctx has) and
+// returns how it ended (ran), or why it was refused (err): `banjia job
+// sync` handed to a running banjia serve must not say the sync is done
+// before it is. A member-triggered job goes back to waiting for its
+// members afterwards; that wait is not waited for.
+func (m *Manager) SyncWait(ctx context.Context, jobID, who string) (ran, err error) {
+	if err := m.Sync(jobID, who); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	ru := m.runs[jobID]
+	last := m.last[jobID]
+	m.mu.Unlock()
+	if ru == nil || !ru.sync {
+		// It ended already (Sync waits until the run holds the job).
+		return last, nil
+	}
+	select {
+	case <-ru.done:
+		return ru.err, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // waitMembersAgain: a sync interrupted a member-triggered job's wait for
 // its members (Sync); once it has ended, banjia serve waits for them
 // again, as before the sync. m.mu is held.

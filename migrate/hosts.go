@@ -122,6 +122,22 @@ func (p *place) give() bool {
 	return true
 }
 
+// tryTake takes a place if one is free now (or held, or there is no limit).
+func (p *place) tryTake() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held || p.sem == nil {
+		return true
+	}
+	select {
+	case p.sem <- struct{}{}:
+		p.held = true
+		return true
+	default:
+		return false
+	}
+}
+
 // take waits for a place, unless one is held (or there is no limit).
 func (p *place) take(ctx context.Context) error {
 	p.mu.Lock()

@@ -3,11 +3,14 @@ package migrate
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/state"
 )
 
 func TestOutages(t *testing.T) {
@@ -97,3 +100,49 @@ func TestPlace(t *testing.T) {
 }
 
 func ago(d time.Duration) time.Time { return time.Now().Add(-d) }
+
+// TestReconnectWithoutAPlace: an account that gave its place up while its
+// server was down, and reaches it again while every place is taken, does
+// not keep the new session open through the wait: it closes it, waits for
+// a place, and opens a fresh one.
+func TestReconnectWithoutAPlace(t *testing.T) {
+	sem := make(chan struct{}, 1)
+	sem <- struct{}{}
+	r := &Runner{cfg: Config{RetryBase: time.Millisecond, RetryMax: time.Millisecond, ConnectFor: time.Minute, Log: slog.New(slog.DiscardHandler)}, outages: newOutages()}
+	a := &accountRun{r: r, edge: context.Background(), place: &place{sem: sem, held: true}, pat: newPatience(10, time.Minute), acct: &state.Account{ID: "u@old.test"}}
+	other := &place{sem: sem}
+	var opens, shuts, openNow atomic.Int32
+	var maxOpenWhileWaiting atomic.Int32
+	open := func() error {
+		n := opens.Add(1)
+		if n == 1 {
+			// The server is down; meanwhile another account takes the
+			// place given up, and holds it for a while.
+			go func() {
+				if err := other.take(context.Background()); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(300 * time.Millisecond)
+				if o := openNow.Load(); o > maxOpenWhileWaiting.Load() {
+					maxOpenWhileWaiting.Store(o)
+				}
+				other.give()
+			}()
+			time.Sleep(50 * time.Millisecond)
+			return fault.New(fault.Retry, "connection refused", nil)
+		}
+		openNow.Add(1)
+		return nil
+	}
+	shut := func() { shuts.Add(1); openNow.Add(-1) }
+	if err := a.retryConnect(context.Background(), "127.0.0.1:1", open, shut); err != nil {
+		t.Fatal(err)
+	}
+	if !a.place.held {
+		t.Error("connected without holding a place")
+	}
+	if o, s, m := opens.Load(), shuts.Load(), maxOpenWhileWaiting.Load(); o != 3 || s != 1 || m != 0 {
+		t.Errorf("%d opens, %d closed while waiting, %d sessions open during the wait; want 3, 1, 0", o, s, m)
+	}
+}

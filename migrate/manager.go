@@ -40,7 +40,8 @@ type Manager struct {
 type run struct {
 	r    *Runner
 	done chan struct{}
-	sync bool // a sync (cutover.go)
+	sync bool  // a sync (cutover.go)
+	err  error // how it ended, once done is closed
 }
 
 // runOptions are what one run of a job does beyond the manager's Config.
@@ -229,6 +230,7 @@ func (m *Manager) run(jobID string, ru *run) {
 	m.mu.Lock()
 	delete(m.runs, jobID)
 	m.last[jobID] = err
+	ru.err = err
 	if err != nil && !errors.Is(err, ErrInterrupted) {
 		m.errs[jobID] = err
 		m.cfg.Log.Error("job stopped", "job", jobID, "err", err)

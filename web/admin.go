@@ -189,6 +189,9 @@ type newJobView struct {
 	Modes     []string
 	Req       JobRequest
 	Check     *check.Report
+	// EWSVersions and EWSPresets fill the EWS form (ewsform.go).
+	EWSVersions []string
+	EWSPresets  []presets.Provider
 }
 
 func (s *Server) providers() []presets.Provider {
@@ -209,8 +212,10 @@ func (s *Server) newJobPage(w http.ResponseWriter, r *http.Request, ss *session)
 	if !slices.Contains(jobModes, mode) {
 		mode = state.ModeMember
 	}
+	req := JobRequest{Mode: mode, Period: "all"}
+	ewsForm(r, &req)
 	s.render(w, r, "newjob", http.StatusOK, view{CSRF: ss.csrf, Admin: true,
-		Data: newJobView{Providers: s.providers(), Modes: jobModes, Req: JobRequest{Mode: mode, Period: "all"}}})
+		Data: s.newJobView(req, nil)})
 }
 
 func jobRequestOf(r *http.Request) JobRequest {
@@ -218,7 +223,8 @@ func jobRequestOf(r *http.Request) JobRequest {
 	req := JobRequest{ID: f("id"), Mode: f("mode"), Domain: f("domain"), NewDomain: f("new_domain"), Provider: f("provider"),
 		Protocol: f("protocol"), Source: f("source"), Target: f("target"), TargetAdmin: f("target_admin"),
 		TargetAdminPassword: f("target_admin_password"), SourceAdmin: f("source_admin"), SourceAdminPassword: f("source_admin_password"),
-		AdminLogin: f("admin_login"), LoginTemplate: f("login_template"), Tenant: f("tenant"), ClientID: f("client_id"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
+		AdminLogin: f("admin_login"), LoginTemplate: f("login_template"), Tenant: f("tenant"), ClientID: f("client_id"), Authority: f("authority"),
+		EWSVersion: f("ews_version"), EWSDomain: f("ews_domain"), EWSAuth: f("ews_auth"), Period: f("period"), SkipJunkTrash: f("skip_junk_trash") != "",
 		SkipCustomFolders: f("skip_custom_folders") != "", SystemFolders: f("system_folders") != "", Accounts: f("accounts"), Start: true, Invite: f("invite") != ""}
 	req.MaxSizeMB, _ = strconv.Atoi(strings.TrimSpace(f("max_size_mb")))
 	req.KeepCredentials = f("keep_credentials")
@@ -237,13 +243,15 @@ func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *sessi
 	var err error
 	var job *state.Job
 	if req.uploaded, err = uploadedAccounts(r); err == nil {
-		job, _, err = s.createJob(r, &req, who(ss))
+		if err = appCertificate(r, &req); err == nil {
+			job, _, err = s.createJob(r, &req, who(ss))
+		}
 	}
 	if err != nil {
 		// Secrets typed into the form are not sent back into the page.
 		req.TargetAdminPassword, req.SourceAdminPassword, req.Accounts = "", "", ""
 		s.render(w, r, "newjob", http.StatusBadRequest, view{CSRF: ss.csrf, Admin: true, Error: err.Error(),
-			Data: newJobView{Providers: s.providers(), Modes: jobModes, Req: req}})
+			Data: s.newJobView(req, nil)})
 		return
 	}
 	http.Redirect(w, r, "/admin/jobs/"+url.PathEscape(job.ID), http.StatusSeeOther)
@@ -252,10 +260,11 @@ func (s *Server) createJobForm(w http.ResponseWriter, r *http.Request, ss *sessi
 func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, ss *session) {
 	req := jobRequestOf(r)
 	creq := CheckRequest{Provider: req.Provider, Protocol: req.Protocol, Source: req.Source,
-		User: r.PostFormValue("check_user"), Password: r.PostFormValue("check_password")}
+		User: r.PostFormValue("check_user"), Password: r.PostFormValue("check_password"),
+		EWSVersion: req.EWSVersion, EWSDomain: req.EWSDomain, EWSAuth: req.EWSAuth}
 	rep, err := s.check(r.Context(), &creq)
 	req.TargetAdminPassword, req.Accounts = "", ""
-	v := view{CSRF: ss.csrf, Admin: true, Data: newJobView{Providers: s.providers(), Modes: jobModes, Req: req, Check: rep}}
+	v := view{CSRF: ss.csrf, Admin: true, Data: s.newJobView(req, rep)}
 	if err != nil {
 		v.Error = err.Error()
 	}

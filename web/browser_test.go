@@ -231,6 +231,12 @@ func TestNotifyFailureSurfaces(t *testing.T) {
 // member-triggered job id lists its two users (old address, new address)
 // with messages each, started and its members invited at creation.
 func invitedJob(t *testing.T, id string, messages int, smtpPW string) (*site, *smtptest.Server) {
+	return invitedJobOn(t, "", id, messages, smtpPW)
+}
+
+// invitedJobOn is invitedJob with another new server: "cyrus", "courier"
+// ("": Dovecot).
+func invitedJobOn(t *testing.T, target, id string, messages int, smtpPW string) (*site, *smtptest.Server) {
 	t.Helper()
 	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": smtpPW}})
 	nt, err := notify.New(notify.Config{Host: mail.Host, Port: mail.TLSPort, Security: notify.SecurityTLS, User: "banjia@new.test",
@@ -238,7 +244,7 @@ func invitedJob(t *testing.T, id string, messages int, smtpPW string) (*site, *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSite(t, siteOptions{accounts: 2, messages: messages, notifier: nt})
+	s := newSite(t, siteOptions{accounts: 2, messages: messages, notifier: nt, target: target})
 	t.Cleanup(func() { nt.Close(t.Context()) })
 	var csv strings.Builder
 	for _, u := range s.w.Users {

@@ -22,7 +22,7 @@ type JobRequest struct {
 	Domain    string `json:"domain"`
 	NewDomain string `json:"new_domain"`
 	Provider  string `json:"provider,omitempty"`
-	Protocol  string `json:"protocol,omitempty"` // imap or pop3, with a provider
+	Protocol  string `json:"protocol,omitempty"` // imap, pop3 or ews, with a provider
 	Source    string `json:"source"`             // URL, or with a provider its host override
 	Target    string `json:"target"`
 	// TargetAdmin logs in to the target for every member (a master user).
@@ -35,6 +35,7 @@ type JobRequest struct {
 	LoginTemplate       string `json:"login_template,omitempty"`
 	Tenant              string `json:"tenant,omitempty"`    // xoauth2
 	ClientID            string `json:"client_id,omitempty"` // xoauth2
+	Authority           string `json:"authority,omitempty"` // xoauth2, other than login.microsoftonline.com
 	Period              string `json:"period,omitempty"`    // all, 2y, 1y, 3m, 30d
 	SkipJunkTrash       bool   `json:"skip_junk_trash,omitempty"`
 	SkipCustomFolders   bool   `json:"skip_custom_folders,omitempty"`
@@ -53,6 +54,12 @@ type JobRequest struct {
 	Renames  []string `json:"renames,omitempty"`
 	Excludes []string `json:"excludes,omitempty"`
 
+	// An EWS source's settings (ewsform.go): the Exchange version asked
+	// for, the Windows domain of bare logins, ntlm or basic.
+	EWSVersion string `json:"ews_version,omitempty"`
+	EWSDomain  string `json:"ews_domain,omitempty"`
+	EWSAuth    string `json:"ews_auth,omitempty"`
+
 	// uploaded are the accounts of the form's file (upload.go), in place
 	// of Accounts.
 	uploaded []migrate.AccountRow
@@ -66,7 +73,11 @@ func endpoint(raw, provider, protocol string) (mail.Endpoint, error) {
 			protocol = "imap"
 		}
 		if raw != "" && !strings.Contains(raw, "://") {
-			raw = protocol + "s://" + raw
+			if protocol == "ews" {
+				raw = "ews://" + raw
+			} else {
+				raw = protocol + "s://" + raw
+			}
 		}
 		return presets.ResolveEndpoint(raw, provider, protocol)
 	}
@@ -94,6 +105,9 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	}
 	src, err := endpoint(req.Source, req.Provider, req.Protocol)
 	if err != nil {
+		return nil, 0, fmt.Errorf("old server: %w", err)
+	}
+	if err := req.applyEWS(&src); err != nil {
 		return nil, 0, fmt.Errorf("old server: %w", err)
 	}
 	dst, err := endpoint(req.Target, "", "")
@@ -126,7 +140,7 @@ func (s *Server) createJob(r *http.Request, req *JobRequest, who string) (*state
 	creq := migrate.JobRequest{ID: req.ID, Mode: req.Mode, Domain: req.Domain, NewDomain: req.NewDomain,
 		Source: src, Target: dst, TargetAdmin: strings.TrimSpace(req.TargetAdmin), TargetAdminPassword: req.TargetAdminPassword,
 		Delegation: mail.DelegationRequest{Admin: req.SourceAdmin, Method: req.AdminLogin, Template: req.LoginTemplate,
-			Tenant: strings.TrimSpace(req.Tenant), ClientID: strings.TrimSpace(req.ClientID)},
+			Tenant: strings.TrimSpace(req.Tenant), ClientID: strings.TrimSpace(req.ClientID), Authority: strings.TrimSpace(req.Authority)},
 		SourceAdminPassword: req.SourceAdminPassword, Options: opts, EnrollDays: days, KeepCredentials: keep, Accounts: rows, Directory: s.cfg.Directory}
 	job, n, err := s.m.Create(r.Context(), creq, who)
 	if err != nil {
@@ -152,11 +166,20 @@ type CheckRequest struct {
 	Source   string `json:"source"`
 	User     string `json:"user"`
 	Password string `json:"password"`
+
+	// An EWS source's settings, as in JobRequest.
+	EWSVersion string `json:"ews_version,omitempty"`
+	EWSDomain  string `json:"ews_domain,omitempty"`
+	EWSAuth    string `json:"ews_auth,omitempty"`
 }
 
 func (s *Server) check(ctx context.Context, req *CheckRequest) (*check.Report, error) {
 	e, err := endpoint(req.Source, req.Provider, req.Protocol)
 	if err != nil {
+		return nil, err
+	}
+	settings := JobRequest{EWSVersion: req.EWSVersion, EWSDomain: req.EWSDomain, EWSAuth: req.EWSAuth}
+	if err := settings.applyEWS(&e); err != nil {
 		return nil, err
 	}
 	e.User, e.Password = req.User, req.Password

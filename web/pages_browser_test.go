@@ -32,10 +32,21 @@ var portalLink = regexp.MustCompile(`https?://[^\s"<>]+/`)
 // opens the link in the invitation mail, signs in with the new mailbox,
 // finds the old-password form (not a bar with nothing to do), types the
 // old password and watches the move until every message is on the target.
-// One member reads the pages in English, the other in Chinese.
+// One member reads the pages in English, the other in Chinese. The walk
+// is made with each new server: Dovecot, Cyrus and Courier.
 func TestBrowserInvitedMemberStarts(t *testing.T) {
 	browser.Require(t)
-	s, mail := invitedJob(t, "walk", 25, "smtp-pw-walk")
+	for _, target := range []string{"", "cyrus", "courier"} {
+		name := target
+		if name == "" {
+			name = "dovecot"
+		}
+		t.Run(name, func(t *testing.T) { invitedMemberStarts(t, target) })
+	}
+}
+
+func invitedMemberStarts(t *testing.T, target string) {
+	s, mail := invitedJobOn(t, target, "walk", 25, "smtp-pw-walk")
 	before := s.w.Sources()
 	msgs := mail.Wait(t, 2, 30*time.Second)
 	link := func(u migratetest.User) string {

@@ -79,6 +79,16 @@ type siteOptions struct {
 	sourceConfig       string            // more source Dovecot configuration
 	notifier           web.Notifier
 	engine             migrate.Config
+	target             string // "cyrus" or "courier": the new server is that instead of Dovecot
+}
+
+// targetConfig is the target Dovecot's configuration; other targets have
+// their own.
+func targetConfig(target string) string {
+	if target == "" {
+		return penaltyOff
+	}
+	return ""
 }
 
 func newSite(t *testing.T, o siteOptions) *site {
@@ -87,7 +97,7 @@ func newSite(t *testing.T, o siteOptions) *site {
 		SourceAdmin: o.sourceAdmin, SourceAdminPW: sourceAdminPW,
 		// Dovecot delays failed logins, more for each from the same address (up
 		// to 15 s): the lockout tests fail logins on purpose.
-		SourceConfig: penaltyOff + o.sourceConfig, TargetConfig: penaltyOff})
+		SourceConfig: penaltyOff + o.sourceConfig, TargetConfig: targetConfig(o.target), Target: o.target})
 	w.Open()
 	s := &site{t: t, w: w, logs: &syncBuffer{}, seen: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

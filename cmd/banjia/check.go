@@ -37,8 +37,11 @@ func providersCommand() *cli.Command {
 				return json.NewEncoder(os.Stdout).Encode(ps)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tPROVIDER\tIMAP\tPOP3\tSMTP\tAUTH CODE")
+			fmt.Fprintln(tw, "NAME\tPROVIDER\tIMAP\tPOP3\tEWS\tSMTP\tAUTH CODE")
 			addr := func(s presets.Server) string {
+				if s.Port == 0 {
+					return "-"
+				}
 				if s.Host == "" {
 					return fmt.Sprintf("(your host):%d %s", s.Port, s.TLS)
 				}
@@ -54,7 +57,7 @@ func providersCommand() *cli.Command {
 				if p.SMTPOrg.Host != "" {
 					smtp += ", organisations " + addr(p.SMTPOrg)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, p.Title, addr(p.IMAP), addr(p.POP3), smtp, code)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n, p.Title, addr(p.IMAP), addr(p.POP3), ewsColumn(p), smtp, code)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

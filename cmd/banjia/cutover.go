@@ -18,20 +18,40 @@ func syncCommand() *cli.Command {
 		Usage:       "after the MX switch: copy only what arrived in the old mailboxes since the last pass, in every account (as often as wanted; no password asked again)",
 		ArgsUsage:   "JOB",
 		Description: exitCodesHelp,
-		Flags:       runnerFlags(),
+		Flags:       append(runnerFlags(), &cli.BoolFlag{Name: "no-wait", Usage: "when a running banjia serve holds the job: hand it the sync and return at once instead of waiting for the sync's end and outcome"}),
 		Action: func(c *cli.Context) error {
 			id := c.Args().First()
 			if id == "" {
 				return errors.New("which job? banjia job sync JOB")
 			}
-			// banjia serve holds the state file: it syncs in the background.
-			_, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "sync", Job: id})
-			if err == nil {
-				fmt.Printf("job %s: the running banjia syncs it now; follow it with banjia job status %s or banjia logs -f --job %s\n", id, id, id)
-				return nil
-			}
-			if !errors.Is(err, migrate.ErrNoRunner) {
-				return err
+			// banjia serve holds the state file: it syncs, and this waits
+			// for the end to tell how it went (unless --no-wait).
+			if c.Bool("no-wait") {
+				_, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "sync", Job: id})
+				if err == nil {
+					fmt.Printf("job %s: the running banjia syncs it now; follow it with banjia job status %s or banjia logs -f --job %s\n", id, id, id)
+					return nil
+				}
+				if !errors.Is(err, migrate.ErrNoRunner) {
+					return err
+				}
+			} else {
+				rep, err := migrate.ControlWait(c.Context, c.String("state"), migrate.ControlRequest{Op: "sync", Job: id, Wait: true})
+				if err == nil {
+					fmt.Printf("job %s: synced by the running banjia\n", id)
+					var ran error
+					if rep.RunError != "" {
+						ran = errors.New(rep.RunError)
+					}
+					accts := make([]*state.Account, len(rep.Status.Accounts))
+					for i := range rep.Status.Accounts {
+						accts[i] = &rep.Status.Accounts[i]
+					}
+					return outcomeOf(accts, id, ran, nil)
+				}
+				if !errors.Is(err, migrate.ErrNoRunner) {
+					return err
+				}
 			}
 			cfg, err := runnerConfig(c)
 			if err != nil {

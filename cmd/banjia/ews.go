@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/sources/ews"
+	"github.com/banjia-mail/banjia/sources/presets"
 )
 
 // ewsFlags are the settings of an Exchange Web Services source that its URL
@@ -34,24 +34,21 @@ func applyEWSFlags(c *cli.Context, e *mail.Endpoint) error {
 	if e.Scheme != "ews" {
 		return fmt.Errorf("--ews-version, --ews-domain and --ews-auth are for an EWS source (ews://mail.example.com or https://mail.example.com/EWS/Exchange.asmx), not %s://", e.Scheme)
 	}
-	if v := c.String("ews-version"); v != "" {
-		if !slices.Contains(ews.Versions, v) {
-			return fmt.Errorf("--ews-version %q: want one of %s", v, strings.Join(ews.Versions, ", "))
-		}
-		e.Version = v
+	return ews.Settings{Version: c.String("ews-version"), Domain: c.String("ews-domain"), Auth: c.String("ews-auth")}.Apply(e)
+}
+
+// ewsColumn is a preset's EWS server in banjia providers' table.
+func ewsColumn(p presets.Provider) string {
+	if p.EWS.Port == 0 {
+		return "-"
 	}
-	if d := c.String("ews-domain"); d != "" {
-		if strings.ContainsAny(d, `\@/ `) {
-			return fmt.Errorf("--ews-domain %q: give the domain's short (NetBIOS) name, e.g. CONTOSO", d)
-		}
-		e.Domain = d
+	host := p.EWS.Host
+	if host == "" {
+		host = "(your host)"
 	}
-	switch a := strings.ToLower(c.String("ews-auth")); a {
-	case "":
-	case "ntlm", "basic":
-		e.Auth = a
-	default:
-		return fmt.Errorf("--ews-auth %q: want ntlm or basic", a)
+	out := fmt.Sprintf("%s:%d %s", host, p.EWS.Port, p.EWSVersion)
+	if p.EWSOAuth {
+		out += " app-only OAuth"
 	}
-	return nil
+	return out
 }

@@ -219,7 +219,7 @@ func passFlags(prefix, what, env string) []cli.Flag {
 func endpointFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "provider", Usage: "the old provider's preset (banjia providers): --from may then be just the user"},
-		&cli.StringFlag{Name: "protocol", Value: "imap", Usage: "with --provider: imap or pop3"},
+		&cli.StringFlag{Name: "protocol", Value: "imap", Usage: "with --provider: imap, pop3 or ews (an EWS-only preset such as exchange-ews needs none)"},
 		&cli.BoolFlag{Name: "insecure", Usage: "do not verify TLS certificates (only on a network you trust)"},
 		&cli.StringFlag{Name: "ca-file", Usage: "PEM file of CA certificates to trust for both servers"},
 	}, ewsFlags()...)
@@ -231,7 +231,12 @@ func parseEndpoint(c *cli.Context, raw string) (mail.Endpoint, error) {
 
 // parseSource reads --from, with --provider/--protocol when given.
 func parseSource(c *cli.Context) (mail.Endpoint, error) {
-	e, err := resolveEndpoint(c, c.String("from"), c.String("provider"), c.String("protocol"))
+	protocol := c.String("protocol")
+	if !c.IsSet("protocol") {
+		// The preset's own: IMAP, or EWS for a preset with only EWS.
+		protocol = ""
+	}
+	e, err := resolveEndpoint(c, c.String("from"), c.String("provider"), protocol)
 	if err != nil {
 		return e, err
 	}
@@ -632,6 +637,15 @@ func outcome(store *state.Store, jobID string, runErr error, only map[string]boo
 	accts, err := store.Accounts(jobID)
 	if err != nil {
 		return err
+	}
+	return outcomeOf(accts, jobID, runErr, only)
+}
+
+// outcomeOf is outcome over accounts read already (a running banjia's
+// status): the exit says what the target holds.
+func outcomeOf(accts []*state.Account, jobID string, runErr error, only map[string]bool) error {
+	if runErr != nil && !errors.Is(runErr, migrate.ErrInterrupted) {
+		return runErr
 	}
 	n := map[state.AccountState]int{}
 	kept := accts[:0]

@@ -20,12 +20,10 @@
 package courier
 
 import (
-	"bufio"
 	"crypto/sha512"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +34,7 @@ import (
 
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/imapfill"
+	"github.com/banjia-mail/banjia/internal/instance"
 	"github.com/banjia-mail/banjia/internal/isolate"
 )
 
@@ -100,17 +99,7 @@ func Available() error {
 // when BANJIA_REQUIRE_SERVERS=1 (CI), so a missing server never passes silently.
 func Require(t testing.TB) {
 	t.Helper()
-	err := Available()
-	if err == nil {
-		return
-	}
-	if os.Getenv("BANJIA_REQUIRE_SERVERS") == "1" {
-		t.Fatalf("FAILED: BANJIA_REQUIRE_SERVERS=1 but Courier-IMAP cannot run: %v", err)
-	}
-	if strings.Contains(err.Error(), "not installed") {
-		t.Skipf("SKIPPED: Courier-IMAP not installed: run scripts/install-deps.sh (%v)", err)
-	}
-	t.Skipf("SKIPPED: Courier-IMAP cannot run here: %v", err)
+	instance.Require(t, "Courier-IMAP", Available())
 }
 
 // StartT starts an instance for a test and stops it when the test ends.
@@ -174,51 +163,11 @@ func Start() (*Server, error) {
 	}
 }
 
-// pickPort is freePort; a test swaps it to lose the port race on purpose.
-var pickPort = freePort
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// instanceDir makes the instance's folder. Its paths go into userdb lines
-// and the start script, so an odd TMPDIR is passed over for /tmp. Every
-// parent must be traversable by the mail user.
-func instanceDir() (string, error) {
-	base := os.TempDir()
-	if len(base) > 40 || strings.ContainsAny(base, " \t\"'\\|=") {
-		base = "/tmp"
-	}
-	dir, err := os.MkdirTemp(base, "cr")
-	if err != nil {
-		return "", fmt.Errorf("courier instance folder: %w", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", err
-	}
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return "", err
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(p, st.Mode().Perm()|0o001); err != nil {
-				return "", fmt.Errorf("make %s traversable for the mail user: %w", p, err)
-			}
-		}
-		if p == filepath.Dir(p) {
-			return dir, nil
-		}
-	}
-}
+// pickPort is instance.FreePort; a test swaps it to lose the port race on purpose.
+var pickPort = instance.FreePort
 
 func start(uid, gid int) (*Server, error) {
-	dir, err := instanceDir()
+	dir, err := instance.Dir("cr", " \t\"'\\|=")
 	if err != nil {
 		return nil, err
 	}
@@ -344,29 +293,12 @@ func (s *Server) run() error {
 			}
 			return fmt.Errorf("courier exited at start; its log ends:\n%s", s.Log())
 		}
-		if last = greeting(s.IMAPAddr); last == nil {
+		if last = instance.Greeting(s.IMAPAddr); last == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("courier did not greet on %s within 30s (%v); its log ends:\n%s", s.IMAPAddr, last, s.Log())
-}
-
-func greeting(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "* OK") {
-		return fmt.Errorf("unexpected greeting %q", line)
-	}
-	return nil
 }
 
 // Stop ends every process of the instance (by killing its namespace's first

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/banjia-mail/banjia/internal/imapfill/filltest"
+	"github.com/banjia-mail/banjia/internal/instance"
 	"github.com/banjia-mail/banjia/internal/isolate"
 )
 
@@ -65,14 +66,14 @@ func TestUsersNamespaceDeliver(t *testing.T) {
 // stopAndCheck stops s and checks that none of its processes is left.
 func stopAndCheck(t *testing.T, s *Server) {
 	t.Helper()
-	isolate.CheckStop(t, instance(s), "the shell, authdaemond and couriertcpd", answers)
+	isolate.CheckStop(t, isolated(s), "the shell, authdaemond and couriertcpd", answers)
 }
 
-func instance(s *Server) isolate.Instance {
+func isolated(s *Server) isolate.Instance {
 	return isolate.Instance{NS: s.ns, Dir: s.Dir, Addr: s.IMAPAddr, Stop: s.Stop}
 }
 
-func answers(addr string) bool { return greeting(addr) == nil }
+func answers(addr string) bool { return instance.Greeting(addr) == nil }
 
 // TestTwoAtOnce runs two instances side by side and stops them.
 func TestTwoAtOnce(t *testing.T) {
@@ -194,14 +195,14 @@ func TestPortRace(t *testing.T) {
 		if calls == 1 {
 			return taken.Addr().(*net.TCPAddr).Port, nil
 		}
-		return freePort()
+		return instance.FreePort()
 	}
-	defer func() { pickPort = freePort }()
+	defer func() { pickPort = instance.FreePort }()
 	s := StartT(t)
 	if calls != 2 {
 		t.Fatalf("port picked %d times, want 2 (one lost race, one retry)\n%s", calls, s.Log())
 	}
-	if err := greeting(s.IMAPAddr); err != nil {
+	if err := instance.Greeting(s.IMAPAddr); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -217,6 +218,6 @@ func TestKilledTestLeavesNothing(t *testing.T) {
 		if err != nil {
 			return isolate.Instance{}, err
 		}
-		return instance(s), nil
+		return isolated(s), nil
 	}, answers)
 }

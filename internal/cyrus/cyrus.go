@@ -18,7 +18,6 @@
 package cyrus
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/internal/imapfill"
+	"github.com/banjia-mail/banjia/internal/instance"
 	"github.com/banjia-mail/banjia/internal/isolate"
 )
 
@@ -121,17 +121,7 @@ func Available() error {
 // when BANJIA_REQUIRE_SERVERS=1 (CI), so a missing server never passes silently.
 func Require(t testing.TB) {
 	t.Helper()
-	err := Available()
-	if err == nil {
-		return
-	}
-	if os.Getenv("BANJIA_REQUIRE_SERVERS") == "1" {
-		t.Fatalf("FAILED: BANJIA_REQUIRE_SERVERS=1 but Cyrus IMAP cannot run: %v", err)
-	}
-	if strings.Contains(err.Error(), "not installed") {
-		t.Skipf("SKIPPED: Cyrus IMAP not installed: run scripts/install-deps.sh (%v)", err)
-	}
-	t.Skipf("SKIPPED: Cyrus IMAP cannot run here: %v", err)
+	instance.Require(t, "Cyrus IMAP", Available())
 }
 
 // StartT starts an instance for a test and stops it when the test ends.
@@ -233,49 +223,8 @@ func cyrusIDs() (int, int, error) {
 	return uid, gid, nil
 }
 
-// pickPort is freePort; a test swaps it to lose the port race on purpose.
-var pickPort = freePort
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// instanceDir makes the instance's folder. The syslog socket lives under it
-// (a socket path may not exceed 107 bytes) and its paths go unquoted into
-// cyrus.conf, so a long or odd TMPDIR is passed over for /tmp.
-func instanceDir() (string, error) {
-	base := os.TempDir()
-	if len(base) > 40 || strings.ContainsAny(base, " \t\"'\\") {
-		base = "/tmp"
-	}
-	dir, err := os.MkdirTemp(base, "cy")
-	if err != nil {
-		return "", fmt.Errorf("cyrus instance folder: %w", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", err
-	}
-	// Cyrus's processes run as user cyrus: every parent must be traversable.
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return "", err
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(p, st.Mode().Perm()|0o001); err != nil {
-				return "", fmt.Errorf("make %s traversable for user cyrus: %w", p, err)
-			}
-		}
-		if p == filepath.Dir(p) {
-			return dir, nil
-		}
-	}
-}
+// pickPort is instance.FreePort; a test swaps it to lose the port race on purpose.
+var pickPort = instance.FreePort
 
 func randomPassword() string {
 	b := make([]byte, 12)
@@ -284,7 +233,7 @@ func randomPassword() string {
 }
 
 func start(opts Options, uid, gid int) (*Server, error) {
-	dir, err := instanceDir()
+	dir, err := instance.Dir("cy", " \t\"'\\")
 	if err != nil {
 		return nil, err
 	}
@@ -457,29 +406,12 @@ func (s *Server) run() error {
 		if s.syslog.contains("Address already in use") {
 			return fmt.Errorf("start cyrus on %s: %w:\n%s", s.IMAPAddr, errPortInUse, s.Log())
 		}
-		if last = greeting(s.IMAPAddr); last == nil {
+		if last = instance.Greeting(s.IMAPAddr); last == nil {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("cyrus did not greet on %s within 30s (%v); its log ends:\n%s", s.IMAPAddr, last, s.Log())
-}
-
-func greeting(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "* OK") {
-		return fmt.Errorf("unexpected greeting %q", line)
-	}
-	return nil
 }
 
 // Stop ends every process of the instance (by killing its namespace's first

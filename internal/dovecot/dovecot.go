@@ -4,7 +4,6 @@
 package dovecot
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -26,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/internal/instance"
 	"github.com/banjia-mail/banjia/internal/procstat"
 )
 
@@ -115,17 +115,7 @@ func Available() error {
 // when BANJIA_REQUIRE_SERVERS=1 (CI), so a missing server never passes silently.
 func Require(t testing.TB) {
 	t.Helper()
-	err := Available()
-	if err == nil {
-		return
-	}
-	if os.Getenv("BANJIA_REQUIRE_SERVERS") == "1" {
-		t.Fatalf("FAILED: BANJIA_REQUIRE_SERVERS=1 but Dovecot cannot run: %v", err)
-	}
-	if strings.Contains(err.Error(), "not installed") {
-		t.Skipf("SKIPPED: Dovecot not installed: run scripts/install-deps.sh (%v)", err)
-	}
-	t.Skipf("SKIPPED: Dovecot cannot run here: %v", err)
+	instance.Require(t, "Dovecot", Available())
 }
 
 // StartT starts an instance for a test and stops it when the test ends.
@@ -239,40 +229,8 @@ func freePorts(n int) ([]int, error) {
 	return out, nil
 }
 
-// instanceDir makes the instance's folder. Dovecot's unix sockets live
-// under it and a socket path may not exceed 107 bytes, so a long TMPDIR
-// (t.TempDir style) is passed over for /tmp. Every parent must be
-// traversable by the mail user and the login processes.
-func instanceDir() (string, error) {
-	base := os.TempDir()
-	if len(base) > 40 {
-		base = "/tmp"
-	}
-	dir, err := os.MkdirTemp(base, "dc")
-	if err != nil {
-		return "", fmt.Errorf("dovecot instance folder: %w", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", err
-	}
-	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return "", err
-		}
-		if st.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(p, st.Mode().Perm()|0o001); err != nil {
-				return "", fmt.Errorf("make %s traversable for the mail user: %w", p, err)
-			}
-		}
-		if p == filepath.Dir(p) {
-			return dir, nil
-		}
-	}
-}
-
 func start(opts Options, uid, gid int) (*Server, error) {
-	dir, err := instanceDir()
+	dir, err := instance.Dir("dc", "")
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +405,7 @@ func (s *Server) run() error {
 			return fmt.Errorf("dovecot exited at start (%v); its log ends:\n%s", cmd.ProcessState, tail)
 		default:
 		}
-		if last = greeting(s.IMAPAddr); last == nil {
+		if last = instance.Greeting(s.IMAPAddr); last == nil {
 			if _, err := os.Stat(s.pidFile()); err != nil {
 				return fmt.Errorf("dovecot answers but wrote no %s: %w", s.pidFile(), err)
 			}
@@ -456,23 +414,6 @@ func (s *Server) run() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("dovecot did not greet on %s within 20s (%v); its log ends:\n%s", s.IMAPAddr, last, s.logTail())
-}
-
-func greeting(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "* OK") {
-		return fmt.Errorf("unexpected greeting %q", line)
-	}
-	return nil
 }
 
 func (s *Server) pidFile() string { return filepath.Join(s.Dir, "run", "master.pid") }

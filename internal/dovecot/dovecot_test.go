@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/banjia-mail/banjia/internal/imapfill"
+	"github.com/banjia-mail/banjia/internal/instance"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/internal/procstat"
 	"github.com/banjia-mail/banjia/mail"
@@ -303,7 +304,7 @@ func TestPortRace(t *testing.T) {
 	if s.POP3Addr == taken.Addr().String() {
 		t.Fatal("POP3 on the taken port")
 	}
-	if err := greeting(s.IMAPAddr); err != nil {
+	if err := instance.Greeting(s.IMAPAddr); err != nil {
 		t.Fatal(err)
 	}
 }

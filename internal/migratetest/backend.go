@@ -60,6 +60,26 @@ type Server struct {
 	IMAPAddr string
 	// Mem is the in-memory server; nil on the Dovecot backend.
 	Mem *MemServer
+	// Other is a Cyrus or Courier target (Options.Target); the embedded
+	// *dovecot.Server is then nil.
+	Other OtherServer
+}
+
+// OtherServer is what a World needs of a real server that is not Dovecot
+// (internal/cyrus, internal/courier).
+type OtherServer interface {
+	AddUser(addr, password string) error
+	Deliver(user, folder string, msgs []dovecot.Message) error
+	Delimiter() string
+	Prefix() string
+}
+
+// Prefix is the personal namespace's prefix ("INBOX." on Courier).
+func (s *Server) Prefix() string {
+	if s.Other != nil {
+		return s.Other.Prefix()
+	}
+	return ""
 }
 
 // FromDovecot is a World side on a Dovecot a test started itself.
@@ -69,6 +89,9 @@ func memServer(s *MemServer) *Server { return &Server{IMAPAddr: s.Addr, Mem: s} 
 
 // AddUser adds a mailbox.
 func (s *Server) AddUser(addr, password string) error {
+	if s.Other != nil {
+		return s.Other.AddUser(addr, password)
+	}
 	if s.Mem != nil {
 		return s.Mem.AddUser(addr, password)
 	}
@@ -77,6 +100,9 @@ func (s *Server) AddUser(addr, password string) error {
 
 // Deliver puts messages in a folder ("/" between levels) of a mailbox.
 func (s *Server) Deliver(user, folder string, msgs []dovecot.Message) error {
+	if s.Other != nil {
+		return s.Other.Deliver(user, folder, msgs)
+	}
 	if s.Mem != nil {
 		return s.Mem.Deliver(user, folder, msgs)
 	}
@@ -85,6 +111,9 @@ func (s *Server) Deliver(user, folder string, msgs []dovecot.Message) error {
 
 // Delimiter is the hierarchy separator of the server's namespace.
 func (s *Server) Delimiter() string {
+	if s.Other != nil {
+		return s.Other.Delimiter()
+	}
 	if s.Mem != nil {
 		return "/"
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/banjia-mail/banjia/internal/courier"
+	"github.com/banjia-mail/banjia/internal/cyrus"
 	"github.com/banjia-mail/banjia/internal/dovecot"
 	"github.com/banjia-mail/banjia/internal/mailgen"
 	"github.com/banjia-mail/banjia/mail"
@@ -67,6 +69,10 @@ type Options struct {
 	TargetFormat string
 	// Backend is the servers' kind (default Dovecot).
 	Backend Backend
+	// Target, on the Dovecot backend, makes the target another real
+	// server: "cyrus" or "courier" (the test is skipped, or fails under
+	// BANJIA_REQUIRE_SERVERS=1, where it is not installed).
+	Target string
 }
 
 // dovecotOnly names the options set in o that only a Dovecot can honour.
@@ -97,7 +103,20 @@ func New(t testing.TB, o Options) *World {
 		if o.TargetFormat == "" {
 			o.TargetFormat = "sdbox"
 		}
-		dst = FromDovecot(dovecot.StartT(t, dovecot.Options{Format: o.TargetFormat, ExtraConfig: o.TargetConfig}))
+		switch o.Target {
+		case "", "dovecot":
+			dst = FromDovecot(dovecot.StartT(t, dovecot.Options{Format: o.TargetFormat, ExtraConfig: o.TargetConfig}))
+		case "cyrus":
+			cyrus.Require(t)
+			c := cyrus.StartT(t, cyrus.Options{})
+			dst = &Server{IMAPAddr: c.IMAPAddr, Other: c}
+		case "courier":
+			courier.Require(t)
+			c := courier.StartT(t)
+			dst = &Server{IMAPAddr: c.IMAPAddr, Other: c}
+		default:
+			t.Fatalf("migratetest: unknown target %q", o.Target)
+		}
 	case Memory:
 		if d := o.dovecotOnly(); len(d) > 0 {
 			t.Fatalf("migratetest: %s need a Dovecot world, not the in-memory server", strings.Join(d, ", "))
@@ -255,7 +274,9 @@ func (w *World) Sources() map[string]Mailbox {
 }
 
 // Target reads one user's target mailbox.
-func (w *World) Target(u User) Mailbox { return Snapshot(w.T, w.Dst, u.New, u.NewPW) }
+func (w *World) Target(u User) Mailbox {
+	return SnapshotAt(w.T, w.Dst.IMAPAddr, w.Dst.Prefix(), u.New, u.NewPW)
+}
 
 type msgKey struct {
 	digest [32]byte

@@ -80,10 +80,18 @@ type client struct {
 	delegate    string // or of the mailbox opened through FullAccess
 	tr          *http.Transport
 	http        *http.Client
+	// app, for Exchange Online's app-only access, sends the application's
+	// bearer token in place of a login (user is then its client id).
+	app *appToken
 }
 
 func newClient(e mail.Endpoint) (*client, error) {
-	if e.User == "" || e.Password == "" {
+	bearer := e.Auth == "xoauth2"
+	if bearer {
+		if err := checkApp(e); err != nil {
+			return nil, err
+		}
+	} else if e.User == "" || e.Password == "" {
 		return nil, fault.New(fault.Account, "an EWS source needs a login (name, DOMAIN\\name or address) and its password", nil)
 	}
 	version := e.Version
@@ -106,8 +114,11 @@ func newClient(e mail.Endpoint) (*client, error) {
 	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}, ResponseHeaderTimeout: 5 * time.Minute}
 	var rt http.RoundTripper = ntlmssp.Negotiator{RoundTripper: tr, AllowBasicAuth: e.Auth != "ntlm"}
-	if e.Auth == "basic" {
+	switch e.Auth {
+	case "basic":
 		rt = basicOnly{tr}
+	case "xoauth2":
+		rt = tr
 	}
 	path := e.Path
 	if path == "" {
@@ -118,7 +129,10 @@ func newClient(e mail.Endpoint) (*client, error) {
 		host = e.Addr()
 	}
 	user := e.User
-	if e.Domain != "" && !strings.Contains(user, `\`) {
+	if bearer {
+		user = e.App.ClientID
+	}
+	if e.Domain != "" && !bearer && !strings.Contains(user, `\`) {
 		name, _, _ := strings.Cut(user, "@")
 		user = e.Domain + `\` + name
 	}
@@ -128,6 +142,9 @@ func newClient(e mail.Endpoint) (*client, error) {
 	c := &client{url: "https://" + host + path, base: "https://" + host, host: e.Host, user: user, password: e.Password, version: version,
 		impersonate: e.AuthzID, tr: tr,
 		http: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	if bearer {
+		c.app = &appToken{e: e}
+	}
 	return c, nil
 }
 
@@ -252,31 +269,35 @@ func (c *client) exchange(ctx context.Context, op, body string, read func(io.Rea
 }
 
 func (c *client) post(ctx context.Context, op string, payload []byte, read func(io.Reader) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(payload))
+	var token string
+	if c.app != nil {
+		var err error
+		if token, err = c.app.get(ctx); err != nil {
+			return err
+		}
+	}
+	resp, err := c.send(ctx, op, payload, token)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", `"http://schemas.microsoft.com/exchange/services/2006/messages/`+op+`"`)
-	req.Header.Set("User-Agent", "banjia")
-	if c.impersonate != "" {
-		// Exchange 2013 and later route an impersonated request to the
-		// member's mailbox server by this header.
-		req.Header.Set("X-AnchorMailbox", c.impersonate)
+	if resp.StatusCode == http.StatusUnauthorized && c.app != nil {
+		// Once per request: a token Exchange refuses as soon as Entra ID
+		// issued it is the application's permission problem.
+		drain(resp)
+		if token, err = c.app.fresh(ctx, token); err != nil {
+			return err
+		}
+		if resp, err = c.send(ctx, op, payload, token); err != nil {
+			return err
+		}
 	}
-	req.SetBasicAuth(c.user, c.password)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.transportError(err)
-	}
-	defer func() {
-		// Read to the end, or the connection, and with it the NTLM login, is lost.
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-	}()
+	defer drain(resp)
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusInternalServerError:
 	case http.StatusUnauthorized:
+		if c.app != nil {
+			return fault.New(fault.Account, c.tokenRefusedReason(), nil)
+		}
 		how := "NTLM"
 		if _, isBasic := c.http.Transport.(basicOnly); isBasic {
 			how = "Basic"
@@ -298,6 +319,41 @@ func (c *client) post(ctx context.Context, op string, payload []byte, read func(
 		return fmt.Errorf("EWS %s at %s: HTTP %s", op, c.host, resp.Status)
 	}
 	return read(resp.Body)
+}
+
+// send posts one operation with the login, or with token when the
+// application's.
+func (c *client) send(ctx context.Context, op string, payload []byte, token string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"http://schemas.microsoft.com/exchange/services/2006/messages/`+op+`"`)
+	req.Header.Set("User-Agent", "banjia")
+	if c.impersonate != "" {
+		// Exchange 2013 and later route an impersonated request to the
+		// member's mailbox server by this header; Exchange Online refuses
+		// an app-only request without it.
+		req.Header.Set("X-AnchorMailbox", c.impersonate)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	} else {
+		req.SetBasicAuth(c.user, c.password)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportError(err)
+	}
+	return resp, nil
+}
+
+// drain reads an answer to the end, or the connection, and with it the
+// NTLM login, is lost.
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
 }
 
 // decodeEnvelope reads the first element inside soap:Body into out, or a fault.
@@ -404,6 +460,9 @@ func (c *client) classify(op string, err error) error {
 	admin := c.user
 	switch code {
 	case "ErrorImpersonateUserDenied", "ErrorImpersonationDenied":
+		if c.app != nil {
+			return fault.New(fault.Account, fmt.Sprintf("application %s may not open mailbox %s: grant it full_access_as_app (Office 365 Exchange Online, admin consent), or widen the management scope of its RBAC for Applications role assignment to hold the mailbox", admin, c.member()), err)
+		}
 		return fault.New(fault.Account, fmt.Sprintf("the migration admin %s may not open mailbox %s: give it the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s) or FullAccess on the mailbox (Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess)", admin, c.member(), admin, c.member(), admin), err)
 	case "ErrorNonExistentMailbox", "ErrorMailboxNotFound", "ErrorInvalidSmtpAddress", "ErrorNoPublicFolderReplicaAvailable":
 		who := c.member()
@@ -412,6 +471,9 @@ func (c *client) classify(op string, err error) error {
 		}
 		return fault.New(fault.Account, fmt.Sprintf("no Exchange mailbox %s on %s", who, c.host), err)
 	case "ErrorAccessDenied":
+		if c.app != nil {
+			return fault.New(fault.Account, fmt.Sprintf("application %s may not open mailbox %s: grant it full_access_as_app (Office 365 Exchange Online, admin consent), or widen the management scope of its RBAC for Applications role assignment to hold the mailbox", admin, c.member()), err)
+		}
 		if c.delegate != "" {
 			return fault.New(fault.Account, fmt.Sprintf("the migration admin %s lost FullAccess to mailbox %s: give it back (Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess) or the ApplicationImpersonation role", admin, c.delegate, c.delegate, admin), err)
 		}

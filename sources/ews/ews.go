@@ -1,7 +1,9 @@
 // Package ews is the Exchange Web Services source, for on-premises Exchange
 // 2010-2019 where IMAP is off: SOAP over HTTPS with NTLM or Basic, the
 // member's own login or a migration admin opening every mailbox through
-// ExchangeImpersonation (the ApplicationImpersonation role).
+// ExchangeImpersonation (the ApplicationImpersonation role). For Exchange
+// Online an Entra ID application's app-only token replaces the login
+// (oauth.go).
 //
 // An endpoint is ews://login@mail.example.com (the EWS URL is
 // https://mail.example.com/EWS/Exchange.asmx), with Version naming the
@@ -79,7 +81,7 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 		s.mailbox = e.User
 	}
 	err = s.probe(ctx)
-	if errors.Is(err, errNoEWS) && e.Path == "" {
+	if errors.Is(err, errNoEWS) && e.Path == "" && s.c.app == nil {
 		who := e.AuthzID
 		if who == "" && strings.Contains(e.User, "@") {
 			who = e.User
@@ -92,7 +94,8 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 		s.c.url = found
 		err = s.probe(ctx)
 	}
-	if c := codeOf(err); c == "ErrorImpersonateUserDenied" || c == "ErrorImpersonationDenied" {
+	if c := codeOf(err); (c == "ErrorImpersonateUserDenied" || c == "ErrorImpersonationDenied") && s.c.app == nil {
+		// An application has no mailbox of its own to be a delegate from.
 		s.c.impersonate, s.c.delegate = "", e.AuthzID
 		if err = s.probe(ctx); err != nil && codeOf(err) != "ErrorNonExistentMailbox" {
 			err = &responseError{Code: "ErrorImpersonateUserDenied", Text: "impersonation refused, and no FullAccess: " + err.Error()}

@@ -111,3 +111,33 @@ func TestXOAUTH2TokenExpiresMidRun(t *testing.T) {
 	}
 	sameAsFixture(t, member, fx, migratetest.Snapshot(t, dst, "new-"+member, "new-pw"))
 }
+
+// TestRefusalRemembered: Entra ID's refusal of a wrong secret is answered
+// again without a token request while it is remembered, so the accounts of
+// a job fail with one request; the right secret is asked at once.
+func TestRefusalRemembered(t *testing.T) {
+	id := newEntra(t, "contoso-tenant", "app-77", "the-right-one")
+	e := mail.Endpoint{Scheme: "imaps", Host: "outlook.office365.com", Port: 993, Password: "a-wrong-one",
+		App: &mail.App{Tenant: id.tenant, ClientID: id.clientID, Authority: id.Authority()}}
+	for i := 0; i < 5; i++ {
+		_, err := exchange.Token(context.Background(), e)
+		if err == nil || !strings.Contains(err.Error(), "the client secret of application app-77 is wrong") || strings.Contains(err.Error(), "a-wrong-one") {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if n := id.requests.Load(); n != 1 {
+		t.Fatalf("%d token requests for 5 refused attempts, want 1", n)
+	}
+	e.Password = "the-right-one"
+	if tok, err := exchange.Token(context.Background(), e); err != nil || !id.valid(tok) {
+		t.Fatalf("the right secret: %v", err)
+	}
+	old := exchange.RefusalMemory
+	exchange.RefusalMemory = 0
+	t.Cleanup(func() { exchange.RefusalMemory = old })
+	e.Password = "a-wrong-one"
+	exchange.Token(context.Background(), e)
+	if n := id.requests.Load(); n != 3 {
+		t.Fatalf("%d token requests, want 3: a forgotten refusal is asked again", n)
+	}
+}

@@ -33,6 +33,14 @@ type Provider struct {
 	AuthCode bool
 	// Hint is what a member must do when login fails.
 	Hint string
+	// EWS is the Exchange Web Services server of Exchange presets (its
+	// host the admin's on premises), with the version asked for and
+	// whether the login is an application's token (Exchange Online); see
+	// ews.go. IMAP and POP3 are then empty when the preset is for
+	// Exchange with IMAP off.
+	EWS        Server `json:",omitempty"`
+	EWSVersion string `json:",omitempty"`
+	EWSOAuth   bool   `json:",omitempty"`
 }
 
 // Providers are the presets, by name. IMAP over TLS is 993 and POP3 over TLS
@@ -118,12 +126,25 @@ func FromProvider(name, protocol, user, host string) (mail.Endpoint, error) {
 	}
 	var srv Server
 	switch strings.ToLower(protocol) {
-	case "", "imap":
+	case "":
+		srv, protocol = p.IMAP, "imap"
+		if p.IMAP.Port == 0 && p.EWS.Port != 0 {
+			srv, protocol = p.EWS, "ews"
+		}
+	case "imap":
 		srv, protocol = p.IMAP, "imap"
 	case "pop3", "pop":
 		srv, protocol = p.POP3, "pop3"
+	case "ews":
+		srv, protocol = p.EWS, "ews"
 	default:
-		return mail.Endpoint{}, fmt.Errorf("protocol %q: want imap or pop3", protocol)
+		return mail.Endpoint{}, fmt.Errorf("protocol %q: want imap, pop3 or ews", protocol)
+	}
+	if srv.Port == 0 {
+		return mail.Endpoint{}, fmt.Errorf("provider %q has no %s preset: %s", p.Name, strings.ToUpper(protocol), p.Hint)
+	}
+	if protocol == "ews" {
+		return ewsEndpoint(p, srv, user, host)
 	}
 	if host != "" {
 		srv.Host = host
@@ -153,11 +174,18 @@ func ResolveEndpoint(raw, provider, protocol string) (mail.Endpoint, error) {
 		if err != nil {
 			return e, err
 		}
-		p, err := FromProvider(provider, strings.TrimSuffix(strings.TrimSuffix(e.Scheme, "+plain"), "s"), e.User, e.Host)
+		protocol := strings.TrimSuffix(strings.TrimSuffix(e.Scheme, "+plain"), "s")
+		if e.Scheme == "ews" {
+			protocol = "ews"
+		}
+		p, err := FromProvider(provider, protocol, e.User, e.Host)
 		if err != nil {
 			return e, err
 		}
 		e.Hint = p.Hint
+		if e.Version == "" {
+			e.Version = p.Version
+		}
 		return e, nil
 	}
 	user, err := url.PathUnescape(raw)

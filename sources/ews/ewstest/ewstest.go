@@ -6,7 +6,10 @@
 // policy's EWSFindCountLimit, GetItem with MIME content, ErrorServerBusy with
 // BackOffMilliseconds (and a count of clients that came back too early), and
 // ExchangeImpersonation allowed only to accounts with the
-// ApplicationImpersonation role.
+// ApplicationImpersonation role. With an Issuer it also plays Exchange
+// Online's app-only access: a bearer token the issuer gave (and has not
+// expired) is accepted only with ExchangeImpersonation and an
+// X-AnchorMailbox header naming the same mailbox.
 package ewstest
 
 import (
@@ -21,6 +24,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,6 +121,17 @@ type Stats struct {
 	// MaxBatch is the largest GetItem batch; MIMEItems counts the items
 	// whose MIME content was sent.
 	MaxBatch, MIMEItems int
+	// Bearer counts requests authenticated by an application's token;
+	// Expired the tokens refused with 401 (unknown or expired);
+	// NoAnchor the app-only requests refused for a missing or wrong
+	// X-AnchorMailbox or a missing ExchangeImpersonation.
+	Bearer, Expired, NoAnchor int
+}
+
+// Issuer says which bearer tokens are good: those an OAuth authority
+// issued and that have not expired (graphtest's Entra ID does).
+type Issuer interface {
+	Valid(token string) bool
 }
 
 // Server is the emulator.
@@ -137,6 +152,14 @@ type Server struct {
 	// ErrorServerBusy. Latency holds every request that long.
 	MaxConcurrency int
 	Latency        time.Duration
+
+	// Issuer, when set, makes the server accept app-only bearer tokens, as
+	// Exchange Online does, beside the logins of Auth.
+	Issuer Issuer
+	// AppScope, when set, is the management scope of the application's
+	// RBAC for Applications role assignment: the mailboxes its tokens may
+	// impersonate (all when nil, as with full_access_as_app).
+	AppScope []string
 
 	// EWSPath is where EWS listens (Path by default); Autodiscover
 	// (/autodiscover/autodiscover.xml) tells clients.
@@ -356,6 +379,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.fault(w, "ErrorSchemaValidation", "The request failed schema validation: "+err.Error(), nil)
 		return
 	}
+	if acct == appAccount && !s.anchored(w, r, &env) {
+		return
+	}
 	s.soap(w, acct, &env)
 }
 
@@ -375,11 +401,30 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *Account {
 		if basicOK {
 			w.Header().Add("WWW-Authenticate", `Basic realm="`+s.Host+`"`)
 		}
+		if s.Issuer != nil {
+			w.Header().Add("WWW-Authenticate", "Bearer")
+		}
 		w.WriteHeader(http.StatusUnauthorized)
 		return nil
 	}
 	scheme, token, _ := strings.Cut(h, " ")
 	switch {
+	case strings.EqualFold(scheme, "Bearer") && s.Issuer != nil:
+		if !s.Issuer.Valid(token) {
+			io.Copy(io.Discard, r.Body)
+			s.mu.Lock()
+			s.stats.Expired++
+			s.mu.Unlock()
+			// As Exchange Online answers an expired or foreign token.
+			w.Header().Set("WWW-Authenticate", `Bearer client_id="00000002-0000-0ff1-ce00-000000000000", trusted_issuers="00000001-0000-0000-c000-000000000000@*", token_types="app_asserted_user_v1 service_asserted_app_v1", error="invalid_token"`)
+			w.Header().Set("x-ms-diagnostics", `2000001;reason="The token has expired or is not valid.";error_category="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return nil
+		}
+		s.mu.Lock()
+		s.stats.Bearer++
+		s.mu.Unlock()
+		return appAccount
 	case h == "":
 		if c.user != nil {
 			return c.user
@@ -441,6 +486,34 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *Account {
 		}
 	}
 	return deny()
+}
+
+// appAccount is who an app-only token acts as: an application holding
+// full_access_as_app, which opens any mailbox through impersonation and
+// none without it.
+var appAccount = &Account{Name: "application", Impersonate: true}
+
+// anchored checks what Exchange Online wants of an app-only request: the
+// ExchangeImpersonation header, and X-AnchorMailbox naming the same mailbox
+// (it routes the request to the mailbox's server before the SOAP is read).
+func (s *Server) anchored(w http.ResponseWriter, r *http.Request, env *request) bool {
+	anchor := r.Header.Get("X-AnchorMailbox")
+	var code, text string
+	switch imp := env.Header.Impersonation; {
+	case imp == nil:
+		code, text = "ErrorInvalidExchangeImpersonationHeaderData", "ExchangeImpersonation SOAP header must be present for this type of OAuth token."
+	case anchor == "":
+		code, text = "ErrorMissingEmailAddress", "The X-AnchorMailbox header is required for an app-only token."
+	case !strings.EqualFold(anchor, imp.SID.SMTP):
+		code, text = "ErrorInvalidRequest", "The X-AnchorMailbox header does not name the impersonated mailbox."
+	default:
+		return true
+	}
+	s.mu.Lock()
+	s.stats.NoAnchor++
+	s.mu.Unlock()
+	s.fault(w, code, text, nil)
+	return false
 }
 
 // account finds an account by DOMAIN\name, UPN or bare name.
@@ -619,6 +692,10 @@ func (s *Server) soap(w http.ResponseWriter, acct *Account, env *request) {
 	}
 	acc := &access{acct: acct}
 	if imp := env.Header.Impersonation; imp != nil {
+		if acct == appAccount && s.AppScope != nil && !slices.ContainsFunc(s.AppScope, func(m string) bool { return strings.EqualFold(m, imp.SID.SMTP) }) {
+			s.fault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", nil)
+			return
+		}
 		if !acct.Impersonate {
 			s.fault(w, "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user.", nil)
 			return

@@ -108,3 +108,58 @@ func TestStrict(t *testing.T) {
 		t.Errorf("%d NTLM logins accepted, want 1", st.Handshakes)
 	}
 }
+
+// tokens is an issuer whose good tokens are listed.
+type tokens map[string]bool
+
+func (t tokens) Valid(tok string) bool { return t[tok] }
+
+// TestAppOnly: as Exchange Online, a bearer token is taken only if the
+// issuer gave it and it has not expired, and an app-only request must
+// impersonate the mailbox and name it in X-AnchorMailbox.
+func TestAppOnly(t *testing.T) {
+	srv := New(t)
+	srv.Issuer = tokens{"good": true}
+	srv.AddMailbox(&Mailbox{SMTP: "ann@contoso.com", Folders: []*Folder{{Name: "Inbox", WellKnown: "inbox"}}})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(srv.CA)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	imp := `<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>ann@contoso.com</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>`
+	env := func(header string) string {
+		return `<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="` + NSSoap + `" xmlns:t="` + NSTypes + `" xmlns:m="` + NSMessages + `"><soap:Header><t:RequestServerVersion Version="Exchange2010_SP2"/>` +
+			header + `</soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>`
+	}
+	for _, c := range []struct {
+		name, token, anchor, header string
+		status                      int
+		want                        string
+	}{
+		{"expired or foreign token", "stale", "ann@contoso.com", imp, 401, ""},
+		{"no impersonation", "good", "ann@contoso.com", "", 500, "ErrorInvalidExchangeImpersonationHeaderData"},
+		{"no X-AnchorMailbox", "good", "", imp, 500, "X-AnchorMailbox header is required"},
+		{"X-AnchorMailbox of another mailbox", "good", "bob@contoso.com", imp, 500, "does not name the impersonated mailbox"},
+		{"impersonated and anchored", "good", "ANN@contoso.com", imp, 200, `ResponseClass="Success"`},
+	} {
+		req, _ := http.NewRequest("POST", srv.URL(), strings.NewReader(env(c.header)))
+		req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		if c.anchor != "" {
+			req.Header.Set("X-AnchorMailbox", c.anchor)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: HTTP %d, want %d with %q:\n%s", c.name, resp.StatusCode, c.status, c.want, body)
+		}
+		if c.status == 401 && !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: WWW-Authenticate %q", c.name, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if st := srv.Stats(); st.Expired != 1 || st.NoAnchor != 3 || st.Bearer != 4 {
+		t.Errorf("expired %d, refused for the anchor %d, bearer %d", st.Expired, st.NoAnchor, st.Bearer)
+	}
+}

@@ -23,6 +23,7 @@ package graphtest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -152,6 +153,9 @@ type Stats struct {
 // Server is a running emulator.
 type Server struct {
 	Tenant, ClientID, Secret string
+	// Certificates are the app's registered certificates: a client
+	// assertion signed with one's key stands for the secret (assertion.go).
+	Certificates []*x509.Certificate
 	// CA is the PEM of the server's certificate, for Endpoint.RootCAs.
 	CA []byte
 	// Host and Port are where it listens (127.0.0.1).
@@ -329,6 +333,15 @@ func (s *Server) Delete(mailbox, id string) {
 	}
 	s.seq++
 	f.removed = append(f.removed, tombstone{id: id, seq: s.seq})
+}
+
+// Valid says whether token is one this Entra ID issued and has not expired
+// (ExpireTokens), so that other emulators (Exchange Online's EWS in
+// ewstest) accept the same app's tokens.
+func (s *Server) Valid(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokens[token]
 }
 
 // ExpireTokens makes every token issued so far invalid, as when tokens
@@ -527,7 +540,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, tenant string) {
 		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
 	case r.PostForm.Get("client_id") != s.ClientID:
 		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", r.PostForm.Get("client_id"), tenant))
-	case r.PostForm.Get("client_secret") != s.Secret:
+	case r.PostForm.Get("client_assertion") != "" && s.assertionRefused(w, r, tenant):
+	case r.PostForm.Get("client_assertion") == "" && r.PostForm.Get("client_secret") != s.Secret:
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", fmt.Sprintf("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", s.ClientID))
 	case !hasDefaultScope(r.PostForm.Get("scope")):
 		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.")
