@@ -30,7 +30,10 @@ type reportView struct {
 	Account string // the filter, "" for all
 	Rows    []migrate.NotCopied
 	Total   int
-	CSV     string // the CSV's address
+	// Failed are the rows that failed; Left the folders the job's
+	// options left behind (system folders), which are no failure.
+	Failed, Left int
+	CSV          string // the CSV's address
 }
 
 // report lists what the job did not copy, of one account when account is
@@ -75,6 +78,13 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request, ss *session)
 		csvURL += "?account=" + url.QueryEscape(account)
 	}
 	v := reportView{Job: id, Account: account, Total: len(rows), Rows: rows, CSV: csvURL}
+	for _, r := range rows {
+		if r.LeftBehind {
+			v.Left++
+		} else {
+			v.Failed++
+		}
+	}
 	if len(v.Rows) > reportShown {
 		v.Rows = v.Rows[:reportShown]
 	}

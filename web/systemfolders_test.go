@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/banjia-mail/banjia/state"
 )
 
 // TestSystemFoldersOption: the new-job form offers to copy Exchange's
@@ -43,5 +45,20 @@ func TestSystemFoldersOption(t *testing.T) {
 		if _, page := admin.get("/admin/jobs/" + id + "/settings"); !strings.Contains(page, want) {
 			t.Errorf("%s: settings page lacks %s", id, want)
 		}
+	}
+
+	// The report page counts folders left behind apart from failures:
+	// a job whose only rows are those reads as no failure.
+	a, err := s.w.Store.Account("sys1", s.w.Users[1].Old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.LeftBehind = []state.LeftFolder{{Folder: "Outbox", Reason: "Exchange system folder"}, {Folder: "Sync Issues", Reason: "Exchange system folder"}}
+	if err := s.w.Store.PutAccounts("sys1", a); err != nil {
+		t.Fatal(err)
+	}
+	_, page := admin.get("/admin/jobs/sys1/report")
+	if strings.Contains(page, `id="report-count"`) || !strings.Contains(page, `id="report-none"`) || !strings.Contains(page, "not failed: 2 folders") {
+		t.Fatalf("report of a job that only left system folders behind:\n%s", page)
 	}
 }
