@@ -119,8 +119,8 @@ func jobNameLast(args []string) []string {
 		if args[i] != "job" {
 			continue
 		}
-		if args[i+1] == "account" {
-			// It reads its own arguments, flags anywhere.
+		if args[i+1] == "account" || args[i+1] == "export-shards" {
+			// They read their own arguments (JOB N DIR: no flags).
 			return args
 		}
 		name := args[i+2]
@@ -570,7 +570,7 @@ func jobCommand() *cli.Command {
 			{
 				Name: "start", Usage: "run a job in the foreground until it finishes (Ctrl-C saves and stops)", ArgsUsage: "JOB",
 				Description: exitCodesHelp,
-				Flags:       append(append(runnerFlags(), startNotifyFlags()...), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
+				Flags:       append(append(append(runnerFlags(), startNotifyFlags()...), shardStartFlags()...), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					store, err := state.OpenExisting(c.String("state"))
@@ -583,7 +583,12 @@ func jobCommand() *cli.Command {
 						return err
 					}
 					cfg.Rerun = c.Bool("rerun")
-					return outcome(store, id, runJobNotified(c, store, id, cfg), nil)
+					only, stop, err := startShard(c, store, id, &cfg)
+					if err != nil {
+						return err
+					}
+					defer stop()
+					return outcome(store, id, runJobNotified(c, store, id, cfg), only)
 				},
 			},
 			controlCommand("pause", "pause a job at the next message boundary"),
@@ -591,12 +596,12 @@ func jobCommand() *cli.Command {
 			controlCommand("end", "end a job: running accounts stop, the rest are abandoned"),
 			{
 				Name: "status", Usage: "the job table (all jobs, or one)", ArgsUsage: "[JOB]",
-				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
+				Flags:  append(viewFlags(), &cli.BoolFlag{Name: "json"}),
 				Action: func(c *cli.Context) error { return status(c, false) },
 			},
 			{
 				Name: "accounts", Usage: "per-account progress of a job", ArgsUsage: "JOB",
-				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
+				Flags:  append(viewFlags(), &cli.BoolFlag{Name: "json"}),
 				Action: func(c *cli.Context) error { return status(c, true) },
 			},
 			syncCommand(),
@@ -607,6 +612,8 @@ func jobCommand() *cli.Command {
 			accountCommand(),
 			showCommand(),
 			deleteCommand(),
+			exportShardsCommand(),
+			jobLogsCommand(),
 		},
 	}
 }
@@ -695,16 +702,24 @@ func importFlags() []cli.Flag {
 func controlCommand(op, usage string) *cli.Command {
 	return &cli.Command{
 		Name: op, Usage: usage, ArgsUsage: "JOB",
+		Flags: viewFlags(),
 		Action: func(c *cli.Context) error {
 			id := c.Args().First()
 			if id == "" {
 				return fmt.Errorf("which job? banjia job %s JOB", op)
 			}
-			_, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: op, Job: id})
+			paths, err := statePaths(c)
+			if err != nil {
+				return err
+			}
+			if len(paths) > 1 || c.String("shards") != "" {
+				return controlShards(c, op, id, paths)
+			}
+			_, err = migrate.Control(paths[0], migrate.ControlRequest{Op: op, Job: id})
 			if errors.Is(err, migrate.ErrNoRunner) {
 				// Nothing holds the state file: its records change here, and a
 				// resumed job waits for its next start.
-				store, err := state.OpenExisting(c.String("state"))
+				store, err := state.OpenExisting(paths[0])
 				if err != nil {
 					return err
 				}
@@ -725,10 +740,10 @@ func controlCommand(op, usage string) *cli.Command {
 	}
 }
 
-// statuses reads job statuses from the running job, or from the state file
+// statusesAt reads job statuses from the running job, or from the state file
 // when nothing runs.
-func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
-	rep, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "status"})
+func statusesAt(path, id string) ([]*migrate.Status, error) {
+	rep, err := migrate.Control(path, migrate.ControlRequest{Op: "status"})
 	if err == nil && rep.Statuses != nil {
 		// banjia serve runs every job of the file.
 		var out []*migrate.Status
@@ -749,7 +764,7 @@ func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
 	} else if err != nil && !errors.Is(err, migrate.ErrNoRunner) {
 		return nil, err
 	}
-	store, err := state.OpenExisting(c.String("state"))
+	store, err := state.OpenExisting(path)
 	if err != nil {
 		return nil, err
 	}
@@ -770,7 +785,14 @@ func status(c *cli.Context, perAccount bool) error {
 	if perAccount && id == "" {
 		return errors.New("which job? banjia job accounts JOB")
 	}
-	sts, err := statuses(c, id)
+	paths, err := statePaths(c)
+	if err != nil {
+		return err
+	}
+	if len(paths) > 1 || c.String("shards") != "" {
+		return statusShards(c, paths, perAccount)
+	}
+	sts, err := statusesAt(paths[0], id)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,100 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/banjia-mail/banjia/state"
+)
+
+// One job as several processes (docs/scale-out.md): each runs the accounts
+// of one shard (state.ShardOf of the old address) from its own state file,
+// and the limits that protect the servers are the whole job's, shared out
+// so that the shards together never exceed them.
+
+// shardOf is the shard a run takes: the state file's own (an exported
+// shard) or the one the process was started with on a whole job's file.
+func (r *Runner) shardOf(job *state.Job) *state.Shard {
+	if job.Shard != nil {
+		return job.Shard
+	}
+	return r.cfg.Shard
+}
+
+// checkShard refuses a run whose --shard is not the one its state file
+// holds: the wrong index would take no account at all, or the wrong count
+// another partition of them.
+func checkShard(job *state.Job, asked *state.Shard) error {
+	if job.Shard == nil || asked == nil || *job.Shard == *asked {
+		return nil
+	}
+	return fmt.Errorf("this state file holds shard %s of job %s, not shard %s: give each process the state file exported for its own index", job.Shard, job.ID, asked)
+}
+
+// ShareLimit is one shard's part of a job-wide connection limit. The
+// parts differ by at most one and add up to exactly limit (the first
+// limit%N shards get one more), so the source server never sees more
+// than limit from the whole job, and no connection of the limit is left
+// unused, as rounding up (too many) or down (too few) would. A limit
+// smaller than the shard count cannot give each shard a connection: that
+// is refused, not rounded up behind the admin's back.
+func ShareLimit(limit int, sh *state.Shard) (int, error) {
+	if sh == nil || sh.Count <= 1 {
+		return limit, nil
+	}
+	if limit < sh.Count {
+		return 0, fmt.Errorf("--per-host %d cannot be shared among %d shards (each needs at least one connection): give --per-host %d or more, or use fewer shards", limit, sh.Count, sh.Count)
+	}
+	n := limit / sh.Count
+	if sh.Index < limit%sh.Count {
+		n++
+	}
+	return n, nil
+}
+
+// shareRate is one shard's part of a job-wide byte rate cap (0: none):
+// rounded down, so the shards together stay under the cap.
+func shareRate(rate int64, sh *state.Shard) int64 {
+	if rate <= 0 || sh == nil || sh.Count <= 1 {
+		return rate
+	}
+	return max(rate/int64(sh.Count), 1)
+}
+
+// ExportShards writes the job as n shard state files in dir (shard-0.db
+// ... shard-(n-1).db; state.ExportShard): each holds the job's definition,
+// its sealed secrets, and the accounts of its shard. It returns the
+// number of accounts in each. The job itself is left as it was.
+func (m *Manager) ExportShards(jobID string, n int, dir, who string) ([]int, error) {
+	if _, err := state.NewShard(0, n); err != nil {
+		return nil, err
+	}
+	if n < 2 {
+		return nil, errors.New("one shard is the job itself: give 2 or more")
+	}
+	job, err := m.store.Job(jobID)
+	if err != nil {
+		return nil, err
+	}
+	if !job.Closed.IsZero() {
+		return nil, closedError(job)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("shard folder: %w", err)
+	}
+	for i := range n {
+		if _, err := os.Stat(state.ShardPath(dir, i)); err == nil {
+			return nil, fmt.Errorf("%s exists: export shards into an empty folder", state.ShardPath(dir, i))
+		}
+	}
+	counts := make([]int, n)
+	for i := range n {
+		sh := &state.Shard{Index: i, Count: n}
+		if counts[i], err = m.store.ExportShard(jobID, state.ShardPath(dir, i), sh); err != nil {
+			return nil, fmt.Errorf("shard %s: %w", sh, err)
+		}
+	}
+	m.EventBy(who, jobID, "", "job.sharded", fmt.Sprintf("%s exported job %s as %d shards into %s", state.Actor(who), jobID, n, dir))
+	return counts, nil
+}
