@@ -508,7 +508,11 @@ func (a *accountRun) pass(ctx context.Context) error {
 		}
 		return err
 	}
-	defer src.Close()
+	// Closed as soon as every folder is listed (the lanes have their own
+	// sessions): the source then sees the account's session only while it
+	// holds its place among the accounts copied at once.
+	closeSrc := sync.OnceFunc(func() { src.Close() })
+	defer closeSrc()
 	err = a.retryConnect(ctx, dstEP.Addr(), func() (err error) {
 		if dst, err = a.r.cfg.OpenSink(ctx, dstEP); err != nil {
 			dst = nil
@@ -575,6 +579,7 @@ func (a *accountRun) pass(ctx context.Context) error {
 			}
 		}
 		batches.close()
+		closeSrc()
 		// Every batch is with a lane: the next account may start.
 		if err := batches.drained(edge); err != nil {
 			return atBoundary(err)
@@ -637,7 +642,11 @@ func isAllMail(f mail.Folder) bool {
 // addr (outages). While it waits to try again the account gives up its
 // place, so accounts whose servers answer copy meanwhile; once connected it
 // waits for a place again (the source connection may then sit idle in a
-// busy job: servers keep an idle IMAP session 30 minutes).
+// busy job: servers keep an idle IMAP session 30 minutes). A shard
+// (shards.go) counts the account's source session among its places, so
+// there the account keeps its place while it waits: its source session
+// may be open (waiting for the target), and a place given up would let
+// another account open one more.
 func (a *accountRun) retryConnect(ctx context.Context, addr string, open func() error) error {
 	gaveUp := false
 	for attempt := 1; ; attempt++ {
@@ -652,7 +661,9 @@ func (a *accountRun) retryConnect(ctx context.Context, addr string, open func() 
 			return err
 		}
 		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt, "err", err)
-		gaveUp = a.place.give() || gaveUp
+		if !a.r.placeFirst {
+			gaveUp = a.place.give() || gaveUp
+		}
 		if !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
 			return context.Cause(a.edge)
 		}

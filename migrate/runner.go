@@ -148,7 +148,12 @@ type Runner struct {
 	ended       bool
 	stopped     bool
 	hostSems    map[string]chan struct{}
-	perHost     int // this run's share of PerHost (shards.go)
+	perHost     int // this run's share of PerHost for the lanes (shards.go)
+	accounts    int // this run's accounts copied at once (shards.go)
+	// placeFirst: an account's own source session counts among the
+	// connections (a shard's), so it is open only while the account holds
+	// its place (retryConnect).
+	placeFirst bool
 	// hostPause holds hosts that asked us to back off (throttling), until when.
 	hostPause map[string]time.Time
 	// outages are the servers nobody of this run has reached lately.
@@ -223,13 +228,13 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		return err
 	}
 	shard := r.shardOf(job)
-	perHost, err := ShareLimit(r.cfg.PerHost, shard)
+	perHost, accounts, err := SourceBudget(r.cfg.PerHost, r.cfg.Accounts, shard)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	r.job = job
-	r.perHost = perHost
+	r.perHost, r.accounts, r.placeFirst = perHost, accounts, shard != nil && shard.Count > 1
 	r.paused, r.ended, r.stopped, r.saveErr = job.State == state.JobPaused, false, false, nil
 	r.rates = newRates(shareRate(job.Options.MaxRate, shard), shareRate(job.Options.MaxRatePerHost, shard))
 	r.outside, r.windowSeen = false, false
@@ -502,7 +507,11 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 		}
 	}()
 
-	sem := make(chan struct{}, r.cfg.Accounts)
+	places := r.accounts
+	if places <= 0 {
+		places = r.cfg.Accounts
+	}
+	sem := make(chan struct{}, places)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := map[string]bool{}

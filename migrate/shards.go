@@ -53,6 +53,31 @@ func ShareLimit(limit int, sh *state.Shard) (int, error) {
 	return n, nil
 }
 
+// SourceBudget is how a run uses its connections to a source host: at most
+// lanes copying (Config.PerHost's part) and accounts copied at once
+// (Config.Accounts). A whole job run in one process keeps both as given
+// (each account's own session, which lists its folders, comes beside the
+// lanes). A shard counts every session in its share of the job's limit,
+// because the provider counts every connection: an account's own session
+// is open only while the account holds one of the places, so the places
+// and the lanes together stay within the share. The places get what the
+// lanes leave, at least one each; a share of one cannot list and copy at
+// once and is refused.
+func SourceBudget(perHost, accounts int, sh *state.Shard) (lanes, places int, err error) {
+	if sh == nil || sh.Count <= 1 {
+		return perHost, accounts, nil
+	}
+	share, err := ShareLimit(perHost, sh)
+	if err != nil {
+		return 0, 0, err
+	}
+	if share < 2 {
+		return 0, 0, fmt.Errorf("--per-host %d among %d shards leaves shard %s one connection to the old server, and it needs two (one lists an account's folders, one copies): give --per-host %d or more, or use fewer shards", perHost, sh.Count, sh, 2*sh.Count)
+	}
+	places = min(accounts, share/2)
+	return share - places, places, nil
+}
+
 // shareRate is one shard's part of a job-wide byte rate cap (0: none):
 // rounded down, so the shards together stay under the cap.
 func shareRate(rate int64, sh *state.Shard) int64 {

@@ -195,8 +195,8 @@ func statePaths(c *cli.Context) ([]string, error) {
 	if local := c.StringSlice("state"); len(local) > 0 {
 		return local, nil
 	}
-	lineage := c.Lineage()
-	return []string{lineage[len(lineage)-1].String("state")}, nil
+	// The command's own --state shadows the global one: ask the parent.
+	return []string{c.Lineage()[1].String("state")}, nil
 }
 
 // mergedStatus reads one job from every state file and makes it one: the
