@@ -583,7 +583,7 @@ func jobCommand() *cli.Command {
 						return err
 					}
 					cfg.Rerun = c.Bool("rerun")
-					only, stop, err := startShard(c, store, id, &cfg)
+					only, stop, err := prepareStart(c, store, id, &cfg)
 					if err != nil {
 						return err
 					}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/web"
 )
 
 // One job over many processes (docs/scale-out.md): export-shards writes a
@@ -31,6 +34,7 @@ func shardStartFlags() []cli.Flag {
 		&cli.StringFlag{Name: "shard", Usage: "run only the accounts of shard INDEX/COUNT (e.g. 3/8, the index from 0): those whose old address hashes to it; without it, an exported shard's state file says its own, and an Indexed Job's JOB_COMPLETION_INDEX gives the index when --shards or BANJIA_SHARDS gives the count"},
 		&cli.IntFlag{Name: "shards", EnvVars: []string{"BANJIA_SHARDS"}, Usage: "the shard count, with the index from JOB_COMPLETION_INDEX (Kubernetes Indexed Job)"},
 		&cli.StringFlag{Name: "control-file", EnvVars: []string{"BANJIA_CONTROL_FILE"}, Usage: "the shards' order file, which job pause|resume|end --shards DIR writes (default: control.json beside a shard's state file)"},
+		&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"BANJIA_METRICS_LISTEN"}, Usage: "serve Prometheus /metrics and /healthz at this address (e.g. :9090) while the job runs; a shard's series carry shard=\"INDEX\""},
 	}
 }
 
@@ -70,6 +74,41 @@ func shardOfStart(c *cli.Context, job *state.Job) (*state.Shard, error) {
 	// Every pod would run every account, each from its own state file:
 	// each mailbox copied once per pod.
 	return nil, fmt.Errorf("JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but not the shard count: set BANJIA_SHARDS (or --shards) to the job's completions, or give the state file exported for this index (banjia job export-shards)")
+}
+
+// prepareStart readies job start's run: its shard, when it is one (see
+// startShard), and its /metrics when asked. It returns the accounts the
+// run's exit code is about (nil: all of the file's) and what to call when
+// the run ends.
+func prepareStart(c *cli.Context, store *state.Store, jobID string, cfg *migrate.Config) (map[string]bool, func(), error) {
+	only, stopShard, err := startShard(c, store, jobID, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	addr := c.String("metrics-listen")
+	if addr == "" {
+		return only, stopShard, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		stopShard()
+		return nil, nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	h, event := web.MetricsHandler(migrate.NewIdleManager(store, migrate.Config{}), cfg.Shard)
+	prev := cfg.OnEvent
+	cfg.OnEvent = func(e *state.Event) {
+		if prev != nil {
+			prev(e)
+		}
+		event(e)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	fmt.Fprintf(os.Stderr, "banjia: metrics at http://%s/metrics\n", l.Addr())
+	return only, func() {
+		srv.Close()
+		stopShard()
+	}, nil
 }
 
 // startShard prepares a job start as a shard: it sets cfg.Shard, starts

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,7 +162,29 @@ func TestShardsSimulation(t *testing.T) {
 	copyStart := time.Now()
 	for i := range runs {
 		runs[i] = &shardRun{path: state.ShardPath(dir, i), start: time.Now()}
-		w.startShard(t, runs[i], "--shard", fmt.Sprintf("%d/%d", i, shards), "--parallel", "2", "--conns", "2", "--per-host", fmt.Sprint(perHost))
+		args := []string{"--shard", fmt.Sprintf("%d/%d", i, shards), "--parallel", "2", "--conns", "2", "--per-host", fmt.Sprint(perHost)}
+		if i == 0 {
+			args = append(args, "--metrics-listen", "127.0.0.1:0")
+		}
+		w.startShard(t, runs[i], args...)
+	}
+	// A shard's /metrics carry its index, so Prometheus sums the shards.
+	var metricsURL string
+	waitUntil(t, func() bool {
+		m := regexp.MustCompile(`metrics at (http://\S+/metrics)`).FindStringSubmatch(runs[0].out.String())
+		if m != nil {
+			metricsURL = m[1]
+		}
+		return m != nil
+	})
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `banjia_messages_copied_total{job="acme",shard="0"}`) {
+		t.Fatalf("shard 0's /metrics:\n%.2000s", body)
 	}
 	// The killed shard dies with mail of it copied and mail left.
 	k := runs[killed]
