@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/banjia-mail/banjia/state"
+)
+
+// TestShardsControlAndAdd drives a sharded member-triggered job (its
+// shards wait for members, so no mail server is needed) as an operator
+// would: each shard process refuses a state file of another index, an
+// Indexed Job's pod without the shard count is refused, pause, resume and
+// end given once reach both running shards, the merged status shows one
+// job, and an account added to the wrong shard is refused with the right
+// one named.
+func TestShardsControlAndAdd(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "banjia.db")
+	csv := filepath.Join(dir, "accounts.csv")
+	var b strings.Builder
+	b.WriteString("old address,new address\n")
+	for i := range 20 {
+		fmt.Fprintf(&b, "m%02d@old.test,m%02d@new.test\n", i, i)
+	}
+	if err := os.WriteFile(csv, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command(binary, append([]string{"--lang", "en"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := run(nil, args...)
+		if err != nil {
+			t.Fatalf("banjia %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	must("--state", main, "job", "create", "acme", "--mode", "member", "--domain", "old.test", "--new-domain", "new.test",
+		"--from", "imap+plain://127.0.0.1:1", "--to", "imap+plain://127.0.0.1:1", "--accounts", csv)
+	shards := filepath.Join(dir, "shards")
+	must("--state", main, "job", "export-shards", "acme", "2", shards)
+	s0, s1 := state.ShardPath(shards, 0), state.ShardPath(shards, 1)
+
+	if out, err := run(nil, "--state", s0, "job", "start", "acme", "--shard", "1/2"); err == nil || !strings.Contains(out, "holds shard 0/2") {
+		t.Fatalf("shard 0's file started as shard 1: %v\n%s", err, out)
+	}
+	if out, err := run([]string{"JOB_COMPLETION_INDEX=1"}, "--state", main, "job", "start", "acme"); err == nil || !strings.Contains(out, "BANJIA_SHARDS") {
+		t.Fatalf("an Indexed Job's pod without the shard count: %v\n%s", err, out)
+	}
+
+	var procs []*exec.Cmd
+	for i, p := range []string{s0, s1} {
+		// The index from the Indexed Job's environment.
+		cmd := exec.Command(binary, "--state", p, "--lang", "en", "job", "start", "acme")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i), "BANJIA_SHARDS=2")
+		out := &outBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		})
+		procs = append(procs, cmd)
+	}
+	attached := func(want state.JobState) {
+		t.Helper()
+		waitUntil(t, func() bool {
+			for _, p := range []string{s0, s1} {
+				out, err := run(nil, "job", "status", "acme", "--state", p)
+				if err != nil || !regexp.MustCompile(`acme\s+`+string(want)).MatchString(out) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	attached(state.JobRunning)
+	table := must("job", "status", "acme", "--shards", shards)
+	if !strings.Contains(table, "2 shards:") || !regexp.MustCompile(`acme\s+running\s+first pass\s+20\s+20\s`).MatchString(table) {
+		t.Fatalf("merged table:\n%s", table)
+	}
+	if out := must("job", "accounts", "acme", "--state", s0, "--state", s1); strings.Count(out, "@old.test") != 20 {
+		t.Fatalf("merged accounts:\n%s", out)
+	}
+
+	must("job", "pause", "acme", "--shards", shards)
+	attached(state.JobPaused)
+	if _, err := os.Stat(filepath.Join(shards, "control.json")); err != nil {
+		t.Fatalf("no order file for shards elsewhere: %v", err)
+	}
+	must("job", "resume", "acme", "--shards", shards)
+	attached(state.JobRunning)
+
+	// An account goes to its own shard: the other refuses it by name.
+	other := ""
+	for j := 0; other == ""; j++ {
+		if a := fmt.Sprintf("late%d@old.test", j); state.ShardOf(a, 2) == 1 {
+			other = a
+		}
+	}
+	late := filepath.Join(dir, "late.csv")
+	os.WriteFile(late, []byte("old address,new address\n"+other+",late@new.test\n"), 0o600)
+	if out, err := run(nil, "--state", s0, "job", "add", "acme", "--accounts", late); err == nil || !strings.Contains(out, "belongs to shard 1/2") {
+		t.Fatalf("shard 0 took %s: %v\n%s", other, err, out)
+	}
+	must("--state", s1, "job", "add", "acme", "--accounts", late)
+
+	must("job", "end", "acme", "--shards", shards)
+	for i, p := range procs {
+		done := make(chan error, 1)
+		go func() { done <- p.Wait() }()
+		select {
+		case err := <-done:
+			if code := exitCode(err); code != exitUnfinished {
+				t.Fatalf("shard %d ended with exit code %d, want %d", i, code, exitUnfinished)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("shard %d still runs after the job was ended", i)
+		}
+	}
+	table = must("job", "status", "acme", "--shards", shards)
+	if !regexp.MustCompile(`acme\s+ended\s+first pass\s+21\s+0\s+0\s+0\s+0\s+0\s+21`).MatchString(table) {
+		t.Fatalf("merged table after the end:\n%s", table)
+	}
+	// Logs merged: both shards' ends, in time order.
+	if out := must("job", "logs", "acme", "--shards", shards, "--kind", "job"); strings.Count(out, "job.ended") != 2 {
+		t.Fatalf("merged logs:\n%s", out)
+	}
+}
