@@ -149,13 +149,86 @@ func startShard(c *cli.Context, store *state.Store, jobID string, cfg *migrate.C
 	if orders == "" {
 		orders = filepath.Join(filepath.Dir(store.Path), migrate.ShardOrdersFile)
 	}
+	index := sh
+	if index == nil {
+		index = job.Shard
+	}
+	snapshot := statusSnapshotPath(filepath.Dir(orders), index.Index)
 	ctx, cancel := context.WithCancel(c.Context)
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		migrate.WatchShardOrders(ctx, orders, store.Path, jobID, logger(c))
 	}()
-	return only, func() { cancel(); <-done }, nil
+	go func() {
+		defer func() { done <- struct{}{} }()
+		publishStatus(ctx, store, jobID, snapshot, c)
+	}()
+	return only, func() {
+		cancel()
+		<-done
+		<-done
+	}, nil
+}
+
+// statusSnapshotPath is where shard i publishes its status: in the folder
+// of the order file, which every shard and the operator's machine see
+// (each shard's state file stays on its own volume, locked by its process).
+func statusSnapshotPath(dir string, i int) string {
+	return filepath.Join(dir, fmt.Sprintf("shard-%d.status.json", i))
+}
+
+// statusSnapshotEvery is how often a running shard publishes its status.
+const statusSnapshotEvery = 5 * time.Second
+
+// publishStatus writes the job's status (no secret: statuses carry none)
+// to path every few seconds while ctx lasts, and once more at the end, so
+// that job status --shards shows shards running on other machines, whose
+// state files and control sockets it cannot reach.
+func publishStatus(ctx context.Context, store *state.Store, jobID, path string, c *cli.Context) {
+	m := migrate.NewIdleManager(store, migrate.Config{})
+	write := func(attached bool) {
+		st, err := m.Status(jobID)
+		if err != nil {
+			return
+		}
+		st.Attached = attached
+		b, err := json.Marshal(st)
+		if err != nil {
+			return
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o644); err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			logger(c).Error("shard status not published", "path", path, "err", err)
+		}
+	}
+	t := time.NewTicker(statusSnapshotEvery)
+	defer t.Stop()
+	for {
+		write(true)
+		select {
+		case <-ctx.Done():
+			write(false)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readSnapshot reads a shard's published status.
+func readSnapshot(path string) (*migrate.Status, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st migrate.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &st, nil
 }
 
 func exportShardsCommand() *cli.Command {
@@ -200,7 +273,7 @@ func viewFlags() []cli.Flag {
 	}
 }
 
-var shardFile = regexp.MustCompile(`^shard-(\d+)\.db$`)
+var shardFile = regexp.MustCompile(`^shard-(\d+)\.(?:db|status\.json)$`)
 
 // statePaths are the state files a command reads: the shards' folder's,
 // those given with the command's --state, or the one global --state.
@@ -214,11 +287,17 @@ func statePaths(c *cli.Context) ([]string, error) {
 			i    int
 			path string
 		}
+		// A shard's state file, or the status it publishes there when its
+		// state file is on a volume of its own.
 		var files []file
+		seen := map[int]bool{}
 		for _, e := range ents {
 			if m := shardFile.FindStringSubmatch(e.Name()); m != nil {
 				i, _ := strconv.Atoi(m[1])
-				files = append(files, file{i, filepath.Join(dir, e.Name())})
+				if !seen[i] {
+					seen[i] = true
+					files = append(files, file{i, state.ShardPath(dir, i)})
+				}
 			}
 		}
 		if len(files) == 0 {
@@ -245,11 +324,10 @@ func mergedStatus(paths []string, id string) (*migrate.Status, error) {
 	var out *migrate.Status
 	states := map[state.JobState]int{}
 	for _, p := range paths {
-		sts, err := statusesAt(p, id)
+		st, err := shardStatus(p, id)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return nil, err
 		}
-		st := sts[0]
 		states[st.Job.State]++
 		if out == nil {
 			cp := *st
@@ -282,6 +360,32 @@ func mergedStatus(paths []string, id string) (*migrate.Status, error) {
 	}
 	slices.SortFunc(out.Accounts, func(a, b state.Account) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// shardStatus reads one shard's status: from its process or its state
+// file when they are here, else from the status it publishes beside them
+// (a shard of a cluster, its state file on its own volume).
+func shardStatus(path, id string) (*migrate.Status, error) {
+	if _, err := os.Stat(path); err == nil {
+		sts, err := statusesAt(path, id)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return sts[0], nil
+	}
+	m := shardFile.FindStringSubmatch(filepath.Base(path))
+	if m == nil {
+		return nil, fmt.Errorf("%s: no such state file", path)
+	}
+	i, _ := strconv.Atoi(m[1])
+	st, err := readSnapshot(statusSnapshotPath(filepath.Dir(path), i))
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: neither its state file nor its published status: %w", i, err)
+	}
+	if st.Job.ID != id {
+		return nil, fmt.Errorf("shard %d publishes job %s, not %s", i, st.Job.ID, id)
+	}
+	return st, nil
 }
 
 // statusShards is status and accounts over several state files.
@@ -359,6 +463,10 @@ func jobLogsCommand() *cli.Command {
 			}
 			var all []shardEvent
 			for i, p := range paths {
+				if _, err := os.Stat(p); err != nil {
+					fmt.Fprintf(os.Stderr, "banjia: %s is not here (a shard on a volume of its own): its events are left out\n", p)
+					continue
+				}
 				err := readEvents(p, q, 0, func(e *state.Event) error {
 					all = append(all, shardEvent{e, i})
 					return nil
@@ -400,6 +508,10 @@ func controlShards(c *cli.Context, op, id string, paths []string) error {
 	}
 	reached := 0
 	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			// On a volume of its own: the order reaches it.
+			continue
+		}
 		_, err := migrate.Control(p, migrate.ControlRequest{Op: op, Job: id})
 		if errors.Is(err, migrate.ErrNoRunner) {
 			store, oerr := state.OpenExisting(p)

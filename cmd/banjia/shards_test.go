@@ -59,11 +59,16 @@ func TestShardsControlAndAdd(t *testing.T) {
 		t.Fatalf("an Indexed Job's pod without the shard count: %v\n%s", err, out)
 	}
 
+	// As in a cluster: each shard's state file on a volume of its own, the
+	// orders and the shards' published statuses on one they all share.
+	cluster := filepath.Join(dir, "cluster")
+	os.Mkdir(cluster, 0o700)
 	var procs []*exec.Cmd
 	for i, p := range []string{s0, s1} {
 		// The index from the Indexed Job's environment.
 		cmd := exec.Command(binary, "--state", p, "--lang", "en", "job", "start", "acme")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i), "BANJIA_SHARDS=2")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i), "BANJIA_SHARDS=2",
+			"BANJIA_CONTROL_FILE="+filepath.Join(cluster, "control.json"))
 		out := &outBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
@@ -86,7 +91,10 @@ func TestShardsControlAndAdd(t *testing.T) {
 					return false
 				}
 			}
-			return true
+			// What the shards publish, for a machine that sees only the
+			// shared volume.
+			out, err := run(nil, "job", "status", "acme", "--shards", cluster)
+			return err == nil && regexp.MustCompile(`acme\s+`+string(want)+`\s+first pass\s+2\d\s`).MatchString(out)
 		})
 	}
 	attached(state.JobRunning)
@@ -98,12 +106,15 @@ func TestShardsControlAndAdd(t *testing.T) {
 		t.Fatalf("merged accounts:\n%s", out)
 	}
 
-	must("job", "pause", "acme", "--shards", shards)
-	attached(state.JobPaused)
-	if _, err := os.Stat(filepath.Join(shards, "control.json")); err != nil {
-		t.Fatalf("no order file for shards elsewhere: %v", err)
+	// Through the order file alone, as on a machine that holds no shard.
+	if out := must("job", "pause", "acme", "--shards", cluster); !strings.Contains(out, "0 reached at once") {
+		t.Fatalf("pause through the order file:\n%s", out)
 	}
-	must("job", "resume", "acme", "--shards", shards)
+	attached(state.JobPaused)
+	// And through the shards' own sockets, here.
+	if out := must("job", "resume", "acme", "--shards", shards); !strings.Contains(out, "2 reached at once") {
+		t.Fatalf("resume through the sockets:\n%s", out)
+	}
 	attached(state.JobRunning)
 
 	// An account goes to its own shard: the other refuses it by name.
@@ -120,7 +131,7 @@ func TestShardsControlAndAdd(t *testing.T) {
 	}
 	must("--state", s1, "job", "add", "acme", "--accounts", late)
 
-	must("job", "end", "acme", "--shards", shards)
+	must("job", "end", "acme", "--shards", cluster)
 	for i, p := range procs {
 		done := make(chan error, 1)
 		go func() { done <- p.Wait() }()
