@@ -522,6 +522,7 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, passFlags("to-admin", "target admin's", "BANJIA_TO_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, passFlags("from-admin", "migration admin's (or client secret)", "BANJIA_FROM_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, endpointFlags()...)
+	createFlags = append(createFlags, shardCreateFlags()...)
 	return &cli.Command{
 		Name:  "job",
 		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, notices, account, show, delete, sync, close",
@@ -822,6 +823,9 @@ func createJob(c *cli.Context) error {
 	if err := migrate.CheckJobName(id); err != nil {
 		return err
 	}
+	if err := checkShardCreate(c); err != nil {
+		return err
+	}
 	src, err := parseSource(c)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
@@ -862,6 +866,9 @@ func createJob(c *cli.Context) error {
 	job, n, err := migrate.NewIdleManager(store, migrate.Config{Log: logger(c)}).Create(c.Context, req, migrate.CommandLine)
 	if err != nil {
 		return err
+	}
+	if c.Int("shards") > 0 {
+		return exportAfterCreate(c, store, job.ID, n)
 	}
 	fmt.Printf("job %s created with %d accounts; start it with: banjia job start %s\n", job.ID, n, job.ID)
 	return nil

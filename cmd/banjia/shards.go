@@ -231,6 +231,51 @@ func readSnapshot(path string) (*migrate.Status, error) {
 	return &st, nil
 }
 
+// shardCreateFlags let job create write the shard files at once.
+func shardCreateFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "shards", Usage: "also write the job as this many shard state files into --shard-dir (as banjia job export-shards)"},
+		&cli.StringFlag{Name: "shard-dir", Usage: "with --shards: the folder for the shard state files"},
+	}
+}
+
+// checkShardCreate refuses --shards without its folder before anything is
+// asked or stored.
+func checkShardCreate(c *cli.Context) error {
+	n, dir := c.Int("shards"), c.String("shard-dir")
+	switch {
+	case n == 0 && dir == "":
+		return nil
+	case n == 0:
+		return errors.New("--shard-dir goes with --shards N")
+	case n < 2 || n > state.MaxShards:
+		return fmt.Errorf("--shards %d: want 2 to %d", n, state.MaxShards)
+	case dir == "":
+		return errors.New("--shards needs --shard-dir DIR: where the shard state files go")
+	}
+	return nil
+}
+
+func exportAfterCreate(c *cli.Context, store *state.Store, id string, accounts int) error {
+	n, dir := c.Int("shards"), c.String("shard-dir")
+	counts, err := migrate.NewIdleManager(store, migrate.Config{Log: logger(c)}).ExportShards(id, n, dir, migrate.CommandLine)
+	if err != nil {
+		return fmt.Errorf("job %s created with %d accounts, but not exported as shards: %w (banjia job export-shards %s %d DIR tries again)", id, accounts, err, id, n)
+	}
+	printShards(dir, counts)
+	fmt.Printf("job %s created with %d accounts in %d shards; start shard i with: banjia --state %s job start %s\n", id, accounts, n, filepath.Join(dir, "shard-i.db"), id)
+	return nil
+}
+
+func printShards(dir string, counts []int) {
+	for i, k := range counts {
+		fmt.Printf("%s  shard %d/%d  %d accounts\n", state.ShardPath(dir, i), i, len(counts), k)
+	}
+	if os.Getenv(state.KeyEnv) == "" {
+		fmt.Printf("each shard's key file (shard-N.db.key) seals its passwords: keep it beside its state file, or give every shard the key as %s\n", state.KeyEnv)
+	}
+}
+
 func exportShardsCommand() *cli.Command {
 	return &cli.Command{
 		Name: "export-shards", Usage: "write a job as N shard state files (DIR/shard-0.db ...), each with the job, its sealed passwords and the accounts of that shard, for N processes or pods",
@@ -253,12 +298,7 @@ func exportShardsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			for i, k := range counts {
-				fmt.Printf("%s  shard %d/%d  %d accounts\n", state.ShardPath(args[2], i), i, n, k)
-			}
-			if os.Getenv(state.KeyEnv) == "" {
-				fmt.Printf("each shard's key file (shard-N.db.key) seals its passwords: keep it beside its state file, or give every shard the key as %s\n", state.KeyEnv)
-			}
+			printShards(args[2], counts)
 			return nil
 		},
 	}

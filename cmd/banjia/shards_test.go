@@ -46,10 +46,15 @@ func TestShardsControlAndAdd(t *testing.T) {
 		}
 		return out
 	}
-	must("--state", main, "job", "create", "acme", "--mode", "member", "--domain", "old.test", "--new-domain", "new.test",
-		"--from", "imap+plain://127.0.0.1:1", "--to", "imap+plain://127.0.0.1:1", "--accounts", csv)
+	create := []string{"--state", main, "job", "create", "acme", "--mode", "member", "--domain", "old.test", "--new-domain", "new.test",
+		"--from", "imap+plain://127.0.0.1:1", "--to", "imap+plain://127.0.0.1:1", "--accounts", csv}
+	if out, err := run(nil, append(create, "--shards", "2")...); err == nil || !strings.Contains(out, "--shards needs --shard-dir") {
+		t.Fatalf("--shards without its folder: %v\n%s", err, out)
+	}
 	shards := filepath.Join(dir, "shards")
-	must("--state", main, "job", "export-shards", "acme", "2", shards)
+	if out := must(append(create, "--shards", "2", "--shard-dir", shards)...); !strings.Contains(out, "20 accounts in 2 shards") {
+		t.Fatalf("create with shards:\n%s", out)
+	}
 	s0, s1 := state.ShardPath(shards, 0), state.ShardPath(shards, 1)
 
 	if out, err := run(nil, "--state", s0, "job", "start", "acme", "--shard", "1/2"); err == nil || !strings.Contains(out, "holds shard 0/2") {
