@@ -130,30 +130,34 @@ func startShard(c *cli.Context, store *state.Store, jobID string, cfg *migrate.C
 	if job.Shard == nil && sh == nil {
 		return nil, func() {}, nil
 	}
-	var only map[string]bool
 	if job.Shard == nil {
-		// A whole job's file run as one shard: only that shard's accounts
-		// decide the exit code.
-		accts, err := store.Accounts(jobID)
-		if err != nil {
+		// A whole job's file (a copy on this shard's volume) becomes this
+		// shard's: the merged view then counts only its accounts, and a
+		// later start under another index is refused instead of copying
+		// accounts another shard owns.
+		shard := *sh
+		job.Shard = &shard
+		if err := store.PutJob(job); err != nil {
 			return nil, nil, err
 		}
-		only = map[string]bool{}
-		for _, a := range accts {
-			if sh.Owns(a.ID) {
-				only[a.ID] = true
-			}
+		fmt.Fprintf(os.Stderr, "banjia: %s now holds shard %s of job %s: the accounts of other shards in it are left to their own shards\n", store.Path, sh, jobID)
+	}
+	// The exit code is about this shard's accounts.
+	accts, err := store.Accounts(jobID)
+	if err != nil {
+		return nil, nil, err
+	}
+	only := map[string]bool{}
+	for _, a := range accts {
+		if job.Shard.Owns(a.ID) {
+			only[a.ID] = true
 		}
 	}
 	orders := c.String("control-file")
 	if orders == "" {
 		orders = filepath.Join(filepath.Dir(store.Path), migrate.ShardOrdersFile)
 	}
-	index := sh
-	if index == nil {
-		index = job.Shard
-	}
-	snapshot := statusSnapshotPath(filepath.Dir(orders), index.Index)
+	snapshot := statusSnapshotPath(filepath.Dir(orders), job.Shard.Index)
 	ctx, cancel := context.WithCancel(c.Context)
 	done := make(chan struct{}, 2)
 	go func() {

@@ -136,6 +136,38 @@ func TestShardsControlAndAdd(t *testing.T) {
 	}
 	must("--state", s1, "job", "add", "acme", "--accounts", late)
 
+	// A copy of the whole job's file run as shard 1 becomes shard 1's: with
+	// shard 0's file it shows every account once.
+	cp := filepath.Join(dir, "copy.db")
+	for _, ext := range []string{"", ".key"} {
+		b, err := os.ReadFile(main + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(cp+ext, b, 0o600)
+	}
+	whole := exec.Command(binary, "--state", cp, "job", "start", "acme", "--shard", "1/2")
+	wout := &outBuffer{}
+	whole.Stdout, whole.Stderr = wout, wout
+	if err := whole.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if whole.ProcessState == nil {
+			whole.Process.Kill()
+			whole.Wait()
+		}
+	})
+	waitUntil(t, func() bool { return strings.Contains(wout.String(), "now holds shard 1/2") })
+	must("--state", cp, "job", "end", "acme")
+	whole.Wait()
+	if out, err := run(nil, "--state", cp, "job", "start", "acme", "--shard", "0/2"); err == nil || !strings.Contains(out, "holds shard 1/2") {
+		t.Fatalf("the copy started again as shard 0: %v\n%s", err, out)
+	}
+	if out := must("job", "accounts", "acme", "--state", s0, "--state", cp); strings.Count(out, "@old.test") != 20 {
+		t.Fatalf("shard 0 and the copy run as shard 1:\n%s", out)
+	}
+
 	must("job", "end", "acme", "--shards", cluster)
 	for i, p := range procs {
 		done := make(chan error, 1)
