@@ -319,40 +319,46 @@ func viewFlags() []cli.Flag {
 
 var shardFile = regexp.MustCompile(`^shard-(\d+)\.(?:db|status\.json)$`)
 
+// shardPaths are the shard state files of a shards' folder: those there,
+// and those whose status is published there (their files elsewhere).
+func shardPaths(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--shards: %w", err)
+	}
+	type file struct {
+		i    int
+		path string
+	}
+	// A shard's state file, or the status it publishes there when its
+	// state file is on a volume of its own.
+	var files []file
+	seen := map[int]bool{}
+	for _, e := range ents {
+		if m := shardFile.FindStringSubmatch(e.Name()); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			if !seen[i] {
+				seen[i] = true
+				files = append(files, file{i, state.ShardPath(dir, i)})
+			}
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("--shards %s: no shard-N.db nor shard-N.status.json in it (banjia job export-shards writes the state files; running shards publish their status there)", dir)
+	}
+	sort.Slice(files, func(a, b int) bool { return files[a].i < files[b].i })
+	var out []string
+	for _, f := range files {
+		out = append(out, f.path)
+	}
+	return out, nil
+}
+
 // statePaths are the state files a command reads: the shards' folder's,
 // those given with the command's --state, or the one global --state.
 func statePaths(c *cli.Context) ([]string, error) {
 	if dir := c.String("shards"); dir != "" {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("--shards: %w", err)
-		}
-		type file struct {
-			i    int
-			path string
-		}
-		// A shard's state file, or the status it publishes there when its
-		// state file is on a volume of its own.
-		var files []file
-		seen := map[int]bool{}
-		for _, e := range ents {
-			if m := shardFile.FindStringSubmatch(e.Name()); m != nil {
-				i, _ := strconv.Atoi(m[1])
-				if !seen[i] {
-					seen[i] = true
-					files = append(files, file{i, state.ShardPath(dir, i)})
-				}
-			}
-		}
-		if len(files) == 0 {
-			return nil, fmt.Errorf("--shards %s: no shard-N.db in it (banjia job export-shards writes them)", dir)
-		}
-		sort.Slice(files, func(a, b int) bool { return files[a].i < files[b].i })
-		var out []string
-		for _, f := range files {
-			out = append(out, f.path)
-		}
-		return out, nil
+		return shardPaths(dir)
 	}
 	if local := c.StringSlice("state"); len(local) > 0 {
 		return local, nil
@@ -575,5 +581,74 @@ func controlShards(c *cli.Context, op, id string, paths []string) error {
 		reached++
 	}
 	fmt.Printf("job %s: %s sent to its %d shards (%d reached at once, the rest through %s)\n", id, op, len(paths), reached, filepath.Join(dir, migrate.ShardOrdersFile))
+	return nil
+}
+
+// serveShards is banjia serve --shards DIR: the shards' merged status as a
+// read-only JSON API (web.ShardView), guarded by the admin token.
+func serveShards(c *cli.Context, dir string) error {
+	token, err := secretFrom(c.String("admin-token-file"), "BANJIA_ADMIN_TOKEN")
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		return errors.New("serve --shards needs the API token (BANJIA_ADMIN_TOKEN or --admin-token-file): it shows every shard's accounts")
+	}
+	// The shards may publish their first status after serve starts.
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--shards %s: not a folder", dir)
+	}
+	paths := func() ([]string, error) { return shardPaths(dir) }
+	v := &web.ShardView{Token: token,
+		Status: func(job string) (*migrate.Status, error) {
+			ps, err := paths()
+			if err != nil {
+				return nil, err
+			}
+			return mergedStatus(ps, job)
+		},
+		Jobs: func() ([]string, error) {
+			ps, err := paths()
+			if err != nil {
+				return nil, err
+			}
+			seen := map[string]bool{}
+			var out []string
+			for _, p := range ps {
+				var sts []*migrate.Status
+				if _, err := os.Stat(p); err == nil {
+					if sts, err = statusesAt(p, ""); err != nil {
+						return nil, err
+					}
+				} else if m := shardFile.FindStringSubmatch(filepath.Base(p)); m != nil {
+					i, _ := strconv.Atoi(m[1])
+					st, err := readSnapshot(statusSnapshotPath(dir, i))
+					if err != nil {
+						return nil, err
+					}
+					sts = append(sts, st)
+				}
+				for _, st := range sts {
+					if !seen[st.Job.ID] {
+						seen[st.Job.ID] = true
+						out = append(out, st.Job.ID)
+					}
+				}
+			}
+			return out, nil
+		}}
+	l, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	srv := &http.Server{Handler: v.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(os.Stderr, "banjia serve: the shards in %s, read-only: http://%s/api/jobs\n", dir, l.Addr())
+	go func() {
+		<-c.Context.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	return nil
 }

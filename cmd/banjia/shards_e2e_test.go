@@ -265,6 +265,18 @@ func TestShardsSimulation(t *testing.T) {
 		t.Fatalf("%d messages on the target, want %d", total, accounts*messages)
 	}
 
+	// What the shards publish for machines that see only the shared folder:
+	// their final status, without a password.
+	for i := range shards {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("shard-%d.status.json", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "old-pw-") || strings.Contains(string(b), "new-pw-") || strings.Contains(string(b), "Secret\"") {
+			t.Fatalf("shard %d publishes a password", i)
+		}
+	}
+
 	// One view: the merged status is the sum of the shards.
 	merged := w.statusJSON(t, "--shards", dir)
 	if len(merged.Accounts) != accounts || sumCounts(merged.Accounts) != shardSum || shardSum.Imported != int64(total) {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
 )
 
@@ -109,6 +113,54 @@ func TestShardsControlAndAdd(t *testing.T) {
 	}
 	if out := must("job", "accounts", "acme", "--state", s0, "--state", s1); strings.Count(out, "@old.test") != 20 {
 		t.Fatalf("merged accounts:\n%s", out)
+	}
+
+	// banjia serve --shards: the same merged view as JSON, with the token.
+	srv := exec.Command(binary, "serve", "--shards", cluster, "--listen", "127.0.0.1:0")
+	srv.Env = append(os.Environ(), "BANJIA_ADMIN_TOKEN=s3cret")
+	sout := &outBuffer{}
+	srv.Stdout, srv.Stderr = sout, sout
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		srv.Wait()
+	})
+	var api string
+	waitUntil(t, func() bool {
+		m := regexp.MustCompile(`(http://\S+)/api/jobs`).FindStringSubmatch(sout.String())
+		if m != nil {
+			api = m[1]
+		}
+		return m != nil
+	})
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("GET", api+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/api/jobs/acme", "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("serve --shards without the token: %d", code)
+	}
+	if code, body := get("/api/jobs", "s3cret"); code != 200 || !strings.Contains(body, `"acme"`) {
+		t.Fatalf("serve --shards jobs: %d %s", code, body)
+	}
+	code, body := get("/api/jobs/acme", "s3cret")
+	var merged migrate.Status
+	if code != 200 || json.Unmarshal([]byte(body), &merged) != nil || len(merged.Accounts) != 20 || merged.Job.State != state.JobRunning {
+		t.Fatalf("serve --shards status: %d %.500s", code, body)
+	}
+	if regexp.MustCompile(`(Source|Target|AdminSecret|SourceAdmin)Secret"`).MatchString(body) {
+		t.Fatalf("serve --shards shows secrets: %.500s", body)
 	}
 
 	// Through the order file alone, as on a machine that holds no shard.
