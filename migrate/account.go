@@ -525,7 +525,10 @@ func (a *accountRun) pass(ctx context.Context) error {
 		}
 		return err
 	}
-	defer dst.Close()
+	// Closed with the source's, for the same reason: the lanes have their
+	// own.
+	closeDst := sync.OnceFunc(func() { dst.Close() })
+	defer closeDst()
 	fm, err := mapFolders(ctx, src, dst, a.job.Options.Renames)
 	if err != nil {
 		return err
@@ -580,6 +583,7 @@ func (a *accountRun) pass(ctx context.Context) error {
 		}
 		batches.close()
 		closeSrc()
+		closeDst()
 		// Every batch is with a lane: the next account may start.
 		if err := batches.drained(edge); err != nil {
 			return atBoundary(err)

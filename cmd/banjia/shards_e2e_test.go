@@ -157,6 +157,8 @@ func TestShardsSimulation(t *testing.T) {
 	}
 	srcLog := filepath.Join(w.Src.Dir, "log", "dovecot.log")
 	logStart := fileSize(t, srcLog)
+	dstLog := filepath.Join(w.Dst.Dir, "log", "dovecot.log")
+	dstStart := fileSize(t, dstLog)
 
 	runs := make([]*shardRun, shards)
 	copyStart := time.Now()
@@ -312,6 +314,7 @@ func TestShardsSimulation(t *testing.T) {
 	// The source's own log: logins and logouts of the whole run, in the
 	// order it wrote them.
 	peak, logins := peakSessions(t, srcLog, logStart)
+	peakT, loginsT := peakSessions(t, dstLog, dstStart)
 
 	var fastest, slowest time.Duration
 	for i, r := range runs {
@@ -329,7 +332,7 @@ func TestShardsSimulation(t *testing.T) {
 	t.Logf("SIMULATION: %d accounts x %d messages, %d shards; filled in %v; copied in %v; killed shard %d (SIGKILL at %d of its %d messages, started again): %v from first start to end",
 		accounts, messages, shards, filled.Round(100*time.Millisecond), copied.Round(100*time.Millisecond), killed, atKill, countOwned(owner, killed)*messages, k.end.Sub(k.start).Round(10*time.Millisecond))
 	t.Logf("SIMULATION: shard wall time (the %d not killed): fastest %v, slowest %v, ratio %.2f", shards-1, fastest.Round(10*time.Millisecond), slowest.Round(10*time.Millisecond), ratio)
-	t.Logf("SIMULATION: source logins %d, peak concurrent source sessions %d (job --per-host %d)", logins, peak, perHost)
+	t.Logf("SIMULATION: source logins %d, peak concurrent source sessions %d (job --per-host %d); target logins %d, peak %d", logins, peak, perHost, loginsT, peakT)
 	if peak > perHost {
 		t.Errorf("the source saw %d sessions at once, more than the job's --per-host %d", peak, perHost)
 	}
