@@ -64,6 +64,11 @@ func TestShardsControlAndAdd(t *testing.T) {
 	if out, err := run(nil, "--state", s0, "job", "start", "acme", "--shard", "1/2"); err == nil || !strings.Contains(out, "holds shard 0/2") {
 		t.Fatalf("shard 0's file started as shard 1: %v\n%s", err, out)
 	}
+	// Each shard needs a session to list and one to copy: 3 for the job
+	// cannot be shared by 2 shards.
+	if out, err := run(nil, "--state", s1, "job", "start", "acme", "--per-host", "3"); err == nil || !strings.Contains(out, "give --per-host 4 or more") {
+		t.Fatalf("--per-host 3 over 2 shards: %v\n%s", err, out)
+	}
 	if out, err := run([]string{"JOB_COMPLETION_INDEX=1"}, "--state", main, "job", "start", "acme"); err == nil || !strings.Contains(out, "BANJIA_SHARDS") {
 		t.Fatalf("an Indexed Job's pod without the shard count: %v\n%s", err, out)
 	}
