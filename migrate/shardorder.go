@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/banjia-mail/banjia/state"
 )
 
 // A job split into shards runs as many processes, often on many machines,
@@ -113,7 +115,14 @@ func WatchShardOrders(ctx context.Context, path, statePath, job string, log *slo
 				if who == "" {
 					who = CommandLine
 				}
-				_, err := Control(statePath, ControlRequest{Op: ord.Op, Job: job, Who: who})
+				var err error
+				if already(statePath, job, ord.Op) {
+					// Reached through its socket already (the admin's
+					// machine holds this shard's file): not twice in its log.
+					err = errAlready
+				} else {
+					_, err = Control(statePath, ControlRequest{Op: ord.Op, Job: job, Who: who})
+				}
 				switch {
 				case err == nil:
 					done = ord.At
@@ -133,4 +142,16 @@ func WatchShardOrders(ctx context.Context, path, statePath, job string, log *slo
 		case <-t.C:
 		}
 	}
+}
+
+var errAlready = errors.New("the job is in that state already")
+
+// already says whether the running job is in the state op leads to.
+func already(statePath, job, op string) bool {
+	rep, err := Control(statePath, ControlRequest{Op: "status", Job: job})
+	if err != nil || rep.Status == nil {
+		return false
+	}
+	want := map[string]state.JobState{"pause": state.JobPaused, "resume": state.JobRunning, "end": state.JobEnded}[op]
+	return rep.Status.Job.State == want
 }

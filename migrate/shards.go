@@ -123,3 +123,14 @@ func (m *Manager) ExportShards(jobID string, n int, dir, who string) ([]int, err
 	m.EventBy(who, jobID, "", "job.sharded", fmt.Sprintf("%s exported job %s as %d shards into %s", state.Actor(who), jobID, n, dir))
 	return counts, nil
 }
+
+// RunShard is Run for a shard's process, which a cluster starts and
+// restarts, not a person: a paused job waits in it for its resume (the
+// shards' order) instead of being refused, so a pod restarted while its
+// job is paused neither fails nor runs.
+func (m *Manager) RunShard(jobID string) error {
+	if err := m.start(jobID, runOptions{}); err != nil {
+		return err
+	}
+	return m.Wait(jobID)
+}

@@ -142,6 +142,8 @@ func startShard(c *cli.Context, store *state.Store, jobID string, cfg *migrate.C
 		}
 		fmt.Fprintf(os.Stderr, "banjia: %s now holds shard %s of job %s: the accounts of other shards in it are left to their own shards\n", store.Path, sh, jobID)
 	}
+	// From here on the run is a shard's, however it was named.
+	cfg.Shard = job.Shard
 	// The exit code is about this shard's accounts.
 	accts, err := store.Accounts(jobID)
 	if err != nil {

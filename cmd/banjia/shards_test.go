@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,8 +78,8 @@ func TestShardsControlAndAdd(t *testing.T) {
 	// orders and the shards' published statuses on one they all share.
 	cluster := filepath.Join(dir, "cluster")
 	os.Mkdir(cluster, 0o700)
-	var procs []*exec.Cmd
-	for i, p := range []string{s0, s1} {
+	procs := make([]*exec.Cmd, 2)
+	startShard := func(i int, p string) {
 		// The index from the Indexed Job's environment.
 		cmd := exec.Command(binary, "--state", p, "--lang", "en", "job", "start", "acme")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i), "BANJIA_SHARDS=2",
@@ -94,7 +95,10 @@ func TestShardsControlAndAdd(t *testing.T) {
 				cmd.Wait()
 			}
 		})
-		procs = append(procs, cmd)
+		procs[i] = cmd
+	}
+	for i, p := range []string{s0, s1} {
+		startShard(i, p)
 	}
 	attached := func(want state.JobState) {
 		t.Helper()
@@ -173,11 +177,24 @@ func TestShardsControlAndAdd(t *testing.T) {
 		t.Fatalf("pause through the order file:\n%s", out)
 	}
 	attached(state.JobPaused)
-	// And through the shards' own sockets, here.
-	if out := must("job", "resume", "acme", "--shards", shards); !strings.Contains(out, "2 reached at once") {
-		t.Fatalf("resume through the sockets:\n%s", out)
-	}
+	// A pod killed while its job is paused starts again and waits, paused.
+	procs[0].Process.Signal(syscall.SIGKILL)
+	procs[0].Wait()
+	startShard(0, s0)
+	waitUntil(t, func() bool {
+		out, err := run(nil, "job", "status", "acme", "--state", s0, "--json")
+		var sts []*migrate.Status
+		return err == nil && json.Unmarshal([]byte(out), &sts) == nil && len(sts) == 1 && sts[0].Attached && sts[0].Job.State == state.JobPaused
+	})
+	must("job", "resume", "acme", "--shards", cluster)
 	attached(state.JobRunning)
+	// And through the shards' own sockets, here.
+	for _, op := range []string{"pause", "resume"} {
+		if out := must("job", op, "acme", "--shards", shards); !strings.Contains(out, "2 reached at once") {
+			t.Fatalf("%s through the sockets:\n%s", op, out)
+		}
+		attached(map[string]state.JobState{"pause": state.JobPaused, "resume": state.JobRunning}[op])
+	}
 
 	// An account goes to its own shard: the other refuses it by name.
 	other := ""
