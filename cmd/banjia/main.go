@@ -149,7 +149,7 @@ func runnerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "parallel", Value: 4, Usage: "accounts copied at once"},
 		&cli.IntFlag{Name: "conns", Value: 2, Usage: "connections per account"},
-		&cli.IntFlag{Name: "per-host", Value: 10, Usage: "most connections to one source host"},
+		&cli.IntFlag{Name: "per-host", Value: 10, Usage: "most connections to one source host (a sharded job's: the whole job's, shared among its shards, listing sessions included)"},
 		&cli.DurationFlag{Name: "retry-for", Value: 5 * time.Minute, Usage: "how long a connection or message that keeps failing is retried without progress before it is given up"},
 		&cli.DurationFlag{Name: "connect-for", Value: time.Minute, Usage: "how long an account keeps trying to reach its servers before any of its mail moved"},
 		&cli.DurationFlag{Name: "retry-wait", Value: 250 * time.Millisecond, Usage: "the first wait after a failure; it doubles, with jitter, up to 30s"},
