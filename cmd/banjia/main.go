@@ -525,7 +525,7 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, shardCreateFlags()...)
 	return &cli.Command{
 		Name:  "job",
-		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, notices, account, show, delete, sync, close",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, notices, account, show, delete, sync, close, export-shards, logs",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
