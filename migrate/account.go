@@ -511,7 +511,11 @@ func (a *accountRun) pass(ctx context.Context) error {
 		}
 		return err
 	}
-	defer src.Close()
+	// Closed as soon as every folder is listed (the lanes have their own
+	// sessions): the source then sees the account's session only while it
+	// holds its place among the accounts copied at once.
+	closeSrc := sync.OnceFunc(func() { src.Close() })
+	defer closeSrc()
 	err = a.retryConnect(ctx, dstEP.Addr(), func() (err error) {
 		if dst, err = a.r.cfg.OpenSink(ctx, dstEP); err != nil {
 			dst = nil
@@ -527,7 +531,10 @@ func (a *accountRun) pass(ctx context.Context) error {
 		}
 		return err
 	}
-	defer dst.Close()
+	// Closed with the source's, for the same reason: the lanes have their
+	// own.
+	closeDst := sync.OnceFunc(func() { dst.Close() })
+	defer closeDst()
 	fm, err := mapFolders(ctx, src, dst, a.job.Options.Renames)
 	if err != nil {
 		return err
@@ -582,6 +589,8 @@ func (a *accountRun) pass(ctx context.Context) error {
 			}
 		}
 		batches.close()
+		closeSrc()
+		closeDst()
 		// Every batch is with a lane: the next account may start.
 		if err := batches.drained(edge); err != nil {
 			return atBoundary(err)
@@ -644,7 +653,11 @@ func isAllMail(f mail.Folder) bool {
 // addr (outages). While it waits to try again the account gives up its
 // place, so accounts whose servers answer copy meanwhile; once connected it
 // needs a place again, and if none is free it closes (shut) the session
-// it just opened rather than hold it idle through the wait.
+// it just opened rather than hold it idle through the wait. A shard
+// (shards.go) counts the account's source session among its places, so
+// there the account keeps its place while it waits: its source session
+// may be open (waiting for the target), and a place given up would let
+// another account open one more.
 func (a *accountRun) retryConnect(ctx context.Context, addr string, open func() error, shut func()) error {
 	gaveUp := false
 	for attempt := 1; ; attempt++ {
@@ -667,7 +680,9 @@ func (a *accountRun) retryConnect(ctx context.Context, addr string, open func() 
 			return err
 		}
 		a.r.cfg.Log.Warn("cannot connect; retrying", "account", a.acct.ID, "attempt", attempt, "err", err)
-		gaveUp = a.place.give() || gaveUp
+		if !a.r.placeFirst {
+			gaveUp = a.place.give() || gaveUp
+		}
 		if !sleep(a.edge, backoff(a.r.cfg.RetryBase, a.r.cfg.RetryMax, attempt, fault.Wait(err))) {
 			return context.Cause(a.edge)
 		}

@@ -104,6 +104,9 @@ func AddAccounts(store *state.Store, job *state.Job, rows []AccountRow, now time
 	mode := job.ModeOf()
 	var accts []*state.Account
 	for _, row := range rows {
+		if err := job.CheckShard(row.Old); err != nil {
+			return 0, fmt.Errorf("line %d: %w", row.Line, err)
+		}
 		a, err := store.Account(job.ID, row.Old)
 		if errors.Is(err, state.ErrNotFound) {
 			if !job.EnrollUntil.IsZero() && !now.Before(job.EnrollUntil) {

@@ -310,6 +310,9 @@ func (m *Manager) CheckEnroll(jobID, member, old string) error {
 	if !job.Closed.IsZero() {
 		return ErrEnrollClosed
 	}
+	if err := job.CheckShard(old); err != nil {
+		return err
+	}
 	if taken, err := newTaken(m.store, jobID, member); err != nil || taken != nil {
 		if taken != nil {
 			return taken

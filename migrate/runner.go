@@ -38,7 +38,11 @@ type Config struct {
 	// with the passwords kept for the syncs (cutover.go).
 	Rerun bool
 	// Only, when set, limits the run to these accounts (banjia job retry).
-	Only       map[string]bool
+	Only map[string]bool
+	// Shard, when set, limits the run to the accounts of that shard, and
+	// shares PerHost and the job's rate caps out among the shards
+	// (shards.go). A state file exported as a shard says its own.
+	Shard      *state.Shard
 	OpenSource func(ctx context.Context, e mail.Endpoint) (sources.Source, error)
 	OpenSink   func(ctx context.Context, e mail.Endpoint) (sinks.Sink, error)
 	Log        *slog.Logger
@@ -144,6 +148,12 @@ type Runner struct {
 	ended       bool
 	stopped     bool
 	hostSems    map[string]chan struct{}
+	perHost     int // this run's share of PerHost for the lanes (shards.go)
+	accounts    int // this run's accounts copied at once (shards.go)
+	// placeFirst: an account's own source session counts among the
+	// connections (a shard's), so it is open only while the account holds
+	// its place (retryConnect).
+	placeFirst bool
 	// hostPause holds hosts that asked us to back off (throttling), until when.
 	hostPause map[string]time.Time
 	// outages are the servers nobody of this run has reached lately.
@@ -214,10 +224,19 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			return fmt.Errorf("job %s is paused: run `banjia job resume %s` first", jobID, jobID)
 		}
 	}
+	if err := checkShard(job, r.cfg.Shard); err != nil {
+		return err
+	}
+	shard := r.shardOf(job)
+	perHost, accounts, err := SourceBudget(r.cfg.PerHost, r.cfg.Accounts, shard)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	r.job = job
+	r.perHost, r.accounts, r.placeFirst = perHost, accounts, shard != nil && shard.Count > 1
 	r.paused, r.ended, r.stopped, r.saveErr = job.State == state.JobPaused, false, false, nil
-	r.rates = newRates(job.Options.MaxRate, job.Options.MaxRatePerHost)
+	r.rates = newRates(shareRate(job.Options.MaxRate, shard), shareRate(job.Options.MaxRatePerHost, shard))
 	r.outside, r.windowSeen = false, false
 	r.mu.Unlock()
 	if w := jobWindow(job); w != nil {
@@ -293,7 +312,7 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 			// unless its member started it again since (it is no longer in
 			// a final state).
 			if (finished[a.ID] && a.State.Finished()) || a.State == state.AccountAbandoned || (a.State == state.AccountSucceeded && !r.cfg.Rerun) ||
-				(r.cfg.Only != nil && !r.cfg.Only[a.ID]) {
+				(r.cfg.Only != nil && !r.cfg.Only[a.ID]) || !shard.Owns(a.ID) {
 				continue
 			}
 			if a.State == state.AccountPaused {
@@ -488,7 +507,11 @@ func (r *Runner) round(ctx context.Context, job *state.Job, todo []*state.Accoun
 		}
 	}()
 
-	sem := make(chan struct{}, r.cfg.Accounts)
+	places := r.accounts
+	if places <= 0 {
+		places = r.cfg.Accounts
+	}
+	sem := make(chan struct{}, places)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := map[string]bool{}
@@ -818,7 +841,11 @@ func (r *Runner) hostSlot(host string) chan struct{} {
 	defer r.mu.Unlock()
 	s, ok := r.hostSems[host]
 	if !ok {
-		s = make(chan struct{}, r.cfg.PerHost)
+		n := r.perHost
+		if n <= 0 {
+			n = r.cfg.PerHost // before Run (a verification)
+		}
+		s = make(chan struct{}, n)
 		r.hostSems[host] = s
 	}
 	return s

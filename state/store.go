@@ -148,6 +148,9 @@ type Job struct {
 	// Cutover (see cutover.go): how long stored credentials are kept
 	// for syncs, and the job's phase.
 	Cutover
+	// Shard, when set, says this state file holds one shard of the job
+	// (shard.go): only the accounts whose old address hashes to it.
+	Shard *Shard `json:",omitempty"`
 }
 
 // ModeOf is the job's mode, with older records read by what they hold.

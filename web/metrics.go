@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/notify"
 	"github.com/banjia-mail/banjia/state"
 )
@@ -19,7 +20,7 @@ import (
 // accounts (state.Totals), so a scrape costs the same for 10 accounts as
 // for 100,000; events are counted as they happen.
 type metrics struct {
-	s   *Server
+	mgr *migrate.Manager
 	reg *prometheus.Registry
 
 	events *prometheus.CounterVec
@@ -47,14 +48,25 @@ var (
 )
 
 func newMetrics(s *Server) *metrics {
-	m := &metrics{s: s, reg: prometheus.NewRegistry(), prev: map[string]sample{},
+	return newMetricsOf(s.m, shardLabel(s.store))
+}
+
+// newMetricsOf collects the jobs of mgr's state file; shard, when set,
+// labels every series (shard="3"), so that Prometheus sums the shards of
+// one job (docs/scale-out.md).
+func newMetricsOf(mgr *migrate.Manager, shard string) *metrics {
+	m := &metrics{mgr: mgr, reg: prometheus.NewRegistry(), prev: map[string]sample{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "banjia_events_total", Help: "Audit events by kind."}, []string{"kind"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "banjia_errors_total", Help: "Errors by class: account (an account failed), warning, notify (a notification mail failed)."}, []string{"class"}),
 	}
 	for _, c := range []string{"account", "warning", "notify"} {
 		m.errors.WithLabelValues(c)
 	}
-	m.reg.MustRegister(m, m.events, m.errors, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var reg prometheus.Registerer = m.reg
+	if shard != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"shard": shard}, m.reg)
+	}
+	reg.MustRegister(m, m.events, m.errors, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -90,7 +102,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	sts, err := m.s.m.Summaries()
+	sts, err := m.mgr.Summaries()
 	if err != nil {
 		return
 	}

@@ -119,8 +119,8 @@ func jobNameLast(args []string) []string {
 		if args[i] != "job" {
 			continue
 		}
-		if args[i+1] == "account" {
-			// It reads its own arguments, flags anywhere.
+		if args[i+1] == "account" || args[i+1] == "export-shards" {
+			// They read their own arguments (JOB N DIR: no flags).
 			return args
 		}
 		name := args[i+2]
@@ -149,7 +149,7 @@ func runnerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "parallel", Value: 4, Usage: "accounts copied at once"},
 		&cli.IntFlag{Name: "conns", Value: 2, Usage: "connections per account"},
-		&cli.IntFlag{Name: "per-host", Value: 10, Usage: "most connections to one source host"},
+		&cli.IntFlag{Name: "per-host", Value: 10, Usage: "most connections to one source host (a sharded job's: the whole job's, shared among its shards, listing sessions included)"},
 		&cli.DurationFlag{Name: "retry-for", Value: 5 * time.Minute, Usage: "how long a connection or message that keeps failing is retried without progress before it is given up"},
 		&cli.DurationFlag{Name: "connect-for", Value: time.Minute, Usage: "how long an account keeps trying to reach its servers before any of its mail moved"},
 		&cli.DurationFlag{Name: "retry-wait", Value: 250 * time.Millisecond, Usage: "the first wait after a failure; it doubles, with jitter, up to 30s"},
@@ -529,9 +529,10 @@ func jobCommand() *cli.Command {
 	createFlags = append(createFlags, passFlags("to-admin", "target admin's", "BANJIA_TO_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, passFlags("from-admin", "migration admin's (or client secret)", "BANJIA_FROM_ADMIN_PASSWORD")...)
 	createFlags = append(createFlags, endpointFlags()...)
+	createFlags = append(createFlags, shardCreateFlags()...)
 	return &cli.Command{
 		Name:  "job",
-		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, notices, account, show, delete, sync, close",
+		Usage: "domain-wide migration jobs: create, start, pause, resume, end, status, accounts, add, invite, notices, account, show, delete, sync, close, export-shards, logs",
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a job from an accounts CSV", ArgsUsage: "JOB",
@@ -577,7 +578,7 @@ func jobCommand() *cli.Command {
 			{
 				Name: "start", Usage: "run a job in the foreground until it finishes (Ctrl-C saves and stops)", ArgsUsage: "JOB",
 				Description: exitCodesHelp,
-				Flags:       append(append(runnerFlags(), startNotifyFlags()...), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
+				Flags:       append(append(append(runnerFlags(), startNotifyFlags()...), shardStartFlags()...), &cli.BoolFlag{Name: "rerun", Usage: "copy new mail for accounts that already succeeded, as banjia job sync does"}),
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					store, err := state.OpenExisting(c.String("state"))
@@ -590,7 +591,12 @@ func jobCommand() *cli.Command {
 						return err
 					}
 					cfg.Rerun = c.Bool("rerun")
-					return outcome(store, id, runJobNotified(c, store, id, cfg), nil)
+					only, stop, err := prepareStart(c, store, id, &cfg)
+					if err != nil {
+						return err
+					}
+					defer stop()
+					return outcome(store, id, runJobNotified(c, store, id, cfg), only)
 				},
 			},
 			controlCommand("pause", "pause a job at the next message boundary"),
@@ -598,12 +604,12 @@ func jobCommand() *cli.Command {
 			controlCommand("end", "end a job: running accounts stop, the rest are abandoned"),
 			{
 				Name: "status", Usage: "the job table (all jobs, or one)", ArgsUsage: "[JOB]",
-				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
+				Flags:  append(viewFlags(), &cli.BoolFlag{Name: "json"}),
 				Action: func(c *cli.Context) error { return status(c, false) },
 			},
 			{
 				Name: "accounts", Usage: "per-account progress of a job", ArgsUsage: "JOB",
-				Flags:  []cli.Flag{&cli.BoolFlag{Name: "json"}},
+				Flags:  append(viewFlags(), &cli.BoolFlag{Name: "json"}),
 				Action: func(c *cli.Context) error { return status(c, true) },
 			},
 			syncCommand(),
@@ -614,6 +620,8 @@ func jobCommand() *cli.Command {
 			accountCommand(),
 			showCommand(),
 			deleteCommand(),
+			exportShardsCommand(),
+			jobLogsCommand(),
 		},
 	}
 }
@@ -711,16 +719,24 @@ func importFlags() []cli.Flag {
 func controlCommand(op, usage string) *cli.Command {
 	return &cli.Command{
 		Name: op, Usage: usage, ArgsUsage: "JOB",
+		Flags: viewFlags(),
 		Action: func(c *cli.Context) error {
 			id := c.Args().First()
 			if id == "" {
 				return fmt.Errorf("which job? banjia job %s JOB", op)
 			}
-			_, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: op, Job: id})
+			paths, err := statePaths(c)
+			if err != nil {
+				return err
+			}
+			if len(paths) > 1 || c.String("shards") != "" {
+				return controlShards(c, op, id, paths)
+			}
+			_, err = migrate.Control(paths[0], migrate.ControlRequest{Op: op, Job: id})
 			if errors.Is(err, migrate.ErrNoRunner) {
 				// Nothing holds the state file: its records change here, and a
 				// resumed job waits for its next start.
-				store, err := state.OpenExisting(c.String("state"))
+				store, err := state.OpenExisting(paths[0])
 				if err != nil {
 					return err
 				}
@@ -741,10 +757,10 @@ func controlCommand(op, usage string) *cli.Command {
 	}
 }
 
-// statuses reads job statuses from the running job, or from the state file
+// statusesAt reads job statuses from the running job, or from the state file
 // when nothing runs.
-func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
-	rep, err := migrate.Control(c.String("state"), migrate.ControlRequest{Op: "status"})
+func statusesAt(path, id string) ([]*migrate.Status, error) {
+	rep, err := migrate.Control(path, migrate.ControlRequest{Op: "status"})
 	if err == nil && rep.Statuses != nil {
 		// banjia serve runs every job of the file.
 		var out []*migrate.Status
@@ -765,7 +781,7 @@ func statuses(c *cli.Context, id string) ([]*migrate.Status, error) {
 	} else if err != nil && !errors.Is(err, migrate.ErrNoRunner) {
 		return nil, err
 	}
-	store, err := state.OpenExisting(c.String("state"))
+	store, err := state.OpenExisting(path)
 	if err != nil {
 		return nil, err
 	}
@@ -786,7 +802,14 @@ func status(c *cli.Context, perAccount bool) error {
 	if perAccount && id == "" {
 		return errors.New("which job? banjia job accounts JOB")
 	}
-	sts, err := statuses(c, id)
+	paths, err := statePaths(c)
+	if err != nil {
+		return err
+	}
+	if len(paths) > 1 || c.String("shards") != "" {
+		return statusShards(c, paths, perAccount)
+	}
+	sts, err := statusesAt(paths[0], id)
 	if err != nil {
 		return err
 	}
@@ -814,6 +837,9 @@ func createJob(c *cli.Context) error {
 	// Before any password is asked for: a name that cannot be used is
 	// refused at once.
 	if err := migrate.CheckJobName(id); err != nil {
+		return err
+	}
+	if err := checkShardCreate(c); err != nil {
 		return err
 	}
 	src, err := parseSource(c)
@@ -856,6 +882,9 @@ func createJob(c *cli.Context) error {
 	job, n, err := migrate.NewIdleManager(store, migrate.Config{Log: logger(c)}).Create(c.Context, req, migrate.CommandLine)
 	if err != nil {
 		return err
+	}
+	if c.Int("shards") > 0 {
+		return exportAfterCreate(c, store, job.ID, n)
 	}
 	fmt.Printf("job %s created with %d accounts; start it with: banjia job start %s\n", job.ID, n, job.ID)
 	return nil

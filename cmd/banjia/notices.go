@@ -100,6 +100,9 @@ func runJobNotified(c *cli.Context, store *state.Store, id string, cfg migrate.C
 		ctx, cancel := context.WithCancel(c.Context)
 		defer cancel()
 		ns.schedule(ctx, m, "", lang)
+		if cfg.Shard != nil {
+			return m.RunShard(id)
+		}
 		return m.Run(id)
 	})
 }

@@ -37,6 +37,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
 		&cli.BoolFlag{Name: "secure-cookies", Usage: "mark cookies Secure on plain HTTP too (behind a TLS proxy)"},
+		&cli.StringFlag{Name: "shards", Usage: "show the shards of a job in this folder instead (read-only JSON API with the admin token; runs nothing): their state files or the statuses they publish there"},
 		&cli.StringFlag{Name: "public-url", Usage: "the portal's address as members reach it, for the links in invitation mails, e.g. https://move.example.com/ (without it, invitations link to --listen when that is a loopback address and are refused otherwise)"},
 	}
 	flags = append(flags, notifyFlags()...)
@@ -53,6 +54,9 @@ While serving, banjia job pause/resume/end/status/add and banjia logs -f talk to
 }
 
 func serve(c *cli.Context) error {
+	if dir := c.String("shards"); dir != "" {
+		return serveShards(c, dir)
+	}
 	adminPW, err := secretFrom(c.String("admin-password-file"), "BANJIA_ADMIN_PASSWORD")
 	if err != nil {
 		return err
