@@ -423,7 +423,8 @@ func (r *Runner) synced(jobID string) error {
 	if err != nil {
 		return err
 	}
-	summary := strings.Replace(r.summary(jobID), "completed:", fmt.Sprintf("synced (sync %d):", n), 1)
-	r.event(jobID, "", "job.synced", summary)
+	summary := r.summary(jobID)
+	summary.Code, summary.Args["sync"] = "ev.job.synced", strconv.Itoa(n)
+	r.eventOf(jobID, "", "job.synced", summary)
 	return nil
 }

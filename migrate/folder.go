@@ -302,7 +302,7 @@ func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f mail.Folder,
 		if err != nil && fault.Classify(err) == fault.Message {
 			// The target refuses this folder (its name, most often): the
 			// folder fails once, with the server's reason.
-			a.folderFailed(cp, pending, fault.Reason(refused))
+			a.folderFailed(cp, pending, fault.WhyOf(refused))
 			return tf, false, nil
 		}
 	}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // The application layer: every change a person makes to a job (from the
@@ -251,7 +253,8 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 		}
 		return nil, 0, fmt.Errorf("accounts CSV %w", err)
 	}
-	m.EventBy(who, job.ID, "", "job.created", fmt.Sprintf("job %s created by %s: %s, %d accounts, %s -> %s", job.ID, state.Actor(who), job.ModeOf(), n, src, dst))
+	m.EventOf(who, job.ID, "", "job.created", wording.New("ev.job.created", "job", job.ID, "who", who,
+		"mode", job.ModeOf(), "n", strconv.Itoa(n), "from", src.String(), "to", dst.String()))
 	return job, n, nil
 }
 

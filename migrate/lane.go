@@ -151,7 +151,7 @@ func (l *lane) copyBatch(b *batch) error {
 		var me *mail.MessageError
 		if errors.As(err, &me) {
 			// One unreadable message: fail it alone, go on with the rest.
-			l.a.failed(b, me.Message, fault.Reason(me.Err))
+			l.a.failed(b, me.Message, fault.WhyOf(me.Err))
 			w.remaining = without(w.remaining, map[uint32]bool{me.Message.UID: true})
 			continue
 		}
@@ -319,7 +319,7 @@ func (l *lane) record(w *work, r *round, m mail.Message, res sinks.Appended, err
 		}
 		if fault.Classify(err) == fault.Message {
 			r.processed[m.UID] = true
-			l.a.failed(b, m, fault.Reason(err))
+			l.a.failed(b, m, fault.WhyOf(err))
 			return nil
 		}
 		if errors.Is(err, sinks.ErrInDoubt) {

@@ -20,6 +20,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // JobState is a job's state, worded as the job table (docs/requirements.md R6, R9).
@@ -197,6 +198,9 @@ type Account struct {
 	Phone  string `json:",omitempty"`
 	State  AccountState
 	Reason string `json:",omitempty"`
+	// Why is Reason as a catalogue code and its parameters, for reading in
+	// another language (ReasonIn); files from before the codes have none.
+	Why    *wording.Reason `json:",omitempty"`
 	Counts Counts
 	// Sealed secrets: never printed; kept for syncs until the job is
 	// closed or SecretsUntil (Job.SecretsDeadline) passes, then wiped.
@@ -244,6 +248,8 @@ type Checkpoint struct {
 	// FolderReason says why the whole folder could not be copied (the
 	// target refused to create it): every message of Failed failed for it.
 	FolderReason string `json:",omitempty"`
+	// FolderWhy is FolderReason as a catalogue code and its parameters.
+	FolderWhy *wording.Reason `json:",omitempty"`
 	// Wanted is the target name the folder map chose when Target differs
 	// from it: the target refused that name and Target is the one it took.
 	Wanted string `json:",omitempty"`
@@ -276,6 +282,8 @@ type Event struct {
 	Account string `json:",omitempty"`
 	Kind    string // job.created, job.started, job.paused, job.resumed, job.ended, job.completed, account.started, account.succeeded, account.failed, account.abandoned, warning
 	Message string
+	// Why is Message as a catalogue code and its parameters (Text).
+	Why *wording.Reason `json:",omitempty"`
 	// Who acted (an Actor: "admin:alice", "cli:root@host", "banjia", ...).
 	Who string `json:",omitempty"`
 }

@@ -19,7 +19,6 @@ import (
 	"net/http"
 	netmail "net/mail"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,8 +222,6 @@ var funcs = template.FuncMap{
 		return int(100 * (c.Imported + c.Failed) / c.ToImport)
 	},
 }
-
-var countsLine = regexp.MustCompile(`^\d+ to import, \d+ imported, \d+ failed(; |$)`)
 
 func (s *Server) parse() error {
 	s.pages = map[string]*template.Template{}

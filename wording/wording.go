@@ -107,6 +107,10 @@ func (r Reason) arg(l, name string) string {
 			return ""
 		}
 		return "; " + v
+	case "who":
+		if f := actorText; f != nil && v != "" {
+			return f(l, v)
+		}
 	case "state":
 		// A state name (running, failed, ...) is said in the product's words.
 		if w, ok := entries["state."+v]; ok {
@@ -118,6 +122,13 @@ func (r Reason) arg(l, name string) string {
 	}
 	return v
 }
+
+// actorText words who acted (state.Actor), set by the state package,
+// which knows the kinds of actors.
+var actorText func(lang, actor string) string
+
+// SetActorText says how the "who" parameter is worded.
+func SetActorText(f func(lang, actor string) string) { actorText = f }
 
 // wrap words the parameters that carry someone else's words.
 var wrap = map[string]map[string]string{

@@ -69,9 +69,9 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 	for _, a := range st.Accounts {
 		note := a.Counts.Line(lang)
 		if a.State == state.AccountFailed || a.State == state.AccountAbandoned || a.State == state.AccountPaused {
-			note = a.Reason + " (" + note + ")"
+			note = a.ReasonIn(lang) + " (" + note + ")"
 		} else if a.State == state.AccountPartial {
-			note = a.Reason
+			note = a.ReasonIn(lang)
 		} else if a.State == state.AccountNotStarted {
 			note = "-"
 		} else if eta, ok := st.AccountETA[a.ID]; ok {

@@ -1,0 +1,19 @@
+package web
+
+import (
+	"regexp"
+
+	"github.com/banjia-mail/banjia/state"
+)
+
+// inLang is a copy of e whose Message is worded in lang, for the pages'
+// templates, which print Message.
+func inLang(lang string, e *state.Event) *state.Event {
+	c := *e
+	c.Message = e.Text(lang)
+	return &c
+}
+
+// countsLine is the counts line a finished account's reason begins with,
+// in either language: the page shows the counts already.
+var countsLine = regexp.MustCompile(`^(\d+ to import, \d+ imported, \d+ failed|总计需导入\d+封邮件, 已成功导入\d+封, 失败\d+封)(; |$)`)
