@@ -276,6 +276,10 @@ var entries = map[string]entry{
 	"check.summary": {[]string{"n", "passed", "failed"},
 		"%[1]s checks: %[2]s passed, %[3]s failed",
 		"共检查 %[1]s 项: %[2]s 项通过, %[3]s 项失败"},
+	// A reason from a source, then the error under it (the server's words).
+	"check.reason": {[]string{"cause", "err"},
+		"%[1]s: %[2]s",
+		"%[1]s (详情: %[2]s)"},
 	"check.dns.ip": {[]string{"ip"},
 		"address %[1]s",
 		"IP 地址 %[1]s"},
