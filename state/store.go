@@ -30,7 +30,7 @@ const (
 	JobCreated   JobState = "created"   // 未启动
 	JobRunning   JobState = "running"   // 搬家中
 	JobPaused    JobState = "paused"    // 搬家已暂停
-	JobCompleted JobState = "completed" // 搬家完成: every account finished; a re-run copies only new mail
+	JobCompleted JobState = "completed" // 搬家已结束 (as ended): every account finished; a re-run copies only new mail
 	JobEnded     JobState = "ended"     // 搬家已结束: ended by the admin, the rest abandoned
 )
 

@@ -372,7 +372,7 @@ var auditWords = map[string]map[string]string{
 		"ev.account.resumed":   "继续搬家",
 		"ev.account.paused":    "搬家已暂停",
 		"ev.account.succeeded": "搬家成功",
-		"ev.account.partial":   "搬家完成, 部分邮件没有搬过来",
+		"ev.account.partial":   "搬家已结束, 部分邮件没有搬过来",
 		"ev.account.failed":    "搬家失败",
 		"ev.account.abandoned": "搬家已停止",
 		"ev.account.synced":    "已同步新邮件",
