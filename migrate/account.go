@@ -250,6 +250,7 @@ func (a *accountRun) failed(b *batch, m mail.Message, why wording.Reason) {
 	}
 	if len(cp.Reasons) < maxReasons {
 		cp.Reasons[m.UID] = reason
+		cp.NoteReason(why)
 	}
 	noteFailedLocked(cp, m)
 	a.acct.Counts.Failed = a.failedCount()

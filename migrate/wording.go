@@ -40,7 +40,16 @@ func leftWhy(c state.Counts, groups []FailureGroup) wording.Reason {
 		left += g.Messages
 	}
 	return wording.New("left", "to", n64(c.ToImport), "imported", n64(c.Imported), "failed", n64(c.Failed),
-		"left", n64(left), "groups", GroupsLine(groups, 3))
+		"left", n64(left)).With("groups", GroupsWhy(groups, 3))
+}
+
+// accountWhy is an account's reason as a reason: its code while the code
+// still says the text (see state.Account.ReasonIn).
+func accountWhy(a *state.Account) wording.Reason {
+	if a.Why != nil && a.Why.String() == a.Reason {
+		return *a.Why
+	}
+	return wording.Plain(a.Reason)
 }
 
 func n64(n int64) string { return strconv.FormatInt(n, 10) }

@@ -28,6 +28,43 @@ func (c *Checkpoint) FolderReasonIn(lang string) string {
 	return textIn(c.FolderReason, c.FolderWhy, lang)
 }
 
+// maxReasonWhys bounds the codes a checkpoint keeps: distinct reasons are
+// few, and one beyond them is still read in English.
+const maxReasonWhys = 64
+
+// NoteReason keeps why's code for its English text, as Reasons holds it.
+func (c *Checkpoint) NoteReason(why wording.Reason) {
+	if !why.Coded() {
+		return
+	}
+	text := why.String()
+	if _, ok := c.ReasonWhys[text]; ok {
+		return
+	}
+	if c.ReasonWhys == nil {
+		c.ReasonWhys = map[string]*wording.Reason{}
+	}
+	if len(c.ReasonWhys) < maxReasonWhys {
+		c.ReasonWhys[text] = &why
+	}
+}
+
+// WhyOf is a text of Reasons as a reason: its code where kept.
+func (c *Checkpoint) WhyOf(text string) wording.Reason {
+	if w := c.ReasonWhys[text]; w != nil {
+		return *w
+	}
+	return wording.Plain(text)
+}
+
+// FolderWhyOf is FolderReason as a reason.
+func (c *Checkpoint) FolderWhyOf() wording.Reason {
+	if c.FolderWhy != nil && c.FolderWhy.String() == c.FolderReason {
+		return *c.FolderWhy
+	}
+	return wording.Plain(c.FolderReason)
+}
+
 // Text is the event's line in lang.
 func (e *Event) Text(lang string) string {
 	if e.Why == nil || !e.Why.Coded() {

@@ -242,6 +242,9 @@ type Checkpoint struct {
 	Failed         Ranges            // source UIDs that failed in the latest run
 	Skipped        Ranges            // source UIDs out of scope
 	Reasons        map[uint32]string `json:",omitempty"` // why, for failed UIDs (bounded)
+	// ReasonWhys are the codes of the texts in Reasons, one per distinct
+	// text (bounded too), for reading them in another language.
+	ReasonWhys map[string]*wording.Reason `json:",omitempty"`
 	// Sizes and Dates of failed UIDs, for the report (bounded like Reasons).
 	Sizes map[uint32]int64     `json:",omitempty"`
 	Dates map[uint32]time.Time `json:",omitempty"`

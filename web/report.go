@@ -35,7 +35,7 @@ type reportView struct {
 
 // report lists what the job did not copy, of one account when account is
 // set.
-func (s *Server) report(id, account string) ([]migrate.NotCopied, error) {
+func (s *Server) report(r *http.Request, id, account string) ([]migrate.NotCopied, error) {
 	if _, err := s.store.Job(id); err != nil {
 		return nil, err
 	}
@@ -43,6 +43,7 @@ func (s *Server) report(id, account string) ([]migrate.NotCopied, error) {
 	if err != nil {
 		return nil, err
 	}
+	migrate.InLang(rows, langOf(r, s.cfg.Lang))
 	if account == "" {
 		return rows, nil
 	}
@@ -57,7 +58,7 @@ func (s *Server) report(id, account string) ([]migrate.NotCopied, error) {
 
 func (s *Server) reportPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	id, account := r.PathValue("id"), strings.TrimSpace(r.URL.Query().Get("account"))
-	rows, err := s.report(id, account)
+	rows, err := s.report(r, id, account)
 	if errors.Is(err, state.ErrNotFound) {
 		http.NotFound(w, r)
 		return
@@ -83,7 +84,7 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request, ss *session)
 
 func (s *Server) reportCSV(w http.ResponseWriter, r *http.Request, _ *session) {
 	id := r.PathValue("id")
-	rows, err := s.report(id, strings.TrimSpace(r.URL.Query().Get("account")))
+	rows, err := s.report(r, id, strings.TrimSpace(r.URL.Query().Get("account")))
 	if errors.Is(err, state.ErrNotFound) {
 		http.NotFound(w, r)
 		return
@@ -97,7 +98,7 @@ func (s *Server) reportCSV(w http.ResponseWriter, r *http.Request, _ *session) {
 
 func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, _ string) {
 	id := r.PathValue("id")
-	rows, err := s.report(id, strings.TrimSpace(r.URL.Query().Get("account")))
+	rows, err := s.report(r, id, strings.TrimSpace(r.URL.Query().Get("account")))
 	if errors.Is(err, state.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no job " + strconv.Quote(id)})
 		return

@@ -183,10 +183,32 @@ var entries = map[string]entry{
 		"%[1]s to import, %[2]s imported, %[3]s failed",
 		"总计需导入%[1]s封邮件, 已成功导入%[2]s封, 失败%[3]s封"},
 	// An account that finished with messages left behind: the counts, then
-	// the first groups of reasons (their own wording, see migrate.GroupsLine).
+	// the first groups of reasons (a list of "group", see migrate.GroupsWhy).
 	"left": {[]string{"to", "imported", "failed", "left", "groups"},
-		"%[1]s to import, %[2]s imported, %[3]s failed; %[4]s not on the target: %[5]s",
-		"总计需导入%[1]s封邮件, 已成功导入%[2]s封, 失败%[3]s封; %[4]s封邮件不在新邮箱中: %[5]s"},
+		"%[1]s to import, %[2]s imported, %[3]s failed; %[4]s not on the target (%[5]s)",
+		"总计需导入%[1]s封邮件, 已成功导入%[2]s封, 失败%[3]s封; %[4]s封邮件不在新邮箱中 (%[5]s)"},
+
+	"group": {[]string{"n", "cause"},
+		"%[1]s messages: %[2]s",
+		"%[1]s封邮件: %[2]s"},
+	"group.1": {[]string{"n", "cause"},
+		"%[1]s message: %[2]s",
+		"%[1]s封邮件: %[2]s"},
+	"group.more": {[]string{"n"},
+		"and %[1]s more reasons",
+		"另有%[1]s种原因"},
+	"group.folder": {[]string{"folder", "cause"},
+		"folder %[1]q not copied: %[2]s",
+		"文件夹 %[1]q 没有搬过来: %[2]s"},
+	"group.none": {nil,
+		"reason not recorded",
+		"原因没有记录"},
+	"report.account": {[]string{"cause"},
+		"the account failed: %[1]s",
+		"整个帐号搬家失败: %[1]s"},
+	"report.folder": {[]string{"cause"},
+		"folder not created: %[1]s",
+		"文件夹没有创建: %[1]s"},
 
 	// Events: what the log (banjia logs, the job page, 搬家查询) says.
 	"ev.job.created": {[]string{"job", "who", "mode", "n", "from", "to"},

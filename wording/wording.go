@@ -24,8 +24,25 @@ type Reason struct {
 	// Cause is the reason inside this one ("the connection keeps failing:
 	// <cause>"), worded in the same language.
 	Cause *Reason `json:",omitempty"`
+	// Sub are parameters that are reasons themselves, worded in the same
+	// language (a list of groups of failures inside "left").
+	Sub map[string]Reason `json:",omitempty"`
+	// List, in a Reason without a code, is reasons said one after the
+	// other ("; " between them).
+	List []Reason `json:",omitempty"`
 	// Text is the plain text of a Reason without a code.
 	Text string `json:",omitempty"`
+}
+
+// With is r with the parameter name set to the reason sub.
+func (r Reason) With(name string, sub Reason) Reason {
+	m := make(map[string]Reason, len(r.Sub)+1)
+	for k, v := range r.Sub {
+		m[k] = v
+	}
+	m[name] = sub
+	r.Sub = m
+	return r
 }
 
 // New is the reason code with its parameters, given as name, value pairs.
@@ -53,11 +70,13 @@ func (r Reason) Because(cause Reason) Reason {
 }
 
 // IsZero says r holds nothing.
-func (r Reason) IsZero() bool { return r.Code == "" && r.Text == "" && r.Cause == nil }
+func (r Reason) IsZero() bool {
+	return r.Code == "" && r.Text == "" && r.Cause == nil && len(r.List) == 0
+}
 
-// Coded says r, or a reason inside it, has a code (it reads differently by
-// language).
-func (r Reason) Coded() bool { return r.Code != "" }
+// Coded says r has a code, or is a list of reasons (it reads differently
+// by language).
+func (r Reason) Coded() bool { return r.Code != "" || len(r.List) > 0 }
 
 // String is r in English, the wording kept beside the code in state files
 // and logs.
@@ -68,7 +87,14 @@ func (r Reason) String() string { return r.In("en") }
 // Text if any, else as the code and its parameters.
 func (r Reason) In(lang string) string {
 	if r.Code == "" {
-		if r.Text == "" && r.Cause != nil {
+		switch {
+		case len(r.List) > 0:
+			parts := make([]string, len(r.List))
+			for i, p := range r.List {
+				parts[i] = p.In(lang)
+			}
+			return strings.Join(parts, "; ")
+		case r.Text == "" && r.Cause != nil:
 			return r.Cause.In(lang)
 		}
 		return r.Text
@@ -91,6 +117,9 @@ func (r Reason) In(lang string) string {
 // arg is one parameter as the text shows it: a few names are worded by
 // language around the value (the server's reply stays as it was said).
 func (r Reason) arg(l, name string) string {
+	if sub, ok := r.Sub[name]; ok {
+		return sub.In(l)
+	}
 	v := r.Args[name]
 	switch name {
 	case "cause":

@@ -35,6 +35,7 @@ func reportCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			migrate.InLang(rows, langOf(c.String("lang")))
 			switch {
 			case c.Bool("json"):
 				if rows == nil {
