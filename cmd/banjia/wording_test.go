@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/notify/smtptest"
+	"github.com/banjia-mail/banjia/state"
 )
 
 // banjiaIn runs banjia with the reader's language lang ("": none given).
@@ -204,4 +206,29 @@ func TestHelpInChinese(t *testing.T) {
 	w.env = []string{"BANJIA_LANG=zh"}
 	out, _ := (&cliWorld{World: w.World, env: w.env}).banjiaIn(t, "", "--help")
 	mustHave(t, "banjia --help with BANJIA_LANG=zh", out, "把邮箱从旧邮件系统搬到新的 IMAP 服务器", "命令:", "全局选项:")
+}
+
+// TestOldReasonShown: an account written before the reasons had codes
+// (its Reason only, in English) still shows that reason under --lang zh.
+func TestOldReasonShown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	s, err := state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &state.Job{ID: "old", State: state.JobCompleted, Created: time.Now()}
+	const reason = "login as a@old.test at imap.old.test:993 refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account"
+	if err := s.PutJob(job); err == nil {
+		err = s.PutAccounts("old", &state.Account{ID: "a@old.test", Source: "a@old.test", Target: "a@new.test", State: state.AccountFailed, Reason: reason})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	w := &cliWorld{World: &migratetest.World{Path: path}}
+	out, err := w.banjiaIn(t, "zh", "job", "accounts", "old")
+	if err != nil {
+		t.Fatalf("job accounts: %v\n%s", err, out)
+	}
+	mustHave(t, "job accounts --lang zh of an old state file", out, "a@old.test", "搬家失败", reason)
 }
