@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Cutover (docs/cutover.md): after the first pass the admin switches MX,
@@ -118,7 +119,7 @@ func (m *Manager) Sync(jobID, who string) error {
 		// to the sync, and resumes after it (waitMembersAgain).
 		m.stopWaiting(jobID)
 	}
-	m.EventBy(who, jobID, "", "admin.sync", fmt.Sprintf("%s asked to sync job %s: copy what arrived in the old mailboxes since the last pass", state.Actor(who), jobID))
+	m.EventOf(who, jobID, "", "admin.sync", wording.New("ev.admin.sync", "who", who, "job", jobID))
 	return m.start(jobID, runOptions{sync: true})
 }
 

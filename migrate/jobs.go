@@ -363,7 +363,7 @@ func (m *Manager) Enroll(jobID string, e Enrollment) error {
 	if err := m.store.PutAccounts(jobID, a); err != nil {
 		return err
 	}
-	m.EventBy(state.MemberActor(e.Member), jobID, a.ID, "account.enrolled", fmt.Sprintf("%s typed the old password for %s in the portal; the move starts", e.Member, e.Old))
+	m.EventOf(state.MemberActor(e.Member), jobID, a.ID, "account.enrolled", wording.New("ev.account.enrolled", "member", e.Member, "old", e.Old))
 	if err := m.Wake(jobID); err != nil {
 		// The account is stored: the job's next start takes it.
 		m.cfg.Log.Error("job not woken", "job", jobID, "err", err)
@@ -388,7 +388,7 @@ func (m *Manager) Control(jobID, op, who string) error {
 	} else if !j.Closed.IsZero() {
 		return closedError(j)
 	}
-	m.EventBy(who, jobID, "", "admin."+op, fmt.Sprintf("%s asked to %s job %s", state.Actor(who), op, jobID))
+	m.EventOf(who, jobID, "", "admin."+op, wording.New("ev.admin."+op, "who", who, "job", jobID))
 	return m.control(jobID, op)
 }
 
