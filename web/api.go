@@ -288,6 +288,11 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ string) {
 	if evs == nil {
 		evs = []*state.Event{}
 	}
+	// Message in the language asked for; Why keeps the code.
+	lang := langOf(r, s.cfg.Lang)
+	for i, e := range evs {
+		evs[i] = inLang(lang, e)
+	}
 	writeJSON(w, http.StatusOK, evs)
 }
 
