@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -364,8 +365,8 @@ func (m *Manager) AccountControl(jobID string, req AccountRequest, who string) (
 		// Retry checks and records it.
 		return m.Retry(jobID, who, ids)
 	}
-	m.EventBy(who, jobID, "", "admin.account", fmt.Sprintf("%s asked to %s %d %s of job %s (%s)", state.Actor(who), req.Op, len(ids),
-		plural(int64(len(ids)), "account", "accounts"), jobID, listed(ids)))
+	m.EventOf(who, jobID, "", "admin.account", wording.New(one("ev.admin.account", len(ids)), "who", who, "op", req.Op, "n", strconv.Itoa(len(ids)),
+		"job", jobID, "names", listed(ids)))
 	r := m.runner(jobID)
 	if r != nil {
 		r.ctl.Lock()

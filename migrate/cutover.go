@@ -199,13 +199,13 @@ func (m *Manager) Close(jobID, who string) error {
 		return err
 	}
 	if again {
-		m.EventBy(who, jobID, "", "job.closed", fmt.Sprintf("%s closed job %s again: any credential left was wiped", state.Actor(who), jobID))
+		m.EventOf(who, jobID, "", "job.closed", wording.New("ev.job.closed.again", "who", who, "job", jobID))
 	} else {
-		msg := fmt.Sprintf("%s closed job %s: every stored credential is wiped; it no longer starts or syncs", state.Actor(who), jobID)
+		msg := wording.New("ev.job.closed", "who", who, "job", jobID)
 		if abandoned > 0 {
-			msg += fmt.Sprintf("; %d unfinished %s abandoned", abandoned, plural(int64(abandoned), "account", "accounts"))
+			msg = wording.New(one("ev.job.closed.abandoned", abandoned), "who", who, "job", jobID, "n", strconv.Itoa(abandoned))
 		}
-		m.EventBy(who, jobID, "", "job.closed", msg)
+		m.EventOf(who, jobID, "", "job.closed", msg)
 	}
 	m.changes.notify()
 	return nil

@@ -273,7 +273,7 @@ func (m *Manager) AddAccounts(jobID string, rows []AccountRow, who string) (int,
 	if err != nil {
 		return 0, fmt.Errorf("accounts CSV %w", err)
 	}
-	m.EventBy(who, jobID, "", "job.accounts", fmt.Sprintf("%s added or updated %d accounts", state.Actor(who), n))
+	m.EventOf(who, jobID, "", "job.accounts", wording.New("ev.job.accounts", "who", who, "n", strconv.Itoa(n)))
 	if job.State != state.JobCreated {
 		if err := m.Wake(jobID); err != nil {
 			return n, err
@@ -463,8 +463,7 @@ func (m *Manager) Retry(jobID, who string, accounts []string) ([]string, error) 
 	if len(ids) > 10 {
 		names = strings.Join(ids[:10], ", ") + fmt.Sprintf(" and %d more", len(ids)-10)
 	}
-	m.EventBy(who, jobID, "", "admin.retry", fmt.Sprintf("%s asked to retry job %s: %d %s that failed or finished with failures (%s)",
-		state.Actor(who), jobID, len(ids), plural(int64(len(ids)), "account", "accounts"), names))
+	m.EventOf(who, jobID, "", "admin.retry", wording.New(one("ev.admin.retry", len(ids)), "who", who, "job", jobID, "n", strconv.Itoa(len(ids)), "names", names))
 	m.mu.Lock()
 	if m.stopping {
 		m.mu.Unlock()

@@ -53,3 +53,11 @@ func accountWhy(a *state.Account) wording.Reason {
 }
 
 func n64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// one is code, or its ".1" form (the English singular) when n is 1.
+func one(code string, n int) string {
+	if n == 1 {
+		return code + ".1"
+	}
+	return code
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -251,7 +252,7 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		// address or its raw replies.
 		s.m.EventOf(state.MemberActor(ss.member), job.ID, old, "warning", wording.New("ev.portal.refused", "member", ss.member, "old", old).Because(fault.WhyOf(err)))
 		if locked {
-			s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated wrong old passwords", ss.member, minutes(s.cfg.LockFor)))
+			s.m.EventOf(string(state.Engine), job.ID, old, "warning", wording.New("ev.portal.locked", "member", ss.member, "minutes", strconv.Itoa(minutes(s.cfg.LockFor))))
 		}
 		fail(http.StatusUnauthorized, tr(lang, oldRefusal(err)))
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // What a job did not copy (banjia job report), trying it again (banjia job
@@ -353,14 +354,15 @@ func (s *Server) verify(id string, accounts []string, deep bool, who string) (*v
 	v := &verification{Job: id, By: state.Actor(who).String(), Deep: deep, Accounts: accounts, Running: true, Started: timeNow()}
 	s.verifies.m[id] = v
 	s.verifies.mu.Unlock()
-	mode := "quick: counts"
+	code := "ev.admin.verify.quick"
 	if deep {
-		mode = "deep: every message's bytes"
+		code = "ev.admin.verify.deep"
 	}
+	why := wording.New(code, "who", who, "job", id)
 	if len(accounts) > 0 {
-		mode += "; " + strings.Join(accounts, ", ")
+		why = wording.New(code+".some", "who", who, "job", id, "accounts", strings.Join(accounts, ", "))
 	}
-	s.m.EventBy(who, id, "", "admin.verify", fmt.Sprintf("%s asked to verify job %s (%s)", state.Actor(who), id, mode))
+	s.m.EventOf(who, id, "", "admin.verify", why)
 	go func() {
 		checks, err := s.m.Verify(context.Background(), id, accounts, deep)
 		done := *v
