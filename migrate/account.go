@@ -309,7 +309,7 @@ func (a *accountRun) saveNow() error {
 	}
 	if err := a.r.store.Save([]state.Progress{p}); err != nil {
 		a.markDirty(p.Checkpoints)
-		return fault.New(fault.Account, "cannot write the state file; the account stops so nothing is copied without a record", err)
+		return fault.Coded(fault.Account, wording.New("state.write"), err)
 	}
 	return nil
 }

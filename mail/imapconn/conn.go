@@ -265,7 +265,7 @@ func (c *Conn) login(ctx context.Context) error {
 	case "xoauth2":
 		token, terr := mail.Token(ctx, e)
 		if terr != nil {
-			return fault.New(fault.Account, fmt.Sprintf("cannot get an access token for application %s: %s", e.App.ClientID, redactSecret(terr.Error(), e.Password)), nil)
+			return fault.Coded(fault.Account, wording.New("login.token", "app", e.App.ClientID, "err", redactSecret(terr.Error(), e.Password)), nil)
 		}
 		err = c.Client.Authenticate(&xoauth2Client{user: e.User, token: token})
 	case "login":
@@ -326,7 +326,7 @@ func LoginError(e mail.Endpoint, err error) error {
 		if ie.Type == imap.StatusResponseTypeBad && e.Auth == "plain" {
 			// BAD is about the command, not the credentials: Coremail
 			// (NetEase) answers AUTHENTICATE PLAIN so although it offers it.
-			return fault.New(fault.Account, fmt.Sprintf("%s refused the SASL PLAIN login as a command, not the password%s: leave auth=plain out of the address (or use auth=login)", e.Addr(), said(ie)), err)
+			return fault.Coded(fault.Account, wording.New("login.plainbad", "addr", e.Addr(), "reply", reply(ie)), err)
 		}
 		return fault.RefusedCoded(fault.BadCredentials, wording.New("login.refused", "user", e.User, "addr", e.Addr(), "proto", "IMAP", "reply", reply(ie), "hint", e.Hint), err)
 	}
@@ -514,16 +514,6 @@ func (x *xoauth2Client) Next(challenge []byte) ([]byte, error) { return []byte{}
 
 // dovecotTiming is the "(0.001 + 0.000 secs)." Dovecot appends to replies.
 var dovecotTiming = regexp.MustCompile(`\s*\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\.?$`)
-
-// said quotes the server's own words for a reason, so the person reading it
-// sees what the server objected to.
-func said(ie *imap.Error) string {
-	t := reply(ie)
-	if t == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (the server said: %q)", t)
-}
 
 // reply is the server's own words, kept as they were said (in every
 // language a reason is read in), without Dovecot's timing.
