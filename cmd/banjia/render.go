@@ -17,11 +17,11 @@ import (
 var words = state.Words{
 	"en": {
 		"h.job": "JOB", "h.state": "STATE", "h.phase": "PHASE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
-		"eta": "about %s left", "outside": "outside its window %s: waits until it opens",
+		"eta": "about %s left", "outside": "outside its window %s: waits until it opens", "done": "done",
 	},
 	"zh": {
 		"h.job": "搬家任务", "h.state": "任务状态", "h.phase": "阶段", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
-		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始",
+		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始", "done": "已结束",
 	},
 }
 
@@ -99,7 +99,7 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 	}
 	line := fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
 		elapsed.Truncate(time.Second), word(lang, string(st.Job.State)),
-		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
+		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), word(lang, "done"),
 		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed]+n[state.AccountPartial], word(lang, "failed"),
 		c.Line(lang), float64(c.Bytes)/1e6, rate)
 	if p := n[state.AccountPaused]; p > 0 {
