@@ -1,6 +1,12 @@
 package state
 
-import "github.com/banjia-mail/banjia/wording"
+import (
+	"encoding/binary"
+	"maps"
+	"slices"
+
+	"github.com/banjia-mail/banjia/wording"
+)
 
 func init() {
 	wording.SetActorText(func(lang, who string) string { return Actor(who).Text(lang) })
@@ -89,4 +95,143 @@ func textIn(text string, why *wording.Reason, lang string) string {
 		return text
 	}
 	return why.In(lang)
+}
+
+// appendWhy writes an event's code compactly (a byte 0 when it has none):
+// events are read in the thousands when the log is filtered, and a JSON
+// decoder would cost them ten times the rest of the record.
+func appendWhy(b []byte, why *wording.Reason) []byte {
+	if why == nil {
+		return append(b, 0)
+	}
+	return appendReason(append(b, 1), *why)
+}
+
+func appendReason(b []byte, r wording.Reason) []byte {
+	b = appendString(appendString(b, r.Code), r.Text)
+	b = binary.AppendUvarint(b, uint64(len(r.Args)))
+	for _, k := range slices.Sorted(maps.Keys(r.Args)) {
+		b = appendString(appendString(b, k), r.Args[k])
+	}
+	b = appendWhy(b, r.Cause)
+	b = binary.AppendUvarint(b, uint64(len(r.Sub)))
+	for _, k := range slices.Sorted(maps.Keys(r.Sub)) {
+		b = appendReason(appendString(b, k), r.Sub[k])
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.List)))
+	for _, p := range r.List {
+		b = appendReason(b, p)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// readWhy reads what appendWhy wrote, and returns what follows it.
+func readWhy(p []byte) (*wording.Reason, []byte, error) {
+	if len(p) == 0 {
+		return nil, nil, errEventRecord
+	}
+	if p[0] == 0 {
+		return nil, p[1:], nil
+	}
+	r, rest, err := readReason(p[1:], 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &r, rest, nil
+}
+
+// maxReasonDepth bounds the nesting a record may claim (a reason inside a
+// reason is two or three deep).
+const maxReasonDepth = 16
+
+func readReason(p []byte, depth int) (wording.Reason, []byte, error) {
+	var r wording.Reason
+	if depth > maxReasonDepth {
+		return r, nil, errEventRecord
+	}
+	var err error
+	if r.Code, p, err = readString(p); err != nil {
+		return r, nil, err
+	}
+	if r.Text, p, err = readString(p); err != nil {
+		return r, nil, err
+	}
+	n, p, err := readCount(p)
+	if err != nil {
+		return r, nil, err
+	}
+	if n > 0 {
+		r.Args = make(map[string]string, n)
+		for range n {
+			var k, v string
+			if k, p, err = readString(p); err == nil {
+				v, p, err = readString(p)
+			}
+			if err != nil {
+				return r, nil, err
+			}
+			r.Args[k] = v
+		}
+	}
+	if len(p) == 0 {
+		return r, nil, errEventRecord
+	}
+	if p[0] == 1 {
+		c, rest, err := readReason(p[1:], depth+1)
+		if err != nil {
+			return r, nil, err
+		}
+		r.Cause, p = &c, rest
+	} else {
+		p = p[1:]
+	}
+	if n, p, err = readCount(p); err != nil {
+		return r, nil, err
+	}
+	if n > 0 {
+		r.Sub = make(map[string]wording.Reason, n)
+		for range n {
+			var k string
+			var s wording.Reason
+			if k, p, err = readString(p); err == nil {
+				s, p, err = readReason(p, depth+1)
+			}
+			if err != nil {
+				return r, nil, err
+			}
+			r.Sub[k] = s
+		}
+	}
+	if n, p, err = readCount(p); err != nil {
+		return r, nil, err
+	}
+	for range n {
+		var s wording.Reason
+		if s, p, err = readReason(p, depth+1); err != nil {
+			return r, nil, err
+		}
+		r.List = append(r.List, s)
+	}
+	return r, p, nil
+}
+
+func readString(p []byte) (string, []byte, error) {
+	l, n := binary.Uvarint(p)
+	if n <= 0 || uint64(len(p)-n) < l {
+		return "", nil, errEventRecord
+	}
+	return string(p[n : n+int(l)]), p[n+int(l):], nil
+}
+
+// readCount reads a count of items, each at least one byte long.
+func readCount(p []byte) (int, []byte, error) {
+	l, n := binary.Uvarint(p)
+	if n <= 0 || uint64(len(p)-n) < l {
+		return 0, nil, errEventRecord
+	}
+	return int(l), p[n:], nil
 }

@@ -1,7 +1,10 @@
 package state
 
 import (
+	"encoding/binary"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +86,67 @@ func TestReasonsOldAndNew(t *testing.T) {
 	}
 	if got := cp.WhyOf("some old reason").In("zh"); got != "some old reason" {
 		t.Errorf("old message reason (zh): %q", got)
+	}
+}
+
+// TestEventCodeRecord: an event's code survives its compact record, nested
+// reasons and lists too; a record of the first compact format (no code)
+// still reads; a record cut short is refused, not misread.
+func TestEventCodeRecord(t *testing.T) {
+	groups := wording.Reason{List: []wording.Reason{
+		wording.New("group", "n", "2").Because(wording.New("target.toolarge", "reply", "too big")),
+		wording.New("group.more", "n", "3"),
+	}}
+	why := wording.New("ev.account.partial", "id", "a@old").Because(
+		wording.New("left", "to", "5", "imported", "3", "failed", "2", "left", "2").With("groups", groups))
+	e := &Event{Time: time.Unix(1700000000, 5).UTC(), Job: "j", Account: "a@old", Kind: "account.partial", Message: why.String(), Who: "banjia", Why: &why}
+	v, err := encodeEvent(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := binary.BigEndian.AppendUint64(nil, 7)
+	got, err := decodeEvent(k, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Seq = 7
+	if !reflect.DeepEqual(got, e) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, e)
+	}
+	if zh := got.Text("zh"); !strings.Contains(zh, "2封邮件不在新邮箱中 (2封邮件: 邮件超过新邮箱服务器允许的大小 (服务器回复: \"too big\"); 另有3种原因)") {
+		t.Errorf("zh: %s", zh)
+	}
+	for cut := 1; cut < len(v); cut++ {
+		if r, err := decodeEvent(k, v[:cut]); err == nil {
+			t.Fatalf("a record cut at %d of %d bytes reads: %+v", cut, len(v), r)
+		}
+	}
+	// The first compact format: the five strings, nothing after them.
+	old := []byte{eventFormat1}
+	old = binary.AppendVarint(old, e.Time.UnixNano())
+	for _, s := range []string{"j", "a@old", "account.failed", "banjia", "a@old failed: login refused"} {
+		old = appendString(old, s)
+	}
+	o, err := decodeEvent(k, old)
+	if err != nil || o.Message != "a@old failed: login refused" || o.Why != nil || o.Text("zh") != o.Message {
+		t.Fatalf("format 1: %+v %v", o, err)
+	}
+}
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	why := wording.New("ev.account.failed", "id", "u01@old.test").Because(wording.New("login.refused", "user", "u01@old.test",
+		"addr", "imap.old.test:993", "proto", "IMAP", "reply", "Authentication failed."))
+	for _, c := range []struct {
+		name string
+		why  *wording.Reason
+	}{{"text", nil}, {"code", &why}} {
+		v, _ := encodeEvent(&Event{Time: time.Now(), Job: "j", Account: "u01@old.test", Kind: "account.failed", Message: why.String(), Who: "banjia", Why: c.why})
+		k := binary.BigEndian.AppendUint64(nil, 1)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportMetric(float64(len(v)), "bytes")
+			for i := 0; i < b.N; i++ {
+				decodeEvent(k, v)
+			}
+		})
 	}
 }
