@@ -143,7 +143,11 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 		// The reason as the source words it, with the server's own
 		// words after it (what err.Error() has after the reason).
 		why := fault.WhyOf(err)
-		if why.Coded() && reason != why.String() {
+		switch {
+		case !why.Coded() || !strings.HasPrefix(reason, why.String()):
+			// Wrapped by words of its own: shown as written.
+			why = wording.Plain(reason)
+		case reason != why.String():
 			why = wording.New("check.reason", "err", strings.TrimPrefix(reason, why.String()+": ")).Because(why)
 		}
 		switch {
