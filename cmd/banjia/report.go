@@ -35,7 +35,8 @@ func reportCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			migrate.InLang(rows, langOf(c.String("lang")))
+			lang := langOf(c.String("lang"))
+			migrate.InLang(rows, lang)
 			switch {
 			case c.Bool("json"):
 				if rows == nil {
@@ -54,16 +55,16 @@ func reportCommand() *cli.Command {
 				return w.Error()
 			}
 			if len(rows) == 0 {
-				fmt.Printf("job %s: every selected message is on the target\n", id)
+				fmt.Printf(word(lang, "report.none")+"\n", id)
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ACCOUNT\tFOLDER\tUID\tDATE\tSIZE\tREASON")
+			fmt.Fprintln(tw, word(lang, "report.head"))
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Account, r.Folder, uidText(r.UID), dateText(r.Date), sizeText(r.Size), r.Reason)
 			}
 			tw.Flush()
-			fmt.Printf("\n%d not copied; `banjia job retry %s` tries them again once the cause is fixed\n", len(rows), id)
+			fmt.Printf("\n"+word(lang, "report.total")+"\n", len(rows), id)
 			return nil
 		},
 	}

@@ -117,6 +117,8 @@ func TestFailuresInChinese(t *testing.T) {
 	mustHave(t, "logs --lang zh", logs, bad.Old+" 搬家失败: 登录被拒绝", nx+" 搬家失败: 域名解析失败", good.Old+" 开始搬家",
 		good.Old+" 搬家成功: 总计需导入2封邮件, 已成功导入2封, 失败0封", "创建了搬家任务 t-zh", "搬家任务 t-zh 已结束")
 	mustNotHave(t, "logs --lang zh", logs, " failed: ", " started (", "succeeded:")
+	report, _ := w.banjiaIn(t, "zh", "job", "report", "t-zh")
+	mustHave(t, "job report --lang zh", report, "邮箱账号", "原因", "整个帐号搬家失败: 登录被拒绝", "整个帐号搬家失败: 域名解析失败", "封没有搬过来")
 	subject, body := digest(zhMail)
 	mustHave(t, "the zh digest", subject+"\n"+body, "【邮箱搬家】", "搬家失败2个", "失败原因: 登录被拒绝", "Authentication failed",
 		"失败原因: 域名解析失败", "搬家已结束")
