@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/banjia-mail/banjia/wording"
 )
@@ -69,6 +70,15 @@ func (c *Checkpoint) FolderWhyOf() wording.Reason {
 		return *c.FolderWhy
 	}
 	return wording.Plain(c.FolderReason)
+}
+
+// LastErrorIn is LastError in lang: its reason worded there, the error
+// under it (the server's own words) as it was.
+func (m *OutMail) LastErrorIn(lang string) string {
+	if m.LastWhy == nil || !m.LastWhy.Coded() || !strings.HasPrefix(m.LastError, m.LastWhy.String()) {
+		return m.LastError
+	}
+	return m.LastWhy.In(lang) + strings.TrimPrefix(m.LastError, m.LastWhy.String())
 }
 
 // Text is the event's line in lang.

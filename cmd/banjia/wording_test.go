@@ -234,3 +234,19 @@ func TestOldReasonShown(t *testing.T) {
 	}
 	mustHave(t, "job accounts --lang zh of an old state file", out, "a@old.test", "搬家失败", reason)
 }
+
+// TestOutboxReasonInChinese: mail that waits because the SMTP server is
+// down says why in the reader's language in banjia outbox.
+func TestOutboxReasonInChinese(t *testing.T) {
+	w := newCLIWorld(t, migratetest.Options{Accounts: 1, Messages: 1, BadPassword: -1, Backend: migratetest.Memory})
+	mail := smtptest.Start(t, smtptest.Options{Users: map[string]string{"banjia@new.test": "smtp-pw-1"}})
+	mail.Stop()
+	w.env = append(w.env, "BANJIA_SMTP_PASSWORD=smtp-pw-1")
+	w.create(t)
+	w.mustBanjia(t, "job", "start", w.Job, "--smtp", smtpURL(mail), "--smtp-insecure", "--notify-admin", "it@new.test", "--smtp-wait", "2s")
+	zh, _ := w.banjiaIn(t, "zh", "outbox")
+	mustHave(t, "outbox --lang zh", zh, "连接失败: ", "拒绝连接")
+	en, _ := w.banjiaIn(t, "en", "outbox")
+	mustHave(t, "outbox --lang en", en, "connection refused (is the port right and the service up?)")
+	mustNotHave(t, "outbox --lang en", en, "连接失败")
+}
