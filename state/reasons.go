@@ -83,7 +83,8 @@ func (m *OutMail) LastErrorIn(lang string) string {
 
 // Text is the event's line in lang.
 func (e *Event) Text(lang string) string {
-	if e.Why == nil || !e.Why.Coded() {
+	if e.Why == nil || !e.Why.Coded() || (e.Why.Code != "" && !wording.Has(e.Why.Code)) {
+		// No code, or one from a newer banjia: the line as written.
 		return e.Message
 	}
 	return e.Why.In(lang)
