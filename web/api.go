@@ -77,7 +77,7 @@ type accountOut struct {
 func accountJSON(lang string, a *state.Account) accountOut {
 	out := accountOut{ID: a.ID, Target: a.Target, State: string(a.State), StateText: a.State.Text(lang),
 		Counts: a.Counts, Summary: a.Counts.Line(lang), Reason: a.ReasonIn(lang)}
-	if a.Why != nil && a.Reason != "" {
+	if a.Why != nil && a.Reason != "" && a.Why.String() == a.Reason {
 		out.ReasonCode, out.ReasonArgs = a.Why.Code, a.Why.Args
 	}
 	if !a.Started.IsZero() {
