@@ -81,6 +81,15 @@ func (m *OutMail) LastErrorIn(lang string) string {
 	return m.LastWhy.In(lang) + strings.TrimPrefix(m.LastError, m.LastWhy.String())
 }
 
+// KindText is an event kind as a reader of lang sees it: in Chinese a
+// word, in English the kind itself (what filters take).
+func KindText(lang, kind string) string {
+	if wording.Lang(lang) == "en" || !wording.Has("kind."+kind) {
+		return kind
+	}
+	return wording.Text(lang, "kind."+kind)
+}
+
 // Text is the event's line in lang.
 func (e *Event) Text(lang string) string {
 	if e.Why == nil || !e.Why.Coded() || (e.Why.Code != "" && !wording.Has(e.Why.Code)) {

@@ -115,7 +115,7 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	}
 	v.Took = time.Since(t0).Round(10 * time.Microsecond).String()
 	for _, e := range page.Events {
-		v.Rows = append(v.Rows, auditRow{Event: inLang(lang, e), Who: state.Actor(e.Who).Text(lang), Result: e.Result()})
+		v.Rows = append(v.Rows, auditRow{Event: onPage(lang, e), Who: state.Actor(e.Who).Text(lang), Result: e.Result()})
 	}
 	v.Count = len(v.Rows)
 	if page.Next != "" {

@@ -110,5 +110,9 @@ func TestFailureInChineseOnPages(t *testing.T) {
 		if lang == "en" && (strings.Contains(page, "登录被拒绝") || strings.Contains(audit, "搬家失败:")) {
 			t.Errorf("the English pages have Chinese reasons")
 		}
+		// Kinds: the word in Chinese, the kind itself (what filters take) in English.
+		if kindCell := "<td>account.failed</td>"; strings.Contains(page, kindCell) != (lang == "en") || strings.Contains(audit, kindCell) != (lang == "en") {
+			t.Errorf("pages (%s): the kind cell %q shown: %v %v", lang, kindCell, strings.Contains(page, kindCell), strings.Contains(audit, kindCell))
+		}
 	}
 }

@@ -18,6 +18,7 @@ var words = state.Words{
 	"en": {
 		"h.job": "JOB", "h.state": "STATE", "h.phase": "PHASE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
 		"eta": "about %s left", "outside": "outside its window %s: waits until it opens", "done": "done",
+		"result.ok": "ok", "result.failed": "failed", "result.partial": "partial", "result.warning": "warning", "result.info": "info",
 		"report.none":  "job %s: every selected message is on the target",
 		"report.head":  "ACCOUNT\tFOLDER\tUID\tDATE\tSIZE\tREASON",
 		"report.total": "%d not copied; `banjia job retry %s` tries them again once the cause is fixed",
@@ -25,6 +26,7 @@ var words = state.Words{
 	"zh": {
 		"h.job": "搬家任务", "h.state": "任务状态", "h.phase": "阶段", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
 		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始", "done": "已结束",
+		"result.ok": "成功", "result.failed": "失败", "result.partial": "部分失败", "result.warning": "警告", "result.info": "信息",
 		"report.none":  "搬家任务 %s: 所选邮件都已在新邮箱中",
 		"report.head":  "邮箱账号\t文件夹\tUID\t日期\t大小\t原因",
 		"report.total": "%d 封没有搬过来; 排除原因后, 用 `banjia job retry %s` 重试",
