@@ -3,9 +3,9 @@ package migrate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +17,7 @@ import (
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // crashGrace is how long after a killed run's last sign of life a resumed
@@ -166,9 +167,10 @@ func (a *accountRun) recount() {
 	a.acctDirty = true
 }
 
-func (a *accountRun) setState(st state.AccountState, reason string) {
+func (a *accountRun) setState(st state.AccountState, why wording.Reason) {
 	a.mu.Lock()
-	a.acct.State, a.acct.Reason = st, reason
+	a.acct.State = st
+	a.acct.SetReason(why)
 	now := time.Now().UTC()
 	if st == state.AccountPreparing && a.acct.Started.IsZero() {
 		a.acct.Started = now
@@ -238,7 +240,8 @@ func (a *accountRun) failedCount() int64 {
 	return n
 }
 
-func (a *accountRun) failed(b *batch, m mail.Message, reason string) {
+func (a *accountRun) failed(b *batch, m mail.Message, why wording.Reason) {
+	reason := why.String()
 	a.mu.Lock()
 	cp := b.cp
 	cp.Failed.Add(m.UID)
@@ -247,13 +250,15 @@ func (a *accountRun) failed(b *batch, m mail.Message, reason string) {
 	}
 	if len(cp.Reasons) < maxReasons {
 		cp.Reasons[m.UID] = reason
+		cp.NoteReason(why)
 	}
 	noteFailedLocked(cp, m)
 	a.acct.Counts.Failed = a.failedCount()
 	a.dirty[cp.Folder] = true
 	a.acctDirty = true
 	a.mu.Unlock()
-	a.r.event(a.job.ID, a.acct.ID, "message.failed", fmt.Sprintf("%s: message UID %d in %q (%d bytes) not copied: %s", a.acct.ID, m.UID, cp.Folder, m.Size, reason))
+	a.r.eventOf(a.job.ID, a.acct.ID, "message.failed", wording.New("ev.message.failed", "id", a.acct.ID, "uid", strconv.FormatUint(uint64(m.UID), 10),
+		"folder", cp.Folder, "size", strconv.FormatInt(m.Size, 10)).Because(why))
 }
 
 // noteFailedLocked keeps a failed message's size and date for the report.
@@ -268,19 +273,19 @@ func noteFailedLocked(cp *state.Checkpoint, m mail.Message) {
 
 // folderFailed records that none of a folder's pending messages can be
 // copied, for one reason: one event, not one per message.
-func (a *accountRun) folderFailed(cp *state.Checkpoint, pending []mail.Message, reason string) {
+func (a *accountRun) folderFailed(cp *state.Checkpoint, pending []mail.Message, why wording.Reason) {
 	a.mu.Lock()
 	for _, m := range pending {
 		cp.Failed.Add(m.UID)
 		delete(cp.Reasons, m.UID)
 		noteFailedLocked(cp, m)
 	}
-	cp.FolderReason = reason
+	cp.SetFolderReason(why)
 	a.acct.Counts.Failed = a.failedCount()
 	a.dirty[cp.Folder] = true
 	a.acctDirty = true
 	a.mu.Unlock()
-	a.r.event(a.job.ID, a.acct.ID, "folder.failed", fmt.Sprintf("%s: folder %q not copied (%d messages): %s", a.acct.ID, cp.Folder, len(pending), reason))
+	a.r.eventOf(a.job.ID, a.acct.ID, "folder.failed", wording.New("ev.folder.failed", "id", a.acct.ID, "folder", cp.Folder, "n", strconv.Itoa(len(pending))).Because(why))
 }
 
 func (a *accountRun) vanished(b *batch, m mail.Message) {
@@ -304,7 +309,7 @@ func (a *accountRun) saveNow() error {
 	}
 	if err := a.r.store.Save([]state.Progress{p}); err != nil {
 		a.markDirty(p.Checkpoints)
-		return fault.New(fault.Account, "cannot write the state file; the account stops so nothing is copied without a record", err)
+		return fault.Coded(fault.Account, wording.New("state.write"), err)
 	}
 	return nil
 }
@@ -323,11 +328,11 @@ func (a *accountRun) run(ctx context.Context) bool {
 	// A sync of an account that had succeeded says so in its own event:
 	// the member is not told again that the move finished.
 	resync, importedBefore := a.r.cfg.sync && prev == state.AccountSucceeded, a.acct.Counts.Imported
-	a.setState(state.AccountPreparing, "")
+	a.setState(state.AccountPreparing, wording.Reason{})
 	if prev == state.AccountNotStarted {
-		a.r.event(job, id, "account.started", fmt.Sprintf("%s started (%s -> %s)", id, a.acct.Source, a.acct.Target))
+		a.r.eventOf(job, id, "account.started", wording.New("ev.account.started", "id", id, "from", a.acct.Source, "to", a.acct.Target))
 	} else {
-		a.r.event(job, id, "account.resumed", fmt.Sprintf("%s continues (was %s)", id, prev))
+		a.r.eventOf(job, id, "account.resumed", wording.New("ev.account.resumed", "id", id, "state", string(prev)))
 	}
 
 	if prev == state.AccountRunning || prev == state.AccountPreparing {
@@ -379,17 +384,17 @@ func (a *accountRun) run(ctx context.Context) bool {
 		a.mu.Lock()
 		a.recount()
 		c := a.acct.Counts
-		reason := fmt.Sprintf("%d to import, %d imported, %d failed", c.ToImport, c.Imported, c.Failed)
+		reason := countsWhy(c)
 		groups := FailureGroups(a.cps)
 		if len(groups) > 0 {
-			reason += "; " + GroupsLine(groups, 3)
+			reason = leftWhy(c, groups)
 		}
 		if c.Failed > 0 || len(groups) > 0 {
 			// 搬家成功 only when every selected message is on the target.
 			// The passwords stay sealed for the retry (banjia job retry).
 			a.mu.Unlock()
 			a.setState(state.AccountPartial, reason)
-			a.r.event(job, id, "account.partial", fmt.Sprintf("%s finished with failures: %s", id, reason))
+			a.r.eventOf(job, id, "account.partial", wording.New("ev.account.partial", "id", id).Because(reason))
 			return true
 		}
 		// The passwords stay sealed for the syncs after the MX switch,
@@ -398,10 +403,14 @@ func (a *accountRun) run(ctx context.Context) bool {
 		a.setState(state.AccountSucceeded, reason)
 		if resync {
 			n := max(c.Imported-importedBefore, 0)
-			a.r.event(job, id, "account.synced", fmt.Sprintf("%s synced: %d new %s copied; %s", id, n, plural(n, "message", "messages"), reason))
+			code := "ev.account.synced"
+			if n == 1 {
+				code += ".1"
+			}
+			a.r.eventOf(job, id, "account.synced", wording.New(code, "id", id, "n", strconv.FormatInt(n, 10)).Because(reason))
 			return true
 		}
-		a.r.event(job, id, "account.succeeded", fmt.Sprintf("%s succeeded: %s", id, reason))
+		a.r.eventOf(job, id, "account.succeeded", wording.New("ev.account.succeeded", "id", id).Because(reason))
 		return true
 	case errors.Is(err, errStopped) || a.edge.Err() != nil:
 		if h := a.takeHold(); h != nil {
@@ -411,20 +420,20 @@ func (a *accountRun) run(ctx context.Context) bool {
 			}
 			a.mu.Unlock()
 			a.setState(h.to, h.reason())
-			a.r.eventBy(h.who, job, id, h.kind(), h.line(id))
+			a.r.eventOfBy(h.who, job, id, h.kind(), h.line(id))
 			return h.to.Finished()
 		}
-		a.setState(state.AccountRunning, "")
+		a.setState(state.AccountRunning, wording.Reason{})
 		return false
 	default:
-		reason := fault.Reason(err)
+		reason := fault.WhyOf(err)
 		a.mu.Lock()
 		if a.cps != nil {
 			a.recount()
 		}
 		a.mu.Unlock()
 		a.setState(state.AccountFailed, reason)
-		a.r.event(job, id, "account.failed", fmt.Sprintf("%s failed: %s", id, reason))
+		a.r.eventOf(job, id, "account.failed", wording.New("ev.account.failed", "id", id).Because(reason))
 		return true
 	}
 }
@@ -466,7 +475,7 @@ func (a *accountRun) endpoints() (src, dst mail.Endpoint, err error) {
 	}
 	src = OnServer(src, a.acct.Server)
 	if src.Password == "" {
-		return src, dst, fault.New(fault.Account, "no old password is stored for this account (wiped when the job was closed or its --keep-credentials retention ran out): supply it again with banjia job add", nil)
+		return src, dst, fault.Coded(fault.Account, wording.New("nopassword"), nil)
 	}
 	return src, dst, nil
 }
@@ -551,11 +560,11 @@ func (a *accountRun) pass(ctx context.Context) error {
 			subscribeAll = false
 		}
 	}
-	a.setState(state.AccountRunning, "")
+	a.setState(state.AccountRunning, wording.Reason{})
 	if !a.copying {
 		// Once a run: a pass tried again on a flaky link is not news.
 		a.copying = true
-		a.r.event(a.job.ID, a.acct.ID, "account.copying", fmt.Sprintf("%s: logged in to both servers; copying %d folders", a.acct.ID, len(folders)))
+		a.r.eventOf(a.job.ID, a.acct.ID, "account.copying", wording.New("ev.account.copying", "id", a.acct.ID, "n", strconv.Itoa(len(folders))))
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

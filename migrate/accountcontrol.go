@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Per-account control: the admin pauses, resumes, abandons (放弃), retries
@@ -65,17 +67,17 @@ type accountHold struct {
 	who string
 }
 
-func (h *accountHold) reason() string {
+func (h *accountHold) reason() wording.Reason {
 	if h.to == state.AccountAbandoned {
-		return "abandoned by " + state.Actor(h.who).String()
+		return wording.New("abandoned.by", "who", h.who)
 	}
-	return "paused by " + state.Actor(h.who).String()
+	return wording.New("paused.by", "who", h.who)
 }
 
 func (h *accountHold) kind() string { return "account." + string(h.to) }
 
-func (h *accountHold) line(id string) string {
-	return fmt.Sprintf("%s %s at a message boundary", id, h.reason())
+func (h *accountHold) line(id string) wording.Reason {
+	return wording.New("ev.account.held", "id", id).Because(h.reason())
 }
 
 // takeHold is the request that stopped the account, if any still stands.
@@ -121,7 +123,7 @@ func (r *Runner) resumeStored(jobID, id, who string) error {
 	if err := r.store.PutAccounts(jobID, a); err != nil {
 		return err
 	}
-	r.eventBy(who, jobID, id, "account.resumed", fmt.Sprintf("%s resumed by %s", id, state.Actor(who)))
+	r.eventOfBy(who, jobID, id, "account.resumed", wording.New("ev.account.resumed.by", "id", id, "who", who))
 	return nil
 }
 
@@ -363,8 +365,8 @@ func (m *Manager) AccountControl(jobID string, req AccountRequest, who string) (
 		// Retry checks and records it.
 		return m.Retry(jobID, who, ids)
 	}
-	m.EventBy(who, jobID, "", "admin.account", fmt.Sprintf("%s asked to %s %d %s of job %s (%s)", state.Actor(who), req.Op, len(ids),
-		plural(int64(len(ids)), "account", "accounts"), jobID, listed(ids)))
+	m.EventOf(who, jobID, "", "admin.account", wording.New(one("ev.admin.account", len(ids)), "who", who, "op", req.Op, "n", strconv.Itoa(len(ids)),
+		"job", jobID, "names", listed(ids)))
 	r := m.runner(jobID)
 	if r != nil {
 		r.ctl.Lock()
@@ -426,20 +428,23 @@ func (m *Manager) accountOp(job *state.Job, r *Runner, id, op, who string) (chan
 		m.cfg.Log.Info("account request not applied", "job", job.ID, "account", id, "op", op, "why", why)
 		return false, false, nil
 	}
-	kind, line := "", ""
+	kind, line := "", wording.Reason{}
+	actor := who
 	switch op {
 	case AccountPause:
-		a.State, a.Reason = state.AccountPaused, "paused by "+state.Actor(who).String()
-		kind, line = "account.paused", fmt.Sprintf("%s paused by %s", id, state.Actor(who))
+		a.State = state.AccountPaused
+		a.SetReason(wording.New("paused.by", "who", who))
+		kind, line = "account.paused", wording.New("ev.account.paused.by", "id", id, "who", actor)
 	case AccountAbandon:
-		a.State, a.Reason, a.Finished = state.AccountAbandoned, "abandoned by "+state.Actor(who).String(), time.Now().UTC()
-		kind, line = "account.abandoned", fmt.Sprintf("%s abandoned by %s", id, state.Actor(who))
+		a.State, a.Finished = state.AccountAbandoned, time.Now().UTC()
+		a.SetReason(wording.New("abandoned.by", "who", who))
+		kind, line = "account.abandoned", wording.New("ev.account.abandoned.by", "id", id, "who", actor)
 	case AccountResume:
 		a.State, a.Reason = state.AccountNotStarted, ""
 		if !a.Started.IsZero() {
 			a.State = state.AccountRunning
 		}
-		kind, line, woke = "account.resumed", fmt.Sprintf("%s resumed by %s", id, state.Actor(who)), true
+		kind, line, woke = "account.resumed", wording.New("ev.account.resumed.by", "id", id, "who", actor), true
 	case AccountFirst:
 		a.First = time.Now().UTC()
 		if r != nil {
@@ -447,12 +452,12 @@ func (m *Manager) accountOp(job *state.Job, r *Runner, id, op, who string) (chan
 			r.front[id] = a.First
 			r.mu.Unlock()
 		}
-		kind, line = "account.first", fmt.Sprintf("%s moved to the front of the queue by %s", id, state.Actor(who))
+		kind, line = "account.first", wording.New("ev.account.first", "id", id, "who", actor)
 	}
 	if err := m.store.PutAccounts(job.ID, a); err != nil {
 		return false, false, err
 	}
-	m.EventBy(who, job.ID, id, kind, line)
+	m.EventOf(who, job.ID, id, kind, line)
 	return true, woke, nil
 }
 

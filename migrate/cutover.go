@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Cutover (docs/cutover.md): after the first pass the admin switches MX,
@@ -118,7 +119,7 @@ func (m *Manager) Sync(jobID, who string) error {
 		// to the sync, and resumes after it (waitMembersAgain).
 		m.stopWaiting(jobID)
 	}
-	m.EventBy(who, jobID, "", "admin.sync", fmt.Sprintf("%s asked to sync job %s: copy what arrived in the old mailboxes since the last pass", state.Actor(who), jobID))
+	m.EventOf(who, jobID, "", "admin.sync", wording.New("ev.admin.sync", "who", who, "job", jobID))
 	return m.start(jobID, runOptions{sync: true})
 }
 
@@ -223,13 +224,13 @@ func (m *Manager) Close(jobID, who string) error {
 		return err
 	}
 	if again {
-		m.EventBy(who, jobID, "", "job.closed", fmt.Sprintf("%s closed job %s again: any credential left was wiped", state.Actor(who), jobID))
+		m.EventOf(who, jobID, "", "job.closed", wording.New("ev.job.closed.again", "who", who, "job", jobID))
 	} else {
-		msg := fmt.Sprintf("%s closed job %s: every stored credential is wiped; it no longer starts or syncs", state.Actor(who), jobID)
+		msg := wording.New("ev.job.closed", "who", who, "job", jobID)
 		if abandoned > 0 {
-			msg += fmt.Sprintf("; %d unfinished %s abandoned", abandoned, plural(int64(abandoned), "account", "accounts"))
+			msg = wording.New(one("ev.job.closed.abandoned", abandoned), "who", who, "job", jobID, "n", strconv.Itoa(abandoned))
 		}
-		m.EventBy(who, jobID, "", "job.closed", msg)
+		m.EventOf(who, jobID, "", "job.closed", msg)
 	}
 	m.changes.notify()
 	return nil
@@ -448,7 +449,8 @@ func (r *Runner) synced(jobID string) error {
 	if err != nil {
 		return err
 	}
-	summary := strings.Replace(r.summary(jobID), "completed:", fmt.Sprintf("synced (sync %d):", n), 1)
-	r.event(jobID, "", "job.synced", summary)
+	summary := r.summary(jobID)
+	summary.Code, summary.Args["sync"] = "ev.job.synced", strconv.Itoa(n)
+	r.eventOf(jobID, "", "job.synced", summary)
 	return nil
 }

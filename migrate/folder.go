@@ -11,6 +11,7 @@ import (
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // folder lists one source folder, settles anything in doubt from an earlier
@@ -43,7 +44,7 @@ func (a *accountRun) folder(ctx, edge context.Context, src sources.Source, dst s
 		return err
 	}
 	if dropped := droppedFlags(tf, pending); len(dropped) > 0 {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q does not keep the flags %s; messages are copied without them", a.acct.ID, tf.Name, strings.Join(dropped, " ")))
+		a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.flags.dropped", "id", a.acct.ID, "folder", tf.Name, "flags", strings.Join(dropped, " ")))
 	}
 	for _, c := range cutBatches(pending, doubtful, a.r.cfg.BatchMessages, a.r.cfg.BatchBytes) {
 		if err := batches.put(edge, &batch{folder: f, target: tf, cp: cp, msgs: c.msgs, doubt: c.doubt}); err != nil {
@@ -82,7 +83,7 @@ func (a *accountRun) checkpointFor(f mail.Folder, target string, onTarget map[st
 	unchanged = a.seen == nil && !revalidated && exists && f.UIDNext != 0 && cp.UIDNext == f.UIDNext && int64(f.Messages) == cp.Total && !cp.Pending() && cp.Failed.Count() == 0 && cp.FolderReason == ""
 	a.mu.Unlock()
 	if revalidated {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: folder %q was renumbered on the source (UIDVALIDITY changed); checking the target before copying", a.acct.ID, f.Name))
+		a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.renumbered", "id", a.acct.ID, "folder", f.Name))
 	}
 	return cp, target, exists, unchanged
 }
@@ -294,15 +295,15 @@ func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f mail.Folder,
 				cp.Wanted, cp.Target = target, safe
 				a.dirty[cp.Folder] = true
 				a.mu.Unlock()
-				a.r.event(a.job.ID, a.acct.ID, "folder.renamed", fmt.Sprintf("%s: folder %q is %q on the target: the server refused %q (%s)",
-					a.acct.ID, f.Name, safe, target, fault.Reason(refused)))
+				a.r.eventOf(a.job.ID, a.acct.ID, "folder.renamed", wording.New("ev.folder.renamed", "id", a.acct.ID, "folder", f.Name,
+					"as", safe, "wanted", target).Because(fault.WhyOf(refused)))
 				target = safe
 			}
 		}
 		if err != nil && fault.Classify(err) == fault.Message {
 			// The target refuses this folder (its name, most often): the
 			// folder fails once, with the server's reason.
-			a.folderFailed(cp, pending, fault.Reason(refused))
+			a.folderFailed(cp, pending, fault.WhyOf(refused))
 			return tf, false, nil
 		}
 	}
@@ -320,7 +321,7 @@ func (a *accountRun) prepare(ctx context.Context, dst sinks.Sink, f mail.Folder,
 			if fault.Classify(err) != fault.Message {
 				return tf, false, err
 			}
-			a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: target folder %q could not be subscribed: %s", a.acct.ID, target, fault.Reason(err)))
+			a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.subscribe", "id", a.acct.ID, "folder", target).Because(fault.WhyOf(err)))
 		}
 	}
 	return tf, true, nil

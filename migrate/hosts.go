@@ -2,11 +2,12 @@ package migrate
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // hostRecheck is how long a failed attempt on a host known to be down
@@ -97,8 +98,8 @@ func (o *outages) open(ctx context.Context, addr string, connectFor time.Duratio
 }
 
 func (o *outages) givenUp(addr string, d outage) error {
-	return fault.New(fault.Account, fmt.Sprintf("%s; no account of this job has reached %s for %s (%d tries)",
-		fault.Reason(d.err), addr, time.Since(d.since).Round(time.Second), d.tries), nil)
+	return fault.Coded(fault.Account, wording.New("outage", "addr", addr, "for", time.Since(d.since).Round(time.Second).String(),
+		"tries", strconv.Itoa(d.tries)).Because(fault.WhyOf(d.err)), nil)
 }
 
 // place is an account's place among the accounts copied at once (one of

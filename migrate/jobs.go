@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // The application layer: every change a person makes to a job (from the
@@ -251,7 +253,8 @@ func (m *Manager) Create(ctx context.Context, req JobRequest, who string) (*stat
 		}
 		return nil, 0, fmt.Errorf("accounts CSV %w", err)
 	}
-	m.EventBy(who, job.ID, "", "job.created", fmt.Sprintf("job %s created by %s: %s, %d accounts, %s -> %s", job.ID, state.Actor(who), job.ModeOf(), n, src, dst))
+	m.EventOf(who, job.ID, "", "job.created", wording.New("ev.job.created", "job", job.ID, "who", who,
+		"mode", job.ModeOf(), "n", strconv.Itoa(n), "from", src.String(), "to", dst.String()))
 	return job, n, nil
 }
 
@@ -270,7 +273,7 @@ func (m *Manager) AddAccounts(jobID string, rows []AccountRow, who string) (int,
 	if err != nil {
 		return 0, fmt.Errorf("accounts CSV %w", err)
 	}
-	m.EventBy(who, jobID, "", "job.accounts", fmt.Sprintf("%s added or updated %d accounts", state.Actor(who), n))
+	m.EventOf(who, jobID, "", "job.accounts", wording.New("ev.job.accounts", "who", who, "n", strconv.Itoa(n)))
 	if job.State != state.JobCreated {
 		if err := m.Wake(jobID); err != nil {
 			return n, err
@@ -363,7 +366,7 @@ func (m *Manager) Enroll(jobID string, e Enrollment) error {
 	if err := m.store.PutAccounts(jobID, a); err != nil {
 		return err
 	}
-	m.EventBy(state.MemberActor(e.Member), jobID, a.ID, "account.enrolled", fmt.Sprintf("%s typed the old password for %s in the portal; the move starts", e.Member, e.Old))
+	m.EventOf(state.MemberActor(e.Member), jobID, a.ID, "account.enrolled", wording.New("ev.account.enrolled", "member", e.Member, "old", e.Old))
 	if err := m.Wake(jobID); err != nil {
 		// The account is stored: the job's next start takes it.
 		m.cfg.Log.Error("job not woken", "job", jobID, "err", err)
@@ -388,7 +391,7 @@ func (m *Manager) Control(jobID, op, who string) error {
 	} else if !j.Closed.IsZero() {
 		return closedError(j)
 	}
-	m.EventBy(who, jobID, "", "admin."+op, fmt.Sprintf("%s asked to %s job %s", state.Actor(who), op, jobID))
+	m.EventOf(who, jobID, "", "admin."+op, wording.New("ev.admin."+op, "who", who, "job", jobID))
 	return m.control(jobID, op)
 }
 
@@ -463,8 +466,7 @@ func (m *Manager) Retry(jobID, who string, accounts []string) ([]string, error) 
 	if len(ids) > 10 {
 		names = strings.Join(ids[:10], ", ") + fmt.Sprintf(" and %d more", len(ids)-10)
 	}
-	m.EventBy(who, jobID, "", "admin.retry", fmt.Sprintf("%s asked to retry job %s: %d %s that failed or finished with failures (%s)",
-		state.Actor(who), jobID, len(ids), plural(int64(len(ids)), "account", "accounts"), names))
+	m.EventOf(who, jobID, "", "admin.retry", wording.New(one("ev.admin.retry", len(ids)), "who", who, "job", jobID, "n", strconv.Itoa(len(ids)), "names", names))
 	m.mu.Lock()
 	if m.stopping {
 		m.mu.Unlock()

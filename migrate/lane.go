@@ -3,7 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +12,7 @@ import (
 	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // A lane copies an account's batches over its own source and sink
@@ -151,7 +152,7 @@ func (l *lane) copyBatch(b *batch) error {
 		var me *mail.MessageError
 		if errors.As(err, &me) {
 			// One unreadable message: fail it alone, go on with the rest.
-			l.a.failed(b, me.Message, fault.Reason(me.Err))
+			l.a.failed(b, me.Message, fault.WhyOf(me.Err))
 			w.remaining = without(w.remaining, map[uint32]bool{me.Message.UID: true})
 			continue
 		}
@@ -224,7 +225,7 @@ func (l *lane) settle(w *work) error {
 				}
 			}
 			if n > 0 {
-				l.a.r.event(l.a.job.ID, l.a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were already on the target from an interrupted run; not copied again", l.a.acct.ID, n, w.b.folder.Name))
+				l.a.r.eventOf(l.a.job.ID, l.a.acct.ID, "warning", wording.New("ev.already", "id", l.a.acct.ID, "n", strconv.Itoa(n), "folder", w.b.folder.Name))
 			}
 		}
 	}
@@ -319,7 +320,7 @@ func (l *lane) record(w *work, r *round, m mail.Message, res sinks.Appended, err
 		}
 		if fault.Classify(err) == fault.Message {
 			r.processed[m.UID] = true
-			l.a.failed(b, m, fault.Reason(err))
+			l.a.failed(b, m, fault.WhyOf(err))
 			return nil
 		}
 		if errors.Is(err, sinks.ErrInDoubt) {
@@ -429,8 +430,8 @@ func (a *accountRun) sendBare(b *batch, m mail.Message, err error) {
 			kw = append(kw, f)
 		}
 	}
-	a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: message UID %d in %q is copied without its keywords %s: %s",
-		a.acct.ID, m.UID, b.folder.Name, strings.Join(kw, " "), fault.Reason(err)))
+	a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.keywords.dropped", "id", a.acct.ID, "uid", strconv.FormatUint(uint64(m.UID), 10),
+		"folder", b.folder.Name, "keywords", strings.Join(kw, " ")).Because(fault.WhyOf(err)))
 }
 
 func (a *accountRun) isBare(folder string, uid uint32) bool {

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Manager runs the jobs of a state file in this process, one Runner per
@@ -323,7 +324,7 @@ func (m *Manager) offline(jobID, op string) error {
 		if err := m.store.SetJobState(jobID, state.JobPaused); err != nil {
 			return err
 		}
-		r.event(jobID, "", "job.paused", fmt.Sprintf("job %s paused", jobID))
+		r.eventOf(jobID, "", "job.paused", wording.New("ev.job.paused", "job", jobID))
 	case "resume":
 		if j.State != state.JobPaused {
 			return fmt.Errorf("job %s is not paused (it is %s)", jobID, j.State)
@@ -331,7 +332,7 @@ func (m *Manager) offline(jobID, op string) error {
 		if err := m.store.SetJobState(jobID, state.JobRunning); err != nil {
 			return err
 		}
-		r.event(jobID, "", "job.resumed", fmt.Sprintf("job %s resumed", jobID))
+		r.eventOf(jobID, "", "job.resumed", wording.New("ev.job.resumed", "job", jobID))
 	case "end":
 		return r.finishEnded(jobID)
 	default:

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Notices is what tells people about a job's events by mail (the notify
@@ -75,7 +77,7 @@ func (m *Manager) Outbox(req OutboxRequest, who string) ([]*state.OutMail, error
 		if err != nil {
 			return nil, err
 		}
-		m.EventBy(who, "", "", "notify.retry", fmt.Sprintf("%s asked to send %d waiting mails again", state.Actor(who), n))
+		m.EventOf(who, "", "", "notify.retry", wording.New("ev.notify.retry", "who", who, "n", strconv.Itoa(n)))
 	case "drop":
 		if req.Seq == 0 {
 			return nil, errors.New("which mail? drop takes the mail's number (banjia outbox lists them)")
@@ -83,7 +85,7 @@ func (m *Manager) Outbox(req OutboxRequest, who string) ([]*state.OutMail, error
 		if err := m.store.DropMail(req.Seq); err != nil {
 			return nil, err
 		}
-		m.EventBy(who, "", "", "notify.dropped", fmt.Sprintf("%s dropped mail %d from the outbox unsent", state.Actor(who), req.Seq))
+		m.EventOf(who, "", "", "notify.dropped", wording.New("ev.notify.dropped", "who", who, "seq", strconv.FormatUint(req.Seq, 10)))
 	default:
 		return nil, fmt.Errorf("outbox: unknown action %q: list, retry or drop", req.Action)
 	}

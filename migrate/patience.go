@@ -2,12 +2,13 @@ package migrate
 
 import (
 	"errors"
-	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // patience decides how long a failing thing is retried: until it has been
@@ -88,7 +89,7 @@ type decision struct {
 	// and giveUp after doing them (the account fails).
 	err error
 	// reason is why a message is given up.
-	reason string
+	reason wording.Reason
 }
 
 // pacer is a lane's retry policy: the lane tells it what went wrong and
@@ -169,7 +170,7 @@ func (p *pacer) connectFailed(err error) decision {
 	}
 	p.connectFails++
 	if p.pat.failed() {
-		return decision{act: failAccount, err: fault.New(fault.Account, "cannot keep a connection: "+fault.Reason(err), err)}
+		return decision{act: failAccount, err: fault.Coded(fault.Account, wording.New("conn.unstable").Because(fault.WhyOf(err)), err)}
 	}
 	return decision{act: retry, wait: backoff(p.base, p.linkUp, p.connectFails, fault.Wait(err))}
 }
@@ -178,7 +179,7 @@ func (p *pacer) connectFailed(err error) decision {
 func (p *pacer) throttle(err error) decision {
 	d := decision{act: throttle, wait: fault.Wait(err)}
 	if p.throttled++; p.throttled > maxThrottled {
-		d.err = fault.New(fault.Account, "the server kept throttling requests: "+fault.Reason(err), err)
+		d.err = fault.Coded(fault.Account, wording.New("throttled").Because(fault.WhyOf(err)), err)
 	}
 	return d
 }
@@ -205,11 +206,11 @@ func (p *pacer) afterRound(err, halted error, moved bool, doubt []mail.Message) 
 		if p.pat.failed() {
 			// The same message keeps breaking the session: give it up.
 			d.act = giveUp
-			d.reason = fmt.Sprintf("failed %d times over %v: %s", p.noProgress, time.Since(p.pat.since).Round(time.Second), fault.Reason(err))
+			d.reason = wording.New("message.retried", "times", strconv.Itoa(p.noProgress), "over", time.Since(p.pat.since).Round(time.Second).String()).Because(fault.WhyOf(err))
 			p.noProgress = 0
 			p.pat.progress()
 			if p.poison++; p.poison >= 3 {
-				d.err = fault.New(fault.Account, "the connection keeps failing: "+fault.Reason(err), err)
+				d.err = fault.Coded(fault.Account, wording.New("conn.keepsfailing").Because(fault.WhyOf(err)), err)
 			}
 		}
 	}

@@ -376,7 +376,7 @@ func TestProtoPacer(t *testing.T) {
 			if c.maxWait > 0 && (d.wait < c.minWait || d.wait > c.maxWait) {
 				t.Fatalf("wait = %v, want %v..%v", d.wait, c.minWait, c.maxWait)
 			}
-			if (d.reason == "") != c.noReason {
+			if (d.reason.IsZero()) != c.noReason {
 				t.Fatalf("reason = %q", d.reason)
 			}
 		})

@@ -3,15 +3,18 @@ package migrate
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // FailureGroup is one reason messages were not copied, and how many.
 type FailureGroup struct {
 	Reason   string
+	Why      wording.Reason // Reason as a catalogue code, where it has one
 	Messages int64
 }
 
@@ -25,9 +28,12 @@ const noReason = "reason not recorded"
 // is still not on the target).
 func FailureGroups(cps map[string]*state.Checkpoint) []FailureGroup {
 	n := map[string]int64{}
+	whys := map[string]wording.Reason{}
 	for _, cp := range cps {
 		if cp.FolderReason != "" {
-			n[fmt.Sprintf("folder %q not copied: %s", cp.Folder, cp.FolderReason)] += cp.Failed.Count()
+			why := wording.New("group.folder", "folder", cp.Folder).Because(cp.FolderWhyOf())
+			n[why.String()] += cp.Failed.Count()
+			whys[why.String()] = why
 			continue
 		}
 		for _, r := range cp.Failed {
@@ -35,6 +41,9 @@ func FailureGroups(cps map[string]*state.Checkpoint) []FailureGroup {
 				why := cp.Reasons[u]
 				if why == "" {
 					why = noReason
+					whys[why] = wording.New("group.none")
+				} else if _, ok := whys[why]; !ok {
+					whys[why] = cp.WhyOf(why)
 				}
 				n[why]++
 				if u == r.Hi {
@@ -45,7 +54,7 @@ func FailureGroups(cps map[string]*state.Checkpoint) []FailureGroup {
 	}
 	out := make([]FailureGroup, 0, len(n))
 	for r, c := range n {
-		out = append(out, FailureGroup{Reason: r, Messages: c})
+		out = append(out, FailureGroup{Reason: r, Why: whys[r], Messages: c})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Messages != out[j].Messages {
@@ -70,6 +79,27 @@ func GroupsLine(groups []FailureGroup, most int) string {
 	return strings.Join(parts, "; ")
 }
 
+// GroupsWhy is GroupsLine as a reason, worded in the reader's language.
+func GroupsWhy(groups []FailureGroup, most int) wording.Reason {
+	var list wording.Reason
+	for i, g := range groups {
+		if i == most {
+			list.List = append(list.List, wording.New("group.more", "n", strconv.Itoa(len(groups)-most)))
+			break
+		}
+		code := "group"
+		if g.Messages == 1 {
+			code = "group.1"
+		}
+		why := g.Why
+		if why.IsZero() {
+			why = wording.Plain(g.Reason)
+		}
+		list.List = append(list.List, wording.New(code, "n", n64(g.Messages)).Because(why))
+	}
+	return list
+}
+
 func plural(n int64, one, many string) string {
 	if n == 1 {
 		return one
@@ -90,6 +120,17 @@ type NotCopied struct {
 	// LeftBehind marks a whole folder the job's options left behind (a
 	// system folder), not a failure: retrying does not copy it.
 	LeftBehind bool `json:"left_behind,omitempty"`
+	// Why is Reason as a catalogue code (InLang words it).
+	Why wording.Reason `json:"-"`
+}
+
+// InLang words the rows' reasons in lang.
+func InLang(rows []NotCopied, lang string) {
+	for i := range rows {
+		if rows[i].Why.Coded() {
+			rows[i].Reason = rows[i].Why.In(lang)
+		}
+	}
 }
 
 // Report lists every message of a job that is not on the target because it
@@ -108,7 +149,8 @@ func Report(store *state.Store, jobID string) ([]NotCopied, error) {
 			return nil, err
 		}
 		if a.State == state.AccountFailed {
-			out = append(out, NotCopied{Account: a.ID, Reason: "the account failed: " + a.Reason})
+			why := wording.New("report.account").Because(accountWhy(a))
+			out = append(out, NotCopied{Account: a.ID, Reason: why.String(), Why: why})
 		}
 		out = append(out, leftRows(a)...)
 		names := make([]string, 0, len(cps))
@@ -118,18 +160,22 @@ func Report(store *state.Store, jobID string) ([]NotCopied, error) {
 		sort.Strings(names)
 		for _, n := range names {
 			cp := cps[n]
+			folder := wording.New("report.folder").Because(cp.FolderWhyOf())
 			if cp.FolderReason != "" && cp.Failed.Count() == 0 {
-				out = append(out, NotCopied{Account: a.ID, Folder: n, Reason: "folder not created: " + cp.FolderReason})
+				out = append(out, NotCopied{Account: a.ID, Folder: n, Reason: folder.String(), Why: folder})
 			}
 			for _, r := range cp.Failed {
 				for u := r.Lo; ; u++ {
-					why := cp.Reasons[u]
-					if cp.FolderReason != "" {
-						why = "folder not created: " + cp.FolderReason
-					} else if why == "" {
-						why = noReason
+					var why wording.Reason
+					switch text := cp.Reasons[u]; {
+					case cp.FolderReason != "":
+						why = folder
+					case text == "":
+						why = wording.New("group.none")
+					default:
+						why = cp.WhyOf(text)
 					}
-					out = append(out, NotCopied{Account: a.ID, Folder: n, UID: u, Date: cp.Dates[u], Size: cp.Sizes[u], Reason: why})
+					out = append(out, NotCopied{Account: a.ID, Folder: n, UID: u, Date: cp.Dates[u], Size: cp.Sizes[u], Reason: why.String(), Why: why})
 					if u == r.Hi {
 						break
 					}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Config tunes a Runner; zero values mean the defaults.
@@ -195,7 +197,12 @@ func (r *Runner) event(job, account, kind, msg string) {
 
 // eventBy records an event done by who (a state.Actor).
 func (r *Runner) eventBy(who, job, account, kind, msg string) {
-	e := &state.Event{Job: job, Account: account, Kind: kind, Message: msg, Who: who}
+	r.record(&state.Event{Job: job, Account: account, Kind: kind, Message: msg, Who: who})
+}
+
+// record keeps an event and tells whoever listens.
+func (r *Runner) record(e *state.Event) {
+	job, account, kind, msg := e.Job, e.Account, e.Kind, e.Message
 	if err := r.store.AddEvent(e); err != nil {
 		r.cfg.Log.Error("event not saved", "err", err)
 	}
@@ -250,7 +257,7 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 		if err := r.store.SetJobState(jobID, state.JobRunning); err != nil {
 			return err
 		}
-		r.event(jobID, "", "job.started", fmt.Sprintf("job %s started", jobID))
+		r.eventOf(jobID, "", "job.started", wording.New("ev.job.started", "job", jobID))
 	}
 	// Only now: a pause from here on is not undone by the state written
 	// above.
@@ -359,7 +366,7 @@ func (r *Runner) Run(ctx context.Context, jobID string) error {
 				// pass completed, and are not told again at every sync.
 				return r.synced(jobID)
 			}
-			r.event(jobID, "", "job.completed", r.summary(jobID))
+			r.eventOf(jobID, "", "job.completed", r.summary(jobID))
 			return nil
 		}
 		r.round(ctx, job, todo, finished)
@@ -447,7 +454,7 @@ func (r *Runner) abandonAwaiting(job *state.Job) error {
 	for _, a := range accts {
 		if job.AwaitingMember(a) {
 			a.State = state.AccountAbandoned
-			a.Reason = fmt.Sprintf("the member did not sign in to start the move before %s", job.EnrollUntil.Format("2006-01-02 15:04 MST"))
+			a.SetReason(wording.New("abandoned.enroll", "until", job.EnrollUntil.Format("2006-01-02 15:04 MST")))
 			a.Finished = time.Now().UTC()
 			a.TargetSecret = nil
 			changed = append(changed, a)
@@ -457,12 +464,12 @@ func (r *Runner) abandonAwaiting(job *state.Job) error {
 		return err
 	}
 	for _, a := range changed {
-		r.event(job.ID, a.ID, "account.abandoned", fmt.Sprintf("%s abandoned: %s", a.ID, a.Reason))
+		r.eventOf(job.ID, a.ID, "account.abandoned", wording.New("ev.account.abandoned", "id", a.ID).Because(*a.Why))
 	}
 	return nil
 }
 
-func (r *Runner) summary(jobID string) string {
+func (r *Runner) summary(jobID string) wording.Reason {
 	accts, _ := r.store.Accounts(jobID)
 	n := map[state.AccountState]int{}
 	var c state.Counts
@@ -470,8 +477,9 @@ func (r *Runner) summary(jobID string) string {
 		n[a.State]++
 		c.Add(a.Counts)
 	}
-	return fmt.Sprintf("job %s completed: %d accounts, %d succeeded, %d finished with failures, %d failed; %d to import, %d imported, %d failed",
-		jobID, len(accts), n[state.AccountSucceeded], n[state.AccountPartial], n[state.AccountFailed], c.ToImport, c.Imported, c.Failed)
+	return wording.New("ev.job.completed", "job", jobID, "n", strconv.Itoa(len(accts)), "succeeded", strconv.Itoa(n[state.AccountSucceeded]),
+		"partial", strconv.Itoa(n[state.AccountPartial]), "failed", strconv.Itoa(n[state.AccountFailed]),
+		"to", n64(c.ToImport), "imported", n64(c.Imported), "lost", n64(c.Failed))
 }
 
 // round runs accounts until they finish or the round is stopped.
@@ -621,7 +629,7 @@ func (r *Runner) finishEnded(jobID string) error {
 	for _, a := range accts {
 		if !a.State.Finished() {
 			a.State = state.AccountAbandoned
-			a.Reason = "the job was ended before this account finished"
+			a.SetReason(wording.New("abandoned.jobended"))
 			a.Finished = time.Now().UTC()
 			a.SourceSecret, a.TargetSecret = nil, nil
 			changed = append(changed, a)
@@ -631,12 +639,12 @@ func (r *Runner) finishEnded(jobID string) error {
 		return err
 	}
 	for _, a := range changed {
-		r.event(jobID, a.ID, "account.abandoned", fmt.Sprintf("%s abandoned: the job was ended", a.ID))
+		r.eventOf(jobID, a.ID, "account.abandoned", wording.New("ev.account.abandoned", "id", a.ID).Because(wording.New("abandoned.ended")))
 	}
 	if err := r.store.SetJobState(jobID, state.JobEnded); err != nil {
 		return err
 	}
-	r.event(jobID, "", "job.ended", fmt.Sprintf("job %s ended; %d accounts abandoned", jobID, len(changed)))
+	r.eventOf(jobID, "", "job.ended", wording.New("ev.job.ended", "job", jobID, "n", strconv.Itoa(len(changed))))
 	return nil
 }
 
@@ -659,7 +667,7 @@ func (r *Runner) Pause() error {
 	if err := r.store.SetJobState(id, state.JobPaused); err != nil {
 		return err
 	}
-	r.event(id, "", "job.paused", fmt.Sprintf("job %s paused", id))
+	r.eventOf(id, "", "job.paused", wording.New("ev.job.paused", "job", id))
 	return nil
 }
 
@@ -680,7 +688,7 @@ func (r *Runner) Resume() error {
 	if err := r.store.SetJobState(id, state.JobRunning); err != nil {
 		return err
 	}
-	r.event(id, "", "job.resumed", fmt.Sprintf("job %s resumed", id))
+	r.eventOf(id, "", "job.resumed", wording.New("ev.job.resumed", "job", id))
 	select {
 	case r.wake <- struct{}{}:
 	default:

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Settings are a job's settings as the admin chose them (查看设置): what
@@ -128,7 +128,7 @@ func (m *Manager) Delete(jobID, who string) error {
 	if err := m.store.Scrub(); err != nil {
 		return fmt.Errorf("job %s deleted, but %w", jobID, err)
 	}
-	m.EventBy(who, "", "", "job.deleted", fmt.Sprintf("job %s (%s, %s -> %s) deleted by %s", jobID, j.ModeOf(), j.Source.String(), j.Target.String(), state.Actor(who)))
+	m.EventOf(who, "", "", "job.deleted", wording.New("ev.job.deleted", "job", jobID, "mode", j.ModeOf(), "from", j.Source.String(), "to", j.Target.String(), "who", who))
 	m.changes.notify()
 	return nil
 }

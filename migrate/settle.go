@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/banjia-mail/banjia/mail"
@@ -14,6 +15,7 @@ import (
 	"github.com/banjia-mail/banjia/sinks"
 	"github.com/banjia-mail/banjia/sources"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Settling is the lookup half of the in-doubt protocol (see indoubt.go):
@@ -198,7 +200,8 @@ func (a *accountRun) restoreFlags(ctx context.Context, dst sinks.Sink, b *batch,
 		if fault.Classify(err) == fault.Retry {
 			return err
 		}
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: message UID %d of %q was found on the target without the flags %s, which could not be set again: %s", a.acct.ID, m.UID, b.folder.Name, strings.Join(missing, " "), fault.Reason(err)))
+		a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.flags.lost", "id", a.acct.ID, "uid", strconv.FormatUint(uint64(m.UID), 10),
+			"folder", b.folder.Name, "flags", strings.Join(missing, " ")).Because(fault.WhyOf(err)))
 		return nil
 	}
 	a.r.cfg.Log.Info("in-doubt message was stored without some of its flags; set again", "account", a.acct.ID, "folder", b.folder.Name, "uid", m.UID, "target_uid", got.UID, "missing", strings.Join(missing, " "), "had", strings.Join(got.Flags, " "))

@@ -2,11 +2,12 @@ package migrate
 
 import (
 	"context"
-	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // lateSweep looks, when the account is done, for extra copies of the
@@ -91,7 +92,7 @@ func (a *accountRun) lateSweep(ctx context.Context) (cut bool) {
 	}
 	order = append(left, order...)
 	for _, name := range order {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d message(s) of %q were sent more than once after in-doubt APPENDs, and the target could not be checked for extra copies yet; the next run of this account checks again", a.acct.ID, len(byFolder[name]), byFolder[name][0].b.folder.Name))
+		a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.sweep.later", "id", a.acct.ID, "n", strconv.Itoa(len(byFolder[name])), "folder", byFolder[name][0].b.folder.Name))
 	}
 	return false
 }
@@ -199,11 +200,11 @@ func (a *accountRun) sweep(ctx context.Context, dst sinks.Sink, list []resent) e
 		if fault.Classify(err) == fault.Retry {
 			return err
 		}
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: %d extra copies in %q of messages sent more than once could not be removed: %s", a.acct.ID, len(extra), b.folder.Name, fault.Reason(err)))
+		a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.sweep.failed", "id", a.acct.ID, "n", strconv.Itoa(len(extra)), "folder", b.folder.Name).Because(fault.WhyOf(err)))
 		return nil
 	}
 	for _, r := range of {
-		a.r.event(a.job.ID, a.acct.ID, "warning", fmt.Sprintf("%s: the target kept an interrupted copy of message UID %d in %q after it was sent more than once; the extra copy was removed", a.acct.ID, r.m.UID, r.b.folder.Name))
+		a.r.eventOf(a.job.ID, a.acct.ID, "warning", wording.New("ev.sweep.removed", "id", a.acct.ID, "uid", strconv.FormatUint(uint64(r.m.UID), 10), "folder", r.b.folder.Name))
 	}
 	return nil
 }

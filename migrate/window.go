@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Window is the daily span of clock time, in a time zone, during which a
@@ -158,10 +159,9 @@ func (r *Runner) checkWindow(job *state.Job, w *Window) time.Duration {
 	r.mu.Unlock()
 	switch {
 	case changed && !open:
-		r.event(job.ID, "", "job.window", fmt.Sprintf("job %s is outside its window %s: accounts stop at a message boundary and go on at %s",
-			job.ID, w, now.Add(w.Next(now)).In(w.Zone).Format("15:04")))
+		r.eventOf(job.ID, "", "job.window", wording.New("ev.window.out", "job", job.ID, "window", fmt.Sprint(w), "at", now.Add(w.Next(now)).In(w.Zone).Format("15:04")))
 	case changed && !first:
-		r.event(job.ID, "", "job.window", fmt.Sprintf("job %s is inside its window %s: copying", job.ID, w))
+		r.eventOf(job.ID, "", "job.window", wording.New("ev.window.in", "job", job.ID, "window", fmt.Sprint(w)))
 		select {
 		case r.wake <- struct{}{}:
 		default:

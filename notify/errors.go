@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/banjia-mail/banjia/wording"
 	"github.com/emersion/go-smtp"
 )
 
@@ -65,6 +66,9 @@ type Error struct {
 	// Reason is what a person reads, e.g. "the SMTP server refused the login
 	// for x@example.com: check the password or app password".
 	Reason string
+	// Why is Reason as a catalogue code and its parameters, for the
+	// outbox's readers in their language.
+	Why wording.Reason
 	// Code is the SMTP reply code, when a server reply caused the error.
 	Code int
 	// Err is the cause; server replies are *smtp.SMTPError (with any secret
@@ -169,7 +173,15 @@ func (n *Notifier) classify(st stage, err error) *Error {
 	e = n.explain(st, err)
 	e.Err = n.redact.cleanErr(err)
 	e.Reason = n.redact.clean(e.Reason)
+	for k, v := range e.Why.Args {
+		e.Why.Args[k] = n.redact.clean(v)
+	}
 	return e
+}
+
+// failure is an Error of kind k worded by the catalogue.
+func failure(k Kind, temporary bool, why wording.Reason) *Error {
+	return &Error{Kind: k, Temporary: temporary, Reason: why.String(), Why: why}
 }
 
 func (n *Notifier) explain(st stage, err error) *Error {
@@ -182,25 +194,25 @@ func (n *Notifier) explain(st stage, err error) *Error {
 		return n.replyFailure(st, se)
 	}
 	if strings.Contains(err.Error(), "doesn't support STARTTLS") {
-		return &Error{Kind: TLS, Reason: fmt.Sprintf("%s does not offer STARTTLS: use security \"tls\" (port 465), or \"none\" only on a trusted network", addr)}
+		return failure(TLS, false, wording.New("smtp.nostarttls", "addr", addr))
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		if dnsErr.IsNotFound {
-			return &Error{Kind: Connect, Reason: fmt.Sprintf("cannot resolve host %q: check the SMTP server name", n.cfg.Host)}
+			return failure(Connect, false, wording.New("smtp.resolve", "host", n.cfg.Host))
 		}
-		return &Error{Kind: Connect, Temporary: true, Reason: fmt.Sprintf("cannot resolve host %q just now (DNS)", n.cfg.Host)}
+		return failure(Connect, true, wording.New("smtp.resolve.now", "host", n.cfg.Host))
 	}
 	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-		return &Error{Kind: Connect, Temporary: true, Reason: fmt.Sprintf("no answer from %s within %s (firewall, or wrong host or port?)", addr, n.cfg.Timeout)}
+		return failure(Connect, true, wording.New("smtp.timeout", "addr", addr, "timeout", n.cfg.Timeout.String()))
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return &Error{Kind: Connect, Temporary: true, Reason: fmt.Sprintf("cannot connect to %s: connection refused (is the port right and the service up?)", addr)}
+		return failure(Connect, true, wording.New("smtp.refused", "addr", addr))
 	}
 	if st == stageDial {
-		return &Error{Kind: Connect, Temporary: true, Reason: fmt.Sprintf("cannot connect to %s", addr)}
+		return failure(Connect, true, wording.New("smtp.connect", "addr", addr))
 	}
-	return &Error{Kind: Connect, Temporary: true, Reason: fmt.Sprintf("connection to %s lost", addr)}
+	return failure(Connect, true, wording.New("smtp.lost", "addr", addr))
 }
 
 func isTimeout(err error) bool {
@@ -218,15 +230,15 @@ func tlsFailure(addr, host string, err error) *Error {
 	var alert tls.AlertError
 	switch {
 	case errors.As(err, &hostErr):
-		return &Error{Kind: TLS, Reason: fmt.Sprintf("the TLS certificate of %s is not valid for %q: check the server name", addr, host)}
+		return failure(TLS, false, wording.New("smtp.tls.name", "addr", addr, "host", host))
 	case errors.As(err, &invalid):
-		return &Error{Kind: TLS, Reason: fmt.Sprintf("the TLS certificate of %s is not valid (expired, or not yet valid)", addr)}
+		return failure(TLS, false, wording.New("smtp.tls.invalid", "addr", addr))
 	case errors.As(err, &unknown), errors.As(err, &verify):
-		return &Error{Kind: TLS, Reason: fmt.Sprintf("the TLS certificate of %s is not trusted (self-signed or unknown CA; the insecure setting skips the check)", addr)}
+		return failure(TLS, false, wording.New("smtp.tls.untrusted", "addr", addr))
 	case errors.As(err, &header), strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
-		return &Error{Kind: TLS, Reason: fmt.Sprintf("%s does not speak TLS from the first byte: use security \"starttls\" (port 587) or the TLS port 465", addr)}
+		return failure(TLS, false, wording.New("smtp.tls.plainport", "addr", addr))
 	case errors.As(err, &alert):
-		return &Error{Kind: TLS, Reason: fmt.Sprintf("TLS with %s failed", addr)}
+		return failure(TLS, false, wording.New("tls.failed", "addr", addr))
 	}
 	return nil
 }
@@ -240,32 +252,33 @@ func (n *Notifier) replyFailure(st stage, se *smtp.SMTPError) *Error {
 	e := &Error{Code: se.Code, Temporary: temp}
 	switch {
 	case se.Code == 523 || se.Code == 538:
-		e.Kind, e.Reason = TLS, fmt.Sprintf("%s wants TLS before login: use security \"starttls\" or \"tls\"", addr)
+		e.Kind, e.Why = TLS, wording.New("smtp.needtls", "addr", addr)
 	case st == stageAuth && temp:
-		e.Kind, e.Reason = Auth, fmt.Sprintf("the SMTP server could not check the login for %s just now", n.cfg.User)
+		e.Kind, e.Why = Auth, wording.New("smtp.auth.later", "user", n.cfg.User)
 	case st == stageAuth:
-		e.Kind, e.Reason = Auth, fmt.Sprintf("the SMTP server refused the login for %s: check the password or app password", n.cfg.User)
+		e.Kind, e.Why = Auth, wording.New("smtp.auth.refused", "user", n.cfg.User)
 	case temp:
-		e.Kind, e.Reason = Server, fmt.Sprintf("%s is busy or unavailable (temporary)", addr)
+		e.Kind, e.Why = Server, wording.New("smtp.busy", "addr", addr)
 	case se.Code == 530 || (se.EnhancedCode[0] == 5 && se.EnhancedCode[1] == 7 && se.EnhancedCode[2] == 0 && strings.Contains(text, "auth")):
-		e.Kind, e.Reason = Auth, fmt.Sprintf("%s wants a login before sending: set the SMTP user and password", addr)
+		e.Kind, e.Why = Auth, wording.New("smtp.auth.needed", "addr", addr)
 	case st == stageMail && se.Code != 552, relay && (se.Code == 550 || se.Code == 551 || se.Code == 553 || se.Code == 554):
-		e.Kind, e.Reason = Relay, n.relayReason()
+		e.Kind, e.Why = Relay, n.relayReason()
 	case st == stageRcpt:
-		e.Kind, e.Reason = Recipient, fmt.Sprintf("%s refused a recipient", addr)
+		e.Kind, e.Why = Recipient, wording.New("smtp.rcpt", "addr", addr)
 	case st == stageData:
-		e.Kind, e.Reason = Server, fmt.Sprintf("%s refused the message", addr)
+		e.Kind, e.Why = Server, wording.New("smtp.data", "addr", addr)
 	default:
-		e.Kind, e.Reason = Server, fmt.Sprintf("%s refused the session", addr)
+		e.Kind, e.Why = Server, wording.New("smtp.session", "addr", addr)
 	}
+	e.Reason = e.Why.String()
 	return e
 }
 
 // relayReason follows Zoho's notes on "relay not allowed": the server sends
 // only as the address that logged in or one of its aliases.
-func (n *Notifier) relayReason() string {
+func (n *Notifier) relayReason() wording.Reason {
 	if n.cfg.User == "" {
-		return fmt.Sprintf("relay not allowed: %s will not send as %s without a login; set the SMTP user and password, and a From address that login may send as", n.addr(), n.cfg.From)
+		return wording.New("smtp.relay.nologin", "addr", n.addr(), "from", n.cfg.From)
 	}
-	return fmt.Sprintf("relay not allowed: %s will not send as %s for the login %s; the From address must be the login address or an address (alias) it may send as", n.addr(), n.cfg.From, n.cfg.User)
+	return wording.New("smtp.relay", "addr", n.addr(), "from", n.cfg.From, "user", n.cfg.User)
 }

@@ -129,7 +129,7 @@ func (n *Notifier) accountMail(job *state.Job, a *state.Account, lang string, to
 	case forMember:
 		fmt.Fprintf(&b, "%s\n", word(l, "member."+string(a.State)))
 	case a.Reason != "" && a.State != state.AccountSucceeded:
-		fmt.Fprintf(&b, "%s: %s\n", word(l, "reason"), a.Reason)
+		fmt.Fprintf(&b, "%s: %s\n", word(l, "reason"), a.ReasonIn(l))
 	}
 	if job != nil {
 		fmt.Fprintf(&b, "%s: %s\n", word(l, "job"), jobName(job))
@@ -246,7 +246,7 @@ func summary(b *strings.Builder, l, id string, all int, byState map[state.Accoun
 			}
 			fmt.Fprintf(b, "- %s  %s  %s", accountName(a), word(l, string(a.State)), a.Counts.Line(l))
 			if a.Reason != "" {
-				fmt.Fprintf(b, "\n  %s: %s", word(l, "reason"), a.Reason)
+				fmt.Fprintf(b, "\n  %s: %s", word(l, "reason"), a.ReasonIn(l))
 			}
 			b.WriteString("\n")
 		}

@@ -298,7 +298,7 @@ func TestJobFinishedBothLanguages(t *testing.T) {
 	}
 	subject, body := decode(t, msgs[0])
 	mustContain(t, "zh subject", subject, "搬家任务", "搬家成功2个", "搬家失败1个", "放弃1个")
-	mustContain(t, "zh body", body, "搬家完成", "所有的 4", "搬家成功 2", "搬家失败 1", "放弃 1",
+	mustContain(t, "zh body", body, "搬家已结束", "所有的 4", "搬家成功 2", "搬家失败 1", "放弃 1",
 		"总计需导入402封邮件, 已成功导入396封, 失败2封",
 		"li.na@old.example -> li.na@new.example  搬家失败  总计需导入12封邮件, 已成功导入10封, 失败2封",
 		"the admin has no migration permission for this mailbox", "wang@old.example -> wang@new.example  放弃")

@@ -136,7 +136,7 @@ func (n *Notifier) sendStored(om *state.OutMail) *Error {
 	}
 	held := err.Kind == Recipient && !err.Temporary
 	next := time.Now().Add(n.outboxWait(attempt))
-	if ferr := n.cfg.Outbox.MailFailed(om.Seq, next, err.Error(), held); ferr != nil {
+	if ferr := n.cfg.Outbox.MailFailedWhy(om.Seq, next, err.Error(), err.Why, held); ferr != nil {
 		n.log.Error("outbox", "seq", om.Seq, "err", ferr)
 	}
 	n.report(&DeliveryError{To: m.to, Subject: m.subject, Attempt: attempt, Final: held, Err: err})

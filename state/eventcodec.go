@@ -17,11 +17,16 @@ import (
 //
 // Half the size of the JSON record, and read without a JSON decoder:
 // filtering a long log by kind or actor decodes every event in its range.
+// Format 2 adds the line's code (Why) after the message, in the same
+// compact form (reasonCodec); format 1 records are read as before.
 
-const eventFormat = 1
+const (
+	eventFormat1 = 1
+	eventFormat  = 2
+)
 
 // eventFields are the fields the compact form holds itself.
-var eventFields = []string{"Seq", "Time", "Job", "Account", "Kind", "Message", "Who"}
+var eventFields = []string{"Seq", "Time", "Job", "Account", "Kind", "Message", "Who", "Why"}
 
 func encodeEvent(e *Event) ([]byte, error) {
 	b := make([]byte, 0, 32+len(e.Job)+len(e.Account)+len(e.Kind)+len(e.Who)+len(e.Message))
@@ -31,6 +36,7 @@ func encodeEvent(e *Event) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	b = appendWhy(b, e.Why)
 	rest, err := eventRest(e)
 	if err != nil {
 		return nil, err
@@ -70,7 +76,7 @@ func decodeEvent(k, v []byte) (*Event, error) {
 		e.Seq = binary.BigEndian.Uint64(k)
 		return &e, nil
 	}
-	if len(v) == 0 || v[0] != eventFormat {
+	if len(v) == 0 || (v[0] != eventFormat && v[0] != eventFormat1) {
 		return nil, fmt.Errorf("event %d: unknown record format", binary.BigEndian.Uint64(k))
 	}
 	p := v[1:]
@@ -88,13 +94,19 @@ func decodeEvent(k, v []byte) (*Event, error) {
 		*f = string(p[n : n+int(l)])
 		p = p[n+int(l):]
 	}
+	if v[0] == eventFormat {
+		var err error
+		if e.Why, p, err = readWhy(p); err != nil {
+			return nil, fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+	}
 	if len(p) > 0 {
 		// Fields added after this format; the compact ones win.
 		var extra Event
 		if err := json.Unmarshal(p, &extra); err != nil {
 			return nil, fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
 		}
-		extra.Job, extra.Account, extra.Kind, extra.Who, extra.Message = e.Job, e.Account, e.Kind, e.Who, e.Message
+		extra.Job, extra.Account, extra.Kind, extra.Who, extra.Message, extra.Why = e.Job, e.Account, e.Kind, e.Who, e.Message, e.Why
 		e = extra
 	}
 	e.Seq = binary.BigEndian.Uint64(k)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/banjia-mail/banjia/wording"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -47,7 +48,9 @@ type OutMail struct {
 	// LastError is why the last attempt failed, as the admin reads it
 	// (never a password: notify removes it from server replies).
 	LastError string `json:",omitempty"`
-	Held      bool   `json:",omitempty"`
+	// LastWhy is the reason LastError begins with, as a catalogue code.
+	LastWhy *wording.Reason `json:",omitempty"`
+	Held    bool            `json:",omitempty"`
 }
 
 func seqKey(seq uint64) []byte {
@@ -174,9 +177,15 @@ func (s *Store) OutboxSent() uint64 {
 // MailFailed records a failed attempt: tried again at next, or held when
 // held is set.
 func (s *Store) MailFailed(seq uint64, next time.Time, reason string, held bool) error {
+	return s.MailFailedWhy(seq, next, reason, wording.Reason{}, held)
+}
+
+// MailFailedWhy is MailFailed with the reason's code (reason begins with
+// its English wording).
+func (s *Store) MailFailedWhy(seq uint64, next time.Time, reason string, why wording.Reason, held bool) error {
 	return s.changeMail(seq, func(m *OutMail) {
 		m.Attempts++
-		m.NextTry, m.LastError, m.Held = next.UTC(), reason, held
+		m.NextTry, m.LastError, m.LastWhy, m.Held = next.UTC(), reason, coded(why), held
 	})
 }
 

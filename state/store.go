@@ -20,6 +20,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // JobState is a job's state, worded as the job table (docs/requirements.md R6, R9).
@@ -29,7 +30,7 @@ const (
 	JobCreated   JobState = "created"   // 未启动
 	JobRunning   JobState = "running"   // 搬家中
 	JobPaused    JobState = "paused"    // 搬家已暂停
-	JobCompleted JobState = "completed" // 搬家完成: every account finished; a re-run copies only new mail
+	JobCompleted JobState = "completed" // 搬家已结束 (as ended): every account finished; a re-run copies only new mail
 	JobEnded     JobState = "ended"     // 搬家已结束: ended by the admin, the rest abandoned
 )
 
@@ -205,6 +206,9 @@ type Account struct {
 	Phone  string `json:",omitempty"`
 	State  AccountState
 	Reason string `json:",omitempty"`
+	// Why is Reason as a catalogue code and its parameters, for reading in
+	// another language (ReasonIn); files from before the codes have none.
+	Why    *wording.Reason `json:",omitempty"`
 	Counts Counts
 	// Sealed secrets: never printed; kept for syncs until the job is
 	// closed or SecretsUntil (Job.SecretsDeadline) passes, then wiped.
@@ -256,12 +260,17 @@ type Checkpoint struct {
 	Failed         Ranges            // source UIDs that failed in the latest run
 	Skipped        Ranges            // source UIDs out of scope
 	Reasons        map[uint32]string `json:",omitempty"` // why, for failed UIDs (bounded)
+	// ReasonWhys are the codes of the texts in Reasons, one per distinct
+	// text (bounded too), for reading them in another language.
+	ReasonWhys map[string]*wording.Reason `json:",omitempty"`
 	// Sizes and Dates of failed UIDs, for the report (bounded like Reasons).
 	Sizes map[uint32]int64     `json:",omitempty"`
 	Dates map[uint32]time.Time `json:",omitempty"`
 	// FolderReason says why the whole folder could not be copied (the
 	// target refused to create it): every message of Failed failed for it.
 	FolderReason string `json:",omitempty"`
+	// FolderWhy is FolderReason as a catalogue code and its parameters.
+	FolderWhy *wording.Reason `json:",omitempty"`
 	// Wanted is the target name the folder map chose when Target differs
 	// from it: the target refused that name and Target is the one it took.
 	Wanted string `json:",omitempty"`
@@ -294,6 +303,8 @@ type Event struct {
 	Account string `json:",omitempty"`
 	Kind    string // job.created, job.started, job.paused, job.resumed, job.ended, job.completed, account.started, account.succeeded, account.failed, account.abandoned, warning
 	Message string
+	// Why is Message as a catalogue code and its parameters (Text).
+	Why *wording.Reason `json:",omitempty"`
 	// Who acted (an Actor: "admin:alice", "cli:root@host", "banjia", ...).
 	Who string `json:",omitempty"`
 }

@@ -23,7 +23,7 @@ var words = map[string]map[string]string{
 		"member.abandoned": "This move was stopped by your admin.",
 	},
 	"zh": {
-		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家完成", "ended": "搬家已结束",
+		"created": "未启动", "running": "搬家中", "paused": "搬家已暂停", "completed": "搬家已结束", "ended": "搬家已结束",
 		"not_started": "未启动", "preparing": "准备中", "in_progress": "进行中", "succeeded": "搬家成功",
 		"partial": "部分失败", "failed": "搬家失败", "abandoned": "放弃",
 		"counts":           "总计需导入%d封邮件, 已成功导入%d封, 失败%d封",

@@ -66,13 +66,20 @@ type accountOut struct {
 	Counts    state.Counts `json:"counts"`
 	Summary   string       `json:"summary"`
 	Reason    string       `json:"reason,omitempty"`
-	Started   *time.Time   `json:"started,omitempty"`
-	Finished  *time.Time   `json:"finished,omitempty"`
+	// ReasonCode and ReasonArgs are Reason as a catalogue code (absent for
+	// a reason kept only as text); Reason is in the language asked for.
+	ReasonCode string            `json:"reason_code,omitempty"`
+	ReasonArgs map[string]string `json:"reason_args,omitempty"`
+	Started    *time.Time        `json:"started,omitempty"`
+	Finished   *time.Time        `json:"finished,omitempty"`
 }
 
 func accountJSON(lang string, a *state.Account) accountOut {
 	out := accountOut{ID: a.ID, Target: a.Target, State: string(a.State), StateText: a.State.Text(lang),
-		Counts: a.Counts, Summary: a.Counts.Line(lang), Reason: a.Reason}
+		Counts: a.Counts, Summary: a.Counts.Line(lang), Reason: a.ReasonIn(lang)}
+	if a.Why != nil && a.Reason != "" && a.Why.String() == a.Reason {
+		out.ReasonCode, out.ReasonArgs = a.Why.Code, a.Why.Args
+	}
 	if !a.Started.IsZero() {
 		t := a.Started
 		out.Started = &t
@@ -280,6 +287,11 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	if evs == nil {
 		evs = []*state.Event{}
+	}
+	// Message in the language asked for; Why keeps the code.
+	lang := langOf(r, s.cfg.Lang)
+	for i, e := range evs {
+		evs[i] = inLang(lang, e)
 	}
 	writeJSON(w, http.StatusOK, evs)
 }

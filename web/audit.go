@@ -115,7 +115,7 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, ss *session) 
 	}
 	v.Took = time.Since(t0).Round(10 * time.Microsecond).String()
 	for _, e := range page.Events {
-		v.Rows = append(v.Rows, auditRow{Event: e, Who: state.Actor(e.Who).Text(lang), Result: e.Result()})
+		v.Rows = append(v.Rows, auditRow{Event: onPage(lang, e), Who: state.Actor(e.Who).Text(lang), Result: e.Result()})
 	}
 	v.Count = len(v.Rows)
 	if page.Next != "" {
@@ -185,11 +185,18 @@ type EventOut struct {
 	Who     string    `json:"who,omitempty"`
 	WhoText string    `json:"who_text,omitempty"`
 	Message string    `json:"message"`
+	// Code and Args are Message as a catalogue code, for programs that
+	// word it themselves; Message is in the language asked for.
+	Code string            `json:"code,omitempty"`
+	Args map[string]string `json:"args,omitempty"`
 }
 
 // EventJSON is an event as the exports give it, the actor also in lang.
 func EventJSON(lang string, e *state.Event) EventOut {
-	out := EventOut{Seq: e.Seq, Time: e.Time, Job: e.Job, Account: e.Account, Kind: e.Kind, Result: e.Result(), Who: e.Who, Message: e.Message}
+	out := EventOut{Seq: e.Seq, Time: e.Time, Job: e.Job, Account: e.Account, Kind: e.Kind, Result: e.Result(), Who: e.Who, Message: e.Text(lang)}
+	if e.Why != nil {
+		out.Code, out.Args = e.Why.Code, e.Why.Args
+	}
 	if e.Who != "" {
 		out.WhoText = state.Actor(e.Who).Text(lang)
 	}
@@ -249,7 +256,7 @@ var EventCSVHeader = []string{"seq", "time", "job", "account", "kind", "result",
 // EventCSVRecord is one event as a CSV row, the actor also in lang.
 func EventCSVRecord(lang string, e *state.Event) []string {
 	return []string{strconv.FormatUint(e.Seq, 10), e.Time.Format(time.RFC3339), e.Job, e.Account, e.Kind, e.Result(),
-		e.Who, state.Actor(e.Who).Text(lang), e.Message}
+		e.Who, state.Actor(e.Who).Text(lang), e.Text(lang)}
 }
 
 // memberHistory is what happened to a member's own account, newest first:
@@ -365,7 +372,7 @@ var auditWords = map[string]map[string]string{
 		"ev.account.resumed":   "继续搬家",
 		"ev.account.paused":    "搬家已暂停",
 		"ev.account.succeeded": "搬家成功",
-		"ev.account.partial":   "搬家完成, 部分邮件没有搬过来",
+		"ev.account.partial":   "搬家已结束, 部分邮件没有搬过来",
 		"ev.account.failed":    "搬家失败",
 		"ev.account.abandoned": "搬家已停止",
 		"ev.account.synced":    "已同步新邮件",

@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // portalBase is the portal's address for invitation links: the public URL
@@ -109,10 +111,10 @@ func (s *Server) Invite(inv migrate.Invitation) (int, error) {
 	if err := s.store.PutAccounts(id, invited...); err != nil {
 		return 0, err
 	}
-	verb := "invited"
+	code := "ev.job.invited"
 	if again {
-		verb = "invited again"
+		code = "ev.job.invited.again"
 	}
-	s.m.EventBy(who, id, "", "job.invited", fmt.Sprintf("%s %s %d members by mail to start their move at %s", state.Actor(who), verb, len(invited), s.portalLink))
+	s.m.EventOf(who, id, "", "job.invited", wording.New(code, "who", who, "n", strconv.Itoa(len(invited)), "link", s.portalLink))
 	return len(invited), nil
 }

@@ -240,6 +240,9 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ss *session) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	for i, e := range v.Events {
+		v.Events[i] = onPage(pv.Lang, e)
+	}
 	v.EventSeq = s.store.EventSeq()
 	pv.Data = v
 	if r.Header.Get("X-Partial") == "" {
@@ -310,7 +313,7 @@ func (s *Server) jobLive(w http.ResponseWriter, r *http.Request, ss *session) {
 		t := s.pages["job"]
 		for i := len(evs) - 1; i >= 0 && len(out.Events) < eventsShown; i-- {
 			var buf bytes.Buffer
-			if err := t.ExecuteTemplate(&buf, "event-cells", evs[i]); err != nil {
+			if err := t.ExecuteTemplate(&buf, "event-cells", onPage(pv.Lang, evs[i])); err != nil {
 				writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 				return
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // loginTimeout bounds a login check against a mail server.
@@ -248,9 +250,9 @@ func (s *Server) memberStart(w http.ResponseWriter, r *http.Request) {
 		// The admin reads the server's own words in the event log; the
 		// member is told what to do, without the old server's internal
 		// address or its raw replies.
-		s.m.EventBy(state.MemberActor(ss.member), job.ID, old, "warning", fmt.Sprintf("portal: %s typed an old password for %s that the old server refused; nothing started: %s", ss.member, old, fault.Reason(err)))
+		s.m.EventOf(state.MemberActor(ss.member), job.ID, old, "warning", wording.New("ev.portal.refused", "member", ss.member, "old", old).Because(fault.WhyOf(err)))
 		if locked {
-			s.event(job.ID, old, "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated wrong old passwords", ss.member, minutes(s.cfg.LockFor)))
+			s.m.EventOf(string(state.Engine), job.ID, old, "warning", wording.New("ev.portal.locked", "member", ss.member, "minutes", strconv.Itoa(minutes(s.cfg.LockFor))))
 		}
 		fail(http.StatusUnauthorized, tr(lang, oldRefusal(err)))
 		return

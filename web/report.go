@@ -15,6 +15,7 @@ import (
 
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // What a job did not copy (banjia job report), trying it again (banjia job
@@ -38,7 +39,7 @@ type reportView struct {
 
 // report lists what the job did not copy, of one account when account is
 // set.
-func (s *Server) report(id, account string) ([]migrate.NotCopied, error) {
+func (s *Server) report(r *http.Request, id, account string) ([]migrate.NotCopied, error) {
 	if _, err := s.store.Job(id); err != nil {
 		return nil, err
 	}
@@ -46,6 +47,7 @@ func (s *Server) report(id, account string) ([]migrate.NotCopied, error) {
 	if err != nil {
 		return nil, err
 	}
+	migrate.InLang(rows, langOf(r, s.cfg.Lang))
 	if account == "" {
 		return rows, nil
 	}
@@ -60,7 +62,7 @@ func (s *Server) report(id, account string) ([]migrate.NotCopied, error) {
 
 func (s *Server) reportPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	id, account := r.PathValue("id"), strings.TrimSpace(r.URL.Query().Get("account"))
-	rows, err := s.report(id, account)
+	rows, err := s.report(r, id, account)
 	if errors.Is(err, state.ErrNotFound) {
 		http.NotFound(w, r)
 		return
@@ -93,7 +95,7 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request, ss *session)
 
 func (s *Server) reportCSV(w http.ResponseWriter, r *http.Request, _ *session) {
 	id := r.PathValue("id")
-	rows, err := s.report(id, strings.TrimSpace(r.URL.Query().Get("account")))
+	rows, err := s.report(r, id, strings.TrimSpace(r.URL.Query().Get("account")))
 	if errors.Is(err, state.ErrNotFound) {
 		http.NotFound(w, r)
 		return
@@ -107,7 +109,7 @@ func (s *Server) reportCSV(w http.ResponseWriter, r *http.Request, _ *session) {
 
 func (s *Server) apiReport(w http.ResponseWriter, r *http.Request, _ string) {
 	id := r.PathValue("id")
-	rows, err := s.report(id, strings.TrimSpace(r.URL.Query().Get("account")))
+	rows, err := s.report(r, id, strings.TrimSpace(r.URL.Query().Get("account")))
 	if errors.Is(err, state.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "no job " + strconv.Quote(id)})
 		return
@@ -362,14 +364,15 @@ func (s *Server) verify(id string, accounts []string, deep bool, who string) (*v
 	v := &verification{Job: id, By: state.Actor(who).String(), Deep: deep, Accounts: accounts, Running: true, Started: timeNow()}
 	s.verifies.m[id] = v
 	s.verifies.mu.Unlock()
-	mode := "quick: counts"
+	code := "ev.admin.verify.quick"
 	if deep {
-		mode = "deep: every message's bytes"
+		code = "ev.admin.verify.deep"
 	}
+	why := wording.New(code, "who", who, "job", id)
 	if len(accounts) > 0 {
-		mode += "; " + strings.Join(accounts, ", ")
+		why = wording.New(code+".some", "who", who, "job", id, "accounts", strings.Join(accounts, ", "))
 	}
-	s.m.EventBy(who, id, "", "admin.verify", fmt.Sprintf("%s asked to verify job %s (%s)", state.Actor(who), id, mode))
+	s.m.EventOf(who, id, "", "admin.verify", why)
 	go func() {
 		checks, err := s.m.Verify(context.Background(), id, accounts, deep)
 		done := *v

@@ -143,8 +143,8 @@ func testNotCopied(t *testing.T, mode string) {
 		t.Fatalf("alice signs in: %d", code)
 	}
 	for lang, want := range map[string][]string{
-		"en":    {"finished with failures", `id="retry-fix"`, "Retry failed", "Messages not copied: 3. Accounts that failed or finished with failures: 1.", "3 failed; 3 messages: folder &#34;~home&#34; not copied", `href="/admin/jobs/fix/report"`, `href="/admin/jobs/fix/report.csv"`, `id="verify-form"`, "deep: compare every message&#39;s bytes"},
-		"zh-CN": {"部分失败", "重试失败的账号", "没有搬过去的邮件: 3 封", "下载 CSV", "核对新旧邮箱", "深度核对"},
+		"en":    {"finished with failures", `id="retry-fix"`, "Retry failed", "Messages not copied: 3. Accounts that failed or finished with failures: 1.", "3 failed; 3 not on the target (3 messages: folder &#34;~home&#34; not copied", `href="/admin/jobs/fix/report"`, `href="/admin/jobs/fix/report.csv"`, `id="verify-form"`, "deep: compare every message&#39;s bytes"},
+		"zh-CN": {"部分失败", "重试失败的账号", "没有搬过去的邮件: 3 封", "失败3封; 3封邮件不在新邮箱中 (3封邮件: 文件夹 &#34;~home&#34; 没有搬过来: ", "下载 CSV", "核对新旧邮箱", "深度核对"},
 	} {
 		admin.lang = lang
 		code, body := admin.get("/admin/jobs/" + job)

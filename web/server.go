@@ -19,7 +19,6 @@ import (
 	"net/http"
 	netmail "net/mail"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 //go:embed templates/*.html static/*
@@ -223,8 +223,6 @@ var funcs = template.FuncMap{
 		return int(100 * (c.Imported + c.Failed) / c.ToImport)
 	},
 }
-
-var countsLine = regexp.MustCompile(`^\d+ to import, \d+ imported, \d+ failed(; |$)`)
 
 func (s *Server) parse() error {
 	s.pages = map[string]*template.Template{}
@@ -593,9 +591,9 @@ func addressShown(a string) string {
 // address as a failed attempt: so it cannot be asked outside the lockout.
 func (s *Server) probed(job, member, old string, keys []string) {
 	locked := s.lock.fail(keys...)
-	s.m.EventBy(state.MemberActor(member), job, "", "warning", fmt.Sprintf("portal: %s asked to move %s, which another member moves; counted as a failed attempt", member, old))
+	s.m.EventOf(state.MemberActor(member), job, "", "warning", wording.New("ev.portal.probed", "member", member, "old", old))
 	if locked {
-		s.event(job, "", "warning", fmt.Sprintf("portal: %s locked for %d minutes after repeated failures", member, minutes(s.cfg.LockFor)))
+		s.m.EventOf(string(state.Engine), job, "", "warning", wording.New("ev.portal.locked.failures", "member", member, "minutes", strconv.Itoa(minutes(s.cfg.LockFor))))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/banjia-mail/banjia/sources/check"
 	"github.com/banjia-mail/banjia/sources/presets"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 func providersCommand() *cli.Command {
@@ -86,6 +87,7 @@ func checkCommand() *cli.Command {
 		Usage: "check that the old and new servers can be reached and logged in to, step by step",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
+			lang := langOf(c.String("lang"))
 			if c.String("from") == "" && c.String("provider") == "" && c.String("to") == "" {
 				return fmt.Errorf("give --from (and/or --to) to check")
 			}
@@ -169,9 +171,9 @@ func checkCommand() *cli.Command {
 			} else {
 				sort.SliceStable(results, func(i, k int) bool { return results[i].Account < results[k].Account })
 				for _, r := range results {
-					printReport(os.Stdout, r.Role, r.Account, r.Report)
+					printReport(os.Stdout, lang, r.Role, r.Account, r.Report)
 				}
-				fmt.Printf("%d checks: %d passed, %d failed\n", len(results), len(results)-failed, failed)
+				fmt.Println(wording.Text(lang, "check.summary", len(results), len(results)-failed, failed))
 				if failed == 0 && c.String("accounts") == "" && src.Host != "" && dst.Host != "" {
 					if err := printFolderMap(c, src, dst); err != nil {
 						return err
@@ -186,22 +188,25 @@ func checkCommand() *cli.Command {
 	}
 }
 
-func printReport(w io.Writer, role, account string, r *check.Report) {
-	mark := "passed"
+func printReport(w io.Writer, lang, role, account string, r *check.Report) {
+	mark := wording.Text(lang, "check.passed")
 	if !r.OK {
-		mark = "FAILED"
+		mark = wording.Text(lang, "check.failed")
 	}
-	fmt.Fprintf(w, "%s %s (%s): %s\n", role, account, r.Endpoint, mark)
+	fmt.Fprintf(w, "%s %s (%s): %s\n", wording.Text(lang, "check.role."+role), account, r.Endpoint, mark)
+	// Step names differ in length, more so across languages.
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	for _, s := range r.Steps {
-		sign := "ok  "
+		sign := wording.Text(lang, "check.ok")
 		if !s.OK {
-			sign = "FAIL"
+			sign = wording.Text(lang, "check.fail")
 		}
-		fmt.Fprintf(w, "  %s %-9s %s\n", sign, s.Name, s.Detail)
-		if !s.OK && s.Hint != "" {
-			fmt.Fprintf(w, "       %-9s hint: %s\n", "", s.Hint)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", sign, s.NameIn(lang), s.DetailIn(lang))
+		if hint := s.HintIn(lang); !s.OK && hint != "" {
+			fmt.Fprintf(tw, "  \t\t%s: %s\n", wording.Text(lang, "check.hint"), hint)
 		}
 	}
+	tw.Flush()
 }
 
 // printFolderMap shows where each folder of one mailbox will go, before

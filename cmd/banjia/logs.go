@@ -251,5 +251,5 @@ func auditLine(lang string, e *state.Event) string {
 	if e.Who != "" {
 		who = state.Actor(e.Who).Text(lang)
 	}
-	return fmt.Sprintf("%s  %-18s %-8s %s  %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Result(), who, e.Message)
+	return fmt.Sprintf("%s  %-18s %-8s %s  %s", e.Time.Local().Format("2006-01-02 15:04:05"), state.KindText(lang, e.Kind), word(lang, "result."+e.Result()), who, e.Text(lang))
 }

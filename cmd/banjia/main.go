@@ -63,6 +63,7 @@ func mainCode() int {
 			return nil
 		},
 	}
+	localizeHelp(app, helpLang(os.Args))
 	if p := os.Getenv("BANJIA_PEAKRSS_FILE"); p != "" {
 		// For benchmarks and tests: the process's own peak RSS (VmHWM), which
 		// a parent cannot read reliably after exit.

@@ -151,7 +151,7 @@ func outboxCommand() *cli.Command {
 				case m.Attempts > 0:
 					st, next = "retrying", m.NextTry.Local().Format("2006-01-02 15:04:05")
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.Seq, m.Job, m.Kind, strings.Join(m.To, ", "), st, m.Attempts, next, oneLineText(m.LastError), m.Subject)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.Seq, m.Job, m.Kind, strings.Join(m.To, ", "), st, m.Attempts, next, oneLineText(m.LastErrorIn(langOf(c.String("lang")))), m.Subject)
 			}
 			return tw.Flush()
 		}

@@ -17,11 +17,21 @@ import (
 var words = state.Words{
 	"en": {
 		"h.job": "JOB", "h.state": "STATE", "h.phase": "PHASE", "h.all": "ALL", "h.account": "ACCOUNT", "h.progress": "PROGRESS", "h.note": "NOTE",
-		"eta": "about %s left", "outside": "outside its window %s: waits until it opens",
+		"eta": "about %s left", "outside": "outside its window %s: waits until it opens", "done": "done",
+		"result.ok": "ok", "result.failed": "failed", "result.partial": "partial", "result.warning": "warning", "result.info": "info",
+		"report.none":  "job %s: every selected message is on the target",
+		"report.head":  "ACCOUNT\tFOLDER\tUID\tDATE\tSIZE\tREASON",
+		"report.total": "%d not copied; `banjia job retry %s` tries them again once the cause is fixed",
+		"report.left":  "%d system folders left behind by the job's options (not failures)",
 	},
 	"zh": {
 		"h.job": "搬家任务", "h.state": "任务状态", "h.phase": "阶段", "h.all": "所有的", "h.account": "邮箱账号", "h.progress": "进展情况", "h.note": "说明",
-		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始",
+		"eta": "预计还需 %s", "outside": "不在搬家时段 %s 内：等待时段开始", "done": "已结束",
+		"result.ok": "成功", "result.failed": "失败", "result.partial": "部分失败", "result.warning": "警告", "result.info": "信息",
+		"report.none":  "搬家任务 %s: 所选邮件都已在新邮箱中",
+		"report.head":  "邮箱账号\t文件夹\tUID\t日期\t大小\t原因",
+		"report.total": "%d 封没有搬过来; 排除原因后, 用 `banjia job retry %s` 重试",
+		"report.left":  "%d 个系统文件夹按任务设置留在旧邮箱 (不算失败)",
 	},
 }
 
@@ -69,9 +79,9 @@ func accountTable(w io.Writer, lang string, st *migrate.Status) {
 	for _, a := range st.Accounts {
 		note := a.Counts.Line(lang)
 		if a.State == state.AccountFailed || a.State == state.AccountAbandoned || a.State == state.AccountPaused {
-			note = a.Reason + " (" + note + ")"
+			note = a.ReasonIn(lang) + " (" + note + ")"
 		} else if a.State == state.AccountPartial {
-			note = a.Reason
+			note = a.ReasonIn(lang)
 		} else if a.State == state.AccountNotStarted {
 			note = "-"
 		} else if eta, ok := st.AccountETA[a.ID]; ok {
@@ -99,7 +109,7 @@ func progressLine(lang string, st *migrate.Status, elapsed time.Duration, prevIm
 	}
 	line := fmt.Sprintf("[%s] %s: %d/%d %s, %d %s, %d %s; %s; %.1f MB, %.0f msg/s",
 		elapsed.Truncate(time.Second), word(lang, string(st.Job.State)),
-		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), "done",
+		n[state.AccountSucceeded]+n[state.AccountPartial]+n[state.AccountFailed]+n[state.AccountAbandoned], len(st.Accounts), word(lang, "done"),
 		n[state.AccountPreparing]+n[state.AccountRunning], word(lang, "in_progress"), n[state.AccountFailed]+n[state.AccountPartial], word(lang, "failed"),
 		c.Line(lang), float64(c.Bytes)/1e6, rate)
 	if p := n[state.AccountPaused]; p > 0 {

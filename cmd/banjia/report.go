@@ -35,6 +35,8 @@ func reportCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			lang := langOf(c.String("lang"))
+			migrate.InLang(rows, lang)
 			switch {
 			case c.Bool("json"):
 				if rows == nil {
@@ -59,22 +61,22 @@ func reportCommand() *cli.Command {
 				}
 			}
 			if failed == 0 {
-				fmt.Printf("job %s: every selected message is on the target\n", id)
+				fmt.Printf(word(lang, "report.none")+"\n", id)
 				if len(rows) == 0 {
 					return nil
 				}
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ACCOUNT\tFOLDER\tUID\tDATE\tSIZE\tREASON")
+			fmt.Fprintln(tw, word(lang, "report.head"))
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Account, r.Folder, uidText(r.UID), dateText(r.Date), sizeText(r.Size), r.Reason)
 			}
 			tw.Flush()
 			if left := len(rows) - failed; left > 0 {
-				fmt.Printf("\n%d system %s left behind by the job's options (not failures)\n", left, map[bool]string{true: "folder", false: "folders"}[left == 1])
+				fmt.Printf("\n"+word(lang, "report.left")+"\n", left)
 			}
 			if failed > 0 {
-				fmt.Printf("\n%d not copied; `banjia job retry %s` tries them again once the cause is fixed\n", failed, id)
+				fmt.Printf("\n"+word(lang, "report.total")+"\n", failed, id)
 			}
 			return nil
 		},

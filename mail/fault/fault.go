@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Class is what to do about an error.
@@ -52,7 +54,10 @@ type Error struct {
 	// same class (Account) covers a mistyped password, which the member can
 	// fix, and a disabled account, which only the old provider's admin can.
 	Refusal Refusal
-	Err     error
+	// Why is Reason as a code and its parameters, for reading in another
+	// language; Reason is its English wording.
+	Why wording.Reason
+	Err error
 }
 
 // Refusal is why a server refused a login, as far as it said.
@@ -108,6 +113,34 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Coded wraps err with a class and a reason from the catalogue.
+func Coded(c Class, why wording.Reason, err error) error {
+	return &Error{Class: c, Reason: why.String(), Why: why, Err: err}
+}
+
+// RetryAfterCoded is RetryAfter with a reason from the catalogue.
+func RetryAfterCoded(d time.Duration, why wording.Reason, err error) error {
+	return &Error{Class: Retry, Reason: why.String(), Why: why, After: d, Err: err}
+}
+
+// RefusedCoded is Refused with a reason from the catalogue.
+func RefusedCoded(r Refusal, why wording.Reason, err error) error {
+	return &Error{Class: Account, Reason: why.String(), Why: why, Refusal: r, Err: err}
+}
+
+// WhyOf is the reason of err as a code and parameters where it has one,
+// else its text as it is.
+func WhyOf(err error) wording.Reason {
+	var fe *Error
+	if errors.As(err, &fe) && fe.Why.Code != "" {
+		return fe.Why
+	}
+	if err == nil {
+		return wording.Reason{}
+	}
+	return wording.Plain(Reason(err))
+}
 
 // New wraps err with a class and a reason.
 func New(c Class, reason string, err error) error {

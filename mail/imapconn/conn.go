@@ -23,6 +23,7 @@ import (
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Conn is one logged-in IMAP session, shared by the IMAP source and the IMAP
@@ -130,7 +131,7 @@ func DialWrapped(ctx context.Context, e mail.Endpoint, opts *imapclient.Options,
 			if err != nil {
 				raw.Close()
 				if strings.Contains(err.Error(), "STARTTLS") {
-					return nil, fault.New(fault.Account, fmt.Sprintf("%s does not offer STARTTLS; use imaps:// (port 993) or, only on a trusted network, imap+plain://", e.Addr()), err)
+					return nil, fault.Coded(fault.Account, wording.New("tls.nostarttls", "addr", e.Addr(), "advice", "use imaps:// (port 993) or, only on a trusted network, imap+plain://"), err)
 				}
 				return nil, tlsError(e, err)
 			}
@@ -144,7 +145,7 @@ func DialWrapped(ctx context.Context, e mail.Endpoint, opts *imapclient.Options,
 		if err != nil {
 			raw.Close()
 			if strings.Contains(err.Error(), "STARTTLS") || isIMAPError(err) {
-				return nil, fault.New(fault.Account, fmt.Sprintf("%s does not offer STARTTLS; use imaps:// (port 993) or, only on a trusted network, imap+plain://", e.Addr()), err)
+				return nil, fault.Coded(fault.Account, wording.New("tls.nostarttls", "addr", e.Addr(), "advice", "use imaps:// (port 993) or, only on a trusted network, imap+plain://"), err)
 			}
 			return nil, tlsError(e, err)
 		}
@@ -157,9 +158,9 @@ func DialWrapped(ctx context.Context, e mail.Endpoint, opts *imapclient.Options,
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		if dctx.Err() != nil {
-			return nil, fault.New(fault.Retry, fmt.Sprintf("%s accepted the connection but sent no IMAP greeting within %s (wrong port, a TLS port spoken to without TLS, or a server too busy to answer?)", e.Addr(), LoginTimeout), err)
+			return nil, fault.Coded(fault.Retry, wording.New("greeting.timeout", "addr", e.Addr(), "timeout", LoginTimeout.String(), "proto", "IMAP"), err)
 		}
-		return nil, fault.New(fault.Retry, fmt.Sprintf("no IMAP greeting from %s", e.Addr()), err)
+		return nil, fault.Coded(fault.Retry, wording.New("greeting.none", "addr", e.Addr(), "proto", "IMAP"), err)
 	}
 	conn := &Conn{Client: c, Endpoint: e, raw: raw, idf: idf}
 	if err := conn.login(dctx); err != nil {
@@ -264,12 +265,12 @@ func (c *Conn) login(ctx context.Context) error {
 	case "xoauth2":
 		token, terr := mail.Token(ctx, e)
 		if terr != nil {
-			return fault.New(fault.Account, fmt.Sprintf("cannot get an access token for application %s: %s", e.App.ClientID, redactSecret(terr.Error(), e.Password)), nil)
+			return fault.Coded(fault.Account, wording.New("login.token", "app", e.App.ClientID, "err", redactSecret(terr.Error(), e.Password)), nil)
 		}
 		err = c.Client.Authenticate(&xoauth2Client{user: e.User, token: token})
 	case "login":
 		if caps.Has(imap.CapLoginDisabled) {
-			return fault.New(fault.Account, fmt.Sprintf("%s refuses LOGIN on this connection; use TLS (imaps:// or imap://)", e.Addr()), nil)
+			return fault.Coded(fault.Account, wording.New("login.noplain", "addr", e.Addr()), nil)
 		}
 		err = c.Client.Login(e.User, e.Password).Wait()
 	}
@@ -292,46 +293,46 @@ func LoginError(e mail.Endpoint, err error) error {
 	if errors.As(err, &ie) {
 		switch ie.Code {
 		case imap.ResponseCodeUnavailable:
-			return fault.New(fault.Retry, fmt.Sprintf("%s is temporarily unavailable", e.Addr()), err)
+			return fault.Coded(fault.Retry, wording.New("login.unavailable", "addr", e.Addr()), err)
 		case imap.ResponseCodeAuthorizationFailed:
-			return fault.New(fault.Account, fmt.Sprintf("%s may not act as %s: no permission for this mailbox", e.User, e.AuthzID), err)
+			return fault.Coded(fault.Account, wording.New("delegate.denied", "admin", e.User, "member", e.AuthzID), err)
 		case imap.ResponseCodeExpired:
-			return fault.Refused(fault.Expired, fmt.Sprintf("the password of %s has expired%s", e.User, said(ie)), err)
+			return fault.RefusedCoded(fault.Expired, wording.New("login.expired", "user", e.User, "reply", reply(ie)), err)
 		case imap.ResponseCodeContactAdmin:
 			if e.Delegated {
 				// The admin logs in for the member: which of the two is
 				// disabled, or lacks the right, the server does not say.
-				return fault.Refused(fault.Disabled, delegatedRefusal(e, ie), err)
+				return fault.RefusedCoded(fault.Disabled, delegatedRefusal(e, ie), err)
 			}
 			// The password may well be right: retyping it cannot help, the
 			// old provider's admin must enable the account (or IMAP for it).
-			return fault.Refused(fault.Disabled, fmt.Sprintf("%s refused the login for %s: the account is disabled or may not use IMAP; its admin must enable it [CONTACTADMIN]%s", e.Addr(), e.User, said(ie)), err)
+			return fault.RefusedCoded(fault.Disabled, wording.New("login.disabled", "addr", e.Addr(), "user", e.User, "proto", "IMAP", "tag", "CONTACTADMIN", "reply", reply(ie)), err)
 		case imap.ResponseCodePrivacyRequired:
-			return fault.New(fault.Account, fmt.Sprintf("%s requires TLS before login; use imaps:// or imap://", e.Addr()), err)
+			return fault.Coded(fault.Account, wording.New("login.needtls", "addr", e.Addr()), err)
 		}
 		if strings.Contains(strings.ToLower(ie.Text), "throttl") {
-			return fault.RetryAfter(backoffHint(ie.Text), fmt.Sprintf("%s is throttling logins", e.Addr()), err)
+			return fault.RetryAfterCoded(backoffHint(ie.Text), wording.New("login.throttled", "addr", e.Addr()), err)
 		}
 		if strings.Contains(strings.ToLower(ie.Text), "too many simultaneous connections") {
 			// Gmail: "[ALERT] Too many simultaneous connections. (Failure)";
 			// other clients of the mailbox hold them, not a wrong password.
 			// No pause hint: the limit is this mailbox's, and a hint would
 			// pause every account on the host.
-			return fault.New(fault.Retry, fmt.Sprintf("%s has too many connections open to %s (other mail clients count too)%s", e.Addr(), e.User, said(ie)), err)
+			return fault.Coded(fault.Retry, wording.New("login.toomany", "addr", e.Addr(), "user", e.User, "reply", reply(ie)), err)
 		}
 		if e.Delegated {
-			return fault.New(fault.Account, delegatedRefusal(e, ie), err)
+			return fault.Coded(fault.Account, delegatedRefusal(e, ie), err)
 		}
 		if ie.Type == imap.StatusResponseTypeBad && e.Auth == "plain" {
 			// BAD is about the command, not the credentials: Coremail
 			// (NetEase) answers AUTHENTICATE PLAIN so although it offers it.
-			return fault.New(fault.Account, fmt.Sprintf("%s refused the SASL PLAIN login as a command, not the password%s: leave auth=plain out of the address (or use auth=login)", e.Addr(), said(ie)), err)
+			return fault.Coded(fault.Account, wording.New("login.plainbad", "addr", e.Addr(), "reply", reply(ie)), err)
 		}
-		return fault.Refused(fault.BadCredentials, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or IMAP is disabled for this account%s%s", e.User, e.Addr(), said(ie), HintSuffix(e)), err)
+		return fault.RefusedCoded(fault.BadCredentials, wording.New("login.refused", "user", e.User, "addr", e.Addr(), "proto", "IMAP", "reply", reply(ie), "hint", e.Hint), err)
 	}
 	// Servers refuse logins with a tagged NO (handled above); anything else
 	// is the connection failing under us.
-	return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
+	return fault.Coded(fault.Retry, wording.New("net.lost.login", "addr", e.Addr()), err)
 }
 
 func isIMAPError(err error) bool {
@@ -343,12 +344,12 @@ func isIMAPError(err error) bool {
 func DialError(e mail.Endpoint, err error) error {
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return fault.New(fault.Account, fmt.Sprintf("cannot resolve host %q: check the server name", e.Host), err)
+		return fault.Coded(fault.Account, wording.New("net.resolve", "host", e.Host), err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fault.New(fault.Retry, fmt.Sprintf("no answer from %s within %s (firewall, or wrong host?)", e.Addr(), ConnectTimeout), err)
+		return fault.Coded(fault.Retry, wording.New("net.timeout", "addr", e.Addr(), "timeout", ConnectTimeout.String()), err)
 	}
-	return fault.New(fault.Retry, fmt.Sprintf("cannot connect to %s (is the port right and the service up?)", e.Addr()), err)
+	return fault.Coded(fault.Retry, wording.New("net.connect", "addr", e.Addr()), err)
 }
 
 func tlsError(e mail.Endpoint, err error) error {
@@ -363,16 +364,16 @@ func TLSError(e mail.Endpoint, err error, hint string) error {
 	var authErr x509.UnknownAuthorityError
 	switch {
 	case errors.As(err, &hostErr):
-		return fault.New(fault.Account, fmt.Sprintf("the TLS certificate of %s is not valid for %q", e.Addr(), e.Host), err)
+		return fault.Coded(fault.Account, wording.New("tls.name", "addr", e.Addr(), "host", e.Host), err)
 	case errors.As(err, &authErr), errors.As(err, &certErr):
-		return fault.New(fault.Account, fmt.Sprintf("the TLS certificate of %s is not trusted (self-signed or unknown CA; --insecure skips the check)", e.Addr()), err)
+		return fault.Coded(fault.Account, wording.New("tls.untrusted", "addr", e.Addr()), err)
 	case errors.As(err, new(tls.RecordHeaderError)) || strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
-		return fault.New(fault.Account, fmt.Sprintf("%s does not speak TLS on this port; %s", e.Addr(), hint), err)
+		return fault.Coded(fault.Account, wording.New("tls.plainport", "addr", e.Addr(), "advice", hint), err)
 	}
 	if fault.IsTransient(err) {
-		return fault.New(fault.Retry, fmt.Sprintf("TLS with %s failed", e.Addr()), err)
+		return fault.Coded(fault.Retry, wording.New("tls.failed", "addr", e.Addr()), err)
 	}
-	return fault.New(fault.Account, fmt.Sprintf("TLS with %s failed", e.Addr()), err)
+	return fault.Coded(fault.Account, wording.New("tls.failed", "addr", e.Addr()), err)
 }
 
 // Do runs one blocking step of the session; if ctx ends first the connection
@@ -428,31 +429,30 @@ func CommandError(op string, err error) error {
 		text := strings.ToLower(ie.Text)
 		switch {
 		case ie.Code == imap.ResponseCodeUnavailable || ie.Code == imap.ResponseCodeServerBug || ie.Code == imap.ResponseCodeInUse:
-			return fault.New(fault.Retry, op+": server busy or unavailable", err)
+			return fault.Coded(fault.Retry, wording.New("cmd.busy", "op", op), err)
 		case strings.Contains(text, "throttl"):
-			return fault.RetryAfter(backoffHint(ie.Text), op+": server is throttling", err)
+			return fault.RetryAfterCoded(backoffHint(ie.Text), wording.New("cmd.throttled", "op", op), err)
 		case strings.Contains(text, "bandwidth limit"):
 			// Gmail answers FETCH "[OVERQUOTA] Account exceeded command or
 			// bandwidth limits." when the mailbox's daily IMAP allowance is
 			// spent: the source's limit, not a full target, and one that
 			// lasts hours (a pause hint would hold every account on the host).
-			return fault.New(fault.Account, op+": the provider's daily transfer limit for this mailbox is reached (Gmail allows about 2,500 MB of IMAP downloads a day): resume this account tomorrow, the copy goes on where it stopped"+said(ie), err)
+			return fault.Coded(fault.Account, wording.New("cmd.daylimit", "op", op, "reply", reply(ie)), err)
 		case ie.Code == imap.ResponseCodeOverQuota || strings.Contains(text, "quota"):
-			return fault.New(fault.Account, "the target mailbox is full (over quota): raise its quota and resume", err)
+			return fault.Coded(fault.Account, wording.New("target.quota"), err)
 		case ie.Code == imap.ResponseCodeTooBig || ie.Code == imap.ResponseCodeLimit || strings.Contains(text, "too big") || strings.Contains(text, "too large") || strings.Contains(text, "maximum size"):
-			return fault.New(fault.Message, "message too large for the target server"+said(ie), err)
+			return fault.Coded(fault.Message, wording.New("target.toolarge", "reply", reply(ie)), err)
 		case ie.Code == imap.ResponseCodeNoPerm:
-			return fault.New(fault.Account, op+": no permission", err)
+			return fault.Coded(fault.Account, wording.New("cmd.nopermission", "op", op), err)
 		case strings.Contains(text, "not connected"):
-			return fault.New(fault.Account, "the migration admin has no permission for this mailbox; grant FullAccess or check the admin account (Exchange also says \"User is authenticated but not connected\" after accepting a wrong password at login, and while too many connections to the mailbox are open)", err)
+			return fault.Coded(fault.Account, wording.New("delegate.notconnected"), err)
 		case strings.Contains(text, "unsafe login"):
-			return fault.New(fault.Account, op+": the provider blocks this login as unsafe until the mail client identifies itself (IMAP ID, RFC 2971), as NetEase 163/126/yeah.net and 网易企业邮 do; "+
-				"banjia identifies itself whenever the server offers ID, so the server refused that or distrusts this login anyway: sign in to the web mail once and clear any security prompt, check that IMAP is enabled and an authorization code (授权码) is used, or ask the provider"+said(ie), err)
+			return fault.Coded(fault.Account, wording.New("cmd.unsafe", "op", op, "reply", reply(ie)), err)
 		}
-		return fault.New(fault.Message, op+" refused by the server"+said(ie), err)
+		return fault.Coded(fault.Message, wording.New("cmd.refused", "op", op, "reply", reply(ie)), err)
 	}
 	if fault.IsTransient(err) || strings.Contains(err.Error(), "connection closed") {
-		return fault.New(fault.Retry, op+": connection lost", err)
+		return fault.Coded(fault.Retry, wording.New("cmd.lost", "op", op), err)
 	}
 	return fault.New(fault.Retry, op, err)
 }
@@ -481,16 +481,15 @@ func HintSuffix(e mail.Endpoint) string {
 // delegatedRefusal words a refused delegated login for the admin who can
 // fix it: the admin's own credentials, or the admin's rights on this one
 // mailbox (the server's own words tell which, when it gives them).
-func delegatedRefusal(e mail.Endpoint, ie *imap.Error) string {
+func delegatedRefusal(e mail.Endpoint, ie *imap.Error) wording.Reason {
 	member := e.AuthzID
 	if member == "" {
 		member = e.User
 	}
-	said := said(ie)
 	if e.Auth == "xoauth2" {
-		return fmt.Sprintf("the application could not open %s%s: give it the IMAP.AccessAsApp permission with admin consent, register its service principal in Exchange and grant it FullAccess on this mailbox", member, said)
+		return wording.New("delegate.refused.app", "member", member, "reply", reply(ie))
 	}
-	return fmt.Sprintf("the migration admin could not open %s%s: check the admin's user name and password, grant the admin FullAccess on this mailbox, and make sure IMAP and basic authentication are allowed for it", member, said)
+	return wording.New("delegate.refused", "member", member, "reply", reply(ie))
 }
 
 func redactSecret(text, secret string) string {
@@ -516,15 +515,12 @@ func (x *xoauth2Client) Next(challenge []byte) ([]byte, error) { return []byte{}
 // dovecotTiming is the "(0.001 + 0.000 secs)." Dovecot appends to replies.
 var dovecotTiming = regexp.MustCompile(`\s*\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\.?$`)
 
-// said quotes the server's own words for a reason, so the person reading it
-// sees what the server objected to.
-func said(ie *imap.Error) string {
+// reply is the server's own words, kept as they were said (in every
+// language a reason is read in), without Dovecot's timing.
+func reply(ie *imap.Error) string {
 	t := strings.TrimSpace(dovecotTiming.ReplaceAllString(ie.Text, ""))
-	if t == "" {
-		return ""
-	}
 	if len(t) > 200 {
 		t = t[:200] + "..."
 	}
-	return fmt.Sprintf(" (the server said: %q)", t)
+	return t
 }

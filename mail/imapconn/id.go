@@ -1,13 +1,13 @@
 package imapconn
 
 import (
-	"fmt"
 	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // ClientVersion is the version banjia gives in IMAP ID. It is read from the
@@ -86,7 +86,7 @@ func (c *Conn) identify() error {
 		c.idf.active.Store(true)
 	}
 	if _, err := c.Client.ID(clientID()).Wait(); err != nil && !isIMAPError(err) {
-		return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost after login, while identifying the client (IMAP ID)", c.Endpoint.Addr()), err)
+		return fault.Coded(fault.Retry, wording.New("net.lost.id", "addr", c.Endpoint.Addr()), err)
 	}
 	return nil
 }

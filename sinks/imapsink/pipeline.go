@@ -17,6 +17,7 @@ import (
 	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/mail/imapconn"
 	"github.com/banjia-mail/banjia/sinks"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Pipelined APPEND. go-imap sends every literal over 4 KiB as a
@@ -113,7 +114,7 @@ func (s *Sink) Send(ctx context.Context, f sinks.Folder, r io.Reader, size int64
 		}
 	}
 	if p.broken != nil {
-		return fault.New(fault.Retry, "connection to the target lost", p.broken)
+		return fault.Coded(fault.Retry, wording.New("target.lost"), p.broken)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -282,7 +283,7 @@ func (s *Sink) refused(folder string, keep []string, err error) error {
 	if errors.As(err, &ie) {
 		text := strings.ToLower(ie.Text)
 		if ie.Code == imap.ResponseCodeTryCreate {
-			return fault.New(fault.Retry, fmt.Sprintf("target folder %q disappeared", folder), err)
+			return fault.Coded(fault.Retry, wording.New("target.folder.gone", "folder", folder), err)
 		}
 		if hasKeywords(keep) && (strings.Contains(text, "keyword") || strings.Contains(text, "flag")) {
 			// Not the message's fault: the engine sends it again without

@@ -8,15 +8,17 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/banjia-mail/banjia/mail"
+	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Step is one stage of a connection check.
@@ -25,6 +27,41 @@ type Step struct {
 	OK     bool
 	Detail string `json:",omitempty"`
 	Hint   string `json:",omitempty"`
+	// DetailWhy and HintWhy are Detail and Hint as catalogue codes.
+	DetailWhy *wording.Reason `json:",omitempty"`
+	HintWhy   *wording.Reason `json:",omitempty"`
+}
+
+// step is a Step whose detail and hint come from the catalogue (either
+// may be empty).
+func step(name string, ok bool, detail, hint wording.Reason) Step {
+	s := Step{Name: name, OK: ok, Detail: detail.String(), Hint: hint.String()}
+	if detail.Coded() {
+		s.DetailWhy = &detail
+	}
+	if hint.Coded() {
+		s.HintWhy = &hint
+	}
+	return s
+}
+
+// NameIn is the step's name in lang.
+func (s Step) NameIn(lang string) string { return wording.Text(lang, "check.step."+s.Name) }
+
+// DetailIn is what the step found, in lang.
+func (s Step) DetailIn(lang string) string {
+	if s.DetailWhy != nil {
+		return s.DetailWhy.In(lang)
+	}
+	return s.Detail
+}
+
+// HintIn is the step's advice, in lang.
+func (s Step) HintIn(lang string) string {
+	if s.HintWhy != nil {
+		return s.HintWhy.In(lang)
+	}
+	return s.Hint
 }
 
 // Report is a whole check of one endpoint.
@@ -46,21 +83,21 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 		r.Steps = append(r.Steps, s)
 		return s.OK
 	}
-	portHint := "check the port: IMAP is 993 with TLS or 143 with STARTTLS; POP3 is 995 with TLS or 110 with STLS"
+	portHint := wording.New("check.hint.port")
+	none := wording.Reason{}
 
 	// DNS
 	if ip := net.ParseIP(e.Host); ip != nil {
-		add(Step{Name: "dns", OK: true, Detail: "address " + ip.String()})
+		add(step("dns", true, wording.New("check.dns.ip", "ip", ip.String()), none))
 	} else {
 		dctx, cancel := context.WithTimeout(ctx, StepTimeout)
 		addrs, err := net.DefaultResolver.LookupHost(dctx, e.Host)
 		cancel()
 		if err != nil {
-			add(Step{Name: "dns", Detail: fmt.Sprintf("cannot resolve host %q: %v", e.Host, err),
-				Hint: "check the server name for typos; the provider's preset (banjia providers) has the right one"})
+			add(step("dns", false, wording.New("check.dns.fail", "host", e.Host, "err", err.Error()), wording.New("check.hint.dns")))
 			return r
 		}
-		add(Step{Name: "dns", OK: true, Detail: strings.Join(addrs, ", ")})
+		add(step("dns", true, wording.Plain(strings.Join(addrs, ", ")), none))
 	}
 
 	// TCP
@@ -69,17 +106,17 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 	conn, err := d.DialContext(dctx, "tcp", e.Addr())
 	cancel()
 	if err != nil {
-		s := Step{Name: "tcp", Detail: fmt.Sprintf("cannot connect to %s: %v", e.Addr(), err), Hint: portHint}
+		detail, hint := wording.New("check.tcp.fail", "addr", e.Addr(), "err", err.Error()), portHint
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			s.Detail = fmt.Sprintf("connection refused: nothing listens on %s", e.Addr())
+			detail = wording.New("check.tcp.refused", "addr", e.Addr())
 		} else if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-			s.Detail = fmt.Sprintf("no answer from %s within %s", e.Addr(), StepTimeout)
-			s.Hint = "a firewall drops the connection, or the host is wrong"
+			detail = wording.New("check.tcp.timeout", "addr", e.Addr(), "timeout", StepTimeout.String())
+			hint = wording.New("check.hint.firewall")
 		}
-		add(s)
+		add(step("tcp", false, detail, hint))
 		return r
 	}
-	add(Step{Name: "tcp", OK: true, Detail: "connected to " + conn.RemoteAddr().String()})
+	add(step("tcp", true, wording.New("check.tcp.ok", "addr", conn.RemoteAddr().String()), none))
 
 	// TLS, for implicit-TLS schemes; STARTTLS/STLS is proven at login.
 	implicit := strings.HasSuffix(e.Scheme, "s") && !strings.Contains(e.Scheme, "+") || e.Scheme == "ews"
@@ -90,10 +127,10 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 		}
 	case strings.HasSuffix(e.Scheme, "+plain"):
 		conn.Close()
-		add(Step{Name: "tls", OK: true, Detail: "not used (plain connection, as asked)", Hint: "passwords cross the network unencrypted: only on a trusted network"})
+		add(step("tls", true, wording.New("check.tls.plain"), wording.New("check.hint.plain")))
 	default:
 		conn.Close()
-		add(Step{Name: "tls", OK: true, Detail: "negotiated with STARTTLS/STLS at login"})
+		add(step("tls", true, wording.New("check.tls.starttls"), none))
 	}
 
 	// Greeting and login, through the source itself.
@@ -103,22 +140,32 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 	if err != nil {
 		reason := err.Error()
 		lower := strings.ToLower(reason)
+		// The reason as the source words it, with the server's own
+		// words after it (what err.Error() has after the reason).
+		why := fault.WhyOf(err)
+		switch {
+		case !why.Coded() || !strings.HasPrefix(reason, why.String()):
+			// Wrapped by words of its own: shown as written.
+			why = wording.Plain(reason)
+		case reason != why.String():
+			why = wording.New("check.reason", "err", strings.TrimPrefix(reason, why.String()+": ")).Because(why)
+		}
 		switch {
 		case strings.Contains(lower, "greeting") || strings.Contains(lower, "tls") || strings.Contains(lower, "starttls") || strings.Contains(lower, "stls"):
-			add(Step{Name: "greeting", Detail: reason, Hint: portHint})
+			add(step("greeting", false, why, portHint))
 		default:
-			add(Step{Name: "greeting", OK: true})
-			add(Step{Name: "login", Detail: reason, Hint: loginHint(e, strings.ToLower(innermost(err).Error()))})
+			add(step("greeting", true, none, none))
+			add(step("login", false, why, loginHint(e, strings.ToLower(innermost(err).Error()))))
 		}
 		return r
 	}
 	defer src.Close()
-	add(Step{Name: "greeting", OK: true})
-	add(Step{Name: "login", OK: true, Detail: "logged in as " + e.User})
+	add(step("greeting", true, none, none))
+	add(step("login", true, wording.New("check.login.ok", "user", e.User), none))
 
 	folders, err := src.Folders(lctx)
 	if err != nil {
-		add(Step{Name: "folders", Detail: err.Error(), Hint: "the server accepted the login but would not list folders: is the mailbox usable?"})
+		add(step("folders", false, wording.Plain(err.Error()), wording.New("check.hint.folders")))
 		return r
 	}
 	var n uint64
@@ -130,11 +177,11 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 		}
 		n += uint64(f.Messages)
 	}
-	detail := fmt.Sprintf("%d folders, %d messages", len(folders)-system, n)
+	found := wording.New("check.folders.ok", "folders", strconv.Itoa(len(folders)-system), "messages", strconv.FormatUint(n, 10))
 	if system > 0 {
-		detail += fmt.Sprintf(" (and %d system folders, such as Exchange's Outbox and Sync Issues, left behind unless --system-folders)", system)
+		found = wording.New("check.folders.system", "folders", strconv.Itoa(len(folders)-system), "messages", strconv.FormatUint(n, 10), "system", strconv.Itoa(system))
 	}
-	add(Step{Name: "folders", OK: true, Detail: detail})
+	add(step("folders", true, found, none))
 	r.OK = true
 	return r
 }
@@ -143,7 +190,7 @@ func checkTLS(ctx context.Context, conn net.Conn, e mail.Endpoint) Step {
 	defer conn.Close()
 	cfg, err := e.TLSConfig()
 	if err != nil {
-		return Step{Name: "tls", Detail: err.Error(), Hint: "the --ca-file must hold PEM certificates"}
+		return step("tls", false, wording.Plain(err.Error()), wording.New("check.hint.cafile"))
 	}
 	hctx, cancel := context.WithTimeout(ctx, StepTimeout)
 	defer cancel()
@@ -151,15 +198,17 @@ func checkTLS(ctx context.Context, conn net.Conn, e mail.Endpoint) Step {
 	err = tc.HandshakeContext(hctx)
 	if err == nil {
 		st := tc.ConnectionState()
-		detail := tls.VersionName(st.Version)
-		if len(st.PeerCertificates) > 0 {
-			c := st.PeerCertificates[0]
-			detail += fmt.Sprintf(", certificate for %s, valid until %s", strings.Join(append([]string{c.Subject.CommonName}, c.DNSNames...), " "), c.NotAfter.Format("2006-01-02"))
+		if len(st.PeerCertificates) == 0 {
+			return step("tls", true, wording.Plain(tls.VersionName(st.Version)), wording.Reason{})
 		}
+		c := st.PeerCertificates[0]
+		unverified := ""
 		if e.Insecure {
-			detail += " (NOT verified: --insecure)"
+			unverified = " (NOT verified: --insecure)"
 		}
-		return Step{Name: "tls", OK: true, Detail: detail}
+		return step("tls", true, wording.New("check.tls.ok", "version", tls.VersionName(st.Version),
+			"names", strings.Join(append([]string{c.Subject.CommonName}, c.DNSNames...), " "),
+			"until", c.NotAfter.Format("2006-01-02"), "unverified", unverified), wording.Reason{})
 	}
 	var hostErr x509.HostnameError
 	var authErr x509.UnknownAuthorityError
@@ -167,21 +216,17 @@ func checkTLS(ctx context.Context, conn net.Conn, e mail.Endpoint) Step {
 	var invErr x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &hostErr):
-		return Step{Name: "tls", Detail: fmt.Sprintf("certificate mismatch: the certificate of %s is not valid for %q: %v", e.Addr(), e.Host, err),
-			Hint: "use the host name the certificate names (the provider's official server name)"}
+		return step("tls", false, wording.New("check.tls.name", "addr", e.Addr(), "host", e.Host, "err", err.Error()), wording.New("check.hint.certname"))
 	case errors.As(err, &invErr):
-		return Step{Name: "tls", Detail: fmt.Sprintf("the certificate of %s is invalid: %v", e.Addr(), err), Hint: "expired or not yet valid: tell the server's administrator"}
+		return step("tls", false, wording.New("check.tls.invalid", "addr", e.Addr(), "err", err.Error()), wording.New("check.hint.expired"))
 	case errors.As(err, &authErr), errors.As(err, &certErr):
-		return Step{Name: "tls", Detail: fmt.Sprintf("the certificate of %s is not trusted (self-signed or unknown CA): %v", e.Addr(), err),
-			Hint: "give the CA with --ca-file, or --insecure if you trust the network"}
+		return step("tls", false, wording.New("check.tls.untrusted", "addr", e.Addr(), "err", err.Error()), wording.New("check.hint.untrusted"))
 	case strings.Contains(err.Error(), "first record does not look like a TLS handshake") || errors.As(err, new(tls.RecordHeaderError)):
-		return Step{Name: "tls", Detail: fmt.Sprintf("%s does not speak TLS: it is a plain port", e.Addr()),
-			Hint: "use the STARTTLS scheme (imap://, pop3://) on this port, or the TLS port (993 for IMAP, 995 for POP3)"}
+		return step("tls", false, wording.New("check.tls.plainport", "addr", e.Addr()), wording.New("check.hint.tlsport"))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-		return Step{Name: "tls", Detail: fmt.Sprintf("no TLS answer from %s within %s", e.Addr(), StepTimeout),
-			Hint: "the port may be plain: try the STARTTLS scheme, or the TLS port"}
+		return step("tls", false, wording.New("check.tls.timeout", "addr", e.Addr(), "timeout", StepTimeout.String()), wording.New("check.hint.tlstimeout"))
 	}
-	return Step{Name: "tls", Detail: fmt.Sprintf("TLS with %s failed: %v", e.Addr(), err)}
+	return step("tls", false, wording.New("check.tls.fail", "addr", e.Addr(), "err", err.Error()), wording.Reason{})
 }
 
 // innermost is the error at the bottom of a chain: the server's own words.
@@ -196,19 +241,19 @@ func innermost(err error) error {
 }
 
 // loginHint reads the server's reply for what a person should do.
-func loginHint(e mail.Endpoint, reason string) string {
+func loginHint(e mail.Endpoint, reason string) wording.Reason {
 	switch {
 	case e.Scheme == "ews":
 		// The EWS source's reasons already name the fix.
-		return "check the login (name, DOMAIN\\name or address, --ews-domain), the password, and for a delegated job the admin's ApplicationImpersonation role and the member's address"
+		return wording.New("check.hint.ews")
 	case strings.Contains(reason, "disabled") || strings.Contains(reason, "not enabled") || strings.Contains(reason, "未开启") || strings.Contains(reason, "not open"):
-		return "the protocol is disabled for this mailbox: enable IMAP/POP in the old mailbox's settings (or ask its provider)"
+		return wording.New("check.hint.disabled")
 	case strings.Contains(reason, "locked") || strings.Contains(reason, "frozen") || strings.Contains(reason, "冻结") || strings.Contains(reason, "suspended"):
-		return "the account is locked or frozen at the provider: unlock it there first"
+		return wording.New("check.hint.locked")
 	case strings.Contains(reason, "no permission") || strings.Contains(reason, "may not act"):
-		return "the admin login has no delegation permission for this mailbox"
+		return wording.New("check.hint.delegate")
 	case e.Hint != "":
-		return e.Hint
+		return wording.Plain(e.Hint)
 	}
-	return "check the user name and password; many providers want an authorization code (授权码) or app password for IMAP/POP"
+	return wording.New("check.hint.login")
 }

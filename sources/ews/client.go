@@ -19,6 +19,7 @@ import (
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Namespaces of EWS requests and answers.
@@ -256,7 +257,7 @@ func (c *client) exchange(ctx context.Context, op, body string, read func(io.Rea
 			wait = time.Second
 		}
 		if wait > MaxBackOff || attempt >= busyRetries {
-			return fault.RetryAfter(wait, fmt.Sprintf("Exchange is busy (ErrorServerBusy, back off %v)", wait.Round(time.Millisecond)), err)
+			return fault.RetryAfterCoded(wait, wording.New("ews.busy", "code", fmt.Sprintf("ErrorServerBusy, back off %v", wait.Round(time.Millisecond))), err)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -302,9 +303,9 @@ func (c *client) post(ctx context.Context, op string, payload []byte, read func(
 		if _, isBasic := c.http.Transport.(basicOnly); isBasic {
 			how = "Basic"
 		}
-		return fault.Refused(fault.BadCredentials, fmt.Sprintf("Exchange at %s refused the login of %s (%s): check the user name (name, DOMAIN\\name or address), the EWS domain and the password", c.host, c.user, how), nil)
+		return fault.RefusedCoded(fault.BadCredentials, wording.New("ews.login.refused", "host", c.host, "user", c.user, "how", how), nil)
 	case http.StatusForbidden:
-		return fault.New(fault.Account, fmt.Sprintf("Exchange at %s forbids EWS to %s (HTTP 403): EWS may be off for this user or this client (Set-CASMailbox -EwsEnabled, EwsAllowList)", c.host, c.user), nil)
+		return fault.Coded(fault.Account, wording.New("ews.forbidden", "host", c.host, "user", c.user), nil)
 	case http.StatusNotFound:
 		return fault.New(fault.Account, fmt.Sprintf("no EWS at %s (HTTP 404): give the EWS URL, usually https://mail.example.com/EWS/Exchange.asmx", c.url), errNoEWS)
 	case http.StatusFound, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
@@ -314,7 +315,7 @@ func (c *client) post(ctx context.Context, op string, payload []byte, read func(
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			wait = time.Duration(s) * time.Second
 		}
-		return fault.RetryAfter(wait, fmt.Sprintf("Exchange at %s is unavailable (HTTP %d)", c.host, resp.StatusCode), nil)
+		return fault.RetryAfterCoded(wait, wording.New("ews.unavailable", "host", c.host, "status", strconv.Itoa(resp.StatusCode)), nil)
 	default:
 		return fmt.Errorf("EWS %s at %s: HTTP %s", op, c.host, resp.Status)
 	}
@@ -461,21 +462,21 @@ func (c *client) classify(op string, err error) error {
 	switch code {
 	case "ErrorImpersonateUserDenied", "ErrorImpersonationDenied":
 		if c.app != nil {
-			return fault.New(fault.Account, fmt.Sprintf("application %s may not open mailbox %s: grant it full_access_as_app (Office 365 Exchange Online, admin consent), or widen the management scope of its RBAC for Applications role assignment to hold the mailbox", admin, c.member()), err)
+			return fault.Coded(fault.Account, wording.New("ews.app.denied", "app", admin, "member", c.member()), err)
 		}
-		return fault.New(fault.Account, fmt.Sprintf("the migration admin %s may not open mailbox %s: give it the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s) or FullAccess on the mailbox (Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess)", admin, c.member(), admin, c.member(), admin), err)
+		return fault.Coded(fault.Account, wording.New("ews.impersonation", "admin", admin, "member", c.member()), err)
 	case "ErrorNonExistentMailbox", "ErrorMailboxNotFound", "ErrorInvalidSmtpAddress", "ErrorNoPublicFolderReplicaAvailable":
 		who := c.member()
 		if who == "" {
 			who = c.user
 		}
-		return fault.New(fault.Account, fmt.Sprintf("no Exchange mailbox %s on %s", who, c.host), err)
+		return fault.Coded(fault.Account, wording.New("ews.nomailbox", "member", who, "host", c.host), err)
 	case "ErrorAccessDenied":
 		if c.app != nil {
-			return fault.New(fault.Account, fmt.Sprintf("application %s may not open mailbox %s: grant it full_access_as_app (Office 365 Exchange Online, admin consent), or widen the management scope of its RBAC for Applications role assignment to hold the mailbox", admin, c.member()), err)
+			return fault.Coded(fault.Account, wording.New("ews.app.denied", "app", admin, "member", c.member()), err)
 		}
 		if c.delegate != "" {
-			return fault.New(fault.Account, fmt.Sprintf("the migration admin %s lost FullAccess to mailbox %s: give it back (Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess) or the ApplicationImpersonation role", admin, c.delegate, c.delegate, admin), err)
+			return fault.Coded(fault.Account, wording.New("ews.fullaccess.lost", "admin", admin, "member", c.delegate), err)
 		}
 		return fault.New(fault.Account, fmt.Sprintf("Exchange refused %s access to the mailbox (%s)", admin, code), err)
 	case "ErrorMailboxMoveInProgress", "ErrorAccountDisabled":
@@ -483,7 +484,7 @@ func (c *client) classify(op string, err error) error {
 	case "ErrorInvalidServerVersion", "ErrorIncorrectSchemaVersion":
 		return fault.New(fault.Account, fmt.Sprintf("Exchange at %s does not serve version %s: give the server's version with --ews-version", c.host, c.version), err)
 	case "ErrorServerBusy", "ErrorTooManyObjectsOpened", "ErrorInternalServerTransientError", "ErrorMailboxStoreUnavailable", "ErrorConnectionFailed":
-		return fault.RetryAfter(0, fmt.Sprintf("Exchange is busy (%s)", code), err)
+		return fault.RetryAfterCoded(0, wording.New("ews.busy", "code", code), err)
 	}
 	return fmt.Errorf("EWS %s: %w", op, err)
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/banjia-mail/banjia/mail"
 	"github.com/banjia-mail/banjia/mail/fault"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // Tunables; tests shorten some of them.
@@ -594,20 +595,20 @@ func (c *client) classify(op, mailbox string, err error) error {
 	}
 	var authErr *azidentity.AuthenticationFailedError
 	if errors.As(err, &authErr) {
-		return fault.New(fault.Account, fmt.Sprintf("Entra ID refused the app's credentials for tenant %q%s: check the tenant id, the application (client) id and the client secret (it may have expired)", c.e.Tenant, aadCode(authErr)), err)
+		return fault.Coded(fault.Account, wording.New("graph.credentials", "tenant", c.e.Tenant, "code", aadCode(authErr)), err)
 	}
 	if ae := asAPIError(err); ae != nil {
 		switch {
 		case ae.Status == http.StatusUnauthorized:
 			return fault.New(fault.Account, fmt.Sprintf("Graph refused the app's token for %s: check that the app registration belongs to tenant %q", op, c.e.Tenant), ae)
 		case ae.Status == http.StatusForbidden && mailbox == "":
-			return fault.New(fault.Account, "the app may not list the directory's users: grant the User.Read.All application permission and admin consent", ae)
+			return fault.Coded(fault.Account, wording.New("graph.users.denied"), ae)
 		case ae.Status == http.StatusForbidden:
-			return fault.New(fault.Account, fmt.Sprintf("the app has no permission to read mailbox %s: grant the Mail.Read application permission with admin consent (and check that no application access policy leaves this mailbox out)", mailbox), ae)
+			return fault.Coded(fault.Account, wording.New("graph.mail.denied", "member", mailbox), ae)
 		case ae.Status == http.StatusNotFound && mailbox != "":
-			return fault.New(fault.Account, fmt.Sprintf("no such mailbox %s in tenant %q (or it has no Exchange Online mailbox or licence)", mailbox, c.e.Tenant), ae)
+			return fault.Coded(fault.Account, wording.New("graph.nomailbox", "member", mailbox, "tenant", c.e.Tenant), ae)
 		case throttled(ae.Status):
-			return fault.RetryAfter(ae.RetryAfter, fmt.Sprintf("Graph keeps throttling %s", op), ae)
+			return fault.RetryAfterCoded(ae.RetryAfter, wording.New("graph.throttled", "op", op), ae)
 		case ae.Status >= 500:
 			return fault.New(fault.Retry, fmt.Sprintf("Graph failed %s", op), ae)
 		}

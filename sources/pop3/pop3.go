@@ -29,6 +29,7 @@ import (
 	"github.com/banjia-mail/banjia/mail/fault"
 	"github.com/banjia-mail/banjia/mail/imapconn"
 	"github.com/banjia-mail/banjia/sources"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 func init() {
@@ -111,7 +112,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		greet, err := br.ReadString('\n')
 		if err != nil || !strings.HasPrefix(greet, "+OK") {
 			raw.Close()
-			return nil, fault.New(fault.Retry, fmt.Sprintf("no POP3 greeting from %s (wrong port?)", d.e.Addr()), err)
+			return nil, fault.Coded(fault.Retry, wording.New("greeting.none", "addr", d.e.Addr(), "proto", "POP3"), err)
 		}
 		if _, err := raw.Write([]byte("STLS\r\n")); err != nil {
 			raw.Close()
@@ -120,7 +121,7 @@ func (d *dialer) Dial(network, addr string) (net.Conn, error) {
 		resp, err := br.ReadString('\n')
 		if err != nil || !strings.HasPrefix(resp, "+OK") {
 			raw.Close()
-			return nil, fault.New(fault.Account, fmt.Sprintf("%s does not offer STLS; use pop3s:// (port 995) or, only on a trusted network, pop3+plain://", d.e.Addr()), err)
+			return nil, fault.Coded(fault.Account, wording.New("tls.nostarttls", "addr", d.e.Addr(), "advice", "use pop3s:// (port 995) or, only on a trusted network, pop3+plain://"), err)
 		}
 		raw.SetDeadline(time.Time{})
 		tc := tls.Client(raw, cfg)
@@ -149,7 +150,7 @@ func Open(ctx context.Context, e mail.Endpoint) (*Source, error) {
 		if errors.As(err, &fe) {
 			return nil, err
 		}
-		return nil, fault.New(fault.Retry, fmt.Sprintf("no POP3 greeting from %s (wrong port, or a TLS port spoken to without TLS?)", e.Addr()), err)
+		return nil, fault.Coded(fault.Retry, wording.New("greeting.none", "addr", e.Addr(), "proto", "POP3"), err)
 	}
 	s := &Source{e: e, conn: conn, raw: d.raw}
 	stop := context.AfterFunc(ctx, func() { d.raw.Close() })
@@ -176,28 +177,24 @@ const loginDelay = 5 * time.Minute
 // the admin; the Refusal lets the portal word it for the member.
 func loginError(e mail.Endpoint, err error) error {
 	if fault.IsTransient(err) {
-		return fault.New(fault.Retry, fmt.Sprintf("connection to %s lost during login", e.Addr()), err)
+		return fault.Coded(fault.Retry, wording.New("net.lost.login", "addr", e.Addr()), err)
 	}
 	line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(err.Error()), "-ERR"))
 	text := strings.ToLower(line)
-	said := ""
-	if line != "" {
-		if len(line) > 200 {
-			line = line[:200] + "..."
-		}
-		said = fmt.Sprintf(" (the server said: %q)", line)
+	if len(line) > 200 {
+		line = line[:200] + "..."
 	}
 	switch {
 	case strings.Contains(text, "[in-use]") || strings.Contains(text, "in use") || (strings.Contains(text, "locked") && !strings.Contains(text, "[auth]") && !strings.Contains(text, "[sys/perm]")):
-		return fault.New(fault.Retry, "the maildrop is in use by another POP3 session; trying again later", err)
+		return fault.Coded(fault.Retry, wording.New("login.inuse"), err)
 	case strings.Contains(text, "[login-delay]"):
-		return fault.RetryAfter(loginDelay, fmt.Sprintf("%s allows a login only every few minutes [LOGIN-DELAY]; trying again later%s", e.Addr(), said), err)
+		return fault.RetryAfterCoded(loginDelay, wording.New("login.wait", "addr", e.Addr(), "reply", line), err)
 	case strings.Contains(text, "[sys/temp]"):
-		return fault.New(fault.Retry, fmt.Sprintf("%s cannot log in %s just now, a passing problem on its side [SYS/TEMP]; trying again%s", e.Addr(), e.User, said), err)
+		return fault.Coded(fault.Retry, wording.New("login.temporary", "addr", e.Addr(), "user", e.User, "reply", line), err)
 	case strings.Contains(text, "[sys/perm]"):
-		return fault.Refused(fault.Disabled, fmt.Sprintf("%s refused the login for %s: the account is disabled or may not use POP3; its admin must enable it [SYS/PERM]%s", e.Addr(), e.User, said), err)
+		return fault.RefusedCoded(fault.Disabled, wording.New("login.disabled", "addr", e.Addr(), "user", e.User, "proto", "POP3", "tag", "SYS/PERM", "reply", line), err)
 	}
-	return fault.Refused(fault.BadCredentials, fmt.Sprintf("login as %s at %s refused: wrong user name, password or authorization code (授权码), or POP3 is disabled for this account%s%s", e.User, e.Addr(), said, imapconn.HintSuffix(e)), err)
+	return fault.RefusedCoded(fault.BadCredentials, wording.New("login.refused", "user", e.User, "addr", e.Addr(), "proto", "POP3", "reply", line, "hint", e.Hint), err)
 }
 
 // Folders is the one maildrop, as INBOX.
