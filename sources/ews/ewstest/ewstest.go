@@ -161,6 +161,12 @@ type Server struct {
 	// impersonate (all when nil, as with full_access_as_app).
 	AppScope []string
 
+	// OnRequest, when set, is called before each EWS request is
+	// authenticated, with how many came before it: a test acts at a
+	// point of the run the server decides (a token revoked mid-copy)
+	// rather than at a moment a poll guesses.
+	OnRequest func(n int)
+
 	// EWSPath is where EWS listens (Path by default); Autodiscover
 	// (/autodiscover/autodiscover.xml) tells clients.
 	EWSPath string
@@ -171,6 +177,7 @@ type Server struct {
 
 	srv       *httptest.Server
 	mu        sync.Mutex
+	requests  int // EWS requests seen (OnRequest)
 	accounts  []*Account
 	mailboxes map[string]*Mailbox
 	folders   map[string]*Folder
@@ -344,6 +351,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "POST")
 		http.Error(w, "EWS takes POST", http.StatusMethodNotAllowed)
 		return
+	}
+	if s.OnRequest != nil {
+		s.mu.Lock()
+		n := s.requests
+		s.requests++
+		s.mu.Unlock()
+		s.OnRequest(n)
 	}
 	acct := s.authenticate(w, r)
 	if acct == nil {
