@@ -145,7 +145,7 @@ func TestDockerfile(t *testing.T) {
 	if checked < 50 {
 		t.Errorf("only %d of the build's files were checked against .dockerignore", checked)
 	}
-	for _, p := range []string{"banjia.db", "x/banjia.db.key", "deploy/kubernetes/overlays/mysite/admin-password", ".git/config"} {
+	for _, p := range []string{"banjia.db", "x/banjia.db.key", "deploy/kubernetes/overlays/mysite/admin-password", "deploy/kubernetes/overlays/mysite/admin-token", ".git/config"} {
 		if !ignored(ignore, p) {
 			t.Errorf(".dockerignore lets %s into the build context", p)
 		}

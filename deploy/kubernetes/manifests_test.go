@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,15 +28,16 @@ import (
 
 // The contract between the manifests and the binary (docs/scale-out.md).
 var (
-	shardArgs = []string{"--state", "$(BANJIA_STATE)", "job", "start", "$(BANJIA_JOB)"}
-	stateDir  = "/var/lib/banjia/shards"
+	shardArgs  = []string{"--state", "$(BANJIA_STATE)", "job", "start", "$(BANJIA_JOB)"}
+	stateDir   = "/var/lib/banjia/shards"
+	controlDir = "/var/lib/banjia/control"
 )
 
 // secretFiles are the files an overlay's secretGenerator reads and that are
 // kept out of version control; the test supplies stand-ins.
 var secretFiles = map[string]string{
-	"banjia.db.key":  "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
-	"admin-password": "not-a-real-password\n",
+	"banjia.db.key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+	"admin-token":   "not-a-real-token\n",
 }
 
 // serviceMonitor is the part of the Prometheus Operator's type that the
@@ -61,6 +63,28 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// podMonitor is the part of the Prometheus Operator's PodMonitor that the
+// component uses, decoded strictly like serviceMonitor.
+type podMonitor struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace,omitempty"`
+		Labels    map[string]string `json:"labels,omitempty"`
+	} `json:"metadata"`
+	Spec struct {
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+		PodMetricsEndpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path,omitempty"`
+			Interval string `json:"interval,omitempty"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
 // rendered is one kustomization's output, decoded into the API types.
 type rendered struct {
 	jobs        []*batchv1.Job
@@ -71,6 +95,7 @@ type rendered struct {
 	configMaps  []*corev1.ConfigMap
 	namespaces  []*corev1.Namespace
 	monitors    []*serviceMonitor
+	podMonitors []*podMonitor
 }
 
 // render builds a kustomization from a copy of this folder held in memory,
@@ -155,6 +180,9 @@ func (r *rendered) add(doc []byte) error {
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		o := &serviceMonitor{}
 		r.monitors, obj = append(r.monitors, o), o
+	case "monitoring.coreos.com/v1 PodMonitor":
+		o := &podMonitor{}
+		r.podMonitors, obj = append(r.podMonitors, o), o
 	default:
 		return fmt.Errorf("kind %s %s has no check in manifests_test.go", head.APIVersion, head.Kind)
 	}
@@ -265,6 +293,12 @@ func checkJob(t *testing.T, r *rendered, j *batchv1.Job, overlay bool) {
 		t.Errorf("args %q, want %q with only flags (--name=value) added before the job's name", shard.Args, shardArgs)
 	}
 	env := podEnv(t, r, shard, overlay)
+	if !secretEnv(shard, "BANJIA_STATE_KEY", "banjia-state-key") {
+		t.Error("banjia: no BANJIA_STATE_KEY from the Secret banjia-state-key: the shards' sealed passwords could not be opened")
+	}
+	checkPerHost(t, r, shard, n)
+	checkControl(t, r, shard)
+	checkShardMetrics(t, r, j, shard)
 	if got := env["BANJIA_SHARDS"]; got != fmt.Sprint(n) {
 		t.Errorf("BANJIA_SHARDS = %q, completions = %d: a shard would pick its accounts from the wrong count", got, n)
 	}
@@ -289,6 +323,111 @@ func checkJob(t *testing.T, r *rendered, j *batchv1.Job, overlay bool) {
 	if !slices.Contains(r.pvcs[0].Spec.AccessModes, corev1.ReadWriteMany) {
 		t.Errorf("claim %s %v: the shards on several nodes share it, it must be ReadWriteMany", claim, r.pvcs[0].Spec.AccessModes)
 	}
+}
+
+// checkPerHost: --per-host is the whole job's limit, shared among the
+// shards, and a shard needs two connections (one lists, one copies), so
+// job start refuses a limit below twice the shard count. The default (10)
+// would be refused by any job of more than 5 shards, so it must be given,
+// once, and (one pod template for every index) the same for every pod.
+func checkPerHost(t *testing.T, r *rendered, shard *corev1.Container, n int) {
+	var given []string
+	for _, a := range shard.Args {
+		if a == "--per-host" || strings.HasPrefix(a, "--per-host=") {
+			given = append(given, a)
+		}
+	}
+	if len(given) != 1 {
+		t.Errorf("args %q: want --per-host=L exactly once (the default 10 is refused for more than 5 shards)", shard.Args)
+		return
+	}
+	seen := map[string]bool{}
+	for i := range n {
+		got := expand(r, shard, flag(shard.Args, "--per-host"), map[string]string{"JOB_COMPLETION_INDEX": fmt.Sprint(i)})
+		seen[got] = true
+		l, err := strconv.Atoi(got)
+		if err != nil {
+			t.Errorf("index %d: --per-host %q is not a number", i, got)
+			continue
+		}
+		if l < 2*n {
+			t.Errorf("index %d: --per-host %d for %d shards: job start refuses it (each shard needs 2, give %d or more)", i, l, n, 2*n)
+		}
+	}
+	if len(seen) > 1 {
+		t.Errorf("the shards get different --per-host values %v: the job's limit must be one number", seen)
+	}
+}
+
+// checkControl: every shard watches one order file and publishes its status
+// beside it, in a folder of the shared claim that holds no state file (the
+// readers of that folder would otherwise open the files running shards hold).
+func checkControl(t *testing.T, r *rendered, shard *corev1.Container) {
+	f := expand(r, shard, "$(BANJIA_CONTROL_FILE)", map[string]string{"JOB_COMPLETION_INDEX": "0"})
+	if want := controlDir + "/control.json"; f != want {
+		t.Errorf("BANJIA_CONTROL_FILE %q, want %q: without it each shard watches control.json beside its own state file", f, want)
+	}
+	if controlDir == stateDir || strings.HasPrefix(stateDir+"/", controlDir+"/") {
+		t.Errorf("the control folder %s holds the state files %s", controlDir, stateDir)
+	}
+	if flag(shard.Args, "--control-file") != "" {
+		t.Errorf("args %q set --control-file too: one order file, from BANJIA_CONTROL_FILE", shard.Args)
+	}
+}
+
+// checkShardMetrics: the shard serves /metrics on the port it names, probes
+// use it, and the PodMonitor scrapes that port on the shards' pods only.
+func checkShardMetrics(t *testing.T, r *rendered, j *batchv1.Job, shard *corev1.Container) {
+	listen := expand(r, shard, "$(BANJIA_METRICS_LISTEN)", nil)
+	_, port, ok := strings.Cut(listen, ":")
+	num, err := strconv.Atoi(port)
+	if !ok || err != nil {
+		t.Errorf("BANJIA_METRICS_LISTEN %q: want [HOST]:PORT", listen)
+	}
+	named := ""
+	for _, p := range shard.Ports {
+		if int(p.ContainerPort) == num {
+			named = p.Name
+		}
+	}
+	if named == "" {
+		t.Errorf("the shard listens for /metrics on %d but declares no port for it: %v", num, shard.Ports)
+	}
+	if pr := shard.ReadinessProbe; pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != "/healthz" || pr.HTTPGet.Port.String() != named {
+		t.Errorf("the shard's readiness probe %+v: want GET /healthz on port %q", pr, named)
+	}
+	for _, m := range r.podMonitors {
+		if !subset(m.Spec.Selector.MatchLabels, j.Spec.Template.Labels) {
+			t.Errorf("PodMonitor selects %v, the shards' pods have %v", m.Spec.Selector.MatchLabels, j.Spec.Template.Labels)
+		}
+		for _, d := range r.deployments {
+			if subset(m.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+				t.Error("the PodMonitor also selects the dashboard's pods, which serve no /metrics")
+			}
+		}
+		if len(m.Spec.PodMetricsEndpoints) == 0 {
+			t.Error("the PodMonitor scrapes no endpoint")
+		}
+		for _, e := range m.Spec.PodMetricsEndpoints {
+			if e.Port != named || e.Path != "/metrics" {
+				t.Errorf("PodMonitor scrapes port %q path %q; the shard serves /metrics on port %q", e.Port, e.Path, named)
+			}
+		}
+	}
+	if len(r.monitors) > 0 {
+		t.Error("a ServiceMonitor: serve --shards has no /metrics to scrape, the shards have (PodMonitor)")
+	}
+}
+
+// secretEnv: c takes env name from a key of the Secret secret (in an
+// overlay, the generated name: secret and a hash of its content).
+func secretEnv(c *corev1.Container, name, secret string) bool {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && strings.HasPrefix(e.ValueFrom.SecretKeyRef.Name, secret) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkFailurePolicy: the rules name real containers, and a finished shard
@@ -348,11 +487,21 @@ func checkDashboard(t *testing.T, r *rendered, overlay bool) {
 	if c == nil {
 		t.Fatal("the dashboard has no container banjia")
 	}
-	if len(c.Args) == 0 || c.Args[0] != "serve" || flag(c.Args, "--shards") != stateDir || flag(c.Args, "--listen") == "" {
-		t.Errorf("dashboard args %q: want serve --shards %s --listen ADDR", c.Args, stateDir)
+	// The shards' statuses, not their state files: those are held by the
+	// running shards, and the merged view would fail on each of them.
+	if len(c.Args) == 0 || c.Args[0] != "serve" || flag(c.Args, "--shards") != controlDir || flag(c.Args, "--listen") == "" {
+		t.Errorf("dashboard args %q: want serve --shards %s --listen ADDR", c.Args, controlDir)
 	}
-	if p := flag(c.Args, "--admin-password-file"); p != "" && !mountedFromSecret(spec, c, p, "banjia-dashboard") {
-		t.Errorf("--admin-password-file %s is not in a mount of the Secret banjia-dashboard", p)
+	// serve --shards refuses to start without the API token.
+	if p := flag(c.Args, "--admin-token-file"); p != "" {
+		if !mountedFromSecret(spec, c, p, "banjia-dashboard") {
+			t.Errorf("--admin-token-file %s is not in a mount of the Secret banjia-dashboard", p)
+		}
+	} else if !secretEnv(c, "BANJIA_ADMIN_TOKEN", "banjia-dashboard") {
+		t.Error("the dashboard has no BANJIA_ADMIN_TOKEN from the Secret banjia-dashboard: serve --shards refuses to start without it")
+	}
+	if pr := c.ReadinessProbe; pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != "/healthz" {
+		t.Errorf("the dashboard's readiness probe %+v: want GET /healthz, the only path without the token", pr)
 	}
 	if mountOf(spec, c, "/var/lib/banjia") != r.pvcs[0].Name {
 		t.Error("the dashboard does not mount the shards' claim")
@@ -381,15 +530,8 @@ func checkDashboard(t *testing.T, r *rendered, overlay bool) {
 			t.Errorf("Service port %s targets %s, which the container does not name", p.Name, p.TargetPort.String())
 		}
 	}
-	for _, m := range r.monitors {
-		if !subset(m.Spec.Selector.MatchLabels, svc.Labels) {
-			t.Errorf("ServiceMonitor selects %v, the Service has %v", m.Spec.Selector.MatchLabels, svc.Labels)
-		}
-		for _, e := range m.Spec.Endpoints {
-			if !ports[e.Port] || e.Path != "/metrics" {
-				t.Errorf("ServiceMonitor scrapes port %q path %q, the Service has ports %v and metrics are at /metrics", e.Port, e.Path, ports)
-			}
-		}
+	if len(ports) == 0 {
+		t.Error("the dashboard Service has no port")
 	}
 }
 
@@ -450,9 +592,6 @@ func podEnv(t *testing.T, r *rendered, c *corev1.Container, overlay bool) map[st
 		if e.Value != "" {
 			env[e.Name] = e.Value
 		}
-	}
-	if e := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "BANJIA_STATE_KEY" }); e < 0 && c.Name == "banjia" {
-		t.Errorf("%s: no BANJIA_STATE_KEY: the shards' sealed passwords could not be opened", c.Name)
 	}
 	return env
 }
@@ -653,6 +792,11 @@ func TestSeedStep(t *testing.T) {
 	if b, err := os.ReadFile(placed); err != nil || string(b) != "exported 3" {
 		t.Fatalf("index 3's state file holds %q (%v), want the exported shard 3", b, err)
 	}
+	// The shards publish their statuses there from their first seconds, and
+	// cannot create it on a volume where they run without root.
+	if fi, err := os.Stat(filepath.Join(root, "control")); err != nil || !fi.IsDir() {
+		t.Errorf("the seed step did not make the control folder: %v", err)
+	}
 	// The shard has run: its state file now differs from the export.
 	if err := os.WriteFile(placed, []byte("checkpoints of shard 3"), 0o600); err != nil {
 		t.Fatal(err)
@@ -753,6 +897,9 @@ func (r *rendered) checkNames(t *testing.T) {
 	}
 	for _, o := range r.monitors {
 		all = append(all, meta{"ServiceMonitor", o.Metadata.Name, o.Metadata.Labels})
+	}
+	for _, o := range r.podMonitors {
+		all = append(all, meta{"PodMonitor", o.Metadata.Name, o.Metadata.Labels})
 	}
 	for _, m := range all {
 		if errs := validation.IsDNS1123Subdomain(m.name); m.name != "" && len(errs) > 0 {
@@ -875,7 +1022,8 @@ func TestKubectlKustomize(t *testing.T) {
 		}
 		want := render(t, dir)
 		if len(got.jobs) != 1 || len(got.deployments) != len(want.deployments) || len(got.secrets) != len(want.secrets) ||
-			len(got.configMaps) != len(want.configMaps) || len(got.monitors) != len(want.monitors) {
+			len(got.configMaps) != len(want.configMaps) || len(got.monitors) != len(want.monitors) ||
+			len(got.podMonitors) != len(want.podMonitors) {
 			t.Errorf("%s: kubectl renders %v, unlike the library", dir, kinds)
 			continue
 		}
