@@ -157,29 +157,38 @@ func (s *Server) jobPageView(r *http.Request, ss *session) (view, error) {
 	}
 	v.Verify = s.verifies.get(id)
 	pv := view{CSRF: ss.csrf, Admin: true, Viewer: ss.viewer, Lang: langOf(r, s.cfg.Lang), Refresh: true}
+	if err := s.jobParts(&pv, &v, &sm.Job, accts); err != nil {
+		return view{}, err
+	}
+	v.Feed = "/admin/jobs/" + url.PathEscape(id) + "/live?" + url.Values{"state": {filter}, "page": {strconv.Itoa(v.Page)}}.Encode()
+	pv.Data = v
+	return pv, nil
+}
+
+// jobParts renders a job page's account rows and header into v, each
+// with its hash, for the page and its live updates.
+func (s *Server) jobParts(pv *view, v *jobView, job *state.Job, accts []state.Account) error {
 	t := s.pages["job"]
 	for i := range accts {
-		a := accountRow{Account: accts[i], Waiting: sm.Job.AwaitingMember(&accts[i])}
+		a := accountRow{Account: accts[i], Waiting: job.AwaitingMember(&accts[i])}
 		if a.State == state.AccountFailed || a.State == state.AccountPartial {
 			a.Class = "bad"
 		}
 		var buf bytes.Buffer
 		if err := t.ExecuteTemplate(&buf, "acct-cells", rowData{Lang: pv.Lang, A: a}); err != nil {
-			return view{}, err
+			return err
 		}
 		a.Cells = template.HTML(buf.String())
 		a.Hash = hashOf(a.Class, buf.Bytes())
 		v.Accounts = append(v.Accounts, a)
 	}
-	pv.Data = v
+	pv.Data = *v
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "live-head", pv); err != nil {
-		return view{}, err
+	if err := t.ExecuteTemplate(&buf, "live-head", *pv); err != nil {
+		return err
 	}
 	v.Head, v.HeadHash = template.HTML(buf.String()), hashOf("", buf.Bytes())
-	v.Feed = "/admin/jobs/" + url.PathEscape(id) + "/live?" + url.Values{"state": {filter}, "page": {strconv.Itoa(v.Page)}}.Encode()
-	pv.Data = v
-	return pv, nil
+	return nil
 }
 
 // rowData is what the acct-cells template renders.

@@ -404,6 +404,9 @@ type view struct {
 	Notice  string
 	Data    any
 	Refresh bool // the page refreshes its live part
+	// Shards: the read-only view of a job's shards (ShardView), which
+	// has no event log, outbox, settings or reports to link to.
+	Shards bool
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, status int, v view) {
@@ -446,6 +449,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, sta
 
 // event records who did what in the audit log (搬家查询).
 func (s *Server) event(job, account, kind, msg string) {
+	if s.m == nil {
+		// The view of a job's shards writes no state file: the process
+		// log has it (see adminLocked, spreadGuessing).
+		return
+	}
 	s.m.Event(job, account, kind, msg)
 }
 

@@ -2,7 +2,9 @@ package web
 
 import (
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/banjia-mail/banjia/migrate"
@@ -10,8 +12,10 @@ import (
 
 // ShardView is banjia serve --shards DIR: a read-only view of a job run as
 // shards (docs/scale-out.md), for a machine that sees only the shards'
-// shared folder. It runs nothing and changes nothing: pause, resume and
-// end go through the folder's order file (banjia job pause --shards DIR).
+// shared folder: the JSON API with the token, and the dashboard's job list
+// and job pages behind banjia serve's sign-in (sharddash.go). It runs
+// nothing and changes nothing: pause, resume and end go through the
+// folder's order file (banjia job pause --shards DIR).
 type ShardView struct {
 	// Status merges one job's shards; Jobs names the jobs they hold.
 	Status func(job string) (*migrate.Status, error)
@@ -19,12 +23,30 @@ type ShardView struct {
 	// Token is the API token every request but /healthz must give
 	// (Authorization: Bearer TOKEN).
 	Token string
+	// The dashboard's sign-in, as in Config: the admin, more admins and
+	// viewers (name -> bcrypt hash); the token signs in too. Everyone
+	// who signs in only looks.
+	AdminUser, AdminPassword string
+	Admins, Viewers          map[string]string
+	Lang                     string
+	SecureCookies            bool
+	TrustedProxies           []netip.Prefix
+	// Dir is the shards' folder, which the pages name in the command
+	// that pauses, resumes or ends a job.
+	Dir string
+	Log *slog.Logger
 }
 
 // Handler serves GET /api/jobs (the job names), GET /api/jobs/JOB (the
-// merged status: one job, every shard's accounts) and /healthz.
-func (v *ShardView) Handler() http.Handler {
+// merged status: one job, every shard's accounts), /healthz, and the
+// dashboard: /admin/login, /admin (the jobs) and /admin/jobs/JOB.
+func (v *ShardView) Handler() (http.Handler, error) {
 	mux := http.NewServeMux()
+	d, err := newShardDash(v)
+	if err != nil {
+		return nil, err
+	}
+	d.routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -45,7 +67,7 @@ func (v *ShardView) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	}))
-	return mux
+	return mux, nil
 }
 
 func (v *ShardView) guard(h http.HandlerFunc) http.HandlerFunc {

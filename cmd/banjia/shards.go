@@ -587,21 +587,35 @@ func controlShards(c *cli.Context, op, id string, paths []string) error {
 }
 
 // serveShards is banjia serve --shards DIR: the shards' merged status as a
-// read-only JSON API (web.ShardView), guarded by the admin token.
+// read-only JSON API guarded by the admin token, and as the dashboard's job
+// list and job pages behind serve's sign-in (web.ShardView).
 func serveShards(c *cli.Context, dir string) error {
 	token, err := secretFrom(c.String("admin-token-file"), "BANJIA_ADMIN_TOKEN")
 	if err != nil {
 		return err
 	}
-	if token == "" {
-		return errors.New("serve --shards needs the API token (BANJIA_ADMIN_TOKEN or --admin-token-file): it shows every shard's accounts")
+	adminPW, err := secretFrom(c.String("admin-password-file"), "BANJIA_ADMIN_PASSWORD")
+	if err != nil {
+		return err
+	}
+	admins, viewers, err := dashboardUsers(c.String("admins-file"), c.String("viewers-file"), c.String("admin-user"))
+	if err != nil {
+		return err
+	}
+	proxies, err := trustedProxies(c.StringSlice("trusted-proxy"))
+	if err != nil {
+		return err
+	}
+	if token == "" && adminPW == "" && len(admins) == 0 && len(viewers) == 0 {
+		return errors.New("serve --shards needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file), admins or viewers (--admins-file, --viewers-file) or the API token (BANJIA_ADMIN_TOKEN or --admin-token-file): it shows every shard's accounts")
 	}
 	// The shards may publish their first status after serve starts.
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--shards %s: not a folder", dir)
 	}
 	paths := func() ([]string, error) { return shardPaths(dir) }
-	v := &web.ShardView{Token: token,
+	v := &web.ShardView{Token: token, AdminUser: c.String("admin-user"), AdminPassword: adminPW, Admins: admins, Viewers: viewers,
+		Lang: langOf(c.String("lang")), SecureCookies: c.Bool("secure-cookies"), TrustedProxies: proxies, Dir: dir, Log: logger(c),
 		Status: func(job string) (*migrate.Status, error) {
 			ps, err := paths()
 			if err != nil {
@@ -643,8 +657,13 @@ func serveShards(c *cli.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	srv := &http.Server{Handler: v.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(os.Stderr, "banjia serve: the shards in %s, read-only: http://%s/api/jobs\n", dir, l.Addr())
+	h, err := v.Handler()
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: web.DefaultReadHeaderTimeout, ReadTimeout: web.DefaultReadTimeout,
+		WriteTimeout: web.DefaultWriteTimeout, IdleTimeout: web.DefaultIdleTimeout}
+	fmt.Fprintf(os.Stderr, "banjia serve: the shards in %s, read-only: dashboard http://%s/admin  API http://%s/api/jobs\n", dir, l.Addr(), l.Addr())
 	go func() {
 		<-c.Context.Done()
 		srv.Close()
