@@ -37,7 +37,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this certificate (PEM)"},
 		&cli.StringFlag{Name: "tls-key", Usage: "and this key"},
 		&cli.BoolFlag{Name: "secure-cookies", Usage: "mark cookies Secure on plain HTTP too (behind a TLS proxy)"},
-		&cli.StringFlag{Name: "shards", Usage: "show the shards of a job in this folder instead (read-only JSON API with the admin token; runs nothing): their state files or the statuses they publish there"},
+		&cli.StringFlag{Name: "shards", Usage: "show the shards of a job in this folder instead, merged, read-only (runs nothing): the dashboard's job list and job pages behind the same sign-in, and the JSON API's GET /api/jobs[/JOB] with the admin token; from their state files or the statuses they publish there"},
 		&cli.StringFlag{Name: "public-url", Usage: "the portal's address as members reach it, for the links in invitation mails, e.g. https://move.example.com/ (without it, invitations link to --listen when that is a loopback address and are refused otherwise)"},
 	}
 	flags = append(flags, notifyFlags()...)

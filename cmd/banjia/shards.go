@@ -663,12 +663,21 @@ func serveShards(c *cli.Context, dir string) error {
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: web.DefaultReadHeaderTimeout, ReadTimeout: web.DefaultReadTimeout,
 		WriteTimeout: web.DefaultWriteTimeout, IdleTimeout: web.DefaultIdleTimeout}
-	fmt.Fprintf(os.Stderr, "banjia serve: the shards in %s, read-only: dashboard http://%s/admin  API http://%s/api/jobs\n", dir, l.Addr(), l.Addr())
+	scheme := "http"
+	if c.String("tls-cert") != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(os.Stderr, "banjia serve: the shards in %s, read-only: dashboard %s://%s/admin  API %s://%s/api/jobs\n", dir, scheme, l.Addr(), scheme, l.Addr())
 	go func() {
 		<-c.Context.Done()
 		srv.Close()
 	}()
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	if scheme == "https" {
+		err = srv.ServeTLS(l, c.String("tls-cert"), c.String("tls-key"))
+	} else {
+		err = srv.Serve(l)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
