@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/state"
 )
@@ -99,7 +101,16 @@ func TestServeShardsDashboard(t *testing.T) {
 	}
 
 	const password, token = "pw-Admin-Secret-123", "tok-Api-Secret-456"
-	srv := exec.Command(binary, "--lang", "en", "serve", "--shards", shards, "--listen", "127.0.0.1:0")
+	const viewerPW = "pw-Viewer-Secret-789"
+	hash, err := bcrypt.GenerateFromPassword([]byte(viewerPW), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewers := filepath.Join(dir, "viewers")
+	if err := os.WriteFile(viewers, []byte("olga:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := exec.Command(binary, "--lang", "en", "serve", "--shards", shards, "--listen", "127.0.0.1:0", "--viewers-file", viewers)
 	srv.Env = append(os.Environ(), "BANJIA_ADMIN_PASSWORD="+password, "BANJIA_ADMIN_TOKEN="+token)
 	sout := &outBuffer{}
 	srv.Stdout, srv.Stderr = sout, sout
@@ -310,9 +321,14 @@ func TestServeShardsDashboard(t *testing.T) {
 	if _, page = do("GET", "/admin/jobs/acme", "en", nil); strings.Contains(page, "m000@old.test") {
 		t.Errorf("job page after signing out")
 	}
+	// A viewer of --viewers-file signs in as on banjia serve.
+	code, page = do("POST", "/admin/login", "en", url.Values{"csrf": {csrf(page)}, "user": {"olga"}, "password": {viewerPW}})
+	if code != 200 || !strings.Contains(page, `id="job-acme"`) {
+		t.Errorf("a viewer's sign-in: %d\n%.1000s", code, page)
+	}
 
 	for _, p := range pages {
-		for _, s := range []string{password, token, secret, base64.StdEncoding.EncodeToString([]byte(secret))} {
+		for _, s := range []string{password, token, viewerPW, secret, base64.StdEncoding.EncodeToString([]byte(secret))} {
 			if strings.Contains(p, s) {
 				t.Fatalf("a page shows a secret (%.6s...)", s)
 			}
