@@ -110,6 +110,13 @@ func TestServeShardsDashboard(t *testing.T) {
 	if err := os.WriteFile(viewers, []byte("olga:"+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// With no way to sign in it does not start: it would show every
+	// account to anyone, or to no one.
+	bare := exec.Command(binary, "--lang", "en", "serve", "--shards", shards, "--listen", "127.0.0.1:0")
+	bare.Env = append(os.Environ(), "BANJIA_ADMIN_PASSWORD=", "BANJIA_ADMIN_TOKEN=")
+	if out, err := bare.CombinedOutput(); err == nil || !strings.Contains(string(out), "serve --shards needs an admin password") {
+		t.Fatalf("serve --shards with no sign-in: %v\n%s", err, out)
+	}
 	srv := exec.Command(binary, "--lang", "en", "serve", "--shards", shards, "--listen", "127.0.0.1:0", "--viewers-file", viewers)
 	srv.Env = append(os.Environ(), "BANJIA_ADMIN_PASSWORD="+password, "BANJIA_ADMIN_TOKEN="+token)
 	sout := &outBuffer{}
