@@ -83,10 +83,12 @@ func summaryOf(st *migrate.Status) *migrate.Summary {
 }
 
 func (d *shardDash) jobs(w http.ResponseWriter, r *http.Request, ss *session) {
+	v := view{CSRF: ss.csrf, Admin: true, Viewer: true, Shards: true, Refresh: true}
 	ids, err := d.v.Jobs()
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		// Before the shards publish their first status, or while the
+		// volume is away: the page says so and keeps asking.
+		v.Error = err.Error()
 	}
 	var rows []jobRow
 	for _, id := range ids {
@@ -99,7 +101,7 @@ func (d *shardDash) jobs(w http.ResponseWriter, r *http.Request, ss *session) {
 		rows = append(rows, rowOf(summaryOf(st), nil))
 	}
 	sort.SliceStable(rows, func(i, k int) bool { return rows[i].Job.Created.After(rows[k].Job.Created) })
-	v := view{CSRF: ss.csrf, Admin: true, Viewer: true, Shards: true, Data: rows, Refresh: true}
+	v.Data = rows
 	if r.Header.Get("X-Partial") == "" {
 		v.Notice = tr(langOf(r, d.s.cfg.Lang), "shards.readonly", d.v.Dir, d.v.Dir)
 	}

@@ -2,9 +2,15 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -141,4 +147,57 @@ func TestBrowserShardDashboard(t *testing.T) {
 // cssEscape makes an account id (u01@old.test) a CSS id selector's part.
 func cssEscape(id string) string {
 	return strings.NewReplacer("@", `\@`, ".", `\.`).Replace(id)
+}
+
+// TestShardDashboardBeforeShards: before any shard has published its
+// status, the job list says why it is empty instead of failing, and a
+// wrong token does not sign in.
+func TestShardDashboardBeforeShards(t *testing.T) {
+	v := &web.ShardView{Token: "tok-7Hq", Dir: "/srv/shards",
+		Jobs: func() ([]string, error) {
+			return nil, errors.New("--shards /srv/shards: no shard-N.db nor shard-N.status.json in it")
+		},
+		Status: func(string) (*migrate.Status, error) { return nil, state.ErrNotFound }}
+	h, err := v.Handler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	csrf := ""
+	do := func(method, path string, form url.Values) (int, string) {
+		t.Helper()
+		var body io.Reader
+		if form != nil {
+			form.Set("csrf", csrf)
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, srv.URL+path, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(b); m != nil {
+			csrf = string(m[1])
+		}
+		return resp.StatusCode, string(b)
+	}
+	do("GET", "/admin/login", nil)
+	if code, page := do("POST", "/admin/login", url.Values{"token": {"tok-wrong"}}); code != http.StatusUnauthorized || strings.Contains(page, `id="jobs"`) {
+		t.Fatalf("a wrong token: %d", code)
+	}
+	code, page := do("POST", "/admin/login", url.Values{"token": {"tok-7Hq"}})
+	if code != 200 || !strings.Contains(page, `id="error">--shards /srv/shards: no shard-N.db`) || !strings.Contains(page, `id="jobs"`) {
+		t.Fatalf("job list before the shards: %d\n%s", code, page)
+	}
+	if code, _ := do("GET", "/admin/jobs/acme", nil); code != http.StatusNotFound {
+		t.Fatalf("a job no shard has: %d", code)
+	}
 }
