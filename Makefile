@@ -35,7 +35,7 @@ ENGINE_PKGS := $(shell $(GO) list ./... | grep -v -e '/cmd/banjia$$' -e '/deploy
 test: deps lint
 	@out=$$(mktemp); \
 	( $(GO) test -count=1 -timeout 20m ./cmd/banjia/ ./deploy/... >$$out 2>&1; echo $$? >$$out.rc ) & \
-	$(GO) test -race -count=1 -timeout 30m $(ENGINE_PKGS); engine=$$?; \
+	$(GO) test -race -count=1 -timeout 45m $(ENGINE_PKGS); engine=$$?; \
 	wait; cat $$out; cli=$$(cat $$out.rc); rm -f $$out $$out.rc; \
 	test $$engine -eq 0 && test $$cli -eq 0
 	$(MAKE) fuzz FUZZTIME=200000x FUZZFLAGS=-parallel=1
