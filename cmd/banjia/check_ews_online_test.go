@@ -18,9 +18,10 @@ import (
 // TestCheckEWSOnlineCLI: banjia check walks Exchange Online's app-only EWS
 // as a delegated job opens it: the EWS URL, the application's token from
 // Entra ID, one member's mailbox through impersonation and
-// X-AnchorMailbox, the folder count. A wrong client secret stops at the
-// token and a member outside the application's RBAC scope at the mailbox,
-// each saying what to fix; the secret is in no output.
+// X-AnchorMailbox, the folder count, in English and in Chinese. A wrong
+// client secret or tenant stops at the token and a member outside the
+// application's RBAC scope at the mailbox, each saying what to fix; the
+// secret is in no output.
 func TestCheckEWSOnlineCLI(t *testing.T) {
 	entra := graphtest.New(t)
 	srv := ewstest.New(t)
@@ -44,14 +45,16 @@ func TestCheckEWSOnlineCLI(t *testing.T) {
 	}
 	w := &cliWorld{World: &migratetest.World{T: t, Path: filepath.Join(dir, "banjia.db")}}
 	const wrong = "Wr0ng~Secret.value"
+	tenant := entra.Tenant
+	lang := "en"
 	run := func(secret, member string, json bool) (string, error) {
 		w.env = []string{"SSL_CERT_FILE=" + idCA, "BANJIA_FROM_ADMIN_PASSWORD=" + secret}
 		args := []string{"check", "--provider", "exchange-online-ews", "--from", fmt.Sprintf("ews://%s:%d", srv.Host, srv.Port), "--ca-file", ca,
-			"--admin-login", "xoauth2", "--tenant", entra.Tenant, "--client-id", entra.ClientID, "--authority", entra.URL() + "/", "--member", member}
+			"--admin-login", "xoauth2", "--tenant", tenant, "--client-id", entra.ClientID, "--authority", entra.URL() + "/", "--member", member}
 		if json {
 			args = append(args, "--json")
 		}
-		out, err := w.banjia(t, args...)
+		out, err := w.banjiaIn(t, lang, args...)
 		if strings.Contains(out, entra.Secret) || strings.Contains(out, wrong) {
 			t.Fatalf("a secret is in the output of banjia check:\n%s", out)
 		}
@@ -105,6 +108,25 @@ func TestCheckEWSOnlineCLI(t *testing.T) {
 	if err != nil || !strings.Contains(text, "source ada@contoso.com") || !strings.Contains(text, "1 checks: 1 passed, 0 failed") {
 		t.Fatalf("check in text: %v\n%s", err, text)
 	}
+
+	lang = "zh"
+	text, err = run(entra.Secret, "ada@contoso.com", false)
+	for _, want := range []string{"访问令牌", "Entra ID 已为租户 " + entra.Tenant, "打开邮箱", "2 个文件夹, 5 封邮件"} {
+		if err != nil || !strings.Contains(text, want) {
+			t.Fatalf("check in Chinese lacks %q: %v\n%s", want, err, text)
+		}
+	}
+	lang = "en"
+
+	tenant = "no-such-tenant"
+	out, err = run(entra.Secret, "ada@contoso.com", true)
+	if err == nil {
+		t.Fatalf("an unknown tenant passed:\n%s", out)
+	}
+	if ss = steps(out); names(ss) != "dns ok, tcp ok, tls ok, ews ok, token FAIL" || !strings.Contains(ss[4].Detail, "tenant no-such-tenant does not exist") {
+		t.Fatalf("unknown tenant: %s\n%s", names(ss), out)
+	}
+	tenant = entra.Tenant
 
 	before := srv.Stats().Bearer
 	out, err = run(wrong, "ada@contoso.com", true)
