@@ -322,13 +322,13 @@ func (m *Manager) ExpireJobCredentials(jobID string) error {
 		m.mu.Unlock()
 		return nil
 	}
-	_, msg, err := expireCredentials(m.store, jobID, time.Now())
+	_, why, err := expireCredentials(m.store, jobID, time.Now())
 	m.mu.Unlock()
-	if msg != "" {
+	if !why.IsZero() {
 		// At once, and before the event says so: the retention is a
 		// promise, not a few seconds more.
 		err = errors.Join(err, m.store.Scrub())
-		m.Event(jobID, "", "job.credentials_wiped", msg)
+		m.EventOf(string(state.Engine), jobID, "", "job.credentials_wiped", why)
 	}
 	return err
 }
@@ -338,15 +338,15 @@ func (m *Manager) ExpireJobCredentials(jobID string) error {
 // the event to record, if any. No
 // runner may hold the job's accounts meanwhile, or it must wipe its own
 // copies of them (Runner.expire).
-func expireCredentials(store *state.Store, jobID string, now time.Time) (wiped map[string]bool, event string, err error) {
+func expireCredentials(store *state.Store, jobID string, now time.Time) (wiped map[string]bool, event wording.Reason, err error) {
 	j, err := store.Job(jobID)
 	if err != nil {
-		return nil, "", err
+		return nil, wording.Reason{}, err
 	}
 	closed := !j.Closed.IsZero()
 	accts, err := store.Accounts(jobID)
 	if err != nil {
-		return nil, "", err
+		return nil, wording.Reason{}, err
 	}
 	wiped = map[string]bool{}
 	var changed []*state.Account
@@ -361,7 +361,7 @@ func expireCredentials(store *state.Store, jobID string, now time.Time) (wiped m
 		// Only then: a write (and its fsync) between rounds would delay
 		// every enrolled member's start.
 		if err := store.PutAccounts(jobID, changed...); err != nil {
-			return nil, "", err
+			return nil, wording.Reason{}, err
 		}
 	}
 	admin := len(j.SourceAdminSecret)+len(j.TargetAdminSecret) > 0 && (closed || state.Expired(j.JobSecretsDeadline(), now))
@@ -376,15 +376,18 @@ func expireCredentials(store *state.Store, jobID string, now time.Time) (wiped m
 			return nil
 		})
 		if err != nil {
-			return nil, "", err
+			return nil, wording.Reason{}, err
 		}
 	}
 	if (admin || len(changed) > 0) && !closed {
-		what := fmt.Sprintf("the stored passwords of %d %s", len(changed), plural(int64(len(changed)), "account", "accounts"))
+		code := "ev.job.credentials_wiped"
 		if admin {
-			what += " and the admin passwords"
+			code += ".admin"
 		}
-		event = fmt.Sprintf("%s wiped: the retention of %s set at create (--keep-credentials) ran out", what, FormatKeep(j.Keep()))
+		if len(changed) == 1 {
+			code += ".1"
+		}
+		event = wording.New(code, "n", strconv.Itoa(len(changed)), "keep", FormatKeep(j.Keep()))
 	}
 	return wiped, event, nil
 }
@@ -393,7 +396,7 @@ func expireCredentials(store *state.Store, jobID string, now time.Time) (wiped m
 // in the state file and in the runner's own copies of the accounts (which
 // a later save would otherwise write back).
 func (r *Runner) expire(jobID string) error {
-	wiped, msg, err := expireCredentials(r.store, jobID, time.Now())
+	wiped, why, err := expireCredentials(r.store, jobID, time.Now())
 	if err != nil {
 		return err
 	}
@@ -406,12 +409,12 @@ func (r *Runner) expire(jobID string) error {
 		}
 	}
 	r.mu.Unlock()
-	if msg == "" {
+	if why.IsZero() {
 		return nil
 	}
 	// Before the event says so, as ExpireJobCredentials.
 	err = r.store.Scrub()
-	r.event(jobID, "", "job.credentials_wiped", msg)
+	r.eventOf(jobID, "", "job.credentials_wiped", why)
 	return err
 }
 

@@ -118,19 +118,19 @@ func (m *Manager) SetNotices(id string, ns state.NoticeSettings, who string) err
 	if err := m.store.PutNoticeSettings(id, ns); err != nil {
 		return err
 	}
-	var days []string
-	for _, d := range ns.RemindDays {
-		days = append(days, fmt.Sprint(d))
+	reminders := wording.New("notices.reminders.none")
+	if len(ns.RemindDays) > 0 {
+		var days []string
+		for _, d := range ns.RemindDays {
+			days = append(days, fmt.Sprint(d))
+		}
+		reminders = wording.New("notices.reminders", "days", strings.Join(days, ", "))
 	}
-	what := "no reminders"
-	if len(days) > 0 {
-		what = "reminders " + strings.Join(days, ", ") + " days before the window closes"
-	}
-	daily := "no daily digest"
+	daily := wording.New("notices.daily.none")
 	if ns.Daily {
-		daily = "a daily digest while it runs"
+		daily = wording.New("notices.daily")
 	}
-	m.EventBy(who, id, "", "job.notices", fmt.Sprintf("%s set %s and %s", state.Actor(who), what, daily))
+	m.EventOf(who, id, "", "job.notices", wording.New("ev.job.notices", "who", who).With("reminders", reminders).With("daily", daily))
 	return nil
 }
 

@@ -105,7 +105,8 @@ func TestRetentionWipesPasswords(t *testing.T) {
 	evs, _ := w.Store.Events(w.Job, 0, 0)
 	found := false
 	for _, e := range evs {
-		found = found || (e.Kind == "job.credentials_wiped" && strings.Contains(e.Message, "the stored passwords of 2 accounts wiped") && strings.Contains(e.Message, "retention of 1h set at create"))
+		found = found || (e.Kind == "job.credentials_wiped" && strings.Contains(e.Message, "the stored passwords of 2 accounts wiped") && strings.Contains(e.Message, "retention of 1h set at create") &&
+			e.Why != nil && strings.HasPrefix(e.Why.In("zh"), "2 个帐号保存的密码已清除: 创建任务时设定的保留期 1h"))
 	}
 	if !found {
 		t.Fatal("no event says the passwords were wiped for the retention")

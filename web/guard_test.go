@@ -513,6 +513,12 @@ func TestSpreadGuessingNoLockout(t *testing.T) {
 	if !b.hasEvent("warning", `dashboard sign-in as "admin": 20 failed attempts`) || !b.hasEvent("warning", "portal sign-in of alice@new.test: 20 failed attempts") {
 		t.Fatalf("no notice of spread-out guessing in the event log: %v", b.events())
 	}
+	if zh, coded := b.eventIn("warning", `dashboard sign-in as "admin": 20 failed attempts`, "zh"); !coded || !strings.Contains(zh, `以 "admin" 登录管理后台: `) || !strings.Contains(zh, "次失败尝试") {
+		t.Fatalf("spread-out guessing in Chinese: %q", zh)
+	}
+	if zh, coded := b.eventIn("warning", "portal sign-in of alice@new.test: 20 failed attempts", "zh"); !coded || !strings.Contains(zh, "alice@new.test 登录自助页面: ") || !strings.Contains(zh, "不锁定") {
+		t.Fatalf("spread-out guessing on the portal in Chinese: %q", zh)
+	}
 	// One client's own failures still lock it out, and that is an event.
 	g := b.visitor("127.0.3.1")
 	g.do("GET", "/admin/login", nil)

@@ -3,6 +3,8 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/banjia-mail/banjia/migrate"
 	"github.com/banjia-mail/banjia/notify"
 	"github.com/banjia-mail/banjia/state"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // metrics exposes the jobs to Prometheus. Counts are read at each scrape
@@ -91,8 +94,23 @@ func (s *Server) NotifyError(err error) {
 	s.cfg.Log.Warn("notification", "err", err)
 	var de *notify.DeliveryError
 	if errors.As(err, &de) && de.Final {
-		s.event("", "", "notify.failed", err.Error())
+		s.m.EventOf(string(state.Engine), "", "", "notify.failed", wording.New("ev.notify.failed", "subject", de.Subject,
+			"to", strings.Join(de.To, ", "), "attempt", strconv.Itoa(de.Attempt)).With("err", notifyWhy(de.Err)))
 	}
+}
+
+// notifyWhy is a delivery's failure in the reader's language where the
+// notifier coded it, the SMTP server's own words after it as they were.
+func notifyWhy(e *notify.Error) wording.Reason {
+	switch {
+	case e == nil:
+		return wording.Reason{}
+	case !e.Why.Coded() || e.Why.String() != e.Reason:
+		return wording.Plain(e.Error())
+	case e.Err == nil:
+		return e.Why
+	}
+	return wording.New("check.reason", "err", e.Err.Error()).Because(e.Why)
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {

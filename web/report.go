@@ -290,23 +290,30 @@ func (v *verification) Bad() []string {
 	return out
 }
 
-func (v *verification) summary() string {
-	mode := v.Mode()
+func (v *verification) summary() wording.Reason {
+	mode := wording.New("verify." + v.Mode())
 	if v.Err != "" {
-		return fmt.Sprintf("job %s not verified (%s): %s", v.Job, mode, v.Err)
+		return wording.New("ev.job.verified.failed", "job", v.Job, "err", v.Err).With("mode", mode)
 	}
-	msg := fmt.Sprintf("job %s verified (%s): %d folders, %d differ", v.Job, mode, v.Folders(), v.Differ())
+	var unchecked wording.Reason
 	if n := v.Unchecked(); n > 0 {
-		msg += fmt.Sprintf(", %d %s not checked", n, map[bool]string{true: "account", false: "accounts"}[n == 1])
+		code := "verify.unchecked"
+		if n == 1 {
+			code += ".1"
+		}
+		unchecked = wording.New(code, "n", strconv.Itoa(n))
 	}
+	// The differences name folders and counts: shown as the check wrote them.
+	bad := ""
 	for i, b := range v.Bad() {
 		if i == 5 {
-			msg += "; ..."
+			bad += "; ..."
 			break
 		}
-		msg += "; " + b
+		bad += "; " + b
 	}
-	return msg
+	return wording.New("ev.job.verified", "job", v.Job, "folders", strconv.Itoa(v.Folders()), "differ", strconv.Itoa(v.Differ()), "bad", bad).
+		With("mode", mode).With("unchecked", unchecked)
 }
 
 // verifications keeps the last verification of each job, in memory.
@@ -383,7 +390,7 @@ func (s *Server) verify(id string, accounts []string, deep bool, who string) (*v
 		s.verifies.mu.Lock()
 		s.verifies.m[id] = &done
 		s.verifies.mu.Unlock()
-		s.event(id, "", "job.verified", done.summary())
+		s.m.EventOf(string(state.Engine), id, "", "job.verified", done.summary())
 	}()
 	return v, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/banjia-mail/banjia/internal/migratetest"
 	"github.com/banjia-mail/banjia/migrate"
+	"github.com/banjia-mail/banjia/wording"
 )
 
 // verifyResult is GET /api/jobs/{id}/verify.
@@ -387,7 +388,10 @@ func testNotCopied(t *testing.T, mode string) {
 	}
 
 	// The event log says who asked for what.
-	var evs []struct{ Kind, Message string }
+	var evs []struct {
+		Kind, Message string
+		Why           *wording.Reason
+	}
 	s.api("GET", "/api/jobs/"+job+"/events", nil, &evs)
 	var all []string
 	for _, e := range evs {
@@ -403,6 +407,15 @@ func testNotCopied(t *testing.T, mode string) {
 		if !strings.Contains(log, w) {
 			t.Errorf("event log lacks %q:\n%s", w, log)
 		}
+	}
+	verified := ""
+	for _, e := range evs {
+		if e.Kind == "job.verified" && e.Why != nil {
+			verified = e.Why.In("zh")
+		}
+	}
+	if !strings.HasPrefix(verified, "搬家任务 fix 核对完成 (深度): ") {
+		t.Errorf("job.verified in Chinese: %q", verified)
 	}
 	if strings.Contains(log, "vera") {
 		t.Errorf("a viewer's refused try is in the event log:\n%s", log)

@@ -551,48 +551,49 @@ func (s *Server) operator(h func(w http.ResponseWriter, r *http.Request, ss *ses
 // guessed from many clients: from now on every attempt for it waits.
 func (s *Server) spreadGuessing(key string, failures int) {
 	what := strings.TrimPrefix(key, "any:")
+	whatWhy := wording.Plain(what)
 	switch {
 	case strings.HasPrefix(what, "admin:"):
-		what = "dashboard sign-in as " + s.nameShown(strings.TrimPrefix(what, "admin:"))
+		whatWhy = wording.New("lock.dashboard").With("name", s.nameShown(strings.TrimPrefix(what, "admin:")))
 	case strings.HasPrefix(what, "login:"):
-		what = "portal sign-in of " + addressShown(strings.TrimPrefix(what, "login:"))
+		whatWhy = wording.New("lock.portal").With("member", addressShown(strings.TrimPrefix(what, "login:")))
 	}
-	msg := fmt.Sprintf("%s: %d failed attempts within %d minutes from several clients; every attempt for it now waits up to %s (no lockout: the right password still works)",
-		what, failures, minutes(s.cfg.FailWindow), s.cfg.MaxSpreadDelay)
-	s.cfg.Log.Warn("spread-out password guessing", "what", what, "failures", failures)
-	s.event("", "", "warning", msg)
+	s.cfg.Log.Warn("spread-out password guessing", "what", whatWhy.String(), "failures", failures)
+	s.m.EventOf(string(state.Engine), "", "", "warning", wording.New("ev.lock.spread", "failures", strconv.Itoa(failures),
+		"minutes", strconv.Itoa(minutes(s.cfg.FailWindow)), "delay", s.cfg.MaxSpreadDelay.String()).With("what", whatWhy))
 }
 
 // adminLocked records in the event log, not only the process log, that a
 // client is locked out of the dashboard or the API (user "" for tokens).
 func (s *Server) adminLocked(client, user string) {
-	what := "the API token"
+	what := wording.New("lock.token")
 	if user != "" {
-		what = "dashboard sign-in as " + s.nameShown(user)
+		what = wording.New("lock.dashboard").With("name", s.nameShown(user))
 	}
 	s.cfg.Log.Warn("admin sign-in locked after repeated failures", "client", client)
-	s.event("", "", "warning", fmt.Sprintf("%s from %s locked for %d minutes after repeated failures", what, client, minutes(s.cfg.LockFor)))
+	s.m.EventOf(string(state.Engine), "", "", "warning", wording.New("ev.lock.admin", "client", client,
+		"minutes", strconv.Itoa(minutes(s.cfg.LockFor))).With("what", what))
 }
 
 // nameShown is an admin name as the event log shows it: a name that is no
 // admin's or viewer's is not repeated, since it may be a password typed
 // into the wrong field.
-func (s *Server) nameShown(name string) string {
+func (s *Server) nameShown(name string) wording.Reason {
 	_, admin := s.cfg.Admins[name]
 	_, viewer := s.cfg.Viewers[name]
 	if admin || viewer || (name != "" && name == s.cfg.AdminUser) {
-		return strconv.Quote(name)
+		return wording.Plain(strconv.Quote(name))
 	}
-	return "a name that is no admin's"
+	return wording.New("lock.noadmin")
 }
 
 // addressShown is a typed member address as the event log shows it, for
 // the same reason: only what looks like an address.
-func addressShown(a string) string {
+func addressShown(a string) wording.Reason {
 	if _, err := netmail.ParseAddress(a); err != nil || strings.ContainsAny(a, " <>\"\t") {
-		return "a text that is no address"
+		return wording.New("lock.noaddress")
 	}
-	return a
+	return wording.Plain(a)
 }
 
 // probed counts a member's question whether another member moves an old

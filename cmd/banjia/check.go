@@ -82,6 +82,7 @@ func checkCommand() *cli.Command {
 	// The folder choices a job would be created with: the folder map
 	// shows them.
 	flags = append(flags, folderFlags()...)
+	flags = append(flags, checkAppFlags()...)
 	return &cli.Command{
 		Name:  "check",
 		Usage: "check that the old and new servers can be reached and logged in to, step by step",
@@ -109,6 +110,9 @@ func checkCommand() *cli.Command {
 				}
 			}
 			if f := c.String("accounts"); f != "" {
+				if c.IsSet("admin-login") {
+					return fmt.Errorf("--admin-login xoauth2 checks one member (--member); not with --accounts")
+				}
 				rows, err := readCSV(c)
 				if err != nil {
 					return err
@@ -126,7 +130,16 @@ func checkCommand() *cli.Command {
 					}
 				}
 			} else {
-				if src.Host != "" {
+				app, isApp, err := appSource(c, src)
+				if err != nil {
+					return err
+				}
+				switch {
+				case isApp:
+					// The folder map needs a job's own delegation.
+					src = mail.Endpoint{}
+					jobs = append(jobs, job{"source", app.AuthzID, app})
+				case src.Host != "":
 					if src.Password, err = password(c, "from", "old mailbox's"); err != nil {
 						return err
 					}

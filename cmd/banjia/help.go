@@ -154,6 +154,8 @@ var zhFlag = map[string]string{
 	"check --to":          "新邮箱: 地址 (不使用 --accounts 时要带用户名)",
 	"check --accounts":    "并发检查这个帐号文件 (CSV 或 .xlsx) 的每一行",
 	"check --json":        "输出机器可读的报告",
+	"check --admin-login": "xoauth2: 按应用令牌委托任务 (Exchange Online) 的方式检查 EWS 旧邮箱",
+	"check --member":      "xoauth2: 应用要打开的成员邮箱 (默认: --from 中的用户)",
 	"job create --from":   "旧服务器, 例如 imaps://imap.old.example:993 (用户来自帐号文件); 使用 --provider 时可以不写",
 	"job create --to":     "新服务器, 例如 imaps://imap.new.example:993",
 	"job status --json":   "输出 JSON",

@@ -162,4 +162,7 @@ func TestJobNoticesCLI(t *testing.T) {
 	if out := w.mustBanjia(t, "logs", "--job", w.Job); !strings.Contains(out, "set no reminders and a daily digest while it runs") {
 		t.Errorf("the event log does not record the setting:\n%s", out)
 	}
+	if out, err := w.banjiaIn(t, "zh", "logs", "--job", w.Job); err != nil || !strings.Contains(out, "设置了通知: 不提醒, 搬家期间每天发送汇总") {
+		t.Errorf("the setting in Chinese: %v\n%s", err, out)
+	}
 }

@@ -132,6 +132,10 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 		conn.Close()
 		add(step("tls", true, wording.New("check.tls.starttls"), none))
 	}
+	if e.Scheme == "ews" && e.Auth == "xoauth2" {
+		appOnly(ctx, e, r, add)
+		return r
+	}
 
 	// Greeting and login, through the source itself.
 	lctx, cancel := context.WithTimeout(ctx, 3*StepTimeout)
@@ -163,27 +167,32 @@ func Check(ctx context.Context, e mail.Endpoint) *Report {
 	add(step("greeting", true, none, none))
 	add(step("login", true, wording.New("check.login.ok", "user", e.User), none))
 
-	folders, err := src.Folders(lctx)
+	r.OK = folders(lctx, src, add)
+	return r
+}
+
+// folders counts the folders and messages a job would move: the last step.
+func folders(ctx context.Context, src sources.Source, add func(Step) bool) bool {
+	list, err := src.Folders(ctx)
 	if err != nil {
 		add(step("folders", false, wording.Plain(err.Error()), wording.New("check.hint.folders")))
-		return r
+		return false
 	}
 	var n uint64
 	system := 0
-	for _, f := range folders {
+	for _, f := range list {
 		if f.System != "" {
 			system++ // left behind unless the job keeps them
 			continue
 		}
 		n += uint64(f.Messages)
 	}
-	found := wording.New("check.folders.ok", "folders", strconv.Itoa(len(folders)-system), "messages", strconv.FormatUint(n, 10))
+	found := wording.New("check.folders.ok", "folders", strconv.Itoa(len(list)-system), "messages", strconv.FormatUint(n, 10))
 	if system > 0 {
-		found = wording.New("check.folders.system", "folders", strconv.Itoa(len(folders)-system), "messages", strconv.FormatUint(n, 10), "system", strconv.Itoa(system))
+		found = wording.New("check.folders.system", "folders", strconv.Itoa(len(list)-system), "messages", strconv.FormatUint(n, 10), "system", strconv.Itoa(system))
 	}
-	add(step("folders", true, found, none))
-	r.OK = true
-	return r
+	add(step("folders", true, found, wording.Reason{}))
+	return true
 }
 
 func checkTLS(ctx context.Context, conn net.Conn, e mail.Endpoint) Step {
