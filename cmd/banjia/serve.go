@@ -57,22 +57,11 @@ func serve(c *cli.Context) error {
 	if dir := c.String("shards"); dir != "" {
 		return serveShards(c, dir)
 	}
-	adminPW, err := secretFrom(c.String("admin-password-file"), "BANJIA_ADMIN_PASSWORD")
+	da, err := dashboardAccessOf(c)
 	if err != nil {
 		return err
 	}
-	token, err := secretFrom(c.String("admin-token-file"), "BANJIA_ADMIN_TOKEN")
-	if err != nil {
-		return err
-	}
-	admins, viewers, err := dashboardUsers(c.String("admins-file"), c.String("viewers-file"), c.String("admin-user"))
-	if err != nil {
-		return err
-	}
-	proxies, err := trustedProxies(c.StringSlice("trusted-proxy"))
-	if err != nil {
-		return err
-	}
+	adminPW, token, admins, viewers, proxies := da.adminPW, da.token, da.admins, da.viewers, da.proxies
 	if adminPW == "" && token == "" && len(admins) == 0 {
 		return errors.New("the dashboard needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file), admins (--admins-file) or an API token (BANJIA_ADMIN_TOKEN or --admin-token-file)")
 	}
@@ -215,6 +204,32 @@ func trimNL(b []byte) []byte {
 // dashboardUsers reads the admins and viewers files (either may be ""). A
 // name is an admin or a viewer, and no viewer has the one admin's name: a
 // sign-in must not depend on which password was typed to say what it may do.
+// dashboardAccess is who may sign in to a dashboard, and through which
+// proxies: serve's flags, read once for serve and serve --shards alike.
+type dashboardAccess struct {
+	adminPW, token  string
+	admins, viewers map[string]string
+	proxies         []netip.Prefix
+}
+
+func dashboardAccessOf(c *cli.Context) (*dashboardAccess, error) {
+	var da dashboardAccess
+	var err error
+	if da.adminPW, err = secretFrom(c.String("admin-password-file"), "BANJIA_ADMIN_PASSWORD"); err != nil {
+		return nil, err
+	}
+	if da.token, err = secretFrom(c.String("admin-token-file"), "BANJIA_ADMIN_TOKEN"); err != nil {
+		return nil, err
+	}
+	if da.admins, da.viewers, err = dashboardUsers(c.String("admins-file"), c.String("viewers-file"), c.String("admin-user")); err != nil {
+		return nil, err
+	}
+	if da.proxies, err = trustedProxies(c.StringSlice("trusted-proxy")); err != nil {
+		return nil, err
+	}
+	return &da, nil
+}
+
 func dashboardUsers(adminsFile, viewersFile, adminUser string) (admins, viewers map[string]string, err error) {
 	if adminsFile != "" {
 		if admins, err = readAdmins(adminsFile, "admin"); err != nil {

@@ -590,22 +590,11 @@ func controlShards(c *cli.Context, op, id string, paths []string) error {
 // read-only JSON API guarded by the admin token, and as the dashboard's job
 // list and job pages behind serve's sign-in (web.ShardView).
 func serveShards(c *cli.Context, dir string) error {
-	token, err := secretFrom(c.String("admin-token-file"), "BANJIA_ADMIN_TOKEN")
+	da, err := dashboardAccessOf(c)
 	if err != nil {
 		return err
 	}
-	adminPW, err := secretFrom(c.String("admin-password-file"), "BANJIA_ADMIN_PASSWORD")
-	if err != nil {
-		return err
-	}
-	admins, viewers, err := dashboardUsers(c.String("admins-file"), c.String("viewers-file"), c.String("admin-user"))
-	if err != nil {
-		return err
-	}
-	proxies, err := trustedProxies(c.StringSlice("trusted-proxy"))
-	if err != nil {
-		return err
-	}
+	adminPW, token, admins, viewers, proxies := da.adminPW, da.token, da.admins, da.viewers, da.proxies
 	if token == "" && adminPW == "" && len(admins) == 0 && len(viewers) == 0 {
 		return errors.New("serve --shards needs an admin password (BANJIA_ADMIN_PASSWORD or --admin-password-file), admins or viewers (--admins-file, --viewers-file) or the API token (BANJIA_ADMIN_TOKEN or --admin-token-file): it shows every shard's accounts")
 	}

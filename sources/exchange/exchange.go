@@ -82,27 +82,38 @@ var (
 // wrong secret fail with one token request, not one each.
 func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 	app := e.App
-	if app == nil {
-		return "", errors.New("no application given")
-	}
-	// The IMAP (or EWS) host says which cloud: its token resource and login host.
-	cl := CloudOf(e.Host)
-	cred, err := credential(app, cl, e.Password)
+	cred, scope, err := credentialFor(e)
 	if err != nil {
 		return "", err
-	}
-	if err := cred.refusal(); err != nil {
-		return "", err
-	}
-	scope := app.Scope
-	if scope == "" {
-		scope = cl.Scope
 	}
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
 		return "", cred.refused(tokenError(app, err))
 	}
 	return tok.Token, nil
+}
+
+// credentialFor is the endpoint's application credential and the scope
+// to ask: the IMAP (or EWS) host says which cloud, its token resource and
+// login host. A refusal remembered for the credential is returned at once.
+func credentialFor(e mail.Endpoint) (*appCredential, string, error) {
+	app := e.App
+	if app == nil {
+		return nil, "", errors.New("no application given")
+	}
+	cl := CloudOf(e.Host)
+	cred, err := credential(app, cl, e.Password)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cred.refusal(); err != nil {
+		return nil, "", err
+	}
+	scope := app.Scope
+	if scope == "" {
+		scope = cl.Scope
+	}
+	return cred, scope, nil
 }
 
 // FreshToken is a token issued after refused, which the server no longer
@@ -112,20 +123,9 @@ func Token(ctx context.Context, e mail.Endpoint) (string, error) {
 // at once cost one token request.
 func FreshToken(ctx context.Context, e mail.Endpoint, refused string) (string, error) {
 	app := e.App
-	if app == nil {
-		return "", errors.New("no application given")
-	}
-	cl := CloudOf(e.Host)
-	cred, err := credential(app, cl, e.Password)
+	cred, scope, err := credentialFor(e)
 	if err != nil {
 		return "", err
-	}
-	if err := cred.refusal(); err != nil {
-		return "", err
-	}
-	scope := app.Scope
-	if scope == "" {
-		scope = cl.Scope
 	}
 	renewMu.Lock()
 	defer renewMu.Unlock()
