@@ -100,14 +100,48 @@ func (a *accountRun) stopDone() bool {
 	r.ctl.Lock()
 	defer r.ctl.Unlock()
 	a.mu.Lock()
-	held, resumed := a.held, a.resumed
+	held, resumed, pending := a.held, a.resumed, a.hold
+	a.hold = nil
 	a.mu.Unlock()
 	if resumed {
 		if err := r.resumeStored(a.job.ID, a.acct.ID, a.resumedBy); err != nil {
 			r.cfg.Log.Error("account not resumed", "job", a.job.ID, "account", a.acct.ID, "err", err)
 		}
 	}
+	if pending != nil {
+		if err := r.holdStored(a.job.ID, a.acct.ID, pending); err != nil {
+			r.cfg.Log.Error("account request not applied", "job", a.job.ID, "account", a.acct.ID, "err", err)
+		}
+	}
 	return held
+}
+
+// holdStored carries out on the stored record a pause or an abandon that
+// reached the account after its run had decided how it ends (it was
+// still live, so the request went to the run): an account abandoned as
+// it failed is abandoned, not left failed.
+func (r *Runner) holdStored(jobID, id string, h *accountHold) error {
+	a, err := r.store.Account(jobID, id)
+	if err != nil {
+		return err
+	}
+	op := AccountPause
+	if h.to == state.AccountAbandoned {
+		op = AccountAbandon
+	}
+	if accountOpFits(op, a.State) != "" {
+		return nil
+	}
+	a.State = h.to
+	if h.to == state.AccountAbandoned {
+		a.Finished = time.Now().UTC()
+	}
+	a.SetReason(h.reason())
+	if err := r.store.PutAccounts(jobID, a); err != nil {
+		return err
+	}
+	r.eventOfBy(h.who, jobID, id, h.kind(), h.line(id))
+	return nil
 }
 
 // resumeStored puts a paused account back in the queue, as stored.
