@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -144,5 +145,50 @@ func TestReconnectWithoutAPlace(t *testing.T) {
 	}
 	if o, s, m := opens.Load(), shuts.Load(), maxOpenWhileWaiting.Load(); o != 3 || s != 1 || m != 0 {
 		t.Errorf("%d opens, %d closed while waiting, %d sessions open during the wait; want 3, 1, 0", o, s, m)
+	}
+}
+
+// TestHoldAfterTheRunEnded: an abandon that reaches an account while its
+// run is ending as failed (still live, so the request goes to the run,
+// which no longer looks at it) is carried out on the stored record: the
+// account reads abandoned by whoever asked, not failed.
+func TestHoldAfterTheRunEnded(t *testing.T) {
+	store, err := state.Open(filepath.Join(t.TempDir(), "banjia.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	job := &state.Job{ID: "j", State: state.JobRunning, Created: time.Now()}
+	if err := store.PutJob(job); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		was  state.AccountState
+		to   state.AccountState
+		want state.AccountState
+	}{
+		{"failed@old.test", state.AccountFailed, state.AccountAbandoned, state.AccountAbandoned},
+		{"done@old.test", state.AccountSucceeded, state.AccountAbandoned, state.AccountSucceeded},
+		{"paused-too-late@old.test", state.AccountFailed, state.AccountPaused, state.AccountFailed},
+	} {
+		a := &state.Account{ID: tc.id, Source: tc.id, State: tc.was}
+		if err := store.PutAccounts("j", a); err != nil {
+			t.Fatal(err)
+		}
+		r := New(store, Config{Log: slog.New(slog.DiscardHandler)})
+		ar := r.newAccountRun(job, a, context.Background())
+		ar.request(&accountHold{to: tc.to, who: "api:ops"})
+		ar.stopDone()
+		got, err := store.Account("j", tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != tc.want {
+			t.Errorf("%s: %s, asked %s: reads %s (%q), want %s", tc.id, tc.was, tc.to, got.State, got.Reason, tc.want)
+		}
+		if tc.want == state.AccountAbandoned && !strings.Contains(got.Reason, "abandoned by") {
+			t.Errorf("%s: reason %q does not say who abandoned it", tc.id, got.Reason)
+		}
 	}
 }
